@@ -1,0 +1,128 @@
+//! Runs a command for a customised stage: `{ command: [argv…], env: {…}, workdir }`.
+//! Exit 0 is success; a non-zero exit is retryable; a command that cannot start at all is
+//! permanent. The command sees `LIFEBOAT_RUN_ID`, `LIFEBOAT_STAGE`, `LIFEBOAT_ATTEMPT` and
+//! `LIFEBOAT_DRY_RUN`, and is killed if Lifeboat dies, so an orphan never finishes a stage
+//! the orchestrator will run again.
+
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tokio::process::Command;
+
+use super::specs::ExecSpec;
+use super::{Agent, Failure, Work};
+
+pub struct ExecAgent;
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(3);
+    lines[start..].join(" | ")
+}
+
+#[async_trait]
+impl Agent for ExecAgent {
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+
+    async fn execute(&self, work: &Work) -> Result<String, Failure> {
+        let spec: ExecSpec = work.spec()?;
+        let program = &spec.command[0];
+        if work.request.dry_run {
+            return match which(program, spec.workdir.as_deref()) {
+                true => Ok(format!("dry run: would run {}", shell_words(&spec.command))),
+                false => Err(Failure::permanent(format!(
+                    "dry run: `{program}` not found"
+                ))),
+            };
+        }
+        let mut cmd = Command::new(program);
+        cmd.args(&spec.command[1..])
+            .envs(&spec.env)
+            .env("LIFEBOAT_RUN_ID", work.request.run_id.to_string())
+            .env("LIFEBOAT_STAGE", &work.request.stage)
+            .env("LIFEBOAT_ATTEMPT", work.request.attempt.to_string())
+            .env("LIFEBOAT_DRY_RUN", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(dir) = &spec.workdir {
+            cmd.current_dir(dir);
+        }
+        die_with_parent(&mut cmd);
+        let child = cmd
+            .spawn()
+            .map_err(|e| Failure::permanent(format!("cannot start `{program}`: {e}")))?;
+        work.say(format!("running {}", shell_words(&spec.command)))
+            .await;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Failure::retryable(format!("waiting for `{program}` failed: {e}")))?;
+        if out.status.success() {
+            let said = tail(&out.stdout);
+            Ok(if said.is_empty() {
+                "exit 0".into()
+            } else {
+                format!("exit 0: {said}")
+            })
+        } else {
+            let code = out.status.code().map_or_else(
+                || "killed by a signal".to_string(),
+                |c| format!("exit code {c}"),
+            );
+            let said = tail(&out.stderr);
+            Err(Failure::retryable(if said.is_empty() {
+                code
+            } else {
+                format!("{code}: {said}")
+            }))
+        }
+    }
+}
+
+/// Asks the kernel to kill the child when the thread that spawned it (a runtime worker,
+/// which lives as long as the process) exits.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn which(program: &str, workdir: Option<&str>) -> bool {
+    if program.contains('/') {
+        let path = match workdir {
+            Some(d) if !program.starts_with('/') => std::path::Path::new(d).join(program),
+            _ => std::path::PathBuf::from(program),
+        };
+        return path.is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}

@@ -1,0 +1,37 @@
+//! The message bus seam: work requests to agents, progress back, lifecycle events out.
+//! `memory` is the embedded deployment's bus; Kafka sits behind the same trait.
+
+pub mod memory;
+pub mod messages;
+
+use async_trait::async_trait;
+
+pub use messages::*;
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()>;
+
+    /// Consumers sharing a `group` split the topic's messages between them; each group
+    /// sees every message. Delivery is at least once.
+    async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>>;
+
+    /// Whether the bus can take messages now (for `/readyz`).
+    async fn ready(&self) -> bool;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next message; `None` once the bus is shut down.
+    async fn next(&mut self) -> Option<Message>;
+
+    /// Marks everything received so far as handled (a commit, on a bus that keeps offsets).
+    async fn commit(&mut self) -> anyhow::Result<()>;
+}

@@ -1,0 +1,238 @@
+//! The command line (DESIGN.md section 4). Exit codes: 0 success, 1 the run or check
+//! failed, 2 bad usage or configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{App, InvalidWorkflows, Options};
+use crate::config::Settings;
+use crate::orchestrator::state::RunState;
+use crate::progress::{self, Approver, Watch};
+use crate::trigger::{self, Actor, Trigger};
+use crate::workflow::{Action, Catalog, PlannedStage, plan};
+
+#[derive(Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Disaster-recovery workflows, run by a durable orchestrator"
+)]
+pub struct Cli {
+    /// Settings file (default: $LIFEBOAT_CONFIG; the environment overrides it).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The service: HTTP API, orchestrator and, on the in-process bus, the agents.
+    Serve,
+    /// Check workflows, groups and routes; exit 1 with file:line:col errors.
+    Validate {
+        /// A workflows directory or one file (default: $LIFEBOAT_WORKFLOWS or workflows/).
+        path: Option<PathBuf>,
+    },
+    /// Print a group's stages as waves of parallel work.
+    Plan {
+        group: String,
+        #[arg(long, default_value = "failover")]
+        action: Action,
+    },
+    /// Run a group's workflow in this process with live progress; exit 0 on success.
+    Run {
+        group: String,
+        #[arg(long, default_value = "failover")]
+        action: Action,
+        /// Agents check their preconditions and say what they would do; nothing changes.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Approve every approval gate without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// A failover of the simulated petstore estate, end to end, with no setup.
+    Demo,
+    /// Measure the engine with no-op agents; prints one JSON object.
+    Bench {
+        /// Concurrent runs in the throughput and memory phase.
+        #[arg(long, default_value_t = 1000)]
+        runs: usize,
+        /// Stages per run (a chain).
+        #[arg(long, default_value_t = 10)]
+        stages: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        match dispatch(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Validate { path } => Ok(validate(&path.unwrap_or(settings.workflows))),
+        Command::Plan { group, action } => {
+            let catalog = load(&settings)?;
+            let (workflow, stages) = plan_for(&catalog, &group, action)?;
+            print!(
+                "{}",
+                plan::render(&format!("{group} {action} → {workflow}"), &stages)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => serve(settings).await,
+        Command::Run {
+            group,
+            action,
+            dry_run,
+            reason,
+            yes,
+        } => {
+            let app = App::start(&settings, Options::default()).await?;
+            let actor = Actor::terminal();
+            let approver = if yes {
+                Approver::Auto {
+                    actor: actor.to_string(),
+                    after: Duration::ZERO,
+                }
+            } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                Approver::Prompt {
+                    actor: actor.to_string(),
+                }
+            } else {
+                Approver::Reject {
+                    why: "approval needed, and no terminal to ask on (pass --yes)".into(),
+                }
+            };
+            let watch = Watch::new(&app).await?;
+            let trigger = Trigger {
+                actor,
+                group,
+                action,
+                dry_run,
+                reason,
+                params: Default::default(),
+            };
+            let run = trigger::start(&app.orchestrator, trigger).await?;
+            eprintln!("run {} started", run.id);
+            let done = progress::follow(&app, watch, &run, approver).await?;
+            println!("{}", progress::summary(&done));
+            app.shutdown().await;
+            Ok(if done.state == RunState::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Demo => crate::demo::run().await,
+        Command::Bench { runs, stages } => {
+            let report = crate::bench::run(runs, stages).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(settings: &Settings) -> anyhow::Result<Catalog> {
+    Catalog::load(&settings.workflows).map_err(|d| InvalidWorkflows(d).into())
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    if !path.exists() {
+        eprintln!("error: {} does not exist", path.display());
+        return ExitCode::from(2);
+    }
+    match Catalog::load(path) {
+        Ok(catalog) => {
+            println!("{}", catalog.summary());
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                println!("{d}");
+            }
+            eprintln!("{} problem(s) found", diagnostics.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The workflow name and planned stages a group runs for an action.
+pub fn plan_for(
+    catalog: &Catalog,
+    group: &str,
+    action: Action,
+) -> anyhow::Result<(String, Vec<PlannedStage>)> {
+    let g = catalog.groups.get(group).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown group `{group}` (groups: {})",
+            catalog
+                .groups
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let name = g
+        .workflow_for(action)
+        .ok_or_else(|| anyhow::anyhow!("group `{group}` has no {action} workflow"))?;
+    let wf = catalog
+        .workflows
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("workflow `{name}` is not defined"))?;
+    let params = wf.params_with(&[&g.params]).map_err(anyhow::Error::msg)?;
+    let stages = wf.plan(&params).map_err(|d| {
+        anyhow::anyhow!(
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    Ok((name.to_string(), stages))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    crate::http::check_exposure(settings.listen, &settings.api_tokens)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let app = App::start(&settings, Options::default()).await?;
+    let state = crate::http::AppState::new(&app, settings.api_tokens.clone());
+    tracing::info!(listen = %settings.listen, database = %settings.database_url, instance = %app.instance, "Lifeboat is serving.");
+    axum::serve(listener, crate::http::router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    app.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! Settings: defaults are the embedded deployment; `lifeboat.yaml` (from `--config` or
+//! `LIFEBOAT_CONFIG`) may set any key; the environment overrides both. Secrets come only
+//! from the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub kafka_brokers: Option<String>,
+    pub workflows: PathBuf,
+    /// `(name, token)` pairs from `LIFEBOAT_API_TOKENS`.
+    pub api_tokens: Vec<(String, String)>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    database_url: Option<String>,
+    kafka_brokers: Option<String>,
+    workflows: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let path = config
+            .map(Path::to_path_buf)
+            .or_else(|| env("LIFEBOAT_CONFIG").map(PathBuf::from));
+        let file: File = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                crate::workflow::source::parse(p, &text).map_err(|d| anyhow::anyhow!("{d}"))?
+            }
+            None => File::default(),
+        };
+        let listen = env("LIFEBOAT_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen.parse().with_context(|| {
+            format!("LIFEBOAT_LISTEN {listen:?} is not an address like 127.0.0.1:8080")
+        })?;
+        Ok(Settings {
+            listen,
+            database_url: env("LIFEBOAT_DATABASE_URL")
+                .or(file.database_url)
+                .unwrap_or_else(|| "sqlite://lifeboat.db".into()),
+            kafka_brokers: env("LIFEBOAT_KAFKA_BROKERS").or(file.kafka_brokers),
+            workflows: env("LIFEBOAT_WORKFLOWS")
+                .map(PathBuf::from)
+                .or(file.workflows)
+                .unwrap_or_else(|| "workflows".into()),
+            api_tokens: parse_tokens(&env("LIFEBOAT_API_TOKENS").unwrap_or_default())?,
+        })
+    }
+}
+
+/// `name:token,name:token`; a bare token is named `api`.
+pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<(String, String)>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (name, token) = entry.split_once(':').unwrap_or(("api", entry));
+            anyhow::ensure!(
+                token.len() >= 16,
+                "LIFEBOAT_API_TOKENS: the token of `{name}` is shorter than 16 characters"
+            );
+            Ok((name.to_string(), token.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,110 @@
+//! `lifeboat demo`: the whole product on the embedded deployment with no setup. It starts
+//! the service (store in a temporary directory, HTTP on a free loopback port), sends
+//! `failover petstore` through the chat command path, approves the gate as the demo user,
+//! streams the run and prints the summary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::app::{App, Options};
+use crate::commands::{self, Command};
+use crate::config::Settings;
+use crate::orchestrator::state::RunState;
+use crate::progress::{self, Approver, Watch};
+use crate::trigger::{self, Actor, Trigger};
+
+/// The example workflows, for a demo started outside a checkout.
+const BUILTIN: &[(&str, &str)] = &[
+    ("petstore.yaml", include_str!("../workflows/petstore.yaml")),
+    (
+        "petstore-failback.yaml",
+        include_str!("../workflows/petstore-failback.yaml"),
+    ),
+    ("groups.yaml", include_str!("../workflows/groups.yaml")),
+    ("routes.yaml", include_str!("../workflows/routes.yaml")),
+];
+
+fn workflows(dir: &Path) -> anyhow::Result<PathBuf> {
+    let local = PathBuf::from("workflows");
+    if local.join("groups.yaml").is_file() && local.join("petstore.yaml").is_file() {
+        return Ok(local);
+    }
+    let target = dir.join("workflows");
+    std::fs::create_dir_all(&target)?;
+    for (name, text) in BUILTIN {
+        std::fs::write(target.join(name), text)?;
+    }
+    Ok(target)
+}
+
+pub async fn run() -> anyhow::Result<ExitCode> {
+    let dir = tempfile_dir()?;
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: format!("sqlite://{}", dir.join("demo.db").display()),
+        kafka_brokers: None,
+        workflows: workflows(&dir)?,
+        api_tokens: Vec::new(),
+    };
+    println!("Lifeboat demo: a failover of the petstore group on a SIMULATED estate.");
+    println!(
+        "Nothing outside this process is touched; the store is {}.",
+        dir.join("demo.db").display()
+    );
+
+    let app = App::start(&settings, Options::default()).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let router = crate::http::router(crate::http::AppState::new(&app, Vec::new()));
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    println!("Service up: http://{addr}/api/v1/runs (runs), /metrics, /readyz\n");
+
+    let text = "failover petstore --reason region-b is down (demo)";
+    println!("> /dr {text}");
+    let Command::Start {
+        action,
+        group,
+        dry_run,
+        reason,
+    } = commands::parse(text).map_err(anyhow::Error::msg)?
+    else {
+        anyhow::bail!("the demo command did not parse as a start");
+    };
+    let actor = Actor::Terminal("demo".into());
+    let watch = Watch::new(&app).await?;
+    let trigger = Trigger {
+        actor: actor.clone(),
+        group,
+        action,
+        dry_run,
+        reason,
+        params: Default::default(),
+    };
+    let run = trigger::start(&app.orchestrator, trigger).await?;
+    println!("run {} started\n", run.id);
+    let approver = Approver::Auto {
+        actor: actor.to_string(),
+        after: Duration::from_millis(800),
+    };
+    let done = progress::follow(&app, watch, &run, approver).await?;
+    println!("{}", progress::summary(&done));
+    println!("The audit trail: GET http://{addr}/api/v1/runs/{}", done.id);
+
+    server.abort();
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(if done.state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lifeboat-demo-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,228 @@
+//! `/api/v1`: runs and groups. Every handler takes the caller from the bearer token.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::{self as body, CreateRun, Decision};
+use super::{ApiError, AppState};
+use crate::ids::RunId;
+use crate::trigger::{self, Actor, Trigger};
+use crate::workflow::{Action, Params, plan};
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct Caller(pub Actor);
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.tokens.is_empty() {
+            return Ok(Caller(Actor::Api("local".into())));
+        }
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .tokens
+            .iter()
+            .find(|(_, token)| constant_time_eq(token.as_bytes(), presented.trim().as_bytes()))
+            .map(|(name, _)| Caller(Actor::Api(name.clone())))
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+fn run_id(raw: &str) -> Result<RunId, ApiError> {
+    RunId::from_str(raw).map_err(|_| ApiError::bad_request(format!("`{raw}` is not a run id")))
+}
+
+fn action(raw: Option<&str>) -> Result<Action, ApiError> {
+    raw.unwrap_or("failover")
+        .parse()
+        .map_err(ApiError::bad_request)
+}
+
+pub async fn create_run(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: CreateRun = body::body(&bytes, false)?;
+    let action = action(req.action.as_deref())?;
+    let params: Params = req.params.into_iter().collect();
+    let run = trigger::start(
+        &state.orchestrator,
+        Trigger {
+            actor,
+            group: req.group,
+            action,
+            dry_run: req.dry_run,
+            reason: req.reason,
+            params,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(body::run(&run, None))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    group: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_runs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let runs = state
+        .orchestrator
+        .store()
+        .list_runs(q.group.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(
+        json!({ "runs": runs.iter().map(|r| body::run(r, None)).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn get_run(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&id)?;
+    let store = state.orchestrator.store();
+    let internal =
+        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let run = store
+        .load_run(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    let events = store.audit(id).await.map_err(internal)?;
+    Ok(Json(body::run(&run, Some(&events))))
+}
+
+async fn decide(
+    state: &AppState,
+    actor: Actor,
+    id: &str,
+    bytes: &Bytes,
+    what: &str,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(id)?;
+    let d: Decision = body::body(bytes, true)?;
+    let o = &state.orchestrator;
+    let actor = actor.to_string();
+    let run = match what {
+        "approve" => o.approve(id, d.stage, &actor).await?,
+        "reject" => o.reject(id, &actor, d.reason).await?,
+        _ => o.cancel(id, &actor, d.reason).await?,
+    };
+    Ok(Json(body::run(&run, None)))
+}
+
+pub async fn cancel_run(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    decide(&s, a, &id, &b, "cancel").await
+}
+
+pub async fn approve_run(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    decide(&s, a, &id, &b, "approve").await
+}
+
+pub async fn reject_run(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    decide(&s, a, &id, &b, "reject").await
+}
+
+pub async fn list_groups(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let groups: Vec<Value> = state
+        .orchestrator
+        .catalog()
+        .groups
+        .values()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "description": g.description,
+                "services": g.services,
+                "workflows": g.workflows.iter().map(|(a, w)| (a.to_string(), Value::String(w.clone()))).collect::<serde_json::Map<_, _>>(),
+                "channel": g.channel,
+            })
+        })
+        .collect();
+    Json(json!({ "groups": groups }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuery {
+    action: Option<String>,
+}
+
+pub async fn group_plan(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    query: Result<Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let action = action(q.action.as_deref())?;
+    let catalog = state.orchestrator.catalog();
+    let (workflow, stages) = crate::cli::plan_for(catalog, &name, action)
+        .map_err(|e| ApiError::not_found(e.to_string()))?;
+    let waves: Vec<Value> = plan::waves(&stages)
+        .iter()
+        .map(|wave| {
+            Value::Array(
+                wave.iter()
+                    .map(|&i| {
+                        let s = &stages[i];
+                        json!({
+                            "name": s.name,
+                            "agent": s.agent,
+                            "approval": s.approval || s.agent == "approval",
+                            "after": s.after.iter().map(|&a| stages[a].name.clone()).collect::<Vec<_>>(),
+                            "max_attempts": s.retry.max_attempts,
+                        })
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(Json(
+        json!({ "group": name, "action": action, "workflow": workflow, "waves": waves }),
+    ))
+}

@@ -1,0 +1,93 @@
+//! Every error answers JSON: `{"error": "..."}` plus details where they help.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::orchestrator::machine::Refusal;
+use crate::orchestrator::{CommandError, CreateRunError};
+use crate::trigger::StartError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            extra: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let (Some((k, v)), Some(map)) = (self.extra, body.as_object_mut()) {
+            map.insert(k.to_string(), v);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            StartError::Create(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateRunError> for ApiError {
+    fn from(e: CreateRunError) -> Self {
+        let message = e.to_string();
+        match e {
+            CreateRunError::UnknownGroup(_) | CreateRunError::NoWorkflow { .. } => {
+                ApiError::not_found(message)
+            }
+            CreateRunError::BadParams(_) => ApiError::bad_request(message),
+            CreateRunError::Busy(crate::store::CreateError::Busy { active, .. }) => ApiError {
+                status: StatusCode::CONFLICT,
+                message,
+                extra: Some(("active_run", Value::String(active.to_string()))),
+            },
+            CreateRunError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            CreateRunError::Busy(_) | CreateRunError::Store(_) => {
+                tracing::error!(error = %message, "Run creation failed.");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        let message = e.to_string();
+        match e {
+            CommandError::NotFound(_) | CommandError::UnknownStage(_) => {
+                ApiError::not_found(message)
+            }
+            CommandError::Refused(
+                Refusal::Finished(_) | Refusal::NoApprovalPending | Refusal::NotAwaitingApproval(_),
+            ) => ApiError::new(StatusCode::CONFLICT, message),
+            CommandError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            CommandError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Request bodies and response shapes of the API.
+
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use crate::clock::{Millis, rfc3339};
+use crate::orchestrator::machine::Audit;
+use crate::orchestrator::state::Run;
+
+/// Parses a JSON body; a malformed one is a 400 that says what and where. An empty body
+/// counts as `{}` where every field is optional.
+pub fn body<T: DeserializeOwned>(bytes: &Bytes, empty_ok: bool) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        if !empty_ok {
+            return Err(ApiError::bad_request(
+                "request body is empty: expected a JSON object",
+            ));
+        }
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    pub group: String,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub stage: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn time(ms: Option<Millis>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
+}
+
+fn duration(start: Option<Millis>, end: Option<Millis>) -> Value {
+    match (start, end) {
+        (Some(s), Some(e)) => json!(e - s),
+        _ => Value::Null,
+    }
+}
+
+pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
+    let stages: Vec<Value> = run
+        .plan
+        .iter()
+        .zip(&run.stages)
+        .map(|(p, s)| {
+            json!({
+                "name": p.name,
+                "agent": p.agent,
+                "state": s.state,
+                "attempts": s.attempts,
+                "started_at": time(s.started_at),
+                "finished_at": time(s.finished_at),
+                "duration_ms": duration(s.started_at, s.finished_at),
+                "message": s.message,
+                "after": p.after.iter().map(|&i| run.plan[i].name.clone()).collect::<Vec<_>>(),
+                "approval": p.approval || p.agent == "approval",
+                "approved_by": s.approved_by,
+                "retry_at": time(s.retry_at),
+            })
+        })
+        .collect();
+    let mut out = json!({
+        "id": run.id,
+        "group": run.group,
+        "action": run.action,
+        "workflow": run.workflow,
+        "dry_run": run.dry_run,
+        "reason": run.reason,
+        "requested_by": run.requested_by,
+        "params": run.params,
+        "state": run.state,
+        "created_at": time(Some(run.created_at)),
+        "started_at": time(run.started_at),
+        "finished_at": time(run.finished_at),
+        "duration_ms": duration(Some(run.created_at), run.finished_at),
+        "message": run.message,
+        "stages": stages,
+    });
+    if let (Some(events), Some(map)) = (events, out.as_object_mut()) {
+        let events: Vec<Value> = events
+            .iter()
+            .map(|a| {
+                json!({
+                    "at": rfc3339(a.at),
+                    "actor": a.actor,
+                    "kind": a.kind,
+                    "stage": a.stage,
+                    "attempt": a.attempt,
+                    "message": a.message,
+                })
+            })
+            .collect();
+        map.insert("events".into(), Value::Array(events));
+    }
+    out
+}

@@ -1,0 +1,68 @@
+//! The HTTP surface (DESIGN.md section 5): the runs and groups API, health, readiness and
+//! metrics. Chat and alert webhooks mount here as their own modules, each verifying the
+//! request before parsing it.
+
+mod api;
+mod error;
+mod json;
+mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::app::App;
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::orchestrator::Orchestrator;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub orchestrator: Orchestrator,
+    pub metrics: Arc<Metrics>,
+    pub bus: Arc<dyn Bus>,
+    /// `(name, token)`; empty means the API is open, which `serve` allows only on loopback.
+    pub tokens: Arc<Vec<(String, String)>>,
+}
+
+impl AppState {
+    pub fn new(app: &App, tokens: Vec<(String, String)>) -> Self {
+        AppState {
+            orchestrator: app.orchestrator.clone(),
+            metrics: app.metrics.clone(),
+            bus: app.bus.clone(),
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
+        .route("/api/v1/runs/{id}", get(api::get_run))
+        .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
+        .route("/api/v1/runs/{id}/approve", post(api::approve_run))
+        .route("/api/v1/runs/{id}/reject", post(api::reject_run))
+        .route("/api/v1/groups", get(api::list_groups))
+        .route("/api/v1/groups/{name}/plan", get(api::group_plan))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}
+
+/// Refuses an open API anywhere but on loopback.
+pub fn check_exposure(listen: SocketAddr, tokens: &[(String, String)]) -> anyhow::Result<()> {
+    if tokens.is_empty() && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the API on {listen} without LIFEBOAT_API_TOKENS: set tokens, or listen on 127.0.0.1"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Liveness, readiness and metrics.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the store and the bus both answer.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = state.orchestrator.store().ping().await;
+    let bus = state.bus.ready().await;
+    let status = if store && bus {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = if store && bus { "ready" } else { "not ready" };
+    (
+        status,
+        Json(json!({ "status": word, "store": store, "bus": bus })),
+    )
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.metrics.render(state.orchestrator.store()).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => super::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("metrics unavailable: {e}"),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,147 @@
+//! Prometheus metrics. Counts by state come from the store at scrape time, so every replica
+//! reports the same truth; durations, retries and the orchestration overhead are observed
+//! by the engine as they happen.
+
+use std::collections::HashMap;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ids::RunId;
+use crate::orchestrator::machine::Audit;
+use crate::orchestrator::state::{Run, RunState, StageState};
+use crate::store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    agent: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentLabel {
+    agent: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<StateLabel, Gauge>,
+    stages: Family<StateLabel, Gauge>,
+    stage_seconds: Family<StageLabel, Histogram, fn() -> Histogram>,
+    retries: Family<AgentLabel, Counter>,
+    overhead_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lifeboat");
+        let runs = Family::<StateLabel, Gauge>::default();
+        let stages = Family::<StateLabel, Gauge>::default();
+        let stage_seconds =
+            Family::<StageLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                (|| Histogram::new(exponential_buckets(0.01, 2.0, 18))) as fn() -> Histogram,
+            );
+        let retries = Family::<AgentLabel, Counter>::default();
+        let overhead_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("runs", "Runs by state", runs.clone());
+        registry.register("stages", "Stages by state", stages.clone());
+        registry.register(
+            "stage_duration_seconds",
+            "Time from a stage's first dispatch to its end",
+            stage_seconds.clone(),
+        );
+        registry.register(
+            "stage_retries",
+            "Attempts retried after a failure",
+            retries.clone(),
+        );
+        registry.register(
+            "stage_overhead_seconds",
+            "From a lease's successful release to the dispatch of the stage waiting on it",
+            overhead_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            stages,
+            stage_seconds,
+            retries,
+            overhead_seconds,
+        }
+    }
+
+    pub fn overhead(&self, micros: i64) {
+        self.overhead_seconds.observe(micros as f64 / 1e6);
+    }
+
+    /// Learns from the audit records of a committed batch.
+    pub fn observe(&self, audit: &[(RunId, Audit)], runs: &HashMap<RunId, Run>) {
+        for (id, a) in audit {
+            let (Some(run), Some(stage)) = (runs.get(id), a.stage.as_deref()) else {
+                continue;
+            };
+            let Some(i) = run.stage_index(stage) else {
+                continue;
+            };
+            let agent = run.plan[i].agent.clone();
+            match a.kind.as_str() {
+                "stage.retrying" => {
+                    self.retries.get_or_create(&AgentLabel { agent }).inc();
+                }
+                "stage.succeeded" | "stage.failed" => {
+                    let s = &run.stages[i];
+                    if let (Some(start), Some(end)) = (s.started_at, s.finished_at) {
+                        self.stage_seconds
+                            .get_or_create(&StageLabel {
+                                agent,
+                                outcome: a.kind[6..].to_string(),
+                            })
+                            .observe((end - start).max(0) as f64 / 1000.0);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The Prometheus text exposition, with the by-state counts read from the store.
+    pub async fn render(&self, store: &Store) -> anyhow::Result<String> {
+        let (runs, stages) = store.state_counts().await?;
+        let runs: HashMap<String, i64> = runs.into_iter().collect();
+        let stages: HashMap<String, i64> = stages.into_iter().collect();
+        for s in RunState::ALL {
+            let n = runs.get(s.as_str()).copied().unwrap_or(0);
+            self.runs
+                .get_or_create(&StateLabel {
+                    state: s.to_string(),
+                })
+                .set(n);
+        }
+        for s in StageState::ALL {
+            let n = stages.get(s.as_str()).copied().unwrap_or(0);
+            self.stages
+                .get_or_create(&StateLabel {
+                    state: s.to_string(),
+                })
+                .set(n);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

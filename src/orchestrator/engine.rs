@@ -1,0 +1,599 @@
+//! The engine: one task that owns the unfinished runs. It takes inputs (new runs, lease
+//! outcomes, agent progress, timers, approvals), applies them with the pure state machine,
+//! stores every resulting change in one transaction (state, audit, outbox, revocations),
+//! and only then publishes the outbox. Inputs that arrive together are committed together,
+//! which is what keeps SQLite fast under a thousand concurrent runs.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::backoff;
+use super::machine::{self, Audit, Ctx, Effect, Input, Outcome, Refusal};
+use super::state::{Run, RunState};
+use crate::bus::{self, Bus, Progress, ProgressKind, RunEvent, WorkRequest};
+use crate::clock::{self, Millis};
+use crate::ids::{self, RunId};
+use crate::metrics::Metrics;
+use crate::semaphore::{LeaseOutcome, OutcomeKind, Semaphore};
+use crate::store::{Batch, OutboxMessage, Revocation, RunWrite, Store};
+
+/// Most inputs folded into one transaction.
+const BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("run {0} not found")]
+    NotFound(RunId),
+    #[error("stage `{0}` not found")]
+    UnknownStage(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("the orchestrator could not store the change: {0}")]
+    Store(String),
+    #[error("the orchestrator is shutting down")]
+    Closed,
+}
+
+type Reply = oneshot::Sender<Result<Run, CommandError>>;
+
+pub enum Command {
+    /// A run just inserted by `Orchestrator::create`.
+    Start(Box<Run>),
+    Apply {
+        run: RunId,
+        input: Input,
+        reply: Option<Reply>,
+    },
+    /// Approve by stage name, resolved against the run's plan inside the engine.
+    Approve {
+        run: RunId,
+        stage: Option<String>,
+        actor: String,
+        reply: Reply,
+    },
+    Outcome(LeaseOutcome),
+    Progress(Progress),
+}
+
+/// Feeds lease outcomes into the engine (the semaphore's sink).
+pub fn outcome_channel() -> (
+    mpsc::UnboundedSender<LeaseOutcome>,
+    mpsc::UnboundedReceiver<LeaseOutcome>,
+) {
+    mpsc::unbounded_channel()
+}
+
+/// Where the release-to-dispatch overhead is recorded, for `lifeboat bench`.
+pub type OverheadLog = Arc<std::sync::Mutex<Vec<u32>>>;
+
+pub struct Engine {
+    store: Store,
+    bus: Arc<dyn Bus>,
+    semaphore: Semaphore,
+    metrics: Arc<Metrics>,
+    runs: HashMap<RunId, Run>,
+    timers: BinaryHeap<Reverse<(Millis, RunId)>>,
+    /// Outbox rows published but not yet deleted.
+    delivered: Vec<i64>,
+    overhead: Option<OverheadLog>,
+}
+
+/// One input in a batch, with what the engine needs after the commit.
+pub struct Item {
+    run: RunId,
+    input: Input,
+    reply: Option<Reply>,
+    /// When the lease behind this input was released, for the overhead measurement.
+    released_us: Option<i64>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        bus: Arc<dyn Bus>,
+        semaphore: Semaphore,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Engine {
+            store,
+            bus,
+            semaphore,
+            metrics,
+            runs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            delivered: Vec::new(),
+            overhead: None,
+        }
+    }
+
+    pub fn record_overhead(&mut self, log: OverheadLog) {
+        self.overhead = Some(log);
+    }
+
+    /// Picks up every unfinished run where it stopped: publishes what the outbox still
+    /// holds, applies outcomes recorded while no engine was running, and sends again the
+    /// work requests of attempts that have neither a lease nor an outcome.
+    pub async fn recover(&mut self) -> anyhow::Result<Vec<Item>> {
+        for row in self.store.pending_outbox().await? {
+            let m = row.message;
+            self.bus
+                .publish(&m.topic, &m.key, m.payload.into_bytes())
+                .await?;
+            self.delivered.push(row.id);
+        }
+        let mut items = Vec::new();
+        for run in self.store.active_runs().await? {
+            let outcomes = self.semaphore.outcomes_for(run.id).await?;
+            if run.state == RunState::Pending {
+                items.push(Item {
+                    run: run.id,
+                    input: Input::Start,
+                    reply: None,
+                    released_us: None,
+                });
+            }
+            for (i, stage) in run.stages.iter().enumerate() {
+                if !stage.state.in_flight() {
+                    continue;
+                }
+                let request = ids::request_id(run.id, &run.plan[i].name, stage.attempts);
+                match outcomes.iter().find(|o| o.request_id == request) {
+                    Some(o) => items.extend(self.outcome_item(&run, o.clone())),
+                    None => {
+                        let w = work_request(&run, i);
+                        self.publish_work(&w).await?;
+                    }
+                }
+            }
+            items.push(Item {
+                run: run.id,
+                input: Input::Tick,
+                reply: None,
+                released_us: None,
+            });
+            if let Some(at) = run.next_wake() {
+                self.timers.push(Reverse((at, run.id)));
+            }
+            tracing::info!(run_id = %run.id, group = %run.group, state = %run.state, "Resuming run.");
+            self.runs.insert(run.id, run);
+        }
+        Ok(items)
+    }
+
+    async fn publish_work(&self, w: &WorkRequest) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(w)?;
+        self.bus
+            .publish(&bus::work_topic(&w.agent), &w.run_id.to_string(), payload)
+            .await
+    }
+
+    fn outcome_item(&self, run: &Run, o: LeaseOutcome) -> Option<Item> {
+        let stage = run.stage_index(&o.stage)?;
+        let outcome = match o.kind {
+            OutcomeKind::Succeeded => Outcome::Succeeded { message: o.message },
+            OutcomeKind::Failed => Outcome::Failed {
+                retryable: o.retryable,
+                message: o.message.unwrap_or_else(|| "failed".into()),
+            },
+            OutcomeKind::Expired => Outcome::Expired,
+            OutcomeKind::Revoked => Outcome::Revoked,
+        };
+        let actor = match (&o.kind, &o.holder) {
+            (OutcomeKind::Succeeded | OutcomeKind::Failed, Some(h)) => format!("agent:{h}"),
+            _ => machine::SYSTEM.to_string(),
+        };
+        Some(Item {
+            run: o.run_id,
+            input: Input::Outcome {
+                stage,
+                attempt: o.attempt,
+                outcome,
+                actor,
+            },
+            reply: None,
+            released_us: Some(o.released_us),
+        })
+    }
+
+    /// Runs until every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, initial: Vec<Item>) {
+        if !initial.is_empty() {
+            self.process(initial).await;
+        }
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => {
+                        let wait = (at - clock::now_ms()).max(0) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let mut commands = Vec::new();
+            tokio::select! {
+                first = rx.recv() => match first {
+                    Some(c) => commands.push(c),
+                    None => break,
+                },
+                _ = sleep => {}
+            }
+            while commands.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(c) => commands.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut items = self.due_ticks();
+            for c in commands {
+                if let Some(item) = self.item_for(c).await {
+                    items.push(item);
+                }
+            }
+            if !items.is_empty() {
+                self.process(items).await;
+            }
+            if !self.delivered.is_empty() && rx.is_empty() {
+                let ids = std::mem::take(&mut self.delivered);
+                if let Err(e) = self.store.delete_outbox(&ids).await {
+                    tracing::warn!(error = %e, "Could not trim the outbox; will retry.");
+                    self.delivered.extend(ids);
+                }
+            }
+        }
+    }
+
+    fn due_ticks(&mut self) -> Vec<Item> {
+        let now = clock::now_ms();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, run))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !due.contains(&run) {
+                due.push(run);
+            }
+        }
+        due.into_iter()
+            .map(|run| Item {
+                run,
+                input: Input::Tick,
+                reply: None,
+                released_us: None,
+            })
+            .collect()
+    }
+
+    async fn item_for(&mut self, command: Command) -> Option<Item> {
+        match command {
+            Command::Start(run) => {
+                let id = run.id;
+                self.runs.insert(id, *run);
+                Some(Item {
+                    run: id,
+                    input: Input::Start,
+                    reply: None,
+                    released_us: None,
+                })
+            }
+            Command::Apply { run, input, reply } => Some(Item {
+                run,
+                input,
+                reply,
+                released_us: None,
+            }),
+            Command::Approve {
+                run,
+                stage,
+                actor,
+                reply,
+            } => {
+                let loaded = match self.cached(run).await {
+                    Some(r) => r,
+                    None => {
+                        let _ = reply.send(Err(self.missing(run).await));
+                        return None;
+                    }
+                };
+                let stage = match stage {
+                    None => None,
+                    Some(name) => match loaded.stage_index(&name) {
+                        Some(i) => Some(i),
+                        None => {
+                            let _ = reply.send(Err(CommandError::UnknownStage(name)));
+                            return None;
+                        }
+                    },
+                };
+                Some(Item {
+                    run,
+                    input: Input::Approve { actor, stage },
+                    reply: Some(reply),
+                    released_us: None,
+                })
+            }
+            Command::Outcome(o) => {
+                let run = self.cached(o.run_id).await?.clone();
+                self.outcome_item(&run, o)
+            }
+            Command::Progress(p) => {
+                if p.kind != ProgressKind::Accepted {
+                    return None;
+                }
+                let run = self.cached(p.run_id).await?;
+                let stage = run.stage_index(&p.stage)?;
+                Some(Item {
+                    run: p.run_id,
+                    input: Input::Accepted {
+                        stage,
+                        attempt: p.attempt,
+                        agent: format!("agent:{}", p.agent_instance),
+                    },
+                    reply: None,
+                    released_us: None,
+                })
+            }
+        }
+    }
+
+    /// The unfinished run, from memory or (after a failed write or on another replica's
+    /// run) from the store.
+    async fn cached(&mut self, id: RunId) -> Option<&Run> {
+        if !self.runs.contains_key(&id) {
+            match self.store.load_run(id).await {
+                Ok(Some(run)) if !run.state.is_final() => {
+                    self.runs.insert(id, run);
+                }
+                Ok(_) => return None,
+                Err(e) => {
+                    tracing::warn!(run_id = %id, error = %e, "Could not load run.");
+                    return None;
+                }
+            }
+        }
+        self.runs.get(&id)
+    }
+
+    async fn missing(&self, id: RunId) -> CommandError {
+        match self.store.load_run(id).await {
+            Ok(Some(run)) => CommandError::Refused(Refusal::Finished(run.state)),
+            Ok(None) => CommandError::NotFound(id),
+            Err(e) => CommandError::Store(e.to_string()),
+        }
+    }
+
+    async fn process(&mut self, items: Vec<Item>) {
+        let now = clock::now_ms();
+        let ctx = Ctx {
+            now,
+            backoff: &backoff::jittered,
+        };
+        // Per run: the version the batch started from and the stages it changed.
+        let mut touched: Vec<(RunId, i64, Vec<usize>)> = Vec::new();
+        let mut audit: Vec<(RunId, Audit)> = Vec::new();
+        let mut effects: Vec<(RunId, Effect, Option<i64>)> = Vec::new();
+        let mut replies: Vec<(RunId, Reply)> = Vec::new();
+
+        for item in items {
+            if self.cached(item.run).await.is_none() {
+                if let Some(reply) = item.reply {
+                    let _ = reply.send(Err(self.missing(item.run).await));
+                }
+                continue;
+            }
+            let Some(run) = self.runs.get_mut(&item.run) else {
+                continue;
+            };
+            let version = run.version;
+            match machine::apply(run, item.input, &ctx) {
+                Err(refusal) => {
+                    if let Some(reply) = item.reply {
+                        let _ = reply.send(Err(refusal.into()));
+                    }
+                }
+                Ok(t) => {
+                    if !t.is_empty() {
+                        let entry = match touched.iter_mut().find(|(id, _, _)| *id == item.run) {
+                            Some(e) => e,
+                            None => {
+                                touched.push((item.run, version, Vec::new()));
+                                touched.last_mut().expect("just pushed")
+                            }
+                        };
+                        for i in t.changed {
+                            if !entry.2.contains(&i) {
+                                entry.2.push(i);
+                            }
+                        }
+                        audit.extend(t.audit.into_iter().map(|a| (item.run, a)));
+                        effects.extend(
+                            t.effects
+                                .into_iter()
+                                .map(|e| (item.run, e, item.released_us)),
+                        );
+                    }
+                    if let Some(reply) = item.reply {
+                        replies.push((item.run, reply));
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
+            for (id, reply) in replies {
+                let _ = reply.send(
+                    self.runs
+                        .get(&id)
+                        .cloned()
+                        .ok_or(CommandError::NotFound(id)),
+                );
+            }
+            return;
+        }
+
+        for (id, expected, _) in &touched {
+            if let Some(run) = self.runs.get_mut(id) {
+                run.version = expected + 1;
+            }
+        }
+        let mut outbox = Vec::new();
+        let mut dispatches: Vec<(usize, Option<i64>)> = Vec::new();
+        let mut revocations = Vec::new();
+        for (id, effect, released_us) in &effects {
+            let Some(run) = self.runs.get(id) else {
+                continue;
+            };
+            match effect {
+                Effect::Dispatch { stage } => {
+                    let w = work_request(run, *stage);
+                    dispatches.push((outbox.len(), *released_us));
+                    outbox.push(OutboxMessage {
+                        topic: bus::work_topic(&w.agent),
+                        key: id.to_string(),
+                        payload: serde_json::to_string(&w).unwrap_or_default(),
+                    });
+                }
+                Effect::Revoke {
+                    stage,
+                    attempt,
+                    reason,
+                } => revocations.push(Revocation {
+                    request_id: ids::request_id(*id, &run.plan[*stage].name, *attempt),
+                    run_id: *id,
+                    stage: run.plan[*stage].name.clone(),
+                    attempt: *attempt,
+                    reason: reason.clone(),
+                }),
+            }
+        }
+        for (id, a) in &audit {
+            if let Some(run) = self.runs.get(id) {
+                outbox.push(OutboxMessage {
+                    topic: bus::EVENTS_TOPIC.to_string(),
+                    key: id.to_string(),
+                    payload: serde_json::to_string(&event(run, a)).unwrap_or_default(),
+                });
+            }
+        }
+        let delivered = std::mem::take(&mut self.delivered);
+        let result = {
+            let batch = Batch {
+                runs: touched
+                    .iter()
+                    .filter_map(|(id, expected, stages)| {
+                        self.runs.get(id).map(|run| RunWrite {
+                            run,
+                            expected_version: *expected,
+                            stages,
+                        })
+                    })
+                    .collect(),
+                audit,
+                outbox,
+                revocations,
+                delivered,
+            };
+            self.store
+                .commit(&batch)
+                .await
+                .map(|ids| (ids, batch.outbox, batch.delivered, batch.audit))
+        };
+        let (ids, outbox, audit) = match result {
+            Ok((ids, outbox, _, audit)) => (ids, outbox, audit),
+            Err(e) => {
+                tracing::error!(error = %e, "Could not store a state change; reloading the runs involved.");
+                for (id, _, _) in &touched {
+                    self.runs.remove(id);
+                }
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(CommandError::Store(e.to_string())));
+                }
+                // What was published before stays in the outbox and is sent again later.
+                return;
+            }
+        };
+
+        // Committed: now the messages may leave.
+        for (n, (id, m)) in ids.iter().zip(&outbox).enumerate() {
+            match self
+                .bus
+                .publish(&m.topic, &m.key, m.payload.clone().into_bytes())
+                .await
+            {
+                Ok(()) => self.delivered.push(*id),
+                Err(e) => {
+                    tracing::warn!(error = %e, topic = %m.topic, "Publish failed; the outbox keeps it.")
+                }
+            }
+            if let Some((_, Some(released))) = dispatches.iter().find(|(i, _)| *i == n) {
+                let micros = (clock::now_us() - released).max(0);
+                self.metrics.overhead(micros);
+                if let Some(log) = &self.overhead
+                    && let Ok(mut log) = log.lock()
+                {
+                    log.push(micros.min(u32::MAX as i64) as u32);
+                }
+            }
+        }
+        self.metrics.observe(&audit, &self.runs);
+        for (id, _, _) in &touched {
+            if let Some(run) = self.runs.get(id) {
+                if let Some(at) = run.next_wake() {
+                    self.timers.push(Reverse((at, *id)));
+                }
+                if run.state.is_final() {
+                    tracing::info!(run_id = %id, state = %run.state, "Run finished.");
+                }
+            }
+        }
+        for (id, reply) in replies {
+            let _ = reply.send(
+                self.runs
+                    .get(&id)
+                    .cloned()
+                    .ok_or(CommandError::NotFound(id)),
+            );
+        }
+        self.runs.retain(|_, r| !r.state.is_final());
+    }
+}
+
+pub fn work_request(run: &Run, stage: usize) -> WorkRequest {
+    let s = &run.stages[stage];
+    let p = &run.plan[stage];
+    WorkRequest {
+        v: bus::VERSION,
+        id: ids::request_id(run.id, &p.name, s.attempts),
+        run_id: run.id,
+        stage: p.name.clone(),
+        agent: p.agent.clone(),
+        attempt: s.attempts,
+        spec: p.spec.clone(),
+        resource: run.resource(stage),
+        deadline: s
+            .deadline
+            .unwrap_or_else(|| clock::add(clock::now_ms(), p.timeout)),
+        dry_run: run.dry_run,
+    }
+}
+
+fn event(run: &Run, a: &Audit) -> RunEvent {
+    RunEvent {
+        v: bus::VERSION,
+        run_id: run.id,
+        group: run.group.clone(),
+        action: run.action.to_string(),
+        dry_run: run.dry_run,
+        kind: a.kind.clone(),
+        stage: a.stage.clone(),
+        attempt: a.attempt,
+        message: a.message.clone(),
+        actor: a.actor.clone(),
+        at: a.at,
+    }
+}

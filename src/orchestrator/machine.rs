@@ -1,0 +1,501 @@
+//! The orchestrator's transition function: `apply(run, input)` changes the run in memory
+//! and returns what must happen because of it (dispatches, lease revocations, audit
+//! records). It performs no I/O, so ordering, retries and recovery are tested without a
+//! store or a bus; the engine persists the result and then carries out the actions.
+
+use std::time::Duration;
+
+use super::state::{Run, RunState, StageState};
+use crate::clock::{self, Millis};
+
+/// What happened to a run, as the engine feeds it in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The run was created; begin.
+    Start,
+    /// An agent took the lease and began the attempt.
+    Accepted {
+        stage: usize,
+        attempt: u32,
+        agent: String,
+    },
+    /// The attempt's lease ended: released by its agent, expired, or revoked.
+    Outcome {
+        stage: usize,
+        attempt: u32,
+        outcome: Outcome,
+        actor: String,
+    },
+    /// Time passed: backoffs and deadlines may be due.
+    Tick,
+    Approve {
+        actor: String,
+        stage: Option<usize>,
+    },
+    Reject {
+        actor: String,
+        reason: Option<String>,
+    },
+    Cancel {
+        actor: String,
+        reason: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded {
+        message: Option<String>,
+    },
+    Failed {
+        retryable: bool,
+        message: String,
+    },
+    /// The holder stopped heartbeating: the agent died or lost its way.
+    Expired,
+    /// The orchestrator took the lease back (timeout, cancel); already accounted for.
+    Revoked,
+}
+
+/// A side effect, carried out by the engine after the new state is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Send the current attempt of this stage to its agent.
+    Dispatch { stage: usize },
+    /// Take back the lease of this attempt so its agent stops.
+    Revoke {
+        stage: usize,
+        attempt: u32,
+        reason: String,
+    },
+}
+
+/// One audit record: every state change, with who caused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audit {
+    pub at: Millis,
+    pub actor: String,
+    pub kind: String,
+    pub stage: Option<String>,
+    pub attempt: Option<u32>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Transition {
+    pub effects: Vec<Effect>,
+    pub audit: Vec<Audit>,
+    /// Stages whose row changed.
+    pub changed: Vec<usize>,
+    pub run_changed: bool,
+}
+
+impl Transition {
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+            && self.audit.is_empty()
+            && self.changed.is_empty()
+            && !self.run_changed
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("run is already {0}")]
+    Finished(RunState),
+    #[error("no approval is pending")]
+    NoApprovalPending,
+    #[error("stage `{0}` is not waiting for approval")]
+    NotAwaitingApproval(String),
+}
+
+/// The delay before attempt `failed + 1`, given `failed` failures so far.
+pub type Backoff<'a> = &'a (dyn Fn(&crate::workflow::RetryPolicy, u32) -> Duration + Sync);
+
+pub struct Ctx<'a> {
+    pub now: Millis,
+    pub backoff: Backoff<'a>,
+}
+
+pub const SYSTEM: &str = "lifeboat";
+
+struct Step<'r, 'b> {
+    run: &'r mut Run,
+    now: Millis,
+    backoff: Backoff<'b>,
+    t: Transition,
+}
+
+impl Step<'_, '_> {
+    fn audit(&mut self, actor: &str, kind: &str, stage: Option<usize>, message: Option<String>) {
+        let (name, attempt) = match stage {
+            Some(i) => (
+                Some(self.run.plan[i].name.clone()),
+                Some(self.run.stages[i].attempts),
+            ),
+            None => (None, None),
+        };
+        self.t.audit.push(Audit {
+            at: self.now,
+            actor: actor.to_string(),
+            kind: kind.to_string(),
+            stage: name,
+            attempt,
+            message,
+        });
+    }
+
+    fn touch(&mut self, stage: usize) {
+        if !self.t.changed.contains(&stage) {
+            self.t.changed.push(stage);
+        }
+    }
+
+    fn set_stage(&mut self, i: usize, state: StageState, actor: &str, message: Option<String>) {
+        let now = self.now;
+        let s = &mut self.run.stages[i];
+        s.state = state;
+        if state.is_final() {
+            s.finished_at = Some(now);
+            s.deadline = None;
+            s.retry_at = None;
+        }
+        if message.is_some() {
+            s.message = message.clone();
+        }
+        self.touch(i);
+        self.audit(actor, &format!("stage.{state}"), Some(i), message);
+    }
+
+    fn set_run(&mut self, state: RunState, actor: &str, message: Option<String>) {
+        if self.run.state == state {
+            return;
+        }
+        self.run.state = state;
+        if state == RunState::Running && self.run.started_at.is_none() {
+            self.run.started_at = Some(self.now);
+        }
+        if state.is_final() {
+            self.run.finished_at = Some(self.now);
+        }
+        if message.is_some() {
+            self.run.message = message.clone();
+        }
+        self.t.run_changed = true;
+        self.audit(actor, &format!("run.{state}"), None, message);
+    }
+
+    fn dispatch(&mut self, i: usize, actor: &str) {
+        let timeout = self.run.plan[i].timeout;
+        let now = self.now;
+        let s = &mut self.run.stages[i];
+        s.attempts += 1;
+        s.retry_at = None;
+        s.deadline = Some(clock::add(now, timeout));
+        s.started_at.get_or_insert(now);
+        self.t.effects.push(Effect::Dispatch { stage: i });
+        self.set_stage(i, StageState::Dispatched, actor, None);
+    }
+
+    fn failing(&self) -> bool {
+        self.run
+            .stages
+            .iter()
+            .any(|s| s.state == StageState::Failed)
+    }
+
+    /// Moves every stage that can move, then settles the run's own state.
+    fn advance(&mut self, actor: &str) {
+        if self.run.state.is_final() {
+            return;
+        }
+        if self.failing() {
+            for i in 0..self.run.stages.len() {
+                if matches!(
+                    self.run.stages[i].state,
+                    StageState::Pending | StageState::Ready | StageState::Retrying
+                ) {
+                    self.set_stage(
+                        i,
+                        StageState::Skipped,
+                        SYSTEM,
+                        Some("skipped: the run is failing".into()),
+                    );
+                }
+            }
+            if !self.run.stages.iter().any(|s| s.state.in_flight()) {
+                let message = self
+                    .run
+                    .plan
+                    .iter()
+                    .zip(&self.run.stages)
+                    .find(|(_, s)| s.state == StageState::Failed)
+                    .map(|(p, s)| {
+                        format!(
+                            "stage `{}` failed: {}",
+                            p.name,
+                            s.message.as_deref().unwrap_or("no message")
+                        )
+                    });
+                self.set_run(RunState::Failed, SYSTEM, message);
+            }
+            return;
+        }
+        // An approval stage that succeeds at once can make more stages ready: loop.
+        loop {
+            let mut moved = false;
+            for i in 0..self.run.plan.len() {
+                if self.run.stages[i].state != StageState::Pending {
+                    continue;
+                }
+                let deps_done = self.run.plan[i]
+                    .after
+                    .iter()
+                    .all(|&d| self.run.stages[d].state == StageState::Succeeded);
+                if !deps_done {
+                    continue;
+                }
+                moved = true;
+                if self.run.is_gate(i) && self.run.dry_run {
+                    self.run.stages[i].approved_by = Some("dry-run".into());
+                    self.audit(
+                        SYSTEM,
+                        "stage.approved",
+                        Some(i),
+                        Some("dry run: approval would be asked here".into()),
+                    );
+                }
+                if self.run.is_gate(i) && self.run.stages[i].approved_by.is_none() {
+                    self.set_stage(
+                        i,
+                        StageState::Ready,
+                        actor,
+                        Some("waiting for approval".into()),
+                    );
+                    self.audit(SYSTEM, "approval.requested", Some(i), None);
+                } else {
+                    self.start_stage(i, actor);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        if self
+            .run
+            .stages
+            .iter()
+            .all(|s| s.state == StageState::Succeeded)
+        {
+            self.set_run(RunState::Succeeded, SYSTEM, None);
+        } else if !self.run.open_gates().is_empty() {
+            self.set_run(RunState::AwaitingApproval, SYSTEM, None);
+        } else {
+            self.set_run(RunState::Running, SYSTEM, None);
+        }
+    }
+
+    /// A stage whose dependencies are done and whose gate (if any) is passed.
+    fn start_stage(&mut self, i: usize, actor: &str) {
+        if self.run.plan[i].agent == "approval" {
+            // The approval is the whole of the work.
+            let now = self.now;
+            self.run.stages[i].started_at.get_or_insert(now);
+            let by = self.run.stages[i].approved_by.clone().unwrap_or_default();
+            self.set_stage(
+                i,
+                StageState::Succeeded,
+                actor,
+                Some(format!("approved by {by}")),
+            );
+        } else {
+            self.dispatch(i, actor);
+        }
+    }
+
+    fn outcome(&mut self, i: usize, attempt: u32, outcome: Outcome, actor: &str) {
+        let s = &self.run.stages[i];
+        if s.attempts != attempt || !s.state.in_flight() {
+            return; // a duplicate, or an attempt already accounted for
+        }
+        let max = self.run.plan[i].retry.max_attempts;
+        match outcome {
+            Outcome::Revoked => {}
+            Outcome::Succeeded { message } => {
+                self.set_stage(i, StageState::Succeeded, actor, message);
+                self.advance(actor);
+            }
+            Outcome::Failed {
+                retryable: false,
+                message,
+            } => {
+                self.set_stage(i, StageState::Failed, actor, Some(message));
+                self.advance(actor);
+            }
+            Outcome::Failed {
+                retryable: true,
+                message,
+            } => self.retry_or_fail(i, attempt, max, message, actor),
+            Outcome::Expired => self.retry_or_fail(
+                i,
+                attempt,
+                max,
+                "lease expired: the agent stopped heartbeating".into(),
+                actor,
+            ),
+        }
+    }
+
+    fn retry_or_fail(&mut self, i: usize, attempt: u32, max: u32, message: String, actor: &str) {
+        if attempt >= max || self.failing() {
+            let message = if attempt >= max {
+                format!("{message} (attempt {attempt} of {max})")
+            } else {
+                message
+            };
+            self.set_stage(i, StageState::Failed, actor, Some(message));
+            self.advance(actor);
+        } else {
+            let delay = (self.backoff)(&self.run.plan[i].retry, attempt);
+            self.run.stages[i].deadline = None;
+            self.run.stages[i].retry_at = Some(clock::add(self.now, delay));
+            self.set_stage(i, StageState::Retrying, actor, Some(message));
+        }
+    }
+}
+
+/// Applies one input to a run. `Err` means the input was refused and nothing changed.
+pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refusal> {
+    let mut step = Step {
+        run,
+        now: ctx.now,
+        backoff: ctx.backoff,
+        t: Transition::default(),
+    };
+    match input {
+        Input::Start => {
+            if step.run.state == RunState::Pending {
+                step.set_run(RunState::Running, SYSTEM, None);
+                step.advance(SYSTEM);
+            }
+        }
+        Input::Accepted {
+            stage,
+            attempt,
+            agent,
+        } => {
+            let s = &step.run.stages[stage];
+            if s.attempts == attempt && s.state == StageState::Dispatched {
+                step.set_stage(stage, StageState::Running, &agent, None);
+            }
+        }
+        Input::Outcome {
+            stage,
+            attempt,
+            outcome,
+            actor,
+        } => {
+            step.outcome(stage, attempt, outcome, &actor);
+        }
+        Input::Tick => tick(&mut step),
+        Input::Approve { actor, stage } => {
+            if step.run.state.is_final() {
+                return Err(Refusal::Finished(step.run.state));
+            }
+            let gates = step.run.open_gates();
+            let chosen: Vec<usize> = match stage {
+                Some(i) if gates.contains(&i) => vec![i],
+                Some(i) => return Err(Refusal::NotAwaitingApproval(step.run.plan[i].name.clone())),
+                None if gates.is_empty() => return Err(Refusal::NoApprovalPending),
+                None => gates,
+            };
+            for i in chosen {
+                step.run.stages[i].approved_by = Some(actor.clone());
+                step.touch(i);
+                step.audit(&actor, "stage.approved", Some(i), None);
+                step.start_stage(i, &actor);
+            }
+            step.advance(&actor);
+        }
+        Input::Reject { actor, reason } => {
+            if step.run.state.is_final() {
+                return Err(Refusal::Finished(step.run.state));
+            }
+            let gates = step.run.open_gates();
+            if gates.is_empty() {
+                return Err(Refusal::NoApprovalPending);
+            }
+            let why = match reason {
+                Some(r) => format!("rejected by {actor}: {r}"),
+                None => format!("rejected by {actor}"),
+            };
+            for &i in &gates {
+                step.audit(&actor, "stage.rejected", Some(i), Some(why.clone()));
+            }
+            cancel(&mut step, &actor, why);
+        }
+        Input::Cancel { actor, reason } => {
+            if step.run.state.is_final() {
+                return Err(Refusal::Finished(step.run.state));
+            }
+            let why = match reason {
+                Some(r) => format!("cancelled by {actor}: {r}"),
+                None => format!("cancelled by {actor}"),
+            };
+            cancel(&mut step, &actor, why);
+        }
+    }
+    Ok(step.t)
+}
+
+fn tick(step: &mut Step<'_, '_>) {
+    if step.run.state.is_final() {
+        return;
+    }
+    let now = step.now;
+    for i in 0..step.run.stages.len() {
+        let s = &step.run.stages[i];
+        match s.state {
+            StageState::Retrying if s.retry_at.is_some_and(|t| t <= now) => {
+                if step.failing() {
+                    continue;
+                }
+                step.dispatch(i, SYSTEM);
+            }
+            StageState::Dispatched | StageState::Running
+                if s.deadline.is_some_and(|t| t <= now) =>
+            {
+                let attempt = s.attempts;
+                let timeout = step.run.plan[i].timeout;
+                let message = format!("timed out after {}", humantime::format_duration(timeout));
+                step.t.effects.push(Effect::Revoke {
+                    stage: i,
+                    attempt,
+                    reason: message.clone(),
+                });
+                let max = step.run.plan[i].retry.max_attempts;
+                step.retry_or_fail(i, attempt, max, message, SYSTEM);
+            }
+            _ => {}
+        }
+    }
+    step.advance(SYSTEM);
+}
+
+fn cancel(step: &mut Step<'_, '_>, actor: &str, why: String) {
+    for i in 0..step.run.stages.len() {
+        let s = &step.run.stages[i];
+        if s.state.is_final() {
+            continue;
+        }
+        if s.state.in_flight() {
+            step.t.effects.push(Effect::Revoke {
+                stage: i,
+                attempt: s.attempts,
+                reason: why.clone(),
+            });
+        }
+        step.set_stage(i, StageState::Cancelled, actor, None);
+    }
+    step.set_run(RunState::Cancelled, actor, Some(why));
+}

@@ -1,0 +1,203 @@
+//! Run and stage state as the store keeps it (DESIGN.md section 8).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::ids::RunId;
+use crate::workflow::{Action, Params, PlannedStage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Pending,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    Pending,
+    /// Dependencies done; waiting for dispatch or, at a gate, for approval.
+    Ready,
+    Dispatched,
+    Running,
+    /// Between attempts, waiting out the backoff.
+    Retrying,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+macro_rules! string_enum {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($s => Ok(<$t>::$v),)* other => Err(format!("unknown state `{other}`")) }
+            }
+        }
+    };
+}
+
+string_enum!(RunState {
+    Pending = "pending",
+    Running = "running",
+    AwaitingApproval = "awaiting_approval",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Cancelled = "cancelled",
+});
+
+string_enum!(StageState {
+    Pending = "pending",
+    Ready = "ready",
+    Dispatched = "dispatched",
+    Running = "running",
+    Retrying = "retrying",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Skipped = "skipped",
+    Cancelled = "cancelled",
+});
+
+impl RunState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+        )
+    }
+}
+
+impl StageState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StageState::Succeeded
+                | StageState::Failed
+                | StageState::Skipped
+                | StageState::Cancelled
+        )
+    }
+    /// An agent may be working on it right now.
+    pub fn in_flight(self) -> bool {
+        matches!(self, StageState::Dispatched | StageState::Running)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageRun {
+    pub state: StageState,
+    /// Attempts started so far; the current attempt's number.
+    pub attempts: u32,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub message: Option<String>,
+    /// When the next attempt is due (state `retrying`).
+    pub retry_at: Option<Millis>,
+    /// When the current attempt times out (states `dispatched`, `running`).
+    pub deadline: Option<Millis>,
+    pub approved_by: Option<String>,
+}
+
+impl Default for StageState {
+    fn default() -> Self {
+        StageState::Pending
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub id: RunId,
+    pub group: String,
+    pub action: Action,
+    pub workflow: String,
+    pub dry_run: bool,
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub params: Params,
+    pub state: RunState,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub message: Option<String>,
+    pub plan: Vec<PlannedStage>,
+    pub stages: Vec<StageRun>,
+    /// Bumped by every stored change; a write against a stale version is refused.
+    pub version: i64,
+}
+
+impl Run {
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.plan.iter().position(|s| s.name == name)
+    }
+
+    /// The lease key of a stage: its declared resource, or one only it uses.
+    pub fn resource(&self, stage: usize) -> String {
+        let resource = self.plan[stage]
+            .resource
+            .clone()
+            .unwrap_or_else(|| format!("stage:{}/{}", self.id, self.plan[stage].name));
+        // A dry run never contends with real work for a resource.
+        if self.dry_run {
+            format!("dry-run:{resource}")
+        } else {
+            resource
+        }
+    }
+
+    pub fn is_gate(&self, stage: usize) -> bool {
+        self.plan[stage].approval || self.plan[stage].agent == "approval"
+    }
+
+    /// Gates open now: ready, needing approval, not yet approved.
+    pub fn open_gates(&self) -> Vec<usize> {
+        (0..self.plan.len())
+            .filter(|&i| {
+                self.stages[i].state == StageState::Ready
+                    && self.is_gate(i)
+                    && self.stages[i].approved_by.is_none()
+            })
+            .collect()
+    }
+
+    /// The earliest timer this run waits for.
+    pub fn next_wake(&self) -> Option<Millis> {
+        self.stages
+            .iter()
+            .filter_map(|s| match s.state {
+                StageState::Retrying => s.retry_at,
+                StageState::Dispatched | StageState::Running => s.deadline,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// One run per group, action and dry-run-ness may be active at a time.
+    pub fn active_key(&self) -> String {
+        active_key(&self.group, self.action, self.dry_run)
+    }
+}
+
+pub fn active_key(group: &str, action: Action, dry_run: bool) -> String {
+    format!("{group}/{action}{}", if dry_run { "/dry-run" } else { "" })
+}

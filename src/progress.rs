@@ -1,0 +1,272 @@
+//! Live terminal progress for `lifeboat run` and `lifeboat demo`: one line per stage with
+//! its state and elapsed time (redrawn in place on a terminal, appended otherwise), and a
+//! closing summary with each stage's duration and the total recovery time.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::app::App;
+use crate::bus::{self, Progress, RunEvent, Subscription};
+use crate::clock;
+use crate::orchestrator::Orchestrator;
+use crate::orchestrator::state::{Run, StageState};
+
+/// Who answers approval gates while following a run in the terminal.
+pub enum Approver {
+    /// Approve as this actor after a pause (the demo, `run --yes`).
+    Auto { actor: String, after: Duration },
+    /// Ask on the terminal.
+    Prompt { actor: String },
+    /// Nobody can answer: reject, saying why.
+    Reject { why: String },
+}
+
+/// Subscribed before the run starts, so that no event is missed.
+pub struct Watch {
+    events: Box<dyn Subscription>,
+    progress: Box<dyn Subscription>,
+}
+
+impl Watch {
+    pub async fn new(app: &App) -> anyhow::Result<Watch> {
+        let group = format!("terminal-{}", uuid::Uuid::now_v7());
+        Ok(Watch {
+            events: app.bus.subscribe(bus::EVENTS_TOPIC, &group).await?,
+            progress: app.bus.subscribe(bus::PROGRESS_TOPIC, &group).await?,
+        })
+    }
+}
+
+struct Line {
+    bar: ProgressBar,
+    state: StageState,
+    started: Option<Instant>,
+    elapsed: Option<Duration>,
+    note: String,
+}
+
+/// Follows a run to its end and returns it as stored.
+pub async fn follow(
+    app: &App,
+    mut watch: Watch,
+    run: &Run,
+    approver: Approver,
+) -> anyhow::Result<Run> {
+    let tty = std::io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(if tty {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template("{spinner} {prefix:<22} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let width = run.plan.iter().map(|p| p.name.len()).max().unwrap_or(10);
+    let mut lines: HashMap<String, Line> = HashMap::new();
+    for p in &run.plan {
+        let bar = multi.add(
+            ProgressBar::new_spinner()
+                .with_style(style.clone())
+                .with_prefix(format!("{} ({})", p.name, p.agent)),
+        );
+        bar.set_message("pending");
+        lines.insert(
+            p.name.clone(),
+            Line {
+                bar,
+                state: StageState::Pending,
+                started: None,
+                elapsed: None,
+                note: String::new(),
+            },
+        );
+    }
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let orchestrator = app.orchestrator.clone();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for l in lines.values() { redraw(l); }
+            }
+            Some(m) = watch.progress.next() => {
+                let Ok(p) = serde_json::from_slice::<Progress>(&m.payload) else { continue };
+                if p.run_id != run.id { continue; }
+                if let Some(l) = lines.get_mut(&p.stage) {
+                    l.note = p.message.clone();
+                    if !tty && p.kind == bus::ProgressKind::Progress {
+                        println!("[{:>6}] {:<width$}  {}", secs(started), p.stage, p.message);
+                    }
+                    redraw(l);
+                }
+            }
+            Some(m) = watch.events.next() => {
+                let Ok(e) = serde_json::from_slice::<RunEvent>(&m.payload) else { continue };
+                if e.run_id != run.id { continue; }
+                if !tty {
+                    let what = match (&e.stage, &e.message) {
+                        (Some(s), Some(msg)) => format!("{s:<width$}  {}: {msg}", e.kind),
+                        (Some(s), None) => format!("{s:<width$}  {}", e.kind),
+                        (None, Some(msg)) => format!("{}: {msg}", e.kind),
+                        (None, None) => e.kind.clone(),
+                    };
+                    println!("[{:>6}] {what}", secs(started));
+                }
+                if let (Some(stage), Some(state)) = (&e.stage, e.kind.strip_prefix("stage.").and_then(|s| s.parse::<StageState>().ok()))
+                    && let Some(l) = lines.get_mut(stage)
+                {
+                    if state == StageState::Dispatched && l.started.is_none() {
+                        l.started = Some(Instant::now());
+                    }
+                    if state.is_final() {
+                        l.elapsed = l.started.map(|s| s.elapsed());
+                        l.bar.finish();
+                    }
+                    l.state = state;
+                    if let Some(m) = &e.message { l.note = m.clone(); }
+                    redraw(l);
+                }
+                if e.kind == "approval.requested" {
+                    let stage = e.stage.clone().unwrap_or_default();
+                    answer(&orchestrator, run, &stage, &approver, &multi).await;
+                }
+                if matches!(e.kind.as_str(), "run.succeeded" | "run.failed" | "run.cancelled") {
+                    break;
+                }
+            }
+        }
+    }
+    for l in lines.values() {
+        redraw(l);
+        l.bar.finish();
+    }
+    let _ = multi.clear();
+    app.store
+        .load_run(run.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("run {} vanished from the store", run.id))
+}
+
+fn secs(since: Instant) -> String {
+    format!("{:.1}s", since.elapsed().as_secs_f64())
+}
+
+fn redraw(l: &Line) {
+    let elapsed = l.elapsed.or_else(|| l.started.map(|s| s.elapsed()));
+    let time = elapsed
+        .map(|d| format!("{:>6.1}s", d.as_secs_f64()))
+        .unwrap_or_else(|| "       ".into());
+    let mark = match l.state {
+        StageState::Succeeded => "✓",
+        StageState::Failed => "✗",
+        StageState::Skipped | StageState::Cancelled => "-",
+        _ => "",
+    };
+    l.bar.set_message(format!(
+        "{mark:1} {:<10} {time}  {}",
+        l.state.as_str(),
+        l.note
+    ));
+}
+
+async fn answer(
+    orchestrator: &Orchestrator,
+    run: &Run,
+    stage: &str,
+    approver: &Approver,
+    multi: &MultiProgress,
+) {
+    let result = match approver {
+        Approver::Auto { actor, after } => {
+            let _ = multi.println(format!(
+                "approval requested for `{stage}`; approving as {actor}"
+            ));
+            tokio::time::sleep(*after).await;
+            orchestrator
+                .approve(run.id, Some(stage.to_string()), actor)
+                .await
+        }
+        Approver::Prompt { actor } => {
+            let question = format!(
+                "Approve stage `{stage}` of {} {}? [y/N] ",
+                run.group, run.action
+            );
+            let yes = multi
+                .suspend(|| {
+                    eprint!("{question}");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map(|_| line.trim().eq_ignore_ascii_case("y"))
+                })
+                .unwrap_or(false);
+            if yes {
+                orchestrator
+                    .approve(run.id, Some(stage.to_string()), actor)
+                    .await
+            } else {
+                orchestrator
+                    .reject(run.id, actor, Some("declined at the terminal".into()))
+                    .await
+            }
+        }
+        Approver::Reject { why } => {
+            orchestrator
+                .reject(run.id, "lifeboat", Some(why.clone()))
+                .await
+        }
+    };
+    if let Err(e) = result {
+        let _ = multi.println(format!("approval of `{stage}` not recorded: {e}"));
+    }
+}
+
+/// The closing summary: each stage's duration and the total recovery time.
+pub fn summary(run: &Run) -> String {
+    let width = run
+        .plan
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "\n{} {} of `{}` {}{} (run {})\n",
+        if run.dry_run { "Dry-run" } else { "Run" },
+        run.action,
+        run.group,
+        run.state,
+        run.message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default(),
+        run.id
+    );
+    out.push_str(&format!(
+        "  {:<width$}  {:<9} {:<10} {:>8} {:>9}\n",
+        "stage", "agent", "state", "attempts", "duration"
+    ));
+    for (p, s) in run.plan.iter().zip(&run.stages) {
+        let d = match (s.started_at, s.finished_at) {
+            (Some(a), Some(b)) => clock::short_duration(b - a),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "  {:<width$}  {:<9} {:<10} {:>8} {:>9}\n",
+            p.name,
+            p.agent,
+            s.state.as_str(),
+            s.attempts,
+            d
+        ));
+    }
+    if let Some(end) = run.finished_at {
+        out.push_str(&format!(
+            "  total recovery time: {}\n",
+            clock::short_duration(end - run.created_at)
+        ));
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! Mapping between rows and the run types.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::RunWrite;
+use crate::ids::RunId;
+use crate::orchestrator::machine::Audit;
+use crate::orchestrator::state::{Run, RunState, StageRun, StageState};
+
+pub const RUN_SELECT: &str = "SELECT id, group_name, action, workflow, dry_run, reason, requested_by, \
+    params, plan, state, created_at, started_at, finished_at, message, version FROM runs";
+
+pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
+    let id: String = row.try_get("id")?;
+    let plan: Vec<crate::workflow::PlannedStage> =
+        serde_json::from_str(&row.try_get::<String, _>("plan")?).context("stored plan")?;
+    let stages = vec![StageRun::default(); plan.len()];
+    Ok(Run {
+        id: RunId::from_str(&id).with_context(|| format!("stored run id {id:?}"))?,
+        group: row.try_get("group_name")?,
+        action: row
+            .try_get::<String, _>("action")?
+            .parse()
+            .map_err(anyhow::Error::msg)?,
+        workflow: row.try_get("workflow")?,
+        dry_run: row.try_get::<i64, _>("dry_run")? != 0,
+        reason: row.try_get("reason")?,
+        requested_by: row.try_get("requested_by")?,
+        params: serde_json::from_str(&row.try_get::<String, _>("params")?)
+            .context("stored params")?,
+        state: RunState::from_str(&row.try_get::<String, _>("state")?)
+            .map_err(anyhow::Error::msg)?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        message: row.try_get("message")?,
+        plan,
+        stages,
+        version: row.try_get("version")?,
+    })
+}
+
+pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
+    let rows = sqlx::query(
+        "SELECT position, state, attempts, started_at, finished_at, message, retry_at, deadline, approved_by \
+         FROM stages WHERE run_id = $1",
+    )
+    .bind(run.id.to_string())
+    .fetch_all(pool)
+    .await?;
+    for r in &rows {
+        let i = r.try_get::<i64, _>("position")? as usize;
+        let Some(slot) = run.stages.get_mut(i) else {
+            anyhow::bail!(
+                "run {} has a stage row at position {i} outside its plan",
+                run.id
+            );
+        };
+        *slot = StageRun {
+            state: StageState::from_str(&r.try_get::<String, _>("state")?)
+                .map_err(anyhow::Error::msg)?,
+            attempts: r.try_get::<i64, _>("attempts")? as u32,
+            started_at: r.try_get("started_at")?,
+            finished_at: r.try_get("finished_at")?,
+            message: r.try_get("message")?,
+            retry_at: r.try_get("retry_at")?,
+            deadline: r.try_get("deadline")?,
+            approved_by: r.try_get("approved_by")?,
+        };
+    }
+    Ok(())
+}
+
+pub async fn insert_stage(
+    tx: &mut Transaction<'_, Any>,
+    run: &Run,
+    i: usize,
+) -> anyhow::Result<()> {
+    let s = &run.stages[i];
+    sqlx::query(
+        "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
+         message, retry_at, deadline, approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(run.id.to_string())
+    .bind(i as i64)
+    .bind(&run.plan[i].name)
+    .bind(&run.plan[i].agent)
+    .bind(s.state.as_str())
+    .bind(s.attempts as i64)
+    .bind(s.started_at)
+    .bind(s.finished_at)
+    .bind(s.message.clone())
+    .bind(s.retry_at)
+    .bind(s.deadline)
+    .bind(s.approved_by.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_run(tx: &mut Transaction<'_, Any>, w: &RunWrite<'_>) -> anyhow::Result<()> {
+    let run = w.run;
+    let active_key = (!run.state.is_final()).then(|| run.active_key());
+    let done = sqlx::query(
+        "UPDATE runs SET state = $1, active_key = $2, started_at = $3, finished_at = $4, message = $5, \
+         version = $6 WHERE id = $7 AND version = $8",
+    )
+    .bind(run.state.as_str())
+    .bind(active_key)
+    .bind(run.started_at)
+    .bind(run.finished_at)
+    .bind(run.message.clone())
+    .bind(run.version)
+    .bind(run.id.to_string())
+    .bind(w.expected_version)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        anyhow::bail!(
+            "run {} changed underneath this writer (expected version {})",
+            run.id,
+            w.expected_version
+        );
+    }
+    for &i in w.stages {
+        let s = &run.stages[i];
+        sqlx::query(
+            "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
+             retry_at = $6, deadline = $7, approved_by = $8 WHERE run_id = $9 AND position = $10",
+        )
+        .bind(s.state.as_str())
+        .bind(s.attempts as i64)
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .bind(s.message.clone())
+        .bind(s.retry_at)
+        .bind(s.deadline)
+        .bind(s.approved_by.clone())
+        .bind(run.id.to_string())
+        .bind(i as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_audit(
+    tx: &mut Transaction<'_, Any>,
+    run: RunId,
+    a: &Audit,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit (run_id, at, actor, kind, stage, attempt, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(run.to_string())
+    .bind(a.at)
+    .bind(&a.actor)
+    .bind(&a.kind)
+    .bind(a.stage.clone())
+    .bind(a.attempt.map(|n| n as i64))
+    .bind(a.message.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

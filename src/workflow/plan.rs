@@ -1,0 +1,139 @@
+//! From a validated workflow to what a run executes: specs resolved with the run's
+//! parameters, lease keys chosen, and the stages grouped into waves for display.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::{RetryPolicy, Workflow, millis};
+use super::params::{self, Params};
+use super::source::Diagnostic;
+use crate::agents::specs;
+
+/// One stage as a run executes it. Stored with the run, so a run keeps the workflow it
+/// started with even if the file changes underneath it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStage {
+    pub name: String,
+    pub agent: String,
+    pub after: Vec<usize>,
+    pub spec: Value,
+    /// The lease key; `None` means the stage's own key (nothing else contends for it).
+    pub resource: Option<String>,
+    pub retry: RetryPolicy,
+    #[serde(with = "millis")]
+    pub timeout: std::time::Duration,
+    pub approval: bool,
+}
+
+impl Workflow {
+    /// Parameters in force: workflow defaults, then each override in order. An override of
+    /// a parameter the workflow does not define is an error.
+    pub fn params_with(&self, overrides: &[&Params]) -> Result<Params, String> {
+        let mut merged = self.params.clone();
+        for layer in overrides {
+            for (k, v) in layer.iter() {
+                if !merged.contains_key(k) {
+                    return Err(format!(
+                        "workflow `{}` has no param `{k}` (params: {})",
+                        self.name,
+                        self.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged)
+    }
+
+    pub fn plan(&self, params: &Params) -> Result<Vec<PlannedStage>, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let mut out = Vec::with_capacity(self.stages.len());
+        for stage in &self.stages {
+            let before = errors.len();
+            let spec = params::resolve(&stage.spec, params, &self.file, &mut errors);
+            if errors.len() == before
+                && let Err(e) = specs::check(&stage.agent, &spec)
+            {
+                errors.push(stage.pos.diag(
+                    &self.file,
+                    format!(
+                        "stage `{}`: {} spec rejected: {}",
+                        stage.name, stage.agent, e.message
+                    ),
+                ));
+            }
+            let resource = match &stage.resource {
+                Some(r) => match params::resolve(r, params, &self.file, &mut errors) {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                },
+                None => specs::resource(&stage.agent, &spec),
+            };
+            out.push(PlannedStage {
+                name: stage.name.clone(),
+                agent: stage.agent.clone(),
+                after: stage.after.clone(),
+                spec,
+                resource,
+                retry: stage.retry,
+                timeout: stage.timeout,
+                approval: stage.approval,
+            });
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Stages grouped by depth: every stage of a wave can run at once once the waves before it
+/// are done. Expects an acyclic plan (validation guarantees it).
+pub fn waves(stages: &[PlannedStage]) -> Vec<Vec<usize>> {
+    let mut depth = vec![0usize; stages.len()];
+    // `after` only names stages that exist; resolve depths until nothing changes.
+    for _ in 0..stages.len() {
+        let mut changed = false;
+        for (i, s) in stages.iter().enumerate() {
+            let d = s.after.iter().map(|&a| depth[a] + 1).max().unwrap_or(0);
+            if d != depth[i] {
+                depth[i] = d;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let count = depth.iter().max().map_or(0, |m| m + 1);
+    let mut waves = vec![Vec::new(); count];
+    for (i, d) in depth.into_iter().enumerate() {
+        waves[d].push(i);
+    }
+    waves
+}
+
+/// The plan as text: one line per wave.
+pub fn render(title: &str, stages: &[PlannedStage]) -> String {
+    let waves = waves(stages);
+    let mut out = format!("{title} ({} stages, {} waves)\n", stages.len(), waves.len());
+    for (n, wave) in waves.iter().enumerate() {
+        let items: Vec<String> = wave
+            .iter()
+            .map(|&i| {
+                let s = &stages[i];
+                let mut notes = vec![s.agent.clone()];
+                if s.approval || s.agent == "approval" {
+                    notes.push("approval required".into());
+                }
+                if s.retry.max_attempts != RetryPolicy::default().max_attempts {
+                    notes.push(format!("{} attempts", s.retry.max_attempts));
+                }
+                format!("{} ({})", s.name, notes.join(", "))
+            })
+            .collect();
+        out.push_str(&format!("  wave {}: {}\n", n + 1, items.join(", ")));
+    }
+    out
+}
