@@ -23,6 +23,9 @@ pub fn body<T: DeserializeOwned>(bytes: &Bytes, empty_ok: bool) -> Result<T, Api
     } else {
         bytes
     };
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
     serde_json::from_slice(text)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

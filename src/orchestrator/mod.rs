@@ -220,3 +220,6 @@ pub fn channel() -> (
 ) {
     mpsc::unbounded_channel()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! The HTTP API (DESIGN.md sections 5 and 12) against the real embedded app.
+
+mod common;
+
+use common::{GROUPS, spawn, stage};
+
+const TOKEN: &str = "0123456789abcdef-ops";
+
+const SHOP: &str = r#"
+name: shop
+params: { to: region-a }
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: "k8s-${to}", namespace: shop, replicas: 3, duration: 50ms }
+  dial:
+    agent: dial
+    approval: required
+    spec: { endpoint: shop.example.com, region: "${to}", duration: 50ms }
+"#;
+
+async fn shop() -> common::TestApp {
+    spawn(
+        &[("shop.yaml", SHOP), ("groups.yaml", GROUPS)],
+        &[("ops", TOKEN)],
+    )
+    .await
+}
+
+fn error_of(body: &serde_json::Value) -> String {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error in {body}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_run_waits_at_the_gate_until_approved_and_every_step_is_audited() {
+    let t = shop().await;
+    let id = t
+        .create(r#"{"group": "shop", "action": "failover", "reason": "drill day"}"#)
+        .await;
+    let run = t.wait_state(&id, "awaiting_approval").await;
+    assert_eq!(stage(&run, "scale")["state"], "succeeded");
+    assert_eq!(stage(&run, "dial")["state"], "ready");
+
+    let (status, run) = t.post(&format!("/api/v1/runs/{id}/approve"), "").await;
+    assert_eq!(status, 200, "{run}");
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&run, "dial")["approved_by"], "api:ops");
+    assert_eq!(run["requested_by"], "api:ops");
+    let events = run["events"].as_array().expect("events");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in [
+        "run.created",
+        "run.running",
+        "stage.dispatched",
+        "stage.running",
+        "stage.succeeded",
+        "approval.requested",
+        "stage.approved",
+        "run.succeeded",
+    ] {
+        assert!(kinds.contains(&k), "missing {k} in {kinds:?}");
+    }
+    let created = &events[0];
+    assert_eq!(
+        (created["kind"].as_str(), created["actor"].as_str()),
+        (Some("run.created"), Some("api:ops"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "stage.approved" && e["actor"] == "api:ops")
+    );
+    assert!(events.iter().any(|e| {
+        e["kind"] == "stage.succeeded"
+            && e["actor"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("agent:embedded:")
+    }));
+
+    let (status, body) = t.post(&format!("/api/v1/runs/{id}/approve"), "").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(error_of(&body), "run is already succeeded");
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_run_of_a_busy_group_is_refused_with_the_active_run() {
+    let t = shop().await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    let (status, body) = t.post("/api/v1/runs", r#"{"group": "shop"}"#).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["active_run"], id.as_str());
+    assert!(error_of(&body).contains("already has an active failover run"));
+    // A dry run does not contend with the real one.
+    let (status, body) = t
+        .post("/api/v1/runs", r#"{"group": "shop", "dry_run": true}"#)
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, run) = t
+        .post(
+            &format!("/api/v1/runs/{id}/cancel"),
+            r#"{"reason": "false alarm"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "cancelled");
+    assert_eq!(run["message"], "cancelled by api:ops: false alarm");
+    let (status, _) = t.post(&format!("/api/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(status, 409);
+    // The group is free again.
+    t.create(r#"{"group": "shop"}"#).await;
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_json_400_and_create_nothing() {
+    let t = shop().await;
+    let cases = [
+        (
+            "{\"group\": ",
+            "invalid JSON body: EOF while parsing a value at line 1 column 10",
+        ),
+        ("", "request body is empty"),
+        ("[1]", "request body must be a JSON object"),
+        (
+            r#"{"action": "failover"}"#,
+            "invalid JSON body: missing field `group`",
+        ),
+        (
+            r#"{"group": "shop", "colour": "red"}"#,
+            "invalid JSON body: unknown field `colour`",
+        ),
+        (
+            r#"{"group": "shop", "dry_run": "yes"}"#,
+            "invalid JSON body: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            r#"{"group": "shop", "action": "explode"}"#,
+            "unknown action `explode` (expected failover, failback or drill)",
+        ),
+        (
+            r#"{"group": "shop", "params": {"region": "x"}}"#,
+            "workflow `shop` has no param `region` (params: to)",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, err) = t.post("/api/v1/runs", body).await;
+        assert_eq!(status, 400, "{body} → {err}");
+        assert!(
+            error_of(&err).starts_with(expected),
+            "{body}: got {:?}, want {expected:?}",
+            error_of(&err)
+        );
+    }
+    let (status, body) = t.get("/api/v1/runs/not-a-run").await;
+    assert_eq!(status, 400);
+    assert_eq!(error_of(&body), "`not-a-run` is not a run id");
+    let (status, body) = t
+        .post(
+            "/api/v1/runs/01a20cdf-faa4-75b5-951f-d1ace3e1e237/approve",
+            "{\"stag\": 1}",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(error_of(&body).contains("unknown field `stag`"));
+    let (status, body) = t.get("/api/v1/runs?limit=many").await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, list) = t.get("/api/v1/runs").await;
+    assert_eq!(
+        list["runs"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created: {list}"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_things_get_404() {
+    let t = shop().await;
+    let (status, body) = t.post("/api/v1/runs", r#"{"group": "nope"}"#).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (404, "unknown group `nope`".to_string())
+    );
+    let (status, body) = t
+        .post("/api/v1/runs", r#"{"group": "shop", "action": "failback"}"#)
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (404, "group `shop` has no failback workflow".to_string())
+    );
+    let missing = "01a20cdf-faa4-75b5-951f-d1ace3e1e237";
+    let (status, body) = t.get(&format!("/api/v1/runs/{missing}")).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (404, format!("run {missing} not found"))
+    );
+    let (status, _) = t.post(&format!("/api/v1/runs/{missing}/cancel"), "").await;
+    assert_eq!(status, 404);
+    let (status, _) = t.get("/api/v1/groups/nope/plan").await;
+    assert_eq!(status, 404);
+    let (status, _) = t.get("/api/v1/nothing-here").await;
+    assert_eq!(status, 404);
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_gets_401_and_changes_nothing() {
+    let mut t = shop().await;
+    t.token = None;
+    let (status, body) = t.post("/api/v1/runs", r#"{"group": "shop"}"#).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (401, "missing or invalid bearer token".to_string())
+    );
+    t.token = Some("0123456789abcdef-wrong".into());
+    let (status, _) = t.post("/api/v1/runs", r#"{"group": "shop"}"#).await;
+    assert_eq!(status, 401);
+    let (status, _) = t.get("/api/v1/runs").await;
+    assert_eq!(status, 401);
+    // Health and metrics stay open for probes and scrapers.
+    let (status, _) = t.get("/healthz").await;
+    assert_eq!(status, 200);
+    t.token = Some(TOKEN.into());
+    let (_, list) = t.get("/api/v1/runs").await;
+    assert_eq!(list["runs"].as_array().map(Vec::len), Some(0));
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn groups_plan_health_readiness_and_metrics() {
+    let t = shop().await;
+    let (status, groups) = t.get("/api/v1/groups").await;
+    assert_eq!(status, 200);
+    assert_eq!(groups["groups"][0]["name"], "shop");
+    assert_eq!(groups["groups"][0]["workflows"]["failover"], "shop");
+    let (status, plan) = t.get("/api/v1/groups/shop/plan").await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["waves"][0][0]["name"], "scale");
+    assert_eq!(plan["waves"][1][0]["name"], "dial");
+    assert_eq!(plan["waves"][1][0]["approval"], true);
+    let (status, _) = t.get("/api/v1/groups/shop/plan?action=sideways").await;
+    assert_eq!(status, 400);
+
+    let (status, ready) = t.get("/readyz").await;
+    assert_eq!(
+        (status, ready["store"].as_bool(), ready["bus"].as_bool()),
+        (200, Some(true), Some(true))
+    );
+
+    let id = t.create(r#"{"group": "shop", "dry_run": true}"#).await;
+    t.wait_state(&id, "succeeded").await;
+    let text = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("lifeboat_runs{state=\"succeeded\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeboat_stages{state=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "lifeboat_stage_duration_seconds_count{agent=\"capacity\",outcome=\"succeeded\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeboat_stage_overhead_seconds_count 1"),
+        "{text}"
+    );
+    t.shutdown().await;
+}

@@ -1,0 +1,158 @@
+//! Test harness: the real embedded app (SQLite file, in-process bus and agents) on a free
+//! loopback port, with workflows written into a fresh directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lifeboat::app::{App, Options};
+use lifeboat::config::Settings;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub token: Option<String>,
+    pub app: Option<App>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub fn write_workflows(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let wf = dir.join("workflows");
+    std::fs::create_dir_all(&wf).expect("workflows dir");
+    for (name, text) in files {
+        std::fs::write(wf.join(name), text).expect("write workflow");
+    }
+    wf
+}
+
+pub async fn spawn(files: &[(&str, &str)], tokens: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
+        kafka_brokers: None,
+        workflows: write_workflows(dir.path(), files),
+        api_tokens: tokens
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect(),
+    };
+    let app = App::start(&settings, Options::default())
+        .await
+        .expect("app starts");
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let router = lifeboat::http::router(lifeboat::http::AppState::new(
+        &app,
+        settings.api_tokens.clone(),
+    ));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        dir,
+        token: tokens.first().map(|(_, t)| t.to_string()),
+        app: Some(app),
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let resp = self
+            .auth(self.client.post(self.url(path)))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .auth(self.client.get(self.url(path)))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create(&self, body: &str) -> String {
+        let (status, run) = self.post("/api/v1/runs", body).await;
+        assert_eq!(status, 201, "create run: {run}");
+        run["id"].as_str().expect("run id").to_string()
+    }
+
+    /// Polls the run until `done` holds or 30 s pass.
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, run) = self.get(&format!("/api/v1/runs/{id}")).await;
+            assert_eq!(status, 200, "{run}");
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_for(id, state, |r| r["state"] == state).await
+    }
+
+    pub async fn shutdown(mut self) {
+        self.server.abort();
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+pub fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no stage {name} in {run:#}"))
+}
+
+/// A PostgreSQL URL for tests, or `None` to skip; with LIFEBOAT_REQUIRE_SERVICES=1 a missing
+/// server is a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("LIFEBOAT_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("LIFEBOAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "LIFEBOAT_REQUIRE_SERVICES=1 but LIFEBOAT_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping the PostgreSQL half: LIFEBOAT_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
