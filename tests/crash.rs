@@ -1,0 +1,187 @@
+//! `kill -9` of `lifeboat serve` in the middle of a run, then a restart: the run completes
+//! and no stage whose lease was released with success runs again. Each `exec` stage appends
+//! its name to a file, so the file is the record of what ran.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn serve(dir: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("serve")
+        .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "LIFEBOAT_DATABASE_URL",
+            format!("sqlite://{}", dir.join("lifeboat.db").display()),
+        )
+        .env("LIFEBOAT_WORKFLOWS", dir.join("workflows"))
+        .env_remove("LIFEBOAT_API_TOKENS")
+        .env_remove("LIFEBOAT_CONFIG")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lifeboat serve");
+    Server { child }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn stage_state(run: &Value, name: &str) -> String {
+    run["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_killed_server_resumes_the_run_without_repeating_finished_stages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("ran.log");
+    let wf = format!(
+        r#"
+name: steps
+params: {{ log: "{}" }}
+stages:
+  one:
+    agent: exec
+    spec: {{ command: [sh, -c, 'echo one >> "$LOG"'], env: {{ LOG: "${{log}}" }} }}
+  two:
+    agent: exec
+    spec: {{ command: [sh, -c, 'echo two >> "$LOG"'], env: {{ LOG: "${{log}}" }} }}
+  slow:
+    agent: exec
+    spec: {{ command: [sh, -c, 'sleep 2; echo slow >> "$LOG"'], env: {{ LOG: "${{log}}" }} }}
+  four:
+    agent: exec
+    spec: {{ command: [sh, -c, 'echo four >> "$LOG"'], env: {{ LOG: "${{log}}" }} }}
+"#,
+        log.display()
+    );
+    std::fs::create_dir_all(dir.path().join("workflows")).expect("mkdir");
+    std::fs::write(dir.path().join("workflows/steps.yaml"), wf).expect("write");
+    std::fs::write(
+        dir.path().join("workflows/groups.yaml"),
+        "groups:\n  shop:\n    workflows: { failover: steps }\n",
+    )
+    .expect("write");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = serve(dir.path(), port);
+    wait_until("the server to answer", async || {
+        get(&client, &format!("{base}/healthz")).await.is_some()
+    })
+    .await;
+
+    let created: Value = client
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({ "group": "shop" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let run_url = format!("{base}/api/v1/runs/{id}");
+    wait_until("stage `slow` to run", async || {
+        get(&client, &run_url)
+            .await
+            .is_some_and(|r| stage_state(&r, "slow") == "running")
+    })
+    .await;
+
+    // SIGKILL: no shutdown code runs.
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("reap");
+    let before = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        before, "one\ntwo\n",
+        "the interrupted stage had not finished"
+    );
+    // Its child was killed with the server: nothing appends after the fact.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), before);
+
+    let _server = serve(dir.path(), port);
+    let mut done = Value::Null;
+    wait_until("the run to finish after the restart", async || {
+        match get(&client, &run_url).await {
+            Some(r) if r["finished_at"].is_string() => {
+                done = r;
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log"),
+        "one\ntwo\nslow\nfour\n"
+    );
+    let slow = done["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "slow"))
+        .expect("slow");
+    assert_eq!(
+        slow["attempts"], 2,
+        "the killed attempt's lease expired and the stage ran again"
+    );
+    assert!(
+        done["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "stage.retrying"
+                && e["stage"] == "slow"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("lease expired")),
+        "{done:#}"
+    );
+    for name in ["one", "two", "four"] {
+        let s = done["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name))
+            .expect("stage");
+        assert_eq!(s["attempts"], 1, "{name} ran once");
+    }
+}

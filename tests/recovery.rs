@@ -1,0 +1,126 @@
+//! The narrowest crash window: an agent released its lease with success, and the process
+//! died before the orchestrator applied it. On restart the outcome is found in the store,
+//! the stage counts as done, and it is not run again.
+
+mod common;
+
+use lifeboat::app::{App, Options};
+use lifeboat::config::Settings;
+use lifeboat::semaphore::{OutcomeKind, Semaphore};
+use lifeboat::store::Store;
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_success_released_before_a_crash_is_applied_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("ran.log");
+    let gate = dir.path().join("go");
+    let wf = format!(
+        r#"
+name: shop
+stages:
+  first:
+    agent: exec
+    spec: {{ command: [sh, -c, 'while [ ! -f "{gate}" ]; do sleep 0.05; done; echo first >> "{log}"'] }}
+  second:
+    agent: exec
+    spec: {{ command: [sh, -c, 'echo second >> "{log}"'] }}
+"#,
+        gate = gate.display(),
+        log = log.display()
+    );
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        kafka_brokers: None,
+        workflows: common::write_workflows(
+            dir.path(),
+            &[("steps.yaml", &wf), ("groups.yaml", common::GROUPS)],
+        ),
+        api_tokens: Vec::new(),
+    };
+
+    let app = App::start(&settings, Options::default())
+        .await
+        .expect("start");
+    let run = app
+        .orchestrator
+        .create(lifeboat::orchestrator::NewRun {
+            group: "shop".into(),
+            action: lifeboat::workflow::Action::Failover,
+            dry_run: false,
+            reason: None,
+            params: Default::default(),
+            requested_by: "test".into(),
+        })
+        .await
+        .expect("create");
+    let holder = app.instance.clone();
+    let store = app.store.clone();
+    let running = async {
+        loop {
+            let r = store.load_run(run.id).await.expect("load").expect("run");
+            if r.stages[0].state == lifeboat::orchestrator::state::StageState::Running {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, running)
+        .await
+        .expect("first stage starts");
+    // The process "dies": its tasks stop, and the stage's command with them.
+    app.shutdown().await;
+
+    // What the agent did just before: released its lease with success.
+    let store = Store::connect(&settings.database_url).await.expect("store");
+    let request = lifeboat::ids::request_id(run.id, "first", 1);
+    let released = Semaphore::new(store.clone(), None)
+        .release(
+            &request,
+            &holder,
+            OutcomeKind::Succeeded,
+            false,
+            Some("released before the crash".into()),
+        )
+        .await
+        .expect("release");
+    assert!(
+        released.is_some(),
+        "the lease was still held by the dead process"
+    );
+    store.close().await;
+
+    let app = App::start(&settings, Options::default())
+        .await
+        .expect("restart");
+    let finished = async {
+        loop {
+            let r = app
+                .store
+                .load_run(run.id)
+                .await
+                .expect("load")
+                .expect("run");
+            if r.state.is_final() {
+                break r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let done = tokio::time::timeout(LIMIT, finished)
+        .await
+        .expect("the run finishes after the restart");
+    assert_eq!(
+        done.state,
+        lifeboat::orchestrator::state::RunState::Succeeded
+    );
+    assert_eq!(done.stages[0].attempts, 1, "first was not run again");
+    assert_eq!(
+        done.stages[0].message.as_deref(),
+        Some("released before the crash")
+    );
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "second\n");
+    app.shutdown().await;
+}
