@@ -1,0 +1,486 @@
+//! One store suite, run against SQLite and PostgreSQL. The PostgreSQL half runs when
+//! LIFEBOAT_TEST_POSTGRES_URL is set (each test gets a fresh database); with
+//! LIFEBOAT_REQUIRE_SERVICES=1 a missing server fails instead of skipping.
+
+mod common;
+
+use std::time::Duration;
+
+use lifeboat::ids::{self, RunId};
+use lifeboat::orchestrator::machine::Audit;
+use lifeboat::orchestrator::state::{Run, RunState, StageRun, StageState};
+use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
+use lifeboat::store::{Batch, CreateError, OutboxMessage, Revocation, RunWrite, Store};
+use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
+use sqlx::Connection;
+
+/// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
+struct Fresh {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    /// `(admin URL, database)` to drop afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl Fresh {
+    async fn cleanup(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("drop database");
+        }
+    }
+}
+
+async fn sqlite() -> Option<Fresh> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .expect("sqlite");
+    Some(Fresh {
+        store,
+        _dir: Some(dir),
+        pg: None,
+    })
+}
+
+async fn postgres() -> Option<Fresh> {
+    let admin = common::postgres_url()?;
+    let name = format!("lifeboat_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.expect("close");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .expect("url has a database");
+    let store = Store::connect(&format!("{base}/{name}"))
+        .await
+        .expect("postgres store");
+    Some(Fresh {
+        store,
+        _dir: None,
+        pg: Some((admin, name)),
+    })
+}
+
+fn plan() -> Vec<PlannedStage> {
+    ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| PlannedStage {
+            name: n.to_string(),
+            agent: "exec".into(),
+            after: if i == 0 { vec![] } else { vec![0] },
+            spec: serde_json::json!({ "command": ["true"] }),
+            resource: Some(format!("res-{n}")),
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(60),
+            approval: i == 1,
+        })
+        .collect()
+}
+
+fn new_run(group: &str) -> Run {
+    let plan = plan();
+    let mut params = lifeboat::workflow::Params::new();
+    params.insert("to".into(), serde_json::json!("region-a"));
+    Run {
+        id: RunId::new(),
+        group: group.into(),
+        action: Action::Failover,
+        workflow: "wf".into(),
+        dry_run: false,
+        reason: Some("because".into()),
+        requested_by: "api:ops".into(),
+        params,
+        state: RunState::Pending,
+        created_at: 1_700_000_000_000,
+        started_at: None,
+        finished_at: None,
+        message: None,
+        stages: vec![StageRun::default(); plan.len()],
+        plan,
+        version: 0,
+    }
+}
+
+fn audit(kind: &str) -> Audit {
+    Audit {
+        at: 1,
+        actor: "api:ops".into(),
+        kind: kind.into(),
+        stage: None,
+        attempt: None,
+        message: None,
+    }
+}
+
+async fn run_round_trips(s: Store) {
+    let run = new_run("g");
+    s.insert_run(&run, &audit("run.created"))
+        .await
+        .expect("insert");
+    let loaded = s.load_run(run.id).await.expect("load").expect("found");
+    assert_eq!(loaded, run);
+    assert_eq!(s.active_runs().await.expect("active").len(), 1);
+    assert_eq!(s.audit(run.id).await.expect("audit")[0].kind, "run.created");
+    assert!(s.load_run(RunId::new()).await.expect("load").is_none());
+}
+
+async fn one_active_run_per_group_and_action(s: Store) {
+    let first = new_run("g");
+    s.insert_run(&first, &audit("run.created"))
+        .await
+        .expect("insert");
+    let second = new_run("g");
+    match s.insert_run(&second, &audit("run.created")).await {
+        Err(CreateError::Busy { active, .. }) => assert_eq!(active, first.id),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    assert!(
+        s.load_run(second.id).await.expect("load").is_none(),
+        "nothing of the refused run was written"
+    );
+    let mut dry = new_run("g");
+    dry.dry_run = true;
+    s.insert_run(&dry, &audit("run.created"))
+        .await
+        .expect("a dry run does not contend");
+
+    let mut done = first.clone();
+    done.state = RunState::Succeeded;
+    done.finished_at = Some(2);
+    done.version = 1;
+    s.commit(&Batch {
+        runs: vec![RunWrite {
+            run: &done,
+            expected_version: 0,
+            stages: &[],
+        }],
+        ..Batch::default()
+    })
+    .await
+    .expect("finish");
+    s.insert_run(&second, &audit("run.created"))
+        .await
+        .expect("the group is free again");
+}
+
+async fn a_stale_write_is_refused_whole(s: Store) {
+    let run = new_run("g");
+    s.insert_run(&run, &audit("run.created"))
+        .await
+        .expect("insert");
+    let mut next = run.clone();
+    next.state = RunState::Running;
+    next.stages[0].state = StageState::Dispatched;
+    next.stages[0].attempts = 1;
+    next.version = 1;
+    let batch = Batch {
+        runs: vec![RunWrite {
+            run: &next,
+            expected_version: 0,
+            stages: &[0],
+        }],
+        audit: vec![(run.id, audit("run.running"))],
+        ..Batch::default()
+    };
+    s.commit(&batch).await.expect("first write");
+    let stale = Batch {
+        runs: vec![RunWrite {
+            run: &next,
+            expected_version: 0,
+            stages: &[0],
+        }],
+        audit: vec![(run.id, audit("stale"))],
+        outbox: vec![OutboxMessage {
+            topic: "t".into(),
+            key: "k".into(),
+            payload: "p".into(),
+        }],
+        ..Batch::default()
+    };
+    assert!(s.commit(&stale).await.is_err());
+    let kinds: Vec<String> = s
+        .audit(run.id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, vec!["run.created", "run.running"]);
+    assert!(s.pending_outbox().await.expect("outbox").is_empty());
+    let loaded = s.load_run(run.id).await.expect("load").expect("run");
+    assert_eq!(loaded.stages[0].state, StageState::Dispatched);
+    assert_eq!(loaded.version, 1);
+}
+
+async fn outbox_keeps_order_until_deleted(s: Store) {
+    let msgs: Vec<OutboxMessage> = (0..3)
+        .map(|i| OutboxMessage {
+            topic: "lifeboat.events".into(),
+            key: "r".into(),
+            payload: format!("m{i}"),
+        })
+        .collect();
+    let ids = s
+        .commit(&Batch {
+            outbox: msgs,
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    let pending = s.pending_outbox().await.expect("pending");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|r| r.message.payload.as_str())
+            .collect::<Vec<_>>(),
+        ["m0", "m1", "m2"]
+    );
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    s.delete_outbox(&ids[..2]).await.expect("delete");
+    s.commit(&Batch {
+        delivered: vec![ids[2]],
+        ..Batch::default()
+    })
+    .await
+    .expect("delete in a batch");
+    assert!(s.pending_outbox().await.expect("pending").is_empty());
+}
+
+fn lease(run: RunId, stage: &str, attempt: u32, resource: &str, holder: &str) -> LeaseRequest {
+    LeaseRequest {
+        resource: resource.into(),
+        request_id: ids::request_id(run, stage, attempt),
+        run_id: run,
+        stage: stage.into(),
+        attempt,
+        holder: holder.into(),
+    }
+}
+
+async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sem = Semaphore::new(s.clone(), Some(tx));
+    let run = RunId::new();
+    let a1 = lease(run, "a", 1, "database:x", "agent:1");
+    assert_eq!(sem.acquire(&a1).await.expect("acquire"), Acquire::Acquired);
+    assert!(
+        matches!(sem.acquire(&a1).await.expect("again"), Acquire::InProgress { holder } if holder == "agent:1")
+    );
+    let other = lease(RunId::new(), "a", 1, "database:x", "agent:2");
+    assert_eq!(
+        sem.acquire(&other).await.expect("busy"),
+        Acquire::Busy {
+            request_id: a1.request_id.clone()
+        }
+    );
+    assert!(
+        sem.heartbeat(&a1.request_id, "agent:1")
+            .await
+            .expect("beat")
+    );
+    assert!(
+        !sem.heartbeat(&a1.request_id, "agent:2")
+            .await
+            .expect("not the holder")
+    );
+
+    assert!(
+        sem.release(
+            &a1.request_id,
+            "agent:2",
+            OutcomeKind::Succeeded,
+            false,
+            None
+        )
+        .await
+        .expect("wrong holder")
+        .is_none()
+    );
+    let out = sem
+        .release(
+            &a1.request_id,
+            "agent:1",
+            OutcomeKind::Succeeded,
+            false,
+            Some("done".into()),
+        )
+        .await
+        .expect("release");
+    assert_eq!(out.as_ref().map(|o| o.kind), Some(OutcomeKind::Succeeded));
+    assert_eq!(
+        rx.recv().await.map(|o| o.request_id),
+        Some(a1.request_id.clone()),
+        "the orchestrator is told"
+    );
+    // A redelivered request does nothing; the resource is free for others.
+    assert_eq!(
+        sem.acquire(&a1).await.expect("redelivery"),
+        Acquire::Ended(OutcomeKind::Succeeded)
+    );
+    assert_eq!(sem.acquire(&other).await.expect("free"), Acquire::Acquired);
+
+    // A restarted process expires its own old leases at once.
+    let expired = sem.expire(Some("agent:2")).await.expect("expire");
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].kind, expired[0].retryable),
+        (OutcomeKind::Expired, true)
+    );
+    assert!(
+        !sem.heartbeat(&other.request_id, "agent:2")
+            .await
+            .expect("gone")
+    );
+    let recorded = sem.outcomes_for(run).await.expect("outcomes");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].message.as_deref(), Some("done"));
+
+    // Revoking, even before anyone took the lease, keeps a late delivery from starting.
+    let b1 = lease(run, "b", 1, "dial:y", "agent:1");
+    s.commit(&Batch {
+        revocations: vec![Revocation {
+            request_id: b1.request_id.clone(),
+            run_id: run,
+            stage: "b".into(),
+            attempt: 1,
+            reason: "timed out".into(),
+        }],
+        ..Batch::default()
+    })
+    .await
+    .expect("revoke");
+    assert_eq!(
+        sem.acquire(&b1).await.expect("late"),
+        Acquire::Ended(OutcomeKind::Revoked)
+    );
+    // Nothing expires before its time.
+    assert!(sem.expire(None).await.expect("sweep").is_empty());
+}
+
+async fn counts_by_state(s: Store) {
+    s.insert_run(&new_run("g1"), &audit("run.created"))
+        .await
+        .expect("insert");
+    s.insert_run(&new_run("g2"), &audit("run.created"))
+        .await
+        .expect("insert");
+    let (runs, stages) = s.state_counts().await.expect("counts");
+    assert_eq!(runs, vec![("pending".to_string(), 2)]);
+    assert_eq!(stages, vec![("pending".to_string(), 4)]);
+    assert!(s.ping().await);
+}
+
+/// The whole engine on PostgreSQL: a run with a retry, through the real app.
+#[tokio::test]
+async fn a_run_completes_on_postgres() {
+    let Some(fresh) = postgres().await else {
+        return;
+    };
+    let url = fresh
+        .pg
+        .as_ref()
+        .map(|(admin, name)| {
+            format!(
+                "{}/{name}",
+                admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin)
+            )
+        })
+        .expect("url");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = "name: shop\nstages:\n  a:\n    agent: database\n    spec: { cluster: c, role: writer, fail_attempts: 1, duration: 10ms }\n    retry: { max_attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }\n  b: { agent: noop }\n";
+    let settings = lifeboat::config::Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: url,
+        kafka_brokers: None,
+        workflows: common::write_workflows(
+            dir.path(),
+            &[("shop.yaml", wf), ("groups.yaml", common::GROUPS)],
+        ),
+        api_tokens: Vec::new(),
+    };
+    let app = lifeboat::app::App::start(&settings, lifeboat::app::Options::default())
+        .await
+        .expect("app on postgres");
+    let run = app
+        .orchestrator
+        .create(lifeboat::orchestrator::NewRun {
+            group: "shop".into(),
+            action: Action::Failover,
+            dry_run: false,
+            reason: None,
+            params: Default::default(),
+            requested_by: "test".into(),
+        })
+        .await
+        .expect("create");
+    let done = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let r = app
+                .store
+                .load_run(run.id)
+                .await
+                .expect("load")
+                .expect("run");
+            if r.state.is_final() {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the run finishes");
+    assert_eq!(done.state, RunState::Succeeded);
+    assert_eq!(done.stages[0].attempts, 2);
+    assert!(
+        app.store
+            .audit(run.id)
+            .await
+            .expect("audit")
+            .iter()
+            .any(|a| a.kind == "stage.retrying")
+    );
+    app.shutdown().await;
+    fresh.cleanup().await;
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(#[tokio::test] async fn $name() {
+                let fresh = super::sqlite().await.expect("sqlite");
+                super::$name(fresh.store.clone()).await;
+                fresh.cleanup().await;
+            })*
+        }
+        mod postgres_store {
+            $(#[tokio::test] async fn $name() {
+                let Some(fresh) = super::postgres().await else { return };
+                super::$name(fresh.store.clone()).await;
+                fresh.cleanup().await;
+            })*
+        }
+    };
+}
+
+suite!(
+    run_round_trips,
+    one_active_run_per_group_and_action,
+    a_stale_write_is_refused_whole,
+    outbox_keeps_order_until_deleted,
+    leases_are_exclusive_and_remember_how_they_ended,
+    counts_by_state,
+);
