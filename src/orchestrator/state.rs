@@ -20,9 +20,10 @@ pub enum RunState {
     Cancelled,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageState {
+    #[default]
     Pending,
     /// Dependencies done; waiting for dispatch or, at a gate, for approval.
     Ready,
@@ -117,12 +118,6 @@ pub struct StageRun {
     /// When the current attempt times out (states `dispatched`, `running`).
     pub deadline: Option<Millis>,
     pub approved_by: Option<String>,
-}
-
-impl Default for StageState {
-    fn default() -> Self {
-        StageState::Pending
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -41,10 +41,10 @@ fn split(s: &str) -> Result<Vec<Piece<'_>>, String> {
     let mut rest = s;
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];
-        if after.starts_with("${") {
+        if let Some(escaped) = after.strip_prefix("${") {
             pieces.push(Piece::Text(&rest[..i]));
             pieces.push(Piece::Text("${"));
-            rest = &after[2..];
+            rest = escaped;
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
