@@ -22,7 +22,8 @@ struct RawWorkflow {
     description: Option<String>,
     #[serde(default)]
     params: OrderedMap<Spanned<Node>>,
-    stages: Spanned<OrderedMap<Spanned<RawStage>>>,
+    /// `None` for `stages:` with nothing under it, reported as empty (not as a parse error).
+    stages: Spanned<Option<OrderedMap<Spanned<RawStage>>>>,
 }
 
 #[derive(Deserialize)]
@@ -278,7 +279,7 @@ fn workflow(file: &Path, raw: RawWorkflow, errors: &mut Vec<Diagnostic>) -> Opti
     if raw.name.value.trim().is_empty() {
         errors.push(Pos::of(&raw.name).diag(file, "workflow name is empty"));
     }
-    let entries = &raw.stages.value.0;
+    let entries: &[_] = raw.stages.value.as_ref().map_or(&[], |m| &m.0);
     if entries.is_empty() {
         errors.push(Pos::of(&raw.stages).diag(
             file,
@@ -418,9 +419,31 @@ fn workflow(file: &Path, raw: RawWorkflow, errors: &mut Vec<Diagnostic>) -> Opti
     }
     if let Some(cycle) = find_cycle(&stages) {
         let names: Vec<&str> = cycle.iter().map(|&i| stages[i].name.as_str()).collect();
+        // An edge nobody wrote (a stage without `after` waits for the one above it) is
+        // named, or the cycle reads as if it came from nowhere.
+        let implicit: Vec<String> = cycle
+            .iter()
+            .zip(cycle.iter().cycle().skip(1))
+            .filter(|&(&from, &to)| entries[to].1.value.after.is_none() && to == from + 1)
+            .map(|(&from, &to)| {
+                format!(
+                    "`{}` has no `after`, so it waits for `{}`, the stage above it",
+                    stages[to].name, stages[from].name
+                )
+            })
+            .collect();
+        let note = if implicit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", implicit.join("; "))
+        };
         errors.push(stages[cycle[0]].pos.diag(
             file,
-            format!("stages form a cycle: {} → {}", names.join(" → "), names[0]),
+            format!(
+                "stages form a cycle: {} → {}{note}",
+                names.join(" → "),
+                names[0]
+            ),
         ));
     }
     (errors.len() == before).then(|| Workflow {
@@ -641,7 +664,11 @@ fn routes(
                         "route `{}`: bad regex for `{}`: {}",
                         r.name.value,
                         label.value,
-                        e.to_string().lines().last().unwrap_or("invalid")
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid")
+                            .trim_start_matches("error: ")
                     ),
                 )),
             }

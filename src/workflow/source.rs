@@ -58,7 +58,11 @@ impl Pos {
 
 /// Parses a whole file; a syntax or shape error becomes one located diagnostic.
 pub fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str(text).map_err(|e| {
+    // YAML 1.2 booleans only: under YAML 1.1 a namespace called `n` or a region called `no`
+    // would silently turn into `false`.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let plain = e.without_snippet();
         let (line, column) = plain
             .location()
@@ -68,7 +72,11 @@ pub fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T,
             file: file.to_path_buf(),
             line: line.max(1),
             column: column.max(1),
-            message: strip_location(&plain.to_string()),
+            // The user-facing wording: the default one gives advice to the programmer
+            // ("set DuplicateKeyPolicy in Options") that means nothing in a workflow file.
+            message: strip_location(
+                &plain.render_with_formatter(&serde_saphyr::UserMessageFormatter),
+            ),
         }
     })
 }

@@ -1,0 +1,674 @@
+//! `lifeboat validate [PATH]` end to end: every bad input is reported as
+//! `file:line:column: message` on stdout and the command exits 1; a clean directory exits 0
+//! with a one-line summary. Each case writes its YAML into a fresh temporary directory and
+//! runs the built binary. Expected lines and columns are counted by hand from the YAML
+//! written (both 1-based).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// What one run of the binary printed, and how it exited.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn dump(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the binary in `cwd`, with none of the caller's Lifeboat settings leaking in.
+fn lifeboat(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(args).current_dir(cwd);
+    for var in [
+        "LIFEBOAT_CONFIG",
+        "LIFEBOAT_WORKFLOWS",
+        "LIFEBOAT_LISTEN",
+        "LIFEBOAT_DATABASE_URL",
+        "LIFEBOAT_KAFKA_BROKERS",
+        "LIFEBOAT_API_TOKENS",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the lifeboat binary runs");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// Writes `files` into a fresh directory and runs `lifeboat validate DIR`.
+fn validate(files: &[(&str, &str)]) -> (TempDir, Outcome) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write a case file");
+    }
+    let target = dir
+        .path()
+        .to_str()
+        .expect("temporary path is UTF-8")
+        .to_owned();
+    let out = lifeboat(dir.path(), &["validate", &target], &[]);
+    (dir, out)
+}
+
+/// One expected diagnostic: the file (inside the case directory), where, and a distinctive
+/// part of the message.
+struct Expect<'a> {
+    file: &'a str,
+    line: u32,
+    column: u32,
+    message: &'a str,
+}
+
+fn at<'a>(file: &'a str, line: u32, column: u32, message: &'a str) -> Expect<'a> {
+    Expect {
+        file,
+        line,
+        column,
+        message,
+    }
+}
+
+/// The run failed with exit 1, and stdout is exactly these diagnostics, one per line, each
+/// starting with its exact `file:line:column: `.
+fn assert_errors(dir: &TempDir, out: &Outcome, expected: &[Expect<'_>]) {
+    assert_eq!(out.code, Some(1), "validate must exit 1\n{}", out.dump());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "one line per problem, and no other problems\n{}",
+        out.dump()
+    );
+    for e in expected {
+        let prefix = format!(
+            "{}:{}:{}: ",
+            dir.path().join(e.file).display(),
+            e.line,
+            e.column
+        );
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no diagnostic at `{prefix}`\n{}", out.dump()));
+        assert!(
+            line.contains(e.message),
+            "diagnostic at `{prefix}` should mention {:?}, got: {line}\n{}",
+            e.message,
+            out.dump()
+        );
+    }
+    assert!(
+        out.stderr
+            .contains(&format!("{} problem(s) found", expected.len())),
+        "stderr counts the problems\n{}",
+        out.dump()
+    );
+}
+
+fn repo_workflows() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows")
+}
+
+/// A valid workflow and group, for the cases about groups and routes.
+const PETSTORE: &str = "\
+name: petstore-failover
+stages:
+  prescale:
+    agent: noop
+";
+
+const PETSTORE_GROUP: &str = "\
+groups:
+  petstore:
+    services: [petstore-api]
+    workflows: { failover: petstore-failover }
+";
+
+#[test]
+fn clean_directory_exits_zero_with_a_one_line_summary() {
+    let (_dir, out) = validate(&[
+        (
+            "wf.yaml",
+            "\
+name: w
+params:
+  to: region-a
+stages:
+  a:
+    agent: noop
+  b:
+    agent: dial
+    spec: { endpoint: petstore.example.com, region: \"${to}\" }
+    retry: { max_attempts: 5, initial_backoff: 2s, max_backoff: 60s }
+    timeout: 10m
+",
+        ),
+        ("groups.yaml", PETSTORE_GROUP),
+        ("petstore.yaml", PETSTORE),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    assert_eq!(
+        out.stdout,
+        "ok: 2 workflows (3 stages), 1 groups, 0 routes in 3 files\n",
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: broken
+stages:
+  a:
+    agent: noop
+    spec: { x: [1, 2
+",
+    )]);
+    // Points at the `[` that is never closed.
+    assert_errors(&dir, &out, &[at("wf.yaml", 5, 16, "unclosed bracket")]);
+}
+
+#[test]
+fn misspelt_stage_field() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: typo
+stages:
+  a:
+    agent: noop
+  b:
+    agnet: noop
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            6,
+            5,
+            "unknown field `agnet`, expected one of agent",
+        )],
+    );
+}
+
+#[test]
+fn unknown_agent() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  scale:
+    agent: capcity
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            4,
+            12,
+            "stage `scale`: unknown agent `capcity`",
+        )],
+    );
+}
+
+#[test]
+fn capacity_spec_with_misspelt_field_points_into_the_spec() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  scale:
+    agent: capacity
+    spec:
+      cluster: k8s-a
+      namespace: petstore
+      replica: 6
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            8,
+            16,
+            "stage `scale`: capacity spec rejected at `replica`: unknown field `replica`",
+        )],
+    );
+}
+
+#[test]
+fn exec_spec_with_empty_command_points_into_the_spec() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  run:
+    agent: exec
+    spec:
+      command: []
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            6,
+            16,
+            "stage `run`: exec spec rejected at `command`: command must name a program",
+        )],
+    );
+}
+
+#[test]
+fn after_names_a_missing_stage() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+  b:
+    agent: noop
+    after: [a, c]
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            7,
+            16,
+            "stage `b`: `after` names missing stage `c`",
+        )],
+    );
+}
+
+#[test]
+fn cycle_between_stages() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+    after: [c]
+  b:
+    agent: noop
+    after: [a]
+  c:
+    agent: noop
+    after: [b]
+",
+    )]);
+    // Reported once, at the first stage of the cycle in file order.
+    assert_errors(
+        &dir,
+        &out,
+        &[at("wf.yaml", 3, 3, "stages form a cycle: a → b → c → a")],
+    );
+}
+
+#[test]
+fn cycle_through_file_order_names_the_implicit_wait() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+  b:
+    agent: noop
+    after: [c]
+  c:
+    agent: noop
+",
+    )]);
+    // `c` has no `after`, so it waits for `b`; the message must say so.
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            5,
+            3,
+            "stages form a cycle: b → c → b (`c` has no `after`, so it waits for `b`",
+        )],
+    );
+}
+
+#[test]
+fn duplicate_stage_name() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+  b:
+    agent: noop
+  a:
+    agent: noop
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at("wf.yaml", 7, 3, "duplicate mapping key `a`")],
+    );
+    assert!(
+        !out.stdout.contains("DuplicateKeyPolicy"),
+        "no advice meant for programmers\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn undefined_param() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+params:
+  to: region-a
+stages:
+  dial:
+    agent: dial
+    spec:
+      endpoint: \"petstore-${to}\"
+      region: \"${form}\"
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            9,
+            15,
+            "undefined parameter `${form}` (defined: to)",
+        )],
+    );
+}
+
+#[test]
+fn bad_timeout_duration() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+    timeout: 10 minutes-ish
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at("wf.yaml", 5, 14, "bad duration \"10 minutes-ish\"")],
+    );
+}
+
+#[test]
+fn bad_retry_backoff() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: noop
+    retry: { max_attempts: 3, initial_backoff: fast, max_backoff: 1m }
+",
+    )]);
+    assert_errors(&dir, &out, &[at("wf.yaml", 5, 48, "bad duration \"fast\"")]);
+}
+
+#[test]
+fn group_names_a_missing_workflow() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  petstore:
+    services: [petstore-api]
+    workflows:
+      failover: petstore-failover
+      failback: petstore-failbak
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "groups.yaml",
+            6,
+            17,
+            "group `petstore`: failback workflow `petstore-failbak` is not defined",
+        )],
+    );
+}
+
+#[test]
+fn empty_stages() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages: {}
+",
+    )]);
+    assert_errors(&dir, &out, &[at("wf.yaml", 2, 9, "`stages` is empty")]);
+}
+
+#[test]
+fn stages_with_nothing_under_it() {
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+params: {}
+",
+    )]);
+    assert_errors(&dir, &out, &[at("wf.yaml", 2, 7, "`stages` is empty")]);
+}
+
+#[test]
+fn every_error_in_a_directory_is_reported() {
+    let (dir, out) = validate(&[
+        (
+            "one.yaml",
+            "\
+name: one
+stages:
+  a:
+    agent: noop
+    after: [zz]
+",
+        ),
+        (
+            "two.yaml",
+            "\
+name: two
+stages:
+  a:
+    agent: bogus
+  b:
+    agent: noop
+    timeout: soon
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at("one.yaml", 5, 13, "`after` names missing stage `zz`"),
+            at("two.yaml", 4, 12, "unknown agent `bogus`"),
+            at("two.yaml", 7, 14, "bad duration \"soon\""),
+        ],
+    );
+}
+
+#[test]
+fn route_with_bad_regex() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        ("groups.yaml", PETSTORE_GROUP),
+        (
+            "routes.yaml",
+            "\
+routes:
+  - name: region-down
+    match_re: { service: \"petstore-(\" }
+    group: petstore
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "routes.yaml",
+            3,
+            26,
+            "route `region-down`: bad regex for `service`: unclosed group",
+        )],
+    );
+}
+
+#[test]
+fn route_naming_an_unknown_group() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        ("groups.yaml", PETSTORE_GROUP),
+        (
+            "routes.yaml",
+            "\
+routes:
+  - name: region-down
+    group: petstre
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "routes.yaml",
+            3,
+            12,
+            "route `region-down`: unknown group `petstre`",
+        )],
+    );
+}
+
+#[test]
+fn repository_workflows_validate() {
+    let cwd = tempfile::tempdir().expect("a temporary directory");
+    let workflows = repo_workflows();
+    let out = lifeboat(
+        cwd.path(),
+        &[
+            "validate",
+            workflows.to_str().expect("repository path is UTF-8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "a one-line summary\n{}", out.dump());
+    assert!(
+        lines[0].starts_with("ok: ") && lines[0].contains(" workflows ("),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn plan_prints_the_waves_of_the_repository_petstore_group() {
+    let cwd = tempfile::tempdir().expect("a temporary directory");
+    let workflows = repo_workflows();
+    let out = lifeboat(
+        cwd.path(),
+        &["plan", "petstore"],
+        &[("LIFEBOAT_WORKFLOWS", workflows.as_path())],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    let wave = |n: usize| {
+        out.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("wave {n}:")))
+            .unwrap_or_else(|| panic!("no wave {n}\n{}", out.dump()))
+    };
+    let first = wave(1);
+    assert!(
+        first.contains("prescale") && first.contains("promote-database"),
+        "wave 1 runs prescale and promote-database in parallel\n{}",
+        out.dump()
+    );
+    assert!(wave(2).contains("demote-database"), "{}", out.dump());
+    assert!(wave(3).contains("dial"), "{}", out.dump());
+    assert!(
+        out.stdout
+            .starts_with("petstore failover → petstore-failover"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn yes_and_no_stay_strings_in_specs() {
+    // Under YAML 1.1 `n` and `no` would be booleans and these specs would be rejected.
+    let (_dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  a:
+    agent: capacity
+    spec: { cluster: on, namespace: n, replicas: 2 }
+  b:
+    agent: dial
+    spec: { endpoint: api.example.com, region: no }
+",
+    )]);
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+}
