@@ -66,8 +66,10 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let instance = instance_name("embedded");
 
-        let (outcome_tx, mut outcome_rx) = orchestrator::engine::outcome_channel();
-        let semaphore = Semaphore::new(store.clone(), Some(outcome_tx));
+        let (cmd_tx, cmd_rx) = orchestrator::channel();
+        let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone());
+        let sink = orchestrator.clone();
+        let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))));
         // Only this process holds leases on the embedded store: the previous incarnation's
         // leases are expired now rather than after their TTL.
         let expired = semaphore
@@ -81,8 +83,6 @@ impl App {
             );
         }
 
-        let (cmd_tx, cmd_rx) = orchestrator::channel();
-        let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone());
         let mut tasks = Vec::new();
 
         // Agents subscribe first so that recovery's re-sent work finds them.
@@ -113,12 +113,6 @@ impl App {
             .context("recovering unfinished runs")?;
         tasks.push(tokio::spawn(engine.run(cmd_rx, recovered)));
 
-        let o = orchestrator.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(outcome) = outcome_rx.recv().await {
-                o.outcome(outcome);
-            }
-        }));
         let o = orchestrator.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(msg) = progress.next().await {

@@ -229,10 +229,25 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let state = crate::http::AppState::new(&app, settings.api_tokens.clone());
     tracing::info!(listen = %settings.listen, database = %settings.database_url, instance = %app.instance, "Lifeboat is serving.");
     axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
     app.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM. Runs in flight stay in the store and resume at the next start.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("Shutting down; unfinished runs resume at the next start.");
 }

@@ -130,7 +130,7 @@ pub async fn follow(
                 }
                 if e.kind == "approval.requested" {
                     let stage = e.stage.clone().unwrap_or_default();
-                    answer(&orchestrator, run, &stage, &approver, &multi).await;
+                    answer(&orchestrator, run, &stage, &approver, &multi, tty).await;
                 }
                 if matches!(e.kind.as_str(), "run.succeeded" | "run.failed" | "run.cancelled") {
                     break;
@@ -177,16 +177,35 @@ async fn answer(
     stage: &str,
     approver: &Approver,
     multi: &MultiProgress,
+    tty: bool,
 ) {
+    let say = |line: String| {
+        if tty {
+            let _ = multi.println(line);
+        } else {
+            println!("{line}");
+        }
+    };
     let result = match approver {
         Approver::Auto { actor, after } => {
-            let _ = multi.println(format!(
+            say(format!(
                 "approval requested for `{stage}`; approving as {actor}"
             ));
-            tokio::time::sleep(*after).await;
-            orchestrator
-                .approve(run.id, Some(stage.to_string()), actor)
-                .await
+            // Approve from the side so that progress keeps streaming meanwhile.
+            let (o, id, stage, actor, after) = (
+                orchestrator.clone(),
+                run.id,
+                stage.to_string(),
+                actor.clone(),
+                *after,
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                if let Err(e) = o.approve(id, Some(stage.clone()), &actor).await {
+                    eprintln!("approval of `{stage}` not recorded: {e}");
+                }
+            });
+            return;
         }
         Approver::Prompt { actor } => {
             let question = format!(
@@ -213,13 +232,16 @@ async fn answer(
             }
         }
         Approver::Reject { why } => {
+            say(format!(
+                "approval requested for `{stage}`: rejecting, {why}"
+            ));
             orchestrator
                 .reject(run.id, "lifeboat", Some(why.clone()))
                 .await
         }
     };
     if let Err(e) = result {
-        let _ = multi.println(format!("approval of `{stage}` not recorded: {e}"));
+        say(format!("approval of `{stage}` not recorded: {e}"));
     }
 }
 

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::{Any, Row, Transaction};
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use crate::clock::{self, Millis};
 use crate::ids::RunId;
@@ -91,9 +91,9 @@ pub enum Acquire {
     },
 }
 
-/// Tells the orchestrator that a lease ended. In one process this is a channel; across
-/// processes the same outcomes are found in the store.
-pub type OutcomeSink = mpsc::UnboundedSender<LeaseOutcome>;
+/// Tells the orchestrator that a lease ended. In one process this is a call into the
+/// engine's queue; across processes the same outcomes are found in the store.
+pub type OutcomeSink = Arc<dyn Fn(LeaseOutcome) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Semaphore {
@@ -109,7 +109,7 @@ impl Semaphore {
     fn notify(&self, outcomes: &[LeaseOutcome]) {
         if let Some(sink) = &self.sink {
             for o in outcomes {
-                let _ = sink.send(o.clone());
+                sink(o.clone());
             }
         }
     }

@@ -252,7 +252,7 @@ async fn outbox_keeps_order_until_deleted(s: Store) {
     assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
     s.delete_outbox(&ids[..2]).await.expect("delete");
     s.commit(&Batch {
-        delivered: vec![ids[2]],
+        delivered: &ids[2..],
         ..Batch::default()
     })
     .await
@@ -273,7 +273,10 @@ fn lease(run: RunId, stage: &str, attempt: u32, resource: &str, holder: &str) ->
 
 async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sem = Semaphore::new(s.clone(), Some(tx));
+    let sem = Semaphore::new(
+        s.clone(),
+        Some(std::sync::Arc::new(move |o| drop(tx.send(o)))),
+    );
     let run = RunId::new();
     let a1 = lease(run, "a", 1, "database:x", "agent:1");
     assert_eq!(sem.acquire(&a1).await.expect("acquire"), Acquire::Acquired);

@@ -24,6 +24,16 @@ use crate::store::{Batch, OutboxMessage, Revocation, RunWrite, Store};
 /// Most inputs folded into one transaction.
 const BATCH: usize = 512;
 
+/// The longest a commit holding only `accepted` progress waits for company.
+const PROGRESS_COALESCE: Duration = Duration::from_millis(2);
+
+/// How long the engine stays idle before deleting published outbox rows on their own.
+const OUTBOX_TRIM_AFTER: Duration = Duration::from_millis(250);
+
+/// Published rows deleted along with each state change's commit: small enough that no one
+/// commit pays for a backlog, large enough to keep up with what a busy engine publishes.
+const OUTBOX_TRIM_WITH_COMMIT: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error("run {0} not found")]
@@ -142,7 +152,7 @@ impl Engine {
                 }
                 let request = ids::request_id(run.id, &run.plan[i].name, stage.attempts);
                 match outcomes.iter().find(|o| o.request_id == request) {
-                    Some(o) => items.extend(self.outcome_item(&run, o.clone())),
+                    Some(o) => items.extend(Self::outcome_item(&run, o.clone())),
                     None => {
                         let w = work_request(&run, i);
                         self.publish_work(&w).await?;
@@ -171,7 +181,7 @@ impl Engine {
             .await
     }
 
-    fn outcome_item(&self, run: &Run, o: LeaseOutcome) -> Option<Item> {
+    fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Item> {
         let stage = run.stage_index(&o.stage)?;
         let outcome = match o.kind {
             OutcomeKind::Succeeded => Outcome::Succeeded { message: o.message },
@@ -215,6 +225,15 @@ impl Engine {
                     None => std::future::pending().await,
                 }
             };
+            // Published rows leave the outbox with the next commit, or after a quiet spell:
+            // trimming is never on the path from one stage to the next.
+            let trim = async {
+                if self.delivered.is_empty() {
+                    std::future::pending().await
+                } else {
+                    tokio::time::sleep(OUTBOX_TRIM_AFTER).await
+                }
+            };
             let mut commands = Vec::new();
             tokio::select! {
                 first = rx.recv() => match first {
@@ -222,12 +241,23 @@ impl Engine {
                     None => break,
                 },
                 _ = sleep => {}
-            }
-            while commands.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(c) => commands.push(c),
-                    Err(_) => break,
+                _ = trim => {
+                    let ids = std::mem::take(&mut self.delivered);
+                    if let Err(e) = self.store.delete_outbox(&ids).await {
+                        tracing::warn!(error = %e, "Could not trim the outbox; will retry.");
+                        self.delivered.extend(ids);
+                    }
+                    continue;
                 }
+            }
+            drain(&mut rx, &mut commands);
+            // `accepted` only marks a stage running. A short wait lets the outcome that often
+            // follows at once share its commit, instead of queueing behind it.
+            if commands.iter().all(|c| matches!(c, Command::Progress(_)))
+                && let Ok(Some(c)) = tokio::time::timeout(PROGRESS_COALESCE, rx.recv()).await
+            {
+                commands.push(c);
+                drain(&mut rx, &mut commands);
             }
             let mut items = self.due_ticks();
             for c in commands {
@@ -237,13 +267,6 @@ impl Engine {
             }
             if !items.is_empty() {
                 self.process(items).await;
-            }
-            if !self.delivered.is_empty() && rx.is_empty() {
-                let ids = std::mem::take(&mut self.delivered);
-                if let Err(e) = self.store.delete_outbox(&ids).await {
-                    tracing::warn!(error = %e, "Could not trim the outbox; will retry.");
-                    self.delivered.extend(ids);
-                }
             }
         }
     }
@@ -319,8 +342,8 @@ impl Engine {
                 })
             }
             Command::Outcome(o) => {
-                let run = self.cached(o.run_id).await?.clone();
-                self.outcome_item(&run, o)
+                let run = self.cached(o.run_id).await?;
+                Self::outcome_item(run, o)
             }
             Command::Progress(p) => {
                 if p.kind != ProgressKind::Accepted {
@@ -442,7 +465,8 @@ impl Engine {
             }
         }
         let mut outbox = Vec::new();
-        let mut dispatches: Vec<(usize, Option<i64>)> = Vec::new();
+        // Per outbox message: when the lease behind a dispatch was released.
+        let mut released: Vec<Option<i64>> = Vec::new();
         let mut revocations = Vec::new();
         for (id, effect, released_us) in &effects {
             let Some(run) = self.runs.get(id) else {
@@ -451,7 +475,7 @@ impl Engine {
             match effect {
                 Effect::Dispatch { stage } => {
                     let w = work_request(run, *stage);
-                    dispatches.push((outbox.len(), *released_us));
+                    released.push(*released_us);
                     outbox.push(OutboxMessage {
                         topic: bus::work_topic(&w.agent),
                         key: id.to_string(),
@@ -480,7 +504,8 @@ impl Engine {
                 });
             }
         }
-        let delivered = std::mem::take(&mut self.delivered);
+        let take = self.delivered.len().min(OUTBOX_TRIM_WITH_COMMIT);
+        let delivered: Vec<i64> = self.delivered.drain(..take).collect();
         let result = {
             let batch = Batch {
                 runs: touched
@@ -496,16 +521,17 @@ impl Engine {
                 audit,
                 outbox,
                 revocations,
-                delivered,
+                delivered: &delivered,
             };
             self.store
                 .commit(&batch)
                 .await
-                .map(|ids| (ids, batch.outbox, batch.delivered, batch.audit))
+                .map(|ids| (ids, batch.outbox, batch.audit))
         };
         let (ids, outbox, audit) = match result {
-            Ok((ids, outbox, _, audit)) => (ids, outbox, audit),
+            Ok((ids, outbox, audit)) => (ids, outbox, audit),
             Err(e) => {
+                self.delivered.extend(delivered);
                 tracing::error!(error = %e, "Could not store a state change; reloading the runs involved.");
                 for (id, _, _) in &touched {
                     self.runs.remove(id);
@@ -520,6 +546,7 @@ impl Engine {
 
         // Committed: now the messages may leave.
         for (n, (id, m)) in ids.iter().zip(&outbox).enumerate() {
+            let released_us = released.get(n).copied().flatten();
             match self
                 .bus
                 .publish(&m.topic, &m.key, m.payload.clone().into_bytes())
@@ -530,8 +557,8 @@ impl Engine {
                     tracing::warn!(error = %e, topic = %m.topic, "Publish failed; the outbox keeps it.")
                 }
             }
-            if let Some((_, Some(released))) = dispatches.iter().find(|(i, _)| *i == n) {
-                let micros = (clock::now_us() - released).max(0);
+            if let Some(released_us) = released_us {
+                let micros = (clock::now_us() - released_us).max(0);
                 self.metrics.overhead(micros);
                 if let Some(log) = &self.overhead
                     && let Ok(mut log) = log.lock()
@@ -560,6 +587,15 @@ impl Engine {
             );
         }
         self.runs.retain(|_, r| !r.state.is_final());
+    }
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Command>, commands: &mut Vec<Command>) {
+    while commands.len() < BATCH {
+        match rx.try_recv() {
+            Ok(c) => commands.push(c),
+            Err(_) => break,
+        }
     }
 }
 

@@ -75,7 +75,7 @@ pub struct Batch<'a> {
     pub outbox: Vec<OutboxMessage>,
     pub revocations: Vec<Revocation>,
     /// Outbox rows already published: deleted in the same transaction.
-    pub delivered: Vec<i64>,
+    pub delivered: &'a [i64],
 }
 
 impl Store {
@@ -195,44 +195,24 @@ impl Store {
         for i in 0..run.stages.len() {
             rows::insert_stage(&mut tx, run, i).await?;
         }
-        rows::insert_audit(&mut tx, run.id, audit).await?;
+        rows::insert_audit(&mut tx, &[(run.id, audit.clone())]).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         Ok(())
     }
 
     /// Writes a batch of state changes and their consequences in one transaction. Returns
-    /// the outbox ids of `batch.outbox`, in order.
+    /// the outbox ids of `batch.outbox`.
     pub async fn commit(&self, batch: &Batch<'_>) -> anyhow::Result<Vec<i64>> {
         let mut tx = self.pool.begin().await?;
-        for id in &batch.delivered {
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        rows::delete_outbox(&mut tx, batch.delivered).await?;
         for w in &batch.runs {
             rows::update_run(&mut tx, w).await?;
         }
-        for (run_id, a) in &batch.audit {
-            rows::insert_audit(&mut tx, *run_id, a).await?;
-        }
+        rows::insert_audit(&mut tx, &batch.audit).await?;
         for r in &batch.revocations {
             crate::semaphore::revoke_in(&mut tx, r).await?;
         }
-        let now = crate::clock::now_ms();
-        let mut ids = Vec::with_capacity(batch.outbox.len());
-        for m in &batch.outbox {
-            let row = sqlx::query(
-                "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(&m.topic)
-            .bind(&m.key)
-            .bind(&m.payload)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(row.try_get::<i64, _>("id")?);
-        }
+        let ids = rows::insert_outbox(&mut tx, &batch.outbox).await?;
         tx.commit().await?;
         Ok(ids)
     }

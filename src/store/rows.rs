@@ -6,7 +6,7 @@ use anyhow::Context;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::RunWrite;
+use super::{OutboxMessage, RunWrite};
 use crate::ids::RunId;
 use crate::orchestrator::machine::Audit;
 use crate::orchestrator::state::{Run, RunState, StageRun, StageState};
@@ -148,22 +148,88 @@ pub async fn update_run(tx: &mut Transaction<'_, Any>, w: &RunWrite<'_>) -> anyh
     Ok(())
 }
 
+/// Rows per multi-row statement: well inside both databases' parameter limits.
+const CHUNK: usize = 500;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
+fn values(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 pub async fn insert_audit(
     tx: &mut Transaction<'_, Any>,
-    run: RunId,
-    a: &Audit,
+    audit: &[(RunId, Audit)],
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit (run_id, at, actor, kind, stage, attempt, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(run.to_string())
-    .bind(a.at)
-    .bind(&a.actor)
-    .bind(&a.kind)
-    .bind(a.stage.clone())
-    .bind(a.attempt.map(|n| n as i64))
-    .bind(a.message.clone())
-    .execute(&mut **tx)
-    .await?;
+    for chunk in audit.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit (run_id, at, actor, kind, stage, attempt, message) VALUES {}",
+            values(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for (run, a) in chunk {
+            q = q
+                .bind(run.to_string())
+                .bind(a.at)
+                .bind(a.actor.clone())
+                .bind(a.kind.clone())
+                .bind(a.stage.clone())
+                .bind(a.attempt.map(|n| n as i64))
+                .bind(a.message.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_outbox(
+    tx: &mut Transaction<'_, Any>,
+    outbox: &[OutboxMessage],
+) -> anyhow::Result<Vec<i64>> {
+    let now = crate::clock::now_ms();
+    let mut ids = Vec::with_capacity(outbox.len());
+    for chunk in outbox.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES {} RETURNING id",
+            values(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for m in chunk {
+            q = q
+                .bind(m.topic.clone())
+                .bind(m.key.clone())
+                .bind(m.payload.clone())
+                .bind(now);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            ids.push(row.try_get::<i64, _>("id")?);
+        }
+    }
+    Ok(ids)
+}
+
+pub async fn delete_outbox(tx: &mut Transaction<'_, Any>, ids: &[i64]) -> anyhow::Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("DELETE FROM outbox WHERE id IN ({list})");
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }

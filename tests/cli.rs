@@ -1,0 +1,116 @@
+//! The command line: `run` exits 0 on success and 1 on failure, a run's gate is refused
+//! without a terminal or `--yes`, and `demo` works with no setup at all.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lifeboat(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .current_dir(cwd)
+        .env("LIFEBOAT_WORKFLOWS", cwd.join("workflows"))
+        .env(
+            "LIFEBOAT_DATABASE_URL",
+            format!("sqlite://{}", cwd.join("cli.db").display()),
+        )
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("LIFEBOAT_KAFKA_BROKERS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("lifeboat runs")
+}
+
+fn setup(workflow: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("workflows")).expect("mkdir");
+    std::fs::write(dir.path().join("workflows/shop.yaml"), workflow).expect("write");
+    std::fs::write(
+        dir.path().join("workflows/groups.yaml"),
+        "groups:\n  shop:\n    workflows: { failover: shop }\n",
+    )
+    .expect("write");
+    dir
+}
+
+const GATED: &str =
+    "name: shop\nstages:\n  a: { agent: noop }\n  b: { agent: noop, approval: required }\n";
+
+#[test]
+fn run_exits_zero_on_success_and_prints_the_summary() {
+    let dir = setup(GATED);
+    let out = lifeboat(dir.path(), &["run", "shop", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Run failover of `shop` succeeded"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("total recovery time:"), "{stdout}");
+    assert!(stdout.contains("approving as cli:"), "{stdout}");
+}
+
+#[test]
+fn run_without_an_approver_is_rejected_and_exits_one() {
+    let dir = setup(GATED);
+    let out = lifeboat(dir.path(), &["run", "shop"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("cancelled: rejected by lifeboat: approval needed, and no terminal to ask on (pass --yes)"), "{stdout}");
+}
+
+#[test]
+fn run_exits_one_when_a_stage_fails_and_two_on_bad_usage() {
+    let dir = setup(
+        "name: shop\nstages:\n  a:\n    agent: exec\n    spec: { command: [\"false\"] }\n    retry: { max_attempts: 1 }\n",
+    );
+    let out = lifeboat(dir.path(), &["run", "shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stage `a` failed: exit code 1"));
+
+    let out = lifeboat(dir.path(), &["run", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group `nope`"));
+    let out = lifeboat(dir.path(), &["plan", "shop", "--action", "sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn demo_runs_with_no_setup() {
+    // An empty directory: no workflows, no database, no configuration.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_remove("LIFEBOAT_WORKFLOWS")
+        .env_remove("LIFEBOAT_DATABASE_URL")
+        .env_remove("LIFEBOAT_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "> /dr failover petstore",
+        "promote-database  stage.retrying: simulated: transient failure",
+        "approval requested for `dial`; approving as cli:demo",
+        "Run failover of `petstore` succeeded",
+        "total recovery time:",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("list").count(),
+        0,
+        "the demo leaves nothing behind"
+    );
+}
