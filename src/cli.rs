@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use crate::app::{App, InvalidWorkflows, Options};
 use crate::config::Settings;
 use crate::orchestrator::state::RunState;
-use crate::progress::{self, Approver, Watch};
-use crate::trigger::{self, Actor, Trigger};
+use crate::progress::{self, Approver};
+use crate::trigger::{Actor, Trigger};
 use crate::workflow::{Action, Catalog, PlannedStage, plan};
 
 #[derive(Parser)]
@@ -131,7 +131,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     why: "approval needed, and no terminal to ask on (pass --yes)".into(),
                 }
             };
-            let watch = Watch::new(&app).await?;
             let trigger = Trigger {
                 actor,
                 group,
@@ -140,10 +139,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 reason,
                 params: Default::default(),
             };
-            let run = trigger::start(&app.orchestrator, trigger).await?;
-            eprintln!("run {} started", run.id);
-            let done = progress::follow(&app, watch, &run, approver).await?;
-            println!("{}", progress::summary(&done));
+            let done = progress::run_in_terminal(&app, trigger, approver).await?;
             app.shutdown().await;
             Ok(if done.state == RunState::Succeeded {
                 ExitCode::SUCCESS

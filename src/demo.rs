@@ -13,8 +13,8 @@ use crate::app::{App, Options};
 use crate::commands::{self, Command};
 use crate::config::Settings;
 use crate::orchestrator::state::RunState;
-use crate::progress::{self, Approver, Watch};
-use crate::trigger::{self, Actor, Trigger};
+use crate::progress::{self, Approver};
+use crate::trigger::{Actor, Trigger};
 
 /// The example workflows, for a demo started outside a checkout.
 const BUILTIN: &[(&str, &str)] = &[
@@ -74,7 +74,6 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         anyhow::bail!("the demo command did not parse as a start");
     };
     let actor = Actor::Terminal("demo".into());
-    let watch = Watch::new(&app).await?;
     let trigger = Trigger {
         actor: actor.clone(),
         group,
@@ -83,14 +82,11 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         reason,
         params: Default::default(),
     };
-    let run = trigger::start(&app.orchestrator, trigger).await?;
-    println!("run {} started\n", run.id);
     let approver = Approver::Auto {
         actor: actor.to_string(),
         after: Duration::from_millis(800),
     };
-    let done = progress::follow(&app, watch, &run, approver).await?;
-    println!("{}", progress::summary(&done));
+    let done = progress::run_in_terminal(&app, trigger, approver).await?;
     println!("The audit trail: GET http://{addr}/api/v1/runs/{}", done.id);
 
     server.abort();

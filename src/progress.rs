@@ -245,6 +245,21 @@ async fn answer(
     }
 }
 
+/// Starts a run and follows it to its end in the terminal, printing the summary: the
+/// shared body of `lifeboat run` and `lifeboat demo`.
+pub async fn run_in_terminal(
+    app: &App,
+    trigger: crate::trigger::Trigger,
+    approver: Approver,
+) -> anyhow::Result<Run> {
+    let watch = Watch::new(app).await?;
+    let run = crate::trigger::start(&app.orchestrator, trigger).await?;
+    println!("run {} started\n", run.id);
+    let done = follow(app, watch, &run, approver).await?;
+    println!("{}", summary(&done));
+    Ok(done)
+}
+
 /// The closing summary: each stage's duration and the total recovery time.
 pub fn summary(run: &Run) -> String {
     let width = run

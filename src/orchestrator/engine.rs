@@ -391,6 +391,18 @@ impl Engine {
         }
     }
 
+    /// Replies with each run as it stands after the batch.
+    fn answer(&self, replies: Vec<(RunId, Reply)>) {
+        for (id, reply) in replies {
+            let _ = reply.send(
+                self.runs
+                    .get(&id)
+                    .cloned()
+                    .ok_or(CommandError::NotFound(id)),
+            );
+        }
+    }
+
     async fn process(&mut self, items: Vec<Item>) {
         let now = clock::now_ms();
         let ctx = Ctx {
@@ -448,14 +460,7 @@ impl Engine {
             }
         }
         if touched.is_empty() {
-            for (id, reply) in replies {
-                let _ = reply.send(
-                    self.runs
-                        .get(&id)
-                        .cloned()
-                        .ok_or(CommandError::NotFound(id)),
-                );
-            }
+            self.answer(replies);
             return;
         }
 
@@ -578,14 +583,7 @@ impl Engine {
                 }
             }
         }
-        for (id, reply) in replies {
-            let _ = reply.send(
-                self.runs
-                    .get(&id)
-                    .cloned()
-                    .ok_or(CommandError::NotFound(id)),
-            );
-        }
+        self.answer(replies);
         self.runs.retain(|_, r| !r.state.is_final());
     }
 }

@@ -172,15 +172,13 @@ impl Orchestrator {
         actor: &str,
         reason: Option<String>,
     ) -> Result<Run, CommandError> {
-        let input = Input::Reject {
-            actor: actor.to_string(),
-            reason,
-        };
-        self.ask(|reply| Command::Apply {
+        self.apply(
             run,
-            input,
-            reply: Some(reply),
-        })
+            Input::Reject {
+                actor: actor.to_string(),
+                reason,
+            },
+        )
         .await
     }
 
@@ -190,10 +188,17 @@ impl Orchestrator {
         actor: &str,
         reason: Option<String>,
     ) -> Result<Run, CommandError> {
-        let input = Input::Cancel {
-            actor: actor.to_string(),
-            reason,
-        };
+        self.apply(
+            run,
+            Input::Cancel {
+                actor: actor.to_string(),
+                reason,
+            },
+        )
+        .await
+    }
+
+    async fn apply(&self, run: RunId, input: Input) -> Result<Run, CommandError> {
         self.ask(|reply| Command::Apply {
             run,
             input,
