@@ -672,3 +672,46 @@ stages:
     )]);
     assert_eq!(out.code, Some(0), "{}", out.dump());
 }
+
+#[test]
+fn group_params_must_belong_to_each_workflow_and_keep_specs_valid() {
+    let wf = |name: &str, params: &str| {
+        format!(
+            "name: {name}\nparams: {{ {params} }}\nstages:\n  scale:\n    agent: capacity\n    spec: {{ cluster: c, namespace: n, replicas: \"${{count}}\" }}\n"
+        )
+    };
+    let (dir, out) = validate(&[
+        ("a.yaml", &wf("a", "count: 2")),
+        ("b.yaml", &wf("b", "count: 2, size: 1")),
+        (
+            "groups.yaml",
+            "\
+groups:
+  one:
+    workflows: { failover: a }
+    params: { count: many }
+  two:
+    workflows: { failover: a, failback: b }
+    params: { size: 3 }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "groups.yaml",
+                2,
+                3,
+                "group `one`: with the group's params, failover workflow `a`: stage `scale`: capacity spec rejected: invalid type: string \"many\", expected u32",
+            ),
+            at(
+                "groups.yaml",
+                7,
+                15,
+                "group `two`: param `size` is not a param of its failover workflow `a`",
+            ),
+        ],
+    );
+}

@@ -586,20 +586,40 @@ fn groups(
             ));
         }
         let params = param_map(file, &g.params, errors);
+        // Each of the group's workflows must take its params, and still plan with them.
         if let Some(known) = workflows {
-            for (k, _) in g.params.iter() {
-                let used = map
-                    .values()
-                    .filter_map(|w| known.get(w))
-                    .any(|w| w.params.contains_key(&k.value));
-                if !used {
+            for (action, wf) in map.iter().filter_map(|(a, w)| known.get(w).map(|w| (a, w))) {
+                let unknown: Vec<_> = g
+                    .params
+                    .iter()
+                    .filter(|(k, _)| !wf.params.contains_key(&k.value))
+                    .collect();
+                for (k, _) in &unknown {
                     errors.push(Pos::of(k).diag(
                         file,
                         format!(
-                            "group `{}`: param `{}` is not a param of its workflows",
-                            name.value, k.value
+                            "group `{}`: param `{}` is not a param of its {action} workflow `{}`",
+                            name.value, k.value, wf.name
                         ),
                     ));
+                }
+                if !unknown.is_empty() {
+                    continue;
+                }
+                if let Err(problems) =
+                    wf.params_with(&[&params])
+                        .map_err(|e| vec![e])
+                        .and_then(|merged| {
+                            wf.plan(&merged)
+                                .map_err(|ds| ds.iter().map(|d| d.message.clone()).collect())
+                        })
+                {
+                    for problem in problems {
+                        errors.push(Pos::of(&name).diag(
+                            file,
+                            format!("group `{}`: with the group's params, {action} workflow `{}`: {problem}", name.value, wf.name),
+                        ));
+                    }
                 }
             }
         }
