@@ -12,7 +12,8 @@ params: { to: region-a }
 stages:
   scale:
     agent: capacity
-    spec: { cluster: "k8s-${to}", namespace: shop, replicas: 3, duration: 50ms }
+    spec: { cluster: "k8s-${to}", namespace: shop, replicas: 3, duration: 50ms, fail_attempts: 1 }
+    retry: { initial_backoff: 10ms, max_backoff: 10ms }
   dial:
     agent: dial
     approval: required
@@ -254,8 +255,19 @@ async fn groups_plan_health_readiness_and_metrics() {
         (200, Some(true), Some(true))
     );
 
-    let id = t.create(r#"{"group": "shop", "dry_run": true}"#).await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "awaiting_approval").await;
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/runs/{id}/approve"),
+            r#"{"stage": "dial"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
     t.wait_state(&id, "succeeded").await;
+    // A dry run passes the gate by itself: its dial is dispatched straight from scale's release.
+    let dry = t.create(r#"{"group": "shop", "dry_run": true}"#).await;
+    t.wait_state(&dry, "succeeded").await;
     let text = t
         .client
         .get(t.url("/metrics"))
@@ -266,16 +278,20 @@ async fn groups_plan_health_readiness_and_metrics() {
         .await
         .expect("text");
     assert!(
-        text.contains("lifeboat_runs{state=\"succeeded\"} 1"),
+        text.contains("lifeboat_stage_retries_total{agent=\"capacity\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("lifeboat_stages{state=\"succeeded\"} 2"),
+        text.contains("lifeboat_runs{state=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeboat_stages{state=\"succeeded\"} 4"),
         "{text}"
     );
     assert!(
         text.contains(
-            "lifeboat_stage_duration_seconds_count{agent=\"capacity\",outcome=\"succeeded\"} 1"
+            "lifeboat_stage_duration_seconds_count{agent=\"capacity\",outcome=\"succeeded\"} 2"
         ),
         "{text}"
     );
