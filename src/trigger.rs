@@ -106,3 +106,54 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
         })
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::model::Allow;
+
+    fn group() -> Group {
+        Group {
+            name: "petstore".into(),
+            description: None,
+            services: vec![],
+            workflows: Default::default(),
+            channel: None,
+            params: Default::default(),
+            allow: Allow {
+                slack_users: vec!["U1".into()],
+                slack_groups: vec!["S0SRE".into()],
+                discord_roles: vec!["123".into()],
+                discord_users: vec![],
+            },
+            owners: vec![],
+        }
+    }
+
+    fn chat(platform: &str, user: &str, groups: &[&str]) -> Actor {
+        Actor::Chat {
+            platform: platform.into(),
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn chat_users_need_the_allow_list_and_others_are_trusted() {
+        let g = group();
+        assert!(authorize(&g, &chat("slack", "U1", &[])).is_ok());
+        assert!(authorize(&g, &chat("slack", "U2", &["S0SRE"])).is_ok());
+        assert!(authorize(&g, &chat("discord", "99", &["123"])).is_ok());
+        let refused = authorize(&g, &chat("slack", "U2", &["S0DEV"])).expect_err("not allowed");
+        assert_eq!(
+            refused,
+            "slack:U2 may not run DR actions for group `petstore`"
+        );
+        assert!(
+            authorize(&g, &chat("discord", "U1", &[])).is_err(),
+            "a Slack id means nothing on Discord"
+        );
+        assert!(authorize(&g, &Actor::Api("ops".into())).is_ok());
+        assert!(authorize(&g, &Actor::Alert("route".into())).is_ok());
+    }
+}

@@ -66,3 +66,17 @@ pub fn check_exposure(listen: SocketAddr, tokens: &[(String, String)]) -> anyhow
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_open_api_is_served_only_on_loopback() {
+        let token = vec![("ops".to_string(), "0123456789abcdef".to_string())];
+        assert!(super::check_exposure("127.0.0.1:8080".parse().expect("addr"), &[]).is_ok());
+        assert!(super::check_exposure("[::1]:8080".parse().expect("addr"), &[]).is_ok());
+        let refused = super::check_exposure("0.0.0.0:8080".parse().expect("addr"), &[])
+            .expect_err("open on all");
+        assert!(refused.to_string().contains("without LIFEBOAT_API_TOKENS"));
+        assert!(super::check_exposure("0.0.0.0:8080".parse().expect("addr"), &token).is_ok());
+    }
+}

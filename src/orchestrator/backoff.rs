@@ -1,5 +1,6 @@
-//! Delays between attempts: exponential from `initial_backoff`, capped at `max_backoff`,
-//! with jitter so that stages failing together do not retry in lockstep.
+//! Delays between attempts: exponential from `initial_backoff`, with jitter (a random extra
+//! of up to the delay itself) so that stages failing together do not retry in lockstep,
+//! and never beyond `max_backoff`.
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ fn delay(policy: &RetryPolicy, failures: u32, jitter: bool) -> Duration {
         .build()
         .nth(failures.saturating_sub(1) as usize)
         .unwrap_or(policy.max_backoff)
+        .min(policy.max_backoff)
 }
 
 #[cfg(test)]
@@ -45,10 +47,17 @@ mod tests {
         };
         let got: Vec<u64> = (1..=5).map(|n| exact(&p, n).as_secs()).collect();
         assert_eq!(got, vec![2, 4, 8, 10, 10]);
-        let j = jittered(&p, 2);
-        assert!(
-            j >= Duration::from_secs(4) && j <= Duration::from_secs(6),
-            "{j:?}"
-        );
+        for _ in 0..200 {
+            let j = jittered(&p, 2);
+            assert!(
+                j >= Duration::from_secs(4) && j < Duration::from_secs(8),
+                "{j:?}"
+            );
+            assert_eq!(
+                jittered(&p, 5),
+                Duration::from_secs(10),
+                "jitter never passes the cap"
+            );
+        }
     }
 }
