@@ -61,17 +61,23 @@ pub async fn follow(
     } else {
         ProgressDrawTarget::hidden()
     });
-    let style = ProgressStyle::with_template("{spinner} {prefix:<22} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let width = run.plan.iter().map(|p| p.name.len()).max().unwrap_or(10);
+    let label = |p: &crate::workflow::PlannedStage| format!("{} ({})", p.name, p.agent);
+    let label_width = run.plan.iter().map(|p| label(p).len()).max().unwrap_or(10);
+    let style =
+        ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{label_width}}} {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut lines: HashMap<String, Line> = HashMap::new();
     for p in &run.plan {
         let bar = multi.add(
             ProgressBar::new_spinner()
                 .with_style(style.clone())
-                .with_prefix(format!("{} ({})", p.name, p.agent)),
+                .with_prefix(label(p)),
         );
         bar.set_message("pending");
+        if tty {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
         lines.insert(
             p.name.clone(),
             Line {
