@@ -257,6 +257,32 @@ impl Semaphore {
         Ok(out)
     }
 
+    /// How one request ended, if it has.
+    pub async fn outcome(&self, request_id: &str) -> anyhow::Result<Option<LeaseOutcome>> {
+        let row = sqlx::query(
+            "SELECT run_id, stage, attempt, outcome, retryable, message, holder, released_us \
+             FROM lease_outcomes WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        row.map(|r| {
+            Ok(LeaseOutcome {
+                request_id: request_id.to_string(),
+                run_id: RunId::from_str(&r.try_get::<String, _>("run_id")?)?,
+                stage: r.try_get("stage")?,
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                kind: OutcomeKind::from_str(&r.try_get::<String, _>("outcome")?)
+                    .map_err(anyhow::Error::msg)?,
+                retryable: r.try_get::<i64, _>("retryable")? != 0,
+                message: r.try_get("message")?,
+                holder: r.try_get("holder")?,
+                released_us: r.try_get("released_us")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Outcomes recorded for a run's requests, for recovery.
     pub async fn outcomes_for(&self, run: RunId) -> anyhow::Result<Vec<LeaseOutcome>> {
         let rows = sqlx::query(

@@ -1,6 +1,7 @@
 //! The message bus seam: work requests to agents, progress back, lifecycle events out.
 //! `memory` is the embedded deployment's bus; Kafka sits behind the same trait.
 
+pub mod kafka;
 pub mod memory;
 pub mod messages;
 

@@ -90,7 +90,13 @@ pub struct Engine {
     /// Outbox rows published but not yet deleted.
     delivered: Vec<i64>,
     overhead: Option<OverheadLog>,
+    /// Agents run elsewhere: their outcomes are read from the store when their progress
+    /// says they released, and a periodic resync adopts runs and catches lost messages.
+    remote_agents: bool,
 }
+
+/// How often a replica with remote agents looks for runs and outcomes it was not told of.
+const RESYNC_EVERY: Duration = Duration::from_secs(3);
 
 /// One input in a batch, with what the engine needs after the commit.
 pub struct Item {
@@ -99,6 +105,8 @@ pub struct Item {
     reply: Option<Reply>,
     /// When the lease behind this input was released, for the overhead measurement.
     released_us: Option<i64>,
+    /// Answered already (refused): not applied again if the batch is retried.
+    settled: bool,
 }
 
 impl Engine {
@@ -117,7 +125,13 @@ impl Engine {
             timers: BinaryHeap::new(),
             delivered: Vec::new(),
             overhead: None,
+            remote_agents: false,
         }
+    }
+
+    pub fn with_remote_agents(mut self) -> Self {
+        self.remote_agents = true;
+        self
     }
 
     pub fn record_overhead(&mut self, log: OverheadLog) {
@@ -125,8 +139,7 @@ impl Engine {
     }
 
     /// Picks up every unfinished run where it stopped: publishes what the outbox still
-    /// holds, applies outcomes recorded while no engine was running, and sends again the
-    /// work requests of attempts that have neither a lease nor an outcome.
+    /// holds, then resyncs.
     pub async fn recover(&mut self) -> anyhow::Result<Vec<Item>> {
         for row in self.store.pending_outbox().await? {
             let m = row.message;
@@ -135,8 +148,16 @@ impl Engine {
                 .await?;
             self.delivered.push(row.id);
         }
+        self.resync().await
+    }
+
+    /// Loads unfinished runs this engine does not hold (after a restart, or a replica's
+    /// death), applies outcomes recorded while no one was told, and for an adopted run sends
+    /// again the work of attempts that have neither an outcome nor a lease holder.
+    async fn resync(&mut self) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         for run in self.store.active_runs().await? {
+            let adopted = !self.runs.contains_key(&run.id);
             let outcomes = self.semaphore.outcomes_for(run.id).await?;
             if run.state == RunState::Pending {
                 items.push(Item {
@@ -144,6 +165,7 @@ impl Engine {
                     input: Input::Start,
                     reply: None,
                     released_us: None,
+                    settled: false,
                 });
             }
             for (i, stage) in run.stages.iter().enumerate() {
@@ -153,23 +175,24 @@ impl Engine {
                 let request = ids::request_id(run.id, &run.plan[i].name, stage.attempts);
                 match outcomes.iter().find(|o| o.request_id == request) {
                     Some(o) => items.extend(Self::outcome_item(&run, o.clone())),
-                    None => {
-                        let w = work_request(&run, i);
-                        self.publish_work(&w).await?;
-                    }
+                    None if adopted => self.publish_work(&work_request(&run, i)).await?,
+                    None => {}
                 }
             }
-            items.push(Item {
-                run: run.id,
-                input: Input::Tick,
-                reply: None,
-                released_us: None,
-            });
-            if let Some(at) = run.next_wake() {
-                self.timers.push(Reverse((at, run.id)));
+            if adopted {
+                items.push(Item {
+                    run: run.id,
+                    input: Input::Tick,
+                    reply: None,
+                    released_us: None,
+                    settled: false,
+                });
+                if let Some(at) = run.next_wake() {
+                    self.timers.push(Reverse((at, run.id)));
+                }
+                tracing::info!(run_id = %run.id, group = %run.group, state = %run.state, "Resuming run.");
+                self.runs.insert(run.id, run);
             }
-            tracing::info!(run_id = %run.id, group = %run.group, state = %run.state, "Resuming run.");
-            self.runs.insert(run.id, run);
         }
         Ok(items)
     }
@@ -206,6 +229,7 @@ impl Engine {
             },
             reply: None,
             released_us: Some(o.released_us),
+            settled: false,
         })
     }
 
@@ -214,6 +238,9 @@ impl Engine {
         if !initial.is_empty() {
             self.process(initial).await;
         }
+        let mut resync =
+            tokio::time::interval_at(tokio::time::Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
@@ -236,6 +263,14 @@ impl Engine {
             };
             let mut commands = Vec::new();
             tokio::select! {
+                _ = resync.tick(), if self.remote_agents => {
+                    match self.resync().await {
+                        Ok(items) if !items.is_empty() => self.process(items).await,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "Resync failed; will retry."),
+                    }
+                    continue;
+                }
                 first = rx.recv() => match first {
                     Some(c) => commands.push(c),
                     None => break,
@@ -289,6 +324,7 @@ impl Engine {
                 input: Input::Tick,
                 reply: None,
                 released_us: None,
+                settled: false,
             })
             .collect()
     }
@@ -303,6 +339,7 @@ impl Engine {
                     input: Input::Start,
                     reply: None,
                     released_us: None,
+                    settled: false,
                 })
             }
             Command::Apply { run, input, reply } => Some(Item {
@@ -310,6 +347,7 @@ impl Engine {
                 input,
                 reply,
                 released_us: None,
+                settled: false,
             }),
             Command::Approve {
                 run,
@@ -339,29 +377,43 @@ impl Engine {
                     input: Input::Approve { actor, stage },
                     reply: Some(reply),
                     released_us: None,
+                    settled: false,
                 })
             }
             Command::Outcome(o) => {
                 let run = self.cached(o.run_id).await?;
                 Self::outcome_item(run, o)
             }
-            Command::Progress(p) => {
-                if p.kind != ProgressKind::Accepted {
-                    return None;
+            Command::Progress(p) => match p.kind {
+                ProgressKind::Accepted => {
+                    let run = self.cached(p.run_id).await?;
+                    let stage = run.stage_index(&p.stage)?;
+                    Some(Item {
+                        run: p.run_id,
+                        input: Input::Accepted {
+                            stage,
+                            attempt: p.attempt,
+                            agent: format!("agent:{}", p.agent_instance),
+                        },
+                        reply: None,
+                        released_us: None,
+                        settled: false,
+                    })
                 }
-                let run = self.cached(p.run_id).await?;
-                let stage = run.stage_index(&p.stage)?;
-                Some(Item {
-                    run: p.run_id,
-                    input: Input::Accepted {
-                        stage,
-                        attempt: p.attempt,
-                        agent: format!("agent:{}", p.agent_instance),
-                    },
-                    reply: None,
-                    released_us: None,
-                })
-            }
+                // The agent released its lease; the store has the outcome.
+                ProgressKind::Succeeded | ProgressKind::Failed if self.remote_agents => {
+                    let outcome = match self.semaphore.outcome(&p.request_id).await {
+                        Ok(o) => o?,
+                        Err(e) => {
+                            tracing::warn!(error = %e, request = %p.request_id, "Could not read an outcome; the resync will.");
+                            return None;
+                        }
+                    };
+                    let run = self.cached(outcome.run_id).await?;
+                    Self::outcome_item(run, outcome)
+                }
+                _ => None,
+            },
         }
     }
 
@@ -403,7 +455,34 @@ impl Engine {
         }
     }
 
-    async fn process(&mut self, items: Vec<Item>) {
+    /// Applies a batch and stores it. A write refused because a run moved on underneath
+    /// (another replica advanced it) reloads those runs and applies the same inputs again.
+    async fn process(&mut self, mut items: Vec<Item>) {
+        const TRIES: usize = 3;
+        for attempt in 1..=TRIES {
+            match self.try_process(&mut items).await {
+                Ok(()) => return,
+                Err((touched, e)) => {
+                    for id in &touched {
+                        self.runs.remove(id);
+                    }
+                    items.retain(|i| !i.settled);
+                    if attempt == TRIES {
+                        tracing::error!(error = %e, "Could not store a state change; the runs involved are reloaded on their next input.");
+                        for item in &mut items {
+                            if let Some(reply) = item.reply.take() {
+                                let _ = reply.send(Err(CommandError::Store(e.to_string())));
+                            }
+                        }
+                    } else {
+                        tracing::warn!(error = %e, attempt, "A state change was not stored; reloading and applying again.");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn try_process(&mut self, items: &mut [Item]) -> Result<(), (Vec<RunId>, anyhow::Error)> {
         let now = clock::now_ms();
         let ctx = Ctx {
             now,
@@ -413,11 +492,11 @@ impl Engine {
         let mut touched: Vec<(RunId, i64, Vec<usize>)> = Vec::new();
         let mut audit: Vec<(RunId, Audit)> = Vec::new();
         let mut effects: Vec<(RunId, Effect, Option<i64>)> = Vec::new();
-        let mut replies: Vec<(RunId, Reply)> = Vec::new();
 
-        for item in items {
+        for item in items.iter_mut().filter(|i| !i.settled) {
             if self.cached(item.run).await.is_none() {
-                if let Some(reply) = item.reply {
+                item.settled = true;
+                if let Some(reply) = item.reply.take() {
                     let _ = reply.send(Err(self.missing(item.run).await));
                 }
                 continue;
@@ -426,9 +505,10 @@ impl Engine {
                 continue;
             };
             let version = run.version;
-            match machine::apply(run, item.input, &ctx) {
+            match machine::apply(run, item.input.clone(), &ctx) {
                 Err(refusal) => {
-                    if let Some(reply) = item.reply {
+                    item.settled = true;
+                    if let Some(reply) = item.reply.take() {
                         let _ = reply.send(Err(refusal.into()));
                     }
                 }
@@ -453,15 +533,19 @@ impl Engine {
                                 .map(|e| (item.run, e, item.released_us)),
                         );
                     }
-                    if let Some(reply) = item.reply {
-                        replies.push((item.run, reply));
-                    }
                 }
             }
         }
+        // Replies wait for the commit; on a retry they are still with their items.
+        let take_replies = |items: &mut [Item]| -> Vec<(RunId, Reply)> {
+            items
+                .iter_mut()
+                .filter_map(|i| i.reply.take().map(|r| (i.run, r)))
+                .collect()
+        };
         if touched.is_empty() {
-            self.answer(replies);
-            return;
+            self.answer(take_replies(items));
+            return Ok(());
         }
 
         for (id, expected, _) in &touched {
@@ -537,18 +621,10 @@ impl Engine {
             Ok((ids, outbox, audit)) => (ids, outbox, audit),
             Err(e) => {
                 self.delivered.extend(delivered);
-                tracing::error!(error = %e, "Could not store a state change; reloading the runs involved.");
-                for (id, _, _) in &touched {
-                    self.runs.remove(id);
-                }
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(CommandError::Store(e.to_string())));
-                }
                 // What was published before stays in the outbox and is sent again later.
-                return;
+                return Err((touched.iter().map(|(id, _, _)| *id).collect(), e));
             }
         };
-
         // Committed: now the messages may leave.
         for (n, (id, m)) in ids.iter().zip(&outbox).enumerate() {
             let released_us = released.get(n).copied().flatten();
@@ -583,8 +659,9 @@ impl Engine {
                 }
             }
         }
-        self.answer(replies);
+        self.answer(take_replies(items));
         self.runs.retain(|_, r| !r.state.is_final());
+        Ok(())
     }
 }
 

@@ -1,0 +1,186 @@
+//! The Kafka bus (rdkafka). Topics are created at start-up when missing; messages are keyed
+//! by run id so one run's messages stay in order on one partition; the producer is
+//! idempotent with `acks=all`; consumers of one group share the topic's partitions, and
+//! offsets are committed only when the consumer says the message's effect is stored.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Bus, EVENTS_TOPIC, Message, PROGRESS_TOPIC, Subscription, work_topic};
+
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// How long a consumer's fetch may wait for data: the floor of delivery latency.
+    pub fetch_wait_ms: u32,
+}
+
+impl KafkaSettings {
+    pub fn new(brokers: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_string(),
+            partitions: 6,
+            replication: 1,
+            fetch_wait_ms: 5,
+        }
+    }
+}
+
+pub struct KafkaBus {
+    settings: KafkaSettings,
+    producer: FutureProducer,
+}
+
+/// Every topic Lifeboat uses, for these agent kinds.
+pub fn topics(agents: &[&str]) -> Vec<String> {
+    let mut t: Vec<String> = agents.iter().map(|a| work_topic(a)).collect();
+    t.push(PROGRESS_TOPIC.to_string());
+    t.push(EVENTS_TOPIC.to_string());
+    t
+}
+
+impl KafkaBus {
+    /// Connects, creating any missing topic of `topics`.
+    pub async fn connect(settings: KafkaSettings, topics: &[String]) -> anyhow::Result<KafkaBus> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &settings.brokers)
+            .create()
+            .context("cannot create the Kafka admin client")?;
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t,
+                    settings.partitions,
+                    TopicReplication::Fixed(settings.replication),
+                )
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics(&new, &opts)
+            .await
+            .with_context(|| format!("cannot create topics on {}", settings.brokers))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+            }
+        }
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Latency over batching: a DR step should leave at once.
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .context("cannot create the Kafka producer")?;
+        Ok(KafkaBus { settings, producer })
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        self.producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("publish to {topic} failed: {e}"))?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .context("cannot create a Kafka consumer")?;
+        consumer
+            .subscribe(&[topic])
+            .with_context(|| format!("cannot subscribe to {topic}"))?;
+        Ok(Box::new(KafkaSubscription {
+            consumer,
+            pending: HashMap::new(),
+        }))
+    }
+
+    async fn ready(&self) -> bool {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+    /// The next offset to commit, per partition, for messages handed out so far.
+    pending: HashMap<(String, i32), i64>,
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            match self.consumer.recv().await {
+                Ok(m) => {
+                    self.pending
+                        .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                    return Some(Message {
+                        topic: m.topic().to_string(),
+                        key: m
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default(),
+                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    });
+                }
+                Err(e) => {
+                    // A broker outage: librdkafka reconnects by itself; keep asking.
+                    tracing::warn!(error = %e, "Kafka consume error; retrying.");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.pending {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        self.consumer.commit(&tpl, CommitMode::Async)?;
+        self.pending.clear();
+        Ok(())
+    }
+}
