@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::agents::{self, runtime::Runtime};
-use crate::bus::{self, Bus, memory::MemoryBus};
+use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::orchestrator::engine::{Engine, OverheadLog};
@@ -56,44 +56,46 @@ impl App {
         catalog: Arc<Catalog>,
         options: Options,
     ) -> anyhow::Result<App> {
-        if settings.kafka_brokers.is_some() {
-            anyhow::bail!(
-                "LIFEBOAT_KAFKA_BROKERS is set, but the Kafka bus is not available in this version; unset it to use the in-process bus"
-            );
-        }
         let store = Store::connect(&settings.database_url).await?;
-        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+        // With Kafka, agents are `lifeboat agent` processes; without, they live here.
+        let kafka = settings.kafka();
+        let embedded = kafka.is_none();
+        let bus: Arc<dyn Bus> = match kafka {
+            Some(k) => Arc::new(KafkaBus::connect(k, &bus::kafka::topics(agents::RUNNABLE)).await?),
+            None => Arc::new(MemoryBus::new()),
+        };
         let metrics = Arc::new(Metrics::new());
-        let instance = instance_name("embedded");
+        let instance = instance_name(if embedded { "embedded" } else { "serve" });
 
         let (cmd_tx, cmd_rx) = orchestrator::channel();
         let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone());
+        // Lease outcomes go straight to the engine: releases by in-process agents, and
+        // expiries found by this process's sweep.
         let sink = orchestrator.clone();
         let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))));
-        // Only this process holds leases on the embedded store: the previous incarnation's
-        // leases are expired now rather than after their TTL.
-        let expired = semaphore
-            .expire(Some("embedded:"))
-            .await
-            .context("expiring old leases")?;
-        if !expired.is_empty() {
-            tracing::info!(
-                count = expired.len(),
-                "Expired the leases of a previous run of this process."
-            );
+        if embedded {
+            // Only this process holds leases on the embedded store: the previous
+            // incarnation's leases are expired now rather than after their TTL.
+            let expired = semaphore
+                .expire(Some("embedded:"))
+                .await
+                .context("expiring old leases")?;
+            if !expired.is_empty() {
+                tracing::info!(
+                    count = expired.len(),
+                    "Expired the leases of a previous run of this process."
+                );
+            }
         }
 
         let mut tasks = Vec::new();
-
         // Agents subscribe first so that recovery's re-sent work finds them.
-        let runtime = Runtime {
-            bus: bus.clone(),
-            semaphore: semaphore.clone(),
-            instance: instance.clone(),
-        };
-        for kind in agents::RUNNABLE {
-            if let Some(agent) = agents::builtin(kind) {
-                tasks.push(runtime.spawn(agent).await?);
+        if embedded {
+            let runtime = Runtime::new(bus.clone(), semaphore.clone(), instance.clone());
+            for kind in agents::RUNNABLE {
+                if let Some(agent) = agents::builtin(kind) {
+                    tasks.push(runtime.spawn(agent).await?);
+                }
             }
         }
         let mut progress = bus.subscribe(bus::PROGRESS_TOPIC, "orchestrator").await?;
@@ -104,6 +106,9 @@ impl App {
             semaphore.clone(),
             metrics.clone(),
         );
+        if !embedded {
+            engine = engine.with_remote_agents();
+        }
         if let Some(log) = options.overhead {
             engine.record_overhead(log);
         }
@@ -119,6 +124,9 @@ impl App {
                 match serde_json::from_slice(&msg.payload) {
                     Ok(p) => o.progress(p),
                     Err(e) => tracing::warn!(error = %e, "Dropping malformed progress."),
+                }
+                if let Err(e) = progress.commit().await {
+                    tracing::warn!(error = %e, "Could not commit the progress offset.");
                 }
             }
         }));
@@ -145,4 +153,53 @@ impl App {
         }
         self.store.close().await;
     }
+}
+
+/// `lifeboat agent`: the named agent kinds on the Kafka bus, taking leases in the shared
+/// store, until `stop` resolves; then running work gets its grace period and every lease is
+/// released before returning.
+pub async fn run_agents(
+    settings: &Settings,
+    kinds: &[String],
+    grace: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let kafka = settings
+        .kafka()
+        .ok_or_else(|| anyhow::anyhow!("lifeboat agent needs LIFEBOAT_KAFKA_BROKERS: in-process agents run inside `lifeboat serve`"))?;
+    let kinds: Vec<&str> = if kinds.is_empty() {
+        agents::RUNNABLE.to_vec()
+    } else {
+        kinds.iter().map(String::as_str).collect()
+    };
+    for k in &kinds {
+        anyhow::ensure!(
+            agents::RUNNABLE.contains(k),
+            "unknown agent `{k}` (agents: {})",
+            agents::RUNNABLE.join(", ")
+        );
+    }
+    let store = Store::connect(&settings.database_url).await?;
+    let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(kafka, &bus::kafka::topics(&kinds)).await?);
+    let mut runtime = Runtime::new(
+        bus,
+        Semaphore::new(store.clone(), None),
+        instance_name("agent"),
+    );
+    runtime.grace = grace;
+    let mut consumers = Vec::new();
+    for kind in &kinds {
+        if let Some(agent) = agents::builtin(kind) {
+            consumers.push(runtime.spawn(agent).await?);
+        }
+    }
+    tracing::info!(instance = %runtime.instance, agents = %kinds.join(","), "Agents are consuming work.");
+    stop.await;
+    tracing::info!(grace = ?grace, "Stopping: no new work; releasing what is still running after the grace period.");
+    runtime.stop().await;
+    for c in consumers {
+        c.abort();
+    }
+    store.close().await;
+    Ok(())
 }

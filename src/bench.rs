@@ -101,13 +101,10 @@ pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
     let dir = std::env::temp_dir().join(format!("lifeboat-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let catalog = Arc::new(write_catalog(&dir, concurrent.max(LATENCY_RUNS), stages)?);
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: format!("sqlite://{}", dir.join("bench.db").display()),
-        kafka_brokers: None,
-        workflows: dir.join("workflows"),
-        api_tokens: Vec::new(),
-    };
+    let settings = Settings::embedded(
+        format!("sqlite://{}", dir.join("bench.db").display()),
+        dir.join("workflows"),
+    );
     let overhead = Arc::new(Mutex::new(Vec::new()));
     let app = App::start_with(
         &settings,

@@ -32,6 +32,16 @@ pub struct Cli {
 enum Command {
     /// The service: HTTP API, orchestrator and, on the in-process bus, the agents.
     Serve,
+    /// Agents as their own process, consuming their work topics on Kafka.
+    Agent {
+        /// Agent kinds to run (default: all).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// On SIGTERM, how long running work may take to finish before it is released
+        /// for another agent to retry.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
     /// Check workflows, groups and routes; exit 1 with file:line:col errors.
     Validate {
         /// A workflows directory or one file (default: $LIFEBOAT_WORKFLOWS or workflows/).
@@ -72,7 +82,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(matches!(cli.command, Command::Serve));
+    crate::telemetry::init(matches!(
+        cli.command,
+        Command::Serve | Command::Agent { .. }
+    ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,6 +121,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => serve(settings).await,
+        Command::Agent { agents, grace } => {
+            crate::app::run_agents(&settings, &agents, grace, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             group,
             action,

@@ -13,6 +13,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
     pub kafka_brokers: Option<String>,
+    /// Partitions and replication of topics created at start-up, and the consumer's
+    /// longest fetch wait (the floor of bus latency).
+    pub kafka_partitions: i32,
+    pub kafka_replication: i32,
+    pub kafka_fetch_wait_ms: u32,
     pub workflows: PathBuf,
     /// `(name, token)` pairs from `LIFEBOAT_API_TOKENS`.
     pub api_tokens: Vec<(String, String)>,
@@ -53,12 +58,65 @@ impl Settings {
                 .or(file.database_url)
                 .unwrap_or_else(|| "sqlite://lifeboat.db".into()),
             kafka_brokers: env("LIFEBOAT_KAFKA_BROKERS").or(file.kafka_brokers),
+            kafka_partitions: number(
+                env("LIFEBOAT_KAFKA_PARTITIONS"),
+                "LIFEBOAT_KAFKA_PARTITIONS",
+                6,
+            )?,
+            kafka_replication: number(
+                env("LIFEBOAT_KAFKA_REPLICATION"),
+                "LIFEBOAT_KAFKA_REPLICATION",
+                1,
+            )?,
+            kafka_fetch_wait_ms: number(
+                env("LIFEBOAT_KAFKA_FETCH_WAIT_MS"),
+                "LIFEBOAT_KAFKA_FETCH_WAIT_MS",
+                5,
+            )?,
             workflows: env("LIFEBOAT_WORKFLOWS")
                 .map(PathBuf::from)
                 .or(file.workflows)
                 .unwrap_or_else(|| "workflows".into()),
             api_tokens: parse_tokens(&env("LIFEBOAT_API_TOKENS").unwrap_or_default())?,
         })
+    }
+}
+
+fn number<T: std::str::FromStr>(raw: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
+    match raw {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} {v:?} is not a number")),
+    }
+}
+
+impl Settings {
+    /// The embedded deployment on this database and workflows: for the demo, the benchmark
+    /// and tests.
+    pub fn embedded(database_url: String, workflows: PathBuf) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            kafka_brokers: None,
+            kafka_partitions: 6,
+            kafka_replication: 1,
+            kafka_fetch_wait_ms: 5,
+            workflows,
+            api_tokens: Vec::new(),
+        }
+    }
+
+    pub fn kafka(&self) -> Option<crate::bus::kafka::KafkaSettings> {
+        self.kafka_brokers
+            .as_ref()
+            .map(|brokers| crate::bus::kafka::KafkaSettings {
+                brokers: brokers.clone(),
+                partitions: self.kafka_partitions,
+                replication: self.kafka_replication,
+                fetch_wait_ms: self.kafka_fetch_wait_ms,
+            })
     }
 }
 

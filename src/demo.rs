@@ -42,13 +42,10 @@ fn workflows(dir: &Path) -> anyhow::Result<PathBuf> {
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let dir = tempfile_dir()?;
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: format!("sqlite://{}", dir.join("demo.db").display()),
-        kafka_brokers: None,
-        workflows: workflows(&dir)?,
-        api_tokens: Vec::new(),
-    };
+    let settings = Settings::embedded(
+        format!("sqlite://{}", dir.join("demo.db").display()),
+        workflows(&dir)?,
+    );
     println!("Lifeboat demo: a failover of the petstore group on a SIMULATED estate.");
     println!(
         "Nothing outside this process is touched; the store is {}.",

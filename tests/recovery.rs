@@ -30,16 +30,13 @@ stages:
         gate = gate.display(),
         log = log.display()
     );
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-        kafka_brokers: None,
-        workflows: common::write_workflows(
+    let settings = Settings::embedded(
+        format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        common::write_workflows(
             dir.path(),
             &[("steps.yaml", &wf), ("groups.yaml", common::GROUPS)],
         ),
-        api_tokens: Vec::new(),
-    };
+    );
 
     let app = App::start(&settings, Options::default())
         .await

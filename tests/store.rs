@@ -405,16 +405,13 @@ async fn a_run_completes_on_postgres() {
         .expect("url");
     let dir = tempfile::tempdir().expect("tempdir");
     let wf = "name: shop\nstages:\n  a:\n    agent: database\n    spec: { cluster: c, role: writer, fail_attempts: 1, duration: 10ms }\n    retry: { max_attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }\n  b: { agent: noop }\n";
-    let settings = lifeboat::config::Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: url,
-        kafka_brokers: None,
-        workflows: common::write_workflows(
+    let settings = lifeboat::config::Settings::embedded(
+        url,
+        common::write_workflows(
             dir.path(),
             &[("shop.yaml", wf), ("groups.yaml", common::GROUPS)],
         ),
-        api_tokens: Vec::new(),
-    };
+    );
     let app = lifeboat::app::App::start(&settings, lifeboat::app::Options::default())
         .await
         .expect("app on postgres");

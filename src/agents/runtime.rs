@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Agent, Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
@@ -21,9 +22,34 @@ pub struct Runtime {
     pub semaphore: Semaphore,
     /// This process's name in leases and progress: `embedded:host:pid` or `agent:host:pid`.
     pub instance: String,
+    /// Cancelled on SIGTERM: no new work is taken, and work still running after `grace`
+    /// is released as a retryable failure so another agent picks it up at once.
+    pub shutdown: CancellationToken,
+    pub grace: Duration,
+    /// Work in flight, so that shutdown can wait for every release.
+    pub tracker: TaskTracker,
 }
 
 impl Runtime {
+    pub fn new(bus: Arc<dyn Bus>, semaphore: Semaphore, instance: String) -> Self {
+        Runtime {
+            bus,
+            semaphore,
+            instance,
+            shutdown: CancellationToken::new(),
+            grace: Duration::from_secs(10),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Stops taking work, lets running work finish within the grace period, releases what
+    /// is left, and returns when every lease is handed back.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
     /// Consumes the agent's work topic until the bus closes.
     pub async fn spawn(&self, agent: Arc<dyn Agent>) -> anyhow::Result<JoinHandle<()>> {
         let topic = bus::work_topic(agent.kind());
@@ -33,12 +59,19 @@ impl Runtime {
             .await?;
         let rt = self.clone();
         Ok(tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
+            loop {
+                let msg = tokio::select! {
+                    m = sub.next() => match m { Some(m) => m, None => break },
+                    _ = rt.shutdown.cancelled() => break,
+                };
                 match serde_json::from_slice::<WorkRequest>(&msg.payload) {
                     Ok(req) => {
-                        let rt = rt.clone();
-                        let agent = agent.clone();
-                        tokio::spawn(async move { rt.handle(agent, req).await });
+                        if let Some(held) = rt.claim(&req).await {
+                            let rt2 = rt.clone();
+                            let agent = agent.clone();
+                            rt.tracker
+                                .spawn(async move { rt2.handle(agent, req, held).await });
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, topic = %msg.topic, "Dropping a malformed work request.")
@@ -51,20 +84,43 @@ impl Runtime {
         }))
     }
 
-    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest) {
-        let lease = LeaseRequest {
+    fn lease_for(&self, req: &WorkRequest) -> LeaseRequest {
+        LeaseRequest {
             resource: req.resource.clone(),
             request_id: req.id.clone(),
             run_id: req.run_id,
             stage: req.stage.clone(),
             attempt: req.attempt,
             holder: self.instance.clone(),
-        };
+        }
+    }
+
+    /// The first try for the lease, made before the message is committed: once it returns,
+    /// the request is either held in the store, known to be done, or waiting on another
+    /// holder. `None`: nothing to do.
+    async fn claim(&self, req: &WorkRequest) -> Option<bool> {
+        if clock::now_ms() >= req.deadline {
+            return None; // the orchestrator times the attempt out
+        }
+        match self.semaphore.acquire(&self.lease_for(req)).await {
+            Ok(Acquire::Acquired) => Some(true),
+            Ok(Acquire::Ended(_) | Acquire::InProgress { .. }) => None,
+            Ok(Acquire::Busy { .. }) => Some(false),
+            Err(e) => {
+                tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
+                Some(false)
+            }
+        }
+    }
+
+    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, held: bool) {
+        let lease = self.lease_for(&req);
         let cancel = CancellationToken::new();
         let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
         let mut said_waiting = false;
-        loop {
-            if clock::now_ms() >= work.request.deadline {
+        while !held {
+            tokio::time::sleep(BUSY_RETRY).await;
+            if clock::now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
                 return; // the orchestrator times the attempt out
             }
             match self.semaphore.acquire(&lease).await {
@@ -84,7 +140,6 @@ impl Runtime {
                     tracing::warn!(error = %e, request = %lease.request_id, "Lease acquisition failed; retrying.")
                 }
             }
-            tokio::time::sleep(BUSY_RETRY).await;
         }
         work.publish(
             ProgressKind::Accepted,
@@ -101,10 +156,15 @@ impl Runtime {
         ));
         let until_deadline =
             Duration::from_millis((work.request.deadline - clock::now_ms()).max(0) as u64);
+        let stopping = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(self.grace).await;
+        };
         let result = tokio::select! {
             r = agent.execute(&work) => Some(r),
             _ = cancel.cancelled() => None,
             _ = tokio::time::sleep(until_deadline) => Some(Err(Failure::retryable("deadline passed"))),
+            _ = stopping => Some(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
         };
         heartbeat.abort();
         let Some(result) = result else {

@@ -29,15 +29,16 @@ pub fn write_workflows(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 
 pub async fn spawn(files: &[(&str, &str)], tokens: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
-        kafka_brokers: None,
-        workflows: write_workflows(dir.path(), files),
-        api_tokens: tokens
+    let settings = {
+        let mut s = Settings::embedded(
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+            write_workflows(dir.path(), files),
+        );
+        s.api_tokens = tokens
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
+            .collect();
+        s
     };
     let app = App::start(&settings, Options::default())
         .await
