@@ -113,19 +113,18 @@ impl Runtime {
         }
     }
 
-    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, held: bool) {
-        let lease = self.lease_for(&req);
-        let cancel = CancellationToken::new();
-        let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
+    /// Waits while another request holds the resource. `None`: give up (deadline,
+    /// shutdown, or the request ended meanwhile).
+    async fn wait_for_lease(&self, work: &Work, lease: &LeaseRequest) -> Option<()> {
         let mut said_waiting = false;
-        while !held {
+        loop {
             tokio::time::sleep(BUSY_RETRY).await;
             if clock::now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
-                return; // the orchestrator times the attempt out
+                return None; // the orchestrator times the attempt out
             }
-            match self.semaphore.acquire(&lease).await {
-                Ok(Acquire::Acquired) => break,
-                Ok(Acquire::Ended(_) | Acquire::InProgress { .. }) => return,
+            match self.semaphore.acquire(lease).await {
+                Ok(Acquire::Acquired) => return Some(()),
+                Ok(Acquire::Ended(_) | Acquire::InProgress { .. }) => return None,
                 Ok(Acquire::Busy { request_id }) => {
                     if !said_waiting && !request_id.is_empty() {
                         said_waiting = true;
@@ -140,6 +139,15 @@ impl Runtime {
                     tracing::warn!(error = %e, request = %lease.request_id, "Lease acquisition failed; retrying.")
                 }
             }
+        }
+    }
+
+    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, held: bool) {
+        let lease = self.lease_for(&req);
+        let cancel = CancellationToken::new();
+        let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
+        if !held && self.wait_for_lease(&work, &lease).await.is_none() {
+            return;
         }
         work.publish(
             ProgressKind::Accepted,
