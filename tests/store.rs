@@ -12,27 +12,20 @@ use lifeboat::orchestrator::state::{Run, RunState, StageRun, StageState};
 use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
 use lifeboat::store::{Batch, CreateError, OutboxMessage, Revocation, RunWrite, Store};
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
-use sqlx::Connection;
 
 /// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
 struct Fresh {
     store: Store,
     _dir: Option<tempfile::TempDir>,
-    /// `(admin URL, database)` to drop afterwards.
-    pg: Option<(String, String)>,
+    /// The PostgreSQL database to drop afterwards.
+    pg: Option<String>,
 }
 
 impl Fresh {
     async fn cleanup(self) {
         self.store.close().await;
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .expect("connect to PostgreSQL");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop database");
+        if let Some(name) = self.pg {
+            common::drop_postgres(&name).await;
         }
     }
 }
@@ -50,27 +43,12 @@ async fn sqlite() -> Option<Fresh> {
 }
 
 async fn postgres() -> Option<Fresh> {
-    let admin = common::postgres_url()?;
-    let name = format!("lifeboat_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    conn.close().await.expect("close");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .expect("url has a database");
-    let store = Store::connect(&format!("{base}/{name}"))
-        .await
-        .expect("postgres store");
+    let (url, name) = common::fresh_postgres().await?;
+    let store = Store::connect(&url).await.expect("postgres store");
     Some(Fresh {
         store,
         _dir: None,
-        pg: Some((admin, name)),
+        pg: Some(name),
     })
 }
 
@@ -390,19 +368,9 @@ async fn counts_by_state(s: Store) {
 /// The whole engine on PostgreSQL: a run with a retry, through the real app.
 #[tokio::test]
 async fn a_run_completes_on_postgres() {
-    let Some(fresh) = postgres().await else {
+    let Some((url, name)) = common::fresh_postgres().await else {
         return;
     };
-    let url = fresh
-        .pg
-        .as_ref()
-        .map(|(admin, name)| {
-            format!(
-                "{}/{name}",
-                admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin)
-            )
-        })
-        .expect("url");
     let dir = tempfile::tempdir().expect("tempdir");
     let wf = "name: shop\nstages:\n  a:\n    agent: database\n    spec: { cluster: c, role: writer, fail_attempts: 1, duration: 10ms }\n    retry: { max_attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }\n  b: { agent: noop }\n";
     let settings = lifeboat::config::Settings::embedded(
@@ -454,7 +422,7 @@ async fn a_run_completes_on_postgres() {
             .any(|a| a.kind == "stage.retrying")
     );
     app.shutdown().await;
-    fresh.cleanup().await;
+    common::drop_postgres(&name).await;
 }
 
 macro_rules! suite {

@@ -156,4 +156,51 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// Kafka brokers for tests, or `None` to skip (a failure under LIFEBOAT_REQUIRE_SERVICES=1).
+pub fn kafka_brokers() -> Option<String> {
+    match std::env::var("LIFEBOAT_TEST_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var("LIFEBOAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "LIFEBOAT_REQUIRE_SERVICES=1 but LIFEBOAT_TEST_KAFKA_BROKERS is not set"
+            );
+            eprintln!("skipping: LIFEBOAT_TEST_KAFKA_BROKERS is not set");
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL database: its URL and name (for `drop_postgres`), or `None` to skip.
+pub async fn fresh_postgres() -> Option<(String, String)> {
+    use sqlx::Connection;
+    let admin = postgres_url()?;
+    let name = format!("lifeboat_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let _ = conn.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .expect("the URL names a database");
+    Some((format!("{base}/{name}"), name))
+}
+
+pub async fn drop_postgres(name: &str) {
+    use sqlx::Connection;
+    let Some(admin) = postgres_url() else { return };
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("drop database");
+}
+
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
