@@ -1,0 +1,210 @@
+//! The production deployment against real services: a Kafka-protocol broker and
+//! PostgreSQL. Runs when LIFEBOAT_TEST_KAFKA_BROKERS and LIFEBOAT_TEST_POSTGRES_URL are set
+//! (`scripts/kafka.sh`, `scripts/postgres.sh`).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lifeboat::bus::Bus;
+use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
+use serde_json::Value;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lifeboat(args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Proc {
+    let out = std::fs::File::create(log).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(args)
+        .env_remove("LIFEBOAT_API_TOKENS")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().expect("start lifeboat"))
+}
+
+async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kafka_bus_delivers_by_key_to_each_group_once() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let topic = format!("lifeboat.test.{}", uuid::Uuid::now_v7().simple());
+    let bus = KafkaBus::connect(KafkaSettings::new(&brokers), std::slice::from_ref(&topic))
+        .await
+        .expect("connect");
+    // Creating topics again is fine: they exist.
+    KafkaBus::connect(KafkaSettings::new(&brokers), std::slice::from_ref(&topic))
+        .await
+        .expect("connect again");
+    let mut a = bus.subscribe(&topic, "group-a").await.expect("subscribe a");
+    let mut b = bus.subscribe(&topic, "group-b").await.expect("subscribe b");
+    assert!(bus.ready().await);
+    for i in 0..3 {
+        bus.publish(&topic, "run-1", format!("m{i}").into_bytes())
+            .await
+            .expect("publish");
+    }
+    for sub in [&mut a, &mut b] {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let m = tokio::time::timeout(Duration::from_secs(30), sub.next())
+                .await
+                .expect("a message")
+                .expect("open");
+            assert_eq!(m.key, "run-1");
+            got.push(String::from_utf8(m.payload).expect("utf8"));
+        }
+        assert_eq!(got, ["m0", "m1", "m2"], "one key keeps its order");
+        sub.commit().await.expect("commit");
+    }
+}
+
+fn find_stage<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .expect("stage")
+}
+
+#[tokio::test]
+async fn a_killed_agent_process_hands_its_stage_to_another() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some((db, db_name)) = common::fresh_postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("ran.log");
+    let step = |name: &str, script: &str| {
+        format!("  {name}:\n    agent: exec\n    spec: {{ command: [sh, -c, '{script}'] }}\n")
+    };
+    let wf = format!(
+        "name: shop\nstages:\n{}{}{}",
+        step("one", &format!("echo one >> {}", log.display())),
+        step("slow", &format!("sleep 4; echo slow >> {}", log.display())),
+        step("three", &format!("echo three >> {}", log.display())),
+    );
+    let workflows = common::write_workflows(
+        dir.path(),
+        &[("shop.yaml", &wf), ("groups.yaml", common::GROUPS)],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let env = vec![
+        ("LIFEBOAT_KAFKA_BROKERS", brokers.clone()),
+        ("LIFEBOAT_DATABASE_URL", db.clone()),
+        ("LIFEBOAT_WORKFLOWS", workflows.display().to_string()),
+        ("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}")),
+    ];
+    let _serve = lifeboat(&["serve"], &env, &dir.path().join("serve.log"));
+    let mut agents = vec![
+        lifeboat(
+            &["agent", "--agents", "exec"],
+            &env,
+            &dir.path().join("agent-1.log"),
+        ),
+        lifeboat(
+            &["agent", "--agents", "exec"],
+            &env,
+            &dir.path().join("agent-2.log"),
+        ),
+    ];
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    until("serve to be ready", Duration::from_secs(30), async || {
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+    })
+    .await;
+
+    let created: Value = client
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({ "group": "shop" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("run id").to_string();
+    let run_url = format!("{base}/api/v1/runs/{id}");
+    // The agent running `slow` says so in the audit trail: `agent:agent:HOST:PID`.
+    let holder: u32 = until("`slow` to run", Duration::from_secs(60), async || {
+        let run: Value = client.get(&run_url).send().await.ok()?.json().await.ok()?;
+        let event = run["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["kind"] == "stage.running" && e["stage"] == "slow")?;
+        event["actor"].as_str()?.rsplit(':').next()?.parse().ok()
+    })
+    .await;
+    let victim = agents
+        .iter()
+        .position(|p| p.0.id() == holder)
+        .expect("the holder is one of our agents");
+    let mut killed = agents.remove(victim);
+    killed.0.kill().expect("kill -9");
+    killed.0.wait().expect("reap");
+
+    // Its lease expires (15 s without a heartbeat) and the other agent retries the stage.
+    let done: Value = until("the run to finish", Duration::from_secs(90), async || {
+        let run: Value = client.get(&run_url).send().await.ok()?.json().await.ok()?;
+        run["finished_at"].is_string().then_some(run)
+    })
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log"),
+        "one\nslow\nthree\n"
+    );
+    assert_eq!(find_stage(&done, "slow")["attempts"], 2);
+    assert_eq!(find_stage(&done, "one")["attempts"], 1);
+    assert_eq!(find_stage(&done, "three")["attempts"], 1);
+    assert!(
+        done["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "stage.retrying"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("lease expired")),
+        "{done:#}"
+    );
+    drop(agents);
+    common::drop_postgres(&db_name).await;
+}
