@@ -92,14 +92,18 @@ fn find_stage<'a>(run: &'a Value, name: &str) -> &'a Value {
         .expect("stage")
 }
 
-#[tokio::test]
-async fn a_killed_agent_process_hands_its_stage_to_another() {
-    let Some(brokers) = common::kafka_brokers() else {
-        return;
-    };
-    let Some((db, db_name)) = common::fresh_postgres().await else {
-        return;
-    };
+/// How the agent holding the slow stage is stopped.
+enum Stop {
+    Kill,
+    Term,
+}
+
+/// Runs one, slow, three on `serve` + two `lifeboat agent` processes over Kafka and
+/// PostgreSQL, stops the agent that runs `slow`, and returns the finished run. Every
+/// completed stage must have run exactly once.
+async fn hand_off(stop: Stop) -> Option<Value> {
+    let brokers = common::kafka_brokers()?;
+    let (db, db_name) = common::fresh_postgres().await?;
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("ran.log");
     let step = |name: &str, script: &str| {
@@ -108,7 +112,7 @@ async fn a_killed_agent_process_hands_its_stage_to_another() {
     let wf = format!(
         "name: shop\nstages:\n{}{}{}",
         step("one", &format!("echo one >> {}", log.display())),
-        step("slow", &format!("sleep 4; echo slow >> {}", log.display())),
+        step("slow", &format!("sleep 6; echo slow >> {}", log.display())),
         step("three", &format!("echo three >> {}", log.display())),
     );
     let workflows = common::write_workflows(
@@ -125,18 +129,11 @@ async fn a_killed_agent_process_hands_its_stage_to_another() {
         ("LIFEBOAT_WORKFLOWS", workflows.display().to_string()),
         ("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}")),
     ];
+    let agent_args = ["agent", "--agents", "exec", "--grace", "500ms"];
     let _serve = lifeboat(&["serve"], &env, &dir.path().join("serve.log"));
     let mut agents = vec![
-        lifeboat(
-            &["agent", "--agents", "exec"],
-            &env,
-            &dir.path().join("agent-1.log"),
-        ),
-        lifeboat(
-            &["agent", "--agents", "exec"],
-            &env,
-            &dir.path().join("agent-2.log"),
-        ),
+        lifeboat(&agent_args, &env, &dir.path().join("agent-1.log")),
+        lifeboat(&agent_args, &env, &dir.path().join("agent-2.log")),
     ];
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -175,11 +172,25 @@ async fn a_killed_agent_process_hands_its_stage_to_another() {
         .iter()
         .position(|p| p.0.id() == holder)
         .expect("the holder is one of our agents");
-    let mut killed = agents.remove(victim);
-    killed.0.kill().expect("kill -9");
-    killed.0.wait().expect("reap");
+    let mut stopped = agents.remove(victim);
+    match stop {
+        Stop::Kill => stopped.0.kill().expect("kill -9"),
+        Stop::Term => {
+            let sent = Command::new("kill")
+                .args(["-TERM", &holder.to_string()])
+                .status()
+                .expect("kill -TERM");
+            assert!(sent.success());
+        }
+    }
+    let status = stopped.0.wait().expect("reap");
+    if matches!(stop, Stop::Term) {
+        assert!(
+            status.success(),
+            "a SIGTERM'd agent exits cleanly: {status:?}"
+        );
+    }
 
-    // Its lease expires (15 s without a heartbeat) and the other agent retries the stage.
     let done: Value = until("the run to finish", Duration::from_secs(90), async || {
         let run: Value = client.get(&run_url).send().await.ok()?.json().await.ok()?;
         run["finished_at"].is_string().then_some(run)
@@ -193,18 +204,38 @@ async fn a_killed_agent_process_hands_its_stage_to_another() {
     assert_eq!(find_stage(&done, "slow")["attempts"], 2);
     assert_eq!(find_stage(&done, "one")["attempts"], 1);
     assert_eq!(find_stage(&done, "three")["attempts"], 1);
-    assert!(
-        done["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .any(|e| e["kind"] == "stage.retrying"
-                && e["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("lease expired")),
-        "{done:#}"
-    );
     drop(agents);
     common::drop_postgres(&db_name).await;
+    Some(done)
+}
+
+fn retry_message(run: &Value) -> String {
+    run["events"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["kind"] == "stage.retrying" && e["stage"] == "slow")
+        })
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One test, two scenarios in turn: deployments on one broker share topic names and
+/// consumer groups, so two at once would take each other's work.
+#[tokio::test]
+async fn agent_processes_hand_stages_over_when_killed_or_stopped() {
+    // kill -9: the lease expires after 15 s without a heartbeat, then another agent retries.
+    let Some(done) = hand_off(Stop::Kill).await else {
+        return;
+    };
+    assert!(retry_message(&done).contains("lease expired"), "{done:#}");
+    // SIGTERM: after its grace period the agent releases the stage as retryable, at once.
+    let Some(done) = hand_off(Stop::Term).await else {
+        return;
+    };
+    assert_eq!(
+        retry_message(&done),
+        "the agent was stopped; another agent will retry"
+    );
 }
