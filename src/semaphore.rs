@@ -18,6 +18,9 @@ use crate::store::{Revocation, Store};
 
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Expiry is checked this often: precise enough against a 15 s TTL, rare enough to stay
+/// out of the way of the writes that move runs.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeKind {
@@ -312,7 +315,7 @@ impl Semaphore {
 
     /// Runs the expiry sweep until the process ends.
     pub async fn sweep_forever(self) {
-        let mut every = tokio::time::interval(Duration::from_millis(500));
+        let mut every = tokio::time::interval(SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;

@@ -65,13 +65,22 @@ impl Runtime {
                     _ = rt.shutdown.cancelled() => break,
                 };
                 match serde_json::from_slice::<WorkRequest>(&msg.payload) {
-                    Ok(req) => {
+                    // On a bus that keeps offsets, the lease is claimed before the message
+                    // is committed; otherwise claiming in the task keeps consumption parallel.
+                    Ok(req) if rt.bus.keeps_offsets() => {
                         if let Some(held) = rt.claim(&req).await {
-                            let rt2 = rt.clone();
-                            let agent = agent.clone();
+                            let (rt2, agent) = (rt.clone(), agent.clone());
                             rt.tracker
                                 .spawn(async move { rt2.handle(agent, req, held).await });
                         }
+                    }
+                    Ok(req) => {
+                        let (rt2, agent) = (rt.clone(), agent.clone());
+                        rt.tracker.spawn(async move {
+                            if let Some(held) = rt2.claim(&req).await {
+                                rt2.handle(agent, req, held).await;
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, topic = %msg.topic, "Dropping a malformed work request.")

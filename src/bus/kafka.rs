@@ -126,6 +126,10 @@ impl Bus for KafkaBus {
         }))
     }
 
+    fn keeps_offsets(&self) -> bool {
+        true
+    }
+
     async fn ready(&self) -> bool {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || {

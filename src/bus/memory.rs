@@ -82,6 +82,10 @@ impl Bus for MemoryBus {
     async fn ready(&self) -> bool {
         true
     }
+
+    fn keeps_offsets(&self) -> bool {
+        false
+    }
 }
 
 struct MemorySubscription {

@@ -26,6 +26,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus can take messages now (for `/readyz`).
     async fn ready(&self) -> bool;
+
+    /// Whether consumed positions survive a restart, so that a consumer must commit only
+    /// what it has made durable. An in-process bus forgets everything anyway.
+    fn keeps_offsets(&self) -> bool;
 }
 
 #[async_trait]

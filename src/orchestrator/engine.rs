@@ -27,8 +27,9 @@ const BATCH: usize = 512;
 /// The longest a commit holding only `accepted` progress waits for company.
 const PROGRESS_COALESCE: Duration = Duration::from_millis(2);
 
-/// How long the engine stays idle before deleting published outbox rows on their own.
-const OUTBOX_TRIM_AFTER: Duration = Duration::from_millis(250);
+/// How long the engine stays idle before trimming the outbox and letting the store do its
+/// housekeeping.
+const QUIET_AFTER: Duration = Duration::from_millis(250);
 
 /// Published rows deleted along with each state change's commit: small enough that no one
 /// commit pays for a backlog, large enough to keep up with what a busy engine publishes.
@@ -93,6 +94,8 @@ pub struct Engine {
     /// Agents run elsewhere: their outcomes are read from the store when their progress
     /// says they released, and a periodic resync adopts runs and catches lost messages.
     remote_agents: bool,
+    /// Something was written since the store's last housekeeping.
+    maintenance_due: bool,
 }
 
 /// How often a replica with remote agents looks for runs and outcomes it was not told of.
@@ -126,6 +129,7 @@ impl Engine {
             delivered: Vec::new(),
             overhead: None,
             remote_agents: false,
+            maintenance_due: false,
         }
     }
 
@@ -252,13 +256,13 @@ impl Engine {
                     None => std::future::pending().await,
                 }
             };
-            // Published rows leave the outbox with the next commit, or after a quiet spell:
-            // trimming is never on the path from one stage to the next.
-            let trim = async {
-                if self.delivered.is_empty() {
+            // Published rows leave the outbox with later commits, or after a quiet spell,
+            // when the store also does its housekeeping: never on the path between stages.
+            let quiet = async {
+                if self.delivered.is_empty() && !self.maintenance_due {
                     std::future::pending().await
                 } else {
-                    tokio::time::sleep(OUTBOX_TRIM_AFTER).await
+                    tokio::time::sleep(QUIET_AFTER).await
                 }
             };
             let mut commands = Vec::new();
@@ -276,12 +280,16 @@ impl Engine {
                     None => break,
                 },
                 _ = sleep => {}
-                _ = trim => {
+                _ = quiet => {
                     let ids = std::mem::take(&mut self.delivered);
                     if let Err(e) = self.store.delete_outbox(&ids).await {
                         tracing::warn!(error = %e, "Could not trim the outbox; will retry.");
                         self.delivered.extend(ids);
                     }
+                    if let Err(e) = self.store.maintain().await {
+                        tracing::warn!(error = %e, "Store housekeeping failed; will retry.");
+                    }
+                    self.maintenance_due = false;
                     continue;
                 }
             }
@@ -302,6 +310,7 @@ impl Engine {
             }
             if !items.is_empty() {
                 self.process(items).await;
+                self.maintenance_due = true;
             }
         }
     }
