@@ -18,6 +18,7 @@ pub struct Settings {
     pub kafka_partitions: i32,
     pub kafka_replication: i32,
     pub kafka_fetch_wait_ms: u32,
+    pub kafka_namespace: Option<String>,
     pub workflows: PathBuf,
     /// `(name, token)` pairs from `LIFEBOAT_API_TOKENS`.
     pub api_tokens: Vec<(String, String)>,
@@ -73,6 +74,7 @@ impl Settings {
                 "LIFEBOAT_KAFKA_FETCH_WAIT_MS",
                 5,
             )?,
+            kafka_namespace: env("LIFEBOAT_KAFKA_NAMESPACE"),
             workflows: env("LIFEBOAT_WORKFLOWS")
                 .map(PathBuf::from)
                 .or(file.workflows)
@@ -103,6 +105,7 @@ impl Settings {
             kafka_partitions: 6,
             kafka_replication: 1,
             kafka_fetch_wait_ms: 5,
+            kafka_namespace: None,
             workflows,
             api_tokens: Vec::new(),
         }
@@ -116,6 +119,7 @@ impl Settings {
                 partitions: self.kafka_partitions,
                 replication: self.kafka_replication,
                 fetch_wait_ms: self.kafka_fetch_wait_ms,
+                namespace: self.kafka_namespace.clone(),
             })
     }
 }

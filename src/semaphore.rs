@@ -119,16 +119,10 @@ impl Semaphore {
 
     pub async fn acquire(&self, req: &LeaseRequest) -> anyhow::Result<Acquire> {
         let mut tx = self.store.pool.begin().await?;
-        let ended = sqlx::query("SELECT outcome FROM lease_outcomes WHERE request_id = $1")
-            .bind(&req.request_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = ended {
-            let kind = OutcomeKind::from_str(&row.try_get::<String, _>("outcome")?)
-                .map_err(anyhow::Error::msg)?;
-            return Ok(Acquire::Ended(kind));
-        }
         let now = clock::now_ms();
+        // Insert first, then look for an outcome. A release that committed while this insert
+        // waited on its row is then seen by the look-up (PostgreSQL's READ COMMITTED gives each
+        // statement a fresh snapshot); the other order would take a lease for work just done.
         let inserted = sqlx::query(
             "INSERT INTO leases (resource, request_id, run_id, stage, attempt, holder, acquired_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -143,6 +137,16 @@ impl Semaphore {
         .bind(clock::add(now, LEASE_TTL))
         .execute(&mut *tx)
         .await?;
+        let ended = sqlx::query("SELECT outcome FROM lease_outcomes WHERE request_id = $1")
+            .bind(&req.request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = ended {
+            // Dropping the transaction takes back the lease just inserted.
+            let kind = OutcomeKind::from_str(&row.try_get::<String, _>("outcome")?)
+                .map_err(anyhow::Error::msg)?;
+            return Ok(Acquire::Ended(kind));
+        }
         if inserted.rows_affected() == 1 {
             tx.commit().await?;
             return Ok(Acquire::Acquired);

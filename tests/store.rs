@@ -198,7 +198,7 @@ async fn a_stale_write_is_refused_whole(s: Store) {
         .map(|a| a.kind)
         .collect();
     assert_eq!(kinds, vec!["run.created", "run.running"]);
-    assert!(s.pending_outbox().await.expect("outbox").is_empty());
+    assert!(s.pending_outbox(i64::MAX).await.expect("outbox").is_empty());
     let loaded = s.load_run(run.id).await.expect("load").expect("run");
     assert_eq!(loaded.stages[0].state, StageState::Dispatched);
     assert_eq!(loaded.version, 1);
@@ -219,7 +219,7 @@ async fn outbox_keeps_order_until_deleted(s: Store) {
         })
         .await
         .expect("commit");
-    let pending = s.pending_outbox().await.expect("pending");
+    let pending = s.pending_outbox(i64::MAX).await.expect("pending");
     assert_eq!(
         pending
             .iter()
@@ -235,7 +235,12 @@ async fn outbox_keeps_order_until_deleted(s: Store) {
     })
     .await
     .expect("delete in a batch");
-    assert!(s.pending_outbox().await.expect("pending").is_empty());
+    assert!(
+        s.pending_outbox(i64::MAX)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
 }
 
 fn lease(run: RunId, stage: &str, attempt: u32, resource: &str, holder: &str) -> LeaseRequest {

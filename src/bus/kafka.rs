@@ -26,6 +26,9 @@ pub struct KafkaSettings {
     pub replication: i32,
     /// How long a consumer's fetch may wait for data: the floor of delivery latency.
     pub fetch_wait_ms: u32,
+    /// A prefix for every topic and consumer group, so that several installations
+    /// (staging, production) can share one cluster. None: the names of DESIGN.md.
+    pub namespace: Option<String>,
 }
 
 impl KafkaSettings {
@@ -35,6 +38,15 @@ impl KafkaSettings {
             partitions: 6,
             replication: 1,
             fetch_wait_ms: 5,
+            namespace: None,
+        }
+    }
+
+    /// A topic or group name inside the namespace.
+    pub fn name(&self, base: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}.{base}"),
+            None => base.to_string(),
         }
     }
 }
@@ -59,7 +71,8 @@ impl KafkaBus {
             .set("bootstrap.servers", &settings.brokers)
             .create()
             .context("cannot create the Kafka admin client")?;
-        let new: Vec<NewTopic> = topics
+        let names: Vec<String> = topics.iter().map(|t| settings.name(t)).collect();
+        let new: Vec<NewTopic> = names
             .iter()
             .map(|t| {
                 NewTopic::new(
@@ -96,20 +109,23 @@ impl KafkaBus {
 #[async_trait]
 impl Bus for KafkaBus {
     async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        let topic = self.settings.name(topic);
+        tracing::debug!(%topic, %key, "Publishing.");
         self.producer
             .send(
-                FutureRecord::to(topic).key(key).payload(&payload),
+                FutureRecord::to(&topic).key(key).payload(&payload),
                 Duration::from_secs(5),
             )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("publish to {topic} failed: {e}"))?;
+        tracing::debug!(%topic, %key, "Published.");
         Ok(())
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
-            .set("group.id", group)
+            .set("group.id", self.settings.name(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
@@ -117,8 +133,9 @@ impl Bus for KafkaBus {
             .set("heartbeat.interval.ms", "1000")
             .create()
             .context("cannot create a Kafka consumer")?;
+        let topic = self.settings.name(topic);
         consumer
-            .subscribe(&[topic])
+            .subscribe(&[&topic])
             .with_context(|| format!("cannot subscribe to {topic}"))?;
         Ok(Box::new(KafkaSubscription {
             consumer,

@@ -101,6 +101,9 @@ pub struct Engine {
 /// How often a replica with remote agents looks for runs and outcomes it was not told of.
 const RESYNC_EVERY: Duration = Duration::from_secs(3);
 
+/// An outbox row this old was committed by a replica that never sent it (it died).
+const ORPHANED_OUTBOX: Duration = Duration::from_secs(10);
+
 /// One input in a batch, with what the engine needs after the commit.
 pub struct Item {
     run: RunId,
@@ -145,23 +148,46 @@ impl Engine {
     /// Picks up every unfinished run where it stopped: publishes what the outbox still
     /// holds, then resyncs.
     pub async fn recover(&mut self) -> anyhow::Result<Vec<Item>> {
-        for row in self.store.pending_outbox().await? {
+        self.send_outbox(i64::MAX).await?;
+        self.resync().await
+    }
+
+    /// Publishes outbox rows written before `before` that this engine has not sent: after a
+    /// restart, all of them; on a replica, those a dead replica committed but never sent.
+    async fn send_outbox(&mut self, before: Millis) -> anyhow::Result<()> {
+        for row in self.store.pending_outbox(before).await? {
+            if self.delivered.contains(&row.id) {
+                continue;
+            }
             let m = row.message;
             self.bus
                 .publish(&m.topic, &m.key, m.payload.into_bytes())
                 .await?;
             self.delivered.push(row.id);
         }
-        self.resync().await
+        Ok(())
     }
 
     /// Loads unfinished runs this engine does not hold (after a restart, or a replica's
     /// death), applies outcomes recorded while no one was told, and for an adopted run sends
     /// again the work of attempts that have neither an outcome nor a lease holder.
     async fn resync(&mut self) -> anyhow::Result<Vec<Item>> {
+        tracing::debug!(cached = self.runs.len(), "Resync.");
         let mut items = Vec::new();
         for run in self.store.active_runs().await? {
-            let adopted = !self.runs.contains_key(&run.id);
+            let adopted = match self.runs.get(&run.id) {
+                None => true,
+                // Another replica moved it on: an input applied to the old copy could be
+                // ignored as stale without any write failing to say so.
+                Some(cached) if cached.version < run.version => {
+                    if let Some(at) = run.next_wake() {
+                        self.timers.push(Reverse((at, run.id)));
+                    }
+                    self.runs.insert(run.id, run.clone());
+                    false
+                }
+                Some(_) => false,
+            };
             let outcomes = self.semaphore.outcomes_for(run.id).await?;
             if run.state == RunState::Pending {
                 items.push(Item {
@@ -268,6 +294,9 @@ impl Engine {
             let mut commands = Vec::new();
             tokio::select! {
                 _ = resync.tick(), if self.remote_agents => {
+                    if let Err(e) = self.send_outbox(clock::now_ms() - ORPHANED_OUTBOX.as_millis() as i64).await {
+                        tracing::warn!(error = %e, "Could not send orphaned outbox rows; will retry.");
+                    }
                     match self.resync().await {
                         Ok(items) if !items.is_empty() => self.process(items).await,
                         Ok(_) => {}

@@ -245,10 +245,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn pending_outbox(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT id, topic, msg_key, payload FROM outbox ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Outbox rows written before `before` (all of them with `i64::MAX`), oldest first.
+    pub async fn pending_outbox(&self, before: Millis) -> anyhow::Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, msg_key, payload FROM outbox WHERE created_at < $1 ORDER BY id",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxRow {
