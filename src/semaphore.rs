@@ -266,55 +266,20 @@ impl Semaphore {
 
     /// How one request ended, if it has.
     pub async fn outcome(&self, request_id: &str) -> anyhow::Result<Option<LeaseOutcome>> {
-        let row = sqlx::query(
-            "SELECT run_id, stage, attempt, outcome, retryable, message, holder, released_us \
-             FROM lease_outcomes WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(&self.store.pool)
-        .await?;
-        row.map(|r| {
-            Ok(LeaseOutcome {
-                request_id: request_id.to_string(),
-                run_id: RunId::from_str(&r.try_get::<String, _>("run_id")?)?,
-                stage: r.try_get("stage")?,
-                attempt: r.try_get::<i64, _>("attempt")? as u32,
-                kind: OutcomeKind::from_str(&r.try_get::<String, _>("outcome")?)
-                    .map_err(anyhow::Error::msg)?,
-                retryable: r.try_get::<i64, _>("retryable")? != 0,
-                message: r.try_get("message")?,
-                holder: r.try_get("holder")?,
-                released_us: r.try_get("released_us")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("{OUTCOME_SELECT} WHERE request_id = $1"))
+            .bind(request_id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        row.as_ref().map(outcome_from_row).transpose()
     }
 
     /// Outcomes recorded for a run's requests, for recovery.
     pub async fn outcomes_for(&self, run: RunId) -> anyhow::Result<Vec<LeaseOutcome>> {
-        let rows = sqlx::query(
-            "SELECT request_id, stage, attempt, outcome, retryable, message, holder, released_us \
-             FROM lease_outcomes WHERE run_id = $1",
-        )
-        .bind(run.to_string())
-        .fetch_all(&self.store.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LeaseOutcome {
-                    request_id: r.try_get("request_id")?,
-                    run_id: run,
-                    stage: r.try_get("stage")?,
-                    attempt: r.try_get::<i64, _>("attempt")? as u32,
-                    kind: OutcomeKind::from_str(&r.try_get::<String, _>("outcome")?)
-                        .map_err(anyhow::Error::msg)?,
-                    retryable: r.try_get::<i64, _>("retryable")? != 0,
-                    message: r.try_get("message")?,
-                    holder: r.try_get("holder")?,
-                    released_us: r.try_get("released_us")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&format!("{OUTCOME_SELECT} WHERE run_id = $1"))
+            .bind(run.to_string())
+            .fetch_all(&self.store.pool)
+            .await?;
+        rows.iter().map(outcome_from_row).collect()
     }
 
     /// Runs the expiry sweep until the process ends.
@@ -332,6 +297,24 @@ impl Semaphore {
     pub fn now(&self) -> Millis {
         clock::now_ms()
     }
+}
+
+const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us \
+     FROM lease_outcomes";
+
+fn outcome_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<LeaseOutcome> {
+    Ok(LeaseOutcome {
+        request_id: r.try_get("request_id")?,
+        run_id: RunId::from_str(&r.try_get::<String, _>("run_id")?)?,
+        stage: r.try_get("stage")?,
+        attempt: r.try_get::<i64, _>("attempt")? as u32,
+        kind: OutcomeKind::from_str(&r.try_get::<String, _>("outcome")?)
+            .map_err(anyhow::Error::msg)?,
+        retryable: r.try_get::<i64, _>("retryable")? != 0,
+        message: r.try_get("message")?,
+        holder: r.try_get("holder")?,
+        released_us: r.try_get("released_us")?,
+    })
 }
 
 async fn record(tx: &mut Transaction<'_, Any>, o: &LeaseOutcome) -> anyhow::Result<()> {
