@@ -93,7 +93,23 @@ async fn wait_finished(
     Ok(failed)
 }
 
-pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
+/// Where the engine is measured.
+pub enum Deployment {
+    /// SQLite in a temporary directory, the in-process bus and agents.
+    Embedded,
+    /// Kafka and PostgreSQL, with no-op agents consuming their work topic over Kafka.
+    KafkaPostgres {
+        brokers: String,
+        database: String,
+        fetch_wait_ms: u32,
+    },
+}
+
+pub async fn run(
+    concurrent: usize,
+    stages: usize,
+    deployment: Deployment,
+) -> anyhow::Result<Value> {
     anyhow::ensure!(
         concurrent >= 1 && stages >= 2,
         "bench needs at least 1 run and 2 stages"
@@ -101,10 +117,27 @@ pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
     let dir = std::env::temp_dir().join(format!("lifeboat-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let catalog = Arc::new(write_catalog(&dir, concurrent.max(LATENCY_RUNS), stages)?);
-    let settings = Settings::embedded(
-        format!("sqlite://{}", dir.join("bench.db").display()),
-        dir.join("workflows"),
-    );
+    let (name, settings) = match &deployment {
+        Deployment::Embedded => (
+            "embedded",
+            Settings::embedded(
+                format!("sqlite://{}", dir.join("bench.db").display()),
+                dir.join("workflows"),
+            ),
+        ),
+        Deployment::KafkaPostgres {
+            brokers,
+            database,
+            fetch_wait_ms,
+        } => {
+            let mut s = Settings::embedded(database.clone(), dir.join("workflows"));
+            s.kafka_brokers = Some(brokers.clone());
+            s.kafka_fetch_wait_ms = *fetch_wait_ms;
+            // Topics and groups of its own: a benchmark never meets another deployment's work.
+            s.kafka_namespace = Some(format!("bench-{}", uuid::Uuid::now_v7().simple()));
+            ("kafka+postgres", s)
+        }
+    };
     let overhead = Arc::new(Mutex::new(Vec::new()));
     let app = App::start_with(
         &settings,
@@ -115,6 +148,21 @@ pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
     )
     .await?;
     let mut events = app.bus.subscribe(bus::EVENTS_TOPIC, "bench").await?;
+    // With Kafka the agents are not in the service: run no-op agents beside it, over the bus.
+    let agents = match deployment {
+        Deployment::Embedded => None,
+        Deployment::KafkaPostgres { .. } => {
+            let semaphore = crate::semaphore::Semaphore::new(app.store.clone(), None);
+            let runtime = crate::agents::runtime::Runtime::new(
+                app.bus.clone(),
+                semaphore,
+                crate::app::instance_name("bench-agent"),
+            );
+            let noop =
+                crate::agents::builtin("noop").ok_or_else(|| anyhow::anyhow!("no noop agent"))?;
+            Some((runtime.spawn(noop).await?, runtime))
+        }
+    };
 
     // Phase one: one run at a time, so the overhead is the engine's, not a queue's.
     for i in 0..LATENCY_RUNS {
@@ -134,7 +182,7 @@ pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let report = json!({
-        "deployment": "embedded",
+        "deployment": name,
         "stage_overhead_ms": {
             "p50": percentile(&samples, 0.50),
             "p99": percentile(&samples, 0.99),
@@ -147,6 +195,10 @@ pub async fn run(concurrent: usize, stages: usize) -> anyhow::Result<Value> {
         "concurrent_phase_s": (elapsed * 100.0).round() / 100.0,
         "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
     });
+    if let Some((consumer, runtime)) = agents {
+        runtime.stop().await;
+        consumer.abort();
+    }
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)

@@ -69,7 +69,8 @@ enum Command {
     },
     /// A failover of the simulated petstore estate, end to end, with no setup.
     Demo,
-    /// Measure the engine with no-op agents; prints one JSON object.
+    /// Measure the engine with no-op agents; prints one JSON object (two, in an array,
+    /// with --kafka: embedded, then kafka+postgres).
     Bench {
         /// Concurrent runs in the throughput and memory phase.
         #[arg(long, default_value_t = 1000)]
@@ -77,6 +78,12 @@ enum Command {
         /// Stages per run (a chain).
         #[arg(long, default_value_t = 10)]
         stages: usize,
+        /// Also measure the production deployment on these Kafka brokers...
+        #[arg(long, requires = "database")]
+        kafka: Option<String>,
+        /// ...and this PostgreSQL database.
+        #[arg(long, requires = "kafka")]
+        database: Option<String>,
     },
 }
 
@@ -165,8 +172,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Demo => crate::demo::run().await,
-        Command::Bench { runs, stages } => {
-            let report = crate::bench::run(runs, stages).await?;
+        Command::Bench {
+            runs,
+            stages,
+            kafka,
+            database,
+        } => {
+            use crate::bench::{self, Deployment};
+            let embedded = bench::run(runs, stages, Deployment::Embedded).await?;
+            let report = match (kafka, database) {
+                (Some(brokers), Some(database)) => {
+                    let production = bench::run(
+                        runs,
+                        stages,
+                        Deployment::KafkaPostgres {
+                            brokers,
+                            database,
+                            fetch_wait_ms: settings.kafka_fetch_wait_ms,
+                        },
+                    )
+                    .await?;
+                    serde_json::json!([embedded, production])
+                }
+                _ => embedded,
+            };
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }

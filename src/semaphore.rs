@@ -273,6 +273,20 @@ impl Semaphore {
         row.as_ref().map(outcome_from_row).transpose()
     }
 
+    /// Outcomes recorded for attempts whose stage is still in flight: ended, but not yet
+    /// applied by any orchestrator.
+    pub async fn pending_outcomes(&self) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let rows = sqlx::query(
+            "SELECT o.request_id, o.run_id, o.stage, o.attempt, o.outcome, o.retryable, o.message, o.holder, \
+             o.released_us FROM stages s JOIN lease_outcomes o \
+             ON o.run_id = s.run_id AND o.stage = s.name AND o.attempt = s.attempts \
+             WHERE s.state IN ('dispatched', 'running')",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter().map(outcome_from_row).collect()
+    }
+
     /// Outcomes recorded for a run's requests, for recovery.
     pub async fn outcomes_for(&self, run: RunId) -> anyhow::Result<Vec<LeaseOutcome>> {
         let rows = sqlx::query(&format!("{OUTCOME_SELECT} WHERE run_id = $1"))

@@ -173,55 +173,56 @@ impl Engine {
     /// again the work of attempts that have neither an outcome nor a lease holder.
     async fn resync(&mut self) -> anyhow::Result<Vec<Item>> {
         tracing::debug!(cached = self.runs.len(), "Resync.");
+        // Outcomes of attempts still in flight: what a lost or unread message would have said.
+        let pending = self.semaphore.pending_outcomes().await?;
         let mut items = Vec::new();
-        for run in self.store.active_runs().await? {
-            let adopted = match self.runs.get(&run.id) {
+        for (id, version) in self.store.active_versions().await? {
+            let adopted = match self.runs.get(&id) {
                 None => true,
                 // Another replica moved it on: an input applied to the old copy could be
                 // ignored as stale without any write failing to say so.
-                Some(cached) if cached.version < run.version => {
-                    if let Some(at) = run.next_wake() {
-                        self.timers.push(Reverse((at, run.id)));
-                    }
-                    self.runs.insert(run.id, run.clone());
-                    false
-                }
-                Some(_) => false,
+                Some(cached) if cached.version < version => false,
+                Some(_) => continue,
             };
-            let outcomes = self.semaphore.outcomes_for(run.id).await?;
+            let Some(run) = self.store.load_run(id).await? else {
+                continue;
+            };
+            if run.state.is_final() {
+                continue;
+            }
             if run.state == RunState::Pending {
                 items.push(Item {
-                    run: run.id,
+                    run: id,
                     input: Input::Start,
                     reply: None,
                     released_us: None,
                     settled: false,
                 });
             }
-            for (i, stage) in run.stages.iter().enumerate() {
-                if !stage.state.in_flight() {
-                    continue;
-                }
-                let request = ids::request_id(run.id, &run.plan[i].name, stage.attempts);
-                match outcomes.iter().find(|o| o.request_id == request) {
-                    Some(o) => items.extend(Self::outcome_item(&run, o.clone())),
-                    None if adopted => self.publish_work(&work_request(&run, i)).await?,
-                    None => {}
-                }
-            }
             if adopted {
+                for (i, stage) in run.stages.iter().enumerate() {
+                    let request = ids::request_id(id, &run.plan[i].name, stage.attempts);
+                    if stage.state.in_flight() && !pending.iter().any(|o| o.request_id == request) {
+                        self.publish_work(&work_request(&run, i)).await?;
+                    }
+                }
                 items.push(Item {
-                    run: run.id,
+                    run: id,
                     input: Input::Tick,
                     reply: None,
                     released_us: None,
                     settled: false,
                 });
-                if let Some(at) = run.next_wake() {
-                    self.timers.push(Reverse((at, run.id)));
-                }
-                tracing::info!(run_id = %run.id, group = %run.group, state = %run.state, "Resuming run.");
-                self.runs.insert(run.id, run);
+                tracing::info!(run_id = %id, group = %run.group, state = %run.state, "Resuming run.");
+            }
+            if let Some(at) = run.next_wake() {
+                self.timers.push(Reverse((at, id)));
+            }
+            self.runs.insert(id, run);
+        }
+        for o in pending {
+            if let Some(run) = self.runs.get(&o.run_id) {
+                items.extend(Self::outcome_item(run, o));
             }
         }
         Ok(items)
@@ -371,7 +372,8 @@ impl Engine {
         match command {
             Command::Start(run) => {
                 let id = run.id;
-                self.runs.insert(id, *run);
+                // A resync may have picked the new run up already, and moved it on.
+                self.runs.entry(id).or_insert(*run);
                 Some(Item {
                     run: id,
                     input: Input::Start,

@@ -282,6 +282,21 @@ impl Store {
         }
     }
 
+    /// Id and version of every unfinished run: what a replica compares its copies with.
+    pub async fn active_versions(&self) -> anyhow::Result<Vec<(RunId, i64)>> {
+        let rows = sqlx::query("SELECT id, version FROM runs WHERE finished_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    RunId::from_str(&r.try_get::<String, _>("id")?)?,
+                    r.try_get("version")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Every unfinished run, for recovery after a restart.
     pub async fn active_runs(&self) -> anyhow::Result<Vec<Run>> {
         self.runs_where("WHERE finished_at IS NULL ORDER BY id", None, i64::MAX)
