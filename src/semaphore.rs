@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::{Any, Row, Transaction};
 use std::sync::Arc;
 
-use crate::clock::{self, Millis};
+use crate::clock;
 use crate::ids::RunId;
 use crate::store::{Revocation, Store};
 
@@ -306,10 +306,6 @@ impl Semaphore {
                 tracing::warn!(error = %e, "Lease expiry sweep failed.");
             }
         }
-    }
-
-    pub fn now(&self) -> Millis {
-        clock::now_ms()
     }
 }
 

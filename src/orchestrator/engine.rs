@@ -70,14 +70,6 @@ pub enum Command {
     Progress(Progress),
 }
 
-/// Feeds lease outcomes into the engine (the semaphore's sink).
-pub fn outcome_channel() -> (
-    mpsc::UnboundedSender<LeaseOutcome>,
-    mpsc::UnboundedReceiver<LeaseOutcome>,
-) {
-    mpsc::unbounded_channel()
-}
-
 /// Where the release-to-dispatch overhead is recorded, for `lifeboat bench`.
 pub type OverheadLog = Arc<std::sync::Mutex<Vec<u32>>>;
 

@@ -379,8 +379,4 @@ impl Store {
             count("SELECT state, COUNT(*) FROM stages GROUP BY state").await?,
         ))
     }
-
-    pub fn now(&self) -> Millis {
-        crate::clock::now_ms()
-    }
 }

@@ -69,17 +69,6 @@ fn split(s: &str) -> Result<Vec<Piece<'_>>, String> {
     Ok(pieces)
 }
 
-/// Names a string refers to, in order; an error for a malformed reference.
-pub fn references(s: &str) -> Result<Vec<String>, String> {
-    Ok(split(s)?
-        .into_iter()
-        .filter_map(|p| match p {
-            Piece::Param(n) => Some(n.to_string()),
-            Piece::Text(_) => None,
-        })
-        .collect())
-}
-
 pub fn substitute(s: &str, params: &Params) -> Result<Value, String> {
     let pieces = split(s)?;
     let meaningful: Vec<&Piece> = pieces

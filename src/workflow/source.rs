@@ -115,10 +115,6 @@ impl Node {
         }
     }
 
-    pub fn is_scalar(&self) -> bool {
-        !matches!(self, Node::Seq(_) | Node::Map(_))
-    }
-
     /// The node at a JSON-style path (`replicas`, `command[2]`), for locating an error an
     /// agent reports against its converted spec.
     pub fn locate<'a>(node: &'a Spanned<Node>, path: &[PathSegment]) -> &'a Spanned<Node> {
