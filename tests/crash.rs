@@ -2,30 +2,17 @@
 //! and no stage whose lease was released with success runs again. Each `exec` stage appends
 //! its name to a file, so the file is the record of what ran.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Proc, free_port, until};
+
+const LIMIT: Duration = Duration::from_secs(30);
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn serve(dir: &std::path::Path, port: u16) -> Server {
+fn serve(dir: &std::path::Path, port: u16) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .arg("serve")
         .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
@@ -41,22 +28,11 @@ fn serve(dir: &std::path::Path, port: u16) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("start lifeboat serve");
-    Server { child }
+    Proc(child)
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
-}
-
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn stage_state(run: &Value, name: &str) -> String {
@@ -104,8 +80,8 @@ stages:
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut server = serve(dir.path(), port);
-    wait_until("the server to answer", async || {
-        get(&client, &format!("{base}/healthz")).await.is_some()
+    until("the server to answer", LIMIT, async || {
+        get(&client, &format!("{base}/healthz")).await
     })
     .await;
 
@@ -120,16 +96,16 @@ stages:
         .expect("json");
     let id = created["id"].as_str().expect("id").to_string();
     let run_url = format!("{base}/api/v1/runs/{id}");
-    wait_until("stage `slow` to run", async || {
+    until("stage `slow` to run", LIMIT, async || {
         get(&client, &run_url)
             .await
-            .is_some_and(|r| stage_state(&r, "slow") == "running")
+            .filter(|r| stage_state(r, "slow") == "running")
     })
     .await;
 
     // SIGKILL: no shutdown code runs.
-    server.child.kill().expect("kill -9");
-    server.child.wait().expect("reap");
+    server.0.kill().expect("kill -9");
+    server.0.wait().expect("reap");
     let before = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         before, "one\ntwo\n",
@@ -140,15 +116,10 @@ stages:
     assert_eq!(std::fs::read_to_string(&log).expect("log"), before);
 
     let _server = serve(dir.path(), port);
-    let mut done = Value::Null;
-    wait_until("the run to finish after the restart", async || {
-        match get(&client, &run_url).await {
-            Some(r) if r["finished_at"].is_string() => {
-                done = r;
-                true
-            }
-            _ => false,
-        }
+    let done = until("the run to finish after the restart", LIMIT, async || {
+        get(&client, &run_url)
+            .await
+            .filter(|r| r["finished_at"].is_string())
     })
     .await;
     assert_eq!(done["state"], "succeeded", "{done:#}");

@@ -4,21 +4,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Proc, free_port, until};
 use lifeboat::bus::Bus;
 use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
 use serde_json::Value;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn lifeboat(args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Proc {
     let out = std::fs::File::create(log).expect("log file");
@@ -33,20 +25,6 @@ fn lifeboat(args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Pro
         cmd.env(k, v);
     }
     Proc(cmd.spawn().expect("start lifeboat"))
-}
-
-async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -128,13 +106,7 @@ async fn hand_off(stop: Stop) -> Option<Value> {
         dir.path(),
         &[("shop.yaml", &wf), ("groups.yaml", common::GROUPS)],
     );
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port()
-    };
-    let (port_a, port_b) = (free(), free());
+    let (port_a, port_b) = (free_port(), free_port());
     let mut env = vec![
         ("LIFEBOAT_KAFKA_BROKERS", brokers.clone()),
         // Topics and consumer groups of their own: tests on one broker never share work.

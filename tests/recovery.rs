@@ -92,23 +92,7 @@ stages:
     let app = App::start(&settings, Options::default())
         .await
         .expect("restart");
-    let finished = async {
-        loop {
-            let r = app
-                .store
-                .load_run(run.id)
-                .await
-                .expect("load")
-                .expect("run");
-            if r.state.is_final() {
-                break r;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    let done = tokio::time::timeout(LIMIT, finished)
-        .await
-        .expect("the run finishes after the restart");
+    let done = common::finished(&app.store, run.id).await;
     assert_eq!(
         done.state,
         lifeboat::orchestrator::state::RunState::Succeeded

@@ -400,22 +400,7 @@ async fn a_run_completes_on_postgres() {
         })
         .await
         .expect("create");
-    let done = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let r = app
-                .store
-                .load_run(run.id)
-                .await
-                .expect("load")
-                .expect("run");
-            if r.state.is_final() {
-                break r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the run finishes");
+    let done = common::finished(&app.store, run.id).await;
     assert_eq!(done.state, RunState::Succeeded);
     assert_eq!(done.stages[0].attempts, 2);
     assert!(

@@ -204,3 +204,50 @@ pub async fn drop_postgres(name: &str) {
 }
 
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
+
+/// A child process killed when the test lets go of it, pass or fail.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `probe` every 100 ms until it answers, or fails the test after `limit`.
+pub async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The run once it has finished, read from the store.
+pub async fn finished(
+    store: &lifeboat::store::Store,
+    id: lifeboat::ids::RunId,
+) -> lifeboat::orchestrator::state::Run {
+    until("the run to finish", Duration::from_secs(30), async || {
+        store
+            .load_run(id)
+            .await
+            .expect("load the run")
+            .filter(|r| r.state.is_final())
+    })
+    .await
+}
