@@ -85,16 +85,7 @@ stages:
     })
     .await;
 
-    let created: Value = client
-        .post(format!("{base}/api/v1/runs"))
-        .json(&serde_json::json!({ "group": "shop" }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("id").to_string();
+    let id = common::create_run_at(&client, &base, "shop").await;
     let run_url = format!("{base}/api/v1/runs/{id}");
     until("stage `slow` to run", LIMIT, async || {
         get(&client, &run_url)

@@ -143,16 +143,7 @@ async fn hand_off(stop: Stop) -> Option<Value> {
         .await;
     }
 
-    let created: Value = client
-        .post(format!("{base_a}/api/v1/runs"))
-        .json(&serde_json::json!({ "group": "shop" }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("run id").to_string();
+    let id = common::create_run_at(&client, &base_a, "shop").await;
     // The agent running `slow` says so in the audit trail: `agent:agent:HOST:PID`.
     let run_a = format!("{base_a}/api/v1/runs/{id}");
     let holder: u32 = until("`slow` to run", Duration::from_secs(60), async || {

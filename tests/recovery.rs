@@ -41,18 +41,7 @@ stages:
     let app = App::start(&settings, Options::default())
         .await
         .expect("start");
-    let run = app
-        .orchestrator
-        .create(lifeboat::orchestrator::NewRun {
-            group: "shop".into(),
-            action: lifeboat::workflow::Action::Failover,
-            dry_run: false,
-            reason: None,
-            params: Default::default(),
-            requested_by: "test".into(),
-        })
-        .await
-        .expect("create");
+    let run = common::start_failover(&app, "shop").await;
     let holder = app.instance.clone();
     let store = app.store.clone();
     let running = async {

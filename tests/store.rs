@@ -388,18 +388,7 @@ async fn a_run_completes_on_postgres() {
     let app = lifeboat::app::App::start(&settings, lifeboat::app::Options::default())
         .await
         .expect("app on postgres");
-    let run = app
-        .orchestrator
-        .create(lifeboat::orchestrator::NewRun {
-            group: "shop".into(),
-            action: Action::Failover,
-            dry_run: false,
-            reason: None,
-            params: Default::default(),
-            requested_by: "test".into(),
-        })
-        .await
-        .expect("create");
+    let run = common::start_failover(&app, "shop").await;
     let done = common::finished(&app.store, run.id).await;
     assert_eq!(done.state, RunState::Succeeded);
     assert_eq!(done.stages[0].attempts, 2);

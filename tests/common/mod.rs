@@ -251,3 +251,32 @@ pub async fn finished(
     })
     .await
 }
+
+/// Starts a failover of `group` through the HTTP API of the service at `base`; its run id.
+pub async fn create_run_at(client: &reqwest::Client, base: &str, group: &str) -> String {
+    let created: Value = client
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({ "group": group }))
+        .send()
+        .await
+        .expect("create a run")
+        .json()
+        .await
+        .expect("a JSON run");
+    created["id"].as_str().expect("a run id").to_string()
+}
+
+/// Starts a failover of `group` straight through the orchestrator.
+pub async fn start_failover(app: &App, group: &str) -> lifeboat::orchestrator::state::Run {
+    app.orchestrator
+        .create(lifeboat::orchestrator::NewRun {
+            group: group.into(),
+            action: lifeboat::workflow::Action::Failover,
+            dry_run: false,
+            reason: None,
+            params: Default::default(),
+            requested_by: "test".into(),
+        })
+        .await
+        .expect("create a run")
+}
