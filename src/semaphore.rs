@@ -297,13 +297,28 @@ impl Semaphore {
     }
 
     /// Runs the expiry sweep until the process ends.
+    ///
+    /// A store outage stops every heartbeat, so leases look dead when it ends. After the
+    /// sweep could not reach the store, it waits one TTL before expiring anything: holders
+    /// that are alive heartbeat or release in that time, and only dead ones expire.
     pub async fn sweep_forever(self) {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut hold_until: Option<tokio::time::Instant> = None;
         loop {
             every.tick().await;
+            if let Some(until) = hold_until {
+                if tokio::time::Instant::now() < until {
+                    if !self.store.ping().await {
+                        hold_until = Some(tokio::time::Instant::now() + LEASE_TTL);
+                    }
+                    continue;
+                }
+                hold_until = None;
+            }
             if let Err(e) = self.expire(None).await {
-                tracing::warn!(error = %e, "Lease expiry sweep failed.");
+                tracing::warn!(error = %e, "Lease expiry sweep failed; expiry waits one lease TTL after the store is back.");
+                hold_until = Some(tokio::time::Instant::now() + LEASE_TTL);
             }
         }
     }

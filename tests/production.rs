@@ -4,28 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Proc, free_port, until};
+use common::cluster::{Cluster, actor_pid, attempts, running_events, signal};
 use lifeboat::bus::Bus;
 use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
 use serde_json::Value;
-
-fn lifeboat(args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Proc {
-    let out = std::fs::File::create(log).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(args)
-        .env_remove("LIFEBOAT_API_TOKENS")
-        .env_remove("LIFEBOAT_CONFIG")
-        .env("RUST_LOG", "info,lifeboat=debug")
-        .stdout(Stdio::null())
-        .stderr(out);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Proc(cmd.spawn().expect("start lifeboat"))
-}
 
 #[tokio::test]
 async fn kafka_bus_delivers_by_key_to_each_group_once() {
@@ -63,221 +47,157 @@ async fn kafka_bus_delivers_by_key_to_each_group_once() {
     }
 }
 
-fn find_stage<'a>(run: &'a Value, name: &str) -> &'a Value {
-    run["stages"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .expect("stage")
-}
-
-/// What is stopped while the slow stage runs.
-///
-/// Not here: `kill -9` of the agent holding the stage. Its lease expires and the orchestrator
-/// retries (tests/crash.rs shows that path), but on Kafka the retry is keyed to the run's
-/// partition, which the dead consumer still owns until the broker rebalances the group. The
-/// broker these tests run on (tansu 0.6) drops a member that misses its heartbeats without
-/// rebalancing the others, so that partition would wait until a broker restart.
-#[derive(Clone, Copy, PartialEq)]
-enum Stop {
-    /// SIGTERM to the agent holding the stage.
-    Term,
-    /// `kill -9` of the replica the run was started on.
-    Replica,
-}
-
-/// Runs one, slow, three on two `serve` replicas and two `lifeboat agent` processes over
-/// Kafka and PostgreSQL, stops a part while `slow` runs, and returns the finished run as
-/// the surviving replica tells it. Every completed stage must have run exactly once.
-async fn hand_off(stop: Stop) -> Option<Value> {
-    let brokers = common::kafka_brokers()?;
-    let (db, db_name) = common::fresh_postgres().await?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("ran.log");
-    let step = |name: &str, script: &str| {
-        format!("  {name}:\n    agent: exec\n    spec: {{ command: [sh, -c, '{script}'] }}\n")
-    };
-    let wf = format!(
-        "name: shop\nstages:\n{}{}{}",
-        step("one", &format!("echo one >> {}", log.display())),
-        step("slow", &format!("sleep 6; echo slow >> {}", log.display())),
-        step("three", &format!("echo three >> {}", log.display())),
-    );
-    let workflows = common::write_workflows(
-        dir.path(),
-        &[("shop.yaml", &wf), ("groups.yaml", common::GROUPS)],
-    );
-    let (port_a, port_b) = (free_port(), free_port());
-    let mut env = vec![
-        ("LIFEBOAT_KAFKA_BROKERS", brokers.clone()),
-        // Topics and consumer groups of their own: tests on one broker never share work.
-        (
-            "LIFEBOAT_KAFKA_NAMESPACE",
-            format!("test-{}", uuid::Uuid::now_v7().simple()),
-        ),
-        ("LIFEBOAT_DATABASE_URL", db.clone()),
-        ("LIFEBOAT_WORKFLOWS", workflows.display().to_string()),
-        ("LIFEBOAT_LISTEN", format!("127.0.0.1:{port_a}")),
-    ];
-    let mut serve_a = lifeboat(&["serve"], &env, &dir.path().join("serve-a.log"));
-    env[4].1 = format!("127.0.0.1:{port_b}");
-    let serve_b = lifeboat(&["serve"], &env, &dir.path().join("serve-b.log"));
-    let agent_args = ["agent", "--agents", "exec", "--grace", "500ms"];
-    let mut agents = vec![
-        lifeboat(&agent_args, &env, &dir.path().join("agent-1.log")),
-        lifeboat(&agent_args, &env, &dir.path().join("agent-2.log")),
-    ];
-    let client = reqwest::Client::new();
-    let (base_a, base_b) = (
-        format!("http://127.0.0.1:{port_a}"),
-        format!("http://127.0.0.1:{port_b}"),
-    );
-    for base in [&base_a, &base_b] {
-        until("serve to be ready", Duration::from_secs(30), async || {
-            client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-        })
-        .await;
-    }
-
-    let id = common::create_run_at(&client, &base_a, "shop").await;
-    // The agent running `slow` says so in the audit trail: `agent:agent:HOST:PID`.
-    let run_a = format!("{base_a}/api/v1/runs/{id}");
-    let holder: u32 = until("`slow` to run", Duration::from_secs(60), async || {
-        let run: Value = client.get(&run_a).send().await.ok()?.json().await.ok()?;
-        let event = run["events"]
-            .as_array()?
-            .iter()
-            .find(|e| e["kind"] == "stage.running" && e["stage"] == "slow")?;
-        event["actor"].as_str()?.rsplit(':').next()?.parse().ok()
-    })
-    .await;
-    match stop {
-        Stop::Replica => {
-            serve_a.0.kill().expect("kill -9 the replica");
-            serve_a.0.wait().expect("reap");
-        }
-        Stop::Term => {
-            let victim = agents
-                .iter()
-                .position(|p| p.0.id() == holder)
-                .expect("the holder is one of our agents");
-            let mut stopped = agents.remove(victim);
-            let sent = Command::new("kill")
-                .args(["-TERM", &holder.to_string()])
-                .status()
-                .expect("kill -TERM");
-            assert!(sent.success());
-            let status = stopped.0.wait().expect("reap");
-            assert!(
-                status.success(),
-                "a SIGTERM'd agent exits cleanly: {status:?}"
-            );
-        }
-    }
-
-    // The other replica answers for the run: any replica can tell any run.
-    let run_b = format!("{base_b}/api/v1/runs/{id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let mut last = Value::Null;
-    let done = loop {
-        if let Some(run) = async {
-            client
-                .get(&run_b)
-                .send()
-                .await
-                .ok()?
-                .json::<Value>()
-                .await
-                .ok()
-        }
-        .await
-        {
-            if run["finished_at"].is_string() {
-                break run;
-            }
-            last = run;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let logs: Vec<String> = ["serve-a", "serve-b", "agent-1", "agent-2"]
-                .iter()
-                .map(|n| {
-                    let text = std::fs::read_to_string(dir.path().join(format!("{n}.log")))
-                        .unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                    format!(
-                        "--- {n}.log (last lines, newest first)\n{}",
-                        tail.join("\n")
-                    )
-                })
-                .collect();
-            panic!(
-                "the run did not finish after {:?}:\n{last:#}\n{}",
-                stop_name(stop),
-                logs.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(done["state"], "succeeded", "{done:#}");
-    assert_eq!(
-        std::fs::read_to_string(&log).expect("log"),
-        "one\nslow\nthree\n"
-    );
-    let slow_attempts = if stop == Stop::Replica { 1 } else { 2 };
-    assert_eq!(
-        find_stage(&done, "slow")["attempts"],
-        slow_attempts,
-        "{done:#}"
-    );
-    assert_eq!(find_stage(&done, "one")["attempts"], 1);
-    assert_eq!(find_stage(&done, "three")["attempts"], 1);
-    drop((agents, serve_a, serve_b));
-    common::drop_postgres(&db_name).await;
-    Some(done)
-}
-
-fn stop_name(stop: Stop) -> &'static str {
-    match stop {
-        Stop::Term => "SIGTERM to the agent",
-        Stop::Replica => "kill -9 of the replica",
-    }
-}
-
-fn retry_message(run: &Value) -> String {
+fn retry_message(run: &Value, stage: &str) -> String {
     run["events"]
         .as_array()
         .and_then(|e| {
             e.iter()
-                .find(|e| e["kind"] == "stage.retrying" && e["stage"] == "slow")
+                .find(|e| e["kind"] == "stage.retrying" && e["stage"] == stage)
         })
         .and_then(|e| e["message"].as_str())
         .unwrap_or_default()
         .to_string()
 }
 
-/// SIGTERM: no new work, a grace period for running work, then the stage is released as
-/// retryable and another agent runs it at once (not after the 15 s a dead holder costs).
-#[tokio::test]
-async fn a_stopped_agent_releases_its_stage_for_another_at_once() {
-    let Some(done) = hand_off(Stop::Term).await else {
-        return;
-    };
-    assert_eq!(
-        retry_message(&done),
-        "the agent was stopped; another agent will retry"
-    );
+/// Two `serve` replicas and two agents on PostgreSQL and Kafka, running one, slow, three.
+/// Returns the cluster, its replicas' URLs (the run is started on the first), the agents,
+/// and the run id once `slow` is running, with the pid of the agent running it.
+struct Running {
+    cluster: Cluster,
+    replicas: Vec<(common::Proc, String)>,
+    agents: Vec<common::Proc>,
+    id: String,
+    holder: u32,
+    db_name: String,
 }
 
-/// The replica that started the run dies: the other adopts the run and finishes it, and no
-/// stage runs again.
+impl Running {
+    /// Stops every process, then drops the database.
+    async fn stop(self) {
+        let db_name = self.db_name.clone();
+        drop(self);
+        common::drop_postgres(&db_name).await;
+    }
+}
+
+async fn start_with_slow_running() -> Option<Running> {
+    let brokers = common::kafka_brokers()?;
+    let (db, db_name) = common::fresh_postgres().await?;
+    let mut cluster = Cluster::new(&brokers, &db, &[("one", 0), ("slow", 6), ("three", 0)]);
+    let replicas = vec![
+        cluster.serve("serve-a").await,
+        cluster.serve("serve-b").await,
+    ];
+    let agents = vec![cluster.agent("agent-1"), cluster.agent("agent-2")];
+    let id = common::create_run_at(&cluster.client, &replicas[0].1, "shop").await;
+    let holder = cluster
+        .wait_run(
+            &replicas[0].1,
+            &id,
+            "`slow` to run",
+            Duration::from_secs(60),
+            |run| {
+                running_events(run, "slow")
+                    .first()
+                    .and_then(|e| actor_pid(e))
+            },
+        )
+        .await;
+    Some(Running {
+        cluster,
+        replicas,
+        agents,
+        id,
+        holder,
+        db_name,
+    })
+}
+
+/// The agent holding a stage is `kill -9`'d: its lease expires and the other agent runs
+/// the stage. Later the replica that started the run is `kill -9`'d too: the other replica
+/// adopts the run and finishes it. Every completed stage ran exactly once.
 #[tokio::test]
-async fn a_dead_replica_s_run_is_finished_by_another() {
-    let Some(done) = hand_off(Stop::Replica).await else {
+async fn a_run_survives_its_agent_and_then_its_replica_being_killed() {
+    let Some(mut r) = start_with_slow_running().await else {
         return;
     };
-    assert_eq!(retry_message(&done), "", "no stage was retried: {done:#}");
+    let victim = r
+        .agents
+        .iter()
+        .position(|p| p.0.id() == r.holder)
+        .expect("the holder is one of our agents");
+    let mut killed = r.agents.remove(victim);
+    killed.0.kill().expect("kill -9 the agent");
+    killed.0.wait().expect("reap");
+
+    // The lease expires (15 s without a heartbeat) and the survivor takes the retry.
+    let base_a = r.replicas[0].1.clone();
+    let survivor = r.agents[0].0.id();
+    r.cluster
+        .wait_run(
+            &base_a,
+            &r.id,
+            "`slow` to run again",
+            Duration::from_secs(60),
+            |run| {
+                running_events(run, "slow")
+                    .iter()
+                    .any(|e| e["attempt"] == 2 && actor_pid(e) == Some(survivor))
+                    .then_some(())
+            },
+        )
+        .await;
+    let (mut replica_a, _) = r.replicas.remove(0);
+    replica_a.0.kill().expect("kill -9 the replica");
+    replica_a.0.wait().expect("reap");
+
+    let base_b = &r.replicas[0].1;
+    let done = r
+        .cluster
+        .finished(base_b, &r.id, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", r.cluster.logs());
+    assert_eq!(r.cluster.ran(), ["one", "slow", "three"], "{done:#}");
+    assert_eq!(attempts(&done, "one"), 1);
+    assert_eq!(attempts(&done, "slow"), 2, "{done:#}");
+    assert_eq!(attempts(&done, "three"), 1);
+    assert_eq!(
+        retry_message(&done, "slow"),
+        "lease expired: the agent stopped heartbeating"
+    );
+    r.stop().await;
+}
+
+/// SIGTERM: no new work, a grace period for running work, then the stage is released as
+/// retryable and the other agent runs it at once (not after the 15 s a dead holder costs).
+#[tokio::test]
+async fn a_stopped_agent_releases_its_stage_for_another_at_once() {
+    let Some(mut r) = start_with_slow_running().await else {
+        return;
+    };
+    let victim = r
+        .agents
+        .iter()
+        .position(|p| p.0.id() == r.holder)
+        .expect("the holder is one of our agents");
+    let mut stopped = r.agents.remove(victim);
+    signal(r.holder, "-TERM");
+    let status = stopped.0.wait().expect("reap");
+    assert!(
+        status.success(),
+        "a SIGTERM'd agent exits cleanly: {status:?}"
+    );
+
+    let done = r
+        .cluster
+        .finished(&r.replicas[1].1, &r.id, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", r.cluster.logs());
+    assert_eq!(r.cluster.ran(), ["one", "slow", "three"], "{done:#}");
+    assert_eq!(attempts(&done, "slow"), 2, "{done:#}");
+    assert_eq!(
+        retry_message(&done, "slow"),
+        "the agent was stopped; another agent will retry"
+    );
+    r.stop().await;
 }

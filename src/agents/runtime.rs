@@ -15,6 +15,9 @@ use crate::clock;
 use crate::semaphore::{Acquire, HEARTBEAT_EVERY, LeaseRequest, OutcomeKind, Semaphore};
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// How long a finished attempt keeps trying to record its outcome in an unreachable store
+/// before leaving the stage to lease expiry (and a retry).
+const RELEASE_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct Runtime {
@@ -51,11 +54,20 @@ impl Runtime {
     }
 
     /// Consumes the agent's work topic until the bus closes.
+    ///
+    /// Each agent process reads every request of its kind (a consumer group of its own) and
+    /// the lease decides which one does the work. A dead agent then costs one lease TTL
+    /// before its stage runs elsewhere, whatever the broker does about the dead member:
+    /// with a shared group, its partitions, and every request keyed to them, would wait
+    /// for the group to rebalance.
     pub async fn spawn(&self, agent: Arc<dyn Agent>) -> anyhow::Result<JoinHandle<()>> {
         let topic = bus::work_topic(agent.kind());
         let mut sub = self
             .bus
-            .subscribe(&topic, &format!("agents.{}", agent.kind()))
+            .subscribe(
+                &topic,
+                &format!("agents.{}.{}", agent.kind(), self.instance),
+            )
             .await?;
         let rt = self.clone();
         Ok(tokio::spawn(async move {
@@ -198,14 +210,7 @@ impl Runtime {
             Err(f) => (OutcomeKind::Failed, f.retryable, f.message),
         };
         match self
-            .semaphore
-            .release(
-                &lease.request_id,
-                &self.instance,
-                kind,
-                retryable,
-                Some(message.clone()),
-            )
+            .release(&lease.request_id, kind, retryable, &message)
             .await
         {
             Ok(Some(_)) => {
@@ -226,6 +231,42 @@ impl Runtime {
             }
             Err(e) => {
                 tracing::error!(error = %e, request = %lease.request_id, "Release failed; the lease will expire.")
+            }
+        }
+    }
+}
+
+impl Runtime {
+    /// Releases with the outcome, trying again while the store is unreachable: the work is
+    /// done, and only this process can say how it went. The expiry sweep holds off for one
+    /// lease TTL after a store outage, which is what gives these tries their chance.
+    async fn release(
+        &self,
+        request_id: &str,
+        kind: OutcomeKind,
+        retryable: bool,
+        message: &str,
+    ) -> anyhow::Result<Option<crate::semaphore::LeaseOutcome>> {
+        let give_up = tokio::time::Instant::now() + RELEASE_PATIENCE;
+        let mut wait = BUSY_RETRY;
+        loop {
+            let released = self
+                .semaphore
+                .release(
+                    request_id,
+                    &self.instance,
+                    kind,
+                    retryable,
+                    Some(message.to_string()),
+                )
+                .await;
+            match released {
+                Err(e) if tokio::time::Instant::now() + wait < give_up => {
+                    tracing::warn!(error = %e, request = %request_id, retry_in = ?wait, "Release failed; trying again.");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
             }
         }
     }

@@ -2,6 +2,8 @@
 //! loopback port, with workflows written into a fresh directory.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
