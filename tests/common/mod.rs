@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,17 +143,23 @@ pub fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no stage {name} in {run:#}"))
 }
 
+/// Says that a service-backed test skips for want of `what`; under
+/// LIFEBOAT_REQUIRE_SERVICES=1 (CI) a missing service fails the test instead.
+pub fn required(what: &str) {
+    assert!(
+        std::env::var("LIFEBOAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+        "LIFEBOAT_REQUIRE_SERVICES=1 but this test needs {what}"
+    );
+    eprintln!("skipping: this test needs {what}");
+}
+
 /// A PostgreSQL URL for tests, or `None` to skip; with LIFEBOAT_REQUIRE_SERVICES=1 a missing
 /// server is a failure.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("LIFEBOAT_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            assert!(
-                std::env::var("LIFEBOAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "LIFEBOAT_REQUIRE_SERVICES=1 but LIFEBOAT_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("skipping the PostgreSQL half: LIFEBOAT_TEST_POSTGRES_URL is not set");
+            required("LIFEBOAT_TEST_POSTGRES_URL (scripts/postgres.sh)");
             None
         }
     }
@@ -163,11 +170,7 @@ pub fn kafka_brokers() -> Option<String> {
     match std::env::var("LIFEBOAT_TEST_KAFKA_BROKERS") {
         Ok(b) if !b.is_empty() => Some(b),
         _ => {
-            assert!(
-                std::env::var("LIFEBOAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "LIFEBOAT_REQUIRE_SERVICES=1 but LIFEBOAT_TEST_KAFKA_BROKERS is not set"
-            );
-            eprintln!("skipping: LIFEBOAT_TEST_KAFKA_BROKERS is not set");
+            required("LIFEBOAT_TEST_KAFKA_BROKERS (scripts/kafka.sh)");
             None
         }
     }

@@ -1,0 +1,252 @@
+//! Services a fault test owns alone, so that it can stop and start them: a PostgreSQL
+//! cluster of its own (Debian's binaries) and a Kafka-protocol broker of its own (tansu,
+//! keeping its data in an S3 bucket on the test S3 server, so that a restart keeps topics,
+//! messages and offsets as a Kafka broker's disk would).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Proc, free_port, required, until};
+
+/// Runs a command to completion, as the `postgres` user when this process is root
+/// (PostgreSQL refuses to run as root).
+fn run(as_postgres: bool, program: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Debian's PostgreSQL server binaries (`/usr/lib/postgresql/N/bin`), newest first.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("pg_ctl").exists() && bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// A new cluster, started; `None` (skip) when the server binaries are not installed.
+    pub fn start() -> Option<PrivatePostgres> {
+        let Some(bin) = postgres_bin() else {
+            required(
+                "PostgreSQL server binaries (/usr/lib/postgresql/N/bin; scripts/postgres.sh installs them)",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let as_postgres = is_root();
+        if as_postgres {
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown the cluster directory to postgres");
+        }
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().expect("a UTF-8 path");
+        let init = run(
+            as_postgres,
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data_arg,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let pg = PrivatePostgres {
+            dir,
+            bin,
+            port: free_port(),
+            as_postgres,
+        };
+        pg.start_again();
+        Some(pg)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let data = self.dir.path().join("data");
+        let mut all = vec!["-D", data.to_str().expect("a UTF-8 path")];
+        all.extend_from_slice(args);
+        run(self.as_postgres, &self.bin.join("pg_ctl"), &all)
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until it accepts.
+    pub fn start_again(&self) {
+        let socket_dir = self.dir.path().to_str().expect("a UTF-8 path").to_string();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {socket_dir} -c fsync=off",
+            self.port
+        );
+        let log = self.dir.path().join("server.log");
+        let out = self.pg_ctl(&[
+            "-o",
+            &options,
+            "-l",
+            log.to_str().expect("a UTF-8 path"),
+            "-w",
+            "start",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// A fast shutdown: connections are closed, as in a restart for maintenance.
+    pub fn stop(&self) {
+        let out = self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// tansu from PATH or `~/.cargo/bin` (where scripts/kafka.sh installs it).
+fn tansu() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/tansu"));
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("tansu"))
+        .chain(home)
+        .find(|p| p.exists())
+}
+
+pub struct PrivateBroker {
+    dir: tempfile::TempDir,
+    tansu: PathBuf,
+    s3: String,
+    bucket: String,
+    port: u16,
+    process: Option<Proc>,
+    starts: usize,
+}
+
+impl PrivateBroker {
+    /// A broker of its own, started; `None` (skip) without tansu or the test S3 server
+    /// (LIFEBOAT_TEST_S3_URL, from scripts/s3.sh).
+    pub async fn start() -> Option<PrivateBroker> {
+        let s3 = match std::env::var("LIFEBOAT_TEST_S3_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                required("LIFEBOAT_TEST_S3_URL (scripts/s3.sh)");
+                return None;
+            }
+        };
+        let Some(tansu) = tansu() else {
+            required("tansu (scripts/kafka.sh installs it)");
+            return None;
+        };
+        let bucket = format!("broker-{}", uuid::Uuid::now_v7().simple());
+        let made = reqwest::Client::new()
+            .put(format!("{s3}/{bucket}"))
+            .send()
+            .await
+            .expect("the test S3 server answers");
+        assert!(made.status().is_success(), "create bucket: {made:?}");
+        let mut broker = PrivateBroker {
+            dir: tempfile::tempdir().expect("tempdir"),
+            tansu,
+            s3,
+            bucket,
+            port: free_port(),
+            process: None,
+            starts: 0,
+        };
+        broker.start_again().await;
+        Some(broker)
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker (again) on the same port and bucket, and waits until it listens.
+    pub async fn start_again(&mut self) {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("tansu-{}.log", self.starts));
+        let url = format!("tcp://{}", self.brokers());
+        let child = Command::new(&self.tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", &format!("s3://{}/", self.bucket)])
+            .env("AWS_ENDPOINT", &self.s3)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start tansu");
+        self.process = Some(Proc(child));
+        let addr = self.brokers();
+        until(
+            "the broker to listen",
+            Duration::from_secs(30),
+            async || tokio::net::TcpStream::connect(&addr).await.ok(),
+        )
+        .await;
+    }
+
+    /// Kills the broker, as a crash or a lost machine would.
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+}

@@ -1,0 +1,160 @@
+//! The production deployment's services fail mid-run and come back: the broker, then
+//! PostgreSQL. Each test owns the service it stops (tests/common/services.rs); the shared
+//! ones serve the other tests meanwhile.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{Cluster, attempts, running_events};
+use common::services::{PrivateBroker, PrivatePostgres};
+use lifeboat::semaphore::{Acquire, LeaseRequest, Semaphore};
+use serde_json::Value;
+
+/// Waits until `/readyz` at `base` answers `status` with `part` (`store` or `bus`) as `up`.
+async fn readiness(cluster: &Cluster, base: &str, status: u16, part: &str, up: bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((code, body)) = cluster.readyz(base).await
+            && code == status
+            && body[part] == up
+        {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {status} with {part}={up}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn assert_each_stage_ran_once(cluster: &Cluster, done: &Value) {
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    assert_eq!(cluster.ran(), ["one", "slow", "three"], "{done:#}");
+    for stage in ["one", "slow", "three"] {
+        assert_eq!(attempts(done, stage), 1, "{stage}: {done:#}");
+    }
+}
+
+/// The broker dies while `slow` runs. The agent finishes and records the outcome in
+/// PostgreSQL; `/readyz` says the bus is down; the run completes once the broker is back,
+/// with `three` dispatched through it, and no stage runs twice.
+#[tokio::test]
+async fn a_run_completes_after_the_broker_is_restarted() {
+    let Some(mut broker) = PrivateBroker::start().await else {
+        return;
+    };
+    let Some((db, db_name)) = common::fresh_postgres().await else {
+        return;
+    };
+    let mut cluster = Cluster::new(
+        &broker.brokers(),
+        &db,
+        &[("one", 0), ("slow", 3), ("three", 0)],
+    );
+    let (serve, base) = cluster.serve("serve").await;
+    let agent = cluster.agent("agent");
+    let id = common::create_run_at(&cluster.client, &base, "shop").await;
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            "`slow` to run",
+            Duration::from_secs(60),
+            |run| (!running_events(run, "slow").is_empty()).then_some(()),
+        )
+        .await;
+
+    broker.stop();
+    let down = readiness(&cluster, &base, 503, "bus", false).await;
+    assert_eq!(down["store"], true, "{down}");
+    // Long enough for `slow` to end while the broker is away.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let while_down = cluster.get_run(&base, &id).await.expect("the run");
+    assert!(while_down["finished_at"].is_null(), "{while_down:#}");
+
+    broker.start_again().await;
+    readiness(&cluster, &base, 200, "bus", true).await;
+    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    assert_each_stage_ran_once(&cluster, &done);
+    drop((serve, agent, cluster));
+    common::drop_postgres(&db_name).await;
+}
+
+/// PostgreSQL stops while `slow` runs and stays down longer than a lease's TTL. `/readyz`
+/// says the store is down; the agent keeps its outcome until it can record it; when
+/// PostgreSQL is back the service recovers without a restart, the lease is not mistaken
+/// for a dead agent's, and the run completes with no stage run twice.
+#[tokio::test]
+async fn a_run_completes_after_postgres_is_restarted() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let mut cluster = Cluster::new(
+        &brokers,
+        &pg.url(),
+        &[("one", 0), ("slow", 3), ("three", 0)],
+    );
+    let (_serve, base) = cluster.serve("serve").await;
+    let _agent = cluster.agent("agent");
+    let id = common::create_run_at(&cluster.client, &base, "shop").await;
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            "`slow` to run",
+            Duration::from_secs(60),
+            |run| (!running_events(run, "slow").is_empty()).then_some(()),
+        )
+        .await;
+
+    // A second holder, alive throughout, whose lease must outlast the outage too: the
+    // service's expiry sweep must not take a store outage for the death of every holder.
+    let store = lifeboat::store::Store::connect(&pg.url())
+        .await
+        .expect("connect");
+    let bystander = Semaphore::new(store.clone(), None);
+    let lease = LeaseRequest {
+        resource: "test:bystander".into(),
+        request_id: "bystander/1".into(),
+        run_id: lifeboat::ids::RunId::new(),
+        stage: "bystander".into(),
+        attempt: 1,
+        holder: "test".into(),
+    };
+    assert_eq!(
+        bystander.acquire(&lease).await.expect("acquire"),
+        Acquire::Acquired
+    );
+
+    pg.stop();
+    let down = readiness(&cluster, &base, 503, "store", false).await;
+    assert_eq!(down["bus"], true, "{down}");
+    // Past the 15 s lease TTL: without a heartbeat or release, the lease looks dead.
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    assert!(
+        cluster.ran().iter().any(|s| s == "slow"),
+        "`slow` ended during the outage"
+    );
+
+    pg.start_again();
+    readiness(&cluster, &base, 200, "store", true).await;
+    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    assert_each_stage_ran_once(&cluster, &done);
+    // Several sweeps have run since the store came back; the live holder still holds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        bystander
+            .heartbeat("bystander/1", "test")
+            .await
+            .expect("heartbeat"),
+        "a live holder's lease was expired because the store had been down\n{}",
+        cluster.logs()
+    );
+    store.close().await;
+}
