@@ -264,13 +264,25 @@ impl Semaphore {
         Ok(out)
     }
 
-    /// How one request ended, if it has.
-    pub async fn outcome(&self, request_id: &str) -> anyhow::Result<Option<LeaseOutcome>> {
-        let row = sqlx::query(&format!("{OUTCOME_SELECT} WHERE request_id = $1"))
-            .bind(request_id)
-            .fetch_optional(&self.store.pool)
-            .await?;
-        row.as_ref().map(outcome_from_row).transpose()
+    /// How these requests ended, for those that have: one query for a batch of releases.
+    pub async fn outcomes(&self, request_ids: &[&str]) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let mut found = Vec::with_capacity(request_ids.len());
+        // Well under every backend's limit on bound parameters.
+        for chunk in request_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{OUTCOME_SELECT} WHERE request_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.store.pool).await? {
+                found.push(outcome_from_row(&row)?);
+            }
+        }
+        Ok(found)
     }
 
     /// Outcomes recorded for attempts whose stage is still in flight: ended, but not yet

@@ -353,6 +353,27 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
         sem.acquire(&b1).await.expect("late"),
         Acquire::Ended(OutcomeKind::Revoked)
     );
+    // A batch of releases is looked up at once; requests that have not ended are absent.
+    let mut found: Vec<(String, OutcomeKind)> = sem
+        .outcomes(&[
+            &a1.request_id,
+            &b1.request_id,
+            &other.request_id,
+            "nobody/1",
+        ])
+        .await
+        .expect("outcomes")
+        .into_iter()
+        .map(|o| (o.request_id, o.kind))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (a1.request_id.clone(), OutcomeKind::Succeeded),
+        (b1.request_id.clone(), OutcomeKind::Revoked),
+        (other.request_id.clone(), OutcomeKind::Expired),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(found, expected);
     // Nothing expires before its time.
     assert!(sem.expire(None).await.expect("sweep").is_empty());
 }

@@ -234,9 +234,7 @@ impl Runtime {
             }
         }
     }
-}
 
-impl Runtime {
     /// Releases with the outcome, trying again while the store is unreachable: the work is
     /// done, and only this process can say how it went. The expiry sweep holds off for one
     /// lease TTL after a store outage, which is what gives these tries their chance.

@@ -12,9 +12,9 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the store and the bus both answer.
 const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Ready when the store and the bus both answer.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     // An unreachable store can make a query wait for its pool; readiness answers promptly.
     let (store, bus) = tokio::join!(

@@ -325,8 +325,9 @@ impl Engine {
                 drain(&mut rx, &mut commands);
             }
             let mut items = self.due_ticks();
+            let mut released = self.released_outcomes(&commands).await;
             for c in commands {
-                if let Some(item) = self.item_for(c).await {
+                if let Some(item) = self.item_for(c, &mut released).await {
                     items.push(item);
                 }
             }
@@ -360,7 +361,43 @@ impl Engine {
             .collect()
     }
 
-    async fn item_for(&mut self, command: Command) -> Option<Item> {
+    /// With remote agents, a release comes as a progress message and its outcome is in
+    /// the store: looked up here for the whole batch at once.
+    async fn released_outcomes(&self, commands: &[Command]) -> HashMap<String, LeaseOutcome> {
+        if !self.remote_agents {
+            return HashMap::new();
+        }
+        let ids: Vec<&str> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Progress(p)
+                    if matches!(p.kind, ProgressKind::Succeeded | ProgressKind::Failed) =>
+                {
+                    Some(p.request_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match self.semaphore.outcomes(&ids).await {
+            Ok(found) => found
+                .into_iter()
+                .map(|o| (o.request_id.clone(), o))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, count = ids.len(), "Could not read released outcomes; the resync will.");
+                HashMap::new()
+            }
+        }
+    }
+
+    async fn item_for(
+        &mut self,
+        command: Command,
+        released: &mut HashMap<String, LeaseOutcome>,
+    ) -> Option<Item> {
         match command {
             Command::Start(run) => {
                 let id = run.id;
@@ -434,13 +471,7 @@ impl Engine {
                 }
                 // The agent released its lease; the store has the outcome.
                 ProgressKind::Succeeded | ProgressKind::Failed if self.remote_agents => {
-                    let outcome = match self.semaphore.outcome(&p.request_id).await {
-                        Ok(o) => o?,
-                        Err(e) => {
-                            tracing::warn!(error = %e, request = %p.request_id, "Could not read an outcome; the resync will.");
-                            return None;
-                        }
-                    };
+                    let outcome = released.remove(&p.request_id)?;
                     let run = self.cached(outcome.run_id).await?;
                     Self::outcome_item(run, outcome)
                 }
@@ -657,20 +688,22 @@ impl Engine {
                 return Err((touched.iter().map(|(id, _, _)| *id).collect(), e));
             }
         };
-        // Committed: now the messages may leave.
-        for (n, (id, m)) in ids.iter().zip(&outbox).enumerate() {
-            let released_us = released.get(n).copied().flatten();
-            match self
-                .bus
+        // Committed: now the messages may leave, all at once. Each send is queued in the
+        // order of the outbox, which keeps one run's messages in order; waiting for each
+        // acknowledgement in turn would cost a broker round trip per message.
+        let sent = futures_util::future::join_all(outbox.iter().map(|m| {
+            self.bus
                 .publish(&m.topic, &m.key, m.payload.clone().into_bytes())
-                .await
-            {
+        }))
+        .await;
+        for (n, ((id, m), sent)) in ids.iter().zip(&outbox).zip(sent).enumerate() {
+            match sent {
                 Ok(()) => self.delivered.push(*id),
                 Err(e) => {
                     tracing::warn!(error = %e, topic = %m.topic, "Publish failed; the outbox keeps it.")
                 }
             }
-            if let Some(released_us) = released_us {
+            if let Some(released_us) = released.get(n).copied().flatten() {
                 let micros = (clock::now_us() - released_us).max(0);
                 self.metrics.overhead(micros);
                 if let Some(log) = &self.overhead
