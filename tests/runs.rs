@@ -321,3 +321,34 @@ async fn two_runs_never_hold_one_resource_at_once() {
     );
     t.shutdown().await;
 }
+
+/// Every lifecycle event has an id of its own: the key by which a consumer that must act
+/// once (a chat notifier) recognises an event delivered again.
+#[tokio::test]
+async fn lifecycle_events_carry_distinct_ids() {
+    let wf =
+        "name: shop\nstages:\n  a: { agent: noop }\n  b: { agent: noop }\n  c: { agent: noop }\n";
+    let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
+    let bus = t.app.as_ref().expect("the app").bus.clone();
+    let mut events = bus
+        .subscribe(lifeboat::bus::EVENTS_TOPIC, "test")
+        .await
+        .expect("subscribe");
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    let mut seen: Vec<lifeboat::bus::RunEvent> = Vec::new();
+    while !seen.iter().any(|e| e.kind == "run.succeeded") {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+            .await
+            .expect("an event")
+            .expect("the bus is open");
+        seen.push(serde_json::from_slice(&m.payload).expect("a run event"));
+    }
+    let ids: std::collections::HashSet<&str> = seen.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), seen.len(), "{seen:#?}");
+    for e in &seen {
+        assert!(e.id.starts_with(&format!("{id}/")), "{e:?}");
+    }
+    // One write may carry several events (a stage's success and the next one's dispatch).
+    assert!(seen.iter().any(|e| e.id.ends_with("/2")), "{seen:#?}");
+    t.shutdown().await;
+}

@@ -57,6 +57,10 @@ pub struct Progress {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunEvent {
     pub v: u32,
+    /// `RUN/VERSION/N`: the Nth record of the write that took the run to VERSION. The same
+    /// event delivered twice (a re-sent outbox row) has the same id, so a consumer that
+    /// must act once — a chat post — keys on it.
+    pub id: String,
     pub run_id: RunId,
     pub group: String,
     pub action: String,

@@ -647,12 +647,15 @@ impl Engine {
                 }),
             }
         }
+        let mut nth: HashMap<RunId, usize> = HashMap::new();
         for (id, a) in &audit {
             if let Some(run) = self.runs.get(id) {
+                let n = nth.entry(*id).or_default();
+                *n += 1;
                 outbox.push(OutboxMessage {
                     topic: bus::EVENTS_TOPIC.to_string(),
                     key: id.to_string(),
-                    payload: serde_json::to_string(&event(run, a)).unwrap_or_default(),
+                    payload: serde_json::to_string(&event(run, a, *n)).unwrap_or_default(),
                 });
             }
         }
@@ -758,9 +761,10 @@ pub fn work_request(run: &Run, stage: usize) -> WorkRequest {
     }
 }
 
-fn event(run: &Run, a: &Audit) -> RunEvent {
+fn event(run: &Run, a: &Audit, nth: usize) -> RunEvent {
     RunEvent {
         v: bus::VERSION,
+        id: format!("{}/{}/{nth}", run.id, run.version),
         run_id: run.id,
         group: run.group.clone(),
         action: run.action.to_string(),
