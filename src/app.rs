@@ -125,6 +125,9 @@ impl App {
                     Ok(p) => o.progress(p),
                     Err(e) => tracing::warn!(error = %e, "Dropping malformed progress."),
                 }
+                // Committing before the engine has stored anything loses nothing: an agent
+                // records its release in the store before it says so here, and the resync
+                // applies every recorded outcome that no message delivered.
                 if let Err(e) = progress.commit().await {
                     tracing::warn!(error = %e, "Could not commit the progress offset.");
                 }

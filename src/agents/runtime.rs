@@ -15,9 +15,8 @@ use crate::clock;
 use crate::semaphore::{Acquire, HEARTBEAT_EVERY, LeaseRequest, OutcomeKind, Semaphore};
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
-/// How long a finished attempt keeps trying to record its outcome in an unreachable store
-/// before leaving the stage to lease expiry (and a retry).
-const RELEASE_PATIENCE: Duration = Duration::from_secs(60);
+/// The longest pause between tries to record an outcome in an unreachable store.
+const MAX_RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Runtime {
@@ -235,9 +234,11 @@ impl Runtime {
         }
     }
 
-    /// Releases with the outcome, trying again while the store is unreachable: the work is
-    /// done, and only this process can say how it went. The expiry sweep holds off for one
-    /// lease TTL after a store outage, which is what gives these tries their chance.
+    /// Releases with the outcome, trying again for as long as the store is unreachable: the
+    /// work is done, and only this process can say how it went. The expiry sweep holds off
+    /// for one lease TTL after a store outage, which is what gives these tries their chance.
+    /// A process told to stop gives up after its grace period; the lease then expires as a
+    /// dead agent's would.
     async fn release(
         &self,
         request_id: &str,
@@ -245,10 +246,14 @@ impl Runtime {
         retryable: bool,
         message: &str,
     ) -> anyhow::Result<Option<crate::semaphore::LeaseOutcome>> {
-        let give_up = tokio::time::Instant::now() + RELEASE_PATIENCE;
+        let stopping = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(self.grace).await;
+        };
+        tokio::pin!(stopping);
         let mut wait = BUSY_RETRY;
         loop {
-            let released = self
+            let error = match self
                 .semaphore
                 .release(
                     request_id,
@@ -257,14 +262,15 @@ impl Runtime {
                     retryable,
                     Some(message.to_string()),
                 )
-                .await;
-            match released {
-                Err(e) if tokio::time::Instant::now() + wait < give_up => {
-                    tracing::warn!(error = %e, request = %request_id, retry_in = ?wait, "Release failed; trying again.");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
+                .await
+            {
+                Err(e) => e,
+                released => return released,
+            };
+            tracing::warn!(error = %error, request = %request_id, retry_in = ?wait, "Release failed; trying again.");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => wait = (wait * 2).min(MAX_RELEASE_WAIT),
+                _ = &mut stopping => return Err(error),
             }
         }
     }
