@@ -312,11 +312,13 @@ impl Semaphore {
     ///
     /// A store outage stops every heartbeat, so leases look dead when it ends. After the
     /// sweep could not reach the store, it waits one TTL before expiring anything: holders
-    /// that are alive heartbeat or release in that time, and only dead ones expire.
+    /// that are alive heartbeat or release in that time, and only dead ones expire. It
+    /// starts the same way, since a process may be starting just as the store returns
+    /// (a supervisor restarting it through the outage), having seen none of it.
     pub async fn sweep_forever(self) {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut hold_until: Option<tokio::time::Instant> = None;
+        let mut hold_until = Some(tokio::time::Instant::now() + LEASE_TTL);
         loop {
             every.tick().await;
             if let Some(until) = hold_until {

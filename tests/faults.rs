@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, attempts, running_events};
 use common::services::{PrivateBroker, PrivatePostgres};
-use lifeboat::semaphore::{Acquire, LeaseRequest, Semaphore};
+use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
 use serde_json::Value;
 
 /// Waits until `/readyz` at `base` answers `status` with `part` (`store` or `bus`) as `up`.
@@ -70,10 +70,24 @@ async fn a_run_completes_after_the_broker_is_restarted() {
     broker.stop();
     let down = readiness(&cluster, &base, 503, "bus", false).await;
     assert_eq!(down["store"], true, "{down}");
-    // Long enough for `slow` to end while the broker is away.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let while_down = cluster.get_run(&base, &id).await.expect("the run");
+    // `slow` ends while the broker is away, and the service learns it from the store
+    // alone: the agent's progress message is stuck in its producer.
+    let while_down = cluster
+        .wait_run(
+            &base,
+            &id,
+            "`slow` to succeed with the broker down",
+            Duration::from_secs(30),
+            |run| (common::stage(run, "slow")["state"] == "succeeded").then(|| run.clone()),
+        )
+        .await;
+    assert_eq!(cluster.ran(), ["one", "slow"], "{while_down:#}");
     assert!(while_down["finished_at"].is_null(), "{while_down:#}");
+    assert_eq!(
+        common::stage(&while_down, "three")["state"],
+        "dispatched",
+        "{while_down:#}"
+    );
 
     broker.start_again().await;
     readiness(&cluster, &base, 200, "bus", true).await;
@@ -146,8 +160,8 @@ async fn a_run_completes_after_postgres_is_restarted() {
     readiness(&cluster, &base, 200, "store", true).await;
     let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
     assert_each_stage_ran_once(&cluster, &done);
-    // Several sweeps have run since the store came back; the live holder still holds.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The holder was alive all along: its lease is still its own once the store is back,
+    // though it went unrenewed past its TTL.
     assert!(
         bystander
             .heartbeat("bystander/1", "test")
@@ -156,5 +170,18 @@ async fn a_run_completes_after_postgres_is_restarted() {
         "a live holder's lease was expired because the store had been down\n{}",
         cluster.logs()
     );
+    // The hold ends: with no more heartbeats the lease expires, as a dead holder's must.
+    common::until(
+        "the bystander's lease to expire",
+        Duration::from_secs(45),
+        async || {
+            let ended = bystander.outcomes(&["bystander/1"]).await.ok()?;
+            ended
+                .first()
+                .filter(|o| o.kind == OutcomeKind::Expired)
+                .map(|_| ())
+        },
+    )
+    .await;
     store.close().await;
 }

@@ -165,6 +165,25 @@ async fn a_run_survives_its_agent_and_then_its_replica_being_killed() {
         retry_message(&done, "slow"),
         "lease expired: the agent stopped heartbeating"
     );
+
+    // A new agent reads every request still in the topic (one, slow twice, three) and
+    // runs none of them again: each has ended.
+    let mut late = r.cluster.agent("agent-late");
+    let log = r.cluster.dir.path().join("agent-late.log");
+    common::until(
+        "the new agent to skip all four requests",
+        Duration::from_secs(30),
+        async || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            (text.matches("Skipping work").count() >= 4).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(r.cluster.ran(), ["one", "slow", "three"]);
+    assert!(
+        late.0.try_wait().expect("the late agent").is_none(),
+        "still running"
+    );
     r.stop().await;
 }
 

@@ -2,8 +2,10 @@
 //! the agent works, publish progress, release with the outcome. A request delivered twice
 //! does the work once: the semaphore remembers how each request ended.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use super::{Agent, Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
 use crate::clock;
-use crate::semaphore::{Acquire, HEARTBEAT_EVERY, LeaseRequest, OutcomeKind, Semaphore};
+use crate::semaphore::{
+    Acquire, HEARTBEAT_EVERY, LEASE_TTL, LeaseOutcome, LeaseRequest, OutcomeKind, Semaphore,
+};
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 /// The longest pause between tries to record an outcome in an unreachable store.
@@ -30,6 +34,8 @@ pub struct Runtime {
     pub grace: Duration,
     /// Work in flight, so that shutdown can wait for every release.
     pub tracker: TaskTracker,
+    /// When the grace period of a stop ends: set once, when the stop is asked for.
+    grace_ends: Arc<OnceLock<Instant>>,
 }
 
 impl Runtime {
@@ -41,15 +47,24 @@ impl Runtime {
             shutdown: CancellationToken::new(),
             grace: Duration::from_secs(10),
             tracker: TaskTracker::new(),
+            grace_ends: Arc::new(OnceLock::new()),
         }
     }
 
     /// Stops taking work, lets running work finish within the grace period, releases what
-    /// is left, and returns when every lease is handed back.
+    /// is left, and returns when every lease is handed back and every consumer has stopped.
     pub async fn stop(&self) {
+        let _ = self.grace_ends.set(Instant::now() + self.grace);
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Resolves once a stop was asked for and its grace period is over.
+    async fn grace_over(&self) {
+        self.shutdown.cancelled().await;
+        let ends = self.grace_ends.get().copied().unwrap_or_else(Instant::now);
+        tokio::time::sleep_until(ends).await;
     }
 
     /// Consumes the agent's work topic until the bus closes.
@@ -69,7 +84,9 @@ impl Runtime {
             )
             .await?;
         let rt = self.clone();
-        Ok(tokio::spawn(async move {
+        // In the tracker, so that a stop waits for a claim in progress and the work it
+        // starts, rather than leaving a fresh lease to expire.
+        Ok(self.tracker.spawn(async move {
             loop {
                 let msg = tokio::select! {
                     m = sub.next() => match m { Some(m) => m, None => break },
@@ -120,11 +137,20 @@ impl Runtime {
     /// holder. `None`: nothing to do.
     async fn claim(&self, req: &WorkRequest) -> Option<bool> {
         if clock::now_ms() >= req.deadline {
-            return None; // the orchestrator times the attempt out
+            // The orchestrator times the attempt out; also how a replay of old requests ends.
+            tracing::debug!(request = %req.id, "Skipping work: past its deadline.");
+            return None;
         }
         match self.semaphore.acquire(&self.lease_for(req)).await {
             Ok(Acquire::Acquired) => Some(true),
-            Ok(Acquire::Ended(_) | Acquire::InProgress { .. }) => None,
+            Ok(Acquire::Ended(kind)) => {
+                tracing::debug!(request = %req.id, outcome = kind.as_str(), "Skipping work: it has ended.");
+                None
+            }
+            Ok(Acquire::InProgress { holder }) => {
+                tracing::debug!(request = %req.id, %holder, "Skipping work: another agent holds it.");
+                None
+            }
             Ok(Acquire::Busy { .. }) => Some(false),
             Err(e) => {
                 tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
@@ -169,6 +195,12 @@ impl Runtime {
         if !held && self.wait_for_lease(&work, &lease).await.is_none() {
             return;
         }
+        // Renewal starts with the lease, before anything that could wait on the bus.
+        let mut heartbeat = tokio::spawn(heartbeat(
+            self.semaphore.clone(),
+            lease.request_id.clone(),
+            self.instance.clone(),
+        ));
         work.publish(
             ProgressKind::Accepted,
             format!("{} started attempt {}", agent.kind(), work.request.attempt),
@@ -176,33 +208,23 @@ impl Runtime {
         )
         .await;
 
-        let heartbeat = tokio::spawn(heartbeat(
-            self.semaphore.clone(),
-            lease.request_id.clone(),
-            self.instance.clone(),
-            cancel.clone(),
-        ));
         let until_deadline =
             Duration::from_millis((work.request.deadline - clock::now_ms()).max(0) as u64);
-        let stopping = async {
-            self.shutdown.cancelled().await;
-            tokio::time::sleep(self.grace).await;
-        };
         let result = tokio::select! {
-            r = agent.execute(&work) => Some(r),
-            _ = cancel.cancelled() => None,
-            _ = tokio::time::sleep(until_deadline) => Some(Err(Failure::retryable("deadline passed"))),
-            _ = stopping => Some(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
+            r = agent.execute(&work) => Ok(r),
+            lost = &mut heartbeat => Err(lost.unwrap_or("stopped: the lease heartbeat failed")),
+            _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
+            _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
         };
         heartbeat.abort();
-        let Some(result) = result else {
-            work.publish(
-                ProgressKind::Failed,
-                "stopped: the lease was taken back".into(),
-                Some(true),
-            )
-            .await;
-            return;
+        let result = match result {
+            Ok(result) => result,
+            Err(why) => {
+                cancel.cancel();
+                work.publish(ProgressKind::Failed, why.into(), Some(true))
+                    .await;
+                return;
+            }
         };
         let (kind, retryable, message) = match result {
             Ok(m) => (OutcomeKind::Succeeded, false, m),
@@ -237,36 +259,45 @@ impl Runtime {
     /// Releases with the outcome, trying again for as long as the store is unreachable: the
     /// work is done, and only this process can say how it went. The expiry sweep holds off
     /// for one lease TTL after a store outage, which is what gives these tries their chance.
-    /// A process told to stop gives up after its grace period; the lease then expires as a
-    /// dead agent's would.
+    /// A process told to stop gives up when its grace period ends; the lease then expires
+    /// as a dead agent's would.
     async fn release(
         &self,
         request_id: &str,
         kind: OutcomeKind,
         retryable: bool,
         message: &str,
-    ) -> anyhow::Result<Option<crate::semaphore::LeaseOutcome>> {
-        let stopping = async {
-            self.shutdown.cancelled().await;
-            tokio::time::sleep(self.grace).await;
-        };
+    ) -> anyhow::Result<Option<LeaseOutcome>> {
+        let stopping = self.grace_over();
         tokio::pin!(stopping);
         let mut wait = BUSY_RETRY;
+        let mut tried = false;
         loop {
-            let error = match self
-                .semaphore
-                .release(
-                    request_id,
-                    &self.instance,
-                    kind,
-                    retryable,
-                    Some(message.to_string()),
-                )
-                .await
-            {
+            let release = self.semaphore.release(
+                request_id,
+                &self.instance,
+                kind,
+                retryable,
+                Some(message.to_string()),
+            );
+            // The first try always runs to its end (the store's pool bounds it): a stopping
+            // agent releases its work at the end of the grace period, which is now.
+            let released = if tried {
+                tokio::select! {
+                    released = release => released,
+                    _ = &mut stopping => anyhow::bail!("stopped before the outcome could be recorded"),
+                }
+            } else {
+                release.await
+            };
+            let error = match released {
+                // A try whose commit landed but whose answer was lost leaves no lease behind:
+                // the outcome then says whether it was this one.
+                Ok(None) if tried => return self.own_outcome(request_id).await,
                 Err(e) => e,
                 released => return released,
             };
+            tried = true;
             tracing::warn!(error = %error, request = %request_id, retry_in = ?wait, "Release failed; trying again.");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => wait = (wait * 2).min(MAX_RELEASE_WAIT),
@@ -274,26 +305,45 @@ impl Runtime {
             }
         }
     }
+
+    /// This process's recorded outcome of a request, if the request ended by its release.
+    async fn own_outcome(&self, request_id: &str) -> anyhow::Result<Option<LeaseOutcome>> {
+        let found = self.semaphore.outcomes(&[request_id]).await?;
+        Ok(found.into_iter().find(|o| {
+            o.holder.as_deref() == Some(self.instance.as_str())
+                && matches!(o.kind, OutcomeKind::Succeeded | OutcomeKind::Failed)
+        }))
+    }
 }
 
-async fn heartbeat(
-    semaphore: Semaphore,
-    request_id: String,
-    holder: String,
-    cancel: CancellationToken,
-) {
+/// Keeps a lease alive while its work runs, and returns why the work must stop when it
+/// cannot: the lease was taken back (expired or revoked), or it has gone unrenewed for so
+/// long that the expiry sweep may soon give the stage to another agent. An agent cut off
+/// from the store cannot tell that from a store outage, and working on without a lease
+/// could run one stage twice at once.
+async fn heartbeat(semaphore: Semaphore, request_id: String, holder: String) -> &'static str {
     let mut every = tokio::time::interval(HEARTBEAT_EVERY);
     every.tick().await;
+    let mut renewed = Instant::now();
     loop {
-        every.tick().await;
-        match semaphore.heartbeat(&request_id, &holder).await {
-            Ok(true) => {}
-            Ok(false) => {
-                cancel.cancel();
-                return;
-            }
-            // A store hiccup is not a lost lease; the TTL leaves room for the next beat.
+        let give_up = tokio::time::sleep_until(renewed + (LEASE_TTL - HEARTBEAT_EVERY));
+        tokio::pin!(give_up);
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = &mut give_up => return UNRENEWED,
+        }
+        let started = Instant::now();
+        let beat = tokio::select! {
+            beat = semaphore.heartbeat(&request_id, &holder) => beat,
+            _ = &mut give_up => return UNRENEWED,
+        };
+        match beat {
+            Ok(true) => renewed = started,
+            Ok(false) => return "stopped: the lease was taken back",
             Err(e) => tracing::warn!(error = %e, request = %request_id, "Heartbeat failed."),
         }
     }
 }
+
+const UNRENEWED: &str =
+    "stopped: the lease could not be renewed (store unreachable); the stage will be retried";

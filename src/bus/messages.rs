@@ -59,7 +59,8 @@ pub struct RunEvent {
     pub v: u32,
     /// `RUN/VERSION/N`: the Nth record of the write that took the run to VERSION. The same
     /// event delivered twice (a re-sent outbox row) has the same id, so a consumer that
-    /// must act once — a chat post — keys on it.
+    /// must act once — a chat post — keys on it. Empty in events written before it existed.
+    #[serde(default)]
     pub id: String,
     pub run_id: RunId,
     pub group: String,

@@ -1,7 +1,8 @@
 //! The engine: one task that owns the unfinished runs. It takes inputs (new runs, lease
 //! outcomes, agent progress, timers, approvals), applies them with the pure state machine,
 //! stores every resulting change in one transaction (state, audit, outbox, revocations),
-//! and only then publishes the outbox. Inputs that arrive together are committed together,
+//! and only then hands the outbox to the publisher, which sends it without holding the
+//! engine up. Inputs that arrive together are committed together,
 //! which is what keeps SQLite fast under a thousand concurrent runs.
 
 use std::cmp::Reverse;
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backoff;
 use super::machine::{self, Audit, Ctx, Effect, Input, Outcome, Refusal};
+use super::publisher::{Outgoing, Publisher};
 use super::state::{Run, RunState};
 use crate::bus::{self, Bus, Progress, ProgressKind, RunEvent, WorkRequest};
 use crate::clock::{self, Millis};
@@ -75,14 +77,12 @@ pub type OverheadLog = Arc<std::sync::Mutex<Vec<u32>>>;
 
 pub struct Engine {
     store: Store,
-    bus: Arc<dyn Bus>,
     semaphore: Semaphore,
     metrics: Arc<Metrics>,
     runs: HashMap<RunId, Run>,
     timers: BinaryHeap<Reverse<(Millis, RunId)>>,
-    /// Outbox rows published but not yet deleted.
-    delivered: Vec<i64>,
-    overhead: Option<OverheadLog>,
+    /// Sends what is committed, and knows which outbox rows went out.
+    publisher: Publisher,
     /// Agents run elsewhere: their outcomes are read from the store when their progress
     /// says they released, and a periodic resync adopts runs and catches lost messages.
     remote_agents: bool,
@@ -114,15 +114,14 @@ impl Engine {
         semaphore: Semaphore,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let publisher = Publisher::start(bus.clone(), metrics.clone());
         Engine {
             store,
-            bus,
             semaphore,
             metrics,
             runs: HashMap::new(),
             timers: BinaryHeap::new(),
-            delivered: Vec::new(),
-            overhead: None,
+            publisher,
             remote_agents: false,
             maintenance_due: false,
         }
@@ -134,7 +133,7 @@ impl Engine {
     }
 
     pub fn record_overhead(&mut self, log: OverheadLog) {
-        self.overhead = Some(log);
+        self.publisher.record_overhead(log);
     }
 
     /// Picks up every unfinished run where it stopped: publishes what the outbox still
@@ -144,19 +143,20 @@ impl Engine {
         self.resync().await
     }
 
-    /// Publishes outbox rows written before `before` that this engine has not sent: after a
-    /// restart, all of them; on a replica, those a dead replica committed but never sent.
+    /// Sends outbox rows written before `before` that are neither sent nor being sent: after
+    /// a restart, all of them; on a replica, those a dead replica committed but never sent,
+    /// and those a broker outage kept from leaving.
     async fn send_outbox(&mut self, before: Millis) -> anyhow::Result<()> {
-        for row in self.store.pending_outbox(before).await? {
-            if self.delivered.contains(&row.id) {
-                continue;
-            }
-            let m = row.message;
-            self.bus
-                .publish(&m.topic, &m.key, m.payload.into_bytes())
-                .await?;
-            self.delivered.push(row.id);
-        }
+        let rows = self.store.pending_outbox(before).await?;
+        self.publisher.send(
+            rows.into_iter()
+                .map(|row| Outgoing {
+                    row: Some(row.id),
+                    message: row.message,
+                    released_us: None,
+                })
+                .collect(),
+        );
         Ok(())
     }
 
@@ -195,7 +195,7 @@ impl Engine {
                 for (i, stage) in run.stages.iter().enumerate() {
                     let request = ids::request_id(id, &run.plan[i].name, stage.attempts);
                     if stage.state.in_flight() && !pending.iter().any(|o| o.request_id == request) {
-                        self.publish_work(&work_request(&run, i)).await?;
+                        self.publish_work(&work_request(&run, i))?;
                     }
                 }
                 items.push(Item {
@@ -220,11 +220,17 @@ impl Engine {
         Ok(items)
     }
 
-    async fn publish_work(&self, w: &WorkRequest) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(w)?;
-        self.bus
-            .publish(&bus::work_topic(&w.agent), &w.run_id.to_string(), payload)
-            .await
+    fn publish_work(&self, w: &WorkRequest) -> anyhow::Result<()> {
+        self.publisher.send(vec![Outgoing {
+            row: None,
+            message: OutboxMessage {
+                topic: bus::work_topic(&w.agent),
+                key: w.run_id.to_string(),
+                payload: serde_json::to_string(w)?,
+            },
+            released_us: None,
+        }]);
+        Ok(())
     }
 
     fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Item> {
@@ -278,7 +284,7 @@ impl Engine {
             // Published rows leave the outbox with later commits, or after a quiet spell,
             // when the store also does its housekeeping: never on the path between stages.
             let quiet = async {
-                if self.delivered.is_empty() && !self.maintenance_due {
+                if !self.publisher.has_delivered() && !self.maintenance_due {
                     std::future::pending().await
                 } else {
                     tokio::time::sleep(QUIET_AFTER).await
@@ -303,10 +309,10 @@ impl Engine {
                 },
                 _ = sleep => {}
                 _ = quiet => {
-                    let ids = std::mem::take(&mut self.delivered);
+                    let ids = self.publisher.take_delivered(usize::MAX);
                     if let Err(e) = self.store.delete_outbox(&ids).await {
                         tracing::warn!(error = %e, "Could not trim the outbox; will retry.");
-                        self.delivered.extend(ids);
+                        self.publisher.give_back(ids);
                     }
                     if let Err(e) = self.store.maintain().await {
                         tracing::warn!(error = %e, "Store housekeeping failed; will retry.");
@@ -659,8 +665,7 @@ impl Engine {
                 });
             }
         }
-        let take = self.delivered.len().min(OUTBOX_TRIM_WITH_COMMIT);
-        let delivered: Vec<i64> = self.delivered.drain(..take).collect();
+        let delivered = self.publisher.take_delivered(OUTBOX_TRIM_WITH_COMMIT);
         let result = {
             let batch = Batch {
                 runs: touched
@@ -686,36 +691,24 @@ impl Engine {
         let (ids, outbox, audit) = match result {
             Ok((ids, outbox, audit)) => (ids, outbox, audit),
             Err(e) => {
-                self.delivered.extend(delivered);
+                self.publisher.give_back(delivered);
                 // What was published before stays in the outbox and is sent again later.
                 return Err((touched.iter().map(|(id, _, _)| *id).collect(), e));
             }
         };
-        // Committed: now the messages may leave, all at once. Each send is queued in the
-        // order of the outbox, which keeps one run's messages in order; waiting for each
-        // acknowledgement in turn would cost a broker round trip per message.
-        let sent = futures_util::future::join_all(outbox.iter().map(|m| {
-            self.bus
-                .publish(&m.topic, &m.key, m.payload.clone().into_bytes())
-        }))
-        .await;
-        for (n, ((id, m), sent)) in ids.iter().zip(&outbox).zip(sent).enumerate() {
-            match sent {
-                Ok(()) => self.delivered.push(*id),
-                Err(e) => {
-                    tracing::warn!(error = %e, topic = %m.topic, "Publish failed; the outbox keeps it.")
-                }
-            }
-            if let Some(released_us) = released.get(n).copied().flatten() {
-                let micros = (clock::now_us() - released_us).max(0);
-                self.metrics.overhead(micros);
-                if let Some(log) = &self.overhead
-                    && let Ok(mut log) = log.lock()
-                {
-                    log.push(micros.min(u32::MAX as i64) as u32);
-                }
-            }
-        }
+        // Committed: now the messages may leave, in order, without the engine waiting on
+        // the broker.
+        self.publisher.send(
+            ids.into_iter()
+                .zip(outbox)
+                .enumerate()
+                .map(|(n, (id, message))| Outgoing {
+                    row: Some(id),
+                    message,
+                    released_us: released.get(n).copied().flatten(),
+                })
+                .collect(),
+        );
         self.metrics.observe(&audit, &self.runs);
         for (id, _, _) in &touched {
             if let Some(run) = self.runs.get(id) {

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod engine;
 pub mod machine;
+pub mod publisher;
 pub mod state;
 
 use std::sync::Arc;

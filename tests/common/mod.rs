@@ -220,10 +220,24 @@ impl Drop for Proc {
     }
 }
 
+/// A free loopback port below the kernel's ephemeral range, so that no outgoing
+/// connection takes it while a service that owns it is stopped for a restart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    // Each call starts somewhere else, so that two tests asking at once get two ports.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = u32::from(low.saturating_sub(10000).max(1));
+    let start = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(call.wrapping_mul(101))
+        % span;
+    (0..span)
+        .map(|i| 10000 + ((start + i) % span) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .expect("a free port")
 }
 
