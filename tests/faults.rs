@@ -185,3 +185,50 @@ async fn a_run_completes_after_postgres_is_restarted() {
     .await;
     store.close().await;
 }
+
+/// The agent's lease goes unrenewed while PostgreSQL is down: rather than work on without
+/// a lease (and risk the stage running twice at once), the agent stops the work, hands the
+/// stage back once the store answers, and the stage runs again, to its end, once.
+#[tokio::test]
+async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 14)]);
+    let (_serve, base) = cluster.serve("serve").await;
+    let _agent = cluster.agent("agent");
+    let id = common::create_run_at(&cluster.client, &base, "shop").await;
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            "`long` to run",
+            Duration::from_secs(60),
+            |run| (!running_events(run, "long").is_empty()).then_some(()),
+        )
+        .await;
+
+    pg.stop();
+    // Longer than the 10 s an agent works on without renewing its lease, shorter than
+    // the work itself.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    pg.start_again();
+
+    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    assert_eq!(
+        cluster.ran(),
+        ["long"],
+        "the first attempt was stopped: {done:#}"
+    );
+    assert_eq!(attempts(&done, "long"), 2, "{done:#}");
+    let retried = done["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "stage.retrying"))
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_default();
+    assert!(retried.contains("could not be renewed"), "{done:#}");
+}

@@ -212,16 +212,23 @@ impl Runtime {
             Duration::from_millis((work.request.deadline - clock::now_ms()).max(0) as u64);
         let result = tokio::select! {
             r = agent.execute(&work) => Ok(r),
-            lost = &mut heartbeat => Err(lost.unwrap_or("stopped: the lease heartbeat failed")),
+            lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),
             _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
             _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
         };
         heartbeat.abort();
         let result = match result {
             Ok(result) => result,
-            Err(why) => {
+            Err(lost) => {
                 cancel.cancel();
-                work.publish(ProgressKind::Failed, why.into(), Some(true))
+                // Work stopped for want of renewal is handed back as soon as the store
+                // answers, so the retry need not wait for the lease to expire.
+                if lost == Lost::Unrenewed {
+                    let _ = self
+                        .release(&lease.request_id, OutcomeKind::Failed, true, lost.message())
+                        .await;
+                }
+                work.publish(ProgressKind::Failed, lost.message().into(), Some(true))
                     .await;
                 return;
             }
@@ -316,12 +323,30 @@ impl Runtime {
     }
 }
 
-/// Keeps a lease alive while its work runs, and returns why the work must stop when it
-/// cannot: the lease was taken back (expired or revoked), or it has gone unrenewed for so
-/// long that the expiry sweep may soon give the stage to another agent. An agent cut off
-/// from the store cannot tell that from a store outage, and working on without a lease
-/// could run one stage twice at once.
-async fn heartbeat(semaphore: Semaphore, request_id: String, holder: String) -> &'static str {
+/// Why work stopped before it finished: its lease is no longer its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lost {
+    /// Expired or revoked.
+    TakenBack,
+    /// Not renewed for so long that the expiry sweep may soon give the stage to another agent.
+    Unrenewed,
+}
+
+impl Lost {
+    fn message(self) -> &'static str {
+        match self {
+            Lost::TakenBack => "stopped: the lease was taken back",
+            Lost::Unrenewed => {
+                "stopped: the lease could not be renewed (store unreachable); the stage will be retried"
+            }
+        }
+    }
+}
+
+/// Keeps a lease alive while its work runs, and returns when the work must stop. An agent
+/// cut off from the store cannot tell that from a store outage, and working on without a
+/// lease could run one stage twice at once.
+async fn heartbeat(semaphore: Semaphore, request_id: String, holder: String) -> Lost {
     let mut every = tokio::time::interval(HEARTBEAT_EVERY);
     every.tick().await;
     let mut renewed = Instant::now();
@@ -330,20 +355,17 @@ async fn heartbeat(semaphore: Semaphore, request_id: String, holder: String) -> 
         tokio::pin!(give_up);
         tokio::select! {
             _ = every.tick() => {}
-            _ = &mut give_up => return UNRENEWED,
+            _ = &mut give_up => return Lost::Unrenewed,
         }
         let started = Instant::now();
         let beat = tokio::select! {
             beat = semaphore.heartbeat(&request_id, &holder) => beat,
-            _ = &mut give_up => return UNRENEWED,
+            _ = &mut give_up => return Lost::Unrenewed,
         };
         match beat {
             Ok(true) => renewed = started,
-            Ok(false) => return "stopped: the lease was taken back",
+            Ok(false) => return Lost::TakenBack,
             Err(e) => tracing::warn!(error = %e, request = %request_id, "Heartbeat failed."),
         }
     }
 }
-
-const UNRENEWED: &str =
-    "stopped: the lease could not be renewed (store unreachable); the stage will be retried";
