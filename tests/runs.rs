@@ -151,23 +151,31 @@ stages:
     t.shutdown().await;
 }
 
+/// A stopped attempt stops whole: what the command started in the background goes with it.
 #[tokio::test]
 async fn an_attempt_past_its_timeout_is_stopped_and_retried() {
-    let wf = r#"
+    let scratch = tempfile::tempdir().expect("scratch");
+    let late = scratch.path().join("late");
+    let wf = format!(
+        r#"
 name: shop
 stages:
   hang:
     agent: exec
-    spec: { command: [sleep, "30"] }
+    spec: {{ command: [sh, -c, '(sleep 1; echo late >> {}) & wait'] }}
     timeout: 300ms
-    retry: { max_attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }
-"#;
-    let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
+    retry: {{ max_attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }}
+"#,
+        late.display()
+    );
+    let t = spawn(&[("shop.yaml", &wf), ("groups.yaml", common::GROUPS)], &[]).await;
     let id = t.create(r#"{"group": "shop"}"#).await;
     let run = t.wait_state(&id, "failed").await;
     let hang = stage(&run, "hang");
     assert_eq!(hang["attempts"], 2);
     assert_eq!(hang["message"], "timed out after 300ms (attempt 2 of 2)");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!late.exists(), "a background process of a stopped attempt ran on");
     t.shutdown().await;
 }
 

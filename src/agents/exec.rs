@@ -2,7 +2,9 @@
 //! Exit 0 is success; a non-zero exit is retryable; a command that cannot start at all is
 //! permanent. The command sees `LIFEBOAT_RUN_ID`, `LIFEBOAT_STAGE`, `LIFEBOAT_ATTEMPT` and
 //! `LIFEBOAT_DRY_RUN`, and is killed if Lifeboat dies, so an orphan never finishes a stage
-//! the orchestrator will run again.
+//! the orchestrator will run again. It runs in a process group of its own, and an attempt
+//! stopped early (a timeout, a lost lease, a stop) kills the whole group: what a shell
+//! started in the background would otherwise finish the work later.
 
 use std::process::Stdio;
 
@@ -48,7 +50,8 @@ impl Agent for ExecAgent {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            .process_group(0);
         if let Some(dir) = &spec.workdir {
             cmd.current_dir(dir);
         }
@@ -56,12 +59,15 @@ impl Agent for ExecAgent {
         let child = cmd
             .spawn()
             .map_err(|e| Failure::permanent(format!("cannot start `{program}`: {e}")))?;
+        let mut group = GroupKill(child.id());
         work.say(format!("running {}", shell_words(&spec.command)))
             .await;
         let out = child
             .wait_with_output()
             .await
             .map_err(|e| Failure::retryable(format!("waiting for `{program}` failed: {e}")))?;
+        // Ended by itself: what it left running in the background is its own business.
+        group.0 = None;
         if out.status.success() {
             let said = tail(&out.stdout);
             Ok(if said.is_empty() {
@@ -80,6 +86,21 @@ impl Agent for ExecAgent {
             } else {
                 format!("{code}: {said}")
             }))
+        }
+    }
+}
+
+/// Kills a command's process group when dropped while armed: the work was stopped early.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|id| libc::pid_t::try_from(id).ok()) {
+            // SAFETY: kill(2) takes plain integers; a group already gone yields ESRCH.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
         }
     }
 }
