@@ -175,7 +175,10 @@ stages:
     assert_eq!(hang["attempts"], 2);
     assert_eq!(hang["message"], "timed out after 300ms (attempt 2 of 2)");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(!late.exists(), "a background process of a stopped attempt ran on");
+    assert!(
+        !late.exists(),
+        "a background process of a stopped attempt ran on"
+    );
     t.shutdown().await;
 }
 

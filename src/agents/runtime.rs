@@ -5,9 +5,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,7 +28,8 @@ pub struct Runtime {
     /// This process's name in leases and progress: `embedded:host:pid` or `agent:host:pid`.
     pub instance: String,
     /// Cancelled on SIGTERM: no new work is taken, and work still running after `grace`
-    /// is released as a retryable failure so another agent picks it up at once.
+    /// is released as a retryable failure so another agent takes it without waiting for
+    /// the lease to expire.
     pub shutdown: CancellationToken,
     pub grace: Duration,
     /// Work in flight, so that shutdown can wait for every release.
