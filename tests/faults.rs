@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::Proc;
 use common::cluster::{Cluster, attempts, running_events};
 use common::services::{PrivateBroker, PrivatePostgres};
 use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
@@ -27,6 +28,34 @@ async fn readiness(cluster: &Cluster, base: &str, status: u16, part: &str, up: b
             cluster.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One `serve` and one agent, and a run they are working on.
+struct Started {
+    base: String,
+    id: String,
+    _processes: (Proc, Proc),
+}
+
+/// Starts `serve` and an agent on `cluster` and a run, and returns once `stage` runs.
+async fn start(cluster: &mut Cluster, stage: &str) -> Started {
+    let (serve, base) = cluster.serve("serve").await;
+    let agent = cluster.agent("agent");
+    let id = common::create_run_at(&cluster.client, &base, "shop").await;
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            &format!("`{stage}` to run"),
+            Duration::from_secs(60),
+            |run| (!running_events(run, stage).is_empty()).then_some(()),
+        )
+        .await;
+    Started {
+        base,
+        id,
+        _processes: (serve, agent),
     }
 }
 
@@ -54,28 +83,18 @@ async fn a_run_completes_after_the_broker_is_restarted() {
         &db,
         &[("one", 0), ("slow", 3), ("three", 0)],
     );
-    let (serve, base) = cluster.serve("serve").await;
-    let agent = cluster.agent("agent");
-    let id = common::create_run_at(&cluster.client, &base, "shop").await;
-    cluster
-        .wait_run(
-            &base,
-            &id,
-            "`slow` to run",
-            Duration::from_secs(60),
-            |run| (!running_events(run, "slow").is_empty()).then_some(()),
-        )
-        .await;
+    let started = start(&mut cluster, "slow").await;
+    let (base, id) = (&started.base, &started.id);
 
     broker.stop();
-    let down = readiness(&cluster, &base, 503, "bus", false).await;
+    let down = readiness(&cluster, base, 503, "bus", false).await;
     assert_eq!(down["store"], true, "{down}");
     // `slow` ends while the broker is away, and the service learns it from the store
     // alone: the agent's progress message is stuck in its producer.
     let while_down = cluster
         .wait_run(
-            &base,
-            &id,
+            base,
+            id,
             "`slow` to succeed with the broker down",
             Duration::from_secs(30),
             |run| (common::stage(run, "slow")["state"] == "succeeded").then(|| run.clone()),
@@ -90,10 +109,10 @@ async fn a_run_completes_after_the_broker_is_restarted() {
     );
 
     broker.start_again().await;
-    readiness(&cluster, &base, 200, "bus", true).await;
-    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    readiness(&cluster, base, 200, "bus", true).await;
+    let done = cluster.finished(base, id, Duration::from_secs(90)).await;
     assert_each_stage_ran_once(&cluster, &done);
-    drop((serve, agent, cluster));
+    drop((started, cluster));
     common::drop_postgres(&db_name).await;
 }
 
@@ -114,18 +133,8 @@ async fn a_run_completes_after_postgres_is_restarted() {
         &pg.url(),
         &[("one", 0), ("slow", 3), ("three", 0)],
     );
-    let (_serve, base) = cluster.serve("serve").await;
-    let _agent = cluster.agent("agent");
-    let id = common::create_run_at(&cluster.client, &base, "shop").await;
-    cluster
-        .wait_run(
-            &base,
-            &id,
-            "`slow` to run",
-            Duration::from_secs(60),
-            |run| (!running_events(run, "slow").is_empty()).then_some(()),
-        )
-        .await;
+    let started = start(&mut cluster, "slow").await;
+    let (base, id) = (&started.base, &started.id);
 
     // A second holder, alive throughout, whose lease must outlast the outage too: the
     // service's expiry sweep must not take a store outage for the death of every holder.
@@ -147,7 +156,7 @@ async fn a_run_completes_after_postgres_is_restarted() {
     );
 
     pg.stop();
-    let down = readiness(&cluster, &base, 503, "store", false).await;
+    let down = readiness(&cluster, base, 503, "store", false).await;
     assert_eq!(down["bus"], true, "{down}");
     // Past the 15 s lease TTL: without a heartbeat or release, the lease looks dead.
     tokio::time::sleep(Duration::from_secs(18)).await;
@@ -157,8 +166,8 @@ async fn a_run_completes_after_postgres_is_restarted() {
     );
 
     pg.start_again();
-    readiness(&cluster, &base, 200, "store", true).await;
-    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    readiness(&cluster, base, 200, "store", true).await;
+    let done = cluster.finished(base, id, Duration::from_secs(90)).await;
     assert_each_stage_ran_once(&cluster, &done);
     // The holder was alive all along: its lease is still its own once the store is back,
     // though it went unrenewed past its TTL.
@@ -198,18 +207,8 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
         return;
     };
     let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 14)]);
-    let (_serve, base) = cluster.serve("serve").await;
-    let _agent = cluster.agent("agent");
-    let id = common::create_run_at(&cluster.client, &base, "shop").await;
-    cluster
-        .wait_run(
-            &base,
-            &id,
-            "`long` to run",
-            Duration::from_secs(60),
-            |run| (!running_events(run, "long").is_empty()).then_some(()),
-        )
-        .await;
+    let started = start(&mut cluster, "long").await;
+    let (base, id) = (&started.base, &started.id);
 
     pg.stop();
     // Longer than the 10 s an agent works on without renewing its lease, shorter than
@@ -217,7 +216,7 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
     tokio::time::sleep(Duration::from_secs(12)).await;
     pg.start_again();
 
-    let done = cluster.finished(&base, &id, Duration::from_secs(90)).await;
+    let done = cluster.finished(base, id, Duration::from_secs(90)).await;
     assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
     assert_eq!(
         cluster.ran(),

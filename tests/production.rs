@@ -72,6 +72,16 @@ struct Running {
 }
 
 impl Running {
+    /// The agent process running `slow`, no longer stopped with the others.
+    fn take_holder(&mut self) -> common::Proc {
+        let at = self
+            .agents
+            .iter()
+            .position(|p| p.0.id() == self.holder)
+            .expect("the holder is one of our agents");
+        self.agents.remove(at)
+    }
+
     /// Stops every process, then drops the database.
     async fn stop(self) {
         let db_name = self.db_name.clone();
@@ -121,12 +131,7 @@ async fn a_run_survives_its_agent_and_then_its_replica_being_killed() {
     let Some(mut r) = start_with_slow_running().await else {
         return;
     };
-    let victim = r
-        .agents
-        .iter()
-        .position(|p| p.0.id() == r.holder)
-        .expect("the holder is one of our agents");
-    let mut killed = r.agents.remove(victim);
+    let mut killed = r.take_holder();
     killed.0.kill().expect("kill -9 the agent");
     killed.0.wait().expect("reap");
 
@@ -194,12 +199,7 @@ async fn a_stopped_agent_releases_its_stage_for_another_at_once() {
     let Some(mut r) = start_with_slow_running().await else {
         return;
     };
-    let victim = r
-        .agents
-        .iter()
-        .position(|p| p.0.id() == r.holder)
-        .expect("the holder is one of our agents");
-    let mut stopped = r.agents.remove(victim);
+    let mut stopped = r.take_holder();
     signal(r.holder, "-TERM");
     let status = stopped.0.wait().expect("reap");
     assert!(
