@@ -17,6 +17,8 @@ pub mod wait;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Progress, ProgressKind, WorkRequest};
@@ -48,8 +50,11 @@ pub struct Work {
     pub request: WorkRequest,
     /// Cancelled when the lease is lost (revoked, expired) or the deadline passes.
     pub cancel: CancellationToken,
-    bus: Arc<dyn Bus>,
     instance: String,
+    /// Progress leaves in order from a task of its own, so that a slow or absent broker
+    /// never holds the work up.
+    progress: mpsc::UnboundedSender<Vec<u8>>,
+    sending: JoinHandle<()>,
 }
 
 impl Work {
@@ -59,26 +64,31 @@ impl Work {
         bus: Arc<dyn Bus>,
         instance: String,
     ) -> Self {
+        let (progress, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (key, id) = (request.run_id.to_string(), request.id.clone());
+        let sending = tokio::spawn(async move {
+            while let Some(payload) = queue.recv().await {
+                if let Err(e) = bus.publish(crate::bus::PROGRESS_TOPIC, &key, payload).await {
+                    tracing::warn!(error = %e, request = %id, "Could not publish progress.");
+                }
+            }
+        });
         Work {
             request,
             cancel,
-            bus,
             instance,
+            progress,
+            sending,
         }
     }
 
     /// Publishes a progress line for the incident channel and the terminal.
     pub async fn say(&self, message: impl Into<String>) {
-        self.publish(ProgressKind::Progress, message.into(), None)
-            .await;
+        self.publish(ProgressKind::Progress, message.into(), None);
     }
 
-    pub(crate) async fn publish(
-        &self,
-        kind: ProgressKind,
-        message: String,
-        retryable: Option<bool>,
-    ) {
+    /// Queues a progress message; `flush` waits until the bus has them all.
+    pub(crate) fn publish(&self, kind: ProgressKind, message: String, retryable: Option<bool>) {
         let r = &self.request;
         let p = Progress {
             v: crate::bus::VERSION,
@@ -94,16 +104,18 @@ impl Work {
         };
         match serde_json::to_vec(&p) {
             Ok(payload) => {
-                if let Err(e) = self
-                    .bus
-                    .publish(crate::bus::PROGRESS_TOPIC, &r.run_id.to_string(), payload)
-                    .await
-                {
-                    tracing::warn!(error = %e, request = %r.id, "Could not publish progress.");
+                if self.progress.send(payload).is_err() {
+                    tracing::warn!(request = %r.id, "Progress sender has stopped; message dropped.");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Could not encode progress."),
         }
+    }
+
+    /// Waits until every queued progress message has been handed to the bus.
+    pub(crate) async fn flush(self) {
+        drop(self.progress);
+        let _ = self.sending.await;
     }
 
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {

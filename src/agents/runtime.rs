@@ -189,13 +189,25 @@ impl Runtime {
     }
 
     async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, held: bool) {
-        let lease = self.lease_for(&req);
         let cancel = CancellationToken::new();
         let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
-        if !held && self.wait_for_lease(&work, &lease).await.is_none() {
+        self.attempt(agent, &work, cancel, held).await;
+        // What the attempt had to say leaves before its task ends (and a stop waits for it).
+        work.flush().await;
+    }
+
+    async fn attempt(
+        &self,
+        agent: Arc<dyn Agent>,
+        work: &Work,
+        cancel: CancellationToken,
+        held: bool,
+    ) {
+        let lease = self.lease_for(&work.request);
+        if !held && self.wait_for_lease(work, &lease).await.is_none() {
             return;
         }
-        // Renewal starts with the lease, before anything that could wait on the bus.
+        // Renewal starts with the lease.
         let mut heartbeat = tokio::spawn(heartbeat(
             self.semaphore.clone(),
             lease.request_id.clone(),
@@ -205,13 +217,12 @@ impl Runtime {
             ProgressKind::Accepted,
             format!("{} started attempt {}", agent.kind(), work.request.attempt),
             None,
-        )
-        .await;
+        );
 
         let until_deadline =
             Duration::from_millis((work.request.deadline - clock::now_ms()).max(0) as u64);
         let result = tokio::select! {
-            r = agent.execute(&work) => Ok(r),
+            r = agent.execute(work) => Ok(r),
             lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),
             _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
             _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
@@ -228,8 +239,7 @@ impl Runtime {
                         .release(&lease.request_id, OutcomeKind::Failed, true, lost.message())
                         .await;
                 }
-                work.publish(ProgressKind::Failed, lost.message().into(), Some(true))
-                    .await;
+                work.publish(ProgressKind::Failed, lost.message().into(), Some(true));
                 return;
             }
         };
@@ -251,8 +261,7 @@ impl Runtime {
                     pk,
                     message,
                     (kind == OutcomeKind::Failed).then_some(retryable),
-                )
-                .await;
+                );
             }
             Ok(None) => {
                 tracing::warn!(request = %lease.request_id, "Lease was lost before release; outcome dropped.")
