@@ -264,6 +264,24 @@ impl Semaphore {
         Ok(out)
     }
 
+    /// The outcome `holder` released `request_id` with, if it did: for a holder whose
+    /// release committed but whose answer was lost. Told to the orchestrator like any
+    /// release.
+    pub async fn released_by(
+        &self,
+        request_id: &str,
+        holder: &str,
+    ) -> anyhow::Result<Option<LeaseOutcome>> {
+        let found = self.outcomes(&[request_id]).await?.into_iter().find(|o| {
+            o.holder.as_deref() == Some(holder)
+                && matches!(o.kind, OutcomeKind::Succeeded | OutcomeKind::Failed)
+        });
+        if let Some(o) = &found {
+            self.notify(std::slice::from_ref(o));
+        }
+        Ok(found)
+    }
+
     /// How these requests ended, for those that have: one query for a batch of releases.
     pub async fn outcomes(&self, request_ids: &[&str]) -> anyhow::Result<Vec<LeaseOutcome>> {
         let mut found = Vec::with_capacity(request_ids.len());

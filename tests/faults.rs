@@ -211,7 +211,7 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
     let (base, id) = (&started.base, &started.id);
 
     pg.stop();
-    // Longer than the 10 s an agent works on without renewing its lease, shorter than
+    // Longer than the 12 s an agent works on without renewing its lease, shorter than
     // the work itself.
     tokio::time::sleep(Duration::from_secs(12)).await;
     pg.start_again();
@@ -230,4 +230,29 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
         .and_then(|e| e["message"].as_str())
         .unwrap_or_default();
     assert!(retried.contains("could not be renewed"), "{done:#}");
+}
+
+/// A store outage shorter than the lease's margin misses a heartbeat or two, and the work
+/// goes on: the agent keeps trying to renew, and stops only when the lease could be lost.
+#[tokio::test]
+async fn running_work_outlasts_a_short_store_outage() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 12)]);
+    let started = start(&mut cluster, "long").await;
+    let (base, id) = (&started.base, &started.id);
+
+    // Down across the first heartbeat (5 s into the lease), back before the 12 s margin.
+    pg.stop();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    pg.start_again();
+
+    let done = cluster.finished(base, id, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    assert_eq!(attempts(&done, "long"), 1, "{done:#}\n{}", cluster.logs());
+    assert_eq!(cluster.ran(), ["long"]);
 }

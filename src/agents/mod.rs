@@ -48,7 +48,8 @@ impl Failure {
 /// One attempt of one stage, as an agent sees it.
 pub struct Work {
     pub request: WorkRequest,
-    /// Cancelled when the lease is lost (revoked, expired) or the deadline passes.
+    /// Cancelled once the attempt is over, whether it ended or was stopped (lease lost,
+    /// deadline, shutdown): for work an agent handed to tasks of its own.
     pub cancel: CancellationToken,
     instance: String,
     /// Progress leaves in order from a task of its own, so that a slow or absent broker
@@ -112,10 +113,11 @@ impl Work {
         }
     }
 
-    /// Waits until every queued progress message has been handed to the bus.
-    pub(crate) async fn flush(self) {
+    /// Waits, at most `limit`, until every queued progress message has been handed to the
+    /// bus; what is left still goes, for as long as the process runs.
+    pub(crate) async fn flush(self, limit: std::time::Duration) {
         drop(self.progress);
-        let _ = self.sending.await;
+        let _ = tokio::time::timeout(limit, self.sending).await;
     }
 
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {

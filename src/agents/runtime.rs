@@ -2,7 +2,8 @@
 //! the agent works, publish progress, release with the outcome. A request delivered twice
 //! does the work once: the semaphore remembers how each request ended.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -18,6 +19,15 @@ use crate::semaphore::{
 };
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// How long before its lease could expire an agent stops work it cannot renew the lease of.
+const RENEWAL_MARGIN: Duration = Duration::from_secs(3);
+/// How soon a failed heartbeat is tried again, and how long one may wait for an answer.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+const HEARTBEAT_CALL_LIMIT: Duration = Duration::from_secs(2);
+/// The longest one store call may take before it counts as failed.
+const STORE_CALL_LIMIT: Duration = Duration::from_secs(10);
+/// How long a finished attempt waits for its progress messages to reach the bus.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between tries to record an outcome in an unreachable store.
 const MAX_RELEASE_WAIT: Duration = Duration::from_secs(2);
 
@@ -36,6 +46,10 @@ pub struct Runtime {
     pub tracker: TaskTracker,
     /// When the grace period of a stop ends: set once, when the stop is asked for.
     grace_ends: Arc<OnceLock<Instant>>,
+    /// Requests whose lease this process holds for an attempt it runs: a redelivery of one
+    /// of them is not run twice, and a lease found held under this process's name that is
+    /// not among them was taken by a try whose answer was lost.
+    holding: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Runtime {
@@ -48,6 +62,7 @@ impl Runtime {
             grace: Duration::from_secs(10),
             tracker: TaskTracker::new(),
             grace_ends: Arc::new(OnceLock::new()),
+            holding: Arc::default(),
         }
     }
 
@@ -89,24 +104,25 @@ impl Runtime {
         Ok(self.tracker.spawn(async move {
             loop {
                 let msg = tokio::select! {
-                    m = sub.next() => match m { Some(m) => m, None => break },
+                    biased;
                     _ = rt.shutdown.cancelled() => break,
+                    m = sub.next() => match m { Some(m) => m, None => break },
                 };
                 match serde_json::from_slice::<WorkRequest>(&msg.payload) {
                     // On a bus that keeps offsets, the lease is claimed before the message
                     // is committed; otherwise claiming in the task keeps consumption parallel.
                     Ok(req) if rt.bus.keeps_offsets() => {
-                        if let Some(held) = rt.claim(&req).await {
+                        if let Some(claim) = rt.claim(&req).await {
                             let (rt2, agent) = (rt.clone(), agent.clone());
                             rt.tracker
-                                .spawn(async move { rt2.handle(agent, req, held).await });
+                                .spawn(async move { rt2.handle(agent, req, claim).await });
                         }
                     }
                     Ok(req) => {
                         let (rt2, agent) = (rt.clone(), agent.clone());
                         rt.tracker.spawn(async move {
-                            if let Some(held) = rt2.claim(&req).await {
-                                rt2.handle(agent, req, held).await;
+                            if let Some(claim) = rt2.claim(&req).await {
+                                rt2.handle(agent, req, claim).await;
                             }
                         });
                     }
@@ -132,44 +148,96 @@ impl Runtime {
         }
     }
 
+    /// Marks a request as held by an attempt of this process; false if it is already.
+    fn hold(&self, request_id: &str) -> bool {
+        self.holding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request_id.to_string())
+    }
+
+    fn is_held(&self, request_id: &str) -> bool {
+        self.holding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(request_id)
+    }
+
+    fn let_go(&self, request_id: &str) {
+        self.holding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(request_id);
+    }
+
+    /// Asks the store for the lease, within a bound: a store cut off mid-query must not
+    /// hold a consumer (or a stop) for as long as TCP takes to notice.
+    async fn acquire(&self, lease: &LeaseRequest) -> anyhow::Result<Acquire> {
+        tokio::time::timeout(STORE_CALL_LIMIT, self.semaphore.acquire(lease))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))
+    }
+
     /// The first try for the lease, made before the message is committed: once it returns,
     /// the request is either held in the store, known to be done, or waiting on another
     /// holder. `None`: nothing to do.
-    async fn claim(&self, req: &WorkRequest) -> Option<bool> {
+    async fn claim(&self, req: &WorkRequest) -> Option<Claim> {
         if clock::now_ms() >= req.deadline {
             // The orchestrator times the attempt out; also how a replay of old requests ends.
             tracing::debug!(request = %req.id, "Skipping work: past its deadline.");
             return None;
         }
-        match self.semaphore.acquire(&self.lease_for(req)).await {
-            Ok(Acquire::Acquired) => Some(true),
+        let asked = Instant::now();
+        match self.acquire(&self.lease_for(req)).await {
+            Ok(Acquire::Acquired) => {
+                self.hold(&req.id);
+                Some(Claim::Held(asked))
+            }
             Ok(Acquire::Ended(kind)) => {
                 tracing::debug!(request = %req.id, outcome = kind.as_str(), "Skipping work: it has ended.");
                 None
             }
-            Ok(Acquire::InProgress { holder }) => {
-                tracing::debug!(request = %req.id, %holder, "Skipping work: another agent holds it.");
+            Ok(Acquire::InProgress { holder })
+                if holder != self.instance || self.is_held(&req.id) =>
+            {
+                tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
                 None
             }
-            Ok(Acquire::Busy { .. }) => Some(false),
+            // Busy, or held under this process's name by a try whose answer was lost.
+            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Some(Claim::Waiting),
             Err(e) => {
                 tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
-                Some(false)
+                Some(Claim::Waiting)
             }
         }
     }
 
-    /// Waits while another request holds the resource. `None`: give up (deadline,
-    /// shutdown, or the request ended meanwhile).
-    async fn wait_for_lease(&self, work: &Work, lease: &LeaseRequest) -> Option<()> {
+    /// Waits while another request holds the resource; returns when the lease was taken.
+    /// `None`: give up (deadline, shutdown, or the request ended meanwhile).
+    async fn wait_for_lease(&self, work: &Work, lease: &LeaseRequest) -> Option<Instant> {
         let mut said_waiting = false;
         loop {
             tokio::time::sleep(BUSY_RETRY).await;
             if clock::now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
                 return None; // the orchestrator times the attempt out
             }
-            match self.semaphore.acquire(lease).await {
-                Ok(Acquire::Acquired) => return Some(()),
+            let asked = Instant::now();
+            match self.acquire(lease).await {
+                Ok(Acquire::Acquired) => {
+                    self.hold(&lease.request_id);
+                    return Some(asked);
+                }
+                // Taken by an earlier try whose answer was lost (and run by no attempt
+                // here): renewing it says since when it is good.
+                Ok(Acquire::InProgress { holder })
+                    if holder == self.instance && self.hold(&lease.request_id) =>
+                {
+                    let asked = Instant::now();
+                    if let Ok(true) = self.semaphore.heartbeat(&lease.request_id, &holder).await {
+                        return Some(asked);
+                    }
+                    self.let_go(&lease.request_id);
+                }
                 Ok(Acquire::Ended(_) | Acquire::InProgress { .. }) => return None,
                 Ok(Acquire::Busy { request_id }) => {
                     if !said_waiting && !request_id.is_empty() {
@@ -188,30 +256,42 @@ impl Runtime {
         }
     }
 
-    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, held: bool) {
+    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, claim: Claim) {
         let cancel = CancellationToken::new();
         let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
-        self.attempt(agent, &work, cancel, held).await;
-        // What the attempt had to say leaves before its task ends (and a stop waits for it).
-        work.flush().await;
+        self.attempt(agent, &work, claim).await;
+        cancel.cancel();
+        // What the attempt had to say leaves before its task ends; a broker that is away
+        // does not hold a stop up for long (the outcome is in the store already).
+        work.flush(FLUSH_WAIT).await;
     }
 
-    async fn attempt(
-        &self,
-        agent: Arc<dyn Agent>,
-        work: &Work,
-        cancel: CancellationToken,
-        held: bool,
-    ) {
+    async fn attempt(&self, agent: Arc<dyn Agent>, work: &Work, claim: Claim) {
         let lease = self.lease_for(&work.request);
-        if !held && self.wait_for_lease(work, &lease).await.is_none() {
+        let since = match claim {
+            Claim::Held(since) => since,
+            Claim::Waiting => match self.wait_for_lease(work, &lease).await {
+                Some(since) => since,
+                None => return,
+            },
+        };
+        let _holding = Holding(self, &lease.request_id);
+        if self.shutdown.is_cancelled() {
+            // Claimed as the stop came: hand it straight back rather than start.
+            let why = "the agent is stopping; another agent will run it";
+            if let Ok(Some(_)) = self
+                .release(&lease.request_id, OutcomeKind::Failed, true, why)
+                .await
+            {
+                work.publish(ProgressKind::Failed, why.into(), Some(true));
+            }
             return;
         }
-        // Renewal starts with the lease.
         let mut heartbeat = tokio::spawn(heartbeat(
             self.semaphore.clone(),
             lease.request_id.clone(),
             self.instance.clone(),
+            since,
         ));
         work.publish(
             ProgressKind::Accepted,
@@ -231,7 +311,6 @@ impl Runtime {
         let result = match result {
             Ok(result) => result,
             Err(lost) => {
-                cancel.cancel();
                 // Work stopped for want of renewal is handed back as soon as the store
                 // answers, so the retry need not wait for the lease to expire.
                 if lost == Lost::Unrenewed {
@@ -296,8 +375,13 @@ impl Runtime {
                 retryable,
                 Some(message.to_string()),
             );
-            // The first try always runs to its end (the store's pool bounds it): a stopping
-            // agent releases its work at the end of the grace period, which is now.
+            let release = async {
+                tokio::time::timeout(STORE_CALL_LIMIT, release)
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))
+            };
+            // The first try is not cut short by a stop: a stopping agent releases its work
+            // when the grace period ends, which is when this runs.
             let released = if tried {
                 tokio::select! {
                     released = release => released,
@@ -309,7 +393,9 @@ impl Runtime {
             let error = match released {
                 // A try whose commit landed but whose answer was lost leaves no lease behind:
                 // the outcome then says whether it was this one.
-                Ok(None) if tried => return self.own_outcome(request_id).await,
+                Ok(None) if tried => {
+                    return self.semaphore.released_by(request_id, &self.instance).await;
+                }
                 Err(e) => e,
                 released => return released,
             };
@@ -321,15 +407,23 @@ impl Runtime {
             }
         }
     }
+}
 
-    /// This process's recorded outcome of a request, if the request ended by its release.
-    async fn own_outcome(&self, request_id: &str) -> anyhow::Result<Option<LeaseOutcome>> {
-        let found = self.semaphore.outcomes(&[request_id]).await?;
-        Ok(found.into_iter().find(|o| {
-            o.holder.as_deref() == Some(self.instance.as_str())
-                && matches!(o.kind, OutcomeKind::Succeeded | OutcomeKind::Failed)
-        }))
+/// This process's hold on a request, let go when the attempt ends however it ends.
+struct Holding<'a>(&'a Runtime, &'a str);
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0.let_go(self.1);
     }
+}
+
+/// How a first try for a lease ended, when there is work to do.
+enum Claim {
+    /// Held; the lease was taken no earlier than this.
+    Held(Instant),
+    /// Another request holds the resource, or the store did not answer: wait and see.
+    Waiting,
 }
 
 /// Why work stopped before it finished: its lease is no longer its own.
@@ -354,27 +448,40 @@ impl Lost {
 
 /// Keeps a lease alive while its work runs, and returns when the work must stop. An agent
 /// cut off from the store cannot tell that from a store outage, and working on without a
-/// lease could run one stage twice at once.
-async fn heartbeat(semaphore: Semaphore, request_id: String, holder: String) -> Lost {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
-    every.tick().await;
-    let mut renewed = Instant::now();
+/// lease could run one stage twice at once. `since`: when the lease was last known good
+/// (taken before the store was asked, so that the margin errs early).
+async fn heartbeat(
+    semaphore: Semaphore,
+    request_id: String,
+    holder: String,
+    since: Instant,
+) -> Lost {
+    let mut renewed = since;
+    let mut next = since + HEARTBEAT_EVERY;
     loop {
-        let give_up = tokio::time::sleep_until(renewed + (LEASE_TTL - HEARTBEAT_EVERY));
-        tokio::pin!(give_up);
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = &mut give_up => return Lost::Unrenewed,
+        let give_up = renewed + (LEASE_TTL - RENEWAL_MARGIN);
+        tokio::time::sleep_until(next.min(give_up)).await;
+        let asked = Instant::now();
+        if asked >= give_up {
+            return Lost::Unrenewed;
         }
-        let started = Instant::now();
-        let beat = tokio::select! {
-            beat = semaphore.heartbeat(&request_id, &holder) => beat,
-            _ = &mut give_up => return Lost::Unrenewed,
-        };
-        match beat {
-            Ok(true) => renewed = started,
-            Ok(false) => return Lost::TakenBack,
-            Err(e) => tracing::warn!(error = %e, request = %request_id, "Heartbeat failed."),
+        // A renewal that hangs is tried again soon, rather than left to eat the margin.
+        let limit = (asked + HEARTBEAT_CALL_LIMIT).min(give_up);
+        match tokio::time::timeout_at(limit, semaphore.heartbeat(&request_id, &holder)).await {
+            Err(_) if limit >= give_up => return Lost::Unrenewed,
+            Err(_) => {
+                tracing::warn!(request = %request_id, "Heartbeat got no answer; trying again.");
+                next = Instant::now() + HEARTBEAT_RETRY;
+            }
+            Ok(Ok(true)) => {
+                renewed = asked;
+                next = asked + HEARTBEAT_EVERY;
+            }
+            Ok(Ok(false)) => return Lost::TakenBack,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, request = %request_id, "Heartbeat failed; trying again.");
+                next = Instant::now() + HEARTBEAT_RETRY;
+            }
         }
     }
 }

@@ -192,11 +192,31 @@ impl Engine {
                 });
             }
             if adopted {
+                let mut resend = Vec::new();
                 for (i, stage) in run.stages.iter().enumerate() {
                     let request = ids::request_id(id, &run.plan[i].name, stage.attempts);
                     if stage.state.in_flight() && !pending.iter().any(|o| o.request_id == request) {
-                        self.publish_work(&work_request(&run, i))?;
+                        resend.push(work_message(&work_request(&run, i))?);
                     }
+                }
+                // Through the outbox, like any message: one the broker refuses now is
+                // offered again later, rather than left to the attempt's timeout.
+                if !resend.is_empty() {
+                    let batch = Batch {
+                        outbox: resend,
+                        ..Batch::default()
+                    };
+                    let rows = self.store.commit(&batch).await?;
+                    self.publisher.send(
+                        rows.into_iter()
+                            .zip(batch.outbox)
+                            .map(|(row, message)| Outgoing {
+                                row: Some(row),
+                                message,
+                                released_us: None,
+                            })
+                            .collect(),
+                    );
                 }
                 items.push(Item {
                     run: id,
@@ -218,19 +238,6 @@ impl Engine {
             }
         }
         Ok(items)
-    }
-
-    fn publish_work(&self, w: &WorkRequest) -> anyhow::Result<()> {
-        self.publisher.send(vec![Outgoing {
-            row: None,
-            message: OutboxMessage {
-                topic: bus::work_topic(&w.agent),
-                key: w.run_id.to_string(),
-                payload: serde_json::to_string(w)?,
-            },
-            released_us: None,
-        }]);
-        Ok(())
     }
 
     fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Item> {
@@ -456,12 +463,12 @@ impl Engine {
                 })
             }
             Command::Outcome(o) => {
-                let run = self.cached(o.run_id).await?;
+                let run = self.current(o.run_id, &o.stage, o.attempt).await?;
                 Self::outcome_item(run, o)
             }
             Command::Progress(p) => match p.kind {
                 ProgressKind::Accepted => {
-                    let run = self.cached(p.run_id).await?;
+                    let run = self.current(p.run_id, &p.stage, p.attempt).await?;
                     let stage = run.stage_index(&p.stage)?;
                     Some(Item {
                         run: p.run_id,
@@ -478,12 +485,28 @@ impl Engine {
                 // The agent released its lease; the store has the outcome.
                 ProgressKind::Succeeded | ProgressKind::Failed if self.remote_agents => {
                     let outcome = released.remove(&p.request_id)?;
-                    let run = self.cached(outcome.run_id).await?;
+                    let run = self
+                        .current(outcome.run_id, &outcome.stage, outcome.attempt)
+                        .await?;
                     Self::outcome_item(run, outcome)
                 }
                 _ => None,
             },
         }
+    }
+
+    /// The run as `cached` has it, unless news of a later attempt of `stage` than the copy
+    /// knows shows that another replica moved the run on: then it is read again. Applied
+    /// to the old copy, the news would be dropped as stale.
+    async fn current(&mut self, id: RunId, stage: &str, attempt: u32) -> Option<&Run> {
+        let behind = self.cached(id).await.is_some_and(|run| {
+            run.stage_index(stage)
+                .is_some_and(|i| run.stages[i].attempts < attempt)
+        });
+        if behind {
+            self.runs.remove(&id);
+        }
+        self.cached(id).await
     }
 
     /// The unfinished run, from memory or (after a failed write or on another replica's
@@ -733,6 +756,14 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<Command>, commands: &mut Vec<Command>)
             Err(_) => break,
         }
     }
+}
+
+fn work_message(w: &WorkRequest) -> anyhow::Result<OutboxMessage> {
+    Ok(OutboxMessage {
+        topic: bus::work_topic(&w.agent),
+        key: w.run_id.to_string(),
+        payload: serde_json::to_string(w)?,
+    })
 }
 
 pub fn work_request(run: &Run, stage: usize) -> WorkRequest {

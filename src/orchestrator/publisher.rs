@@ -13,6 +13,9 @@ use crate::clock;
 use crate::metrics::Metrics;
 use crate::store::OutboxMessage;
 
+/// Most messages handed to the bus at once.
+const MOST_AT_ONCE: usize = 2048;
+
 pub struct Outgoing {
     /// The outbox row, if the message has one (work re-sent for an adopted run has not).
     pub row: Option<i64>,
@@ -77,7 +80,17 @@ impl Publisher {
                 })
                 .collect()
         };
-        if !fresh.is_empty() && self.queue.send(fresh).is_err() {
+        if fresh.is_empty() {
+            return;
+        }
+        if let Err(returned) = self.queue.send(fresh) {
+            // Not in flight after all: the next offer of these rows must not skip them.
+            let mut ledger = self.ledger();
+            for m in &returned.0 {
+                if let Some(id) = m.row {
+                    ledger.sending.remove(&id);
+                }
+            }
             tracing::warn!("The publisher has stopped; the outbox keeps the messages.");
         }
     }
@@ -107,40 +120,55 @@ async fn run(
     metrics: Arc<Metrics>,
 ) {
     while let Some(mut batch) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
+        while batch.len() < MOST_AT_ONCE
+            && let Ok(more) = rx.try_recv()
+        {
             batch.extend(more);
         }
-        // Every send is queued in order on its first poll; the acknowledgements are
-        // awaited together rather than one broker round trip each.
-        let sent = futures_util::future::join_all(batch.iter().map(|m| {
-            bus.publish(
-                &m.message.topic,
-                &m.message.key,
-                m.message.payload.clone().into_bytes(),
-            )
-        }))
-        .await;
-        let now_us = clock::now_us();
-        let mut book = lock(&ledger);
-        for (m, sent) in batch.iter().zip(sent) {
-            if let Some(id) = m.row {
-                book.sending.remove(&id);
-                if sent.is_ok() {
-                    book.delivered.push(id);
-                }
+        for chunk in batch.chunks(MOST_AT_ONCE) {
+            send(chunk, &ledger, &overhead, bus.as_ref(), &metrics).await;
+        }
+    }
+}
+
+/// Every send is queued in order on its first poll (a chunk stays far below the producer's
+/// queue, which would otherwise make a send wait and be overtaken); the acknowledgements are
+/// awaited together rather than one broker round trip each.
+async fn send(
+    chunk: &[Outgoing],
+    ledger: &Mutex<Ledger>,
+    overhead: &OnceLock<OverheadLog>,
+    bus: &dyn Bus,
+    metrics: &Metrics,
+) {
+    let sent = futures_util::future::join_all(chunk.iter().map(|m| {
+        bus.publish(
+            &m.message.topic,
+            &m.message.key,
+            m.message.payload.clone().into_bytes(),
+        )
+    }))
+    .await;
+    let now_us = clock::now_us();
+    let mut book = lock(ledger);
+    for (m, sent) in chunk.iter().zip(sent) {
+        if let Some(id) = m.row {
+            book.sending.remove(&id);
+            if sent.is_ok() {
+                book.delivered.push(id);
             }
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, topic = %m.message.topic, "Publish failed; the outbox keeps it for another try.");
-                continue;
-            }
-            if let Some(released_us) = m.released_us {
-                let micros = (now_us - released_us).max(0);
-                metrics.overhead(micros);
-                if let Some(log) = overhead.get()
-                    && let Ok(mut log) = log.lock()
-                {
-                    log.push(micros.min(u32::MAX as i64) as u32);
-                }
+        }
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, topic = %m.message.topic, "Publish failed; the outbox keeps it for another try.");
+            continue;
+        }
+        if let Some(released_us) = m.released_us {
+            let micros = (now_us - released_us).max(0);
+            metrics.overhead(micros);
+            if let Some(log) = overhead.get()
+                && let Ok(mut log) = log.lock()
+            {
+                log.push(micros.min(u32::MAX as i64) as u32);
             }
         }
     }
