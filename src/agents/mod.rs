@@ -14,14 +14,12 @@ pub mod sim;
 pub mod specs;
 pub mod wait;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Progress, ProgressKind, WorkRequest};
+use crate::bus::{Bus, Delivery, Progress, ProgressKind, WorkRequest};
 
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,11 +49,11 @@ pub struct Work {
     /// Cancelled once the attempt is over, whether it ended or was stopped (lease lost,
     /// deadline, shutdown): for work an agent handed to tasks of its own.
     pub cancel: CancellationToken,
+    bus: Arc<dyn Bus>,
     instance: String,
-    /// Progress leaves in order from a task of its own, so that a slow or absent broker
-    /// never holds the work up.
-    progress: mpsc::UnboundedSender<Vec<u8>>,
-    sending: JoinHandle<()>,
+    /// Progress is queued in order and never waited for while the work runs, so that a
+    /// slow or absent broker does not hold the work up; `flush` waits for it at the end.
+    sent: Mutex<Vec<Delivery>>,
 }
 
 impl Work {
@@ -65,21 +63,12 @@ impl Work {
         bus: Arc<dyn Bus>,
         instance: String,
     ) -> Self {
-        let (progress, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
-        let (key, id) = (request.run_id.to_string(), request.id.clone());
-        let sending = tokio::spawn(async move {
-            while let Some(payload) = queue.recv().await {
-                if let Err(e) = bus.publish(crate::bus::PROGRESS_TOPIC, &key, payload).await {
-                    tracing::warn!(error = %e, request = %id, "Could not publish progress.");
-                }
-            }
-        });
         Work {
             request,
             cancel,
+            bus,
             instance,
-            progress,
-            sending,
+            sent: Mutex::new(Vec::new()),
         }
     }
 
@@ -105,19 +94,33 @@ impl Work {
         };
         match serde_json::to_vec(&p) {
             Ok(payload) => {
-                if self.progress.send(payload).is_err() {
-                    tracing::warn!(request = %r.id, "Progress sender has stopped; message dropped.");
-                }
+                let delivery =
+                    self.bus
+                        .enqueue(crate::bus::PROGRESS_TOPIC, &r.run_id.to_string(), payload);
+                self.sent
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(delivery);
             }
             Err(e) => tracing::warn!(error = %e, "Could not encode progress."),
         }
     }
 
-    /// Waits, at most `limit`, until every queued progress message has been handed to the
-    /// bus; what is left still goes, for as long as the process runs.
+    /// Waits, at most `limit`, until the bus has every progress message of this attempt;
+    /// what is left still goes, for as long as the process runs.
     pub(crate) async fn flush(self, limit: std::time::Duration) {
-        drop(self.progress);
-        let _ = tokio::time::timeout(limit, self.sending).await;
+        let sent = self.sent.into_inner().unwrap_or_else(|e| e.into_inner());
+        let all = futures_util::future::join_all(sent);
+        match tokio::time::timeout(limit, all).await {
+            Ok(results) => {
+                for e in results.into_iter().filter_map(Result::err) {
+                    tracing::warn!(error = %e, request = %self.request.id, "Could not publish progress.");
+                }
+            }
+            Err(_) => {
+                tracing::warn!(request = %self.request.id, "Progress not yet delivered; moving on.")
+            }
+        }
     }
 
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {

@@ -108,18 +108,25 @@ impl KafkaBus {
 
 #[async_trait]
 impl Bus for KafkaBus {
-    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    fn enqueue(&self, topic: &str, key: &str, payload: Vec<u8>) -> super::Delivery {
         let topic = self.settings.name(topic);
-        tracing::debug!(%topic, %key, "Publishing.");
-        self.producer
-            .send(
-                FutureRecord::to(&topic).key(key).payload(&payload),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("publish to {topic} failed: {e}"))?;
-        tracing::debug!(%topic, %key, "Published.");
-        Ok(())
+        let queued = self
+            .producer
+            .send_result(FutureRecord::to(&topic).key(key).payload(&payload));
+        match queued {
+            Ok(delivery) => Box::pin(async move {
+                match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(anyhow::anyhow!("publish to {topic} failed: {e}")),
+                    Err(_) => Err(anyhow::anyhow!(
+                        "publish to {topic} failed: the producer closed"
+                    )),
+                }
+            }),
+            Err((e, _)) => Box::pin(std::future::ready(Err(anyhow::anyhow!(
+                "publish to {topic} failed: {e}"
+            )))),
+        }
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {

@@ -32,11 +32,8 @@ impl MemoryBus {
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-#[async_trait]
-impl Bus for MemoryBus {
-    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    fn put(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
         let message = Message {
             topic: topic.to_string(),
             key: key.to_string(),
@@ -54,6 +51,13 @@ impl Bus for MemoryBus {
             t.groups.retain(|_, q| q.tx.send(message.clone()).is_ok());
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    fn enqueue(&self, topic: &str, key: &str, payload: Vec<u8>) -> super::Delivery {
+        Box::pin(std::future::ready(self.put(topic, key, payload)))
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {

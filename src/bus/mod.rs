@@ -16,9 +16,20 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
+/// A message's delivery: resolves once the bus has it (or could not take it).
+pub type Delivery = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()>;
+    /// Sends a message and waits for the bus to have it.
+    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        self.enqueue(topic, key, payload).await
+    }
+
+    /// Queues a message now, behind those queued before it, without waiting: messages
+    /// queued one after another leave in that order, and their deliveries can be awaited
+    /// together.
+    fn enqueue(&self, topic: &str, key: &str, payload: Vec<u8>) -> Delivery;
 
     /// Consumers sharing a `group` split the topic's messages between them; each group
     /// sees every message. Delivery is at least once.

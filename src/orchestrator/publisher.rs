@@ -131,9 +131,9 @@ async fn run(
     }
 }
 
-/// Every send is queued in order on its first poll (a chunk stays far below the producer's
-/// queue, which would otherwise make a send wait and be overtaken); the acknowledgements are
-/// awaited together rather than one broker round trip each.
+/// Queues a chunk in order, then awaits the deliveries together rather than one broker
+/// round trip each. A chunk stays far below the producer's queue, which refuses a message
+/// when full (the outbox then keeps it for another try).
 async fn send(
     chunk: &[Outgoing],
     ledger: &Mutex<Ledger>,
@@ -141,14 +141,17 @@ async fn send(
     bus: &dyn Bus,
     metrics: &Metrics,
 ) {
-    let sent = futures_util::future::join_all(chunk.iter().map(|m| {
-        bus.publish(
-            &m.message.topic,
-            &m.message.key,
-            m.message.payload.clone().into_bytes(),
-        )
-    }))
-    .await;
+    let queued: Vec<_> = chunk
+        .iter()
+        .map(|m| {
+            bus.enqueue(
+                &m.message.topic,
+                &m.message.key,
+                m.message.payload.clone().into_bytes(),
+            )
+        })
+        .collect();
+    let sent = futures_util::future::join_all(queued).await;
     let now_us = clock::now_us();
     let mut book = lock(ledger);
     for (m, sent) in chunk.iter().zip(sent) {
