@@ -206,14 +206,14 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
-    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 14)]);
+    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 18)]);
     let started = start(&mut cluster, "long").await;
     let (base, id) = (&started.base, &started.id);
 
     pg.stop();
-    // Longer than the 12 s an agent works on without renewing its lease, shorter than
-    // the work itself.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Well past the 12 s an agent works on without renewing its lease, shorter than the
+    // work itself.
+    tokio::time::sleep(Duration::from_secs(15)).await;
     pg.start_again();
 
     let done = cluster.finished(base, id, Duration::from_secs(90)).await;
