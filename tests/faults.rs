@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Proc;
-use common::cluster::{Cluster, attempts, running_events};
+use common::cluster::{Cluster, attempts, retry_message, running_events};
 use common::services::{PrivateBroker, PrivatePostgres};
 use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
 use serde_json::Value;
@@ -195,64 +195,52 @@ async fn a_run_completes_after_postgres_is_restarted() {
     store.close().await;
 }
 
+/// Runs one exec stage of `work` seconds on a private PostgreSQL that is stopped for
+/// `outage` seconds once the stage runs; returns the finished run. `None`: skipped.
+async fn store_outage_during_work(work: u32, outage: u64) -> Option<(Cluster, Value)> {
+    let brokers = common::kafka_brokers()?;
+    let pg = PrivatePostgres::start()?;
+    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", work)]);
+    let started = start(&mut cluster, "long").await;
+    pg.stop();
+    tokio::time::sleep(Duration::from_secs(outage)).await;
+    pg.start_again();
+    let done = cluster
+        .finished(&started.base, &started.id, Duration::from_secs(90))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    assert_eq!(
+        cluster.ran(),
+        ["long"],
+        "the stage ran to its end once: {done:#}"
+    );
+    Some((cluster, done))
+}
+
 /// The agent's lease goes unrenewed while PostgreSQL is down: rather than work on without
 /// a lease (and risk the stage running twice at once), the agent stops the work, hands the
 /// stage back once the store answers, and the stage runs again, to its end, once.
 #[tokio::test]
 async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
-    let Some(brokers) = common::kafka_brokers() else {
+    // Down well past the 12 s an agent works on without renewing its lease, and shorter
+    // than the work itself.
+    let Some((_cluster, done)) = store_outage_during_work(18, 15).await else {
         return;
     };
-    let Some(pg) = PrivatePostgres::start() else {
-        return;
-    };
-    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 18)]);
-    let started = start(&mut cluster, "long").await;
-    let (base, id) = (&started.base, &started.id);
-
-    pg.stop();
-    // Well past the 12 s an agent works on without renewing its lease, shorter than the
-    // work itself.
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    pg.start_again();
-
-    let done = cluster.finished(base, id, Duration::from_secs(90)).await;
-    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
-    assert_eq!(
-        cluster.ran(),
-        ["long"],
-        "the first attempt was stopped: {done:#}"
-    );
     assert_eq!(attempts(&done, "long"), 2, "{done:#}");
-    let retried = done["events"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["kind"] == "stage.retrying"))
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or_default();
-    assert!(retried.contains("could not be renewed"), "{done:#}");
+    assert!(
+        retry_message(&done, "long").contains("could not be renewed"),
+        "{done:#}"
+    );
 }
 
 /// A store outage shorter than the lease's margin misses a heartbeat or two, and the work
 /// goes on: the agent keeps trying to renew, and stops only when the lease could be lost.
 #[tokio::test]
 async fn running_work_outlasts_a_short_store_outage() {
-    let Some(brokers) = common::kafka_brokers() else {
-        return;
-    };
-    let Some(pg) = PrivatePostgres::start() else {
-        return;
-    };
-    let mut cluster = Cluster::new(&brokers, &pg.url(), &[("long", 12)]);
-    let started = start(&mut cluster, "long").await;
-    let (base, id) = (&started.base, &started.id);
-
     // Down across the first heartbeat (5 s into the lease), back before the 12 s margin.
-    pg.stop();
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    pg.start_again();
-
-    let done = cluster.finished(base, id, Duration::from_secs(60)).await;
-    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    let Some((cluster, done)) = store_outage_during_work(12, 7).await else {
+        return;
+    };
     assert_eq!(attempts(&done, "long"), 1, "{done:#}\n{}", cluster.logs());
-    assert_eq!(cluster.ran(), ["long"]);
 }

@@ -6,10 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Cluster, actor_pid, attempts, running_events, signal};
+use common::cluster::{Cluster, actor_pid, attempts, retry_message, running_events, signal};
 use lifeboat::bus::Bus;
 use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
-use serde_json::Value;
 
 #[tokio::test]
 async fn kafka_bus_delivers_by_key_to_each_group_once() {
@@ -45,18 +44,6 @@ async fn kafka_bus_delivers_by_key_to_each_group_once() {
         assert_eq!(got, ["m0", "m1", "m2"], "one key keeps its order");
         sub.commit().await.expect("commit");
     }
-}
-
-fn retry_message(run: &Value, stage: &str) -> String {
-    run["events"]
-        .as_array()
-        .and_then(|e| {
-            e.iter()
-                .find(|e| e["kind"] == "stage.retrying" && e["stage"] == stage)
-        })
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Two `serve` replicas and two agents on PostgreSQL and Kafka, running one, slow, three.

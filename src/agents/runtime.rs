@@ -150,24 +150,20 @@ impl Runtime {
 
     /// Marks a request as held by an attempt of this process; false if it is already.
     fn hold(&self, request_id: &str) -> bool {
-        self.holding
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(request_id.to_string())
+        self.holding().insert(request_id.to_string())
     }
 
     fn is_held(&self, request_id: &str) -> bool {
-        self.holding
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(request_id)
+        self.holding().contains(request_id)
     }
 
     fn let_go(&self, request_id: &str) {
-        self.holding
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(request_id);
+        self.holding().remove(request_id);
+    }
+
+    /// The set is plain data: one left by a panicking holder is still consistent.
+    fn holding(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.holding.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks the store for the lease, within a bound: a store cut off mid-query must not

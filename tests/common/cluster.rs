@@ -207,6 +207,19 @@ pub fn running_events<'a>(run: &'a Value, stage: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
+/// Why `stage` was first retried, from its `stage.retrying` event; empty if it never was.
+pub fn retry_message(run: &Value, stage: &str) -> String {
+    run["events"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["kind"] == "stage.retrying" && e["stage"] == stage)
+        })
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn attempts(run: &Value, stage: &str) -> i64 {
     super::stage(run, stage)["attempts"].as_i64().unwrap_or(-1)
 }

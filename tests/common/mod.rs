@@ -176,14 +176,20 @@ pub fn kafka_brokers() -> Option<String> {
     }
 }
 
+/// A connection to the test server's administrative database.
+async fn postgres_admin(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL")
+}
+
 /// A fresh PostgreSQL database: its URL and name (for `drop_postgres`), or `None` to skip.
 pub async fn fresh_postgres() -> Option<(String, String)> {
     use sqlx::Connection;
     let admin = postgres_url()?;
     let name = format!("lifeboat_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to PostgreSQL");
+    let mut conn = postgres_admin(&admin).await;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -197,13 +203,9 @@ pub async fn fresh_postgres() -> Option<(String, String)> {
 }
 
 pub async fn drop_postgres(name: &str) {
-    use sqlx::Connection;
     let Some(admin) = postgres_url() else { return };
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to PostgreSQL");
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
+        .execute(&mut postgres_admin(&admin).await)
         .await
         .expect("drop database");
 }
