@@ -6,8 +6,9 @@
 #   - makes sure a Debian cluster listens on 127.0.0.1:5432 and starts it with
 #     pg_ctlcluster (works without systemd: pg_ctlcluster only hands over to
 #     systemctl when /run/systemd/system exists);
-#   - creates/updates the role `lifeboat` (password `lifeboat`, LOGIN, CREATEDB:
-#     tests create a fresh database per test);
+#   - creates/updates the role `lifeboat` (password `lifeboat`, LOGIN, CREATEDB,
+#     CREATEROLE: tests create a fresh database per test, and the secrets test
+#     a role of its own with a password nothing else uses);
 #   - waits until the server accepts TCP connections as that role.
 #
 # Progress goes to stderr; the only line on stdout is the URL to use:
@@ -55,11 +56,11 @@ server_installed() {
 # True when the server accepts TCP connections on 127.0.0.1:5432.
 tcp_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 3 >/dev/null 2>&1; }
 
-# True when the lifeboat role can log in over TCP and has CREATEDB.
+# True when the lifeboat role can log in over TCP and has CREATEDB and CREATEROLE.
 role_ready() {
     local out
     out="$(PGCONNECT_TIMEOUT=5 psql "$PG_URL" -X -q -A -t -v ON_ERROR_STOP=1 \
-        -c 'SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user' 2>/dev/null)" || return 1
+        -c 'SELECT rolcreatedb AND rolcreaterole FROM pg_roles WHERE rolname = current_user' 2>/dev/null)" || return 1
     [ "$out" = t ]
 }
 
@@ -147,14 +148,14 @@ log "server accepts connections on ${PG_HOST}:${PG_PORT}"
 
 # --- 5. role ----------------------------------------------------------------
 if ! role_ready; then
-    log "creating/updating role '${PG_ROLE}' (LOGIN, CREATEDB)"
+    log "creating/updating role '${PG_ROLE}' (LOGIN, CREATEDB, CREATEROLE)"
     as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" -d postgres >&2 <<SQL
 DO \$\$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${PG_ROLE}') THEN
-        CREATE ROLE ${PG_ROLE} LOGIN CREATEDB PASSWORD '${PG_PASSWORD}';
+        CREATE ROLE ${PG_ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '${PG_PASSWORD}';
     ELSE
-        ALTER ROLE ${PG_ROLE} LOGIN CREATEDB PASSWORD '${PG_PASSWORD}';
+        ALTER ROLE ${PG_ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '${PG_PASSWORD}';
     END IF;
 END
 \$\$;
@@ -165,9 +166,9 @@ deadline=$((SECONDS + WAIT_SECONDS))
 until role_ready; do
     if [ "$SECONDS" -ge "$deadline" ]; then
         PGCONNECT_TIMEOUT=5 psql "$PG_URL" -X -c 'select 1' >&2 || true
-        die "role '${PG_ROLE}' cannot log in to ${PG_HOST}:${PG_PORT} with CREATEDB"
+        die "role '${PG_ROLE}' cannot log in to ${PG_HOST}:${PG_PORT} with CREATEDB and CREATEROLE"
     fi
     sleep 0.5
 done
-log "ready: role '${PG_ROLE}' logs in over TCP and has CREATEDB"
+log "ready: role '${PG_ROLE}' logs in over TCP and has CREATEDB and CREATEROLE"
 echo "$PG_URL"

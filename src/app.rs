@@ -1,21 +1,22 @@
-//! Wiring: builds the service from settings — store, bus, semaphore, engine, agents — and
-//! returns handles for the HTTP layer, the CLI and tests. The embedded deployment (SQLite,
-//! in-process bus, in-process agents) is this same code with the defaults.
+//! Wiring: builds the service from settings (store, bus, semaphore, engine, agents) and
+//! returns handles for the HTTP layer, the command line and tests. The embedded deployment
+//! (SQLite, in-process bus, in-process agents) is this same code with the defaults.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
-use crate::agents::{self, runtime::Runtime};
+use crate::agents::Registry;
+use crate::agents::runtime::Runtime;
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::orchestrator::engine::{Engine, OverheadLog};
-use crate::orchestrator::{self, Orchestrator};
+use crate::orchestrator::{self, Engine, Orchestrator, OverheadLog};
 use crate::semaphore::Semaphore;
 use crate::store::Store;
-use crate::workflow::{Catalog, Diagnostic};
+use crate::workflow::{Catalog, Diagnostic, targets};
 
 /// Workflows that fail validation: nothing starts.
 #[derive(Debug, thiserror::Error)]
@@ -26,18 +27,36 @@ pub struct App {
     pub orchestrator: Orchestrator,
     pub store: Store,
     pub bus: Arc<dyn Bus>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     pub catalog: Arc<Catalog>,
     pub instance: String,
     tasks: Vec<JoinHandle<()>>,
 }
 
-#[derive(Default)]
 pub struct Options {
     /// Record release-to-dispatch overhead samples (the benchmark).
     pub overhead: Option<OverheadLog>,
+    /// Where time comes from: the system clock, unless a test runs on tokio's paused one.
+    pub clock: Clock,
+    /// The agent kinds and providers: the shipped ones, unless a test adds its own.
+    pub registry: Registry,
+    /// Workflows already loaded (the benchmark writes its own); otherwise they are read
+    /// from the settings' directory and checked against `registry`.
+    pub catalog: Option<Arc<Catalog>>,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            overhead: None,
+            clock: Clock::system(),
+            registry: Registry::builtin(),
+            catalog: None,
+        }
+    }
+}
+
+/// This process's name in leases, progress and logs: `role:host:pid`.
 pub fn instance_name(role: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -45,34 +64,39 @@ pub fn instance_name(role: &str) -> String {
     format!("{role}:{host}:{}", std::process::id())
 }
 
+/// Reads and checks a workflows directory against these agent kinds.
+pub fn load_catalog(settings: &Settings, registry: &Registry) -> Result<Catalog, InvalidWorkflows> {
+    Catalog::load(&settings.workflows, Arc::new(registry.clone())).map_err(InvalidWorkflows)
+}
+
 impl App {
     pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<App> {
-        let catalog = Catalog::load(&settings.workflows).map_err(InvalidWorkflows)?;
-        Self::start_with(settings, Arc::new(catalog), options).await
-    }
-
-    pub async fn start_with(
-        settings: &Settings,
-        catalog: Arc<Catalog>,
-        options: Options,
-    ) -> anyhow::Result<App> {
-        let store = Store::connect(&settings.database_url).await?;
+        let catalog = match options.catalog {
+            Some(c) => c,
+            None => Arc::new(load_catalog(settings, &options.registry)?),
+        };
+        let clock = options.clock;
+        let registry = options.registry;
+        let store = Store::connect(settings.database_url.expose()).await?;
         // With Kafka, agents are `lifeboat agent` processes; without, they live here.
         let kafka = settings.kafka();
         let embedded = kafka.is_none();
         let bus: Arc<dyn Bus> = match kafka {
-            Some(k) => Arc::new(KafkaBus::connect(k, &bus::kafka::topics(agents::RUNNABLE)).await?),
+            Some(k) => {
+                Arc::new(KafkaBus::connect(k, &bus::kafka::topics(&registry.kinds())).await?)
+            }
             None => Arc::new(MemoryBus::new()),
         };
         let metrics = Arc::new(Metrics::new());
         let instance = instance_name(if embedded { "embedded" } else { "serve" });
 
         let (cmd_tx, cmd_rx) = orchestrator::channel();
-        let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone());
+        let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone(), clock.clone());
         // Lease outcomes go straight to the engine: releases by in-process agents, and
         // expiries found by this process's sweep.
         let sink = orchestrator.clone();
-        let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))));
+        let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))))
+            .with_clock(clock);
         if embedded {
             // Only this process holds leases on the embedded store: the previous
             // incarnation's leases are expired now rather than after their TTL.
@@ -92,10 +116,9 @@ impl App {
         // Agents subscribe first so that recovery's re-sent work finds them.
         if embedded {
             let runtime = Runtime::new(bus.clone(), semaphore.clone(), instance.clone());
-            for kind in agents::RUNNABLE {
-                if let Some(agent) = agents::builtin(kind) {
-                    tasks.push(runtime.spawn(agent).await?);
-                }
+            let env = registry.env(catalog.targets.clone());
+            for agent in registry.build(&[], &env)? {
+                tasks.push(runtime.spawn(agent).await?);
             }
         }
         let mut progress = bus.subscribe(bus::PROGRESS_TOPIC, "orchestrator").await?;
@@ -170,19 +193,25 @@ pub async fn run_agents(
     let kafka = settings
         .kafka()
         .ok_or_else(|| anyhow::anyhow!("lifeboat agent needs LIFEBOAT_KAFKA_BROKERS: in-process agents run inside `lifeboat serve`"))?;
+    let registry = Registry::builtin();
     let kinds: Vec<&str> = if kinds.is_empty() {
-        agents::RUNNABLE.to_vec()
+        registry.kinds()
     } else {
         kinds.iter().map(String::as_str).collect()
     };
-    for k in &kinds {
-        anyhow::ensure!(
-            agents::RUNNABLE.contains(k),
-            "unknown agent `{k}` (agents: {})",
-            agents::RUNNABLE.join(", ")
-        );
+    let targets = targets::load(&settings.workflows, &registry).map_err(InvalidWorkflows)?;
+    match &targets.file {
+        Some(file) => {
+            tracing::info!(file = %file.display(), count = targets.len(), "Targets loaded.")
+        }
+        None => tracing::info!(
+            workflows = %settings.workflows.display(),
+            "No targets.yaml: every target is simulated."
+        ),
     }
-    let store = Store::connect(&settings.database_url).await?;
+    let env = registry.env(targets);
+    let agents = registry.build(&kinds, &env)?;
+    let store = Store::connect(settings.database_url.expose()).await?;
     let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(kafka, &bus::kafka::topics(&kinds)).await?);
     let mut runtime = Runtime::new(
         bus,
@@ -191,10 +220,8 @@ pub async fn run_agents(
     );
     runtime.grace = grace;
     let mut consumers = Vec::new();
-    for kind in &kinds {
-        if let Some(agent) = agents::builtin(kind) {
-            consumers.push(runtime.spawn(agent).await?);
-        }
+    for agent in agents {
+        consumers.push(runtime.spawn(agent).await?);
     }
     tracing::info!(instance = %runtime.instance, agents = %kinds.join(","), "Agents are consuming work.");
     stop.await;

@@ -1,23 +1,85 @@
-//! Wall-clock time as milliseconds since the epoch: the one representation the store, the
-//! bus messages and the state machine share, identical on SQLite and PostgreSQL.
+//! Time as the store, the bus messages and the state machine share it: milliseconds since
+//! the epoch, identical on SQLite and PostgreSQL. The engine, the semaphore and the agent
+//! runtime are handed a `Clock` rather than reading the system time themselves, so that a
+//! test can run them on tokio's paused clock and let hours of backoff pass in no time.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub type Millis = i64;
 
-pub fn now_ms() -> Millis {
+/// Where "now" comes from.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Source>);
+
+trait Source: Send + Sync {
+    fn now_us(&self) -> i64;
+}
+
+struct System;
+
+impl Source for System {
+    fn now_us(&self) -> i64 {
+        wall_us()
+    }
+}
+
+/// Wall-clock time at creation, moved on by tokio's clock.
+struct Tokio {
+    base_us: i64,
+    start: tokio::time::Instant,
+}
+
+impl Source for Tokio {
+    fn now_us(&self) -> i64 {
+        let elapsed = self.start.elapsed().as_micros().min(i64::MAX as u128) as i64;
+        self.base_us.saturating_add(elapsed)
+    }
+}
+
+fn wall_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_micros().min(i64::MAX as u128) as i64)
         .unwrap_or(0)
 }
 
-/// Microseconds, for latency measurements across components that share no `Instant`.
-pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+impl Clock {
+    /// The system's wall clock: what every deployment runs on.
+    pub fn system() -> Clock {
+        Clock(Arc::new(System))
+    }
+
+    /// Starts at the wall-clock time and then follows tokio's clock, which a test may pause
+    /// and advance: timers and "now" then move together.
+    pub fn tokio() -> Clock {
+        Clock(Arc::new(Tokio {
+            base_us: wall_us(),
+            start: tokio::time::Instant::now(),
+        }))
+    }
+
+    pub fn now_ms(&self) -> Millis {
+        self.now_us() / 1000
+    }
+
+    /// Microseconds, for latency measurements across components that share no `Instant`.
+    pub fn now_us(&self) -> i64 {
+        self.0.now_us()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({})", rfc3339(self.now_ms()))
+    }
 }
 
 pub fn rfc3339(ms: Millis) -> String {
@@ -37,5 +99,18 @@ pub fn short_duration(ms: Millis) -> String {
     } else {
         let s = ms / 1000;
         format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tokio_clock_moves_only_with_tokio_time() {
+        let clock = Clock::tokio();
+        let before = clock.now_ms();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(clock.now_ms() - before, 3_600_000);
     }
 }

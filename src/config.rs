@@ -1,6 +1,6 @@
 //! Settings: defaults are the embedded deployment; `lifeboat.yaml` (from `--config` or
 //! `LIFEBOAT_CONFIG`) may set any key; the environment overrides both. Secrets come only
-//! from the environment.
+//! from the environment, and are held so that printing the settings shows none of them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::secret::{DatabaseUrl, ExposeSecret, SecretString};
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub kafka_brokers: Option<String>,
     /// Partitions and replication of topics created at start-up, and the consumer's
     /// longest fetch wait (the floor of bus latency).
@@ -20,8 +22,30 @@ pub struct Settings {
     pub kafka_fetch_wait_ms: u32,
     pub kafka_namespace: Option<String>,
     pub workflows: PathBuf,
-    /// `(name, token)` pairs from `LIFEBOAT_API_TOKENS`.
-    pub api_tokens: Vec<(String, String)>,
+    /// From `LIFEBOAT_API_TOKENS`.
+    pub api_tokens: Vec<ApiToken>,
+}
+
+/// A bearer token of the API and the name it acts under (`api:<name>` in the audit).
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub name: String,
+    pub token: SecretString,
+}
+
+impl ApiToken {
+    pub fn new(name: impl Into<String>, token: impl Into<String>) -> ApiToken {
+        ApiToken {
+            name: name.into(),
+            token: SecretString::from(token.into()),
+        }
+    }
+
+    /// Whether `presented` is this token, compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.token.expose_secret().as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -55,9 +79,11 @@ impl Settings {
         })?;
         Ok(Settings {
             listen,
-            database_url: env("LIFEBOAT_DATABASE_URL")
-                .or(file.database_url)
-                .unwrap_or_else(|| "sqlite://lifeboat.db".into()),
+            database_url: DatabaseUrl::new(
+                env("LIFEBOAT_DATABASE_URL")
+                    .or(file.database_url)
+                    .unwrap_or_else(|| "sqlite://lifeboat.db".into()),
+            ),
             kafka_brokers: env("LIFEBOAT_KAFKA_BROKERS").or(file.kafka_brokers),
             kafka_partitions: number(
                 env("LIFEBOAT_KAFKA_PARTITIONS"),
@@ -97,10 +123,10 @@ fn number<T: std::str::FromStr>(raw: Option<String>, name: &str, default: T) -> 
 impl Settings {
     /// The embedded deployment on this database and workflows: for the demo, the benchmark
     /// and tests.
-    pub fn embedded(database_url: String, workflows: PathBuf) -> Settings {
+    pub fn embedded(database_url: impl Into<String>, workflows: PathBuf) -> Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url,
+            database_url: DatabaseUrl::new(database_url),
             kafka_brokers: None,
             kafka_partitions: 6,
             kafka_replication: 1,
@@ -125,7 +151,7 @@ impl Settings {
 }
 
 /// `name:token,name:token`; a bare token is named `api`.
-pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -135,7 +161,30 @@ pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<(String, String)>> {
                 token.len() >= 16,
                 "LIFEBOAT_API_TOKENS: the token of `{name}` is shorter than 16 characters"
             );
-            Ok((name.to_string(), token.to_string()))
+            Ok(ApiToken::new(name, token))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_settings_shows_no_secret() {
+        let mut s = Settings::embedded(
+            "postgres://lifeboat:pg-pass-7f3a@db:5432/lifeboat",
+            PathBuf::from("workflows"),
+        );
+        s.api_tokens = parse_tokens("ops:token-9c1e-0123456789").expect("tokens");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("pg-pass-7f3a"), "{printed}");
+        assert!(!printed.contains("token-9c1e"), "{printed}");
+        assert!(
+            printed.contains("postgres://lifeboat:***@db:5432/lifeboat"),
+            "{printed}"
+        );
+        assert!(s.api_tokens[0].matches("token-9c1e-0123456789"));
+        assert!(!s.api_tokens[0].matches("token-9c1e-012345678"));
+    }
 }

@@ -5,33 +5,39 @@
 //! agent over the bus; the agent takes the stage's lease in the semaphore, does the work,
 //! reports progress, and releases the lease with the outcome, which moves the run on.
 //!
-//! Layout:
-//! - `workflow`: the YAML formats (workflows, groups, routes), their checks, and plans.
-//! - `orchestrator`: the pure state machine (`machine`), its engine, and the handle.
-//! - `store`: runs, stages, audit and outbox on SQLite or PostgreSQL.
-//! - `semaphore`: leases per resource, with heartbeats, expiry and recorded outcomes.
-//! - `bus`: the message seam and its in-process implementation.
-//! - `agents`: the agent runtime and the shipped agents (exec, http, wait, sim, noop).
+//! Layout, lowest first (no module imports one above it):
+//! - `clock`, `secret`: time as a handed-in `Clock`; values that never print.
+//! - `workflow`: the YAML formats (workflows, groups, routes, targets), their checks, and
+//!   plans. It asks what agents accept through a trait, and so depends on none.
+//! - `domain`: runs, stages, audit records and event kinds, actors, leases, ids.
+//! - `bus`: the message seam, its messages, and the in-process and Kafka buses.
+//! - `store`: runs, audit and outbox (`store::runs`) and leases (`store::leases`) on
+//!   SQLite or PostgreSQL.
+//! - `semaphore`: the lease policy (TTL, heartbeats, expiry sweep) over the store.
+//! - `metrics`: Prometheus metrics.
+//! - `agents`: the agent registry, one file per agent kind, the providers behind
+//!   capacity, database and dial, and the runtime around every agent.
+//! - `orchestrator`: the pure state machine (`machine`) and batch step (`batch`), the
+//!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
-//! - `http`: the axum API; `cli`, `progress`, `demo`, `bench`: the command line.
-//! - `app`: wiring of all of the above from `config`.
+//! - `http`: the axum API; `app`: the wiring; `startup`: app plus HTTP listener.
+//! - `cli`: the command line, with the demo, the benchmark and terminal progress.
 
 pub mod agents;
 pub mod app;
-pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod clock;
-pub mod commands;
+pub(crate) mod commands;
 pub mod config;
-pub mod demo;
-pub mod http;
-pub mod ids;
-pub mod metrics;
+pub mod domain;
+pub(crate) mod http;
+pub(crate) mod metrics;
 pub mod orchestrator;
-pub mod progress;
+pub mod secret;
 pub mod semaphore;
+pub mod startup;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod trigger;
 pub mod workflow;

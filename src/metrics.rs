@@ -11,10 +11,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::ids::RunId;
-use crate::orchestrator::machine::Audit;
-use crate::orchestrator::state::{Run, RunState, StageState};
-use crate::store::Store;
+use crate::domain::{EventKind, Run, RunAudit, RunId, RunState, StageState};
+
+/// Counts of runs and of stages by state, as the store has them.
+pub struct StateCounts {
+    pub runs: Vec<(String, i64)>,
+    pub stages: Vec<(String, i64)>,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
@@ -90,8 +93,8 @@ impl Metrics {
     }
 
     /// Learns from the audit records of a committed batch.
-    pub fn observe(&self, audit: &[(RunId, Audit)], runs: &HashMap<RunId, Run>) {
-        for (id, a) in audit {
+    pub fn observe(&self, audit: &[RunAudit], runs: &HashMap<RunId, Run>) {
+        for RunAudit { run: id, audit: a } in audit {
             let (Some(run), Some(stage)) = (runs.get(id), a.stage.as_deref()) else {
                 continue;
             };
@@ -99,17 +102,17 @@ impl Metrics {
                 continue;
             };
             let agent = run.plan[i].agent.clone();
-            match a.kind.as_str() {
-                "stage.retrying" => {
+            match a.kind {
+                EventKind::Stage(StageState::Retrying) => {
                     self.retries.get_or_create(&AgentLabel { agent }).inc();
                 }
-                "stage.succeeded" | "stage.failed" => {
+                EventKind::Stage(outcome @ (StageState::Succeeded | StageState::Failed)) => {
                     let s = &run.stages[i];
                     if let (Some(start), Some(end)) = (s.started_at, s.finished_at) {
                         self.stage_seconds
                             .get_or_create(&StageLabel {
                                 agent,
-                                outcome: a.kind[6..].to_string(),
+                                outcome: outcome.to_string(),
                             })
                             .observe((end - start).max(0) as f64 / 1000.0);
                     }
@@ -119,11 +122,10 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the by-state counts read from the store.
-    pub async fn render(&self, store: &Store) -> anyhow::Result<String> {
-        let (runs, stages) = store.state_counts().await?;
-        let runs: HashMap<String, i64> = runs.into_iter().collect();
-        let stages: HashMap<String, i64> = stages.into_iter().collect();
+    /// The Prometheus text exposition, with the by-state counts as the store has them.
+    pub fn render(&self, counts: StateCounts) -> anyhow::Result<String> {
+        let runs: HashMap<String, i64> = counts.runs.into_iter().collect();
+        let stages: HashMap<String, i64> = counts.stages.into_iter().collect();
         for s in RunState::ALL {
             let n = runs.get(s.as_str()).copied().unwrap_or(0);
             self.runs

@@ -2,52 +2,36 @@
 //! the demo) builds a `Trigger` and goes through `start`, so authorisation and the audit
 //! trail are the same whichever way a run begins.
 
-use std::fmt;
-
-use crate::orchestrator::state::Run;
+use crate::domain::{Actor, Platform, Run};
 use crate::orchestrator::{CreateRunError, NewRun, Orchestrator};
 use crate::workflow::{Action, Group, Params};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Actor {
-    /// An API token, by name.
-    Api(String),
-    Chat {
-        platform: String,
-        user: String,
-        groups: Vec<String>,
-    },
-    /// An alert route, by name.
-    Alert(String),
-    /// Someone at this machine's terminal.
-    Terminal(String),
-}
-
-impl fmt::Display for Actor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Actor::Api(name) => write!(f, "api:{name}"),
-            Actor::Chat { platform, user, .. } => write!(f, "{platform}:{user}"),
-            Actor::Alert(route) => write!(f, "alert:{route}"),
-            Actor::Terminal(user) => write!(f, "cli:{user}"),
-        }
-    }
-}
-
-impl Actor {
-    pub fn terminal() -> Actor {
-        Actor::Terminal(std::env::var("USER").unwrap_or_else(|_| "operator".into()))
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Trigger {
     pub actor: Actor,
+    /// The chat user groups (Slack) or roles (Discord) the person holds: what a group's
+    /// `allow` may name besides the person.
+    pub roles: Vec<String>,
     pub group: String,
     pub action: Action,
     pub dry_run: bool,
     pub reason: Option<String>,
     pub params: Params,
+}
+
+impl Trigger {
+    /// A trigger by `actor`, who holds no chat roles.
+    pub fn new(actor: Actor, group: impl Into<String>, action: Action) -> Trigger {
+        Trigger {
+            actor,
+            roles: Vec::new(),
+            group: group.into(),
+            action,
+            dry_run: false,
+            reason: None,
+            params: Params::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,27 +43,21 @@ pub enum StartError {
 }
 
 /// Who may start runs of a group. API tokens, alert routes and the local terminal are
-/// trusted by configuration; chat users must be on the group's `allow` lists.
-pub fn authorize(group: &Group, actor: &Actor) -> Result<(), String> {
-    let Actor::Chat {
-        platform,
-        user,
-        groups,
-    } = actor
-    else {
+/// trusted by configuration; chat users must be on the group's `allow` lists, in person or
+/// through one of `roles`.
+pub fn authorize(group: &Group, actor: &Actor, roles: &[String]) -> Result<(), String> {
+    let Actor::Chat { platform, user } = actor else {
         return Ok(());
     };
     let allow = &group.allow;
-    let allowed = match platform.as_str() {
-        "slack" => {
-            allow.slack_users.contains(user)
-                || groups.iter().any(|g| allow.slack_groups.contains(g))
+    let allowed = match platform {
+        Platform::Slack => {
+            allow.slack_users.contains(user) || roles.iter().any(|g| allow.slack_groups.contains(g))
         }
-        "discord" => {
+        Platform::Discord => {
             allow.discord_users.contains(user)
-                || groups.iter().any(|g| allow.discord_roles.contains(g))
+                || roles.iter().any(|g| allow.discord_roles.contains(g))
         }
-        _ => false,
     };
     if allowed {
         Ok(())
@@ -93,7 +71,7 @@ pub fn authorize(group: &Group, actor: &Actor) -> Result<(), String> {
 
 pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, StartError> {
     if let Some(group) = orchestrator.catalog().groups.get(&t.group) {
-        authorize(group, &t.actor).map_err(StartError::Forbidden)?;
+        authorize(group, &t.actor, &t.roles).map_err(StartError::Forbidden)?;
     }
     Ok(orchestrator
         .create(NewRun {
@@ -102,7 +80,7 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
             dry_run: t.dry_run,
             reason: t.reason,
             params: t.params,
-            requested_by: t.actor.to_string(),
+            requested_by: t.actor,
         })
         .await?)
 }
@@ -110,7 +88,7 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflow::model::Allow;
+    use crate::workflow::Allow;
 
     fn group() -> Group {
         Group {
@@ -130,30 +108,31 @@ mod tests {
         }
     }
 
-    fn chat(platform: &str, user: &str, groups: &[&str]) -> Actor {
-        Actor::Chat {
-            platform: platform.into(),
+    fn check(platform: Platform, user: &str, roles: &[&str]) -> Result<(), String> {
+        let actor = Actor::Chat {
+            platform,
             user: user.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
+        };
+        let roles: Vec<String> = roles.iter().map(|g| g.to_string()).collect();
+        authorize(&group(), &actor, &roles)
     }
 
     #[test]
     fn chat_users_need_the_allow_list_and_others_are_trusted() {
         let g = group();
-        assert!(authorize(&g, &chat("slack", "U1", &[])).is_ok());
-        assert!(authorize(&g, &chat("slack", "U2", &["S0SRE"])).is_ok());
-        assert!(authorize(&g, &chat("discord", "99", &["123"])).is_ok());
-        let refused = authorize(&g, &chat("slack", "U2", &["S0DEV"])).expect_err("not allowed");
+        assert!(check(Platform::Slack, "U1", &[]).is_ok());
+        assert!(check(Platform::Slack, "U2", &["S0SRE"]).is_ok());
+        assert!(check(Platform::Discord, "99", &["123"]).is_ok());
+        let refused = check(Platform::Slack, "U2", &["S0DEV"]).expect_err("not allowed");
         assert_eq!(
             refused,
             "slack:U2 may not run DR actions for group `petstore`"
         );
         assert!(
-            authorize(&g, &chat("discord", "U1", &[])).is_err(),
+            check(Platform::Discord, "U1", &[]).is_err(),
             "a Slack id means nothing on Discord"
         );
-        assert!(authorize(&g, &Actor::Api("ops".into())).is_ok());
-        assert!(authorize(&g, &Actor::Alert("route".into())).is_ok());
+        assert!(authorize(&g, &Actor::Api("ops".into()), &[]).is_ok());
+        assert!(authorize(&g, &Actor::Alert("route".into()), &[]).is_ok());
     }
 }

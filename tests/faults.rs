@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::Proc;
 use common::cluster::{Cluster, attempts, retry_message, running_events};
 use common::services::{PrivateBroker, PrivatePostgres};
-use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
+use lifeboat::domain::{Acquire, LeaseRequest, OutcomeKind};
+use lifeboat::semaphore::Semaphore;
 use serde_json::Value;
 
 /// Waits until `/readyz` at `base` answers `status` with `part` (`store` or `bus`) as `up`.
@@ -145,7 +146,7 @@ async fn a_run_completes_after_postgres_is_restarted() {
     let lease = LeaseRequest {
         resource: "test:bystander".into(),
         request_id: "bystander/1".into(),
-        run_id: lifeboat::ids::RunId::new(),
+        run_id: lifeboat::domain::RunId::new(),
         stage: "bystander".into(),
         attempt: 1,
         holder: "test".into(),

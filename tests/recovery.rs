@@ -6,7 +6,8 @@ mod common;
 
 use lifeboat::app::{App, Options};
 use lifeboat::config::Settings;
-use lifeboat::semaphore::{OutcomeKind, Semaphore};
+use lifeboat::domain::OutcomeKind;
+use lifeboat::semaphore::Semaphore;
 use lifeboat::store::Store;
 
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -47,7 +48,7 @@ stages:
     let running = async {
         loop {
             let r = store.load_run(run.id).await.expect("load").expect("run");
-            if r.stages[0].state == lifeboat::orchestrator::state::StageState::Running {
+            if r.stages[0].state == lifeboat::domain::StageState::Running {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -60,8 +61,10 @@ stages:
     app.shutdown().await;
 
     // What the agent did just before: released its lease with success.
-    let store = Store::connect(&settings.database_url).await.expect("store");
-    let request = lifeboat::ids::request_id(run.id, "first", 1);
+    let store = Store::connect(settings.database_url.expose())
+        .await
+        .expect("store");
+    let request = lifeboat::domain::request_id(run.id, "first", 1);
     let released = Semaphore::new(store.clone(), None)
         .release(
             &request,
@@ -82,10 +85,7 @@ stages:
         .await
         .expect("restart");
     let done = common::finished(&app.store, run.id).await;
-    assert_eq!(
-        done.state,
-        lifeboat::orchestrator::state::RunState::Succeeded
-    );
+    assert_eq!(done.state, lifeboat::domain::RunState::Succeeded);
     assert_eq!(done.stages[0].attempts, 1, "first was not run again");
     assert_eq!(
         done.stages[0].message.as_deref(),

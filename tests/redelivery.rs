@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use lifeboat::bus::{self, WorkRequest};
-use lifeboat::ids::{self, RunId};
+use lifeboat::domain::{self as ids, RunId};
 
 #[tokio::test]
 async fn the_same_request_delivered_three_times_runs_once() {
@@ -18,7 +18,7 @@ async fn the_same_request_delivered_three_times_runs_once() {
         &[],
     )
     .await;
-    let app = t.app.as_ref().expect("app");
+    let app = t.app();
     let scratch = tempfile::tempdir().expect("scratch");
     let log = scratch.path().join("ran.log");
     let run = RunId::new();
@@ -31,7 +31,7 @@ async fn the_same_request_delivered_three_times_runs_once() {
         attempt: 1,
         spec: serde_json::json!({ "command": ["sh", "-c", format!("sleep 0.3; echo once >> {}", log.display())] }),
         resource: "test:append".into(),
-        deadline: lifeboat::clock::now_ms() + 30_000,
+        deadline: lifeboat::clock::Clock::system().now_ms() + 30_000,
         dry_run: false,
     };
     let payload = serde_json::to_vec(&request).expect("json");
@@ -57,7 +57,7 @@ async fn the_same_request_delivered_three_times_runs_once() {
     let outcome = tokio::time::timeout(Duration::from_secs(10), released)
         .await
         .expect("the work finishes");
-    assert_eq!(outcome.kind, lifeboat::semaphore::OutcomeKind::Succeeded);
+    assert_eq!(outcome.kind, lifeboat::domain::OutcomeKind::Succeeded);
 
     app.bus
         .publish(&topic, &run.to_string(), payload)

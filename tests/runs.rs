@@ -340,14 +340,14 @@ async fn lifecycle_events_carry_distinct_ids() {
     let wf =
         "name: shop\nstages:\n  a: { agent: noop }\n  b: { agent: noop }\n  c: { agent: noop }\n";
     let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
-    let bus = t.app.as_ref().expect("the app").bus.clone();
+    let bus = t.app().bus.clone();
     let mut events = bus
         .subscribe(lifeboat::bus::EVENTS_TOPIC, "test")
         .await
         .expect("subscribe");
     let id = t.create(r#"{"group": "shop"}"#).await;
     let mut seen: Vec<lifeboat::bus::RunEvent> = Vec::new();
-    while !seen.iter().any(|e| e.kind == "run.succeeded") {
+    while !seen.iter().any(|e| e.kind.to_string() == "run.succeeded") {
         let m = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
             .await
             .expect("an event")

@@ -6,11 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use lifeboat::ids::{self, RunId};
-use lifeboat::orchestrator::machine::Audit;
-use lifeboat::orchestrator::state::{Run, RunState, StageRun, StageState};
-use lifeboat::semaphore::{Acquire, LeaseRequest, OutcomeKind, Semaphore};
-use lifeboat::store::{Batch, CreateError, OutboxMessage, Revocation, RunWrite, Store};
+use lifeboat::bus::Envelope;
+use lifeboat::domain::{
+    self as ids, Acquire, Actor, Audit, LeaseRequest, OutcomeKind, Revocation, Run, RunAudit,
+    RunId, RunState, StageRun, StageState,
+};
+use lifeboat::semaphore::Semaphore;
+use lifeboat::store::{Batch, CreateError, RunWrite, Store};
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
 
 /// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
@@ -80,7 +82,7 @@ fn new_run(group: &str) -> Run {
         workflow: "wf".into(),
         dry_run: false,
         reason: Some("because".into()),
-        requested_by: "api:ops".into(),
+        requested_by: Actor::Api("ops".into()),
         params,
         state: RunState::Pending,
         created_at: 1_700_000_000_000,
@@ -96,8 +98,8 @@ fn new_run(group: &str) -> Run {
 fn audit(kind: &str) -> Audit {
     Audit {
         at: 1,
-        actor: "api:ops".into(),
-        kind: kind.into(),
+        actor: Actor::Api("ops".into()),
+        kind: kind.parse().expect("an event kind"),
         stage: None,
         attempt: None,
         message: None,
@@ -112,7 +114,10 @@ async fn run_round_trips(s: Store) {
     let loaded = s.load_run(run.id).await.expect("load").expect("found");
     assert_eq!(loaded, run);
     assert_eq!(s.active_runs().await.expect("active").len(), 1);
-    assert_eq!(s.audit(run.id).await.expect("audit")[0].kind, "run.created");
+    assert_eq!(
+        s.audit(run.id).await.expect("audit")[0].kind.to_string(),
+        "run.created"
+    );
     assert!(s.load_run(RunId::new()).await.expect("load").is_none());
 }
 
@@ -171,7 +176,10 @@ async fn a_stale_write_is_refused_whole(s: Store) {
             expected_version: 0,
             stages: &[0],
         }],
-        audit: vec![(run.id, audit("run.running"))],
+        audit: vec![RunAudit {
+            run: run.id,
+            audit: audit("run.running"),
+        }],
         ..Batch::default()
     };
     s.commit(&batch).await.expect("first write");
@@ -181,8 +189,11 @@ async fn a_stale_write_is_refused_whole(s: Store) {
             expected_version: 0,
             stages: &[0],
         }],
-        audit: vec![(run.id, audit("stale"))],
-        outbox: vec![OutboxMessage {
+        audit: vec![RunAudit {
+            run: run.id,
+            audit: audit("run.failed"),
+        }],
+        outbox: vec![Envelope {
             topic: "t".into(),
             key: "k".into(),
             payload: "p".into(),
@@ -195,7 +206,7 @@ async fn a_stale_write_is_refused_whole(s: Store) {
         .await
         .expect("audit")
         .into_iter()
-        .map(|a| a.kind)
+        .map(|a| a.kind.to_string())
         .collect();
     assert_eq!(kinds, vec!["run.created", "run.running"]);
     assert!(s.pending_outbox(i64::MAX).await.expect("outbox").is_empty());
@@ -205,8 +216,8 @@ async fn a_stale_write_is_refused_whole(s: Store) {
 }
 
 async fn outbox_keeps_order_until_deleted(s: Store) {
-    let msgs: Vec<OutboxMessage> = (0..3)
-        .map(|i| OutboxMessage {
+    let msgs: Vec<Envelope> = (0..3)
+        .map(|i| Envelope {
             topic: "lifeboat.events".into(),
             key: "r".into(),
             payload: format!("m{i}"),
@@ -419,7 +430,7 @@ async fn a_run_completes_on_postgres() {
             .await
             .expect("audit")
             .iter()
-            .any(|a| a.kind == "stage.retrying")
+            .any(|a| a.kind.to_string() == "stage.retrying")
     );
     app.shutdown().await;
     common::drop_postgres(&name).await;

@@ -715,3 +715,132 @@ groups:
         ],
     );
 }
+
+/// A workflow of one database, one capacity and one dial stage, for the target cases.
+const ESTATE: &str = "\
+name: w
+params: { to: region-a }
+stages:
+  promote:
+    agent: database
+    spec: { cluster: \"db-${to}\", role: writer }
+  scale:
+    agent: capacity
+    spec: { cluster: k8s-a, namespace: shop, replicas: 2 }
+  dial:
+    agent: dial
+    spec: { endpoint: shop.example.com, region: \"${to}\" }
+";
+
+#[test]
+fn targets_must_define_every_name_a_stage_uses() {
+    let (dir, out) = validate(&[
+        ("wf.yaml", ESTATE),
+        (
+            "targets.yaml",
+            "\
+databases:
+  db-region-b: { provider: sim }
+clusters:
+  k8s-a: { provider: sim }
+endpoints:
+  shop.example.com:
+    provider: sim
+    regions: { region-b: { A: [198.51.100.10] } }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "wf.yaml",
+                6,
+                22,
+                "stage `promote`: database spec rejected at `cluster`: database `db-region-a` is not in targets.yaml (databases: db-region-b)",
+            ),
+            at(
+                "wf.yaml",
+                12,
+                49,
+                "stage `dial`: dial spec rejected at `region`: endpoint `shop.example.com` has no region `region-a` in targets.yaml (regions: region-b)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn targets_name_known_providers_with_fields_that_fit() {
+    let (dir, out) = validate(&[
+        ("wf.yaml", ESTATE),
+        (
+            "targets.yaml",
+            "\
+databases:
+  db-region-a: { provider: postgress, url: x }
+clusters:
+  k8s-a: { provider: sim, context: region-a }
+endpoints:
+  shop.example.com:
+    regions: { region-a: { A: [192.0.2.10] } }
+  other.example.com:
+    provider: sim
+    regions: { region-a: { MX: [mail.example.com] } }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "targets.yaml",
+                2,
+                28,
+                "database `db-region-a`: unknown provider `postgress` (database providers: sim)",
+            ),
+            at(
+                "targets.yaml",
+                4,
+                36,
+                "cluster `k8s-a`: sim target rejected at `context`: unknown field `context`",
+            ),
+            at(
+                "targets.yaml",
+                6,
+                3,
+                "endpoint `shop.example.com` needs a `provider` (sim)",
+            ),
+            at(
+                "targets.yaml",
+                10,
+                26,
+                "endpoint `other.example.com`: sim target rejected at `regions.region-a`: unknown variant `MX`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn with_targets_a_clean_directory_counts_them() {
+    let (_dir, out) = validate(&[
+        ("wf.yaml", ESTATE.replace("db-${to}", "db-a").as_str()),
+        (
+            "targets.yaml",
+            "\
+databases: { db-a: { provider: sim } }
+clusters: { k8s-a: { provider: sim } }
+endpoints:
+  shop.example.com: { provider: sim, ttl: 30, regions: { region-a: { CNAME: [lb-a.example.net] } } }
+",
+        ),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    assert_eq!(
+        out.stdout,
+        "ok: 1 workflows (3 stages), 0 groups, 0 routes, 3 targets in 2 files\n",
+        "{}",
+        out.dump()
+    );
+}

@@ -1,4 +1,4 @@
-//! Runs a command for a customised stage: `{ command: [argv…], env: {…}, workdir }`.
+//! `exec`: runs a command for a customised stage: `{ command: [argv…], env: {…}, workdir }`.
 //! Exit 0 is success; a non-zero exit is retryable; a command that cannot start at all is
 //! permanent. The command sees `LIFEBOAT_RUN_ID`, `LIFEBOAT_STAGE`, `LIFEBOAT_ATTEMPT` and
 //! `LIFEBOAT_DRY_RUN`, and is killed if Lifeboat dies, so an orphan never finishes a stage
@@ -6,15 +6,40 @@
 //! stopped early (a timeout, a lost lease, a stop) kills the whole group: what a shell
 //! started in the background would otherwise finish the work later.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use tokio::process::Command;
 
-use super::specs::ExecSpec;
-use super::{Agent, Failure, Work};
+use super::agent::{Agent, Env};
+use super::work::{Failure, Work};
+use crate::workflow::{SpecError, Targets};
 
-pub struct ExecAgent;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+impl ExecSpec {
+    fn validate(&self) -> Result<(), SpecError> {
+        match self.command.first() {
+            None => Err(SpecError::at(&["command"], "command must name a program")),
+            Some(p) if p.is_empty() => {
+                Err(SpecError::at(&["command"], "command must name a program"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+pub struct Exec;
 
 fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -24,13 +49,19 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 #[async_trait]
-impl Agent for ExecAgent {
-    fn kind(&self) -> &'static str {
-        "exec"
+impl Agent for Exec {
+    const KIND: &'static str = "exec";
+    type Spec = ExecSpec;
+
+    fn check(spec: &ExecSpec, _: &Targets) -> Result<(), SpecError> {
+        spec.validate()
     }
 
-    async fn execute(&self, work: &Work) -> Result<String, Failure> {
-        let spec: ExecSpec = work.spec()?;
+    fn build(_: &Env) -> anyhow::Result<Self> {
+        Ok(Exec)
+    }
+
+    async fn run(&self, spec: ExecSpec, work: &Work) -> Result<String, Failure> {
         let program = &spec.command[0];
         if work.request.dry_run {
             return match which(program, spec.workdir.as_deref()) {

@@ -11,12 +11,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Agent, Failure, Work};
+use super::registry::Runner;
+use super::work::{Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
-use crate::clock;
-use crate::semaphore::{
-    Acquire, HEARTBEAT_EVERY, LEASE_TTL, LeaseOutcome, LeaseRequest, OutcomeKind, Semaphore,
-};
+use crate::clock::Clock;
+use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind};
+use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 /// How long before its lease could expire an agent stops work it cannot renew the lease of.
@@ -35,6 +35,8 @@ const MAX_RELEASE_WAIT: Duration = Duration::from_secs(2);
 pub struct Runtime {
     pub bus: Arc<dyn Bus>,
     pub semaphore: Semaphore,
+    /// The semaphore's clock: deadlines and lease times are read on one clock.
+    clock: Clock,
     /// This process's name in leases and progress: `embedded:host:pid` or `agent:host:pid`.
     pub instance: String,
     /// Cancelled on SIGTERM: no new work is taken, and work still running after `grace`
@@ -56,6 +58,7 @@ impl Runtime {
     pub fn new(bus: Arc<dyn Bus>, semaphore: Semaphore, instance: String) -> Self {
         Runtime {
             bus,
+            clock: semaphore.clock().clone(),
             semaphore,
             instance,
             shutdown: CancellationToken::new(),
@@ -89,7 +92,7 @@ impl Runtime {
     /// before its stage runs elsewhere, whatever the broker does about the dead member:
     /// with a shared group, its partitions, and every request keyed to them, would wait
     /// for the group to rebalance.
-    pub async fn spawn(&self, agent: Arc<dyn Agent>) -> anyhow::Result<JoinHandle<()>> {
+    pub async fn spawn(&self, agent: Arc<dyn Runner>) -> anyhow::Result<JoinHandle<()>> {
         let topic = bus::work_topic(agent.kind());
         let mut sub = self
             .bus
@@ -178,7 +181,7 @@ impl Runtime {
     /// the request is either held in the store, known to be done, or waiting on another
     /// holder. `None`: nothing to do.
     async fn claim(&self, req: &WorkRequest) -> Option<Claim> {
-        if clock::now_ms() >= req.deadline {
+        if self.clock.now_ms() >= req.deadline {
             // The orchestrator times the attempt out; also how a replay of old requests ends.
             tracing::debug!(request = %req.id, "Skipping work: past its deadline.");
             return None;
@@ -214,7 +217,7 @@ impl Runtime {
         let mut said_waiting = false;
         loop {
             tokio::time::sleep(BUSY_RETRY).await;
-            if clock::now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
+            if self.clock.now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
                 return None; // the orchestrator times the attempt out
             }
             let asked = Instant::now();
@@ -252,9 +255,15 @@ impl Runtime {
         }
     }
 
-    async fn handle(&self, agent: Arc<dyn Agent>, req: WorkRequest, claim: Claim) {
+    async fn handle(&self, agent: Arc<dyn Runner>, req: WorkRequest, claim: Claim) {
         let cancel = CancellationToken::new();
-        let work = Work::new(req, cancel.clone(), self.bus.clone(), self.instance.clone());
+        let work = Work::new(
+            req,
+            cancel.clone(),
+            self.bus.clone(),
+            self.instance.clone(),
+            self.clock.clone(),
+        );
         self.attempt(agent, &work, claim).await;
         cancel.cancel();
         // What the attempt had to say leaves before its task ends; a broker that is away
@@ -262,7 +271,7 @@ impl Runtime {
         work.flush(FLUSH_WAIT).await;
     }
 
-    async fn attempt(&self, agent: Arc<dyn Agent>, work: &Work, claim: Claim) {
+    async fn attempt(&self, agent: Arc<dyn Runner>, work: &Work, claim: Claim) {
         let lease = self.lease_for(&work.request);
         let since = match claim {
             Claim::Held(since) => since,
@@ -295,8 +304,7 @@ impl Runtime {
             None,
         );
 
-        let until_deadline =
-            Duration::from_millis((work.request.deadline - clock::now_ms()).max(0) as u64);
+        let until_deadline = work.time_left();
         let result = tokio::select! {
             r = agent.execute(work) => Ok(r),
             lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),

@@ -1,26 +1,73 @@
-//! Polls until something is healthy: `{ url | tcp | sql, interval, timeout }`.
+//! `wait`: poll until something is healthy: `{ url | tcp | sql, interval, timeout }`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 
-use super::specs::WaitSpec;
-use super::{Agent, Failure, Work};
+use super::agent::{Agent, Env};
+use super::fields::duration;
+use super::work::{Failure, Work};
+use crate::workflow::{SpecError, Targets};
 
-pub struct WaitAgent {
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// Healthy when a GET answers 2xx.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Healthy when `host:port` accepts a connection.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    /// Healthy when this database URL answers `SELECT 1`.
+    #[serde(default)]
+    pub sql: Option<String>,
+    #[serde(default = "two_seconds", deserialize_with = "duration")]
+    pub interval: Duration,
+    #[serde(default = "five_minutes", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn two_seconds() -> Duration {
+    Duration::from_secs(2)
+}
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl WaitSpec {
+    fn validate(&self) -> Result<(), SpecError> {
+        let set = [self.url.is_some(), self.tcp.is_some(), self.sql.is_some()];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(SpecError::at(
+                &[],
+                "wait needs exactly one of `url`, `tcp` or `sql`",
+            ));
+        }
+        if let Some(tcp) = &self.tcp
+            && tcp
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+        {
+            return Err(SpecError::at(&["tcp"], format!("{tcp:?} is not host:port")));
+        }
+        if let Some(url) = &self.url {
+            reqwest::Url::parse(url)
+                .map_err(|e| SpecError::at(&["url"], format!("bad url: {e}")))?;
+        }
+        if self.interval.is_zero() {
+            return Err(SpecError::at(&["interval"], "interval must be above zero"));
+        }
+        Ok(())
+    }
+}
+
+pub struct Wait {
     client: reqwest::Client,
 }
 
-impl WaitAgent {
-    pub fn new() -> Self {
-        WaitAgent {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
-    }
-
+impl Wait {
     async fn probe(&self, spec: &WaitSpec) -> Result<String, String> {
         if let Some(url) = &spec.url {
             let resp = self
@@ -60,20 +107,24 @@ impl WaitAgent {
     }
 }
 
-impl Default for WaitAgent {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[async_trait]
-impl Agent for WaitAgent {
-    fn kind(&self) -> &'static str {
-        "wait"
+impl Agent for Wait {
+    const KIND: &'static str = "wait";
+    type Spec = WaitSpec;
+
+    fn check(spec: &WaitSpec, _: &Targets) -> Result<(), SpecError> {
+        spec.validate()
     }
 
-    async fn execute(&self, work: &Work) -> Result<String, Failure> {
-        let spec: WaitSpec = work.spec()?;
+    fn build(_: &Env) -> anyhow::Result<Self> {
+        Ok(Wait {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        })
+    }
+
+    async fn run(&self, spec: WaitSpec, work: &Work) -> Result<String, Failure> {
         if work.request.dry_run {
             // Probing changes nothing: a dry run reports the health it sees now.
             return Ok(match self.probe(&spec).await {

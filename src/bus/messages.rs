@@ -1,10 +1,12 @@
 //! What travels on the bus (DESIGN.md section 7): JSON, versioned by `v`, keyed by run id.
+//! Each message has one constructor, and `Envelope` turns it into what a topic carries.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::clock::Millis;
-use crate::ids::RunId;
+use crate::clock::{self, Millis};
+use crate::domain::{Actor, Audit, EventKind, Run, RunId, request_id};
+use crate::workflow::Action;
 
 pub const VERSION: u32 = 1;
 pub const PROGRESS_TOPIC: &str = "lifeboat.progress";
@@ -27,6 +29,27 @@ pub struct WorkRequest {
     pub resource: String,
     pub deadline: Millis,
     pub dry_run: bool,
+}
+
+impl WorkRequest {
+    /// The current attempt of a run's stage. `now` dates the deadline of an attempt that
+    /// has none yet.
+    pub fn for_stage(run: &Run, stage: usize, now: Millis) -> WorkRequest {
+        let s = &run.stages[stage];
+        let p = &run.plan[stage];
+        WorkRequest {
+            v: VERSION,
+            id: request_id(run.id, &p.name, s.attempts),
+            run_id: run.id,
+            stage: p.name.clone(),
+            agent: p.agent.clone(),
+            attempt: s.attempts,
+            spec: p.spec.clone(),
+            resource: run.resource(stage),
+            deadline: s.deadline.unwrap_or_else(|| clock::add(now, p.timeout)),
+            dry_run: run.dry_run,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,16 +87,94 @@ pub struct RunEvent {
     pub id: String,
     pub run_id: RunId,
     pub group: String,
-    pub action: String,
+    pub action: Action,
     pub dry_run: bool,
-    /// `run.<state>`, `stage.<state>`, `stage.approved`, `approval.requested`, …
-    pub kind: String,
+    pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    pub actor: String,
+    pub actor: Actor,
     pub at: Millis,
+}
+
+impl RunEvent {
+    /// The event of the `nth` audit record of the write that took `run` to its version.
+    pub fn of(run: &Run, audit: &Audit, nth: usize) -> RunEvent {
+        RunEvent {
+            v: VERSION,
+            id: format!("{}/{}/{nth}", run.id, run.version),
+            run_id: run.id,
+            group: run.group.clone(),
+            action: run.action,
+            dry_run: run.dry_run,
+            kind: audit.kind,
+            stage: audit.stage.clone(),
+            attempt: audit.attempt,
+            message: audit.message.clone(),
+            actor: audit.actor.clone(),
+            at: audit.at,
+        }
+    }
+}
+
+/// A message ready to leave: its topic, its key (the run, so that one run's messages stay
+/// in order) and its JSON. What the outbox stores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    pub topic: String,
+    pub key: String,
+    pub payload: String,
+}
+
+impl Envelope {
+    pub fn work(w: &WorkRequest) -> serde_json::Result<Envelope> {
+        Ok(Envelope {
+            topic: work_topic(&w.agent),
+            key: w.run_id.to_string(),
+            payload: serde_json::to_string(w)?,
+        })
+    }
+
+    pub fn progress(p: &Progress) -> serde_json::Result<Envelope> {
+        Ok(Envelope {
+            topic: PROGRESS_TOPIC.to_string(),
+            key: p.run_id.to_string(),
+            payload: serde_json::to_string(p)?,
+        })
+    }
+
+    pub fn event(e: &RunEvent) -> serde_json::Result<Envelope> {
+        Ok(Envelope {
+            topic: EVENTS_TOPIC.to_string(),
+            key: e.run_id.to_string(),
+            payload: serde_json::to_string(e)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixture;
+
+    #[test]
+    fn messages_are_built_as_they_were_before_their_types_were_typed() {
+        let run = fixture::run();
+        let event = RunEvent::of(&run, &fixture::audit()[3], 2);
+        assert_eq!(
+            serde_json::to_string(&event).expect("json"),
+            include_str!("../../tests/fixtures/event-fixed.json")
+        );
+        let work = WorkRequest::for_stage(&run, 2, 1_795_625_669_917);
+        assert_eq!(
+            serde_json::to_string(&work).expect("json"),
+            include_str!("../../tests/fixtures/work-fixed.json")
+        );
+        let envelope = Envelope::work(&work).expect("an envelope");
+        assert_eq!(envelope.topic, "lifeboat.work.dial");
+        assert_eq!(envelope.key, run.id.to_string());
+    }
 }

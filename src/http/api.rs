@@ -12,16 +12,12 @@ use serde_json::{Value, json};
 
 use super::json::{self as body, CreateRun, Decision};
 use super::{ApiError, AppState};
-use crate::ids::RunId;
-use crate::trigger::{self, Actor, Trigger};
+use crate::domain::{Actor, RunId};
+use crate::trigger::{self, Trigger};
 use crate::workflow::{Action, Params, plan};
 
 /// The caller, from `Authorization: Bearer <token>`.
 pub struct Caller(pub Actor);
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -39,8 +35,8 @@ impl FromRequestParts<AppState> for Caller {
         state
             .tokens
             .iter()
-            .find(|(_, token)| constant_time_eq(token.as_bytes(), presented.trim().as_bytes()))
-            .map(|(name, _)| Caller(Actor::Api(name.clone())))
+            .find(|t| t.matches(presented.trim()))
+            .map(|t| Caller(Actor::Api(t.name.clone())))
             .ok_or_else(ApiError::unauthorized)
     }
 }
@@ -66,12 +62,10 @@ pub async fn create_run(
     let run = trigger::start(
         &state.orchestrator,
         Trigger {
-            actor,
-            group: req.group,
-            action,
             dry_run: req.dry_run,
             reason: req.reason,
             params,
+            ..Trigger::new(actor, req.group, action)
         },
     )
     .await?;
@@ -94,8 +88,7 @@ pub async fn list_runs(
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let runs = state
         .orchestrator
-        .store()
-        .list_runs(q.group.as_deref(), limit)
+        .runs(q.group.as_deref(), limit)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(
@@ -109,15 +102,15 @@ pub async fn get_run(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
-    let store = state.orchestrator.store();
+    let o = &state.orchestrator;
     let internal =
         |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let run = store
-        .load_run(id)
+    let run = o
+        .run(id)
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
-    let events = store.audit(id).await.map_err(internal)?;
+    let events = o.events(id).await.map_err(internal)?;
     Ok(Json(body::run(&run, Some(&events))))
 }
 
@@ -131,7 +124,6 @@ async fn decide(
     let id = run_id(id)?;
     let d: Decision = body::body(bytes, true)?;
     let o = &state.orchestrator;
-    let actor = actor.to_string();
     let run = match what {
         "approve" => o.approve(id, d.stage, &actor).await?,
         "reject" => o.reject(id, &actor, d.reason).await?,
@@ -200,9 +192,11 @@ pub async fn group_plan(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let action = action(q.action.as_deref())?;
-    let catalog = state.orchestrator.catalog();
-    let (workflow, stages) = crate::cli::plan_for(catalog, &name, action)
-        .map_err(|e| ApiError::not_found(e.to_string()))?;
+    let planned = state
+        .orchestrator
+        .catalog()
+        .plan_for(&name, action, &Params::new())?;
+    let (workflow, stages) = (planned.workflow, planned.stages);
     let waves: Vec<Value> = plan::waves(&stages)
         .iter()
         .map(|wave| {
@@ -213,7 +207,7 @@ pub async fn group_plan(
                         json!({
                             "name": s.name,
                             "agent": s.agent,
-                            "approval": s.approval || s.agent == "approval",
+                            "approval": s.approval,
                             "after": s.after.iter().map(|&a| stages[a].name.clone()).collect::<Vec<_>>(),
                             "max_attempts": s.retry.max_attempts,
                         })

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::orchestrator::machine::Refusal;
 use crate::orchestrator::{CommandError, CreateRunError};
+use crate::store::CreateError;
 use crate::trigger::StartError;
+use crate::workflow::PlanError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -58,11 +60,8 @@ impl From<CreateRunError> for ApiError {
     fn from(e: CreateRunError) -> Self {
         let message = e.to_string();
         match e {
-            CreateRunError::UnknownGroup(_) | CreateRunError::NoWorkflow { .. } => {
-                ApiError::not_found(message)
-            }
-            CreateRunError::BadParams(_) => ApiError::bad_request(message),
-            CreateRunError::Busy(crate::store::CreateError::Busy { active, .. }) => ApiError {
+            CreateRunError::Plan(e) => e.into(),
+            CreateRunError::Busy(CreateError::Busy { active, .. }) => ApiError {
                 status: StatusCode::CONFLICT,
                 message,
                 extra: Some(("active_run", Value::String(active.to_string()))),
@@ -72,6 +71,18 @@ impl From<CreateRunError> for ApiError {
                 tracing::error!(error = %message, "Run creation failed.");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
             }
+        }
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        let message = e.to_string();
+        match e {
+            PlanError::UnknownGroup { .. } | PlanError::NoWorkflow { .. } => {
+                ApiError::not_found(message)
+            }
+            PlanError::BadParams(_) => ApiError::bad_request(message),
         }
     }
 }

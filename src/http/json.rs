@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use crate::clock::{Millis, rfc3339};
-use crate::orchestrator::machine::Audit;
-use crate::orchestrator::state::Run;
+use crate::domain::{Audit, Run};
 
 /// Parses a JSON body; a malformed one is a 400 that says what and where. An empty body
 /// counts as `{}` where every field is optional.
@@ -80,7 +79,7 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
                 "duration_ms": duration(s.started_at, s.finished_at),
                 "message": s.message,
                 "after": p.after.iter().map(|&i| run.plan[i].name.clone()).collect::<Vec<_>>(),
-                "approval": p.approval || p.agent == "approval",
+                "approval": p.approval,
                 "approved_by": s.approved_by,
                 "retry_at": time(s.retry_at),
             })
@@ -120,4 +119,18 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
         map.insert("events".into(), Value::Array(events));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::fixture;
+
+    #[test]
+    fn a_run_reads_as_it_did_before_its_types_were_typed() {
+        let recorded = include_str!("../../tests/fixtures/api-run.json");
+        let now =
+            serde_json::to_string_pretty(&super::run(&fixture::run(), Some(&fixture::audit())))
+                .expect("json");
+        assert_eq!(now, recorded);
+    }
 }

@@ -17,6 +17,7 @@ pub use error::ApiError;
 
 use crate::app::App;
 use crate::bus::Bus;
+use crate::config::ApiToken;
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 
@@ -25,12 +26,12 @@ pub struct AppState {
     pub orchestrator: Orchestrator,
     pub metrics: Arc<Metrics>,
     pub bus: Arc<dyn Bus>,
-    /// `(name, token)`; empty means the API is open, which `serve` allows only on loopback.
-    pub tokens: Arc<Vec<(String, String)>>,
+    /// Empty means the API is open, which `serve` allows only on loopback.
+    pub tokens: Arc<Vec<ApiToken>>,
 }
 
 impl AppState {
-    pub fn new(app: &App, tokens: Vec<(String, String)>) -> Self {
+    pub fn new(app: &App, tokens: Vec<ApiToken>) -> Self {
         AppState {
             orchestrator: app.orchestrator.clone(),
             metrics: app.metrics.clone(),
@@ -58,7 +59,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Refuses an open API anywhere but on loopback.
-pub fn check_exposure(listen: SocketAddr, tokens: &[(String, String)]) -> anyhow::Result<()> {
+pub fn check_exposure(listen: SocketAddr, tokens: &[ApiToken]) -> anyhow::Result<()> {
     if tokens.is_empty() && !listen.ip().is_loopback() {
         anyhow::bail!(
             "refusing to serve the API on {listen} without LIFEBOAT_API_TOKENS: set tokens, or listen on 127.0.0.1"
@@ -71,7 +72,7 @@ pub fn check_exposure(listen: SocketAddr, tokens: &[(String, String)]) -> anyhow
 mod tests {
     #[test]
     fn an_open_api_is_served_only_on_loopback() {
-        let token = vec![("ops".to_string(), "0123456789abcdef".to_string())];
+        let token = vec![crate::config::ApiToken::new("ops", "0123456789abcdef")];
         assert!(super::check_exposure("127.0.0.1:8080".parse().expect("addr"), &[]).is_ok());
         assert!(super::check_exposure("[::1]:8080".parse().expect("addr"), &[]).is_ok());
         let refused = super::check_exposure("0.0.0.0:8080".parse().expect("addr"), &[])

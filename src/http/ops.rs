@@ -18,7 +18,7 @@ const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     // An unreachable store can make a query wait for its pool; readiness answers promptly.
     let (store, bus) = tokio::join!(
-        tokio::time::timeout(READY_WAIT, state.orchestrator.store().ping()),
+        tokio::time::timeout(READY_WAIT, state.orchestrator.store_ready()),
         tokio::time::timeout(READY_WAIT, state.bus.ready()),
     );
     let (store, bus) = (store.unwrap_or(false), bus.unwrap_or(false));
@@ -35,7 +35,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match state.metrics.render(state.orchestrator.store()).await {
+    let rendered = match state.orchestrator.state_counts().await {
+        Ok(counts) => state.metrics.render(counts),
+        Err(e) => Err(e),
+    };
+    match rendered {
         Ok(text) => (
             StatusCode::OK,
             [(

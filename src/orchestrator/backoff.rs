@@ -13,7 +13,8 @@ pub fn jittered(policy: &RetryPolicy, failures: u32) -> Duration {
     delay(policy, failures, true)
 }
 
-/// The same without jitter, for tests and plans that state the schedule.
+/// The same without jitter, for tests that state the schedule.
+#[cfg(test)]
 pub fn exact(policy: &RetryPolicy, failures: u32) -> Duration {
     delay(policy, failures, false)
 }

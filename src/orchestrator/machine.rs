@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use super::state::{Run, RunState, StageState};
 use crate::clock::{self, Millis};
+use crate::domain::{Actor, Audit, EventKind, Run, RunState, StageState};
 
 /// What happened to a run, as the engine feeds it in.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,27 +17,27 @@ pub enum Input {
     Accepted {
         stage: usize,
         attempt: u32,
-        agent: String,
+        agent: Actor,
     },
     /// The attempt's lease ended: released by its agent, expired, or revoked.
     Outcome {
         stage: usize,
         attempt: u32,
         outcome: Outcome,
-        actor: String,
+        actor: Actor,
     },
     /// Time passed: backoffs and deadlines may be due.
     Tick,
     Approve {
-        actor: String,
+        actor: Actor,
         stage: Option<usize>,
     },
     Reject {
-        actor: String,
+        actor: Actor,
         reason: Option<String>,
     },
     Cancel {
-        actor: String,
+        actor: Actor,
         reason: Option<String>,
     },
 }
@@ -68,17 +68,6 @@ pub enum Effect {
         attempt: u32,
         reason: String,
     },
-}
-
-/// One audit record: every state change, with who caused it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Audit {
-    pub at: Millis,
-    pub actor: String,
-    pub kind: String,
-    pub stage: Option<String>,
-    pub attempt: Option<u32>,
-    pub message: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -117,7 +106,7 @@ pub struct Ctx<'a> {
     pub backoff: Backoff<'a>,
 }
 
-pub const SYSTEM: &str = "lifeboat";
+const SYSTEM: &Actor = &Actor::System;
 
 struct Step<'r, 'b> {
     run: &'r mut Run,
@@ -127,7 +116,13 @@ struct Step<'r, 'b> {
 }
 
 impl Step<'_, '_> {
-    fn audit(&mut self, actor: &str, kind: &str, stage: Option<usize>, message: Option<String>) {
+    fn audit(
+        &mut self,
+        actor: &Actor,
+        kind: EventKind,
+        stage: Option<usize>,
+        message: Option<String>,
+    ) {
         let (name, attempt) = match stage {
             Some(i) => (
                 Some(self.run.plan[i].name.clone()),
@@ -137,8 +132,8 @@ impl Step<'_, '_> {
         };
         self.t.audit.push(Audit {
             at: self.now,
-            actor: actor.to_string(),
-            kind: kind.to_string(),
+            actor: actor.clone(),
+            kind,
             stage: name,
             attempt,
             message,
@@ -151,7 +146,7 @@ impl Step<'_, '_> {
         }
     }
 
-    fn set_stage(&mut self, i: usize, state: StageState, actor: &str, message: Option<String>) {
+    fn set_stage(&mut self, i: usize, state: StageState, actor: &Actor, message: Option<String>) {
         let now = self.now;
         let s = &mut self.run.stages[i];
         s.state = state;
@@ -164,10 +159,10 @@ impl Step<'_, '_> {
             s.message = message.clone();
         }
         self.touch(i);
-        self.audit(actor, &format!("stage.{state}"), Some(i), message);
+        self.audit(actor, EventKind::Stage(state), Some(i), message);
     }
 
-    fn set_run(&mut self, state: RunState, actor: &str, message: Option<String>) {
+    fn set_run(&mut self, state: RunState, actor: &Actor, message: Option<String>) {
         if self.run.state == state {
             return;
         }
@@ -182,10 +177,10 @@ impl Step<'_, '_> {
             self.run.message = message.clone();
         }
         self.t.run_changed = true;
-        self.audit(actor, &format!("run.{state}"), None, message);
+        self.audit(actor, EventKind::Run(state), None, message);
     }
 
-    fn dispatch(&mut self, i: usize, actor: &str) {
+    fn dispatch(&mut self, i: usize, actor: &Actor) {
         let timeout = self.run.plan[i].timeout;
         let now = self.now;
         let s = &mut self.run.stages[i];
@@ -205,7 +200,7 @@ impl Step<'_, '_> {
     }
 
     /// Moves every stage that can move, then settles the run's own state.
-    fn advance(&mut self, actor: &str) {
+    fn advance(&mut self, actor: &Actor) {
         if self.run.state.is_final() {
             return;
         }
@@ -256,23 +251,24 @@ impl Step<'_, '_> {
                     continue;
                 }
                 moved = true;
-                if self.run.is_gate(i) && self.run.dry_run {
-                    self.run.stages[i].approved_by = Some("dry-run".into());
+                let gated = self.run.plan[i].approval;
+                if gated && self.run.dry_run {
+                    self.run.stages[i].approved_by = Some(Actor::DryRun);
                     self.audit(
                         SYSTEM,
-                        "stage.approved",
+                        EventKind::StageApproved,
                         Some(i),
                         Some("dry run: approval would be asked here".into()),
                     );
                 }
-                if self.run.is_gate(i) && self.run.stages[i].approved_by.is_none() {
+                if gated && self.run.stages[i].approved_by.is_none() {
                     self.set_stage(
                         i,
                         StageState::Ready,
                         actor,
                         Some("waiting for approval".into()),
                     );
-                    self.audit(SYSTEM, "approval.requested", Some(i), None);
+                    self.audit(SYSTEM, EventKind::ApprovalRequested, Some(i), None);
                 } else {
                     self.start_stage(i, actor);
                 }
@@ -296,12 +292,16 @@ impl Step<'_, '_> {
     }
 
     /// A stage whose dependencies are done and whose gate (if any) is passed.
-    fn start_stage(&mut self, i: usize, actor: &str) {
-        if self.run.plan[i].agent == "approval" {
+    fn start_stage(&mut self, i: usize, actor: &Actor) {
+        if !self.run.plan[i].has_work() {
             // The approval is the whole of the work.
             let now = self.now;
             self.run.stages[i].started_at.get_or_insert(now);
-            let by = self.run.stages[i].approved_by.clone().unwrap_or_default();
+            let by = self.run.stages[i]
+                .approved_by
+                .as_ref()
+                .map(Actor::to_string)
+                .unwrap_or_default();
             self.set_stage(
                 i,
                 StageState::Succeeded,
@@ -313,7 +313,7 @@ impl Step<'_, '_> {
         }
     }
 
-    fn outcome(&mut self, i: usize, attempt: u32, outcome: Outcome, actor: &str) {
+    fn outcome(&mut self, i: usize, attempt: u32, outcome: Outcome, actor: &Actor) {
         let s = &self.run.stages[i];
         if s.attempts != attempt || !s.state.in_flight() {
             return; // a duplicate, or an attempt already accounted for
@@ -346,7 +346,7 @@ impl Step<'_, '_> {
         }
     }
 
-    fn retry_or_fail(&mut self, i: usize, attempt: u32, max: u32, message: String, actor: &str) {
+    fn retry_or_fail(&mut self, i: usize, attempt: u32, max: u32, message: String, actor: &Actor) {
         if attempt >= max || self.failing() {
             let message = if attempt >= max {
                 format!("{message} (attempt {attempt} of {max})")
@@ -412,7 +412,7 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             for i in chosen {
                 step.run.stages[i].approved_by = Some(actor.clone());
                 step.touch(i);
-                step.audit(&actor, "stage.approved", Some(i), None);
+                step.audit(&actor, EventKind::StageApproved, Some(i), None);
                 step.start_stage(i, &actor);
             }
             step.advance(&actor);
@@ -430,7 +430,7 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
                 None => format!("rejected by {actor}"),
             };
             for &i in &gates {
-                step.audit(&actor, "stage.rejected", Some(i), Some(why.clone()));
+                step.audit(&actor, EventKind::StageRejected, Some(i), Some(why.clone()));
             }
             cancel(&mut step, &actor, why);
         }
@@ -482,7 +482,7 @@ fn tick(step: &mut Step<'_, '_>) {
     step.advance(SYSTEM);
 }
 
-fn cancel(step: &mut Step<'_, '_>, actor: &str, why: String) {
+fn cancel(step: &mut Step<'_, '_>, actor: &Actor, why: String) {
     for i in 0..step.run.stages.len() {
         let s = &step.run.stages[i];
         if s.state.is_final() {

@@ -1,25 +1,30 @@
-//! The orchestrator: `machine` is the pure transition function, `engine` the task that
-//! stores and carries out its results, and `Orchestrator` the handle the rest of the
-//! service uses to create runs and send approvals and cancels.
+//! The orchestrator: `machine` is the pure transition function of one run, `batch` the pure
+//! step of many inputs at once, `engine` the task that stores and carries out their
+//! results, `publisher` what sends the committed messages, and `Orchestrator` the handle
+//! the rest of the service uses to create runs, decide on them and read them.
 
-pub mod backoff;
-pub mod engine;
-pub mod machine;
-pub mod publisher;
-pub mod state;
+pub(crate) mod backoff;
+pub(crate) mod batch;
+mod command;
+pub(crate) mod engine;
+pub(crate) mod machine;
+pub(crate) mod publisher;
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock;
-use crate::ids::RunId;
+use crate::clock::Clock;
+use crate::domain::{Actor, Audit, EventKind, Run, RunId, RunState, StageRun};
+use crate::metrics::StateCounts;
 use crate::store::{CreateError, Store};
-use crate::workflow::{Action, Catalog, Params};
-use engine::Command;
-pub use engine::{CommandError, Engine};
-use machine::{Audit, Input};
-use state::{Run, RunState, StageRun};
+use crate::workflow::{Action, Catalog, Params, PlanError};
+use command::Command;
+pub use command::CommandError;
+pub(crate) use engine::Engine;
+use machine::Input;
+pub use machine::Refusal;
+pub use publisher::OverheadLog;
 
 /// A request to start a run, after the trigger was authenticated and authorised.
 #[derive(Clone, Debug)]
@@ -29,18 +34,14 @@ pub struct NewRun {
     pub dry_run: bool,
     pub reason: Option<String>,
     pub params: Params,
-    /// Who asked: `api:<token name>`, `slack:<user>`, `alert:<route>`, `cli:<user>`.
-    pub requested_by: String,
+    /// Who asked.
+    pub requested_by: Actor,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateRunError {
-    #[error("unknown group `{0}`")]
-    UnknownGroup(String),
-    #[error("group `{group}` has no {action} workflow")]
-    NoWorkflow { group: String, action: Action },
-    #[error("{0}")]
-    BadParams(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Busy(CreateError),
     #[error("{0}")]
@@ -54,6 +55,7 @@ pub struct Orchestrator {
     tx: mpsc::UnboundedSender<Command>,
     store: Store,
     catalog: Arc<Catalog>,
+    clock: Clock,
 }
 
 impl Orchestrator {
@@ -61,67 +63,47 @@ impl Orchestrator {
         tx: mpsc::UnboundedSender<Command>,
         store: Store,
         catalog: Arc<Catalog>,
+        clock: Clock,
     ) -> Self {
-        Orchestrator { tx, store, catalog }
+        Orchestrator {
+            tx,
+            store,
+            catalog,
+            clock,
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Plans and stores a new run, then hands it to the engine.
     pub async fn create(&self, req: NewRun) -> Result<Run, CreateRunError> {
-        let group = self
-            .catalog
-            .groups
-            .get(&req.group)
-            .ok_or_else(|| CreateRunError::UnknownGroup(req.group.clone()))?;
-        let no_workflow = || CreateRunError::NoWorkflow {
-            group: req.group.clone(),
-            action: req.action,
-        };
-        let name = group.workflow_for(req.action).ok_or_else(no_workflow)?;
-        let workflow = self.catalog.workflows.get(name).ok_or_else(no_workflow)?;
-        let params = workflow
-            .params_with(&[&group.params, &req.params])
-            .map_err(CreateRunError::BadParams)?;
-        let plan = workflow.plan(&params).map_err(|errors| {
-            CreateRunError::BadParams(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let now = clock::now_ms();
+        let plan = self.catalog.plan_for(&req.group, req.action, &req.params)?;
+        let now = self.clock.now_ms();
         let run = Run {
             id: RunId::new(),
             group: req.group.clone(),
             action: req.action,
-            workflow: workflow.name.clone(),
+            workflow: plan.workflow,
             // A drill is a rehearsal: it never changes anything.
             dry_run: req.dry_run || req.action == Action::Drill,
             reason: req.reason.clone(),
             requested_by: req.requested_by.clone(),
-            params,
+            params: plan.params,
             state: RunState::Pending,
             created_at: now,
             started_at: None,
             finished_at: None,
             message: None,
-            stages: vec![StageRun::default(); plan.len()],
-            plan,
+            stages: vec![StageRun::default(); plan.stages.len()],
+            plan: plan.stages,
             version: 0,
         };
         let audit = Audit {
             at: now,
             actor: req.requested_by.clone(),
-            kind: "run.created".into(),
+            kind: EventKind::RunCreated,
             stage: None,
             attempt: None,
             message: req.reason.clone(),
@@ -155,9 +137,9 @@ impl Orchestrator {
         &self,
         run: RunId,
         stage: Option<String>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Run, CommandError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         self.ask(|reply| Command::Approve {
             run,
             stage,
@@ -170,13 +152,13 @@ impl Orchestrator {
     pub async fn reject(
         &self,
         run: RunId,
-        actor: &str,
+        actor: &Actor,
         reason: Option<String>,
     ) -> Result<Run, CommandError> {
         self.apply(
             run,
             Input::Reject {
-                actor: actor.to_string(),
+                actor: actor.clone(),
                 reason,
             },
         )
@@ -186,13 +168,13 @@ impl Orchestrator {
     pub async fn cancel(
         &self,
         run: RunId,
-        actor: &str,
+        actor: &Actor,
         reason: Option<String>,
     ) -> Result<Run, CommandError> {
         self.apply(
             run,
             Input::Cancel {
-                actor: actor.to_string(),
+                actor: actor.clone(),
                 reason,
             },
         )
@@ -213,14 +195,39 @@ impl Orchestrator {
         let _ = self.tx.send(Command::Progress(p));
     }
 
-    pub fn outcome(&self, o: crate::semaphore::LeaseOutcome) {
+    pub fn outcome(&self, o: crate::domain::LeaseOutcome) {
         let _ = self.tx.send(Command::Outcome(o));
+    }
+
+    /// The run as stored, which every replica agrees on.
+    pub async fn run(&self, id: RunId) -> anyhow::Result<Option<Run>> {
+        self.store.load_run(id).await
+    }
+
+    /// The run's audit log, oldest first.
+    pub async fn events(&self, id: RunId) -> anyhow::Result<Vec<Audit>> {
+        self.store.audit(id).await
+    }
+
+    /// The most recent runs first, optionally of one group.
+    pub async fn runs(&self, group: Option<&str>, limit: i64) -> anyhow::Result<Vec<Run>> {
+        self.store.list_runs(group, limit).await
+    }
+
+    pub async fn state_counts(&self) -> anyhow::Result<StateCounts> {
+        let (runs, stages) = self.store.state_counts().await?;
+        Ok(StateCounts { runs, stages })
+    }
+
+    /// Whether the store answers.
+    pub async fn store_ready(&self) -> bool {
+        self.store.ping().await
     }
 }
 
 /// The engine's command channel, split so wiring can hand out senders before the engine
 /// starts.
-pub fn channel() -> (
+pub(crate) fn channel() -> (
     mpsc::UnboundedSender<Command>,
     mpsc::UnboundedReceiver<Command>,
 ) {

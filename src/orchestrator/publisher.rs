@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::mpsc;
 
-use super::engine::OverheadLog;
-use crate::bus::Bus;
-use crate::clock;
+use crate::bus::{Bus, Envelope};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::OutboxMessage;
+
+/// Where the release-to-dispatch overhead is recorded, for `lifeboat bench`.
+pub type OverheadLog = Arc<Mutex<Vec<u32>>>;
 
 /// Most messages handed to the bus at once.
 const MOST_AT_ONCE: usize = 2048;
@@ -19,7 +20,7 @@ const MOST_AT_ONCE: usize = 2048;
 pub struct Outgoing {
     /// The outbox row, if the message has one (work re-sent for an adopted run has not).
     pub row: Option<i64>,
-    pub message: OutboxMessage,
+    pub message: Envelope,
     /// When the lease behind this message was released, for the overhead measurement.
     pub released_us: Option<i64>,
 }
@@ -41,7 +42,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the sending task; it ends once every handle on this publisher is dropped.
-    pub fn start(bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Publisher {
+    pub fn start(bus: Arc<dyn Bus>, metrics: Arc<Metrics>, clock: Clock) -> Publisher {
         let (queue, rx) = mpsc::unbounded_channel();
         let publisher = Publisher {
             queue,
@@ -54,6 +55,7 @@ impl Publisher {
             publisher.overhead.clone(),
             bus,
             metrics,
+            clock,
         ));
         publisher
     }
@@ -118,6 +120,7 @@ async fn run(
     overhead: Arc<OnceLock<OverheadLog>>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 ) {
     while let Some(mut batch) = rx.recv().await {
         while batch.len() < MOST_AT_ONCE
@@ -126,7 +129,7 @@ async fn run(
             batch.extend(more);
         }
         for chunk in batch.chunks(MOST_AT_ONCE) {
-            send(chunk, &ledger, &overhead, bus.as_ref(), &metrics).await;
+            send(chunk, &ledger, &overhead, bus.as_ref(), &metrics, &clock).await;
         }
     }
 }
@@ -140,6 +143,7 @@ async fn send(
     overhead: &OnceLock<OverheadLog>,
     bus: &dyn Bus,
     metrics: &Metrics,
+    clock: &Clock,
 ) {
     let queued: Vec<_> = chunk
         .iter()
@@ -152,7 +156,7 @@ async fn send(
         })
         .collect();
     let sent = futures_util::future::join_all(queued).await;
-    let now_us = clock::now_us();
+    let now_us = clock.now_us();
     let mut book = lock(ledger);
     for (m, sent) in chunk.iter().zip(sent) {
         if let Some(id) = m.row {

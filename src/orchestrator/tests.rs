@@ -3,11 +3,18 @@
 use std::time::Duration;
 
 use super::machine::{Ctx, Effect, Input, Outcome, Refusal, apply};
-use super::state::{Run, RunState, StageRun, StageState};
-use crate::ids::RunId;
+use crate::domain::{Actor, EventKind, Run, RunId, RunState, StageRun, StageState};
 use crate::workflow::{Action, PlannedStage, RetryPolicy};
 
-fn stage(name: &str, agent: &str, after: &[usize]) -> PlannedStage {
+pub(super) fn api(name: &str) -> Actor {
+    Actor::Api(name.into())
+}
+
+pub(super) fn agent() -> Actor {
+    Actor::Agent("a".into())
+}
+
+pub(super) fn stage(name: &str, agent: &str, after: &[usize]) -> PlannedStage {
     PlannedStage {
         name: name.into(),
         agent: agent.into(),
@@ -20,12 +27,12 @@ fn stage(name: &str, agent: &str, after: &[usize]) -> PlannedStage {
             max_backoff: Duration::from_secs(30),
         },
         timeout: Duration::from_secs(60),
-        approval: false,
+        approval: agent == "approval",
     }
 }
 
 /// prescale ∥ promote → demote → dial (gated), the petstore shape.
-fn petstore() -> Run {
+pub(super) fn petstore() -> Run {
     let mut plan = vec![
         stage("prescale", "capacity", &[]),
         stage("promote", "database", &[]),
@@ -36,7 +43,7 @@ fn petstore() -> Run {
     run_of(plan)
 }
 
-fn run_of(plan: Vec<PlannedStage>) -> Run {
+pub(super) fn run_of(plan: Vec<PlannedStage>) -> Run {
     Run {
         id: RunId::new(),
         group: "petstore".into(),
@@ -44,7 +51,7 @@ fn run_of(plan: Vec<PlannedStage>) -> Run {
         workflow: "petstore-failover".into(),
         dry_run: false,
         reason: None,
-        requested_by: "test".into(),
+        requested_by: api("test"),
         params: Default::default(),
         state: RunState::Pending,
         created_at: 0,
@@ -61,23 +68,23 @@ fn exact(p: &RetryPolicy, n: u32) -> Duration {
     super::backoff::exact(p, n)
 }
 
-fn at(now: i64) -> Ctx<'static> {
+pub(super) fn at(now: i64) -> Ctx<'static> {
     Ctx {
         now,
         backoff: &exact,
     }
 }
 
-fn ok(stage: usize, attempt: u32) -> Input {
+pub(super) fn ok(stage: usize, attempt: u32) -> Input {
     Input::Outcome {
         stage,
         attempt,
         outcome: Outcome::Succeeded { message: None },
-        actor: "agent:a".into(),
+        actor: agent(),
     }
 }
 
-fn fail(stage: usize, attempt: u32, retryable: bool) -> Input {
+pub(super) fn fail(stage: usize, attempt: u32, retryable: bool) -> Input {
     Input::Outcome {
         stage,
         attempt,
@@ -85,7 +92,7 @@ fn fail(stage: usize, attempt: u32, retryable: bool) -> Input {
             retryable,
             message: "boom".into(),
         },
-        actor: "agent:a".into(),
+        actor: agent(),
     }
 }
 
@@ -129,7 +136,11 @@ fn independent_stages_start_together_and_dependents_wait() {
     assert!(dispatched(&t.effects).is_empty(), "dial is gated");
     assert_eq!(run.state, RunState::AwaitingApproval);
     assert_eq!(run.stages[3].state, StageState::Ready);
-    assert!(t.audit.iter().any(|a| a.kind == "approval.requested"));
+    assert!(
+        t.audit
+            .iter()
+            .any(|a| a.kind == EventKind::ApprovalRequested)
+    );
 }
 
 #[test]
@@ -142,18 +153,18 @@ fn approval_dispatches_the_gate_and_the_run_succeeds() {
     let t = apply(
         &mut run,
         Input::Approve {
-            actor: "api:ops".into(),
+            actor: api("ops"),
             stage: None,
         },
         &at(5),
     )
     .expect("approve");
     assert_eq!(dispatched(&t.effects), vec![3]);
-    assert_eq!(run.stages[3].approved_by.as_deref(), Some("api:ops"));
+    assert_eq!(run.stages[3].approved_by, Some(api("ops")));
     assert!(
         t.audit
             .iter()
-            .any(|a| a.kind == "stage.approved" && a.actor == "api:ops")
+            .any(|a| a.kind == EventKind::StageApproved && a.actor == api("ops"))
     );
     apply(&mut run, ok(3, 1), &at(9)).expect("dial done");
     assert_eq!(run.state, RunState::Succeeded);
@@ -162,7 +173,7 @@ fn approval_dispatches_the_gate_and_the_run_succeeds() {
         apply(
             &mut run,
             Input::Approve {
-                actor: "x".into(),
+                actor: api("x"),
                 stage: None
             },
             &at(10)
@@ -181,7 +192,7 @@ fn approve_without_an_open_gate_is_refused_and_changes_nothing() {
         apply(
             &mut run,
             Input::Approve {
-                actor: "x".into(),
+                actor: api("x"),
                 stage: None
             },
             &at(1)
@@ -274,7 +285,7 @@ fn expired_lease_is_a_retryable_failure() {
             stage: 0,
             attempt: 1,
             outcome: Outcome::Expired,
-            actor: "lifeboat".into(),
+            actor: Actor::System,
         },
         &at(5),
     )
@@ -320,7 +331,7 @@ fn cancel_revokes_work_in_flight_and_ends_the_run() {
     let t = apply(
         &mut run,
         Input::Cancel {
-            actor: "api:ops".into(),
+            actor: api("ops"),
             reason: Some("false alarm".into()),
         },
         &at(3),
@@ -356,7 +367,10 @@ fn reject_cancels_the_run() {
     apply(
         &mut run,
         Input::Reject {
-            actor: "slack:U1".into(),
+            actor: Actor::Chat {
+                platform: crate::domain::Platform::Slack,
+                user: "U1".into(),
+            },
             reason: None,
         },
         &at(1),
@@ -376,7 +390,7 @@ fn an_approval_stage_succeeds_on_approval_without_dispatch() {
     let t = apply(
         &mut run,
         Input::Approve {
-            actor: "api:ops".into(),
+            actor: api("ops"),
             stage: Some(0),
         },
         &at(1),
@@ -399,6 +413,6 @@ fn a_dry_run_passes_its_gates_by_itself() {
         apply(&mut run, ok(s, 1), &at(t)).expect("ok");
     }
     assert_eq!(run.stages[3].state, StageState::Dispatched);
-    assert_eq!(run.stages[3].approved_by.as_deref(), Some("dry-run"));
+    assert_eq!(run.stages[3].approved_by, Some(Actor::DryRun));
     assert_eq!(run.resource(3), format!("dry-run:stage:{}/dial", run.id));
 }

@@ -1,19 +1,20 @@
-//! The store: runs, stages, the audit log and the outbox, on SQLite (the embedded default)
-//! or PostgreSQL, chosen by the URL. One code path serves both through sqlx's `Any` driver;
-//! the schemas differ only where the databases do (`migrations/sqlite`, `migrations/postgres`).
+//! The store: runs, stages, the audit log and the outbox (`runs`), and leases with their
+//! recorded ends (`leases`), on SQLite (the embedded default) or PostgreSQL, chosen by the
+//! URL. One code path serves both through sqlx's `Any` driver; the schemas differ only
+//! where the databases do (`migrations/sqlite`, `migrations/postgres`).
 
+mod leases;
 mod rows;
-
-use std::str::FromStr;
+mod runs;
 
 use anyhow::Context;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
 
-use crate::clock::Millis;
-use crate::ids::RunId;
-use crate::orchestrator::machine::Audit;
-use crate::orchestrator::state::Run;
+use crate::secret::mask_url;
+
+pub use leases::Expiring;
+pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -23,59 +24,8 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: AnyPool,
+    pool: AnyPool,
     pub backend: Backend,
-}
-
-/// Why a run could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("group `{group}` already has an active {action} run: {active}")]
-    Busy {
-        group: String,
-        action: String,
-        active: RunId,
-    },
-    #[error(transparent)]
-    Store(#[from] anyhow::Error),
-}
-
-/// A run changed by the engine, to be written with its changed stages.
-pub struct RunWrite<'a> {
-    pub run: &'a Run,
-    /// The version the change was computed from; the write fails if the row moved on.
-    pub expected_version: i64,
-    pub stages: &'a [usize],
-}
-
-pub struct OutboxMessage {
-    pub topic: String,
-    pub key: String,
-    pub payload: String,
-}
-
-pub struct OutboxRow {
-    pub id: i64,
-    pub message: OutboxMessage,
-}
-
-/// One lease taken back inside a state change.
-pub struct Revocation {
-    pub request_id: String,
-    pub run_id: RunId,
-    pub stage: String,
-    pub attempt: u32,
-    pub reason: String,
-}
-
-#[derive(Default)]
-pub struct Batch<'a> {
-    pub runs: Vec<RunWrite<'a>>,
-    pub audit: Vec<(RunId, Audit)>,
-    pub outbox: Vec<OutboxMessage>,
-    pub revocations: Vec<Revocation>,
-    /// Outbox rows already published: deleted in the same transaction.
-    pub delivered: &'a [i64],
 }
 
 impl Store {
@@ -86,7 +36,10 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…");
+            anyhow::bail!(
+                "unsupported database URL {:?}: use sqlite://PATH or postgres://…",
+                mask_url(url)
+            );
         };
         let pool = match backend {
             Backend::Sqlite => {
@@ -116,14 +69,14 @@ impl Store {
                     })
                     .connect(&url)
                     .await
-                    .with_context(|| format!("cannot open SQLite database {url}"))?
+                    .with_context(|| format!("cannot open SQLite database {}", mask_url(&url)))?
             }
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(std::time::Duration::from_secs(5))
                 .connect(url)
                 .await
-                .context("cannot connect to PostgreSQL")?,
+                .with_context(|| format!("cannot connect to PostgreSQL at {}", mask_url(url)))?,
         };
         let store = Store { pool, backend };
         store.migrate().await?;
@@ -155,228 +108,5 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Inserts a new run with its stages and first audit record. Refused when the group
-    /// already has an unfinished run of the same kind.
-    pub async fn insert_run(&self, run: &Run, audit: &Audit) -> Result<(), CreateError> {
-        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, group_name, action, workflow, dry_run, reason, requested_by, \
-             params, plan, state, active_key, created_at, started_at, finished_at, message, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(run.id.to_string())
-        .bind(&run.group)
-        .bind(run.action.as_str())
-        .bind(&run.workflow)
-        .bind(run.dry_run as i64)
-        .bind(run.reason.clone())
-        .bind(&run.requested_by)
-        .bind(serde_json::to_string(&run.params).map_err(anyhow::Error::from)?)
-        .bind(serde_json::to_string(&run.plan).map_err(anyhow::Error::from)?)
-        .bind(run.state.as_str())
-        .bind(run.active_key())
-        .bind(run.created_at)
-        .bind(run.started_at)
-        .bind(run.finished_at)
-        .bind(run.message.clone())
-        .bind(run.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?;
-        if inserted.rows_affected() == 0 {
-            drop(tx);
-            let active: Option<String> = sqlx::query("SELECT id FROM runs WHERE active_key = $1")
-                .bind(run.active_key())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(anyhow::Error::from)?
-                .map(|r: AnyRow| r.try_get("id"))
-                .transpose()
-                .map_err(anyhow::Error::from)?;
-            let active = active
-                .and_then(|s| RunId::from_str(&s).ok())
-                .ok_or_else(|| anyhow::anyhow!("run {} could not be inserted", run.id))?;
-            return Err(CreateError::Busy {
-                group: run.group.clone(),
-                action: run.action.to_string(),
-                active,
-            });
-        }
-        for i in 0..run.stages.len() {
-            rows::insert_stage(&mut tx, run, i).await?;
-        }
-        rows::insert_audit(&mut tx, &[(run.id, audit.clone())]).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        Ok(())
-    }
-
-    /// Writes a batch of state changes and their consequences in one transaction. Returns
-    /// the outbox ids of `batch.outbox`.
-    pub async fn commit(&self, batch: &Batch<'_>) -> anyhow::Result<Vec<i64>> {
-        let mut tx = self.pool.begin().await?;
-        rows::delete_outbox(&mut tx, batch.delivered).await?;
-        for w in &batch.runs {
-            rows::update_run(&mut tx, w).await?;
-        }
-        rows::insert_audit(&mut tx, &batch.audit).await?;
-        for r in &batch.revocations {
-            crate::semaphore::revoke_in(&mut tx, r).await?;
-        }
-        let ids = rows::insert_outbox(&mut tx, &batch.outbox).await?;
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    pub async fn delete_outbox(&self, ids: &[i64]) -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Outbox rows written before `before` (all of them with `i64::MAX`), oldest first.
-    pub async fn pending_outbox(&self, before: Millis) -> anyhow::Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT id, topic, msg_key, payload FROM outbox WHERE created_at < $1 ORDER BY id",
-        )
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    message: OutboxMessage {
-                        topic: r.try_get("topic")?,
-                        key: r.try_get("msg_key")?,
-                        payload: r.try_get("payload")?,
-                    },
-                })
-            })
-            .collect()
-    }
-
-    pub async fn load_run(&self, id: RunId) -> anyhow::Result<Option<Run>> {
-        let row = sqlx::query(&format!("{} WHERE id = $1", rows::RUN_SELECT))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let mut run = rows::run_from_row(&row)?;
-                rows::load_stages(&self.pool, &mut run).await?;
-                Ok(Some(run))
-            }
-        }
-    }
-
-    /// Id and version of every unfinished run: what a replica compares its copies with.
-    pub async fn active_versions(&self) -> anyhow::Result<Vec<(RunId, i64)>> {
-        let rows = sqlx::query("SELECT id, version FROM runs WHERE finished_at IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    RunId::from_str(&r.try_get::<String, _>("id")?)?,
-                    r.try_get("version")?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Every unfinished run, for recovery after a restart.
-    pub async fn active_runs(&self) -> anyhow::Result<Vec<Run>> {
-        self.runs_where("WHERE finished_at IS NULL ORDER BY id", None, i64::MAX)
-            .await
-    }
-
-    /// The most recent runs first, optionally of one group.
-    pub async fn list_runs(&self, group: Option<&str>, limit: i64) -> anyhow::Result<Vec<Run>> {
-        match group {
-            Some(g) => {
-                self.runs_where(
-                    "WHERE group_name = $1 ORDER BY id DESC LIMIT $2",
-                    Some(g),
-                    limit,
-                )
-                .await
-            }
-            None => {
-                self.runs_where("ORDER BY id DESC LIMIT $1", None, limit)
-                    .await
-            }
-        }
-    }
-
-    async fn runs_where(
-        &self,
-        clause: &str,
-        group: Option<&str>,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Run>> {
-        let sql = format!("{} {clause}", rows::RUN_SELECT);
-        let mut q = sqlx::query(&sql);
-        if let Some(g) = group {
-            q = q.bind(g.to_string());
-        }
-        if clause.contains("LIMIT") {
-            q = q.bind(limit);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let mut runs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut run = rows::run_from_row(row)?;
-            rows::load_stages(&self.pool, &mut run).await?;
-            runs.push(run);
-        }
-        Ok(runs)
-    }
-
-    pub async fn audit(&self, id: RunId) -> anyhow::Result<Vec<Audit>> {
-        let rows = sqlx::query(
-            "SELECT at, actor, kind, stage, attempt, message FROM audit WHERE run_id = $1 ORDER BY id",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Audit {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    kind: r.try_get("kind")?,
-                    stage: r.try_get("stage")?,
-                    attempt: r.try_get::<Option<i64>, _>("attempt")?.map(|a| a as u32),
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Counts of runs and stages by state, for `/metrics`.
-    pub async fn state_counts(&self) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
-        let count = |sql: &'static str| async move {
-            let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-                .collect::<anyhow::Result<Vec<_>>>()
-        };
-        Ok((
-            count("SELECT state, COUNT(*) FROM runs GROUP BY state").await?,
-            count("SELECT state, COUNT(*) FROM stages GROUP BY state").await?,
-        ))
     }
 }

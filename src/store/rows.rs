@@ -6,10 +6,11 @@ use anyhow::Context;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{OutboxMessage, RunWrite};
-use crate::ids::RunId;
-use crate::orchestrator::machine::Audit;
-use crate::orchestrator::state::{Run, RunState, StageRun, StageState};
+use crate::bus::Envelope;
+use crate::clock::Millis;
+use crate::domain::{
+    Actor, Audit, EventKind, Run, RunAudit, RunId, RunState, StageRun, StageState,
+};
 
 pub const RUN_SELECT: &str = "SELECT id, group_name, action, workflow, dry_run, reason, requested_by, \
     params, plan, state, created_at, started_at, finished_at, message, version FROM runs";
@@ -29,7 +30,7 @@ pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
         workflow: row.try_get("workflow")?,
         dry_run: row.try_get::<i64, _>("dry_run")? != 0,
         reason: row.try_get("reason")?,
-        requested_by: row.try_get("requested_by")?,
+        requested_by: actor(&row.try_get::<String, _>("requested_by")?)?,
         params: serde_json::from_str(&row.try_get::<String, _>("params")?)
             .context("stored params")?,
         state: RunState::from_str(&row.try_get::<String, _>("state")?)
@@ -69,7 +70,10 @@ pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
             message: r.try_get("message")?,
             retry_at: r.try_get("retry_at")?,
             deadline: r.try_get("deadline")?,
-            approved_by: r.try_get("approved_by")?,
+            approved_by: r
+                .try_get::<Option<String>, _>("approved_by")?
+                .map(|a| actor(&a))
+                .transpose()?,
         };
     }
     Ok(())
@@ -96,14 +100,19 @@ pub async fn insert_stage(
     .bind(s.message.clone())
     .bind(s.retry_at)
     .bind(s.deadline)
-    .bind(s.approved_by.clone())
+    .bind(s.approved_by.as_ref().map(Actor::to_string))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-pub async fn update_run(tx: &mut Transaction<'_, Any>, w: &RunWrite<'_>) -> anyhow::Result<()> {
-    let run = w.run;
+/// Writes a run and its changed `stages`, unless its row moved on from `expected_version`.
+pub async fn update_run(
+    tx: &mut Transaction<'_, Any>,
+    run: &Run,
+    expected_version: i64,
+    stages: &[usize],
+) -> anyhow::Result<()> {
     let active_key = (!run.state.is_final()).then(|| run.active_key());
     let done = sqlx::query(
         "UPDATE runs SET state = $1, active_key = $2, started_at = $3, finished_at = $4, message = $5, \
@@ -116,17 +125,17 @@ pub async fn update_run(tx: &mut Transaction<'_, Any>, w: &RunWrite<'_>) -> anyh
     .bind(run.message.clone())
     .bind(run.version)
     .bind(run.id.to_string())
-    .bind(w.expected_version)
+    .bind(expected_version)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {
         anyhow::bail!(
             "run {} changed underneath this writer (expected version {})",
             run.id,
-            w.expected_version
+            expected_version
         );
     }
-    for &i in w.stages {
+    for &i in stages {
         let s = &run.stages[i];
         sqlx::query(
             "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
@@ -139,7 +148,7 @@ pub async fn update_run(tx: &mut Transaction<'_, Any>, w: &RunWrite<'_>) -> anyh
         .bind(s.message.clone())
         .bind(s.retry_at)
         .bind(s.deadline)
-        .bind(s.approved_by.clone())
+        .bind(s.approved_by.as_ref().map(Actor::to_string))
         .bind(run.id.to_string())
         .bind(i as i64)
         .execute(&mut **tx)
@@ -167,22 +176,19 @@ fn values(rows: usize, cols: usize) -> String {
     out
 }
 
-pub async fn insert_audit(
-    tx: &mut Transaction<'_, Any>,
-    audit: &[(RunId, Audit)],
-) -> anyhow::Result<()> {
+pub async fn insert_audit(tx: &mut Transaction<'_, Any>, audit: &[RunAudit]) -> anyhow::Result<()> {
     for chunk in audit.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO audit (run_id, at, actor, kind, stage, attempt, message) VALUES {}",
             values(chunk.len(), 7)
         );
         let mut q = sqlx::query(&sql);
-        for (run, a) in chunk {
+        for RunAudit { run, audit: a } in chunk {
             q = q
                 .bind(run.to_string())
                 .bind(a.at)
-                .bind(a.actor.clone())
-                .bind(a.kind.clone())
+                .bind(a.actor.to_string())
+                .bind(a.kind.to_string())
                 .bind(a.stage.clone())
                 .bind(a.attempt.map(|n| n as i64))
                 .bind(a.message.clone());
@@ -194,9 +200,9 @@ pub async fn insert_audit(
 
 pub async fn insert_outbox(
     tx: &mut Transaction<'_, Any>,
-    outbox: &[OutboxMessage],
+    outbox: &[Envelope],
+    now: Millis,
 ) -> anyhow::Result<Vec<i64>> {
-    let now = crate::clock::now_ms();
     let mut ids = Vec::with_capacity(outbox.len());
     for chunk in outbox.chunks(CHUNK) {
         let sql = format!(
@@ -232,4 +238,23 @@ pub async fn delete_outbox(tx: &mut Transaction<'_, Any>, ids: &[i64]) -> anyhow
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+pub fn actor(text: &str) -> anyhow::Result<Actor> {
+    text.parse()
+        .map_err(|e: String| anyhow::anyhow!("stored actor: {e}"))
+}
+
+pub fn audit_from_row(r: &AnyRow) -> anyhow::Result<Audit> {
+    Ok(Audit {
+        at: r.try_get("at")?,
+        actor: actor(&r.try_get::<String, _>("actor")?)?,
+        kind: r
+            .try_get::<String, _>("kind")?
+            .parse::<EventKind>()
+            .map_err(|e| anyhow::anyhow!("stored audit record: {e}"))?,
+        stage: r.try_get("stage")?,
+        attempt: r.try_get::<Option<i64>, _>("attempt")?.map(|a| a as u32),
+        message: r.try_get("message")?,
+    })
 }

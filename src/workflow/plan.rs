@@ -4,14 +4,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::model::{RetryPolicy, Workflow, millis};
+use super::model::{RetryPolicy, millis};
 use super::params::{self, Params};
 use super::source::Diagnostic;
-use crate::agents::specs;
+use super::workflows::{self, APPROVAL, Context, Workflow};
 
 /// One stage as a run executes it. Stored with the run, so a run keeps the workflow it
 /// started with even if the file changes underneath it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredStage")]
 pub struct PlannedStage {
     pub name: String,
     pub agent: String,
@@ -22,7 +23,45 @@ pub struct PlannedStage {
     pub retry: RetryPolicy,
     #[serde(with = "millis")]
     pub timeout: std::time::Duration,
+    /// A person approves before the stage starts. Always set for an approval stage.
     pub approval: bool,
+}
+
+impl PlannedStage {
+    /// Whether an agent does the stage's work; an approval stage's work is its approval.
+    pub fn has_work(&self) -> bool {
+        self.agent != APPROVAL
+    }
+}
+
+/// A planned stage as stored: plans stored before the gate was a property of every stage
+/// marked approval stages by their agent alone.
+#[derive(Deserialize)]
+struct StoredStage {
+    name: String,
+    agent: String,
+    after: Vec<usize>,
+    spec: Value,
+    resource: Option<String>,
+    retry: RetryPolicy,
+    #[serde(with = "millis")]
+    timeout: std::time::Duration,
+    approval: bool,
+}
+
+impl From<StoredStage> for PlannedStage {
+    fn from(s: StoredStage) -> Self {
+        PlannedStage {
+            approval: s.approval || s.agent == APPROVAL,
+            name: s.name,
+            agent: s.agent,
+            after: s.after,
+            spec: s.spec,
+            resource: s.resource,
+            retry: s.retry,
+            timeout: s.timeout,
+        }
+    }
 }
 
 impl Workflow {
@@ -44,47 +83,54 @@ impl Workflow {
         }
         Ok(merged)
     }
+}
 
-    pub fn plan(&self, params: &Params) -> Result<Vec<PlannedStage>, Vec<Diagnostic>> {
-        let mut errors = Vec::new();
-        let mut out = Vec::with_capacity(self.stages.len());
-        for stage in &self.stages {
-            let before = errors.len();
-            let spec = params::resolve(&stage.spec, params, &self.file, &mut errors);
-            if errors.len() == before
-                && let Err(e) = specs::check(&stage.agent, &spec)
-            {
-                errors.push(stage.pos.diag(
-                    &self.file,
-                    format!(
-                        "stage `{}`: {} spec rejected: {}",
-                        stage.name, stage.agent, e.message
-                    ),
-                ));
-            }
-            let resource = match &stage.resource {
-                Some(r) => match params::resolve(r, params, &self.file, &mut errors) {
-                    Value::String(s) => Some(s),
-                    _ => None,
-                },
-                None => specs::resource(&stage.agent, &spec),
-            };
-            out.push(PlannedStage {
-                name: stage.name.clone(),
-                agent: stage.agent.clone(),
-                after: stage.after.clone(),
-                spec,
-                resource,
-                retry: stage.retry,
-                timeout: stage.timeout,
-                approval: stage.approval,
-            });
+/// The stages of `workflow` with `params` in force, each spec checked again now that its
+/// parameters are final.
+pub fn plan(
+    workflow: &Workflow,
+    params: &Params,
+    cx: &Context<'_>,
+) -> Result<Vec<PlannedStage>, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(workflow.stages.len());
+    for stage in &workflow.stages {
+        let before = errors.len();
+        let spec = params::resolve(&stage.spec, params, &workflow.file, &mut errors);
+        if errors.len() == before
+            && let Err(e) = workflows::check_resolved(&stage.agent, &spec, cx)
+        {
+            errors.push(stage.pos.diag(
+                &workflow.file,
+                format!(
+                    "stage `{}`: {} spec rejected: {}",
+                    stage.name, stage.agent, e.message
+                ),
+            ));
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(errors)
-        }
+        let resource = match &stage.resource {
+            Some(r) => match params::resolve(r, params, &workflow.file, &mut errors) {
+                Value::String(s) => Some(s),
+                _ => None,
+            },
+            None if stage.agent == APPROVAL => None,
+            None => cx.kinds.resource(&stage.agent, &spec),
+        };
+        out.push(PlannedStage {
+            name: stage.name.clone(),
+            agent: stage.agent.clone(),
+            after: stage.after.clone(),
+            spec,
+            resource,
+            retry: stage.retry,
+            timeout: stage.timeout,
+            approval: stage.approval,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
     }
 }
 
@@ -124,7 +170,7 @@ pub fn render(title: &str, stages: &[PlannedStage]) -> String {
             .map(|&i| {
                 let s = &stages[i];
                 let mut notes = vec![s.agent.clone()];
-                if s.approval || s.agent == "approval" {
+                if s.approval {
                     notes.push("approval required".into());
                 }
                 if s.retry.max_attempts != RetryPolicy::default().max_attempts {
@@ -136,4 +182,27 @@ pub fn render(title: &str, stages: &[PlannedStage]) -> String {
         out.push_str(&format!("  wave {}: {}\n", n + 1, items.join(", ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_plan_of_the_old_shape_marks_its_approval_stage_as_gated() {
+        let stored = include_str!("../../tests/fixtures/stored-plan.json");
+        let plan: Vec<PlannedStage> = serde_json::from_str(stored).expect("a stored plan");
+        let gate = plan.iter().find(|s| s.name == "gate").expect("the gate");
+        assert!(gate.approval && !gate.has_work());
+        assert!(
+            plan.iter()
+                .find(|s| s.name == "scale")
+                .is_some_and(|s| !s.approval && s.has_work())
+        );
+        assert!(
+            plan.iter()
+                .find(|s| s.name == "dial")
+                .is_some_and(|s| s.approval && s.has_work())
+        );
+    }
 }

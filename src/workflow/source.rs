@@ -115,6 +115,25 @@ impl Node {
         }
     }
 
+    /// The value as JSON, as written: no parameters are substituted.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Int(i) => Value::from(*i),
+            Node::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Node::Str(s) => Value::String(s.clone()),
+            Node::Seq(items) => Value::Array(items.iter().map(|i| i.value.to_json()).collect()),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The node at a JSON-style path (`replicas`, `command[2]`), for locating an error an
     /// agent reports against its converted spec.
     pub fn locate<'a>(node: &'a Spanned<Node>, path: &[PathSegment]) -> &'a Spanned<Node> {

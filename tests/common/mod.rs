@@ -4,12 +4,14 @@
 
 pub mod cluster;
 pub mod services;
+pub mod toy;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lifeboat::app::{App, Options};
-use lifeboat::config::Settings;
+use lifeboat::config::{ApiToken, Settings};
+use lifeboat::startup::Service;
 use serde_json::Value;
 
 pub struct TestApp {
@@ -17,8 +19,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub token: Option<String>,
-    pub app: Option<App>,
-    server: tokio::task::JoinHandle<()>,
+    service: Option<Service>,
 }
 
 pub fn write_workflows(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
@@ -31,39 +32,34 @@ pub fn write_workflows(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 }
 
 pub async fn spawn(files: &[(&str, &str)], tokens: &[(&str, &str)]) -> TestApp {
+    spawn_with(files, tokens, Options::default()).await
+}
+
+/// The app on these workflows and tokens, started with `options` (a registry of agents of
+/// its own, another clock).
+pub async fn spawn_with(
+    files: &[(&str, &str)],
+    tokens: &[(&str, &str)],
+    options: Options,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = {
         let mut s = Settings::embedded(
             format!("sqlite://{}", dir.path().join("test.db").display()),
             write_workflows(dir.path(), files),
         );
-        s.api_tokens = tokens
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
+        s.api_tokens = tokens.iter().map(|(n, t)| ApiToken::new(*n, *t)).collect();
         s
     };
-    let app = App::start(&settings, Options::default())
+    let service = Service::start(&settings, options)
         .await
-        .expect("app starts");
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let router = lifeboat::http::router(lifeboat::http::AppState::new(
-        &app,
-        settings.api_tokens.clone(),
-    ));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+        .expect("the service starts");
     TestApp {
-        addr,
+        addr: service.addr,
         client: reqwest::Client::new(),
         dir,
         token: tokens.first().map(|(_, t)| t.to_string()),
-        app: Some(app),
-        server,
+        service: Some(service),
     }
 }
 
@@ -128,10 +124,14 @@ impl TestApp {
         self.wait_for(id, state, |r| r["state"] == state).await
     }
 
+    /// The app behind the API.
+    pub fn app(&self) -> &App {
+        &self.service.as_ref().expect("the service runs").app
+    }
+
     pub async fn shutdown(mut self) {
-        self.server.abort();
-        if let Some(app) = self.app.take() {
-            app.shutdown().await;
+        if let Some(service) = self.service.take() {
+            service.stop().await;
         }
     }
 }
@@ -261,8 +261,8 @@ pub async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() 
 /// The run once it has finished, read from the store.
 pub async fn finished(
     store: &lifeboat::store::Store,
-    id: lifeboat::ids::RunId,
-) -> lifeboat::orchestrator::state::Run {
+    id: lifeboat::domain::RunId,
+) -> lifeboat::domain::Run {
     until("the run to finish", Duration::from_secs(30), async || {
         store
             .load_run(id)
@@ -288,7 +288,7 @@ pub async fn create_run_at(client: &reqwest::Client, base: &str, group: &str) ->
 }
 
 /// Starts a failover of `group` straight through the orchestrator.
-pub async fn start_failover(app: &App, group: &str) -> lifeboat::orchestrator::state::Run {
+pub async fn start_failover(app: &App, group: &str) -> lifeboat::domain::Run {
     app.orchestrator
         .create(lifeboat::orchestrator::NewRun {
             group: group.into(),
@@ -296,7 +296,7 @@ pub async fn start_failover(app: &App, group: &str) -> lifeboat::orchestrator::s
             dry_run: false,
             reason: None,
             params: Default::default(),
-            requested_by: "test".into(),
+            requested_by: lifeboat::domain::Actor::Terminal("test".into()),
         })
         .await
         .expect("create a run")

@@ -1,12 +1,13 @@
-//! Run and stage state as the store keeps it (DESIGN.md section 8).
+//! A run and its stages as the store keeps them (DESIGN.md section 8).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::actor::Actor;
+use super::ids::RunId;
 use crate::clock::Millis;
-use crate::ids::RunId;
 use crate::workflow::{Action, Params, PlannedStage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,7 +118,7 @@ pub struct StageRun {
     pub retry_at: Option<Millis>,
     /// When the current attempt times out (states `dispatched`, `running`).
     pub deadline: Option<Millis>,
-    pub approved_by: Option<String>,
+    pub approved_by: Option<Actor>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -128,7 +129,7 @@ pub struct Run {
     pub workflow: String,
     pub dry_run: bool,
     pub reason: Option<String>,
-    pub requested_by: String,
+    pub requested_by: Actor,
     pub params: Params,
     pub state: RunState,
     pub created_at: Millis,
@@ -160,16 +161,12 @@ impl Run {
         }
     }
 
-    pub fn is_gate(&self, stage: usize) -> bool {
-        self.plan[stage].approval || self.plan[stage].agent == "approval"
-    }
-
     /// Gates open now: ready, needing approval, not yet approved.
     pub fn open_gates(&self) -> Vec<usize> {
         (0..self.plan.len())
             .filter(|&i| {
                 self.stages[i].state == StageState::Ready
-                    && self.is_gate(i)
+                    && self.plan[i].approval
                     && self.stages[i].approved_by.is_none()
             })
             .collect()

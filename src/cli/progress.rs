@@ -11,15 +11,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::app::App;
 use crate::bus::{self, Progress, RunEvent, Subscription};
 use crate::clock;
+use crate::domain::{Actor, EventKind, Run, StageState};
 use crate::orchestrator::Orchestrator;
-use crate::orchestrator::state::{Run, StageState};
 
 /// Who answers approval gates while following a run in the terminal.
 pub enum Approver {
     /// Approve as this actor after a pause (the demo, `run --yes`).
-    Auto { actor: String, after: Duration },
+    Auto { actor: Actor, after: Duration },
     /// Ask on the terminal.
-    Prompt { actor: String },
+    Prompt { actor: Actor },
     /// Nobody can answer: reject, saying why.
     Reject { why: String },
 }
@@ -116,11 +116,11 @@ pub async fn follow(
                         (Some(s), Some(msg)) => format!("{s:<width$}  {}: {msg}", e.kind),
                         (Some(s), None) => format!("{s:<width$}  {}", e.kind),
                         (None, Some(msg)) => format!("{}: {msg}", e.kind),
-                        (None, None) => e.kind.clone(),
+                        (None, None) => e.kind.to_string(),
                     };
                     println!("[{:>6}] {what}", secs(started));
                 }
-                if let (Some(stage), Some(state)) = (&e.stage, e.kind.strip_prefix("stage.").and_then(|s| s.parse::<StageState>().ok()))
+                if let (Some(stage), EventKind::Stage(state)) = (&e.stage, e.kind)
                     && let Some(l) = lines.get_mut(stage)
                 {
                     if state == StageState::Dispatched && l.started.is_none() {
@@ -134,11 +134,11 @@ pub async fn follow(
                     if let Some(m) = &e.message { l.note = m.clone(); }
                     redraw(l);
                 }
-                if e.kind == "approval.requested" {
+                if e.kind == EventKind::ApprovalRequested {
                     let stage = e.stage.clone().unwrap_or_default();
                     answer(&orchestrator, run, &stage, &approver, &multi, tty).await;
                 }
-                if matches!(e.kind.as_str(), "run.succeeded" | "run.failed" | "run.cancelled") {
+                if e.kind.ends_run() {
                     break;
                 }
             }
@@ -149,8 +149,8 @@ pub async fn follow(
         l.bar.finish();
     }
     let _ = multi.clear();
-    app.store
-        .load_run(run.id)
+    app.orchestrator
+        .run(run.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("run {} vanished from the store", run.id))
 }
@@ -242,7 +242,7 @@ async fn answer(
                 "approval requested for `{stage}`: rejecting, {why}"
             ));
             orchestrator
-                .reject(run.id, "lifeboat", Some(why.clone()))
+                .reject(run.id, &Actor::System, Some(why.clone()))
                 .await
         }
     };

@@ -9,22 +9,27 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::app::{App, Options};
+use super::progress::{self, Approver};
+use crate::app::Options;
 use crate::commands::{self, Command};
 use crate::config::Settings;
-use crate::orchestrator::state::RunState;
-use crate::progress::{self, Approver};
-use crate::trigger::{Actor, Trigger};
+use crate::domain::{Actor, RunState};
+use crate::startup::Service;
+use crate::trigger::Trigger;
 
 /// The example workflows, for a demo started outside a checkout.
 const BUILTIN: &[(&str, &str)] = &[
-    ("petstore.yaml", include_str!("../workflows/petstore.yaml")),
+    (
+        "petstore.yaml",
+        include_str!("../../workflows/petstore.yaml"),
+    ),
     (
         "petstore-failback.yaml",
-        include_str!("../workflows/petstore-failback.yaml"),
+        include_str!("../../workflows/petstore-failback.yaml"),
     ),
-    ("groups.yaml", include_str!("../workflows/groups.yaml")),
-    ("routes.yaml", include_str!("../workflows/routes.yaml")),
+    ("groups.yaml", include_str!("../../workflows/groups.yaml")),
+    ("routes.yaml", include_str!("../../workflows/routes.yaml")),
+    ("targets.yaml", include_str!("../../workflows/targets.yaml")),
 ];
 
 fn workflows(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -52,11 +57,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         dir.join("demo.db").display()
     );
 
-    let app = App::start(&settings, Options::default()).await?;
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    let addr = listener.local_addr()?;
-    let router = crate::http::router(crate::http::AppState::new(&app, Vec::new()));
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let service = Service::start(&settings, Options::default()).await?;
+    let addr = service.addr;
     println!("Service up: http://{addr}/api/v1/runs (runs), /metrics, /readyz\n");
 
     let text = "failover petstore --reason region-b is down (demo)";
@@ -72,22 +74,18 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     };
     let actor = Actor::Terminal("demo".into());
     let trigger = Trigger {
-        actor: actor.clone(),
-        group,
-        action,
         dry_run,
         reason,
-        params: Default::default(),
+        ..Trigger::new(actor.clone(), group, action)
     };
     let approver = Approver::Auto {
-        actor: actor.to_string(),
+        actor,
         after: Duration::from_millis(800),
     };
-    let done = progress::run_in_terminal(&app, trigger, approver).await?;
+    let done = progress::run_in_terminal(&service.app, trigger, approver).await?;
     println!("The audit trail: GET http://{addr}/api/v1/runs/{}", done.id);
 
-    server.abort();
-    app.shutdown().await;
+    service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(if done.state == RunState::Succeeded {
         ExitCode::SUCCESS

@@ -1,18 +1,27 @@
-//! The command line (DESIGN.md section 4). Exit codes: 0 success, 1 the run or check
-//! failed, 2 bad usage or configuration.
+//! The command line (DESIGN.md section 4): `serve`, `agent`, `validate`, `plan`, `run`, and
+//! the front ends in this folder: `demo`, `bench`, and the terminal `progress` that `run`
+//! and the demo share. Exit codes: 0 success, 1 the run or check failed, 2 bad usage or
+//! configuration.
+
+mod bench;
+mod demo;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{App, InvalidWorkflows, Options};
+use crate::agents::Registry;
+use crate::app::{self, App, Options};
 use crate::config::Settings;
-use crate::orchestrator::state::RunState;
-use crate::progress::{self, Approver};
-use crate::trigger::{Actor, Trigger};
-use crate::workflow::{Action, Catalog, PlannedStage, plan};
+use crate::domain::{Actor, RunState};
+use crate::startup::Service;
+use crate::trigger::Trigger;
+use crate::workflow::{Action, Catalog, Params, PlanError, plan};
+use progress::Approver;
 
 #[derive(Parser)]
 #[command(
@@ -119,11 +128,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { path } => Ok(validate(&path.unwrap_or(settings.workflows))),
         Command::Plan { group, action } => {
-            let catalog = load(&settings)?;
-            let (workflow, stages) = plan_for(&catalog, &group, action)?;
+            let catalog = app::load_catalog(&settings, &Registry::builtin())?;
+            let planned =
+                catalog
+                    .plan_for(&group, action, &Params::new())
+                    .map_err(|e| match e {
+                        PlanError::UnknownGroup { group, known } => anyhow::anyhow!(
+                            "unknown group `{group}` (groups: {})",
+                            known.join(", ")
+                        ),
+                        other => other.into(),
+                    })?;
             print!(
                 "{}",
-                plan::render(&format!("{group} {action} → {workflow}"), &stages)
+                plan::render(
+                    &format!("{group} {action} → {}", planned.workflow),
+                    &planned.stages
+                )
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -143,12 +164,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let actor = Actor::terminal();
             let approver = if yes {
                 Approver::Auto {
-                    actor: actor.to_string(),
+                    actor: actor.clone(),
                     after: Duration::ZERO,
                 }
             } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 Approver::Prompt {
-                    actor: actor.to_string(),
+                    actor: actor.clone(),
                 }
             } else {
                 Approver::Reject {
@@ -156,12 +177,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let trigger = Trigger {
-                actor,
-                group,
-                action,
                 dry_run,
                 reason,
-                params: Default::default(),
+                ..Trigger::new(actor, group, action)
             };
             let done = progress::run_in_terminal(&app, trigger, approver).await?;
             app.shutdown().await;
@@ -171,14 +189,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Demo => crate::demo::run().await,
+        Command::Demo => demo::run().await,
         Command::Bench {
             runs,
             stages,
             kafka,
             database,
         } => {
-            use crate::bench::{self, Deployment};
+            use bench::Deployment;
             let embedded = bench::run(runs, stages, Deployment::Embedded).await?;
             let report = match (kafka, database) {
                 (Some(brokers), Some(database)) => {
@@ -187,7 +205,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         stages,
                         Deployment::KafkaPostgres {
                             brokers,
-                            database,
+                            database: crate::secret::DatabaseUrl::new(database),
                             fetch_wait_ms: settings.kafka_fetch_wait_ms,
                         },
                     )
@@ -202,16 +220,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load(settings: &Settings) -> anyhow::Result<Catalog> {
-    Catalog::load(&settings.workflows).map_err(|d| InvalidWorkflows(d).into())
-}
-
 fn validate(path: &std::path::Path) -> ExitCode {
     if !path.exists() {
         eprintln!("error: {} does not exist", path.display());
         return ExitCode::from(2);
     }
-    match Catalog::load(path) {
+    match Catalog::load(path, Arc::new(Registry::builtin())) {
         Ok(catalog) => {
             println!("{}", catalog.summary());
             ExitCode::SUCCESS
@@ -226,54 +240,16 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// The workflow name and planned stages a group runs for an action.
-pub fn plan_for(
-    catalog: &Catalog,
-    group: &str,
-    action: Action,
-) -> anyhow::Result<(String, Vec<PlannedStage>)> {
-    let g = catalog.groups.get(group).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown group `{group}` (groups: {})",
-            catalog
-                .groups
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let name = g
-        .workflow_for(action)
-        .ok_or_else(|| anyhow::anyhow!("group `{group}` has no {action} workflow"))?;
-    let wf = catalog
-        .workflows
-        .get(name)
-        .ok_or_else(|| anyhow::anyhow!("workflow `{name}` is not defined"))?;
-    let params = wf.params_with(&[&g.params]).map_err(anyhow::Error::msg)?;
-    let stages = wf.plan(&params).map_err(|d| {
-        anyhow::anyhow!(
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
-    Ok((name.to_string(), stages))
-}
-
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    crate::http::check_exposure(settings.listen, &settings.api_tokens)?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-    let app = App::start(&settings, Options::default()).await?;
-    let state = crate::http::AppState::new(&app, settings.api_tokens.clone());
-    tracing::info!(listen = %settings.listen, database = %settings.database_url, instance = %app.instance, "Lifeboat is serving.");
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    app.shutdown().await;
+    let service = Service::start(&settings, Options::default()).await?;
+    tracing::info!(
+        listen = %service.addr,
+        database = %settings.database_url,
+        instance = %service.app.instance,
+        "Lifeboat is serving."
+    );
+    shutdown_signal().await;
+    service.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 

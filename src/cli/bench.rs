@@ -5,20 +5,34 @@
 //! orchestration overhead. Phase two starts many runs at once and measures throughput and
 //! peak memory.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::app::{App, Options};
+use crate::agents::Registry;
+use crate::agents::runtime::Runtime;
+use crate::app::{App, Options, instance_name};
 use crate::bus::{self, RunEvent};
 use crate::config::Settings;
-use crate::trigger::{self, Actor, Trigger};
+use crate::domain::{Actor, EventKind, RunId, RunState};
+use crate::secret::DatabaseUrl;
+use crate::semaphore::Semaphore;
+use crate::trigger::{self, Trigger};
 use crate::workflow::{Action, Catalog};
 
 const LATENCY_RUNS: usize = 100;
 
-fn write_catalog(dir: &std::path::Path, groups: usize, stages: usize) -> anyhow::Result<Catalog> {
+/// Writes the benchmark's workflow and `groups` groups, named after `prefix`: each bench
+/// invocation has groups of its own, so that one that failed midway, leaving runs active,
+/// does not keep the next from starting its own.
+fn write_catalog(
+    dir: &std::path::Path,
+    prefix: &str,
+    groups: usize,
+    stages: usize,
+) -> anyhow::Result<Catalog> {
     let wf = dir.join("workflows");
     std::fs::create_dir_all(&wf)?;
     let mut yaml = String::from("name: bench\nstages:\n");
@@ -28,10 +42,18 @@ fn write_catalog(dir: &std::path::Path, groups: usize, stages: usize) -> anyhow:
     std::fs::write(wf.join("bench.yaml"), yaml)?;
     let mut g = String::from("groups:\n");
     for i in 0..groups {
-        g.push_str(&format!("  g{i}:\n    workflows: {{ failover: bench }}\n"));
+        g.push_str(&format!(
+            "  {}:\n    workflows: {{ failover: bench }}\n",
+            group(prefix, i)
+        ));
     }
     std::fs::write(wf.join("groups.yaml"), g)?;
-    Catalog::load(&wf).map_err(|d| anyhow::anyhow!("bench catalog: {}", d[0]))
+    Catalog::load(&wf, Arc::new(Registry::builtin()))
+        .map_err(|d| anyhow::anyhow!("bench catalog: {}", d[0]))
+}
+
+fn group(prefix: &str, i: usize) -> String {
+    format!("{prefix}-g{i}")
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -54,43 +76,72 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn start_runs(app: &App, groups: std::ops::Range<usize>) -> anyhow::Result<()> {
+/// Starts a failover of each of these groups; the runs started.
+async fn start_runs(
+    app: &App,
+    prefix: &str,
+    groups: std::ops::Range<usize>,
+) -> anyhow::Result<HashSet<RunId>> {
+    let mut started = HashSet::new();
     for i in groups {
-        let t = Trigger {
-            actor: Actor::Terminal("bench".into()),
-            group: format!("g{i}"),
-            action: Action::Failover,
-            dry_run: false,
-            reason: None,
-            params: Default::default(),
-        };
-        trigger::start(&app.orchestrator, t).await?;
+        let t = Trigger::new(
+            Actor::Terminal("bench".into()),
+            group(prefix, i),
+            Action::Failover,
+        );
+        started.insert(trigger::start(&app.orchestrator, t).await?.id);
     }
-    Ok(())
+    Ok(started)
 }
 
+/// Waits until each of `runs` has ended; how many did not succeed. Events of other runs
+/// are passed over, and so is an event delivered twice: a database that served an earlier
+/// benchmark re-sends what its outbox still held when that one stopped.
 async fn wait_finished(
     events: &mut Box<dyn bus::Subscription>,
-    count: usize,
+    mut runs: HashSet<RunId>,
 ) -> anyhow::Result<usize> {
-    let mut done = 0;
     let mut failed = 0;
-    while done < count {
+    while !runs.is_empty() {
         let m = events
             .next()
             .await
             .ok_or_else(|| anyhow::anyhow!("event stream ended"))?;
         let e: RunEvent = serde_json::from_slice(&m.payload)?;
-        match e.kind.as_str() {
-            "run.succeeded" => done += 1,
-            "run.failed" | "run.cancelled" => {
-                done += 1;
-                failed += 1;
-            }
-            _ => {}
+        if e.kind.ends_run()
+            && runs.remove(&e.run_id)
+            && e.kind != EventKind::Run(RunState::Succeeded)
+        {
+            failed += 1;
         }
     }
     Ok(failed)
+}
+
+/// Lets runs that an earlier, interrupted benchmark left unfinished in the database end
+/// first (the engine adopts them at start-up), so that they are not measured with these.
+async fn settle(app: &App) -> anyhow::Result<()> {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+    let deadline = Instant::now() + PATIENCE;
+    let mut told = false;
+    loop {
+        let left = app.store.active_versions().await?.len();
+        if left == 0 {
+            return Ok(());
+        }
+        if !told {
+            eprintln!(
+                "bench: {left} runs of an earlier benchmark are unfinished here; letting them end first"
+            );
+            told = true;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{left} runs of an earlier benchmark did not end within {}s",
+            PATIENCE.as_secs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// Where the engine is measured.
@@ -100,7 +151,7 @@ pub enum Deployment {
     /// Kafka and PostgreSQL, with no-op agents consuming their work topic over Kafka.
     KafkaPostgres {
         brokers: String,
-        database: String,
+        database: DatabaseUrl,
         fetch_wait_ms: u32,
     },
 }
@@ -116,7 +167,13 @@ pub async fn run(
     );
     let dir = std::env::temp_dir().join(format!("lifeboat-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let catalog = Arc::new(write_catalog(&dir, concurrent.max(LATENCY_RUNS), stages)?);
+    let prefix = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let catalog = Arc::new(write_catalog(
+        &dir,
+        &prefix,
+        concurrent.max(LATENCY_RUNS),
+        stages,
+    )?);
     let (name, settings) = match &deployment {
         Deployment::Embedded => (
             "embedded",
@@ -130,20 +187,21 @@ pub async fn run(
             database,
             fetch_wait_ms,
         } => {
-            let mut s = Settings::embedded(database.clone(), dir.join("workflows"));
+            let mut s = Settings::embedded(database.expose(), dir.join("workflows"));
             s.kafka_brokers = Some(brokers.clone());
             s.kafka_fetch_wait_ms = *fetch_wait_ms;
             // Topics and groups of its own: a benchmark never meets another deployment's work.
-            s.kafka_namespace = Some(format!("bench-{}", uuid::Uuid::now_v7().simple()));
+            s.kafka_namespace = Some(prefix.clone());
             ("kafka+postgres", s)
         }
     };
     let overhead = Arc::new(Mutex::new(Vec::new()));
-    let app = App::start_with(
+    let app = App::start(
         &settings,
-        catalog,
         Options {
             overhead: Some(overhead.clone()),
+            catalog: Some(catalog),
+            ..Options::default()
         },
     )
     .await?;
@@ -152,22 +210,26 @@ pub async fn run(
     let agents = match deployment {
         Deployment::Embedded => None,
         Deployment::KafkaPostgres { .. } => {
-            let semaphore = crate::semaphore::Semaphore::new(app.store.clone(), None);
-            let runtime = crate::agents::runtime::Runtime::new(
-                app.bus.clone(),
-                semaphore,
-                crate::app::instance_name("bench-agent"),
-            );
-            let noop =
-                crate::agents::builtin("noop").ok_or_else(|| anyhow::anyhow!("no noop agent"))?;
+            let semaphore = Semaphore::new(app.store.clone(), None);
+            let runtime = Runtime::new(app.bus.clone(), semaphore, instance_name("bench-agent"));
+            let registry = Registry::builtin();
+            let env = registry.env(app.catalog.targets.clone());
+            let mut noop = registry.build(&["noop"], &env)?;
+            let noop = noop.pop().ok_or_else(|| anyhow::anyhow!("no noop agent"))?;
             Some((runtime.spawn(noop).await?, runtime))
         }
     };
 
+    settle(&app).await?;
+    overhead
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lock"))?
+        .clear();
+
     // Phase one: one run at a time, so the overhead is the engine's, not a queue's.
     for i in 0..LATENCY_RUNS {
-        start_runs(&app, i..i + 1).await?;
-        wait_finished(&mut events, 1).await?;
+        let run = start_runs(&app, &prefix, i..i + 1).await?;
+        wait_finished(&mut events, run).await?;
     }
     let mut samples = overhead
         .lock()
@@ -177,8 +239,8 @@ pub async fn run(
 
     // Phase two: everything at once.
     let started = Instant::now();
-    start_runs(&app, 0..concurrent).await?;
-    let failed = wait_finished(&mut events, concurrent).await?;
+    let runs = start_runs(&app, &prefix, 0..concurrent).await?;
+    let failed = wait_finished(&mut events, runs).await?;
     let elapsed = started.elapsed().as_secs_f64();
 
     let report = json!({

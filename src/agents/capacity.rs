@@ -1,0 +1,78 @@
+//! `capacity`: scale up the passive side and wait until it is ready. `cluster` names a
+//! target under `clusters:` in targets.yaml, whose provider does the work.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::agent::{Agent, Env};
+use super::fields::{opt_duration, simulation_only};
+use super::providers::capability::Scale;
+use super::work::{Failure, Work};
+use crate::workflow::{SpecError, TargetKind, Targets};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    pub cluster: String,
+    pub namespace: String,
+    pub replicas: u32,
+    /// Deployment or StatefulSet name; all workloads in the namespace when absent.
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// `sim` only: fail this many attempts (retryably) before succeeding.
+    #[serde(default)]
+    pub fail_attempts: u32,
+    /// `sim` only: fail every attempt permanently.
+    #[serde(default)]
+    pub fail_permanently: bool,
+    /// `sim` only: how long the simulated work takes.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub duration: Option<Duration>,
+}
+
+pub struct Capacity {
+    env: Env,
+}
+
+#[async_trait]
+impl Agent for Capacity {
+    const KIND: &'static str = "capacity";
+    type Spec = CapacitySpec;
+
+    fn check(spec: &CapacitySpec, targets: &Targets) -> Result<(), SpecError> {
+        let target = targets
+            .get(TargetKind::Cluster, &spec.cluster)
+            .map_err(|m| SpecError::at(&["cluster"], m))?;
+        simulation_only(
+            &target,
+            spec.fail_attempts,
+            spec.fail_permanently,
+            spec.duration,
+        )
+    }
+
+    fn resource(spec: &CapacitySpec) -> Option<String> {
+        Some(format!("capacity:{}/{}", spec.cluster, spec.namespace))
+    }
+
+    fn build(env: &Env) -> anyhow::Result<Self> {
+        Ok(Capacity { env: env.clone() })
+    }
+
+    async fn run(&self, spec: CapacitySpec, work: &Work) -> Result<String, Failure> {
+        let target = self
+            .env
+            .targets
+            .get(TargetKind::Cluster, &spec.cluster)
+            .map_err(Failure::permanent)?;
+        let provider = self.env.providers.capacity(&target)?;
+        let scale = Scale {
+            namespace: spec.namespace,
+            workload: spec.workload,
+            replicas: spec.replicas,
+        };
+        provider.scale(&target, &scale, work).await
+    }
+}

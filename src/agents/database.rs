@@ -1,0 +1,88 @@
+//! `database`: switch a database's role, promoting a replica to writer or fencing a writer
+//! as a reader. `cluster` names a target under `databases:` in targets.yaml, whose
+//! provider does the work.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::agent::{Agent, Env};
+use super::fields::{opt_duration, simulation_only};
+use super::providers::capability::Promote;
+use super::work::{Failure, Work};
+use crate::workflow::{SpecError, TargetKind, Targets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseRole {
+    Writer,
+    Reader,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSpec {
+    pub cluster: String,
+    pub role: DatabaseRole,
+    /// Refuse to promote while the replica is further behind than this.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_lag: Option<Duration>,
+    /// `sim` only: fail this many attempts (retryably) before succeeding.
+    #[serde(default)]
+    pub fail_attempts: u32,
+    /// `sim` only: fail every attempt permanently.
+    #[serde(default)]
+    pub fail_permanently: bool,
+    /// `sim` only: how long the simulated work takes.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub duration: Option<Duration>,
+}
+
+pub struct Database {
+    env: Env,
+}
+
+#[async_trait]
+impl Agent for Database {
+    const KIND: &'static str = "database";
+    type Spec = DatabaseSpec;
+
+    fn check(spec: &DatabaseSpec, targets: &Targets) -> Result<(), SpecError> {
+        let target = targets
+            .get(TargetKind::Database, &spec.cluster)
+            .map_err(|m| SpecError::at(&["cluster"], m))?;
+        simulation_only(
+            &target,
+            spec.fail_attempts,
+            spec.fail_permanently,
+            spec.duration,
+        )
+    }
+
+    fn resource(spec: &DatabaseSpec) -> Option<String> {
+        Some(format!("database:{}", spec.cluster))
+    }
+
+    fn build(env: &Env) -> anyhow::Result<Self> {
+        Ok(Database { env: env.clone() })
+    }
+
+    async fn run(&self, spec: DatabaseSpec, work: &Work) -> Result<String, Failure> {
+        let target = self
+            .env
+            .targets
+            .get(TargetKind::Database, &spec.cluster)
+            .map_err(Failure::permanent)?;
+        let provider = self.env.providers.database(&target)?;
+        match spec.role {
+            DatabaseRole::Writer => {
+                let promote = Promote {
+                    max_lag: spec.max_lag,
+                };
+                provider.promote(&target, &promote, work).await
+            }
+            DatabaseRole::Reader => provider.demote(&target, work).await,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `dial`: move an endpoint's traffic to a region and verify the new answer. `endpoint`
+//! names a target under `endpoints:` in targets.yaml, whose provider does the work; the
+//! region must be one the endpoint lists when it lists any.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::agent::{Agent, Env};
+use super::fields::{opt_duration, simulation_only};
+use super::providers::capability::Move;
+use super::work::{Failure, Work};
+use crate::workflow::{SpecError, TargetKind, Targets};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialSpec {
+    pub endpoint: String,
+    pub region: String,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    /// `sim` only: fail this many attempts (retryably) before succeeding.
+    #[serde(default)]
+    pub fail_attempts: u32,
+    /// `sim` only: fail every attempt permanently.
+    #[serde(default)]
+    pub fail_permanently: bool,
+    /// `sim` only: how long the simulated work takes.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub duration: Option<Duration>,
+}
+
+pub struct Dial {
+    env: Env,
+}
+
+#[async_trait]
+impl Agent for Dial {
+    const KIND: &'static str = "dial";
+    type Spec = DialSpec;
+
+    fn check(spec: &DialSpec, targets: &Targets) -> Result<(), SpecError> {
+        let target = targets
+            .get(TargetKind::Endpoint, &spec.endpoint)
+            .map_err(|m| SpecError::at(&["endpoint"], m))?;
+        if let Some(regions) = target.fields.get("regions").and_then(|r| r.as_object())
+            && !regions.contains_key(&spec.region)
+        {
+            let known: Vec<&str> = regions.keys().map(String::as_str).collect();
+            return Err(SpecError::at(
+                &["region"],
+                format!(
+                    "endpoint `{}` has no region `{}` in targets.yaml (regions: {})",
+                    spec.endpoint,
+                    spec.region,
+                    known.join(", ")
+                ),
+            ));
+        }
+        simulation_only(
+            &target,
+            spec.fail_attempts,
+            spec.fail_permanently,
+            spec.duration,
+        )
+    }
+
+    fn resource(spec: &DialSpec) -> Option<String> {
+        Some(format!("dial:{}", spec.endpoint))
+    }
+
+    fn build(env: &Env) -> anyhow::Result<Self> {
+        Ok(Dial { env: env.clone() })
+    }
+
+    async fn run(&self, spec: DialSpec, work: &Work) -> Result<String, Failure> {
+        let target = self
+            .env
+            .targets
+            .get(TargetKind::Endpoint, &spec.endpoint)
+            .map_err(Failure::permanent)?;
+        let provider = self.env.providers.dial(&target)?;
+        let to = Move {
+            region: spec.region,
+            ttl: spec.ttl,
+        };
+        provider.dial(&target, &to, work).await
+    }
+}

@@ -1,0 +1,84 @@
+//! Field types that stage specs share.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::workflow::estate::SIMULATED;
+use crate::workflow::{SpecError, Target};
+
+/// A duration written as people write them: `2s`, `10m`, `1h30m`.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+}
+
+pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// Failure injection (`fail_attempts`, `fail_permanently`, `duration`) is for simulated
+/// targets; on a real one it would be ignored, so a stage that asks for it is refused.
+pub fn simulation_only(
+    target: &Target,
+    fail_attempts: u32,
+    fail_permanently: bool,
+    duration: Option<Duration>,
+) -> Result<(), SpecError> {
+    if target.provider == SIMULATED {
+        return Ok(());
+    }
+    let asked = [
+        ("fail_attempts", fail_attempts > 0),
+        ("fail_permanently", fail_permanently),
+        ("duration", duration.is_some()),
+    ];
+    match asked.iter().find(|(_, set)| *set) {
+        None => Ok(()),
+        Some((field, _)) => Err(SpecError::at(
+            &[field],
+            format!(
+                "`{field}` is for simulated targets, and {} `{}` is driven by {}",
+                target.kind, target.name, target.provider
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::TargetKind;
+    use crate::workflow::source::Pos;
+
+    fn target(provider: &str) -> Target {
+        Target {
+            name: "k8s-a".into(),
+            kind: TargetKind::Cluster,
+            provider: provider.into(),
+            fields: serde_json::json!({}),
+            pos: Pos::default(),
+        }
+    }
+
+    #[test]
+    fn failure_injection_is_refused_on_a_real_target() {
+        assert!(simulation_only(&target("sim"), 2, true, None).is_ok());
+        assert!(simulation_only(&target("kubernetes"), 0, false, None).is_ok());
+        let refused = simulation_only(&target("kubernetes"), 2, false, None).expect_err("real");
+        assert_eq!(refused.field(), "fail_attempts");
+        assert_eq!(
+            refused.message,
+            "`fail_attempts` is for simulated targets, and cluster `k8s-a` is driven by kubernetes"
+        );
+        let refused = simulation_only(
+            &target("kubernetes"),
+            0,
+            false,
+            Some(Duration::from_secs(1)),
+        )
+        .expect_err("real");
+        assert_eq!(refused.field(), "duration");
+    }
+}

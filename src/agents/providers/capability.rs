@@ -1,0 +1,77 @@
+//! What a provider does for each agent: one trait per capability. Every provider checks
+//! its preconditions first, is idempotent (a step already done reports success and changes
+//! nothing), honours the attempt's deadline and cancel, says what it does in words a
+//! person can follow, and in a dry run says what it would change without changing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::agents::work::{Failure, Work};
+use crate::workflow::{SpecError, Target};
+
+/// A provider of one capability (`P` is its trait): how its targets are checked and how it
+/// is built for a target.
+pub struct Provider<P: ?Sized> {
+    /// What `provider:` in targets.yaml says.
+    pub name: &'static str,
+    /// Checks a target's fields (all but `provider`).
+    pub check: fn(&Value) -> Result<(), SpecError>,
+    pub build: fn(&Target) -> Result<Arc<P>, Failure>,
+}
+
+impl<P: ?Sized> Clone for Provider<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: ?Sized> Copy for Provider<P> {}
+
+/// Scale a workload up (or down) and wait until it is ready: the capacity agent.
+#[async_trait]
+pub trait Capacity: Send + Sync {
+    async fn scale(&self, target: &Target, scale: &Scale, work: &Work) -> Result<String, Failure>;
+}
+
+pub struct Scale {
+    pub namespace: String,
+    /// A Deployment or StatefulSet; every workload in the namespace when absent.
+    pub workload: Option<String>,
+    pub replicas: u32,
+}
+
+/// Switch a database's role: the database agent.
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// Make it the writer: promote a replica, once it is within `max_lag`.
+    async fn promote(
+        &self,
+        target: &Target,
+        promote: &Promote,
+        work: &Work,
+    ) -> Result<String, Failure>;
+
+    /// Make it a reader: fence a writer so that it takes no more writes.
+    async fn demote(&self, target: &Target, work: &Work) -> Result<String, Failure>;
+}
+
+pub struct Promote {
+    /// Refuse while the replica is further behind than this.
+    pub max_lag: Option<Duration>,
+}
+
+/// Move traffic to a region and verify the new answer: the dial agent.
+#[async_trait]
+pub trait Dial: Send + Sync {
+    async fn dial(&self, target: &Target, dial: &Move, work: &Work) -> Result<String, Failure>;
+}
+
+pub struct Move {
+    /// The endpoint's region to answer from.
+    pub region: String,
+    /// The record's time to live, when the stage sets one.
+    pub ttl: Option<u32>,
+}

@@ -1,0 +1,10 @@
+//! Providers drive the systems behind targets (DESIGN.md section 9): `targets.yaml` names
+//! one per target, and the capacity, database and dial agents hand their work to it.
+//! `capability` holds one trait per capability; `sim` is the simulated estate.
+
+pub mod capability;
+pub mod registry;
+pub mod sim;
+
+pub use capability::Provider;
+pub use registry::Providers;

@@ -1,0 +1,192 @@
+//! `sim`: a simulated estate for drills, demos and tests, with realistic step durations and
+//! failure injected from the stage's spec (`fail_attempts`, `fail_permanently`,
+//! `duration`). Every message it produces says it is simulated; nothing outside Lifeboat
+//! is touched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::capability::{Capacity, Database, Dial, Move, Promote, Provider, Scale};
+use crate::agents::fields::opt_duration;
+use crate::agents::work::{Failure, Work};
+use crate::workflow::{SpecError, Target, kinds};
+
+pub const CAPACITY: Provider<dyn Capacity> = Provider {
+    name: "sim",
+    check: plain_target,
+    build: |_| Ok(Arc::new(Sim)),
+};
+
+pub const DATABASE: Provider<dyn Database> = Provider {
+    name: "sim",
+    check: plain_target,
+    build: |_| Ok(Arc::new(Sim)),
+};
+
+pub const DIAL: Provider<dyn Dial> = Provider {
+    name: "sim",
+    check: endpoint_target,
+    build: |_| Ok(Arc::new(Sim)),
+};
+
+pub struct Sim;
+
+/// A simulated database or cluster needs nothing but its name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainTarget {}
+
+fn plain_target(fields: &Value) -> Result<(), SpecError> {
+    kinds::parse::<PlainTarget>(fields).map(drop)
+}
+
+/// A simulated endpoint may list its regions' records, as a real one does.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointTarget {
+    #[serde(default)]
+    #[allow(dead_code)]
+    ttl: Option<u32>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    regions: IndexMap<String, IndexMap<RecordType, Vec<String>>>,
+}
+
+#[derive(Deserialize, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+enum RecordType {
+    A,
+    AAAA,
+    CNAME,
+}
+
+fn endpoint_target(fields: &Value) -> Result<(), SpecError> {
+    kinds::parse::<EndpointTarget>(fields).map(drop)
+}
+
+/// The failure-injection fields of a stage's spec, which the agent's spec type accepts
+/// and this provider reads.
+#[derive(Deserialize, Default)]
+struct Knobs {
+    #[serde(default)]
+    fail_attempts: u32,
+    #[serde(default)]
+    fail_permanently: bool,
+    #[serde(default, deserialize_with = "opt_duration")]
+    duration: Option<Duration>,
+}
+
+/// What the simulated work does: its steps (each with a share of the time).
+struct Script {
+    steps: Vec<String>,
+    total: Duration,
+    dry_run: String,
+}
+
+impl Script {
+    async fn play(self, work: &Work) -> Result<String, Failure> {
+        let knobs: Knobs = work.spec()?;
+        if work.request.dry_run {
+            return Ok(format!("simulated dry run: {}", self.dry_run));
+        }
+        let total = knobs.duration.unwrap_or(self.total);
+        let step = total / self.steps.len().max(1) as u32;
+        let attempt = work.request.attempt;
+        if knobs.fail_permanently {
+            tokio::time::sleep(step).await;
+            return Err(Failure::permanent(
+                "simulated: permanent failure injected by the spec",
+            ));
+        }
+        if attempt <= knobs.fail_attempts {
+            tokio::time::sleep(step).await;
+            return Err(Failure::retryable(format!(
+                "simulated: transient failure injected by the spec (attempt {attempt} of {} set to fail)",
+                knobs.fail_attempts
+            )));
+        }
+        let mut last = String::new();
+        for (n, line) in self.steps.iter().enumerate() {
+            tokio::time::sleep(step).await;
+            last = format!("simulated: {line}");
+            if n + 1 < self.steps.len() {
+                work.say(last.clone()).await;
+            }
+        }
+        Ok(last)
+    }
+}
+
+#[async_trait]
+impl Capacity for Sim {
+    async fn scale(&self, target: &Target, s: &Scale, work: &Work) -> Result<String, Failure> {
+        let workload = s.workload.as_deref().unwrap_or("all workloads");
+        let cluster = &target.name;
+        Script {
+            steps: vec![
+                format!(
+                    "scaling {workload} in {cluster}/{} to {} replicas",
+                    s.namespace, s.replicas
+                ),
+                format!("{0}/{0} replicas ready in {1}", s.replicas, s.namespace),
+            ],
+            total: Duration::from_millis(1500),
+            dry_run: format!(
+                "would scale {workload} in {cluster}/{} to {} replicas",
+                s.namespace, s.replicas
+            ),
+        }
+        .play(work)
+        .await
+    }
+}
+
+#[async_trait]
+impl Database for Sim {
+    async fn promote(&self, target: &Target, _: &Promote, work: &Work) -> Result<String, Failure> {
+        let cluster = &target.name;
+        Script {
+            steps: vec![
+                format!("replica lag on {cluster} is 0.2s"),
+                format!("promoted {cluster} to writer"),
+            ],
+            total: Duration::from_millis(2000),
+            dry_run: format!("would promote {cluster} to writer (replica lag 0.2s)"),
+        }
+        .play(work)
+        .await
+    }
+
+    async fn demote(&self, target: &Target, work: &Work) -> Result<String, Failure> {
+        let cluster = &target.name;
+        Script {
+            steps: vec![format!("{cluster} set read-only")],
+            total: Duration::from_millis(1000),
+            dry_run: format!("would set {cluster} read-only"),
+        }
+        .play(work)
+        .await
+    }
+}
+
+#[async_trait]
+impl Dial for Sim {
+    async fn dial(&self, target: &Target, m: &Move, work: &Work) -> Result<String, Failure> {
+        let (endpoint, region) = (&target.name, &m.region);
+        Script {
+            steps: vec![
+                format!("pointing {endpoint} at {region}"),
+                format!("{endpoint} now answers from {region}"),
+            ],
+            total: Duration::from_millis(1000),
+            dry_run: format!("would point {endpoint} at {region}"),
+        }
+        .play(work)
+        .await
+    }
+}

@@ -1,0 +1,135 @@
+//! One attempt of one stage as an agent sees it: the request, a way to tell people how it
+//! goes, and the failure to return when it does not.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{self, Bus, Delivery, Progress, ProgressKind, WorkRequest};
+use crate::clock::Clock;
+use crate::workflow::kinds;
+
+/// Why an attempt failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Failure {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Failure {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+}
+
+pub struct Work {
+    pub request: WorkRequest,
+    /// Cancelled once the attempt is over, whether it ended or was stopped (lease lost,
+    /// deadline, shutdown): for work an agent handed to tasks of its own.
+    pub cancel: CancellationToken,
+    bus: Arc<dyn Bus>,
+    instance: String,
+    clock: Clock,
+    /// Progress is queued in order and never waited for while the work runs, so that a
+    /// slow or absent broker does not hold the work up; `flush` waits for it at the end.
+    sent: Mutex<Vec<Delivery>>,
+}
+
+impl Work {
+    pub fn new(
+        request: WorkRequest,
+        cancel: CancellationToken,
+        bus: Arc<dyn Bus>,
+        instance: String,
+        clock: Clock,
+    ) -> Self {
+        Work {
+            request,
+            cancel,
+            bus,
+            instance,
+            clock,
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Publishes a progress line for the incident channel and the terminal.
+    pub async fn say(&self, message: impl Into<String>) {
+        self.publish(ProgressKind::Progress, message.into(), None);
+    }
+
+    /// How long the attempt has before its deadline.
+    pub fn time_left(&self) -> Duration {
+        Duration::from_millis((self.request.deadline - self.clock.now_ms()).max(0) as u64)
+    }
+
+    /// The spec, as the agent reads it; one it cannot read fails the attempt for good.
+    pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {
+        kinds::parse(&self.request.spec).map_err(|e| {
+            let field = e.field();
+            Failure::permanent(if field.is_empty() {
+                format!("bad spec: {}", e.message)
+            } else {
+                format!("bad spec: {field}: {}", e.message)
+            })
+        })
+    }
+
+    /// Queues a progress message; `flush` waits until the bus has them all.
+    pub(crate) fn publish(&self, kind: ProgressKind, message: String, retryable: Option<bool>) {
+        let r = &self.request;
+        let progress = Progress {
+            v: bus::VERSION,
+            request_id: r.id.clone(),
+            run_id: r.run_id,
+            stage: r.stage.clone(),
+            attempt: r.attempt,
+            kind,
+            message,
+            retryable,
+            at: self.clock.now_ms(),
+            agent_instance: self.instance.clone(),
+        };
+        match bus::Envelope::progress(&progress) {
+            Ok(envelope) => {
+                let delivery = self.bus.enqueue(
+                    &envelope.topic,
+                    &envelope.key,
+                    envelope.payload.into_bytes(),
+                );
+                self.sent
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(delivery);
+            }
+            Err(e) => tracing::warn!(error = %e, "Could not encode progress."),
+        }
+    }
+
+    /// Waits, at most `limit`, until the bus has every progress message of this attempt;
+    /// what is left still goes, for as long as the process runs.
+    pub(crate) async fn flush(self, limit: Duration) {
+        let sent = self.sent.into_inner().unwrap_or_else(|e| e.into_inner());
+        let all = futures_util::future::join_all(sent);
+        match tokio::time::timeout(limit, all).await {
+            Ok(results) => {
+                for e in results.into_iter().filter_map(Result::err) {
+                    tracing::warn!(error = %e, request = %self.request.id, "Could not publish progress.");
+                }
+            }
+            Err(_) => {
+                tracing::warn!(request = %self.request.id, "Progress not yet delivered; moving on.")
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Who caused a change. Every run, audit record and approval names one, and its text form
+//! (`api:ops`, `slack:U012ABC`, `agent:agent:host:42`, `lifeboat`) is what the store, the
+//! bus and the API carry.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A chat platform a person speaks through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Slack,
+    Discord,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 2] = [Platform::Slack, Platform::Discord];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Slack => "slack",
+            Platform::Discord => "discord",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown chat platform `{s}` (slack or discord)"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// Lifeboat itself: a run moving on, a retry, a timeout.
+    System,
+    /// A dry run passing its own approval gate.
+    DryRun,
+    /// An API token, by name.
+    Api(String),
+    /// A person on a chat platform, by their user id there.
+    Chat { platform: Platform, user: String },
+    /// An alert route, by name.
+    Alert(String),
+    /// Someone at this machine's terminal.
+    Terminal(String),
+    /// An agent process, by its instance name (`agent:host:pid`, `embedded:host:pid`).
+    Agent(String),
+}
+
+impl Actor {
+    /// The person at the terminal, by their login name.
+    pub fn terminal() -> Actor {
+        Actor::Terminal(std::env::var("USER").unwrap_or_else(|_| "operator".into()))
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::System => f.write_str("lifeboat"),
+            Actor::DryRun => f.write_str("dry-run"),
+            Actor::Api(name) => write!(f, "api:{name}"),
+            Actor::Chat { platform, user } => write!(f, "{platform}:{user}"),
+            Actor::Alert(route) => write!(f, "alert:{route}"),
+            Actor::Terminal(user) => write!(f, "cli:{user}"),
+            Actor::Agent(instance) => write!(f, "agent:{instance}"),
+        }
+    }
+}
+
+impl FromStr for Actor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lifeboat" => return Ok(Actor::System),
+            "dry-run" => return Ok(Actor::DryRun),
+            _ => {}
+        }
+        let (kind, name) = s
+            .split_once(':')
+            .filter(|(_, name)| !name.is_empty())
+            .ok_or_else(|| format!("`{s}` is not an actor (like api:NAME or slack:USER)"))?;
+        let name = name.to_string();
+        Ok(match kind {
+            "api" => Actor::Api(name),
+            "alert" => Actor::Alert(name),
+            "cli" => Actor::Terminal(name),
+            "agent" => Actor::Agent(name),
+            platform => Actor::Chat {
+                platform: platform
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not an actor: unknown kind `{kind}`"))?,
+                user: name,
+            },
+        })
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_actor_round_trips_through_its_text() {
+        let actors = [
+            Actor::System,
+            Actor::DryRun,
+            Actor::Api("ops".into()),
+            Actor::Chat {
+                platform: Platform::Slack,
+                user: "U012ABC".into(),
+            },
+            Actor::Chat {
+                platform: Platform::Discord,
+                user: "53908232506183680".into(),
+            },
+            Actor::Alert("petstore-region-b-down".into()),
+            Actor::Terminal("alice".into()),
+            Actor::Agent("agent:host:42".into()),
+        ];
+        for a in actors {
+            assert_eq!(a.to_string().parse::<Actor>(), Ok(a.clone()), "{a}");
+        }
+        assert_eq!(
+            Actor::Agent("embedded:vm:7".into()).to_string(),
+            "agent:embedded:vm:7"
+        );
+        assert!("someone".parse::<Actor>().is_err());
+        assert!("irc:bob".parse::<Actor>().is_err());
+        assert!("api:".parse::<Actor>().is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The types the store, the orchestrator, the agents and the API all speak: runs and
+//! their states, audit records and event kinds, actors, leases, and identifiers. Below all
+//! of them; it does no I/O.
+
+pub mod actor;
+pub mod event;
+#[cfg(test)]
+pub(crate) mod fixture;
+pub mod ids;
+pub mod lease;
+pub mod run;
+
+pub use actor::{Actor, Platform};
+pub use event::{Audit, EventKind, RunAudit};
+pub use ids::{RunId, request_id};
+pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
+pub use run::{Run, RunState, StageRun, StageState, active_key};

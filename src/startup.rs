@@ -1,0 +1,73 @@
+//! Start-up, written once for `lifeboat serve`, the demo and the tests: the app from its
+//! settings, its HTTP API on a bound listener, and the address it got (port 0 picks a free
+//! one).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Options};
+use crate::config::Settings;
+use crate::http;
+
+/// How long requests in flight may take to finish when the service stops.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Service {
+    /// Where the HTTP API answers.
+    pub addr: SocketAddr,
+    pub app: App,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    /// Refuses an open API on a public address, binds `settings.listen`, starts the app,
+    /// and serves the HTTP API.
+    pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Service> {
+        http::check_exposure(settings.listen, &settings.api_tokens)?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let app = App::start(settings, options).await?;
+        let router = http::router(http::AppState::new(&app, settings.api_tokens.clone()));
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        });
+        Ok(Service {
+            addr,
+            app,
+            stop,
+            server,
+        })
+    }
+
+    /// The base URL of the HTTP API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving (requests in flight get a moment to finish), then the app's tasks;
+    /// stored state stays for the next start.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let mut server = self.server;
+        match tokio::time::timeout(DRAIN, &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server stopped with an error."),
+            Ok(Err(e)) => tracing::warn!(error = %e, "The HTTP server task failed."),
+            Err(_) => {
+                tracing::warn!("Requests still in flight after the drain period; closing them.");
+                server.abort();
+            }
+        }
+        self.app.shutdown().await;
+    }
+}

@@ -1,0 +1,287 @@
+//! The lease tables: who holds which resource for which request until when
+//! (`leases`), and how every request's lease ended (`lease_outcomes`). The rules around
+//! them (the TTL, heartbeats, when an expired lease is swept) belong to the semaphore.
+
+use std::str::FromStr;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::Store;
+use crate::clock::Millis;
+use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation, RunId};
+
+const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us \
+     FROM lease_outcomes";
+
+/// Rows per `IN (…)` query: well under every backend's limit on bound parameters.
+const CHUNK: usize = 500;
+
+/// Which leases an expiry takes.
+pub enum Expiring<'a> {
+    /// Those whose time is up.
+    Due { now: Millis },
+    /// Every lease of holders whose name starts so: a restarted process's own.
+    HeldBy { prefix: &'a str },
+}
+
+impl Store {
+    /// Takes the lease of `req` until `expires_at`, unless the request has ended or the
+    /// resource is held.
+    pub async fn acquire_lease(
+        &self,
+        req: &LeaseRequest,
+        now: Millis,
+        expires_at: Millis,
+    ) -> anyhow::Result<Acquire> {
+        let mut tx = self.pool.begin().await?;
+        // Insert first, then look for an outcome. A release that committed while this insert
+        // waited on its row is then seen by the look-up (PostgreSQL's READ COMMITTED gives each
+        // statement a fresh snapshot); the other order would take a lease for work just done.
+        let inserted = sqlx::query(
+            "INSERT INTO leases (resource, request_id, run_id, stage, attempt, holder, acquired_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(&req.resource)
+        .bind(&req.request_id)
+        .bind(req.run_id.to_string())
+        .bind(&req.stage)
+        .bind(req.attempt as i64)
+        .bind(&req.holder)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        let ended = sqlx::query("SELECT outcome FROM lease_outcomes WHERE request_id = $1")
+            .bind(&req.request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = ended {
+            // Dropping the transaction takes back the lease just inserted.
+            return Ok(Acquire::Ended(outcome_kind(&row)?));
+        }
+        if inserted.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Acquire::Acquired);
+        }
+        let holder = sqlx::query(
+            "SELECT request_id, holder FROM leases WHERE resource = $1 OR request_id = $2",
+        )
+        .bind(&req.resource)
+        .bind(&req.request_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(match holder {
+            Some(row) => {
+                let request_id: String = row.try_get("request_id")?;
+                if request_id == req.request_id {
+                    Acquire::InProgress {
+                        holder: row.try_get("holder")?,
+                    }
+                } else {
+                    Acquire::Busy { request_id }
+                }
+            }
+            // Released between the two statements: the caller tries again.
+            None => Acquire::Busy {
+                request_id: String::new(),
+            },
+        })
+    }
+
+    /// Moves the lease's expiry; `false` when it is no longer this holder's.
+    pub async fn renew_lease(
+        &self,
+        request_id: &str,
+        holder: &str,
+        expires_at: Millis,
+    ) -> anyhow::Result<bool> {
+        let done =
+            sqlx::query("UPDATE leases SET expires_at = $1 WHERE request_id = $2 AND holder = $3")
+                .bind(expires_at)
+                .bind(request_id)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends this holder's lease with an outcome, recorded in the same transaction. `None`
+    /// when the lease is no longer the holder's.
+    pub async fn release_lease(
+        &self,
+        request_id: &str,
+        holder: &str,
+        outcome: impl FnOnce(RunId, String, u32) -> LeaseOutcome,
+    ) -> anyhow::Result<Option<LeaseOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "DELETE FROM leases WHERE request_id = $1 AND holder = $2 RETURNING run_id, stage, attempt",
+        )
+        .bind(request_id)
+        .bind(holder)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let outcome = outcome(
+            RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
+            row.try_get("stage")?,
+            row.try_get::<i64, _>("attempt")? as u32,
+        );
+        record(&mut tx, &outcome).await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Ends the leases `which` names as expired, recording each end.
+    pub async fn expire_leases(
+        &self,
+        which: Expiring<'_>,
+        released_us: i64,
+    ) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = match which {
+            Expiring::Due { now } => sqlx::query(
+                "DELETE FROM leases WHERE expires_at <= $1 RETURNING request_id, run_id, stage, attempt, holder",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?,
+            Expiring::HeldBy { prefix } => sqlx::query(
+                "DELETE FROM leases WHERE holder LIKE $1 RETURNING request_id, run_id, stage, attempt, holder",
+            )
+            .bind(format!("{prefix}%"))
+            .fetch_all(&mut *tx)
+            .await?,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let outcome = LeaseOutcome {
+                request_id: row.try_get("request_id")?,
+                run_id: RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
+                stage: row.try_get("stage")?,
+                attempt: row.try_get::<i64, _>("attempt")? as u32,
+                kind: OutcomeKind::Expired,
+                retryable: true,
+                message: Some("lease expired: the agent stopped heartbeating".into()),
+                holder: row.try_get("holder")?,
+                released_us,
+            };
+            record(&mut tx, &outcome).await?;
+            out.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// How these requests ended, for those that have: one query for a batch of releases.
+    pub async fn lease_outcomes(&self, request_ids: &[&str]) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let mut found = Vec::with_capacity(request_ids.len());
+        for chunk in request_ids.chunks(CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{OUTCOME_SELECT} WHERE request_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.push(outcome_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Outcomes recorded for attempts whose stage is still in flight: ended, but not yet
+    /// applied by any orchestrator.
+    pub async fn pending_lease_outcomes(&self) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let rows = sqlx::query(
+            "SELECT o.request_id, o.run_id, o.stage, o.attempt, o.outcome, o.retryable, o.message, o.holder, \
+             o.released_us FROM stages s JOIN lease_outcomes o \
+             ON o.run_id = s.run_id AND o.stage = s.name AND o.attempt = s.attempts \
+             WHERE s.state IN ('dispatched', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outcome_from_row).collect()
+    }
+
+    /// Outcomes recorded for a run's requests.
+    pub async fn lease_outcomes_of(&self, run: RunId) -> anyhow::Result<Vec<LeaseOutcome>> {
+        let rows = sqlx::query(&format!("{OUTCOME_SELECT} WHERE run_id = $1"))
+            .bind(run.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outcome_from_row).collect()
+    }
+}
+
+fn outcome_kind(row: &AnyRow) -> anyhow::Result<OutcomeKind> {
+    OutcomeKind::from_str(&row.try_get::<String, _>("outcome")?).map_err(anyhow::Error::msg)
+}
+
+fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
+    Ok(LeaseOutcome {
+        request_id: r.try_get("request_id")?,
+        run_id: RunId::from_str(&r.try_get::<String, _>("run_id")?)?,
+        stage: r.try_get("stage")?,
+        attempt: r.try_get::<i64, _>("attempt")? as u32,
+        kind: outcome_kind(r)?,
+        retryable: r.try_get::<i64, _>("retryable")? != 0,
+        message: r.try_get("message")?,
+        holder: r.try_get("holder")?,
+        released_us: r.try_get("released_us")?,
+    })
+}
+
+async fn record(tx: &mut Transaction<'_, Any>, o: &LeaseOutcome) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+    )
+    .bind(&o.request_id)
+    .bind(o.run_id.to_string())
+    .bind(&o.stage)
+    .bind(o.attempt as i64)
+    .bind(o.kind.as_str())
+    .bind(o.retryable as i64)
+    .bind(o.message.clone())
+    .bind(o.holder.clone())
+    .bind(o.released_us)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes a lease back inside the orchestrator's own transaction. Recording the outcome
+/// even when no lease was taken yet keeps a late delivery of the request from starting.
+pub(super) async fn revoke_in(
+    tx: &mut Transaction<'_, Any>,
+    r: &Revocation,
+    released_us: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM leases WHERE request_id = $1")
+        .bind(&r.request_id)
+        .execute(&mut **tx)
+        .await?;
+    record(
+        tx,
+        &LeaseOutcome {
+            request_id: r.request_id.clone(),
+            run_id: r.run_id,
+            stage: r.stage.clone(),
+            attempt: r.attempt,
+            kind: OutcomeKind::Revoked,
+            retryable: false,
+            message: Some(r.reason.clone()),
+            holder: None,
+            released_us,
+        },
+    )
+    .await
+}

@@ -1,0 +1,251 @@
+//! Everything under `workflows/`, read and checked as a whole: every `*.yaml` is a workflow
+//! except `groups.yaml`, `routes.yaml` and `targets.yaml`. Every problem is collected with
+//! its position; nothing with an error is ever started. The catalog also plans: which
+//! stages a group runs for an action, with which parameters.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::estate::Targets;
+use super::fields::io_diag;
+use super::groups::{self, Group};
+use super::kinds::StageKinds;
+use super::model::Action;
+use super::params::Params;
+use super::plan::{self, PlannedStage};
+use super::raw::{RawGroups, RawRoutes, RawTargets, RawWorkflow};
+use super::routes::{self, Route};
+use super::source::{self, Diagnostic, Pos};
+use super::targets;
+use super::workflows::{self, Context, Workflow};
+
+#[derive(Clone)]
+pub struct Catalog {
+    pub workflows: IndexMap<String, Workflow>,
+    pub groups: IndexMap<String, Group>,
+    pub routes: Vec<Route>,
+    pub targets: Targets,
+    pub files: usize,
+    /// The agent kinds the catalog was checked against, which planning consults again.
+    kinds: Arc<dyn StageKinds>,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("routes", &self.routes.len())
+            .field("targets", &self.targets.len())
+            .finish()
+    }
+}
+
+/// The stages a run of a group executes, with the parameters in force.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub workflow: String,
+    pub params: Params,
+    pub stages: Vec<PlannedStage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown group `{group}`")]
+    UnknownGroup { group: String, known: Vec<String> },
+    #[error("group `{group}` has no {action} workflow")]
+    NoWorkflow { group: String, action: Action },
+    #[error("{0}")]
+    BadParams(String),
+}
+
+struct File {
+    path: PathBuf,
+    text: String,
+}
+
+impl Catalog {
+    /// Loads a directory, or a single file when `path` names one, checking every stage
+    /// against `kinds`.
+    pub fn load(path: &Path, kinds: Arc<dyn StageKinds>) -> Result<Catalog, Vec<Diagnostic>> {
+        let files = if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| vec![io_diag(path, &e)])?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut errors = Vec::new();
+        let mut catalog = Catalog {
+            workflows: IndexMap::new(),
+            groups: IndexMap::new(),
+            routes: Vec::new(),
+            targets: Targets::default(),
+            files: files.len(),
+            kinds,
+        };
+        let (mut groups_file, mut routes_file, mut targets_file) = (None, None, None);
+        let mut workflow_files = Vec::new();
+        for path in files {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(io_diag(&path, &e));
+                    continue;
+                }
+            };
+            let file = File { path, text };
+            match file.path.file_stem().and_then(|s| s.to_str()) {
+                Some("groups") => groups_file = Some(file),
+                Some("routes") => routes_file = Some(file),
+                Some("targets") => targets_file = Some(file),
+                _ => workflow_files.push(file),
+            }
+        }
+        // Targets first: stages are checked against them. A targets file with errors is
+        // reported alone, not again as every stage that names one of its targets.
+        if let Some(f) = targets_file {
+            let before = errors.len();
+            match source::parse::<RawTargets>(&f.path, &f.text) {
+                Ok(raw) => {
+                    let targets = targets::check(&f.path, raw, catalog.kinds.as_ref(), &mut errors);
+                    if errors.len() == before {
+                        catalog.targets = targets;
+                    }
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        let kinds = catalog.kinds.clone();
+        let cx = Context {
+            kinds: kinds.as_ref(),
+            targets: &catalog.targets,
+        };
+        for f in workflow_files {
+            let raw = match source::parse::<RawWorkflow>(&f.path, &f.text) {
+                Ok(raw) => raw,
+                Err(d) => {
+                    errors.push(d);
+                    continue;
+                }
+            };
+            let name_pos = Pos::of(&raw.name);
+            let Some(wf) = workflows::check(&f.path, raw, &cx, &mut errors) else {
+                continue;
+            };
+            if let Some(first) = catalog.workflows.get(&wf.name) {
+                errors.push(name_pos.diag(
+                    &f.path,
+                    format!(
+                        "workflow `{}` is also defined in {}",
+                        wf.name,
+                        first.file.display()
+                    ),
+                ));
+            } else {
+                catalog.workflows.insert(wf.name.clone(), wf);
+            }
+        }
+        // Cross-file references are checked only when the whole directory is read.
+        let whole = path.is_dir();
+        if let Some(f) = groups_file {
+            match source::parse::<RawGroups>(&f.path, &f.text) {
+                Ok(raw) => {
+                    catalog.groups = groups::check(
+                        &f.path,
+                        raw,
+                        whole.then_some(&catalog.workflows),
+                        &cx,
+                        &mut errors,
+                    )
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        if let Some(f) = routes_file {
+            match source::parse::<RawRoutes>(&f.path, &f.text) {
+                Ok(raw) => {
+                    catalog.routes =
+                        routes::check(&f.path, raw, whole.then_some(&catalog.groups), &mut errors)
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        if errors.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// `ok: …`, the line `lifeboat validate` prints for a clean directory.
+    pub fn summary(&self) -> String {
+        let stages: usize = self.workflows.values().map(|w| w.stages.len()).sum();
+        let targets = match self.targets.file {
+            Some(_) => format!(", {} targets", self.targets.len()),
+            None => String::new(),
+        };
+        format!(
+            "ok: {} workflows ({} stages), {} groups, {} routes{targets} in {} files",
+            self.workflows.len(),
+            stages,
+            self.groups.len(),
+            self.routes.len(),
+            self.files
+        )
+    }
+
+    /// The stages a group runs for an action, with the workflow's parameters overridden by
+    /// the group's and then by `overrides`.
+    pub fn plan_for(
+        &self,
+        group: &str,
+        action: Action,
+        overrides: &Params,
+    ) -> Result<Plan, PlanError> {
+        let g = self
+            .groups
+            .get(group)
+            .ok_or_else(|| PlanError::UnknownGroup {
+                group: group.to_string(),
+                known: self.groups.keys().cloned().collect(),
+            })?;
+        let no_workflow = || PlanError::NoWorkflow {
+            group: group.to_string(),
+            action,
+        };
+        let name = g.workflow_for(action).ok_or_else(no_workflow)?;
+        let workflow = self.workflows.get(name).ok_or_else(no_workflow)?;
+        let params = workflow
+            .params_with(&[&g.params, overrides])
+            .map_err(PlanError::BadParams)?;
+        let cx = Context {
+            kinds: self.kinds.as_ref(),
+            targets: &self.targets,
+        };
+        let stages = plan::plan(workflow, &params, &cx).map_err(|errors| {
+            PlanError::BadParams(
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        Ok(Plan {
+            workflow: workflow.name.clone(),
+            params,
+            stages,
+        })
+    }
+}

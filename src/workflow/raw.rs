@@ -1,0 +1,128 @@
+//! The files as serde reads them, every value with its position. The checks in
+//! `workflows`, `groups`, `routes` and `targets` turn these into the validated types.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::source::{Node, OrderedMap, Spanned};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub params: OrderedMap<Spanned<Node>>,
+    /// `None` for `stages:` with nothing under it, reported as empty (not as a parse error).
+    pub stages: Spanned<Option<OrderedMap<Spanned<RawStage>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub agent: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub after: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub spec: Option<Spanned<Node>>,
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub approval: Option<Spanned<Node>>,
+    #[serde(default)]
+    pub resource: Option<Spanned<Node>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub initial_backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_backoff: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroups {
+    pub groups: OrderedMap<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub workflows: Spanned<OrderedMap<Spanned<String>>>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub params: OrderedMap<Spanned<Node>>,
+    #[serde(default)]
+    pub allow: Option<RawAllow>,
+    #[serde(default)]
+    pub owners: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    #[serde(default)]
+    pub slack_users: Vec<String>,
+    #[serde(default)]
+    pub slack_groups: Vec<String>,
+    #[serde(default)]
+    pub discord_roles: Vec<String>,
+    #[serde(default)]
+    pub discord_users: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutes {
+    pub routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub source: Option<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    pub matchers: IndexMap<String, String>,
+    #[serde(default)]
+    pub match_re: OrderedMap<Spanned<String>>,
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group_label: Option<Spanned<String>>,
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cooldown: Option<Spanned<String>>,
+}
+
+/// `targets.yaml`: where each logical name a workflow uses lives, and which provider
+/// drives it. A target's fields other than `provider` belong to its provider.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargets {
+    #[serde(default)]
+    pub databases: OrderedMap<Spanned<Node>>,
+    #[serde(default)]
+    pub clusters: OrderedMap<Spanned<Node>>,
+    #[serde(default)]
+    pub endpoints: OrderedMap<Spanned<Node>>,
+}

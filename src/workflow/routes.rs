@@ -1,0 +1,162 @@
+//! `routes.yaml`: which alerts start (or offer) which run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use regex::Regex;
+use serde::Serialize;
+
+use super::fields;
+use super::groups::Group;
+use super::model::Action;
+use super::raw::RawRoutes;
+use super::source::{Diagnostic, Pos};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSource {
+    Alertmanager,
+    Pagerduty,
+    Grafana,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    Auto,
+    Confirm,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTarget {
+    Group(String),
+    /// Take the group from this alert label.
+    Label(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub name: String,
+    pub source: AlertSource,
+    pub matchers: IndexMap<String, String>,
+    pub matchers_re: Vec<(String, Regex)>,
+    pub target: RouteTarget,
+    pub action: Action,
+    pub mode: RouteMode,
+    pub cooldown: Duration,
+}
+
+/// Checks every route; `groups` (when the whole directory is read) are the groups a
+/// route may name.
+pub(super) fn check(
+    file: &Path,
+    raw: RawRoutes,
+    groups: Option<&IndexMap<String, Group>>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    for spanned in raw.routes {
+        let route_pos = Pos::of(&spanned);
+        let r = spanned.value;
+        if out.iter().any(|o| o.name == r.name.value) {
+            errors.push(
+                Pos::of(&r.name).diag(file, format!("route `{}` is defined twice", r.name.value)),
+            );
+        }
+        let source = match r.source.as_ref().map(|s| s.value.as_str()) {
+            None | Some("any") => AlertSource::Any,
+            Some("alertmanager") => AlertSource::Alertmanager,
+            Some("pagerduty") => AlertSource::Pagerduty,
+            Some("grafana") => AlertSource::Grafana,
+            Some(other) => {
+                errors.push(Pos::of(r.source.as_ref().unwrap_or(&r.name)).diag(
+                    file,
+                    format!("route `{}`: unknown source `{other}` (alertmanager, pagerduty, grafana or any)", r.name.value),
+                ));
+                AlertSource::Any
+            }
+        };
+        let mut matchers_re = Vec::new();
+        for (label, re) in r.match_re.iter() {
+            match Regex::new(&format!("^(?:{})$", re.value)) {
+                Ok(rx) => matchers_re.push((label.value.clone(), rx)),
+                Err(e) => errors.push(Pos::of(re).diag(
+                    file,
+                    format!(
+                        "route `{}`: bad regex for `{}`: {}",
+                        r.name.value,
+                        label.value,
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid")
+                            .trim_start_matches("error: ")
+                    ),
+                )),
+            }
+        }
+        let target = match (&r.group, &r.group_label) {
+            (Some(g), None) => {
+                if let Some(known) = groups
+                    && !known.contains_key(&g.value)
+                {
+                    errors.push(Pos::of(g).diag(
+                        file,
+                        format!("route `{}`: unknown group `{}`", r.name.value, g.value),
+                    ));
+                }
+                RouteTarget::Group(g.value.clone())
+            }
+            (None, Some(l)) => RouteTarget::Label(l.value.clone()),
+            _ => {
+                errors.push(route_pos.diag(
+                    file,
+                    format!(
+                        "route `{}` needs exactly one of `group` or `group_label`",
+                        r.name.value
+                    ),
+                ));
+                RouteTarget::Group(String::new())
+            }
+        };
+        let action = match &r.action {
+            None => Action::Failover,
+            Some(a) => a.value.parse().unwrap_or_else(|e: String| {
+                errors.push(Pos::of(a).diag(file, format!("route `{}`: {e}", r.name.value)));
+                Action::Failover
+            }),
+        };
+        let mode = match r.mode.as_ref().map(|m| m.value.as_str()) {
+            None | Some("confirm") => RouteMode::Confirm,
+            Some("auto") => RouteMode::Auto,
+            Some(other) => {
+                errors.push(Pos::of(r.mode.as_ref().unwrap_or(&r.name)).diag(
+                    file,
+                    format!(
+                        "route `{}`: mode must be `auto` or `confirm`, not `{other}`",
+                        r.name.value
+                    ),
+                ));
+                RouteMode::Confirm
+            }
+        };
+        let cooldown = r
+            .cooldown
+            .as_ref()
+            .and_then(|c| fields::duration(file, c, errors))
+            .unwrap_or(Duration::from_secs(30 * 60));
+        out.push(Route {
+            name: r.name.value.clone(),
+            source,
+            matchers: r.matchers,
+            matchers_re,
+            target,
+            action,
+            mode,
+            cooldown,
+        });
+    }
+    out
+}

@@ -1,0 +1,44 @@
+//! `lifeboat bench` on Kafka and PostgreSQL can be run again on the same database: each
+//! invocation has groups of its own, and counts only the runs it started, although the
+//! database re-sends what its outbox held when the last one stopped.
+
+mod common;
+
+use std::process::Command;
+
+fn bench(brokers: &str, database: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["bench", "--runs", "3", "--stages", "2"])
+        .args(["--kafka", brokers, "--database", database])
+        .env_remove("LIFEBOAT_CONFIG")
+        .output()
+        .expect("lifeboat bench runs");
+    assert!(
+        out.status.success(),
+        "bench failed\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[tokio::test]
+async fn bench_runs_twice_on_one_database() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some((url, name)) = common::fresh_postgres().await else {
+        return;
+    };
+    for round in 1..=2 {
+        let report = bench(&brokers, &url);
+        let production = &report[1];
+        assert_eq!(production["deployment"], "kafka+postgres", "{report:#}");
+        assert_eq!(production["failed_runs"], 0, "round {round}: {report:#}");
+        // One sample per stage after the first of each of the 100 chains: no other run's.
+        assert_eq!(
+            production["stage_overhead_ms"]["samples"], 100,
+            "round {round}: {report:#}"
+        );
+    }
+    common::drop_postgres(&name).await;
+}
