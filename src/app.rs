@@ -36,7 +36,7 @@ pub struct App {
 pub struct Options {
     /// Record release-to-dispatch overhead samples (the benchmark).
     pub overhead: Option<OverheadLog>,
-    /// Where time comes from: the system clock, unless a test runs on tokio's paused one.
+    /// Where time comes from: the system clock, unless the caller hands in another.
     pub clock: Clock,
     /// The agent kinds and providers: the shipped ones, unless a test adds its own.
     pub registry: Registry,
@@ -77,7 +77,9 @@ impl App {
         };
         let clock = options.clock;
         let registry = options.registry;
-        let store = Store::connect(settings.database_url.expose()).await?;
+        let store = Store::connect(settings.database_url.expose())
+            .await?
+            .with_clock(clock.clone());
         // With Kafka, agents are `lifeboat agent` processes; without, they live here.
         let kafka = settings.kafka();
         let embedded = kafka.is_none();
@@ -95,8 +97,7 @@ impl App {
         // Lease outcomes go straight to the engine: releases by in-process agents, and
         // expiries found by this process's sweep.
         let sink = orchestrator.clone();
-        let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))))
-            .with_clock(clock);
+        let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))));
         if embedded {
             // Only this process holds leases on the embedded store: the previous
             // incarnation's leases are expired now rather than after their TTL.

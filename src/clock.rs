@@ -1,7 +1,8 @@
 //! Time as the store, the bus messages and the state machine share it: milliseconds since
-//! the epoch, identical on SQLite and PostgreSQL. The engine, the semaphore and the agent
-//! runtime are handed a `Clock` rather than reading the system time themselves, so that a
-//! test can run them on tokio's paused clock and let hours of backoff pass in no time.
+//! the epoch, identical on SQLite and PostgreSQL. The store, the engine, the semaphore and
+//! the agent runtime are handed one `Clock` rather than reading the system time each on
+//! its own, so that what they write and compare is one notion of now, which a caller can
+//! replace: `Clock::tokio` follows tokio's clock, which a test may pause and advance.
 
 use std::fmt;
 use std::sync::Arc;

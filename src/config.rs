@@ -157,6 +157,11 @@ pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {
         .filter(|s| !s.is_empty())
         .map(|entry| {
             let (name, token) = entry.split_once(':').unwrap_or(("api", entry));
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && !name.contains(char::is_whitespace),
+                "LIFEBOAT_API_TOKENS: a token's name is empty or has spaces (write name:token)"
+            );
             anyhow::ensure!(
                 token.len() >= 16,
                 "LIFEBOAT_API_TOKENS: the token of `{name}` is shorter than 16 characters"

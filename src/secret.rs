@@ -38,25 +38,71 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// A URL with the password of its user info (`user:PASSWORD@host`) and the value of any
-/// query parameter whose name contains `password` replaced by `***`. A password with an
-/// unencoded `@` or `/` in it is masked whole as well.
+/// A database URL, or a libpq keyword string (`host=… password=…`), with every password
+/// replaced by `***`: that of the user info (`user:PASSWORD@host`) and the value of any
+/// parameter whose name contains `password`.
 pub fn mask_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
-    let (before_query, query) = rest.split_at(query_at);
-    let before_query = match before_query.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => before_query.to_string(),
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", mask_after_scheme(rest)),
+        None if url.contains('=') => mask_keywords(url),
+        None => url.to_string(),
+    }
+}
+
+fn mask_after_scheme(rest: &str) -> String {
+    // The user info ends at the last `@`: a password written unencoded may hold `@`, `/`,
+    // `?` or `#`. Masking too much of a malformed URL beats showing part of a password.
+    let (userinfo, tail) = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), &rest[at + 1..]),
+            None => (rest[..=at].to_string(), &rest[at + 1..]),
         },
-        None => before_query.to_string(),
+        None => (String::new(), rest),
     };
-    let prefix = scheme.map(|s| format!("{s}://")).unwrap_or_default();
-    format!("{prefix}{before_query}{}", mask_query(query))
+    let query_at = tail.find(['?', '#']).unwrap_or(tail.len());
+    format!(
+        "{userinfo}{}{}",
+        &tail[..query_at],
+        mask_query(&tail[query_at..])
+    )
+}
+
+/// `host=db password='s3cret word' dbname=x`, with the password's value masked.
+fn mask_keywords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let key_end = rest.find('=').unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        out.push_str(key);
+        rest = &rest[key_end..];
+        let Some(after) = rest.strip_prefix('=') else {
+            break;
+        };
+        out.push('=');
+        let value_end = match after.strip_prefix('\'') {
+            Some(quoted) => {
+                let mut escaped = false;
+                let close = quoted
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let end = c == '\'' && !escaped;
+                        escaped = c == '\\' && !escaped;
+                        end
+                    })
+                    .map_or(quoted.len(), |(i, _)| i + 1);
+                (close + 1).min(after.len())
+            }
+            None => after.find(char::is_whitespace).unwrap_or(after.len()),
+        };
+        if key.trim().to_ascii_lowercase().contains("password") {
+            out.push_str("***");
+        } else {
+            out.push_str(&after[..value_end]);
+        }
+        rest = &after[value_end..];
+    }
+    out
 }
 
 fn mask_query(query: &str) -> String {
@@ -103,6 +149,18 @@ mod tests {
         assert_eq!(
             mask_url("postgres://only-user@h/db"),
             "postgres://only-user@h/db"
+        );
+        assert_eq!(
+            mask_url("postgres://u:pa#ss?x@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            mask_url("host=db user=u password=s3cret dbname=x"),
+            "host=db user=u password=*** dbname=x"
+        );
+        assert_eq!(
+            mask_url("host=db password='a \\' b' sslpassword=p port=5432"),
+            "host=db password=*** sslpassword=*** port=5432"
         );
         assert_eq!(mask_url("sqlite://lifeboat.db"), "sqlite://lifeboat.db");
         assert_eq!(mask_url("sqlite::memory:"), "sqlite::memory:");

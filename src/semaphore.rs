@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{self, Clock};
+use crate::clock::Clock;
 use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind};
-use crate::store::{Expiring, Store};
+use crate::store::{Expiring, Release, Store};
 
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -28,27 +28,16 @@ pub type OutcomeSink = Arc<dyn Fn(LeaseOutcome) + Send + Sync>;
 pub struct Semaphore {
     store: Store,
     sink: Option<OutcomeSink>,
-    clock: Clock,
 }
 
 impl Semaphore {
-    /// A semaphore on the system clock.
     pub fn new(store: Store, sink: Option<OutcomeSink>) -> Self {
-        Semaphore {
-            store,
-            sink,
-            clock: Clock::system(),
-        }
+        Semaphore { store, sink }
     }
 
-    /// The same semaphore reading time from `clock`.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-
+    /// The store's clock, by which leases are timed.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        self.store.clock()
     }
 
     fn notify(&self, outcomes: &[LeaseOutcome]) {
@@ -59,21 +48,13 @@ impl Semaphore {
         }
     }
 
-    fn expiry(&self) -> i64 {
-        clock::add(self.clock.now_ms(), LEASE_TTL)
-    }
-
     pub async fn acquire(&self, req: &LeaseRequest) -> anyhow::Result<Acquire> {
-        self.store
-            .acquire_lease(req, self.clock.now_ms(), self.expiry())
-            .await
+        self.store.acquire_lease(req, LEASE_TTL).await
     }
 
     /// Extends the lease; `false` when it is no longer this holder's (expired or revoked).
     pub async fn heartbeat(&self, request_id: &str, holder: &str) -> anyhow::Result<bool> {
-        self.store
-            .renew_lease(request_id, holder, self.expiry())
-            .await
+        self.store.renew_lease(request_id, holder, LEASE_TTL).await
     }
 
     /// Ends the lease with the work's outcome. `None` when the lease was no longer held
@@ -88,17 +69,12 @@ impl Semaphore {
     ) -> anyhow::Result<Option<LeaseOutcome>> {
         let released = self
             .store
-            .release_lease(request_id, holder, |run_id, stage, attempt| LeaseOutcome {
-                request_id: request_id.to_string(),
-                run_id,
-                stage,
-                attempt,
+            .release_lease(Release {
+                request_id,
+                holder,
                 kind,
                 retryable,
                 message,
-                holder: Some(holder.to_string()),
-                // Read once the lease is gone: the start of the orchestration overhead.
-                released_us: self.clock.now_us(),
             })
             .await?;
         if let Some(o) = &released {
@@ -111,12 +87,10 @@ impl Semaphore {
     /// holders at once: a restarted embedded process does not wait out its own old leases.
     pub async fn expire(&self, holder_prefix: Option<&str>) -> anyhow::Result<Vec<LeaseOutcome>> {
         let which = match holder_prefix {
-            None => Expiring::Due {
-                now: self.clock.now_ms(),
-            },
+            None => Expiring::Due,
             Some(prefix) => Expiring::HeldBy { prefix },
         };
-        let out = self.store.expire_leases(which, self.clock.now_us()).await?;
+        let out = self.store.expire_leases(which).await?;
         self.notify(&out);
         Ok(out)
     }

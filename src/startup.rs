@@ -54,6 +54,27 @@ impl Service {
         format!("http://{}", self.addr)
     }
 
+    /// Serves until `signal`, then stops; an HTTP server that fails first is an error.
+    pub async fn serve_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = signal => {
+                self.stop().await;
+                Ok(())
+            }
+            ended = &mut self.server => {
+                self.app.shutdown().await;
+                match ended {
+                    Ok(Ok(())) => anyhow::bail!("the HTTP server stopped by itself"),
+                    Ok(Err(e)) => Err(anyhow::anyhow!("the HTTP server failed: {e}")),
+                    Err(e) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
+                }
+            }
+        }
+    }
+
     /// Stops serving (requests in flight get a moment to finish), then the app's tasks;
     /// stored state stays for the next start.
     pub async fn stop(self) {

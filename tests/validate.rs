@@ -844,3 +844,31 @@ endpoints:
         out.dump()
     );
 }
+
+#[test]
+fn a_provider_named_in_a_spec_must_agree_with_the_target() {
+    // Workflows written before targets.yaml named the provider in the spec.
+    let (dir, out) = validate(&[(
+        "wf.yaml",
+        "\
+name: w
+stages:
+  old:
+    agent: database
+    spec: { cluster: c, role: writer, provider: sim }
+  wrong:
+    agent: database
+    spec: { cluster: c, role: writer, provider: kubernetes }
+",
+    )]);
+    assert_errors(
+        &dir,
+        &out,
+        &[at(
+            "wf.yaml",
+            8,
+            49,
+            "stage `wrong`: database spec rejected at `provider`: database `c` is driven by sim, not kubernetes: targets.yaml chooses the provider",
+        )],
+    );
+}

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{opt_duration, simulation_only};
+use super::fields::{named_provider, opt_duration, simulation_only};
 use super::providers::capability::Scale;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -15,6 +15,10 @@ use crate::workflow::{SpecError, TargetKind, Targets};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
+    /// Older workflows named the provider here; targets.yaml says it now, and this must
+    /// agree.
+    #[serde(default)]
+    pub provider: Option<String>,
     pub cluster: String,
     pub namespace: String,
     pub replicas: u32,
@@ -45,6 +49,7 @@ impl Agent for Capacity {
         let target = targets
             .get(TargetKind::Cluster, &spec.cluster)
             .map_err(|m| SpecError::at(&["cluster"], m))?;
+        named_provider(&target, spec.provider.as_deref())?;
         simulation_only(
             &target,
             spec.fail_attempts,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{opt_duration, simulation_only};
+use super::fields::{named_provider, opt_duration, simulation_only};
 use super::providers::capability::Promote;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -23,6 +23,10 @@ pub enum DatabaseRole {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSpec {
+    /// Older workflows named the provider here; targets.yaml says it now, and this must
+    /// agree.
+    #[serde(default)]
+    pub provider: Option<String>,
     pub cluster: String,
     pub role: DatabaseRole,
     /// Refuse to promote while the replica is further behind than this.
@@ -52,6 +56,7 @@ impl Agent for Database {
         let target = targets
             .get(TargetKind::Database, &spec.cluster)
             .map_err(|m| SpecError::at(&["cluster"], m))?;
+        named_provider(&target, spec.provider.as_deref())?;
         simulation_only(
             &target,
             spec.fail_attempts,

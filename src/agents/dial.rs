@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{opt_duration, simulation_only};
+use super::fields::{named_provider, opt_duration, simulation_only};
 use super::providers::capability::Move;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -16,6 +16,10 @@ use crate::workflow::{SpecError, TargetKind, Targets};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DialSpec {
+    /// Older workflows named the provider here; targets.yaml says it now, and this must
+    /// agree.
+    #[serde(default)]
+    pub provider: Option<String>,
     pub endpoint: String,
     pub region: String,
     #[serde(default)]
@@ -58,6 +62,7 @@ impl Agent for Dial {
                 ),
             ));
         }
+        named_provider(&target, spec.provider.as_deref())?;
         simulation_only(
             &target,
             spec.fail_attempts,

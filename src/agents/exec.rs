@@ -62,7 +62,10 @@ impl Agent for Exec {
     }
 
     async fn run(&self, spec: ExecSpec, work: &Work) -> Result<String, Failure> {
-        let program = &spec.command[0];
+        let program = spec
+            .command
+            .first()
+            .ok_or_else(|| Failure::permanent("bad spec: command: command must name a program"))?;
         if work.request.dry_run {
             return match which(program, spec.workdir.as_deref()) {
                 true => Ok(format!("dry run: would run {}", shell_words(&spec.command))),

@@ -18,6 +18,21 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     duration(d).map(Some)
 }
 
+/// Workflows written before targets.yaml named the provider in the spec (`provider: sim`).
+/// It is accepted still, and must agree with the target's.
+pub fn named_provider(target: &Target, named: Option<&str>) -> Result<(), SpecError> {
+    match named {
+        Some(p) if p != target.provider => Err(SpecError::at(
+            &["provider"],
+            format!(
+                "{} `{}` is driven by {}, not {p}: targets.yaml chooses the provider",
+                target.kind, target.name, target.provider
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Failure injection (`fail_attempts`, `fail_permanently`, `duration`) is for simulated
 /// targets; on a real one it would be ignored, so a stage that asks for it is refused.
 pub fn simulation_only(
@@ -80,5 +95,18 @@ mod tests {
         )
         .expect_err("real");
         assert_eq!(refused.field(), "duration");
+    }
+
+    #[test]
+    fn a_provider_named_in_a_spec_must_be_the_targets() {
+        assert!(named_provider(&target("sim"), Some("sim")).is_ok());
+        assert!(named_provider(&target("sim"), None).is_ok());
+        let refused = named_provider(&target("sim"), Some("kubernetes")).expect_err("differs");
+        assert_eq!(refused.field(), "provider");
+        assert!(
+            refused.message.contains("driven by sim"),
+            "{}",
+            refused.message
+        );
     }
 }

@@ -48,7 +48,10 @@ fn resource<A: Agent>(spec: &Value) -> Option<String> {
 }
 
 fn build<A: Agent>(env: &Env) -> anyhow::Result<Arc<dyn Runner>> {
-    Ok(Arc::new(Typed(A::build(env)?)))
+    Ok(Arc::new(Typed {
+        agent: A::build(env)?,
+        targets: env.targets.clone(),
+    }))
 }
 
 /// An agent as the runtime drives it, whatever its spec type.
@@ -58,7 +61,11 @@ pub trait Runner: Send + Sync + 'static {
     async fn execute(&self, work: &Work) -> Result<String, Failure>;
 }
 
-struct Typed<A>(A);
+struct Typed<A> {
+    agent: A,
+    /// The targets this process knows, which a spec is checked against again.
+    targets: Arc<Targets>,
+}
 
 #[async_trait]
 impl<A: Agent> Runner for Typed<A> {
@@ -66,9 +73,13 @@ impl<A: Agent> Runner for Typed<A> {
         A::KIND
     }
 
+    /// A request comes off the bus: its spec is checked as validation checked it, and one
+    /// that fails (sent by something else, or naming a target this process lacks) fails
+    /// the attempt for good, saying where.
     async fn execute(&self, work: &Work) -> Result<String, Failure> {
         let spec: A::Spec = work.spec()?;
-        self.0.run(spec, work).await
+        A::check(&spec, &self.targets).map_err(Failure::bad_spec)?;
+        self.agent.run(spec, work).await
     }
 }
 

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Bus, Delivery, Progress, ProgressKind, WorkRequest};
 use crate::clock::Clock;
-use crate::workflow::kinds;
+use crate::workflow::kinds::{self, SpecError};
 
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,16 @@ impl Failure {
             retryable: false,
             message: message.into(),
         }
+    }
+
+    /// A spec the agent cannot run: retrying will not change it.
+    pub fn bad_spec(e: SpecError) -> Self {
+        let field = e.field();
+        Failure::permanent(if field.is_empty() {
+            format!("bad spec: {}", e.message)
+        } else {
+            format!("bad spec: {field}: {}", e.message)
+        })
     }
 }
 
@@ -75,14 +85,7 @@ impl Work {
 
     /// The spec, as the agent reads it; one it cannot read fails the attempt for good.
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {
-        kinds::parse(&self.request.spec).map_err(|e| {
-            let field = e.field();
-            Failure::permanent(if field.is_empty() {
-                format!("bad spec: {}", e.message)
-            } else {
-                format!("bad spec: {field}: {}", e.message)
-            })
-        })
+        kinds::parse(&self.request.spec).map_err(Failure::bad_spec)
     }
 
     /// Queues a progress message; `flush` waits until the bus has them all.

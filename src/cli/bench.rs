@@ -52,6 +52,9 @@ fn write_catalog(
         .map_err(|d| anyhow::anyhow!("bench catalog: {}", d[0]))
 }
 
+/// How every benchmark's groups begin.
+const GROUP_PREFIX: &str = "bench-";
+
 fn group(prefix: &str, i: usize) -> String {
     format!("{prefix}-g{i}")
 }
@@ -120,12 +123,21 @@ async fn wait_finished(
 
 /// Lets runs that an earlier, interrupted benchmark left unfinished in the database end
 /// first (the engine adopts them at start-up), so that they are not measured with these.
+/// Runs of other groups are none of its business.
 async fn settle(app: &App) -> anyhow::Result<()> {
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
     let deadline = Instant::now() + PATIENCE;
     let mut told = false;
     loop {
-        let left = app.store.active_versions().await?.len();
+        let mut left = 0;
+        for (id, _) in app.store.active_versions().await? {
+            let benched = app
+                .store
+                .load_run(id)
+                .await?
+                .is_some_and(|r| !r.state.is_final() && r.group.starts_with(GROUP_PREFIX));
+            left += usize::from(benched);
+        }
         if left == 0 {
             return Ok(());
         }
@@ -167,7 +179,7 @@ pub async fn run(
     );
     let dir = std::env::temp_dir().join(format!("lifeboat-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let prefix = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let prefix = format!("{GROUP_PREFIX}{}", uuid::Uuid::now_v7().simple());
     let catalog = Arc::new(write_catalog(
         &dir,
         &prefix,

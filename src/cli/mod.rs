@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::domain::{Actor, RunState};
 use crate::startup::Service;
 use crate::trigger::Trigger;
-use crate::workflow::{Action, Catalog, Params, PlanError, plan};
+use crate::workflow::{Action, Catalog, Params, plan};
 use progress::Approver;
 
 #[derive(Parser)]
@@ -129,16 +129,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { path } => Ok(validate(&path.unwrap_or(settings.workflows))),
         Command::Plan { group, action } => {
             let catalog = app::load_catalog(&settings, &Registry::builtin())?;
-            let planned =
-                catalog
-                    .plan_for(&group, action, &Params::new())
-                    .map_err(|e| match e {
-                        PlanError::UnknownGroup { group, known } => anyhow::anyhow!(
-                            "unknown group `{group}` (groups: {})",
-                            known.join(", ")
-                        ),
-                        other => other.into(),
-                    })?;
+            let planned = catalog
+                .plan_for(&group, action, &Params::new())
+                .map_err(|e| anyhow::anyhow!(e.explained()))?;
             print!(
                 "{}",
                 plan::render(
@@ -248,8 +241,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         instance = %service.app.instance,
         "Lifeboat is serving."
     );
-    shutdown_signal().await;
-    service.stop().await;
+    service.serve_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -62,7 +62,9 @@ pub enum Actor {
 impl Actor {
     /// The person at the terminal, by their login name.
     pub fn terminal() -> Actor {
-        Actor::Terminal(std::env::var("USER").unwrap_or_else(|_| "operator".into()))
+        let user = std::env::var("USER").unwrap_or_default();
+        let user = user.trim();
+        Actor::Terminal(if user.is_empty() { "operator" } else { user }.to_string())
     }
 }
 
@@ -90,7 +92,6 @@ impl FromStr for Actor {
         }
         let (kind, name) = s
             .split_once(':')
-            .filter(|(_, name)| !name.is_empty())
             .ok_or_else(|| format!("`{s}` is not an actor (like api:NAME or slack:USER)"))?;
         let name = name.to_string();
         Ok(match kind {
@@ -152,6 +153,7 @@ mod tests {
         );
         assert!("someone".parse::<Actor>().is_err());
         assert!("irc:bob".parse::<Actor>().is_err());
-        assert!("api:".parse::<Actor>().is_err());
+        // Whatever the text form can say, it reads back.
+        assert_eq!("cli:".parse::<Actor>(), Ok(Actor::Terminal(String::new())));
     }
 }

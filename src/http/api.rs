@@ -195,7 +195,8 @@ pub async fn group_plan(
     let planned = state
         .orchestrator
         .catalog()
-        .plan_for(&name, action, &Params::new())?;
+        .plan_for(&name, action, &Params::new())
+        .map_err(|e| ApiError::not_found(e.explained()))?;
     let (workflow, stages) = (planned.workflow, planned.stages);
     let waves: Vec<Value> = plan::waves(&stages)
         .iter()

@@ -4,11 +4,13 @@
 
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::Store;
-use crate::clock::Millis;
+use crate::clock;
 use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation, RunId};
 
 const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us \
@@ -20,21 +22,30 @@ const CHUNK: usize = 500;
 /// Which leases an expiry takes.
 pub enum Expiring<'a> {
     /// Those whose time is up.
-    Due { now: Millis },
+    Due,
     /// Every lease of holders whose name starts so: a restarted process's own.
     HeldBy { prefix: &'a str },
 }
 
+/// How a holder ends its lease.
+pub struct Release<'a> {
+    pub request_id: &'a str,
+    pub holder: &'a str,
+    pub kind: OutcomeKind,
+    pub retryable: bool,
+    pub message: Option<String>,
+}
+
 impl Store {
-    /// Takes the lease of `req` until `expires_at`, unless the request has ended or the
-    /// resource is held.
+    /// Takes the lease of `req` for `ttl`, unless the request has ended or the resource
+    /// is held.
     pub async fn acquire_lease(
         &self,
         req: &LeaseRequest,
-        now: Millis,
-        expires_at: Millis,
+        ttl: Duration,
     ) -> anyhow::Result<Acquire> {
         let mut tx = self.pool.begin().await?;
+        let now = self.clock.now_ms();
         // Insert first, then look for an outcome. A release that committed while this insert
         // waited on its row is then seen by the look-up (PostgreSQL's READ COMMITTED gives each
         // statement a fresh snapshot); the other order would take a lease for work just done.
@@ -49,7 +60,7 @@ impl Store {
         .bind(req.attempt as i64)
         .bind(&req.holder)
         .bind(now)
-        .bind(expires_at)
+        .bind(clock::add(now, ttl))
         .execute(&mut *tx)
         .await?;
         let ended = sqlx::query("SELECT outcome FROM lease_outcomes WHERE request_id = $1")
@@ -90,16 +101,16 @@ impl Store {
         })
     }
 
-    /// Moves the lease's expiry; `false` when it is no longer this holder's.
+    /// Gives the lease `ttl` from now; `false` when it is no longer this holder's.
     pub async fn renew_lease(
         &self,
         request_id: &str,
         holder: &str,
-        expires_at: Millis,
+        ttl: Duration,
     ) -> anyhow::Result<bool> {
         let done =
             sqlx::query("UPDATE leases SET expires_at = $1 WHERE request_id = $2 AND holder = $3")
-                .bind(expires_at)
+                .bind(clock::add(self.clock.now_ms(), ttl))
                 .bind(request_id)
                 .bind(holder)
                 .execute(&self.pool)
@@ -107,14 +118,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends this holder's lease with an outcome, recorded in the same transaction. `None`
+    /// Ends the holder's lease with its outcome, recorded in the same transaction. `None`
     /// when the lease is no longer the holder's.
-    pub async fn release_lease(
-        &self,
-        request_id: &str,
-        holder: &str,
-        outcome: impl FnOnce(RunId, String, u32) -> LeaseOutcome,
-    ) -> anyhow::Result<Option<LeaseOutcome>> {
+    pub async fn release_lease(&self, r: Release<'_>) -> anyhow::Result<Option<LeaseOutcome>> {
+        let Release {
+            request_id,
+            holder,
+            kind,
+            retryable,
+            message,
+        } = r;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM leases WHERE request_id = $1 AND holder = $2 RETURNING run_id, stage, attempt",
@@ -126,28 +139,31 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let outcome = outcome(
-            RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
-            row.try_get("stage")?,
-            row.try_get::<i64, _>("attempt")? as u32,
-        );
+        let outcome = LeaseOutcome {
+            request_id: request_id.to_string(),
+            run_id: RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
+            stage: row.try_get("stage")?,
+            attempt: row.try_get::<i64, _>("attempt")? as u32,
+            kind,
+            retryable,
+            message,
+            holder: Some(holder.to_string()),
+            // Read once the lease is gone: the start of the orchestration overhead.
+            released_us: self.clock.now_us(),
+        };
         record(&mut tx, &outcome).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }
 
     /// Ends the leases `which` names as expired, recording each end.
-    pub async fn expire_leases(
-        &self,
-        which: Expiring<'_>,
-        released_us: i64,
-    ) -> anyhow::Result<Vec<LeaseOutcome>> {
+    pub async fn expire_leases(&self, which: Expiring<'_>) -> anyhow::Result<Vec<LeaseOutcome>> {
         let mut tx = self.pool.begin().await?;
         let rows = match which {
-            Expiring::Due { now } => sqlx::query(
+            Expiring::Due => sqlx::query(
                 "DELETE FROM leases WHERE expires_at <= $1 RETURNING request_id, run_id, stage, attempt, holder",
             )
-            .bind(now)
+            .bind(self.clock.now_ms())
             .fetch_all(&mut *tx)
             .await?,
             Expiring::HeldBy { prefix } => sqlx::query(
@@ -168,7 +184,7 @@ impl Store {
                 retryable: true,
                 message: Some("lease expired: the agent stopped heartbeating".into()),
                 holder: row.try_get("holder")?,
-                released_us,
+                released_us: self.clock.now_us(),
             };
             record(&mut tx, &outcome).await?;
             out.push(outcome);

@@ -11,9 +11,10 @@ use anyhow::Context;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+use crate::clock::Clock;
 use crate::secret::mask_url;
 
-pub use leases::Expiring;
+pub use leases::{Expiring, Release};
 pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     pub backend: Backend,
+    /// What the rows' times are read from, inside the transactions that write them.
+    clock: Clock,
 }
 
 impl Store {
@@ -78,9 +81,23 @@ impl Store {
                 .await
                 .with_context(|| format!("cannot connect to PostgreSQL at {}", mask_url(url)))?,
         };
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            clock: Clock::system(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The same store, dating what it writes by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {

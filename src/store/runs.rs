@@ -45,9 +45,6 @@ pub struct Batch<'a> {
     pub revocations: Vec<Revocation>,
     /// Outbox rows already published: deleted in the same transaction.
     pub delivered: &'a [i64],
-    /// When the change is written, in microseconds: the outbox rows' time and that of the
-    /// revocations' recorded ends.
-    pub at_us: i64,
 }
 
 impl Store {
@@ -124,9 +121,9 @@ impl Store {
         }
         rows::insert_audit(&mut tx, &batch.audit).await?;
         for r in &batch.revocations {
-            leases::revoke_in(&mut tx, r, batch.at_us).await?;
+            leases::revoke_in(&mut tx, r, self.clock.now_us()).await?;
         }
-        let ids = rows::insert_outbox(&mut tx, &batch.outbox, batch.at_us / 1000).await?;
+        let ids = rows::insert_outbox(&mut tx, &batch.outbox, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(ids)
     }

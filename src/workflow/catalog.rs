@@ -58,8 +58,22 @@ pub enum PlanError {
     UnknownGroup { group: String, known: Vec<String> },
     #[error("group `{group}` has no {action} workflow")]
     NoWorkflow { group: String, action: Action },
-    #[error("{0}")]
-    BadParams(String),
+    #[error("{}", .0.join("; "))]
+    BadParams(Vec<String>),
+}
+
+impl PlanError {
+    /// The error with what helps a person at a terminal: the groups there are, one
+    /// problem per line.
+    pub fn explained(&self) -> String {
+        match self {
+            PlanError::UnknownGroup { group, known } => {
+                format!("unknown group `{group}` (groups: {})", known.join(", "))
+            }
+            PlanError::BadParams(problems) => problems.join("\n"),
+            other => other.to_string(),
+        }
+    }
 }
 
 struct File {
@@ -228,19 +242,13 @@ impl Catalog {
         let workflow = self.workflows.get(name).ok_or_else(no_workflow)?;
         let params = workflow
             .params_with(&[&g.params, overrides])
-            .map_err(PlanError::BadParams)?;
+            .map_err(|e| PlanError::BadParams(vec![e]))?;
         let cx = Context {
             kinds: self.kinds.as_ref(),
             targets: &self.targets,
         };
         let stages = plan::plan(workflow, &params, &cx).map_err(|errors| {
-            PlanError::BadParams(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
+            PlanError::BadParams(errors.iter().map(|e| e.to_string()).collect())
         })?;
         Ok(Plan {
             workflow: workflow.name.clone(),

@@ -74,6 +74,13 @@ impl Engine {
                     return Err((named, e.into()));
                 }
             };
+        for m in std::mem::take(&mut changes.missing) {
+            let p = &mut items[live[m]];
+            p.settled = true;
+            if let Some(reply) = p.reply.take() {
+                let _ = reply.send(Err(self.missing(p.item.run).await));
+            }
+        }
         for r in std::mem::take(&mut changes.refused) {
             let p = &mut items[live[r.item]];
             p.settled = true;
@@ -110,7 +117,6 @@ impl Engine {
                 outbox,
                 revocations: changes.revocations,
                 delivered: &delivered,
-                at_us: self.clock.now_us(),
             };
             self.store
                 .commit(&batch)

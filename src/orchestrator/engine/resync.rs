@@ -105,7 +105,6 @@ impl Engine {
                 if !resend.is_empty() {
                     let batch = Batch {
                         outbox: resend,
-                        at_us: self.clock.now_us(),
                         ..Batch::default()
                     };
                     let rows = self.store.commit(&batch).await?;
