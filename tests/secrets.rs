@@ -75,15 +75,7 @@ async fn serve_prints_neither_its_database_password_nor_its_token() {
     let mut proc = serve(dir.path(), &database, &token, port);
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    until("serve to be ready", Duration::from_secs(30), async || {
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-    })
-    .await;
+    common::until_ready(&client, &base).await;
     // Requests that carry the token, right and wrong, and a run that moves.
     let created = client
         .post(format!("{base}/api/v1/runs"))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{named_provider, opt_duration, simulation_only};
+use super::fields::{checked_target, on_target, opt_duration, run_target};
 use super::providers::capability::Scale;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -36,6 +36,8 @@ pub struct CapacitySpec {
     pub duration: Option<Duration>,
 }
 
+on_target!(CapacitySpec, TargetKind::Cluster, cluster);
+
 pub struct Capacity {
     env: Env,
 }
@@ -46,16 +48,7 @@ impl Agent for Capacity {
     type Spec = CapacitySpec;
 
     fn check(spec: &CapacitySpec, targets: &Targets) -> Result<(), SpecError> {
-        let target = targets
-            .get(TargetKind::Cluster, &spec.cluster)
-            .map_err(|m| SpecError::at(&["cluster"], m))?;
-        named_provider(&target, spec.provider.as_deref())?;
-        simulation_only(
-            &target,
-            spec.fail_attempts,
-            spec.fail_permanently,
-            spec.duration,
-        )
+        checked_target(spec, targets).map(drop)
     }
 
     fn resource(spec: &CapacitySpec) -> Option<String> {
@@ -67,11 +60,7 @@ impl Agent for Capacity {
     }
 
     async fn run(&self, spec: CapacitySpec, work: &Work) -> Result<String, Failure> {
-        let target = self
-            .env
-            .targets
-            .get(TargetKind::Cluster, &spec.cluster)
-            .map_err(Failure::permanent)?;
+        let target = run_target(&spec, &self.env.targets)?;
         let provider = self.env.providers.capacity(&target)?;
         let scale = Scale {
             namespace: spec.namespace,

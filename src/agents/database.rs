@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{named_provider, opt_duration, simulation_only};
+use super::fields::{checked_target, on_target, opt_duration, run_target};
 use super::providers::capability::Promote;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -43,6 +43,8 @@ pub struct DatabaseSpec {
     pub duration: Option<Duration>,
 }
 
+on_target!(DatabaseSpec, TargetKind::Database, cluster);
+
 pub struct Database {
     env: Env,
 }
@@ -53,16 +55,7 @@ impl Agent for Database {
     type Spec = DatabaseSpec;
 
     fn check(spec: &DatabaseSpec, targets: &Targets) -> Result<(), SpecError> {
-        let target = targets
-            .get(TargetKind::Database, &spec.cluster)
-            .map_err(|m| SpecError::at(&["cluster"], m))?;
-        named_provider(&target, spec.provider.as_deref())?;
-        simulation_only(
-            &target,
-            spec.fail_attempts,
-            spec.fail_permanently,
-            spec.duration,
-        )
+        checked_target(spec, targets).map(drop)
     }
 
     fn resource(spec: &DatabaseSpec) -> Option<String> {
@@ -74,11 +67,7 @@ impl Agent for Database {
     }
 
     async fn run(&self, spec: DatabaseSpec, work: &Work) -> Result<String, Failure> {
-        let target = self
-            .env
-            .targets
-            .get(TargetKind::Database, &spec.cluster)
-            .map_err(Failure::permanent)?;
+        let target = run_target(&spec, &self.env.targets)?;
         let provider = self.env.providers.database(&target)?;
         match spec.role {
             DatabaseRole::Writer => {

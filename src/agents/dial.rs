@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{named_provider, opt_duration, simulation_only};
+use super::fields::{checked_target, on_target, opt_duration, run_target};
 use super::providers::capability::Move;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
@@ -35,6 +35,8 @@ pub struct DialSpec {
     pub duration: Option<Duration>,
 }
 
+on_target!(DialSpec, TargetKind::Endpoint, endpoint);
+
 pub struct Dial {
     env: Env,
 }
@@ -45,9 +47,7 @@ impl Agent for Dial {
     type Spec = DialSpec;
 
     fn check(spec: &DialSpec, targets: &Targets) -> Result<(), SpecError> {
-        let target = targets
-            .get(TargetKind::Endpoint, &spec.endpoint)
-            .map_err(|m| SpecError::at(&["endpoint"], m))?;
+        let target = checked_target(spec, targets)?;
         if let Some(regions) = target.fields.get("regions").and_then(|r| r.as_object())
             && !regions.contains_key(&spec.region)
         {
@@ -62,13 +62,7 @@ impl Agent for Dial {
                 ),
             ));
         }
-        named_provider(&target, spec.provider.as_deref())?;
-        simulation_only(
-            &target,
-            spec.fail_attempts,
-            spec.fail_permanently,
-            spec.duration,
-        )
+        Ok(())
     }
 
     fn resource(spec: &DialSpec) -> Option<String> {
@@ -80,11 +74,7 @@ impl Agent for Dial {
     }
 
     async fn run(&self, spec: DialSpec, work: &Work) -> Result<String, Failure> {
-        let target = self
-            .env
-            .targets
-            .get(TargetKind::Endpoint, &spec.endpoint)
-            .map_err(Failure::permanent)?;
+        let target = run_target(&spec, &self.env.targets)?;
         let provider = self.env.providers.dial(&target)?;
         let to = Move {
             region: spec.region,

@@ -1,11 +1,13 @@
 //! Field types that stage specs share.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::work::Failure;
 use crate::workflow::estate::SIMULATED;
-use crate::workflow::{SpecError, Target};
+use crate::workflow::{SpecError, Target, TargetKind, Targets};
 
 /// A duration written as people write them: `2s`, `10m`, `1h30m`.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -16,6 +18,68 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
+}
+
+/// A spec of an agent that works on a target: capacity, database and dial. Besides the
+/// field that names the target, each such spec carries the same few fields (a provider
+/// named by older workflows, failure injection for simulated targets), written out in
+/// each spec because serde's `deny_unknown_fields` cannot take them flattened.
+pub trait OnTarget {
+    /// The section of targets.yaml the target is in.
+    const KIND: TargetKind;
+    /// The spec field that names it.
+    const FIELD: &'static str;
+    fn target(&self) -> &str;
+    fn provider(&self) -> Option<&str>;
+    /// `fail_attempts`, `fail_permanently`, `duration`.
+    fn injected(&self) -> (u32, bool, Option<Duration>);
+}
+
+/// Implements `OnTarget` for a spec from the name of its target field.
+macro_rules! on_target {
+    ($spec:ty, $kind:expr, $field:ident) => {
+        impl $crate::agents::fields::OnTarget for $spec {
+            const KIND: $crate::workflow::TargetKind = $kind;
+            const FIELD: &'static str = stringify!($field);
+            fn target(&self) -> &str {
+                &self.$field
+            }
+            fn provider(&self) -> Option<&str> {
+                self.provider.as_deref()
+            }
+            fn injected(&self) -> (u32, bool, Option<std::time::Duration>) {
+                (self.fail_attempts, self.fail_permanently, self.duration)
+            }
+        }
+    };
+}
+pub(crate) use on_target;
+
+/// The target a spec names, as validation checks it: it is in targets.yaml (or simulated,
+/// without one), a provider the spec names is its own, and failure injection asks only
+/// a simulated one.
+pub fn checked_target<'t, S: OnTarget>(
+    spec: &S,
+    targets: &'t Targets,
+) -> Result<Cow<'t, Target>, SpecError> {
+    let target = targets
+        .get(S::KIND, spec.target())
+        .map_err(|m| SpecError::at(&[S::FIELD], m))?;
+    named_provider(&target, spec.provider())?;
+    let (fail_attempts, fail_permanently, duration) = spec.injected();
+    simulation_only(&target, fail_attempts, fail_permanently, duration)?;
+    Ok(target)
+}
+
+/// The target of a spec at run time. The runtime checked the spec against this process's
+/// targets before the work began, so one that is missing now fails the attempt for good.
+pub fn run_target<'t, S: OnTarget>(
+    spec: &S,
+    targets: &'t Targets,
+) -> Result<Cow<'t, Target>, Failure> {
+    targets
+        .get(S::KIND, spec.target())
+        .map_err(Failure::permanent)
 }
 
 /// Workflows written before targets.yaml named the provider in the spec (`provider: sim`).

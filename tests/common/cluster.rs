@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{GROUPS, Proc, free_port, until};
+use super::{GROUPS, Proc, free_port};
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -87,15 +87,7 @@ impl Cluster {
             &[("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))],
         );
         let base = format!("http://127.0.0.1:{port}");
-        until("serve to be ready", Duration::from_secs(30), async || {
-            self.client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-        })
-        .await;
+        super::until_ready(&self.client, &base).await;
         (proc, base)
     }
 

@@ -258,6 +258,19 @@ pub async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() 
     }
 }
 
+/// Waits until the service at `base` answers `/readyz` with 200.
+pub async fn until_ready(client: &reqwest::Client, base: &str) {
+    until("serve to be ready", Duration::from_secs(30), async || {
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+    })
+    .await;
+}
+
 /// The run once it has finished, read from the store.
 pub async fn finished(
     store: &lifeboat::store::Store,
