@@ -3,6 +3,10 @@
 //! the agent runtime are handed one `Clock` rather than reading the system time each on
 //! its own, so that what they write and compare is one notion of now, which a caller can
 //! replace: `Clock::tokio` follows tokio's clock, which a test may pause and advance.
+//!
+//! The whole service does not run on a paused clock: sqlx's pool waits for a connection
+//! on a tokio timer while SQLite works on a thread of its own, and tokio, seeing nothing
+//! else to do, moves a paused clock straight to that timer, so the wait times out at once.
 
 use std::fmt;
 use std::sync::Arc;

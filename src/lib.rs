@@ -39,5 +39,5 @@ pub mod semaphore;
 pub mod startup;
 pub mod store;
 pub(crate) mod telemetry;
-pub mod trigger;
+pub(crate) mod trigger;
 pub mod workflow;

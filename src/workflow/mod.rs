@@ -5,19 +5,19 @@
 //! workflow into the stages a run executes. What the agents accept is asked through
 //! `kinds`, so this module depends on no agent.
 
-pub mod catalog;
-pub mod estate;
+mod catalog;
+pub(crate) mod estate;
 mod fields;
-pub mod groups;
-pub mod kinds;
-pub mod model;
-pub mod params;
-pub mod plan;
+mod groups;
+pub(crate) mod kinds;
+mod model;
+pub(crate) mod params;
+pub(crate) mod plan;
 mod raw;
-pub mod routes;
-pub mod source;
-pub mod targets;
-pub mod workflows;
+mod routes;
+pub(crate) mod source;
+pub(crate) mod targets;
+mod workflows;
 
 pub use catalog::{Catalog, Plan, PlanError};
 pub use estate::{Target, TargetKind, Targets};
@@ -26,6 +26,6 @@ pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
 pub use params::Params;
 pub use plan::PlannedStage;
-pub use routes::Route;
-pub use source::Diagnostic;
-pub use workflows::Workflow;
+pub use routes::{AlertSource, Route, RouteMode, RouteTarget};
+pub use source::{Diagnostic, PathSegment, Pos};
+pub use workflows::{Stage, Workflow};

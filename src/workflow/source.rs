@@ -236,9 +236,6 @@ impl<V> OrderedMap<V> {
     pub fn iter(&self) -> impl Iterator<Item = &(Spanned<String>, V)> {
         self.0.iter()
     }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
