@@ -10,6 +10,11 @@ use tokio::task::JoinHandle;
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
+use crate::chat::ChatContext;
+use crate::chat::notifier::Notifier;
+use crate::chat::slack::api::SlackApi;
+use crate::chat::slack::inbound::SlackBot;
+use crate::chat::slack::outbound::SlackOut;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -30,6 +35,8 @@ pub struct App {
     pub(crate) metrics: Arc<Metrics>,
     pub catalog: Arc<Catalog>,
     pub instance: String,
+    /// Slack's commands and buttons, when Slack is configured.
+    pub(crate) slack: Option<Arc<SlackBot>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -124,6 +131,28 @@ impl App {
         }
         let mut progress = bus.subscribe(bus::PROGRESS_TOPIC, "orchestrator").await?;
 
+        // Notifiers subscribe before recovery publishes anything.
+        let chat = ChatContext {
+            orchestrator: orchestrator.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        let slack = match &settings.slack {
+            Some(s) => {
+                let api = Arc::new(SlackApi::new(s).context("setting up the Slack client")?);
+                let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.slack").await?;
+                let out = Arc::new(SlackOut { api: api.clone() });
+                let notifier = Notifier::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(notifier.run(events)));
+                Some(Arc::new(SlackBot {
+                    cx: chat.clone(),
+                    api,
+                    signing_secret: s.signing_secret.clone(),
+                }))
+            }
+            None => None,
+        };
+
         let mut engine = Engine::new(
             store.clone(),
             bus.clone(),
@@ -166,6 +195,7 @@ impl App {
             metrics,
             catalog,
             instance,
+            slack,
             tasks,
         })
     }

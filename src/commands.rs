@@ -1,96 +1,179 @@
-//! The command grammar shared by chat platforms and the demo (DESIGN.md section 10):
-//! `failover GROUP [--dry-run] [--reason TEXT]`, `failback GROUP [--dry-run]`,
-//! `drill GROUP`, `approve RUN`, `reject RUN`, `cancel RUN`, `status [RUN|GROUP]`, `help`.
+//! The command grammar shared by Slack, Discord and the demo (DESIGN.md section 10). The
+//! platforms only translate what they receive into this text (or, for Discord's
+//! subcommands, into the same words) and parse it here into one `Command`.
 
 use crate::workflow::Action;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `failover GROUP [--dry-run] [--reason TEXT]`, `failback …`, `drill GROUP`.
     Start {
         action: Action,
         group: String,
         dry_run: bool,
         reason: Option<String>,
     },
+    /// `status [RUN|GROUP]`: a run, a group's latest run, or the runs in progress.
+    Status {
+        target: Option<String>,
+    },
+    Runs,
+    Groups,
+    Plan {
+        group: String,
+        action: Action,
+    },
+    Locks,
+    Agents,
+    Resume {
+        run: String,
+    },
+    Retry {
+        run: String,
+        stage: String,
+    },
+    Skip {
+        run: String,
+        stage: String,
+        reason: String,
+    },
     Approve {
         run: String,
     },
     Reject {
         run: String,
+        reason: Option<String>,
     },
     Cancel {
         run: String,
-    },
-    Status {
-        target: Option<String>,
+        reason: Option<String>,
     },
     Help,
 }
 
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] | \
-drill GROUP | status [RUN|GROUP] | approve RUN | reject RUN | cancel RUN | help";
+drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
+resume RUN | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
+cancel RUN [REASON] | help";
 
 pub fn parse(text: &str) -> Result<Command, String> {
-    let mut words = text.split_whitespace();
-    let Some(verb) = words.next() else {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Some((&verb, rest)) = words.split_first() else {
         return Ok(Command::Help);
     };
-    let rest: Vec<&str> = words.collect();
-    let one = |what: &str| -> Result<String, String> {
-        match rest.as_slice() {
-            [x] => Ok(x.to_string()),
-            _ => Err(format!("`{verb}` takes one {what}. {USAGE}")),
+    let fail = |what: String| Err(format!("{what}. {USAGE}"));
+    let none = |c: Command| {
+        if rest.is_empty() {
+            Ok(c)
+        } else {
+            fail(format!("`{verb}` takes nothing after it"))
         }
     };
+    let reason = |words: &[&str]| (!words.is_empty()).then(|| words.join(" "));
     match verb {
-        "failover" | "failback" | "drill" => {
-            let action: Action = verb.parse()?;
-            let mut group = None;
-            let mut dry_run = action == Action::Drill;
-            let mut reason = None;
-            let mut i = 0;
-            while i < rest.len() {
-                match rest[i] {
-                    "--dry-run" => dry_run = true,
-                    "--reason" => {
-                        let text = rest[i + 1..].join(" ");
-                        if text.is_empty() {
-                            return Err(format!("--reason needs text. {USAGE}"));
-                        }
-                        reason = Some(text.trim_matches('"').to_string());
-                        break;
-                    }
-                    flag if flag.starts_with("--") => {
-                        return Err(format!("unknown option `{flag}`. {USAGE}"));
-                    }
-                    word if group.is_none() => group = Some(word.to_string()),
-                    word => return Err(format!("unexpected `{word}`. {USAGE}")),
-                }
-                i += 1;
-            }
-            let group = group.ok_or_else(|| format!("`{verb}` needs a group. {USAGE}"))?;
-            Ok(Command::Start {
-                action,
-                group,
-                dry_run,
-                reason,
-            })
-        }
-        "approve" => Ok(Command::Approve {
-            run: one("run id")?,
-        }),
-        "reject" => Ok(Command::Reject {
-            run: one("run id")?,
-        }),
-        "cancel" => Ok(Command::Cancel {
-            run: one("run id")?,
-        }),
-        "status" => Ok(Command::Status {
-            target: rest.first().map(|s| s.to_string()),
-        }),
+        "failover" | "failback" | "drill" => start(verb, rest),
+        "status" => match rest {
+            [] => Ok(Command::Status { target: None }),
+            [target] => Ok(Command::Status {
+                target: Some(target.to_string()),
+            }),
+            _ => fail("`status` takes one run id or group".into()),
+        },
+        "runs" => none(Command::Runs),
+        "groups" => none(Command::Groups),
+        "locks" => none(Command::Locks),
+        "agents" => none(Command::Agents),
         "help" => Ok(Command::Help),
-        other => Err(format!("unknown command `{other}`. {USAGE}")),
+        "plan" => match rest {
+            [group] => Ok(Command::Plan {
+                group: group.to_string(),
+                action: Action::Failover,
+            }),
+            [group, action] => Ok(Command::Plan {
+                group: group.to_string(),
+                action: action
+                    .parse::<Action>()
+                    .map_err(|e| format!("{e}. {USAGE}"))?,
+            }),
+            _ => fail("`plan` takes a group and, optionally, an action".into()),
+        },
+        "resume" => match rest {
+            [run] => Ok(Command::Resume {
+                run: run.to_string(),
+            }),
+            _ => fail("`resume` takes one run id".into()),
+        },
+        "retry" => match rest {
+            [run, stage] => Ok(Command::Retry {
+                run: run.to_string(),
+                stage: stage.to_string(),
+            }),
+            _ => fail("`retry` takes a run id and a stage".into()),
+        },
+        "skip" => match rest {
+            [run, stage, why @ ..] if !why.is_empty() => Ok(Command::Skip {
+                run: run.to_string(),
+                stage: stage.to_string(),
+                reason: why.join(" "),
+            }),
+            _ => fail("`skip` takes a run id, a stage and a reason".into()),
+        },
+        "approve" => match rest {
+            [run] => Ok(Command::Approve {
+                run: run.to_string(),
+            }),
+            _ => fail("`approve` takes one run id".into()),
+        },
+        "reject" => match rest {
+            [run, why @ ..] => Ok(Command::Reject {
+                run: run.to_string(),
+                reason: reason(why),
+            }),
+            [] => fail("`reject` takes a run id".into()),
+        },
+        "cancel" => match rest {
+            [run, why @ ..] => Ok(Command::Cancel {
+                run: run.to_string(),
+                reason: reason(why),
+            }),
+            [] => fail("`cancel` takes a run id".into()),
+        },
+        other => fail(format!("unknown command `{other}`")),
     }
+}
+
+fn start(verb: &str, rest: &[&str]) -> Result<Command, String> {
+    let action: Action = verb.parse()?;
+    let mut group = None;
+    let mut dry_run = action == Action::Drill;
+    let mut reason = None;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--dry-run" => dry_run = true,
+            "--reason" => {
+                let text = rest[i + 1..].join(" ");
+                if text.is_empty() {
+                    return Err(format!("--reason needs text. {USAGE}"));
+                }
+                reason = Some(text.trim_matches('"').to_string());
+                break;
+            }
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option `{flag}`. {USAGE}"));
+            }
+            word if group.is_none() => group = Some(word.to_string()),
+            word => return Err(format!("unexpected `{word}`. {USAGE}")),
+        }
+        i += 1;
+    }
+    let group = group.ok_or_else(|| format!("`{verb}` needs a group. {USAGE}"))?;
+    Ok(Command::Start {
+        action,
+        group,
+        dry_run,
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -123,5 +206,61 @@ mod tests {
                 .contains("unknown command")
         );
         assert!(parse("failover a b").is_err());
+    }
+
+    #[test]
+    fn parses_the_rest_of_the_grammar() {
+        assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("status"), Ok(Command::Status { target: None }));
+        assert_eq!(
+            parse("status petstore"),
+            Ok(Command::Status {
+                target: Some("petstore".into())
+            })
+        );
+        assert_eq!(parse("runs"), Ok(Command::Runs));
+        assert_eq!(parse("groups"), Ok(Command::Groups));
+        assert_eq!(parse("locks"), Ok(Command::Locks));
+        assert_eq!(parse("agents"), Ok(Command::Agents));
+        assert_eq!(
+            parse("plan petstore failback"),
+            Ok(Command::Plan {
+                group: "petstore".into(),
+                action: Action::Failback
+            })
+        );
+        assert_eq!(
+            parse("skip R dial the DNS is fine already"),
+            Ok(Command::Skip {
+                run: "R".into(),
+                stage: "dial".into(),
+                reason: "the DNS is fine already".into()
+            })
+        );
+        assert_eq!(
+            parse("cancel R false alarm"),
+            Ok(Command::Cancel {
+                run: "R".into(),
+                reason: Some("false alarm".into())
+            })
+        );
+        assert_eq!(
+            parse("reject R"),
+            Ok(Command::Reject {
+                run: "R".into(),
+                reason: None
+            })
+        );
+        for bad in [
+            "runs now",
+            "plan",
+            "plan petstore sideways",
+            "skip R dial",
+            "approve",
+            "retry R",
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(e.ends_with(USAGE), "{bad}: {e}");
+        }
     }
 }

@@ -24,6 +24,39 @@ pub struct Settings {
     pub workflows: PathBuf,
     /// From `LIFEBOAT_API_TOKENS`.
     pub api_tokens: Vec<ApiToken>,
+    /// On when `SLACK_BOT_TOKEN` is set.
+    pub slack: Option<SlackSettings>,
+    /// On when `DISCORD_TOKEN` is set.
+    pub discord: Option<DiscordSettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SlackSettings {
+    /// `SLACK_BOT_TOKEN` (`xoxb-…`): what Lifeboat posts and creates channels with.
+    pub bot_token: SecretString,
+    /// `SLACK_SIGNING_SECRET`: verifies `/slack/*` requests; without it they are refused.
+    pub signing_secret: Option<SecretString>,
+    /// `SLACK_APP_TOKEN` (`xapp-…`): Socket Mode, for workspaces that cannot reach
+    /// Lifeboat over HTTP.
+    pub app_token: Option<SecretString>,
+    /// `SLACK_API_URL`: the Web API's base URL, `https://slack.com/api` by default.
+    pub api_url: String,
+    /// `LIFEBOAT_SLACK_TIER_SCALE`: Slack's published rate tiers are multiplied by this,
+    /// for workspaces with raised limits (and test stand-ins).
+    pub tier_scale: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct DiscordSettings {
+    /// `DISCORD_TOKEN`: the bot's token.
+    pub token: SecretString,
+    /// `DISCORD_PUBLIC_KEY`: verifies `/discord/interactions`. With it, interactions come
+    /// over HTTP; without it, over the gateway.
+    pub public_key: Option<String>,
+    /// `DISCORD_APPLICATION_ID`: where the `/dr` command is registered.
+    pub application_id: Option<u64>,
+    /// `DISCORD_API_URL`: another base URL for the REST API (a proxy, a test stand-in).
+    pub api_url: Option<String>,
 }
 
 /// A bearer token of the API and the name it acts under (`api:<name>` in the audit).
@@ -106,8 +139,44 @@ impl Settings {
                 .or(file.workflows)
                 .unwrap_or_else(|| "workflows".into()),
             api_tokens: parse_tokens(&env("LIFEBOAT_API_TOKENS").unwrap_or_default())?,
+            slack: match env("SLACK_BOT_TOKEN") {
+                None => None,
+                Some(token) => Some(SlackSettings {
+                    bot_token: SecretString::from(token),
+                    signing_secret: env("SLACK_SIGNING_SECRET").map(SecretString::from),
+                    app_token: env("SLACK_APP_TOKEN").map(SecretString::from),
+                    api_url: slack_api_url(env("SLACK_API_URL")),
+                    tier_scale: number(
+                        env("LIFEBOAT_SLACK_TIER_SCALE"),
+                        "LIFEBOAT_SLACK_TIER_SCALE",
+                        1.0,
+                    )?,
+                }),
+            },
+            discord: match env("DISCORD_TOKEN") {
+                None => None,
+                Some(token) => Some(DiscordSettings {
+                    token: SecretString::from(token),
+                    public_key: env("DISCORD_PUBLIC_KEY"),
+                    application_id: env("DISCORD_APPLICATION_ID")
+                        .map(|id| {
+                            id.trim().parse().map_err(|_| {
+                                anyhow::anyhow!("DISCORD_APPLICATION_ID {id:?} is not a number")
+                            })
+                        })
+                        .transpose()?,
+                    api_url: env("DISCORD_API_URL"),
+                }),
+            },
         })
     }
+}
+
+/// The Web API's base URL, without the `/` slack-morphism puts before each method's name.
+fn slack_api_url(raw: Option<String>) -> String {
+    raw.unwrap_or_else(|| "https://slack.com/api".into())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 fn number<T: std::str::FromStr>(raw: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
@@ -134,6 +203,8 @@ impl Settings {
             kafka_namespace: None,
             workflows,
             api_tokens: Vec::new(),
+            slack: None,
+            discord: None,
         }
     }
 

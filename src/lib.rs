@@ -26,6 +26,7 @@
 pub mod agents;
 pub mod app;
 pub mod bus;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub(crate) mod commands;

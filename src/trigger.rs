@@ -97,6 +97,7 @@ mod tests {
             services: vec![],
             workflows: Default::default(),
             channel: None,
+            discord_channel: None,
             params: Default::default(),
             allow: Allow {
                 slack_users: vec!["U1".into()],
@@ -104,7 +105,7 @@ mod tests {
                 discord_roles: vec!["123".into()],
                 discord_users: vec![],
             },
-            owners: vec![],
+            owners: Default::default(),
         }
     }
 

@@ -221,3 +221,28 @@ pub async fn group_plan(
         json!({ "group": name, "action": action, "workflow": workflow, "waves": waves }),
     ))
 }
+
+/// `GET /api/v1/leases`: the leases held now.
+pub async fn leases(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let leases = state
+        .orchestrator
+        .leases()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let leases: Vec<Value> = leases
+        .iter()
+        .map(|l| {
+            json!({
+                "resource": l.resource,
+                "run_id": l.run_id,
+                "stage": l.stage,
+                "holder": l.holder,
+                "expires_at": crate::clock::rfc3339(l.expires_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "leases": leases })))
+}

@@ -6,6 +6,7 @@ mod api;
 mod error;
 mod json;
 mod ops;
+mod slack;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use error::ApiError;
 
 use crate::app::App;
 use crate::bus::Bus;
+use crate::chat::slack::inbound::SlackBot;
 use crate::config::ApiToken;
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
@@ -28,6 +30,7 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Empty means the API is open, which `serve` allows only on loopback.
     pub tokens: Arc<Vec<ApiToken>>,
+    pub slack: Option<Arc<SlackBot>>,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
             metrics: app.metrics.clone(),
             bus: app.bus.clone(),
             tokens: Arc::new(tokens),
+            slack: app.slack.clone(),
         }
     }
 }
@@ -49,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/approve", post(api::approve_run))
         .route("/api/v1/runs/{id}/reject", post(api::reject_run))
         .route("/api/v1/groups", get(api::list_groups))
+        .route("/api/v1/leases", get(api::leases))
+        .route("/slack/commands", post(slack::commands))
+        .route("/slack/interactions", post(slack::interactions))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -219,6 +219,11 @@ impl Orchestrator {
         Ok(StateCounts { runs, stages })
     }
 
+    /// The leases held now.
+    pub async fn leases(&self) -> anyhow::Result<Vec<crate::store::HeldLease>> {
+        self.store.held_leases().await
+    }
+
     /// Whether the store answers.
     pub async fn store_ready(&self) -> bool {
         self.store.ping().await

@@ -21,6 +21,13 @@ pub struct Allow {
     pub discord_users: Vec<String>,
 }
 
+/// People invited to every incident of a group, by their user id on each platform.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Owners {
+    pub slack: Vec<String>,
+    pub discord: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Group {
     pub name: String,
@@ -28,10 +35,13 @@ pub struct Group {
     pub services: Vec<String>,
     /// Workflow name per action; a drill rehearses the failover workflow.
     pub workflows: IndexMap<Action, String>,
+    /// Slack: the standing DR channel, told of every run.
     pub channel: Option<String>,
+    /// Discord: the channel incident threads open in.
+    pub discord_channel: Option<String>,
     pub params: Params,
     pub allow: Allow,
-    pub owners: Vec<String>,
+    pub owners: Owners,
 }
 
 impl Group {
@@ -134,6 +144,7 @@ pub(super) fn check(
                 services: g.services,
                 workflows: map,
                 channel: g.channel,
+                discord_channel: g.discord_channel,
                 params,
                 allow: Allow {
                     slack_users: allow.slack_users,
@@ -141,7 +152,13 @@ pub(super) fn check(
                     discord_roles: allow.discord_roles,
                     discord_users: allow.discord_users,
                 },
-                owners: g.owners,
+                owners: {
+                    let o = g.owners.unwrap_or_default();
+                    Owners {
+                        slack: o.slack,
+                        discord: o.discord,
+                    }
+                },
             },
         );
     }

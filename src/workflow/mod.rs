@@ -21,7 +21,7 @@ mod workflows;
 
 pub use catalog::{Catalog, Plan, PlanError};
 pub use estate::{Target, TargetKind, Targets};
-pub use groups::{Allow, Group};
+pub use groups::{Allow, Group, Owners};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
 pub use params::Params;

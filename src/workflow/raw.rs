@@ -70,7 +70,18 @@ pub struct RawGroup {
     #[serde(default)]
     pub allow: Option<RawAllow>,
     #[serde(default)]
-    pub owners: Vec<String>,
+    pub discord_channel: Option<String>,
+    #[serde(default)]
+    pub owners: Option<RawOwners>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOwners {
+    #[serde(default)]
+    pub slack: Vec<String>,
+    #[serde(default)]
+    pub discord: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]

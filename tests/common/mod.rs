@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod services;
+pub mod slack;
 pub mod toy;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,16 @@ pub async fn spawn_with(
     tokens: &[(&str, &str)],
     options: Options,
 ) -> TestApp {
+    spawn_configured(files, tokens, options, |_| {}).await
+}
+
+/// The app with its settings changed by `configure` first (Slack, Discord).
+pub async fn spawn_configured(
+    files: &[(&str, &str)],
+    tokens: &[(&str, &str)],
+    options: Options,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = {
         let mut s = Settings::embedded(
@@ -49,6 +60,7 @@ pub async fn spawn_with(
             write_workflows(dir.path(), files),
         );
         s.api_tokens = tokens.iter().map(|(n, t)| ApiToken::new(*n, *t)).collect();
+        configure(&mut s);
         s
     };
     let service = Service::start(&settings, options)

@@ -1,0 +1,281 @@
+//! What each chat command does, the same whichever platform it came from.
+
+use std::str::FromStr;
+
+use super::access;
+use super::context::ChatContext;
+use super::people::{Requester, mention};
+use super::reply::Reply;
+use super::text;
+use crate::commands::{Command, USAGE};
+use crate::domain::{Run, RunId};
+use crate::orchestrator::CommandError;
+use crate::store::Origin;
+use crate::trigger::{self, StartError, Trigger};
+use crate::workflow::{Action, Params, plan};
+
+/// How many runs `runs` lists.
+const RECENT: i64 = 10;
+
+pub async fn handle(cx: &ChatContext, who: &Requester, command: Command) -> Reply {
+    match run(cx, who, command).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "A chat command failed.");
+            Reply::ephemeral(format!("Lifeboat could not do that: {e}"))
+        }
+    }
+}
+
+async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Result<Reply> {
+    let o = &cx.orchestrator;
+    Ok(match command {
+        Command::Help => Reply::ephemeral(USAGE),
+        Command::Start {
+            action,
+            group,
+            dry_run,
+            reason,
+        } => start(cx, who, action, &group, dry_run, reason).await?,
+        Command::Status { target: None } => {
+            let active: Vec<String> = o
+                .runs(None, 50)
+                .await?
+                .iter()
+                .filter(|r| !r.state.is_final())
+                .map(text::run_line)
+                .collect();
+            Reply::ephemeral(if active.is_empty() {
+                "No run is in progress.".into()
+            } else {
+                active.join("\n")
+            })
+        }
+        Command::Status {
+            target: Some(target),
+        } => match RunId::from_str(&target) {
+            Ok(id) => match o.run(id).await? {
+                Some(run) => Reply::ephemeral(status(cx, &run).await?),
+                None => Reply::ephemeral(format!("Run `{id}` not found.")),
+            },
+            Err(_) if cx.catalog().groups.contains_key(&target) => {
+                match o.runs(Some(&target), 1).await?.first() {
+                    Some(run) => Reply::ephemeral(status(cx, run).await?),
+                    None => Reply::ephemeral(format!("Group `{target}` has no runs yet.")),
+                }
+            }
+            Err(_) => Reply::ephemeral(format!(
+                "`{target}` is neither a run id nor a group ({}). {USAGE}",
+                group_names(cx)
+            )),
+        },
+        Command::Runs => {
+            let runs = o.runs(None, RECENT).await?;
+            Reply::ephemeral(if runs.is_empty() {
+                "No runs yet.".into()
+            } else {
+                runs.iter()
+                    .map(text::run_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Groups => Reply::ephemeral(
+            cx.catalog()
+                .groups
+                .values()
+                .map(|g| {
+                    let workflows: Vec<String> = g
+                        .workflows
+                        .iter()
+                        .map(|(a, w)| format!("{a}: `{w}`"))
+                        .collect();
+                    format!("`{}` ({})", g.name, workflows.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        Command::Plan { group, action } => {
+            match cx.catalog().plan_for(&group, action, &Params::new()) {
+                Ok(p) => Reply::ephemeral(format!(
+                    "```\n{}```",
+                    plan::render(&format!("{group} {action} → {}", p.workflow), &p.stages)
+                )),
+                Err(e) => Reply::ephemeral(format!("{}. {USAGE}", e.explained())),
+            }
+        }
+        Command::Locks => {
+            let leases = cx.store.held_leases().await?;
+            Reply::ephemeral(text::locks(&leases, cx.clock.now_ms()))
+        }
+        Command::Agents | Command::Resume { .. } | Command::Retry { .. } | Command::Skip { .. } => {
+            Reply::ephemeral(
+                "That command is part of the grammar, and this version of Lifeboat cannot do it yet.",
+            )
+        }
+        Command::Approve { run } => decide(cx, who, &run, Decision::Approve).await?,
+        Command::Reject { run, reason } => decide(cx, who, &run, Decision::Reject(reason)).await?,
+        Command::Cancel { run, reason } => decide(cx, who, &run, Decision::Cancel(reason)).await?,
+    })
+}
+
+async fn start(
+    cx: &ChatContext,
+    who: &Requester,
+    action: Action,
+    group: &str,
+    dry_run: bool,
+    reason: Option<String>,
+) -> anyhow::Result<Reply> {
+    let Some(g) = cx.catalog().groups.get(group) else {
+        return Ok(Reply::ephemeral(format!(
+            "Unknown group `{group}` (groups: {}). {USAGE}",
+            group_names(cx)
+        )));
+    };
+    let request = format!("{action} {group}");
+    let allowed = match access::check(cx, who, g, &request, None).await {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Reply::ephemeral(refusal)),
+    };
+    let trigger = Trigger {
+        roles: allowed.roles,
+        dry_run,
+        reason,
+        ..Trigger::new(allowed.actor.clone(), group, action)
+    };
+    match trigger::start(&cx.orchestrator, trigger).await {
+        Ok(run) => {
+            cx.store
+                .record_origin(
+                    run.id,
+                    who.platform,
+                    &Origin {
+                        channel: who.channel.clone(),
+                        user: who.user.clone(),
+                    },
+                )
+                .await?;
+            Ok(Reply::channel(format!(
+                "{} started {}{} of `{group}`: run `{}`. Its incident opens in a moment.",
+                mention(&allowed.actor, Some(who.platform)),
+                action,
+                if run.dry_run { " (dry run)" } else { "" },
+                run.id
+            )))
+        }
+        Err(StartError::Forbidden(why)) => Ok(Reply::ephemeral(why)),
+        Err(StartError::Create(e)) => Ok(Reply::ephemeral(format!("Not started: {e}."))),
+    }
+}
+
+enum Decision {
+    Approve,
+    Reject(Option<String>),
+    Cancel(Option<String>),
+}
+
+async fn decide(
+    cx: &ChatContext,
+    who: &Requester,
+    run: &str,
+    decision: Decision,
+) -> anyhow::Result<Reply> {
+    let Ok(id) = RunId::from_str(run) else {
+        return Ok(Reply::ephemeral(format!(
+            "`{run}` is not a run id. {USAGE}"
+        )));
+    };
+    decide_on(cx, who, id, decision_word(&decision), decision).await
+}
+
+fn decision_word(d: &Decision) -> &'static str {
+    match d {
+        Decision::Approve => "approve",
+        Decision::Reject(_) => "reject",
+        Decision::Cancel(_) => "cancel",
+    }
+}
+
+/// Approve, reject or cancel a run, for a person the run's group allows: from a command or
+/// a button.
+async fn decide_on(
+    cx: &ChatContext,
+    who: &Requester,
+    id: RunId,
+    word: &str,
+    decision: Decision,
+) -> anyhow::Result<Reply> {
+    let o = &cx.orchestrator;
+    let Some(run) = o.run(id).await? else {
+        return Ok(Reply::ephemeral(format!("Run `{id}` not found.")));
+    };
+    let Some(group) = cx.catalog().groups.get(&run.group) else {
+        return Ok(Reply::ephemeral(format!(
+            "Run `{id}` belongs to group `{}`, which the workflows no longer define.",
+            run.group
+        )));
+    };
+    let allowed = match access::check(cx, who, group, &format!("{word} {id}"), Some(id)).await {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Reply::ephemeral(refusal)),
+    };
+    let actor = &allowed.actor;
+    let done = match decision {
+        Decision::Approve => o.approve(id, None, actor).await,
+        Decision::Reject(reason) => o.reject(id, actor, reason).await,
+        Decision::Cancel(reason) => o.cancel(id, actor, reason).await,
+    };
+    Ok(match done {
+        Ok(run) => Reply::channel(format!(
+            "{} {}d {} of `{}` (run `{id}`): it is {} now.",
+            mention(actor, Some(who.platform)),
+            word,
+            run.action,
+            run.group,
+            text::state_word(run.state)
+        )),
+        Err(CommandError::Refused(why)) => {
+            Reply::ephemeral(format!("Cannot {word} run `{id}`: {why}."))
+        }
+        Err(e) => Reply::ephemeral(format!("Cannot {word} run `{id}`: {e}.")),
+    })
+}
+
+/// What a button press does: the same as the command of its name.
+pub async fn press(
+    cx: &ChatContext,
+    who: &Requester,
+    button: super::card::Button,
+    run: RunId,
+) -> Reply {
+    use super::card::Button;
+    let decision = match button {
+        Button::Approve => Decision::Approve,
+        Button::Reject => Decision::Reject(None),
+        Button::Cancel => Decision::Cancel(None),
+    };
+    let word = decision_word(&decision);
+    match decide_on(cx, who, run, word, decision).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "A button press failed.");
+            Reply::ephemeral(format!("Lifeboat could not do that: {e}"))
+        }
+    }
+}
+
+async fn status(cx: &ChatContext, run: &Run) -> anyhow::Result<String> {
+    let audit = cx.orchestrator.events(run.id).await?;
+    let card = super::card::Card::of(run, &audit, None, cx.clock.now_ms());
+    Ok(format!("{}\n{}", text::run_line(run), text::card(&card)))
+}
+
+fn group_names(cx: &ChatContext) -> String {
+    cx.catalog()
+        .groups
+        .keys()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,22 @@
+//! Chat: `/dr` in Slack and Discord, and each run's live card in its incident channel.
+//!
+//! Inbound, each platform's module verifies a request, translates it into the shared
+//! grammar (`crate::commands`) or a button press, and hands it to `handle`, which checks
+//! the group's `allow` (`access`) and acts through the orchestrator. Outbound, the
+//! `notifier` reads run events and keeps one card per run per platform (`card`), posted
+//! once and edited in place, through the platform's `Outbound`.
+
+pub mod access;
+pub mod card;
+pub mod context;
+pub mod handle;
+pub mod notifier;
+pub mod outbound;
+pub mod people;
+pub mod reply;
+pub mod slack;
+pub mod text;
+
+pub use context::ChatContext;
+pub use people::{Membership, Requester, Roles};
+pub use reply::Reply;

@@ -1,0 +1,255 @@
+//! The notifier: reads run and stage events and keeps each run's card on one platform.
+//!
+//! Events that arrive together are handled together, so that a burst of stage changes
+//! becomes one edit of each card it touches. The card is rendered from the run as the store
+//! holds it, so the latest state wins whatever the order of events. Which message is which
+//! run's card is stored: a restarted or another replica edits the same card, and the post
+//! is claimed first, so with several replicas each card is posted once. Thread replies and
+//! the summary are claimed by key (the event's id) and posted once however often an event
+//! is delivered. A 429 waits out its `Retry-After` and the same work is done again; the
+//! offset is committed only once a batch is handled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::card::Card;
+use super::context::ChatContext;
+use super::outbound::{Outbound, Posted, SendError};
+use super::people::mention;
+use super::text;
+use crate::bus::{RunEvent, Subscription};
+use crate::domain::{Actor, EventKind, RunId, RunState, StageState};
+use crate::store::CardClaim;
+
+/// How long a batch waits for more events once one has come.
+const GATHER: Duration = Duration::from_millis(100);
+/// Most events in one batch.
+const MOST: usize = 2000;
+/// A claim on a card with no message this old is taken over: its claimer died.
+const STALE_CLAIM_MS: i64 = 30_000;
+/// How often a card is tried again after a failure other than a 429, and how long apart.
+const TRIES: u32 = 5;
+const BACKOFF: Duration = Duration::from_millis(500);
+
+pub struct Notifier {
+    cx: ChatContext,
+    out: Arc<dyn Outbound>,
+    /// This process's name, in card claims.
+    instance: String,
+}
+
+impl Notifier {
+    pub fn new(cx: ChatContext, out: Arc<dyn Outbound>, instance: String) -> Notifier {
+        Notifier { cx, out, instance }
+    }
+
+    /// Brings every unsettled card up to date, then follows the events until the bus
+    /// closes.
+    pub async fn run(self, mut events: Box<dyn Subscription>) {
+        match self.cx.store.unsettled_cards(self.out.platform()).await {
+            Ok(runs) => {
+                for id in runs {
+                    self.refresh(id, &[]).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Could not read the cards left unsettled."),
+        }
+        while let Some(first) = events.next().await {
+            let mut batch = vec![first];
+            while batch.len() < MOST {
+                match tokio::time::timeout(GATHER, events.next()).await {
+                    Ok(Some(m)) => batch.push(m),
+                    _ => break,
+                }
+            }
+            let parsed: Vec<RunEvent> = batch
+                .iter()
+                .filter_map(|m| match serde_json::from_slice(&m.payload) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Dropping an event the notifier cannot read.");
+                        None
+                    }
+                })
+                .collect();
+            let mut runs: Vec<RunId> = Vec::new();
+            for e in &parsed {
+                if !runs.contains(&e.run_id) {
+                    runs.push(e.run_id);
+                }
+            }
+            for id in runs {
+                let of_run: Vec<RunEvent> =
+                    parsed.iter().filter(|e| e.run_id == id).cloned().collect();
+                self.refresh(id, &of_run).await;
+            }
+            if let Err(e) = events.commit().await {
+                tracing::warn!(error = %e, "Could not commit the events offset.");
+            }
+        }
+    }
+
+    /// Brings a run's card up to date and makes the posts its events call for, waiting
+    /// out rate limits and trying again after failures.
+    async fn refresh(&self, id: RunId, events: &[RunEvent]) {
+        let mut failures = 0;
+        loop {
+            match self.try_refresh(id, events).await {
+                Ok(()) => return,
+                Err(SendError::RateLimited(wait)) => {
+                    tracing::info!(run_id = %id, ?wait, platform = %self.out.platform(), "Rate limited; waiting.");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(SendError::Failed(e)) => {
+                    failures += 1;
+                    if failures >= TRIES {
+                        tracing::error!(run_id = %id, error = %e, platform = %self.out.platform(), "Could not update a run's card; the next event or start tries again.");
+                        return;
+                    }
+                    tracing::warn!(run_id = %id, error = %e, platform = %self.out.platform(), "Could not update a run's card; trying again.");
+                    tokio::time::sleep(BACKOFF * failures).await;
+                }
+            }
+        }
+    }
+
+    async fn try_refresh(&self, id: RunId, events: &[RunEvent]) -> Result<(), SendError> {
+        let platform = self.out.platform();
+        let store = &self.cx.store;
+        let Some(run) = self.cx.orchestrator.run(id).await.map_err(failed)? else {
+            return Ok(());
+        };
+        let Some(group) = self.cx.catalog().groups.get(&run.group) else {
+            return Ok(());
+        };
+        if !self.out.covers(group) {
+            return Ok(());
+        }
+        let audit = self.cx.orchestrator.events(id).await.map_err(failed)?;
+        let card = Card::of(&run, &audit, Some(platform), self.cx.clock.now_ms());
+        let rendering = self.out.rendering(&card);
+        let claim = store
+            .claim_card(platform, id, &self.instance, STALE_CLAIM_MS)
+            .await
+            .map_err(failed)?;
+        let at = match claim {
+            CardClaim::Won { channel } => {
+                let origin = store.origin(id, platform).await.map_err(failed)?;
+                let channel = match channel {
+                    Some(c) => c,
+                    None => {
+                        let c = self.out.open(&run, group, origin.as_ref()).await?;
+                        store
+                            .set_card_channel(platform, id, &c)
+                            .await
+                            .map_err(failed)?;
+                        c
+                    }
+                };
+                let message = self.out.post_card(&channel, &card).await?;
+                store
+                    .set_card_shown(platform, id, Some(&message), &rendering, card.is_final())
+                    .await
+                    .map_err(failed)?;
+                let at = Posted { channel, message };
+                let notice = format!("{}: follow it in <#{}>", card.title, at.channel);
+                for elsewhere in self.out.announce_in(group, origin.as_ref()) {
+                    let key = format!("announce:{id}:{elsewhere}");
+                    self.once(&key, id, self.out.announce(&elsewhere, &notice))
+                        .await?;
+                }
+                at
+            }
+            CardClaim::Posted(row) => {
+                let (Some(channel), Some(message)) = (row.channel, row.message) else {
+                    return Err(SendError::Failed("a posted card without its place".into()));
+                };
+                let at = Posted { channel, message };
+                if row.shown.as_deref() != Some(rendering.as_str()) {
+                    self.out.edit_card(&at, &card).await?;
+                    store
+                        .set_card_shown(platform, id, None, &rendering, card.is_final())
+                        .await
+                        .map_err(failed)?;
+                }
+                at
+            }
+            // Another replica is posting it; this event's state must still reach it.
+            CardClaim::Busy => return Err(SendError::Failed("the card is being posted".into())),
+        };
+        // A rejection cancels the run: its thread hears of the rejection once, not twice.
+        let rejected = events.iter().any(|e| e.kind == EventKind::StageRejected);
+        for e in events {
+            if rejected && e.kind == EventKind::Run(RunState::Cancelled) {
+                continue;
+            }
+            if let Some(said) = notable(e, platform) {
+                let key = if e.id.is_empty() {
+                    format!("{}:{}:{}", e.run_id, e.kind, e.at)
+                } else {
+                    e.id.clone()
+                };
+                self.once(&key, id, self.out.reply(&at, &said)).await?;
+            }
+        }
+        if run.state.is_final() {
+            let summary = text::summary(&run);
+            self.once(&format!("summary:{id}"), id, self.out.reply(&at, &summary))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes a post once: claimed by `key` first, given back if it could not be made.
+    async fn once(
+        &self,
+        key: &str,
+        run: RunId,
+        post: impl std::future::Future<Output = Result<(), SendError>>,
+    ) -> Result<(), SendError> {
+        let platform = self.out.platform();
+        if !self
+            .cx
+            .store
+            .claim_post(platform, key, run)
+            .await
+            .map_err(failed)?
+        {
+            return Ok(());
+        }
+        if let Err(e) = post.await {
+            if let Err(release) = self.cx.store.release_post(platform, key).await {
+                tracing::warn!(error = %release, key, "Could not give a post back; it will not be tried again.");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn failed(e: anyhow::Error) -> SendError {
+    SendError::Failed(e.to_string())
+}
+
+/// What the thread hears of an event, if anything.
+fn notable(e: &RunEvent, on: crate::domain::Platform) -> Option<String> {
+    let stage = e.stage.as_deref().unwrap_or("the run");
+    let message = e.message.as_deref().unwrap_or("");
+    let who = mention(&e.actor, Some(on));
+    match e.kind {
+        EventKind::Stage(StageState::Retrying) => Some(format!(
+            "🔁 `{stage}` attempt {} failed: {message}. It will be retried.",
+            e.attempt.unwrap_or(0)
+        )),
+        EventKind::Stage(StageState::Failed) => Some(format!("❌ `{stage}` failed: {message}")),
+        EventKind::ApprovalRequested => Some(format!(
+            "⏸️ `{stage}` waits for approval: press Approve or Reject on the card."
+        )),
+        EventKind::StageApproved if e.actor != Actor::DryRun => {
+            Some(format!("✅ {who} approved `{stage}`."))
+        }
+        EventKind::StageRejected => Some(format!("🚫 {who} rejected `{stage}`: {message}")),
+        EventKind::Run(RunState::Cancelled) => Some(format!("🚫 {message}")),
+        _ => None,
+    }
+}

@@ -1,0 +1,64 @@
+//! What a chat platform does for the notifier: open a run's incident, post and edit its
+//! card, reply in its thread, and tell other channels where it is.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::card::Card;
+use crate::domain::{Platform, Run};
+use crate::store::Origin;
+use crate::workflow::Group;
+
+/// Where a card is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posted {
+    pub channel: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The platform asked to wait this long (a 429): nothing is lost, the call is made
+    /// again after.
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
+    /// Worth trying again later.
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    fn platform(&self) -> Platform;
+
+    /// Whether a run of this group has a card here.
+    fn covers(&self, group: &Group) -> bool;
+
+    /// Opens the run's incident (Slack: a channel of its own; Discord: a thread in the
+    /// group's channel), brings in who should be there, and returns it.
+    async fn open(
+        &self,
+        run: &Run,
+        group: &Group,
+        origin: Option<&Origin>,
+    ) -> Result<String, SendError>;
+
+    /// Posts the card in the incident; returns the message.
+    async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError>;
+
+    async fn edit_card(&self, at: &Posted, card: &Card) -> Result<(), SendError>;
+
+    /// A reply in the card's thread.
+    async fn reply(&self, at: &Posted, text: &str) -> Result<(), SendError>;
+
+    /// A message in another channel (where the run was asked for, the group's standing
+    /// channel) saying where the incident is.
+    async fn announce(&self, channel: &str, text: &str) -> Result<(), SendError>;
+
+    /// The card as this platform sends it, kept to skip an edit that changes nothing.
+    fn rendering(&self, card: &Card) -> String;
+
+    /// The channels other than the incident that hear of it.
+    fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String>;
+}

@@ -1,0 +1,217 @@
+//! The Slack Web API as Lifeboat calls it (slack-morphism), within Slack's rate tiers: a
+//! governor limiter per method keeps each call within its tier for the whole workspace,
+//! and a 429 comes back as `SendError::RateLimited` with Slack's `Retry-After`.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::super::outbound::SendError;
+use crate::config::SlackSettings;
+use crate::secret::ExposeSecret;
+
+/// How long a user group's members are trusted before they are asked for again.
+const MEMBERS_FRESH: Duration = Duration::from_secs(300);
+
+/// Slack's published tiers (per workspace, per method), as calls a minute.
+const TIER_2: f64 = 20.0;
+const TIER_3: f64 = 50.0;
+/// `chat.postMessage`: about one a second in each channel.
+const POSTS_PER_CHANNEL_PER_MINUTE: f64 = 60.0;
+
+pub struct SlackApi {
+    client: SlackHyperClient,
+    token: SlackApiToken,
+    http: reqwest::Client,
+    create: DefaultDirectRateLimiter,
+    invite: DefaultDirectRateLimiter,
+    update: DefaultDirectRateLimiter,
+    members: DefaultDirectRateLimiter,
+    post: DefaultKeyedRateLimiter<String>,
+    groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+}
+
+/// A limiter of `per_minute` calls spread evenly: no burst, so that no minute holds more.
+fn per_minute(per_minute: f64, scale: f64) -> Quota {
+    let rate = (per_minute * scale).max(1.0);
+    let period = Duration::from_secs_f64(60.0 / rate);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::MIN)
+}
+
+impl SlackApi {
+    pub fn new(settings: &SlackSettings) -> anyhow::Result<SlackApi> {
+        // https or http: the API is https, a stand-in or proxy may be plain http.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(&settings.api_url);
+        let scale = settings.tier_scale;
+        Ok(SlackApi {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(settings.bot_token.expose_secret().to_string().into()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            create: RateLimiter::direct(per_minute(TIER_2, scale)),
+            invite: RateLimiter::direct(per_minute(TIER_3, scale)),
+            update: RateLimiter::direct(per_minute(TIER_3, scale)),
+            members: RateLimiter::direct(per_minute(TIER_2, scale)),
+            post: RateLimiter::keyed(per_minute(POSTS_PER_CHANNEL_PER_MINUTE, scale)),
+            groups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Creates a channel; `Ok(None)` when the name is taken.
+    pub async fn create_channel(&self, name: &str) -> Result<Option<String>, SendError> {
+        self.create.until_ready().await;
+        let session = self.client.open_session(&self.token);
+        match session
+            .conversations_create(&SlackApiConversationsCreateRequest::new(name.to_string()))
+            .await
+        {
+            Ok(r) => Ok(Some(r.channel.id.to_string())),
+            Err(SlackClientError::ApiError(e)) if e.code == "name_taken" => Ok(None),
+            Err(e) => Err(failure(e)),
+        }
+    }
+
+    pub async fn invite(&self, channel: &str, users: &[String]) -> Result<(), SendError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        self.invite.until_ready().await;
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiConversationsInviteRequest::new(
+            channel.into(),
+            users.iter().map(|u| u.clone().into()).collect(),
+        );
+        match session.conversations_invite(&request).await {
+            Ok(_) => Ok(()),
+            // Inviting someone already there, or the bot itself, is not a failure.
+            Err(SlackClientError::ApiError(e))
+                if matches!(e.code.as_str(), "already_in_channel" | "cant_invite_self") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure(e)),
+        }
+    }
+
+    /// Posts a message; returns its ts.
+    pub async fn post(
+        &self,
+        channel: &str,
+        content: SlackMessageContent,
+        thread: Option<&str>,
+    ) -> Result<String, SendError> {
+        self.post.until_key_ready(&channel.to_string()).await;
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiChatPostMessageRequest::new(channel.into(), content)
+            .opt_thread_ts(thread.map(|t| t.to_string().into()));
+        session
+            .chat_post_message(&request)
+            .await
+            .map(|r| r.ts.to_string())
+            .map_err(failure)
+    }
+
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        content: SlackMessageContent,
+    ) -> Result<(), SendError> {
+        self.update.until_ready().await;
+        let session = self.client.open_session(&self.token);
+        let request =
+            SlackApiChatUpdateRequest::new(channel.into(), content, ts.to_string().into());
+        session
+            .chat_update(&request)
+            .await
+            .map(drop)
+            .map_err(failure)
+    }
+
+    /// The user groups among `candidates` that `user` is in, each group's members cached
+    /// for a few minutes.
+    pub async fn groups_of(&self, user: &str, candidates: &[String]) -> Vec<String> {
+        let mut found = Vec::new();
+        for group in candidates {
+            match self.members(group).await {
+                Ok(members) if members.iter().any(|m| m == user) => found.push(group.clone()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(usergroup = %group, error = %e, "Could not read a user group's members.")
+                }
+            }
+        }
+        found
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<String>, SendError> {
+        if let Some((at, members)) = self.cached(group)
+            && at.elapsed() < MEMBERS_FRESH
+        {
+            return Ok(members);
+        }
+        self.members.until_ready().await;
+        let session = self.client.open_session(&self.token);
+        let users = session
+            .usergroups_users_list(&SlackApiUserGroupsUsersListRequest::new(
+                group.to_string().into(),
+            ))
+            .await
+            .map_err(failure)?
+            .users
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>();
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group.to_string(), (Instant::now(), users.clone()));
+        Ok(users)
+    }
+
+    fn cached(&self, group: &str) -> Option<(Instant, Vec<String>)> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(group)
+            .cloned()
+    }
+
+    /// Answers a slash command or a button press later, on its `response_url`.
+    pub async fn respond(&self, response_url: &str, body: &serde_json::Value) {
+        let sent = self.http.post(response_url).json(body).send().await;
+        match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(status = %r.status(), "Slack refused a response_url reply."),
+            Err(e) => tracing::warn!(error = %e, "Could not send a response_url reply."),
+        }
+    }
+}
+
+fn failure(e: SlackClientError) -> SendError {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        SlackClientError::ApiError(e) if e.code == "ratelimited" => {
+            SendError::RateLimited(Duration::from_secs(1))
+        }
+        SlackClientError::ApiError(e) => SendError::Failed(format!("Slack said {}", e.code)),
+        other => SendError::Failed(other.to_string()),
+    }
+}

@@ -1,0 +1,90 @@
+//! A card in Block Kit: a header, who asked, one line per stage, who decided what, the
+//! total recovery time once it is known, and the buttons that apply now. Each button's
+//! value is its run's id.
+
+use slack_morphism::prelude::*;
+
+use super::super::card::{Button, Card};
+use super::super::text;
+use crate::clock::short_duration;
+
+pub fn card(card: &Card) -> SlackMessageContent {
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(SlackBlockPlainTextOnly::from(format!(
+            "{}: {}",
+            card.title,
+            text::state_word(card.state)
+        )))
+        .into(),
+        context(card.context.join("\n")),
+        SlackSectionBlock::new()
+            .with_text(md!(stage_lines(card)))
+            .into(),
+    ];
+    if !card.decisions.is_empty() {
+        blocks.push(context(card.decisions.join(" · ")));
+    }
+    if let Some(total) = card.total {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md!(format!(
+                    "Total recovery time: *{}*",
+                    short_duration(total)
+                )))
+                .into(),
+        );
+    }
+    if !card.buttons.is_empty() {
+        let buttons = card
+            .buttons
+            .iter()
+            .map(|b| {
+                let mut button = SlackBlockButtonElement::new(pt!(b.label()))
+                    .with_action_id(SlackActionId::new(b.id().into()))
+                    .with_value(card.run.to_string());
+                button.style = match b {
+                    Button::Approve => Some(SlackBlockButtonStyle::Primary),
+                    Button::Reject | Button::Cancel => Some(SlackBlockButtonStyle::Danger),
+                };
+                button.into()
+            })
+            .collect();
+        blocks.push(
+            SlackActionsBlock::new(buttons)
+                .with_block_id(SlackBlockId::new(format!("run:{}", card.run)))
+                .into(),
+        );
+    }
+    SlackMessageContent::new()
+        .with_text(format!("{}: {}", card.title, text::state_word(card.state)))
+        .with_blocks(blocks)
+}
+
+fn context(text: String) -> SlackBlock {
+    SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+        SlackBlockMarkDownText::new(text),
+    )])
+    .into()
+}
+
+fn stage_lines(card: &Card) -> String {
+    card.stages
+        .iter()
+        .map(|s| {
+            let mut line = format!("{} `{}` ({}) {}", s.mark(), s.name, s.agent, s.status());
+            if s.attempts > 1 {
+                line.push_str(&format!(" · attempt {}", s.attempts));
+            }
+            if let Some(ms) = s.elapsed {
+                line.push_str(&format!(" · {}", short_duration(ms)));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A plain message.
+pub fn message(text: &str) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(text.to_string())
+}

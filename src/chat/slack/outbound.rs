@@ -1,0 +1,136 @@
+//! Each run's incident in Slack: a channel of its own, named from the group, the action
+//! and the time, with the requester and the group's owners invited; the card posted there
+//! and edited in place; replies in the card's thread.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::super::card::Card;
+use super::super::outbound::{Outbound, Posted, SendError};
+use super::api::SlackApi;
+use super::blocks;
+use crate::clock::rfc3339;
+use crate::domain::{Platform, Run};
+use crate::store::Origin;
+use crate::workflow::Group;
+
+/// How many numbered names are tried after the first is taken.
+const NAME_TRIES: usize = 9;
+/// Slack's longest channel name.
+const NAME_MAX: usize = 80;
+
+pub struct SlackOut {
+    pub api: Arc<SlackApi>,
+}
+
+/// `dr-petstore-failover-20261125-1840`: lowercase letters, digits, `-` and `_` only.
+pub fn channel_name(run: &Run) -> String {
+    let stamp: String = rfc3339(run.created_at)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(12)
+        .collect();
+    let (date, time) = stamp.split_at(stamp.len().min(8));
+    let raw = format!("dr-{}-{}-{date}-{time}", run.group, run.action);
+    let mut name: String = raw
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(NAME_MAX - 3);
+    name
+}
+
+#[async_trait]
+impl Outbound for SlackOut {
+    fn platform(&self) -> Platform {
+        Platform::Slack
+    }
+
+    fn covers(&self, _group: &Group) -> bool {
+        true
+    }
+
+    async fn open(
+        &self,
+        run: &Run,
+        group: &Group,
+        origin: Option<&Origin>,
+    ) -> Result<String, SendError> {
+        let base = channel_name(run);
+        let mut channel = None;
+        for n in 0..=NAME_TRIES {
+            let name = if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", n + 1)
+            };
+            if let Some(id) = self.api.create_channel(&name).await? {
+                channel = Some(id);
+                break;
+            }
+        }
+        let channel = match channel {
+            Some(c) => c,
+            // Every numbered name is taken: the run's own id is not.
+            None => self
+                .api
+                .create_channel(&format!("dr-{}", run.id.to_string().replace('-', "")))
+                .await?
+                .ok_or_else(|| SendError::Failed("no free channel name".into()))?,
+        };
+        let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
+        for owner in &group.owners.slack {
+            if !people.contains(owner) {
+                people.push(owner.clone());
+            }
+        }
+        self.api.invite(&channel, &people).await?;
+        Ok(channel)
+    }
+
+    async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError> {
+        self.api.post(channel, blocks::card(card), None).await
+    }
+
+    async fn edit_card(&self, at: &Posted, card: &Card) -> Result<(), SendError> {
+        self.api
+            .update(&at.channel, &at.message, blocks::card(card))
+            .await
+    }
+
+    async fn reply(&self, at: &Posted, text: &str) -> Result<(), SendError> {
+        self.api
+            .post(&at.channel, blocks::message(text), Some(&at.message))
+            .await
+            .map(drop)
+    }
+
+    async fn announce(&self, channel: &str, text: &str) -> Result<(), SendError> {
+        self.api
+            .post(channel, blocks::message(text), None)
+            .await
+            .map(drop)
+    }
+
+    fn rendering(&self, card: &Card) -> String {
+        serde_json::to_string(&blocks::card(card)).unwrap_or_default()
+    }
+
+    fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {
+        let mut channels: Vec<String> = origin.map(|o| o.channel.clone()).into_iter().collect();
+        if let Some(standing) = &group.channel
+            && !channels.contains(standing)
+        {
+            channels.push(standing.clone());
+        }
+        channels
+    }
+}

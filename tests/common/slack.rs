@@ -1,0 +1,235 @@
+//! A loopback stand-in for Slack's Web API (`SLACK_API_URL`) and for `response_url`s: it
+//! answers as Slack does and records every call, with a script for what Slack does to the
+//! unlucky (a channel name taken, a 429 with `Retry-After`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+
+pub const SIGNING_SECRET: &str = "test-signing-secret-8f742231b10e";
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct Script {
+    /// Channel names `conversations.create` answers `name_taken` for.
+    pub taken: HashSet<String>,
+    /// How many of the next `chat.update` calls get a 429 with `Retry-After: 1`.
+    pub rate_limit_updates: usize,
+    /// User-group members, by group.
+    pub usergroups: HashMap<String, Vec<String>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    hooks: Vec<Value>,
+    /// Replies by `response_url`.
+    hooks_by: Vec<(String, Value)>,
+    script: Script,
+    channels: usize,
+    messages: usize,
+    /// 429s answered so far.
+    limited: usize,
+}
+
+#[derive(Clone)]
+pub struct SlackStandIn {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SlackStandIn {
+    pub async fn start(script: Script) -> SlackStandIn {
+        let inner = Arc::new(Mutex::new(Inner {
+            script,
+            ..Inner::default()
+        }));
+        let router = Router::new()
+            .route("/api/{method}", any(api))
+            .route("/hooks/{id}", post(hook))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Slack stand-in");
+        let addr = listener.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        SlackStandIn {
+            base: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    /// What `SLACK_API_URL` is set to.
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.base)
+    }
+
+    /// A `response_url` that records what is sent to it.
+    pub fn hook(&self, id: &str) -> String {
+        format!("{}/hooks/{id}", self.base)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// What was sent to `response_url`s, in order.
+    pub fn hooks(&self) -> Vec<Value> {
+        self.lock().hooks.clone()
+    }
+
+    /// What was sent to the `response_url` of this id, in order.
+    pub fn hooks_at(&self, id: &str) -> Vec<Value> {
+        self.lock()
+            .hooks_by
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn rate_limited(&self) -> usize {
+        self.lock().limited
+    }
+
+    /// Polls until `probe` holds of the stand-in, or fails after 60 s.
+    pub async fn until<T>(&self, what: &str, probe: impl Fn(&SlackStandIn) -> Option<T>) -> T {
+        super::until(what, Duration::from_secs(60), async || probe(self)).await
+    }
+}
+
+/// The text of a call's message, blocks and all: what a person would read.
+pub fn shown(call: &Call) -> String {
+    let mut out = call.body["text"].as_str().unwrap_or_default().to_string();
+    if let Some(blocks) = call.body["blocks"].as_array() {
+        out.push('\n');
+        out.push_str(&serde_json::to_string(blocks).unwrap_or_default());
+    }
+    out
+}
+
+async fn hook(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.hooks.push(value.clone());
+    inner.hooks_by.push((id, value));
+    StatusCode::OK
+}
+
+async fn api(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(method): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "Bearer xoxb-test-token");
+    if !authorised {
+        return axum::Json(json!({ "ok": false, "error": "invalid_auth" })).into_response();
+    }
+    let body: Value = if body.is_empty() {
+        json!(query)
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    let mut s = inner.lock().unwrap_or_else(|e| e.into_inner());
+    if method == "chat.update" && s.script.rate_limit_updates > 0 {
+        s.script.rate_limit_updates -= 1;
+        s.limited += 1;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            axum::Json(json!({ "ok": false, "error": "ratelimited" })),
+        )
+            .into_response();
+    }
+    s.calls.push(Call {
+        method: method.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    });
+    let answer = match method.as_str() {
+        "conversations.create" => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            if s.script.taken.contains(&name) {
+                json!({ "ok": false, "error": "name_taken" })
+            } else {
+                s.script.taken.insert(name.clone());
+                s.channels += 1;
+                json!({ "ok": true, "channel": { "id": format!("CINC{}", s.channels), "name": name, "created": 1_700_000_000 } })
+            }
+        }
+        "conversations.invite" => {
+            json!({ "ok": true, "channel": { "id": body["channel"], "created": 1_700_000_000 } })
+        }
+        "chat.postMessage" => {
+            s.messages += 1;
+            let ts = format!("1700000000.{:06}", s.messages);
+            json!({ "ok": true, "channel": body["channel"], "ts": ts, "message": { "ts": ts, "text": body["text"] } })
+        }
+        "chat.update" => {
+            json!({ "ok": true, "channel": body["channel"], "ts": body["ts"], "message": { "text": body["text"] } })
+        }
+        "usergroups.users.list" => {
+            let group = body["usergroup"].as_str().unwrap_or_default();
+            let users = s.script.usergroups.get(group).cloned().unwrap_or_default();
+            json!({ "ok": true, "users": users })
+        }
+        _ => json!({ "ok": false, "error": "unknown_method" }),
+    };
+    axum::Json(answer).into_response()
+}
+
+/// A slash command's form body, signed as Slack signs it, now.
+pub fn signed_form(fields: &[(&str, &str)]) -> (String, String, String) {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let ts = now_secs();
+    let signature =
+        lifeboat::chat::slack::verify::sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes());
+    (body, ts.to_string(), signature)
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,733 @@
+//! Slack, end to end against a loopback stand-in of its Web API: `/dr` with real request
+//! signing, the incident channel, the live card, buttons, refusals, rate limits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, shown, signed_form};
+use common::{TestApp, stage};
+use lifeboat::app::Options;
+use lifeboat::config::SlackSettings;
+use lifeboat::secret::SecretString;
+use serde_json::Value;
+
+const SHOP: &str = "\
+name: shop
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 200ms, fail_attempts: 1 }
+    retry: { initial_backoff: 50ms, max_backoff: 50ms }
+  dial:
+    agent: dial
+    approval: required
+    spec: { endpoint: shop.example.com, region: a, duration: 100ms }
+";
+
+const GROUPS: &str = "\
+groups:
+  shop:
+    workflows: { failover: shop }
+    channel: CSTANDING
+    owners: { slack: [UOWNER] }
+    allow: { slack_users: [U1], slack_groups: [S0SRE] }
+  open:
+    workflows: { failover: shop }
+";
+
+fn slack(standin: &SlackStandIn, scale: f64) -> SlackSettings {
+    SlackSettings {
+        bot_token: SecretString::from("xoxb-test-token"),
+        signing_secret: Some(SecretString::from(SIGNING_SECRET)),
+        app_token: None,
+        api_url: standin.api_url(),
+        tier_scale: scale,
+    }
+}
+
+async fn app(standin: &SlackStandIn, files: &[(&str, &str)]) -> TestApp {
+    let settings = slack(standin, 20.0);
+    common::spawn_configured(files, &[], Options::default(), move |s| {
+        s.slack = Some(settings)
+    })
+    .await
+}
+
+async fn shop(standin: &SlackStandIn) -> TestApp {
+    app(standin, &[("shop.yaml", SHOP), ("groups.yaml", GROUPS)]).await
+}
+
+/// What a test does to a signed request's body, timestamp and signature.
+type Tamper = dyn FnOnce(&mut String, &mut String, &mut String);
+
+/// Posts a form to `path`, signed unless `tamper` changes it; the status and body.
+async fn post_form(
+    t: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    tamper: impl FnOnce(&mut String, &mut String, &mut String),
+) -> (u16, Value) {
+    let (mut body, mut ts, mut signature) = signed_form(fields);
+    tamper(&mut body, &mut ts, &mut signature);
+    let resp = t
+        .client
+        .post(t.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("a request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn slash(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> (u16, Value) {
+    let hook = standin.hook(&format!("cmd-{}", uuid::Uuid::now_v7().simple()));
+    post_form(
+        t,
+        "/slack/commands",
+        &[
+            ("team_id", "T1"),
+            ("channel_id", "CREQ"),
+            ("user_id", user),
+            ("command", "/dr"),
+            ("text", text),
+            ("response_url", &hook),
+            ("trigger_id", "1.2.3"),
+        ],
+        |_, _, _| {},
+    )
+    .await
+}
+
+/// A button press on a card, as Slack sends it.
+async fn press(
+    t: &TestApp,
+    standin: &SlackStandIn,
+    user: &str,
+    action: &str,
+    run: &str,
+) -> (u16, String) {
+    let hook = standin.hook(&format!("press-{}", uuid::Uuid::now_v7().simple()));
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": { "id": user, "username": "someone", "team_id": "T1" },
+        "team": { "id": "T1", "domain": "shop" },
+        "api_app_id": "A1",
+        "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
+        "trigger_id": "1.2.3",
+        "channel": { "id": "CINC1", "name": "incident" },
+        "response_url": hook,
+        "actions": [{ "type": "button", "action_id": action, "block_id": format!("run:{run}"), "value": run, "action_ts": "1700000001.0" }]
+    });
+    let (status, _) = post_form(
+        t,
+        "/slack/interactions",
+        &[("payload", &payload.to_string())],
+        |_, _, _| {},
+    )
+    .await;
+    (status, hook)
+}
+
+fn run_id_in(text: &str) -> String {
+    text.split('`')
+        .find(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .unwrap_or_else(|| panic!("no run id in {text}"))
+        .to_string()
+}
+
+/// The card calls (its post and its edits) in a channel.
+fn card_calls(standin: &SlackStandIn, channel: &str) -> Vec<Call> {
+    standin
+        .all_calls()
+        .into_iter()
+        .filter(|c| {
+            (c.method == "chat.postMessage" || c.method == "chat.update")
+                && c.body["channel"] == channel
+                && c.body["blocks"].is_array()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signed_slash_command_runs_a_failover_into_its_incident_channel() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = shop(&standin).await;
+
+    let (status, ack) = slash(
+        &t,
+        &standin,
+        "U1",
+        "failover shop --reason region b is down",
+    )
+    .await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["response_type"], "ephemeral");
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Starting failover of `shop`"),
+        "{ack}"
+    );
+
+    let started = standin
+        .until("the outcome on response_url", |s| {
+            s.hooks().into_iter().find(|h| {
+                h["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("started failover"))
+            })
+        })
+        .await;
+    assert_eq!(started["response_type"], "in_channel");
+    let id = run_id_in(started["text"].as_str().unwrap_or(""));
+
+    // The incident channel, with the requester and the group's owner invited.
+    let created = standin
+        .until("an incident channel", |s| {
+            s.calls("conversations.create").first().cloned()
+        })
+        .await;
+    let name = created.body["name"].as_str().unwrap_or("");
+    assert!(name.starts_with("dr-shop-failover-"), "{name}");
+    let invited = standin
+        .until("the invitations", |s| {
+            s.calls("conversations.invite").first().cloned()
+        })
+        .await;
+    assert_eq!(invited.body["channel"], "CINC1");
+    assert_eq!(invited.body["users"], serde_json::json!(["U1", "UOWNER"]));
+
+    // The gate: the card offers Approve, and U1 presses it.
+    t.wait_state(&id, "awaiting_approval").await;
+    standin
+        .until("Approve on the card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| shown(c).contains("\"Approve\""))
+                .cloned()
+        })
+        .await;
+    let (status, _) = press(&t, &standin, "U1", "approve", &id).await;
+    assert_eq!(status, 200);
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&run, "dial")["approved_by"], "slack:U1");
+    assert_eq!(run["requested_by"], "slack:U1");
+    assert_eq!(run["reason"], "region b is down");
+
+    // One card, edited in place, ending on the final state with who approved.
+    let cards = standin
+        .until("the card's final state", |s| {
+            let cards = card_calls(s, "CINC1");
+            cards
+                .last()
+                .filter(|c| {
+                    shown(c).contains("succeeded") && shown(c).contains("Total recovery time")
+                })
+                .map(|_| cards.clone())
+        })
+        .await;
+    let posts: Vec<&Call> = cards
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posts.len(), 1, "the card is posted once");
+    assert!(cards.len() > 1, "and edited after");
+    let last = shown(cards.last().expect("a card"));
+    assert!(last.contains("<@U1> approved `dial`"), "{last}");
+    assert!(
+        !last.contains("\"Cancel\""),
+        "no buttons once the run has ended: {last}"
+    );
+    let ts = standin
+        .calls("chat.postMessage")
+        .into_iter()
+        .find(|c| c.body["channel"] == "CINC1" && c.body["blocks"].is_array())
+        .map(|c| c.body["channel"].clone());
+    assert!(ts.is_some());
+    assert!(
+        cards
+            .iter()
+            .filter(|c| c.method == "chat.update")
+            .all(|c| c.body["ts"] == "1700000000.000001"),
+        "every edit is of the one card"
+    );
+
+    // Thread replies: the retry, the gate, the approval, and the summary with durations.
+    let thread: Vec<String> = standin
+        .until("the summary", |s| {
+            let replies: Vec<String> = s
+                .calls("chat.postMessage")
+                .iter()
+                .filter(|c| c.body["thread_ts"] == "1700000000.000001")
+                .map(|c| c.body["text"].as_str().unwrap_or("").to_string())
+                .collect();
+            replies
+                .iter()
+                .any(|r| r.contains("Total recovery time"))
+                .then_some(replies)
+        })
+        .await;
+    for expected in [
+        "`scale` attempt 1 failed",
+        "`dial` waits for approval",
+        "<@U1> approved `dial`",
+        "`scale` succeeded in",
+        "Total recovery time",
+    ] {
+        assert!(
+            thread.iter().any(|r| r.contains(expected)),
+            "no {expected:?} in {thread:#?}"
+        );
+    }
+    // The requester's channel and the group's standing channel are told where it is.
+    for channel in ["CREQ", "CSTANDING"] {
+        let told = standin.calls("chat.postMessage").into_iter().any(|c| {
+            c.body["channel"] == channel
+                && c.body["text"].as_str().unwrap_or("").contains("<#CINC1>")
+        });
+        assert!(told, "{channel} hears of the incident");
+    }
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_that_fails_verification_gets_401_and_starts_nothing() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = shop(&standin).await;
+    let fields = [
+        ("team_id", "T1"),
+        ("channel_id", "CREQ"),
+        ("user_id", "U1"),
+        ("command", "/dr"),
+        ("text", "failover shop"),
+        ("response_url", "http://127.0.0.1:1/nowhere"),
+        ("trigger_id", "1.2.3"),
+    ];
+    let cases: [(&str, Box<Tamper>); 4] = [
+        (
+            "a wrong signature",
+            Box::new(|_, _, sig| *sig = format!("v0={}", "0".repeat(64))),
+        ),
+        (
+            "a stale timestamp",
+            Box::new(|body, ts, sig| {
+                let old = common::slack::now_secs() - 600;
+                *ts = old.to_string();
+                *sig = lifeboat::chat::slack::verify::sign(
+                    SIGNING_SECRET.as_bytes(),
+                    old,
+                    body.as_bytes(),
+                );
+            }),
+        ),
+        (
+            "a tampered body",
+            Box::new(|body, _, _| *body = body.replace("U1", "U2")),
+        ),
+        ("no signature", Box::new(|_, _, sig| sig.clear())),
+    ];
+    for (what, tamper) in cases {
+        let (status, body) = post_form(&t, "/slack/commands", &fields, tamper).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(body["error"].is_string(), "{what}: {body}");
+    }
+    let (status, _) = post_form(
+        &t,
+        "/slack/interactions",
+        &[("payload", "{}")],
+        |_, _, sig| *sig = format!("v0={}", "1".repeat(64)),
+    )
+    .await;
+    assert_eq!(status, 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], serde_json::json!([]), "nothing started");
+    assert!(standin.all_calls().is_empty(), "and nothing was said");
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_commands_get_usage_and_refusals_are_said_and_recorded() {
+    let standin = SlackStandIn::start(Script {
+        usergroups: [("S0SRE".to_string(), vec!["U7".to_string()])].into(),
+        ..Script::default()
+    })
+    .await;
+    let t = shop(&standin).await;
+
+    let (status, reply) = slash(&t, &standin, "U1", "explode shop").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["response_type"], "ephemeral");
+    let text = reply["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("unknown command `explode`") && text.contains("usage: /dr"),
+        "{text}"
+    );
+    let (_, reply) = slash(&t, &standin, "U1", "failover nope").await;
+    assert!(
+        reply["text"].as_str().unwrap_or("").contains("Starting"),
+        "{reply}"
+    );
+    let unknown = standin
+        .until("the unknown group's answer", |s| s.hooks().last().cloned())
+        .await;
+    assert!(
+        unknown["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Unknown group `nope`"),
+        "{unknown}"
+    );
+
+    // Not on the list, not in the user group: refused, plainly, and recorded.
+    let before = standin.hooks().len();
+    slash(&t, &standin, "U9", "failover shop").await;
+    let refused = standin
+        .until("the refusal", |s| s.hooks().get(before).cloned())
+        .await;
+    assert_eq!(refused["response_type"], "ephemeral");
+    let said = refused["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains("<@U9> may not do that") && said.contains("group `shop`"),
+        "{said}"
+    );
+    let refusals = t.app().store.refusals(10).await.expect("refusals");
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].actor, "slack:U9");
+    assert_eq!(refusals[0].request, "failover shop");
+
+    // A group without `allow` cannot be run from chat, and the reply says how to fix it.
+    let before = standin.hooks().len();
+    slash(&t, &standin, "U1", "failover open").await;
+    let closed = standin
+        .until("the closed group's answer", |s| {
+            s.hooks().get(before).cloned()
+        })
+        .await;
+    let said = closed["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains("cannot be run from Slack") && said.contains("slack_users"),
+        "{said}"
+    );
+
+    // In the allowed user group: let in.
+    let before = standin.hooks().len();
+    slash(&t, &standin, "U7", "failover shop --dry-run").await;
+    let started = standin
+        .until("the user group member's run", |s| {
+            s.hooks().get(before).cloned()
+        })
+        .await;
+    assert!(
+        started["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<@U7> started failover (dry run)"),
+        "{started}"
+    );
+    assert_eq!(standin.calls("usergroups.users.list").len(), 1);
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "only the allowed run"
+    );
+    t.shutdown().await;
+}
+
+/// The reply sent to one `response_url`.
+async fn answer_at(standin: &SlackStandIn, hook: &str) -> Value {
+    let id = hook.rsplit('/').next().unwrap_or("").to_string();
+    standin
+        .until("a response_url reply", |s| s.hooks_at(&id).last().cloned())
+        .await
+}
+
+const GATED: &str = "\
+name: shop
+stages:
+  dial:
+    agent: dial
+    approval: required
+    spec: { endpoint: shop.example.com, region: a, duration: 50ms }
+";
+
+#[tokio::test]
+async fn buttons_approve_and_reject_for_those_allowed_only() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = app(&standin, &[("shop.yaml", GATED), ("groups.yaml", GROUPS)]).await;
+
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "awaiting_approval").await;
+    // Someone not allowed: a plain refusal, to them alone, and nothing moves.
+    let (status, hook) = press(&t, &standin, "U9", "approve", &id).await;
+    assert_eq!(status, 200);
+    let refused = answer_at(&standin, &hook).await;
+    assert_eq!(refused["response_type"], "ephemeral");
+    assert_eq!(refused["replace_original"], false);
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<@U9> may not do that"),
+        "{refused}"
+    );
+    let (_, run) = t.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(run["state"], "awaiting_approval");
+    let refusals = t.app().store.refusals(10).await.expect("refusals");
+    assert_eq!(refusals[0].request, format!("approve {id}"));
+    assert_eq!(refusals[0].run.as_deref(), Some(id.as_str()));
+
+    let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
+    let approved = answer_at(&standin, &hook).await;
+    assert!(
+        approved["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<@U1> approved"),
+        "{approved}"
+    );
+    t.wait_state(&id, "succeeded").await;
+
+    // The next run is rejected from its card: cancelled, and the card says by whom.
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    standin
+        .until("the second card's Reject", |s| {
+            card_calls(s, "CINC2")
+                .last()
+                .filter(|c| shown(c).contains("\"Reject\""))
+                .cloned()
+        })
+        .await;
+    press(&t, &standin, "U1", "reject", &id).await;
+    let run = t.wait_state(&id, "cancelled").await;
+    assert_eq!(run["message"], "rejected by slack:U1");
+    standin
+        .until("the rejected card", |s| {
+            card_calls(s, "CINC2")
+                .into_iter()
+                .last()
+                .filter(|c| c.method == "chat.update")
+                .filter(|c| {
+                    shown(c).contains("<@U1> rejected `dial`") && shown(c).contains("cancelled")
+                })
+        })
+        .await;
+    // A press on a finished run: said plainly.
+    let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
+    let late = answer_at(&standin, &hook).await;
+    assert!(
+        late["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("run is already cancelled"),
+        "{late}"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_the_card_still_ends_on_the_final_state() {
+    let standin = SlackStandIn::start(Script {
+        rate_limit_updates: 2,
+        ..Script::default()
+    })
+    .await;
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n  b: { agent: dial, spec: { endpoint: e, region: a, duration: 300ms } }\n  c: { agent: noop }\n";
+    let t = app(&standin, &[("shop.yaml", wf), ("groups.yaml", GROUPS)]).await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "succeeded").await;
+    let last = standin
+        .until("the final card after the 429s", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| {
+                    shown(c).contains("succeeded") && shown(c).contains("Total recovery time")
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(standin.rate_limited(), 2, "Slack said 429 twice");
+    assert!(shown(&last).contains("✅ `c`"), "{}", shown(&last));
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hundred_runs_ending_together_keep_to_the_tiers_and_every_card_ends_final() {
+    const RUNS: usize = 100;
+    const SCALE: f64 = 20.0;
+    let standin = SlackStandIn::start(Script::default()).await;
+    let mut groups = String::from("groups:\n");
+    for i in 0..RUNS {
+        groups.push_str(&format!("  g{i}:\n    workflows: {{ failover: shop }}\n"));
+    }
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n  b: { agent: noop }\n";
+    let t = app(&standin, &[("shop.yaml", wf), ("groups.yaml", &groups)]).await;
+    let mut ids = Vec::new();
+    for i in 0..RUNS {
+        ids.push(t.create(&format!(r#"{{"group": "g{i}"}}"#)).await);
+    }
+    for id in &ids {
+        t.wait_state(id, "succeeded").await;
+    }
+    // Every card ends on its run's final state.
+    let channels = standin
+        .until("every card's final state", |s| {
+            let created = s.calls("conversations.create");
+            if created.len() < RUNS {
+                return None;
+            }
+            let mut finals = 0;
+            for i in 1..=RUNS {
+                let channel = format!("CINC{i}");
+                if card_calls(s, &channel)
+                    .last()
+                    .is_some_and(|c| shown(c).contains("succeeded"))
+                {
+                    finals += 1;
+                }
+            }
+            (finals == RUNS).then_some(created.len())
+        })
+        .await;
+    assert_eq!(channels, RUNS, "one incident channel a run");
+    // No two calls of a method closer together than its tier allows (10% for timer slack).
+    for (method, per_minute) in [("chat.update", 50.0), ("conversations.create", 20.0)] {
+        let at: Vec<_> = standin.calls(method).iter().map(|c| c.at).collect();
+        let least = Duration::from_secs_f64(60.0 / (per_minute * SCALE) * 0.9);
+        for pair in at.windows(2) {
+            let gap = pair[1].duration_since(pair[0]);
+            assert!(
+                gap >= least,
+                "{method} calls {gap:?} apart, under {least:?}"
+            );
+        }
+    }
+    t.shutdown().await;
+}
+
+/// `lifeboat serve` on this directory's database and workflows, talking to the stand-in.
+fn serve(dir: &std::path::Path, standin: &SlackStandIn, port: u16) -> common::Proc {
+    let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).expect("a log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("serve")
+        .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "LIFEBOAT_DATABASE_URL",
+            format!("sqlite://{}", dir.join("lifeboat.db").display()),
+        )
+        .env("LIFEBOAT_WORKFLOWS", dir.join("workflows"))
+        .env("SLACK_BOT_TOKEN", "xoxb-test-token")
+        .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+        .env("SLACK_API_URL", standin.api_url())
+        .env("LIFEBOAT_SLACK_TIER_SCALE", "20")
+        .env_remove("LIFEBOAT_API_TOKENS")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("LIFEBOAT_KAFKA_BROKERS")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start lifeboat serve");
+    common::Proc(child)
+}
+
+#[tokio::test]
+async fn a_killed_service_edits_the_same_card_after_restart_and_posts_nothing_twice() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '3'] } }\n  c: { agent: noop }\n";
+    common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
+    let client = reqwest::Client::new();
+
+    let port = common::free_port();
+    let mut first = serve(dir.path(), &standin, port);
+    let base = format!("http://127.0.0.1:{port}");
+    common::until_ready(&client, &base).await;
+    let id = common::create_run_at(&client, &base, "shop").await;
+    // Killed once the card is up and `slow` runs.
+    standin
+        .until("the card showing `slow` running", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| shown(c).contains("▶️ `slow`"))
+                .cloned()
+        })
+        .await;
+    first.0.kill().expect("kill -9");
+    let _ = first.0.wait();
+
+    let port = common::free_port();
+    let _second = serve(dir.path(), &standin, port);
+    let base = format!("http://127.0.0.1:{port}");
+    common::until_ready(&client, &base).await;
+    common::until(
+        "the run to succeed after the restart",
+        Duration::from_secs(60),
+        async || {
+            let run: Value = client
+                .get(format!("{base}/api/v1/runs/{id}"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (run["state"] == "succeeded").then_some(())
+        },
+    )
+    .await;
+    let cards = standin
+        .until("the card's final state", |s| {
+            let cards = card_calls(s, "CINC1");
+            cards
+                .last()
+                .filter(|c| shown(c).contains("Total recovery time"))
+                .map(|_| cards.clone())
+        })
+        .await;
+    assert_eq!(
+        standin.calls("conversations.create").len(),
+        1,
+        "one incident channel"
+    );
+    let posts: Vec<&Call> = cards
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posts.len(), 1, "the card is posted once");
+    assert!(
+        cards
+            .iter()
+            .filter(|c| c.method == "chat.update")
+            .all(|c| c.body["ts"] == "1700000000.000001"),
+        "the restarted service edits the same card"
+    );
+    let summary = standin
+        .until("the summary", |s| {
+            s.calls("chat.postMessage").into_iter().find(|c| {
+                c.body["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Total recovery time")
+            })
+        })
+        .await;
+    assert_eq!(summary.body["thread_ts"], "1700000000.000001");
+    let mut said: Vec<String> = standin
+        .calls("chat.postMessage")
+        .iter()
+        .filter(|c| !c.body["blocks"].is_array())
+        .map(|c| format!("{} {}", c.body["channel"], c.body["text"]))
+        .collect();
+    let all = said.len();
+    said.sort();
+    said.dedup();
+    assert_eq!(said.len(), all, "no message is posted twice: {said:#?}");
+}
