@@ -11,6 +11,10 @@ use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
+use crate::chat::discord::api::DiscordApi;
+use crate::chat::discord::inbound::DiscordBot;
+use crate::chat::discord::interaction;
+use crate::chat::discord::outbound::DiscordOut;
 use crate::chat::notifier::Notifier;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackBot;
@@ -37,6 +41,8 @@ pub struct App {
     pub instance: String,
     /// Slack's commands and buttons, when Slack is configured.
     pub(crate) slack: Option<Arc<SlackBot>>,
+    /// Discord's `/dr` and buttons, when Discord is configured.
+    pub(crate) discord: Option<Arc<DiscordBot>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -69,6 +75,18 @@ pub fn instance_name(role: &str) -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     format!("{role}:{host}:{}", std::process::id())
+}
+
+/// The verifier of `/discord/interactions`, from the application's public key.
+fn discord_verifier(key: &str) -> anyhow::Result<serenity::interactions_endpoint::Verifier> {
+    let bytes: [u8; 32] = hex::decode(key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!("DISCORD_PUBLIC_KEY is not a 64-digit hex Ed25519 public key")
+        })?;
+    serenity::interactions_endpoint::Verifier::try_new(bytes)
+        .map_err(|e| anyhow::anyhow!("DISCORD_PUBLIC_KEY: {e}"))
 }
 
 /// Reads and checks a workflows directory against these agent kinds.
@@ -152,6 +170,35 @@ impl App {
             }
             None => None,
         };
+        let discord = match &settings.discord {
+            Some(d) => {
+                let verifier = match &d.public_key {
+                    Some(key) => Some(discord_verifier(key)?),
+                    None => None,
+                };
+                let api = Arc::new(DiscordApi::new(d).context("setting up the Discord client")?);
+                let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.discord").await?;
+                let out = Arc::new(DiscordOut { api: api.clone() });
+                let notifier = Notifier::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(notifier.run(events)));
+                // `/dr` is (re)registered at every start: the definition is this build's.
+                let registrar = api.clone();
+                tasks.push(tokio::spawn(async move {
+                    match registrar.register(&interaction::definition()).await {
+                        Ok(()) => tracing::info!("Registered /dr with Discord."),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Could not register /dr with Discord.")
+                        }
+                    }
+                }));
+                Some(Arc::new(DiscordBot {
+                    cx: chat.clone(),
+                    api,
+                    verifier,
+                }))
+            }
+            None => None,
+        };
 
         let mut engine = Engine::new(
             store.clone(),
@@ -196,6 +243,7 @@ impl App {
             catalog,
             instance,
             slack,
+            discord,
             tasks,
         })
     }

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod card;
 pub mod context;
+pub mod discord;
 pub mod handle;
 pub mod notifier;
 pub mod outbound;

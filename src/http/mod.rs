@@ -3,6 +3,7 @@
 //! request before parsing it.
 
 mod api;
+mod discord;
 mod error;
 mod json;
 mod ops;
@@ -18,6 +19,7 @@ pub use error::ApiError;
 
 use crate::app::App;
 use crate::bus::Bus;
+use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::slack::inbound::SlackBot;
 use crate::config::ApiToken;
 use crate::metrics::Metrics;
@@ -31,6 +33,7 @@ pub struct AppState {
     /// Empty means the API is open, which `serve` allows only on loopback.
     pub tokens: Arc<Vec<ApiToken>>,
     pub slack: Option<Arc<SlackBot>>,
+    pub discord: Option<Arc<DiscordBot>>,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
             bus: app.bus.clone(),
             tokens: Arc::new(tokens),
             slack: app.slack.clone(),
+            discord: app.discord.clone(),
         }
     }
 }
@@ -56,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/leases", get(api::leases))
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
+        .route("/discord/interactions", post(discord::interactions))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

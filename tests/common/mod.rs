@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod discord;
 pub mod services;
 pub mod slack;
 pub mod toy;

@@ -1,0 +1,126 @@
+//! What arrives from Discord, once verified (HTTP) or received (gateway): a PING, `/dr`, or
+//! a press of a card's button. Each is acknowledged at once with a deferred answer, seen
+//! only by the person who asked; the outcome replaces it when the work is done.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::super::card::Button;
+use super::super::context::ChatContext;
+use super::super::handle;
+use super::super::people::{Requester, Roles};
+use super::super::reply::Reply;
+use super::api::DiscordApi;
+use super::interaction::{self, COMMAND, COMPONENT, Interaction, PING};
+use crate::commands;
+use crate::domain::{Platform, RunId};
+
+/// Discord's "only you can see this" flag.
+const EPHEMERAL: u64 = 64;
+
+#[derive(Clone)]
+pub struct DiscordBot {
+    pub cx: ChatContext,
+    pub api: Arc<DiscordApi>,
+    /// Verifies `/discord/interactions`; without it, HTTP interactions are refused.
+    pub verifier: Option<serenity::interactions_endpoint::Verifier>,
+}
+
+impl DiscordBot {
+    /// Checks an HTTP interaction's Ed25519 signature over its timestamp and raw body.
+    pub fn verify(
+        &self,
+        signature: Option<&str>,
+        timestamp: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let Some(verifier) = &self.verifier else {
+            return Err("DISCORD_PUBLIC_KEY is not set: Discord interactions are refused".into());
+        };
+        let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
+            return Err("the request is not signed".into());
+        };
+        verifier
+            .verify(signature, timestamp, body)
+            .map_err(|()| "the request's signature does not match".to_string())
+    }
+
+    /// The immediate answer to an interaction; the work it calls for goes on after it.
+    pub fn interact(&self, i: Interaction) -> Result<Value, String> {
+        match i.kind {
+            PING => Ok(json!({ "type": 1 })),
+            COMMAND => {
+                let words = match i.data.as_ref().map(interaction::words) {
+                    Some(Ok(words)) => words,
+                    Some(Err(why)) => {
+                        return Ok(immediate(&format!("{why}. {}", commands::USAGE)));
+                    }
+                    None => return Err("a command without data".into()),
+                };
+                let command = match commands::parse(&words) {
+                    Ok(command) => command,
+                    Err(usage) => return Ok(immediate(&usage)),
+                };
+                let who = self.requester(&i)?;
+                let bot = self.clone();
+                tokio::spawn(async move {
+                    let reply = handle::handle(&bot.cx, &who, command).await;
+                    bot.answer(&i.token, &reply).await;
+                });
+                Ok(deferred())
+            }
+            COMPONENT => {
+                let custom = i
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.custom_id.clone())
+                    .unwrap_or_default();
+                let pressed = custom.split_once(':').and_then(|(button, run)| {
+                    Some((Button::from_id(button)?, RunId::from_str(run).ok()?))
+                });
+                let Some((button, run)) = pressed else {
+                    return Ok(immediate("That button names no run."));
+                };
+                let who = self.requester(&i)?;
+                let bot = self.clone();
+                tokio::spawn(async move {
+                    let reply = handle::press(&bot.cx, &who, button, run).await;
+                    bot.answer(&i.token, &reply).await;
+                });
+                Ok(deferred())
+            }
+            other => Err(format!(
+                "interaction type {other} is not one Lifeboat handles"
+            )),
+        }
+    }
+
+    fn requester(&self, i: &Interaction) -> Result<Requester, String> {
+        let (user, roles) = i.person().ok_or("an interaction from no one")?;
+        Ok(Requester {
+            platform: Platform::Discord,
+            user,
+            channel: i.channel_id.clone().unwrap_or_default(),
+            membership: Box::new(Roles(roles)),
+        })
+    }
+
+    async fn answer(&self, token: &str, reply: &Reply) {
+        let body = json!({ "content": reply.text, "allowed_mentions": { "parse": [] } });
+        if let Err(e) = self.api.answer(token, &body).await {
+            tracing::warn!(error = %e, "Could not answer a Discord interaction.");
+        }
+    }
+}
+
+/// "Thinking…", seen only by the person who asked, until the outcome replaces it.
+fn deferred() -> Value {
+    json!({ "type": 5, "data": { "flags": EPHEMERAL } })
+}
+
+/// An answer now, seen only by the person who asked.
+fn immediate(text: &str) -> Value {
+    json!({ "type": 4, "data": { "content": text, "flags": EPHEMERAL } })
+}

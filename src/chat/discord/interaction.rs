@@ -1,0 +1,280 @@
+//! Discord interactions as Lifeboat reads them (PROTOCOLS.md section 4), and `/dr` as an
+//! application command: one table of subcommands and their options both registers the
+//! command and turns an invocation back into the shared grammar's words.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// An interaction, over HTTP or the gateway: only the fields Lifeboat reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Interaction {
+    #[serde(rename = "type")]
+    pub kind: u8,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub channel_id: Option<String>,
+    #[serde(default)]
+    pub member: Option<Member>,
+    #[serde(default)]
+    pub user: Option<User>,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Member {
+    pub user: User,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Data {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub options: Vec<Opt>,
+    #[serde(default)]
+    pub custom_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Opt {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub options: Vec<Opt>,
+}
+
+pub const PING: u8 = 1;
+pub const COMMAND: u8 = 2;
+pub const COMPONENT: u8 = 3;
+
+impl Interaction {
+    /// Who it is from, and the roles they hold in the guild.
+    pub fn person(&self) -> Option<(String, Vec<String>)> {
+        match (&self.member, &self.user) {
+            (Some(m), _) => Some((m.user.id.clone(), m.roles.clone())),
+            (None, Some(u)) => Some((u.id.clone(), Vec::new())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How an option reads back into the grammar.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A word in its place.
+    Word,
+    /// `--dry-run` when true.
+    DryRun,
+    /// `--reason TEXT` at the end.
+    Flagged,
+    /// The rest of the words.
+    Rest,
+}
+
+struct Option_ {
+    name: &'static str,
+    description: &'static str,
+    kind: Kind,
+    required: bool,
+}
+
+const fn word(name: &'static str, description: &'static str) -> Option_ {
+    Option_ {
+        name,
+        description,
+        kind: Kind::Word,
+        required: true,
+    }
+}
+
+const fn maybe(name: &'static str, description: &'static str, kind: Kind) -> Option_ {
+    Option_ {
+        name,
+        description,
+        kind,
+        required: false,
+    }
+}
+
+const GROUP: Option_ = word("group", "The service group");
+const RUN: Option_ = word("run", "The run's id");
+const DRY_RUN: Option_ = maybe("dry_run", "Check and report; change nothing", Kind::DryRun);
+const REASON: Option_ = maybe("reason", "Why, for the audit log", Kind::Flagged);
+
+/// `/dr`'s subcommands, in the grammar's words.
+const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
+    ("failover", "Fail a group over", &[GROUP, DRY_RUN, REASON]),
+    ("failback", "Bring a group back", &[GROUP, DRY_RUN, REASON]),
+    (
+        "drill",
+        "Rehearse a failover: check everything, change nothing",
+        &[GROUP],
+    ),
+    (
+        "status",
+        "A run, a group's latest run, or every run in progress",
+        &[maybe("target", "A run id or a group", Kind::Word)],
+    ),
+    ("runs", "Recent runs", &[]),
+    ("groups", "The service groups", &[]),
+    (
+        "plan",
+        "A group's stages as waves",
+        &[
+            GROUP,
+            maybe("action", "failover, failback or drill", Kind::Word),
+        ],
+    ),
+    ("locks", "Leases held now", &[]),
+    ("agents", "Live agents", &[]),
+    ("resume", "Go on after a failure", &[RUN]),
+    (
+        "retry",
+        "Retry a stage now",
+        &[RUN, word("stage", "The stage")],
+    ),
+    (
+        "skip",
+        "Skip a failed stage",
+        &[
+            RUN,
+            word("stage", "The stage"),
+            Option_ {
+                name: "reason",
+                description: "Why it can be skipped",
+                kind: Kind::Rest,
+                required: true,
+            },
+        ],
+    ),
+    ("approve", "Approve a run's open gate", &[RUN]),
+    (
+        "reject",
+        "Reject a run's open gate",
+        &[RUN, maybe("reason", "Why", Kind::Rest)],
+    ),
+    (
+        "cancel",
+        "Cancel a run",
+        &[RUN, maybe("reason", "Why", Kind::Rest)],
+    ),
+    ("help", "How to use /dr", &[]),
+];
+
+/// `/dr` for the application-commands API: one command, one subcommand each.
+pub fn definition() -> Value {
+    let subcommands: Vec<Value> = SUBCOMMANDS
+        .iter()
+        .map(|(name, description, options)| {
+            let options: Vec<Value> = options
+                .iter()
+                .map(|o| {
+                    json!({
+                        "name": o.name,
+                        "description": o.description,
+                        // 5: BOOLEAN, 3: STRING.
+                        "type": if matches!(o.kind, Kind::DryRun) { 5 } else { 3 },
+                        "required": o.required,
+                    })
+                })
+                .collect();
+            json!({ "name": name, "description": description, "type": 1, "options": options })
+        })
+        .collect();
+    json!([{
+        "name": "dr",
+        "description": "Disaster recovery: fail over, fail back, drill, and watch runs",
+        "type": 1,
+        "options": subcommands,
+    }])
+}
+
+/// The words of the grammar an invocation of `/dr` stands for.
+pub fn words(data: &Data) -> Result<String, String> {
+    if data.name.as_deref() != Some("dr") {
+        return Err(format!(
+            "unknown command `/{}`",
+            data.name.as_deref().unwrap_or("")
+        ));
+    }
+    let Some(sub) = data.options.first() else {
+        return Ok("help".into());
+    };
+    let Some((_, _, schema)) = SUBCOMMANDS.iter().find(|(name, _, _)| *name == sub.name) else {
+        return Err(format!("unknown command `{}`", sub.name));
+    };
+    let mut words = vec![sub.name.clone()];
+    let mut tail = Vec::new();
+    for option in schema.iter() {
+        let Some(given) = sub.options.iter().find(|o| o.name == option.name) else {
+            continue;
+        };
+        let text = match &given.value {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        match option.kind {
+            Kind::Word | Kind::Rest if text.trim().is_empty() => {}
+            Kind::Word | Kind::Rest => words.push(text),
+            Kind::DryRun if given.value == Some(Value::Bool(true)) => {
+                words.push("--dry-run".into())
+            }
+            Kind::DryRun => {}
+            Kind::Flagged if !text.trim().is_empty() => tail.extend(["--reason".into(), text]),
+            Kind::Flagged => {}
+        }
+    }
+    words.extend(tail);
+    Ok(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(value: Value) -> Data {
+        serde_json::from_value(value).expect("data")
+    }
+
+    #[test]
+    fn an_invocation_reads_back_as_the_grammar() {
+        let failover = data(json!({
+            "name": "dr",
+            "options": [{ "name": "failover", "type": 1, "options": [
+                { "name": "reason", "type": 3, "value": "region b is down" },
+                { "name": "group", "type": 3, "value": "petstore" },
+                { "name": "dry_run", "type": 5, "value": true }
+            ]}]
+        }));
+        assert_eq!(
+            words(&failover).expect("words"),
+            "failover petstore --dry-run --reason region b is down"
+        );
+        let skip = data(json!({
+            "name": "dr",
+            "options": [{ "name": "skip", "type": 1, "options": [
+                { "name": "run", "type": 3, "value": "R" },
+                { "name": "stage", "type": 3, "value": "dial" },
+                { "name": "reason", "type": 3, "value": "DNS is fine" }
+            ]}]
+        }));
+        assert_eq!(words(&skip).expect("words"), "skip R dial DNS is fine");
+        assert_eq!(words(&data(json!({ "name": "dr" }))).expect("help"), "help");
+        assert!(words(&data(json!({ "name": "other" }))).is_err());
+        let defined = definition();
+        let subcommands = defined[0]["options"].as_array().expect("subcommands");
+        assert_eq!(subcommands.len(), SUBCOMMANDS.len());
+        assert!(subcommands.iter().all(|s| s["type"] == 1));
+    }
+}

@@ -1,0 +1,105 @@
+//! Each run's incident in Discord: a thread in the group's `discord_channel`, with the
+//! requester and the group's owners added, the card posted there and edited in place, and
+//! replies in the thread.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::super::card::Card;
+use super::super::outbound::{Outbound, Posted, SendError};
+use super::api::DiscordApi;
+use super::render;
+use crate::clock::rfc3339;
+use crate::domain::{Platform, Run};
+use crate::store::Origin;
+use crate::workflow::Group;
+
+pub struct DiscordOut {
+    pub api: Arc<DiscordApi>,
+}
+
+/// `failover petstore 2026-11-25 18:40`.
+pub fn thread_name(run: &Run) -> String {
+    let stamp = rfc3339(run.created_at);
+    let when = stamp.get(..16).unwrap_or(&stamp).replace('T', " ");
+    let mut name = format!("{} {} {when}", run.action, run.group);
+    name.truncate(100);
+    name
+}
+
+#[async_trait]
+impl Outbound for DiscordOut {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn covers(&self, group: &Group) -> bool {
+        group.discord_channel.is_some()
+    }
+
+    async fn open(
+        &self,
+        run: &Run,
+        group: &Group,
+        origin: Option<&Origin>,
+    ) -> Result<String, SendError> {
+        let Some(channel) = &group.discord_channel else {
+            return Err(SendError::Failed(format!(
+                "group `{}` names no discord_channel",
+                group.name
+            )));
+        };
+        let thread = self.api.thread(channel, &thread_name(run)).await?;
+        let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
+        for owner in &group.owners.discord {
+            if !people.contains(owner) {
+                people.push(owner.clone());
+            }
+        }
+        for person in people {
+            if let Err(e) = self.api.add_to_thread(&thread, &person).await {
+                tracing::warn!(error = %e, person, "Could not add someone to an incident thread.");
+            }
+        }
+        Ok(thread)
+    }
+
+    async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError> {
+        self.api.post(channel, &render::card(card)).await
+    }
+
+    async fn edit_card(&self, at: &Posted, card: &Card) -> Result<(), SendError> {
+        self.api
+            .edit(&at.channel, &at.message, &render::card(card))
+            .await
+    }
+
+    async fn reply(&self, at: &Posted, text: &str) -> Result<(), SendError> {
+        self.api
+            .post(&at.channel, &render::message(text))
+            .await
+            .map(drop)
+    }
+
+    async fn announce(&self, channel: &str, text: &str) -> Result<(), SendError> {
+        self.api
+            .post(channel, &render::message(text))
+            .await
+            .map(drop)
+    }
+
+    fn rendering(&self, card: &Card) -> String {
+        render::card(card).to_string()
+    }
+
+    fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {
+        let mut channels: Vec<String> = origin.map(|o| o.channel.clone()).into_iter().collect();
+        if let Some(home) = &group.discord_channel
+            && !channels.contains(home)
+        {
+            channels.push(home.clone());
+        }
+        channels
+    }
+}

@@ -1,0 +1,194 @@
+//! A loopback stand-in for Discord's REST API (`DISCORD_API_URL`): threads, messages,
+//! thread members, interaction answers and command registration, each recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+
+pub const APPLICATION_ID: &str = "1100";
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    /// The id the stand-in gave what the call created.
+    pub id: String,
+    pub at: Instant,
+}
+
+/// What the stand-in does to the unlucky.
+#[derive(Clone, Copy, Default)]
+pub struct Script {
+    /// How many of the next message edits get a 429 with this `retry_after`.
+    pub limited_edits: usize,
+    pub retry_after: f64,
+    /// Every message post says its bucket is empty for this long.
+    pub bucket_reset_after: Option<f64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    ids: u64,
+    script: Script,
+    limited: usize,
+}
+
+#[derive(Clone)]
+pub struct DiscordStandIn {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The application's key pair: the public half is `DISCORD_PUBLIC_KEY`.
+pub fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+pub fn public_key() -> String {
+    hex::encode(key().verifying_key().to_bytes())
+}
+
+/// Signs an interaction as Discord does: over the timestamp and the raw body.
+pub fn sign(timestamp: &str, body: &str) -> String {
+    let message = [timestamp.as_bytes(), body.as_bytes()].concat();
+    hex::encode(key().sign(&message).to_bytes())
+}
+
+impl DiscordStandIn {
+    pub async fn start() -> DiscordStandIn {
+        Self::scripted(Script::default()).await
+    }
+
+    pub async fn scripted(script: Script) -> DiscordStandIn {
+        let inner = Arc::new(Mutex::new(Inner {
+            ids: 9_000_000,
+            script,
+            ..Inner::default()
+        }));
+        let router = Router::new().fallback(api).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Discord stand-in");
+        let addr = listener.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        DiscordStandIn {
+            base: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Calls of this method whose path ends so.
+    pub fn calls_to(&self, method: &str, path_end: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.path.ends_with(path_end))
+            .collect()
+    }
+
+    pub fn limited(&self) -> usize {
+        self.lock().limited
+    }
+
+    pub async fn until<T>(&self, what: &str, probe: impl Fn(&DiscordStandIn) -> Option<T>) -> T {
+        super::until(what, Duration::from_secs(60), async || probe(self)).await
+    }
+}
+
+async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let authorised = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "Bot discord-test-token");
+    let body: Bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    if !authorised {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "message": "401: Unauthorized", "code": 0 })),
+        )
+            .into_response();
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let parts: Vec<String> = path
+        .trim_start_matches("/api/v10/")
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let edit = method == "PATCH" && parts.first().is_some_and(|p| p == "channels");
+    if edit && s.script.limited_edits > 0 {
+        s.script.limited_edits -= 1;
+        s.limited += 1;
+        let body = json!({ "message": "You are being rate limited.", "retry_after": s.script.retry_after, "global": false });
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    }
+    s.ids += 1;
+    let id = s.ids.to_string();
+    s.calls.push(Call {
+        method: method.clone(),
+        path: path.clone(),
+        body: body.clone(),
+        id: id.clone(),
+        at: Instant::now(),
+    });
+    let reset_after = s.script.bucket_reset_after;
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let answer = match (method.as_str(), parts.as_slice()) {
+        ("POST", ["channels", channel, "threads"]) => {
+            json!({ "id": id, "type": 11, "parent_id": channel, "name": body["name"] })
+        }
+        ("POST", ["channels", channel, "messages"]) => {
+            let answer = json!({ "id": id, "channel_id": channel, "content": body["content"] });
+            if let Some(after) = reset_after {
+                return (
+                    [
+                        ("x-ratelimit-remaining", "0".to_string()),
+                        ("x-ratelimit-reset-after", after.to_string()),
+                    ],
+                    axum::Json(answer),
+                )
+                    .into_response();
+            }
+            answer
+        }
+        ("PATCH", ["channels", channel, "messages", message]) => {
+            json!({ "id": message, "channel_id": channel })
+        }
+        ("PUT", ["channels", _, "thread-members", _]) => {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) => json!({ "id": id }),
+        ("PUT", ["applications", _, "commands"]) => body.clone(),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "message": "404: Not Found", "code": 0 })),
+            )
+                .into_response();
+        }
+    };
+    axum::Json(answer).into_response()
+}

@@ -1,0 +1,361 @@
+//! Discord, end to end against a loopback stand-in of its REST API: interactions over HTTP
+//! with real Ed25519 signatures, `/dr` registered at start-up, and each run's card in an
+//! incident thread.
+
+mod common;
+
+use common::TestApp;
+use common::discord::{APPLICATION_ID, Call, DiscordStandIn, public_key, sign};
+use lifeboat::app::Options;
+use lifeboat::config::DiscordSettings;
+use lifeboat::secret::SecretString;
+use serde_json::{Value, json};
+
+const SHOP: &str = "\
+name: shop
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 100ms }
+  dial:
+    agent: dial
+    approval: required
+    spec: { endpoint: shop.example.com, region: a, duration: 100ms }
+";
+
+const GROUPS: &str = "\
+groups:
+  shop:
+    workflows: { failover: shop }
+    discord_channel: \"5000\"
+    owners: { discord: [\"42\"] }
+    allow: { discord_roles: [\"123\"] }
+";
+
+async fn app(standin: &DiscordStandIn) -> TestApp {
+    app_with(standin, SHOP).await
+}
+
+async fn app_with(standin: &DiscordStandIn, workflow: &str) -> TestApp {
+    let settings = DiscordSettings {
+        token: SecretString::from("discord-test-token"),
+        public_key: Some(public_key()),
+        application_id: Some(APPLICATION_ID.parse().expect("an id")),
+        api_url: Some(standin.base.clone()),
+    };
+    common::spawn_configured(
+        &[("shop.yaml", workflow), ("groups.yaml", GROUPS)],
+        &[],
+        Options::default(),
+        move |s| s.discord = Some(settings),
+    )
+    .await
+}
+
+async fn interact(t: &TestApp, body: &Value, signature: Option<String>) -> (u16, Value) {
+    let body = body.to_string();
+    let ts = common::slack::now_secs().to_string();
+    let signature = signature.unwrap_or_else(|| sign(&ts, &body));
+    let resp = t
+        .client
+        .post(t.url("/discord/interactions"))
+        .header("content-type", "application/json")
+        .header("x-signature-ed25519", signature)
+        .header("x-signature-timestamp", ts)
+        .body(body)
+        .send()
+        .await
+        .expect("a request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// An interaction as Discord sends one in a guild, with the fields serenity's models need.
+fn interaction(kind: u8, user: &str, roles: &[&str], token: &str, data: Value) -> Value {
+    json!({
+        "id": "1234567890",
+        "application_id": APPLICATION_ID,
+        "type": kind,
+        "token": token,
+        "version": 1,
+        "locale": "en-GB",
+        "entitlements": [],
+        "guild_id": "4000",
+        "channel_id": "6000",
+        "member": {
+            "user": { "id": user, "username": "someone", "discriminator": "0", "global_name": null, "avatar": null },
+            "roles": roles,
+            "deaf": false,
+            "mute": false,
+            "flags": 0,
+            "joined_at": "2026-01-01T00:00:00.000000+00:00"
+        },
+        "data": data,
+    })
+}
+
+fn failover() -> Value {
+    json!({ "id": "77", "name": "dr", "type": 1, "options": [
+        { "name": "failover", "type": 1, "options": [ { "name": "group", "type": 3, "value": "shop" } ] }
+    ]})
+}
+
+/// What replaced the deferred answer of the interaction with this token.
+async fn answer(standin: &DiscordStandIn, token: &str) -> String {
+    standin
+        .until("the interaction's answer", |s| {
+            s.calls_to("PATCH", &format!("{token}/messages/@original"))
+                .last()
+                .map(|c| c.body["content"].as_str().unwrap_or("").to_string())
+        })
+        .await
+}
+
+fn card_calls(standin: &DiscordStandIn, thread: &str) -> Vec<Call> {
+    standin
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.path.contains(&format!("/channels/{thread}/messages")) && c.body["embeds"].is_array()
+        })
+        .collect()
+}
+
+fn shown(call: &Call) -> String {
+    call.body["embeds"][0].to_string() + &call.body["components"].to_string()
+}
+
+#[tokio::test]
+async fn ping_is_answered_and_a_bad_signature_gets_401() {
+    let standin = DiscordStandIn::start().await;
+    let t = app(&standin).await;
+    let ping = json!({ "id": "1", "application_id": APPLICATION_ID, "type": 1, "token": "t", "version": 1 });
+    let (status, body) = interact(&t, &ping, None).await;
+    assert_eq!((status, body), (200, json!({ "type": 1 })));
+
+    let (status, body) = interact(&t, &ping, Some("00".repeat(64))).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = interact(&t, &ping, Some("not hex".into())).await;
+    assert_eq!(status, 401);
+    // A signature over another body.
+    let other = sign("1700000000", "{\"type\":1}");
+    let (status, _) = interact(&t, &ping, Some(other)).await;
+    assert_eq!(status, 401);
+    let (status, _) = interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok", failover()),
+        Some("00".repeat(64)),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]), "nothing started");
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn dr_failover_runs_into_an_incident_thread_with_its_card() {
+    let standin = DiscordStandIn::start().await;
+    let t = app(&standin).await;
+    // `/dr` is registered at start-up.
+    let registered = standin
+        .until("/dr to be registered", |s| {
+            s.calls_to("PUT", &format!("/applications/{APPLICATION_ID}/commands"))
+                .first()
+                .cloned()
+        })
+        .await;
+    assert_eq!(registered.body[0]["name"], "dr");
+
+    // Without the role: refused, and nothing starts.
+    let (status, deferred) = interact(
+        &t,
+        &interaction(2, "88", &["999"], "tok-refused", failover()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(deferred, json!({ "type": 5, "data": { "flags": 64 } }));
+    let refused = answer(&standin, "tok-refused").await;
+    assert!(refused.contains("<@88> may not do that"), "{refused}");
+
+    let (status, _) = interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok-start", failover()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let started = answer(&standin, "tok-start").await;
+    assert!(
+        started.contains("<@77> started failover of `shop`"),
+        "{started}"
+    );
+    let id = started
+        .split('`')
+        .find(|w| w.len() == 36)
+        .expect("a run id")
+        .to_string();
+
+    // A thread in the group's channel, with the requester and the owner in it.
+    let thread = standin
+        .until("the incident thread", |s| {
+            s.calls_to("POST", "/channels/5000/threads")
+                .first()
+                .cloned()
+        })
+        .await;
+    assert!(
+        thread.body["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failover shop "),
+        "{:?}",
+        thread.body
+    );
+    let thread_id = thread.id.as_str();
+    for person in ["77", "42"] {
+        standin
+            .until("the thread's members", |s| {
+                s.calls_to(
+                    "PUT",
+                    &format!("/channels/{thread_id}/thread-members/{person}"),
+                )
+                .first()
+                .cloned()
+            })
+            .await;
+    }
+
+    // The gate, approved from the card by someone with the role.
+    standin
+        .until("Approve on the card", |s| {
+            card_calls(s, thread_id)
+                .last()
+                .filter(|c| shown(c).contains("Approve"))
+                .cloned()
+        })
+        .await;
+    let press = json!({ "custom_id": format!("approve:{id}"), "component_type": 2 });
+    let (status, deferred) = interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-approve", press),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, deferred),
+        (200, json!({ "type": 5, "data": { "flags": 64 } }))
+    );
+    let approved = answer(&standin, "tok-approve").await;
+    assert!(approved.contains("<@77> approved"), "{approved}");
+    t.wait_state(&id, "succeeded").await;
+
+    let cards = standin
+        .until("the card's final state", |s| {
+            let cards = card_calls(s, thread_id);
+            cards
+                .last()
+                .filter(|c| {
+                    shown(c).contains("succeeded") && shown(c).contains("Total recovery time")
+                })
+                .map(|_| cards.clone())
+        })
+        .await;
+    assert_eq!(
+        cards.iter().filter(|c| c.method == "POST").count(),
+        1,
+        "posted once"
+    );
+    assert!(
+        cards.iter().filter(|c| c.method == "PATCH").count() >= 1,
+        "edited in place"
+    );
+    assert!(shown(cards.last().expect("a card")).contains("<@77> approved `dial`"));
+    let summary = standin
+        .until("the summary in the thread", |s| {
+            s.calls_to("POST", &format!("/channels/{thread_id}/messages"))
+                .into_iter()
+                .find(|c| {
+                    c.body["content"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Total recovery time")
+                })
+        })
+        .await;
+    assert!(
+        summary.body["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`scale` succeeded in")
+    );
+    for channel in ["6000", "5000"] {
+        standin
+            .until("the announcement", |s| {
+                s.calls_to("POST", &format!("/channels/{channel}/messages"))
+                    .into_iter()
+                    .find(|c| {
+                        c.body["content"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains(&format!("<#{thread_id}>"))
+                    })
+            })
+            .await;
+    }
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn discords_rate_limit_headers_and_429s_are_honoured() {
+    const RESET_AFTER: f64 = 0.3;
+    let standin = DiscordStandIn::scripted(common::discord::Script {
+        limited_edits: 1,
+        retry_after: 0.5,
+        bucket_reset_after: Some(RESET_AFTER),
+    })
+    .await;
+    let t = app_with(&standin, &SHOP.replace("approval: required", "")).await;
+    t.create(r#"{"group": "shop"}"#).await;
+    let thread = standin
+        .until("the incident thread", |s| {
+            s.calls_to("POST", "/channels/5000/threads")
+                .first()
+                .cloned()
+        })
+        .await;
+    // Every post to the thread waits for its bucket to refill.
+    let posts = standin
+        .until("the summary", |s| {
+            let posts = s.calls_to("POST", &format!("/channels/{}/messages", thread.id));
+            posts
+                .iter()
+                .any(|c| {
+                    c.body["content"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Total recovery time")
+                })
+                .then_some(posts)
+        })
+        .await;
+    assert!(posts.len() >= 2, "{posts:#?}");
+    for pair in posts.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= std::time::Duration::from_secs_f64(RESET_AFTER * 0.9),
+            "posts {gap:?} apart on an empty bucket"
+        );
+    }
+    assert_eq!(standin.limited(), 1, "one 429, waited out");
+    standin
+        .until("the card's final state", |s| {
+            card_calls(s, &thread.id)
+                .last()
+                .filter(|c| c.method == "PATCH" && shown(c).contains("succeeded"))
+                .cloned()
+        })
+        .await;
+    t.shutdown().await;
+}
