@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
@@ -19,6 +20,7 @@ use crate::chat::notifier::Notifier;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackBot;
 use crate::chat::slack::outbound::SlackOut;
+use crate::chat::slack::socket::SocketMode;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -43,6 +45,8 @@ pub struct App {
     pub(crate) slack: Option<Arc<SlackBot>>,
     /// Discord's `/dr` and buttons, when Discord is configured.
     pub(crate) discord: Option<Arc<DiscordBot>>,
+    /// Slack's Socket Mode connection, closed before the rest stops.
+    socket: Option<(CancellationToken, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -75,6 +79,37 @@ pub fn instance_name(role: &str) -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     format!("{role}:{host}:{}", std::process::id())
+}
+
+/// Keeps a Socket Mode connection to Slack until `stop`, connecting again after a failure:
+/// Slack being away at start-up is no reason for the service not to start.
+async fn socket_mode(
+    bot: Arc<SlackBot>,
+    settings: crate::config::SlackSettings,
+    stop: CancellationToken,
+) {
+    const AGAIN: std::time::Duration = std::time::Duration::from_secs(5);
+    loop {
+        let connected = tokio::select! {
+            _ = stop.cancelled() => return,
+            c = SocketMode::connect(bot.clone(), &settings) => c,
+        };
+        match connected {
+            Ok(socket) => {
+                tracing::info!("Slack Socket Mode connected.");
+                stop.cancelled().await;
+                socket.shutdown().await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Slack Socket Mode could not connect; trying again.")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(AGAIN) => {}
+        }
+    }
 }
 
 /// The verifier of `/discord/interactions`, from the application's public key.
@@ -170,6 +205,14 @@ impl App {
             }
             None => None,
         };
+        let socket = match (&slack, &settings.slack) {
+            (Some(bot), Some(s)) if s.app_token.is_some() => {
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(socket_mode(bot.clone(), s.clone(), stop.clone()));
+                Some((stop, task))
+            }
+            _ => None,
+        };
         let discord = match &settings.discord {
             Some(d) => {
                 let verifier = match &d.public_key {
@@ -244,12 +287,22 @@ impl App {
             instance,
             slack,
             discord,
+            socket,
             tasks,
         })
     }
 
     /// Stops the background tasks; stored state stays as it is, for the next start.
     pub async fn shutdown(self) {
+        if let Some((stop, task)) = self.socket {
+            stop.cancel();
+            if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("Slack Socket Mode did not close in time.");
+            }
+        }
         for t in &self.tasks {
             t.abort();
         }

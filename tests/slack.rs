@@ -731,3 +731,84 @@ async fn a_killed_service_edits_the_same_card_after_restart_and_posts_nothing_tw
     said.dedup();
     assert_eq!(said.len(), all, "no message is posted twice: {said:#?}");
 }
+
+#[tokio::test]
+async fn socket_mode_takes_commands_and_presses_over_the_socket() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let socket = common::slack::SocketStandIn::start(&standin).await;
+    let mut settings = slack(&standin, 20.0);
+    settings.app_token = Some(SecretString::from("xapp-test-token"));
+    settings.signing_secret = None;
+    let t = common::spawn_configured(
+        &[("shop.yaml", GATED), ("groups.yaml", GROUPS)],
+        &[],
+        Options::default(),
+        move |s| s.slack = Some(settings),
+    )
+    .await;
+    common::until(
+        "Socket Mode to connect",
+        Duration::from_secs(30),
+        async || (socket.connections() > 0).then_some(()),
+    )
+    .await;
+    // Over HTTP nothing is taken: there is no signing secret to check it with.
+    let (status, _) = slash(&t, &standin, "U1", "runs").await;
+    assert_eq!(status, 401);
+
+    let hook = standin.hook("socket-command");
+    socket.send(&serde_json::json!({
+        "envelope_id": "env-1",
+        "type": "slash_commands",
+        "accepts_response_payload": true,
+        "payload": {
+            "team_id": "T1", "team_domain": "shop", "channel_id": "CREQ", "channel_name": "ops",
+            "user_id": "U1", "user_name": "one", "command": "/dr", "text": "failover shop",
+            "response_url": hook, "trigger_id": "1.2.3", "api_app_id": "A1"
+        }
+    }));
+    let ack = common::until(
+        "the command's acknowledgement",
+        Duration::from_secs(30),
+        async || socket.ack("env-1"),
+    )
+    .await;
+    assert!(
+        ack["payload"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Starting failover of `shop`"),
+        "{ack}"
+    );
+    let started = answer_at(&standin, &hook).await;
+    let id = run_id_in(started["text"].as_str().unwrap_or(""));
+    t.wait_state(&id, "awaiting_approval").await;
+
+    socket.send(&serde_json::json!({
+        "envelope_id": "env-2",
+        "type": "interactive",
+        "accepts_response_payload": false,
+        "payload": {
+            "type": "block_actions",
+            "user": { "id": "U1", "username": "one", "team_id": "T1" },
+            "team": { "id": "T1", "domain": "shop" },
+            "api_app_id": "A1",
+            "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
+            "trigger_id": "1.2.3",
+            "channel": { "id": "CINC1", "name": "incident" },
+            "response_url": standin.hook("socket-press"),
+            "actions": [{ "type": "button", "action_id": "approve", "block_id": format!("run:{id}"), "value": id, "action_ts": "1700000001.0" }]
+        }
+    }));
+    common::until(
+        "the press's acknowledgement",
+        Duration::from_secs(30),
+        async || socket.ack("env-2"),
+    )
+    .await;
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&run, "dial")["approved_by"], "slack:U1");
+    let opened = standin.calls("apps.connections.open");
+    assert_eq!(opened[0].body["authorization"], "Bearer xapp-test-token");
+    t.shutdown().await;
+}

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{ApiError, AppState};
-use crate::chat::slack::inbound::{Interaction, SlackBot, SlashCommand};
+use crate::chat::slack::inbound::{self, Interaction, SlackBot, SlashCommand};
 
 fn bot(state: &AppState) -> Result<&SlackBot, ApiError> {
     state
@@ -46,7 +46,7 @@ pub async fn commands(
     let bot = bot(&state)?;
     verified(bot, &headers, &body)?;
     let command: SlashCommand = form(&body)?;
-    Ok(Json(bot.command(command).await))
+    Ok(Json(inbound::body(&bot.command(command).await)))
 }
 
 pub async fn interactions(

@@ -35,6 +35,8 @@ pub struct Script {
 
 #[derive(Default)]
 struct Inner {
+    /// Where `apps.connections.open` sends Socket Mode clients.
+    socket_url: Option<String>,
     calls: Vec<Call>,
     hooks: Vec<Value>,
     /// Replies by `response_url`.
@@ -156,11 +158,13 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "Bearer xoxb-test-token");
-    if !authorised {
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let expected = if method == "apps.connections.open" {
+        "Bearer xapp-test-token"
+    } else {
+        "Bearer xoxb-test-token"
+    };
+    if token != Some(expected) {
         return axum::Json(json!({ "ok": false, "error": "invalid_auth" })).into_response();
     }
     let body: Value = if body.is_empty() {
@@ -169,6 +173,18 @@ async fn api(
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
     let mut s = inner.lock().unwrap_or_else(|e| e.into_inner());
+    if method == "apps.connections.open" {
+        s.calls.push(Call {
+            method: method.clone(),
+            body: json!({ "authorization": headers.get("authorization").and_then(|v| v.to_str().ok()) }),
+            at: Instant::now(),
+        });
+        return axum::Json(match &s.socket_url {
+            Some(url) => json!({ "ok": true, "url": url }),
+            None => json!({ "ok": false, "error": "not_allowed_token_type" }),
+        })
+        .into_response();
+    }
     if method == "chat.update" && s.script.rate_limit_updates > 0 {
         s.script.rate_limit_updates -= 1;
         s.limited += 1;
@@ -232,4 +248,96 @@ pub fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Slack's side of Socket Mode: `apps.connections.open` hands out this socket; it says
+/// hello to whoever connects, sends the envelopes it is given, and records the frames that
+/// come back (the acknowledgements).
+pub struct SocketStandIn {
+    send: tokio::sync::broadcast::Sender<String>,
+    received: Arc<Mutex<Vec<Value>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SocketStandIn {
+    pub async fn start(slack: &SlackStandIn) -> SocketStandIn {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the socket stand-in");
+        let addr = listener.local_addr().expect("an address");
+        slack.lock().socket_url = Some(format!("ws://{addr}/link"));
+        let (send, _) = tokio::sync::broadcast::channel::<String>(64);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, seen, count) = (send.clone(), received.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                    continue;
+                };
+                let (mut sink, mut source) = ws.split();
+                let hello = json!({
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": { "host": "standin", "build_number": 1, "approximate_connection_time": 18060 },
+                    "connection_info": { "app_id": "A1" }
+                });
+                if sink
+                    .send(Message::Text(hello.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut outgoing = tx.subscribe();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            frame = outgoing.recv() => match frame {
+                                Ok(text) => if sink.send(Message::Text(text.into())).await.is_err() { break },
+                                Err(_) => break,
+                            },
+                            frame = source.next() => match frame {
+                                Some(Ok(Message::Text(text))) => {
+                                    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                                    seen.lock().unwrap_or_else(|e| e.into_inner()).push(value);
+                                }
+                                Some(Ok(Message::Ping(p))) => { let _ = sink.send(Message::Pong(p)).await; }
+                                Some(Ok(_)) => {}
+                                _ => break,
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        SocketStandIn {
+            send,
+            received,
+            connections,
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sends an envelope to every connected client.
+    pub fn send(&self, envelope: &Value) {
+        let _ = self.send.send(envelope.to_string());
+    }
+
+    /// The acknowledgement of an envelope, once it has come back.
+    pub fn ack(&self, envelope_id: &str) -> Option<Value> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|f| f["envelope_id"] == envelope_id)
+            .cloned()
+    }
 }

@@ -45,20 +45,25 @@ fn per_minute(per_minute: f64, scale: f64) -> Quota {
         .allow_burst(NonZeroU32::MIN)
 }
 
+/// A Slack client on `SLACK_API_URL`.
+pub fn client(settings: &SlackSettings) -> anyhow::Result<SlackHyperClient> {
+    // https or http: the API is https, a stand-in or proxy may be plain http.
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    let connector =
+        SlackClientHyperConnector::with_connector(https).with_slack_api_url(&settings.api_url);
+    Ok(SlackClient::new(connector))
+}
+
 impl SlackApi {
     pub fn new(settings: &SlackSettings) -> anyhow::Result<SlackApi> {
-        // https or http: the API is https, a stand-in or proxy may be plain http.
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let connector =
-            SlackClientHyperConnector::with_connector(https).with_slack_api_url(&settings.api_url);
         let scale = settings.tier_scale;
         Ok(SlackApi {
-            client: SlackClient::new(connector),
+            client: client(settings)?,
             token: SlackApiToken::new(settings.bot_token.expose_secret().to_string().into()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

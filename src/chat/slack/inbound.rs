@@ -124,10 +124,10 @@ impl SlackBot {
 
     /// Answers a slash command: at once for what reads, and for what acts, an
     /// acknowledgement now and the outcome on `response_url`.
-    pub async fn command(&self, c: SlashCommand) -> Value {
+    pub async fn command(&self, c: SlashCommand) -> Reply {
         let command = match commands::parse(&c.text) {
             Ok(command) => command,
-            Err(usage) => return body(&Reply::ephemeral(usage)),
+            Err(usage) => return Reply::ephemeral(usage),
         };
         let acts = matches!(
             command,
@@ -145,9 +145,9 @@ impl SlackBot {
                     let reply = handle::handle(&bot.cx, &who, command).await;
                     bot.api.respond(&url, &body(&reply)).await;
                 });
-                body(&Reply::ephemeral(ack))
+                Reply::ephemeral(ack)
             }
-            _ => body(&handle::handle(&self.cx, &who, command).await),
+            _ => handle::handle(&self.cx, &who, command).await,
         }
     }
 

@@ -5,4 +5,5 @@ pub mod api;
 pub mod blocks;
 pub mod inbound;
 pub mod outbound;
+pub mod socket;
 pub mod verify;
