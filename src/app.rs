@@ -13,6 +13,7 @@ use crate::agents::runtime::Runtime;
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
 use crate::chat::discord::api::DiscordApi;
+use crate::chat::discord::gateway;
 use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::discord::interaction;
 use crate::chat::discord::outbound::DiscordOut;
@@ -45,8 +46,8 @@ pub struct App {
     pub(crate) slack: Option<Arc<SlackBot>>,
     /// Discord's `/dr` and buttons, when Discord is configured.
     pub(crate) discord: Option<Arc<DiscordBot>>,
-    /// Slack's Socket Mode connection, closed before the rest stops.
-    socket: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Slack's Socket Mode connection and Discord's gateway, closed before the rest stops.
+    connections: Vec<(CancellationToken, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -205,14 +206,14 @@ impl App {
             }
             None => None,
         };
-        let socket = match (&slack, &settings.slack) {
-            (Some(bot), Some(s)) if s.app_token.is_some() => {
-                let stop = CancellationToken::new();
-                let task = tokio::spawn(socket_mode(bot.clone(), s.clone(), stop.clone()));
-                Some((stop, task))
-            }
-            _ => None,
-        };
+        let mut connections = Vec::new();
+        if let (Some(bot), Some(s)) = (&slack, &settings.slack)
+            && s.app_token.is_some()
+        {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(socket_mode(bot.clone(), s.clone(), stop.clone()));
+            connections.push((stop, task));
+        }
         let discord = match &settings.discord {
             Some(d) => {
                 let verifier = match &d.public_key {
@@ -234,11 +235,18 @@ impl App {
                         }
                     }
                 }));
-                Some(Arc::new(DiscordBot {
+                let bot = Arc::new(DiscordBot {
                     cx: chat.clone(),
                     api,
                     verifier,
-                }))
+                });
+                // Without an Interactions Endpoint, interactions come over the gateway.
+                if d.public_key.is_none() {
+                    let stop = CancellationToken::new();
+                    let task = tokio::spawn(gateway::run(bot.clone(), d.clone(), stop.clone()));
+                    connections.push((stop, task));
+                }
+                Some(bot)
             }
             None => None,
         };
@@ -287,20 +295,20 @@ impl App {
             instance,
             slack,
             discord,
-            socket,
+            connections,
             tasks,
         })
     }
 
     /// Stops the background tasks; stored state stays as it is, for the next start.
     pub async fn shutdown(self) {
-        if let Some((stop, task)) = self.socket {
+        for (stop, task) in self.connections {
             stop.cancel();
             if tokio::time::timeout(std::time::Duration::from_secs(5), task)
                 .await
                 .is_err()
             {
-                tracing::warn!("Slack Socket Mode did not close in time.");
+                tracing::warn!("A chat connection did not close in time.");
             }
         }
         for t in &self.tasks {

@@ -20,6 +20,7 @@
 //! - `orchestrator`: the pure state machine (`machine`) and batch step (`batch`), the
 //!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
+//! - `chat`: `/dr` in Slack and Discord, and each run's live card (`chat::notifier`).
 //! - `http`: the axum API; `app`: the wiring; `startup`: app plus HTTP listener.
 //! - `cli`: the command line, with the demo, the benchmark and terminal progress.
 

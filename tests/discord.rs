@@ -80,6 +80,7 @@ fn interaction(kind: u8, user: &str, roles: &[&str], token: &str, data: Value) -
         "version": 1,
         "locale": "en-GB",
         "entitlements": [],
+        "attachment_size_limit": 10485760,
         "guild_id": "4000",
         "channel_id": "6000",
         "member": {
@@ -357,5 +358,61 @@ async fn discords_rate_limit_headers_and_429s_are_honoured() {
                 .cloned()
         })
         .await;
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_public_key_interactions_come_over_the_gateway() {
+    let standin = DiscordStandIn::start().await;
+    let gateway = common::discord::GatewayStandIn::start(&standin).await;
+    let settings = DiscordSettings {
+        token: SecretString::from("discord-test-token"),
+        public_key: None,
+        application_id: Some(APPLICATION_ID.parse().expect("an id")),
+        api_url: Some(standin.base.clone()),
+    };
+    let t = common::spawn_configured(
+        &[
+            ("shop.yaml", &SHOP.replace("approval: required", "")),
+            ("groups.yaml", GROUPS),
+        ],
+        &[],
+        Options::default(),
+        move |s| s.discord = Some(settings),
+    )
+    .await;
+    common::until(
+        "the bot to identify",
+        std::time::Duration::from_secs(30),
+        async || (gateway.identified() > 0).then_some(()),
+    )
+    .await;
+    // No endpoint without a key.
+    let ping = json!({ "id": "1", "application_id": APPLICATION_ID, "type": 1, "token": "t", "version": 1 });
+    let (status, _) = interact(&t, &ping, None).await;
+    assert_eq!(status, 401);
+
+    let mut command = interaction(2, "77", &["123"], "tok-gateway", failover());
+    command["data"]["id"] = json!("5555");
+    gateway.interaction(&command);
+    let callback = standin
+        .until("the interaction's callback", |s| {
+            s.calls_to("POST", "/interactions/1234567890/tok-gateway/callback")
+                .first()
+                .cloned()
+        })
+        .await;
+    assert_eq!(callback.body, json!({ "type": 5, "data": { "flags": 64 } }));
+    let started = answer(&standin, "tok-gateway").await;
+    assert!(
+        started.contains("<@77> started failover of `shop`"),
+        "{started}"
+    );
+    let id = started
+        .split('`')
+        .find(|w| w.len() == 36)
+        .expect("a run id")
+        .to_string();
+    t.wait_state(&id, "succeeded").await;
     t.shutdown().await;
 }

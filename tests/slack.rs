@@ -812,3 +812,107 @@ async fn socket_mode_takes_commands_and_presses_over_the_socket() {
     assert_eq!(opened[0].body["authorization"], "Bearer xapp-test-token");
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_taken_channel_name_gets_the_next_number_then_the_run_id() {
+    let standin = SlackStandIn::start(Script {
+        refuse_names: 10,
+        ..Script::default()
+    })
+    .await;
+    let t = shop(&standin).await;
+    slash(&t, &standin, "U1", "failover shop --dry-run").await;
+    let started = standin
+        .until("the run", |s| {
+            s.hooks().into_iter().find(|h| {
+                h["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("started failover"))
+            })
+        })
+        .await;
+    let id = run_id_in(started["text"].as_str().unwrap_or(""));
+    let tried: Vec<String> = standin
+        .until("a channel that is not taken", |s| {
+            let creates = s.calls("conversations.create");
+            (creates.len() == 11).then(|| {
+                creates
+                    .iter()
+                    .map(|c| c.body["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+        })
+        .await;
+    let base = &tried[0];
+    assert!(base.starts_with("dr-shop-failover-"), "{base}");
+    for (n, name) in tried.iter().enumerate().take(10).skip(1) {
+        assert_eq!(name, &format!("{base}-{}", n + 1));
+    }
+    assert_eq!(tried[10], format!("dr-{}", id.replace('-', "")));
+    // The card goes into the channel finally made, and nothing else is created.
+    standin
+        .until("the card", |s| card_calls(s, "CINC1").first().cloned())
+        .await;
+    t.wait_state(&id, "succeeded").await;
+    standin
+        .until("the final card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| shown(c).contains("Total recovery time"))
+                .cloned()
+        })
+        .await;
+    assert_eq!(standin.calls("conversations.create").len(), 11);
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn locks_lists_the_leases_held_now() {
+    const SLOW: &str = "\
+name: shop
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 30s }
+";
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = app(&standin, &[("shop.yaml", SLOW), ("groups.yaml", GROUPS)]).await;
+    let (_, none) = slash(&t, &standin, "U9", "locks").await;
+    assert_eq!(none["text"], "No leases are held.");
+
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_for(&id, "scale to run", |r| {
+        stage(r, "scale")["state"] == "running"
+    })
+    .await;
+    let held = loop {
+        let (_, leases) = t.get("/api/v1/leases").await;
+        if leases["leases"].as_array().is_some_and(|l| !l.is_empty()) {
+            break leases;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lease = &held["leases"][0];
+    assert_eq!(lease["resource"], "capacity:k8s/shop");
+    assert_eq!(lease["run_id"], id.as_str());
+    assert_eq!(lease["stage"], "scale");
+
+    // Anyone may look: `locks` changes nothing.
+    let (status, reply) = slash(&t, &standin, "U9", "locks").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["response_type"], "ephemeral");
+    let said = reply["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains(&format!("`capacity:k8s/shop` held for `scale` of `{id}`")),
+        "{said}"
+    );
+    assert!(
+        t.app()
+            .store
+            .refusals(10)
+            .await
+            .expect("refusals")
+            .is_empty()
+    );
+    t.shutdown().await;
+}

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use lifeboat::bus::Envelope;
 use lifeboat::domain::{
-    self as ids, Acquire, Actor, Audit, LeaseRequest, OutcomeKind, Revocation, Run, RunAudit,
-    RunId, RunState, StageRun, StageState,
+    self as ids, Acquire, Actor, Audit, LeaseRequest, OutcomeKind, Platform, Revocation, Run,
+    RunAudit, RunId, RunState, StageRun, StageState,
 };
 use lifeboat::semaphore::Semaphore;
-use lifeboat::store::{Batch, CreateError, RunWrite, Store};
+use lifeboat::store::{Batch, CardClaim, CreateError, Origin, Refusal, RunWrite, Store};
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
 
 /// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
@@ -402,6 +402,193 @@ async fn counts_by_state(s: Store) {
     assert!(s.ping().await);
 }
 
+async fn a_card_is_posted_by_one_claimer(s: Store) {
+    let run = RunId::new();
+    let slack = Platform::Slack;
+    let hour = 3_600_000;
+    assert_eq!(
+        s.claim_card(slack, run, "replica-a", hour)
+            .await
+            .expect("claim"),
+        CardClaim::Won { channel: None }
+    );
+    // Another replica waits while the claim is fresh; the claimer itself may carry on.
+    assert_eq!(
+        s.claim_card(slack, run, "replica-b", hour)
+            .await
+            .expect("claim"),
+        CardClaim::Busy
+    );
+    assert_eq!(
+        s.claim_card(slack, run, "replica-a", hour)
+            .await
+            .expect("claim"),
+        CardClaim::Won { channel: None }
+    );
+    // The other platform's card is its own.
+    assert_eq!(
+        s.claim_card(Platform::Discord, run, "replica-b", hour)
+            .await
+            .expect("claim"),
+        CardClaim::Won { channel: None }
+    );
+
+    // replica-a opened a channel and died before posting: a stale claim is taken over,
+    // and the taker posts into the channel already opened.
+    s.set_card_channel(slack, run, "C1").await.expect("channel");
+    assert_eq!(
+        s.claim_card(slack, run, "replica-b", 0)
+            .await
+            .expect("take over"),
+        CardClaim::Won {
+            channel: Some("C1".into())
+        }
+    );
+    assert_eq!(
+        s.claim_card(slack, run, "replica-a", hour)
+            .await
+            .expect("claim"),
+        CardClaim::Busy
+    );
+
+    s.set_card_shown(slack, run, Some("1700.01"), "running", false)
+        .await
+        .expect("shown");
+    assert_eq!(
+        s.unsettled_cards(slack).await.expect("unsettled"),
+        vec![run]
+    );
+    let CardClaim::Posted(card) = s
+        .claim_card(slack, run, "replica-a", 0)
+        .await
+        .expect("claim")
+    else {
+        panic!("a posted card is edited, not posted again");
+    };
+    assert_eq!(card.channel.as_deref(), Some("C1"));
+    assert_eq!(card.message.as_deref(), Some("1700.01"));
+    assert_eq!(card.claimed_by, "replica-b");
+
+    // A later edit keeps the message it does not name.
+    s.set_card_shown(slack, run, None, "succeeded", true)
+        .await
+        .expect("shown");
+    let card = s.card(slack, run).await.expect("card").expect("a card");
+    assert_eq!(card.message.as_deref(), Some("1700.01"));
+    assert_eq!(card.shown.as_deref(), Some("succeeded"));
+    assert!(card.settled);
+    assert!(
+        s.unsettled_cards(slack)
+            .await
+            .expect("unsettled")
+            .is_empty()
+    );
+    assert_eq!(
+        s.unsettled_cards(Platform::Discord)
+            .await
+            .expect("unsettled"),
+        vec![run]
+    );
+}
+
+async fn a_post_is_made_once_unless_given_back(s: Store) {
+    let run = RunId::new();
+    let key = format!("{run}:stage.succeeded:a:1");
+    assert!(
+        s.claim_post(Platform::Slack, &key, run)
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !s.claim_post(Platform::Slack, &key, run)
+            .await
+            .expect("again")
+    );
+    assert!(
+        s.claim_post(Platform::Discord, &key, run)
+            .await
+            .expect("discord")
+    );
+    s.release_post(Platform::Slack, &key)
+        .await
+        .expect("release");
+    assert!(
+        s.claim_post(Platform::Slack, &key, run)
+            .await
+            .expect("retry")
+    );
+}
+
+async fn origins_refusals_and_held_leases(s: Store) {
+    let run = RunId::new();
+    assert_eq!(s.origin(run, Platform::Slack).await.expect("origin"), None);
+    let asked = Origin {
+        channel: "C-ops".into(),
+        user: "U1".into(),
+    };
+    s.record_origin(run, Platform::Slack, &asked)
+        .await
+        .expect("record");
+    // The first record stands: a redelivered command does not move it.
+    let again = Origin {
+        channel: "C-other".into(),
+        user: "U2".into(),
+    };
+    s.record_origin(run, Platform::Slack, &again)
+        .await
+        .expect("record");
+    assert_eq!(
+        s.origin(run, Platform::Slack).await.expect("origin"),
+        Some(asked)
+    );
+    assert_eq!(
+        s.origin(run, Platform::Discord).await.expect("origin"),
+        None
+    );
+
+    let who = Actor::Chat {
+        platform: Platform::Slack,
+        user: "U9".into(),
+    };
+    for (request, reason) in [
+        ("failover petstore", "not in allow"),
+        ("approve", "not an owner"),
+    ] {
+        s.record_refusal(&Refusal {
+            actor: &who,
+            group: Some("petstore"),
+            run: (request == "approve").then_some(run),
+            request,
+            reason,
+        })
+        .await
+        .expect("refusal");
+    }
+    let refused = s.refusals(10).await.expect("refusals");
+    assert_eq!(refused.len(), 2);
+    assert_eq!(refused[0].request, "approve");
+    assert_eq!(refused[0].run, Some(run.to_string()));
+    assert_eq!(refused[0].actor, who.to_string());
+    assert_eq!(refused[1].reason, "not in allow");
+    assert_eq!(refused[1].group.as_deref(), Some("petstore"));
+    assert_eq!(refused[1].run, None);
+    assert_eq!(s.refusals(1).await.expect("refusals").len(), 1);
+
+    let sem = Semaphore::new(s.clone(), None);
+    assert!(s.held_leases().await.expect("held").is_empty());
+    let held = lease(run, "db", 1, "database:orders", "agent:1");
+    assert_eq!(
+        sem.acquire(&held).await.expect("acquire"),
+        Acquire::Acquired
+    );
+    let leases = s.held_leases().await.expect("held");
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].resource, "database:orders");
+    assert_eq!(leases[0].run_id, run);
+    assert_eq!(leases[0].stage, "db");
+    assert_eq!(leases[0].holder, "agent:1");
+}
+
 /// The whole engine on PostgreSQL: a run with a retry, through the real app.
 #[tokio::test]
 async fn a_run_completes_on_postgres() {
@@ -462,4 +649,7 @@ suite!(
     outbox_keeps_order_until_deleted,
     leases_are_exclusive_and_remember_how_they_ended,
     counts_by_state,
+    a_card_is_posted_by_one_claimer,
+    a_post_is_made_once_unless_given_back,
+    origins_refusals_and_held_leases,
 );

@@ -83,7 +83,17 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         after: Duration::from_millis(800),
     };
     let done = progress::run_in_terminal(&service.app, trigger, approver).await?;
-    println!("The audit trail: GET http://{addr}/api/v1/runs/{}", done.id);
+    let audit = service.app.orchestrator.events(done.id).await?;
+    let card =
+        crate::chat::card::Card::of(&done, &audit, None, done.finished_at.unwrap_or_default());
+    println!("The card this run keeps in its incident channel (Slack) or thread (Discord):\n");
+    for line in crate::chat::text::card(&card).lines() {
+        println!("  {line}");
+    }
+    println!(
+        "\nThe audit trail: GET http://{addr}/api/v1/runs/{}",
+        done.id
+    );
 
     service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -36,6 +36,8 @@ pub struct Script {
 
 #[derive(Default)]
 struct Inner {
+    /// What `GET /gateway` answers.
+    gateway_url: Option<String>,
     calls: Vec<Call>,
     ids: u64,
     script: Script,
@@ -182,6 +184,10 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         }
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) => json!({ "id": id }),
         ("PUT", ["applications", _, "commands"]) => body.clone(),
+        ("GET", ["gateway"]) => json!({ "url": s.gateway_url }),
+        ("POST", ["interactions", _, _, "callback"]) => {
+            return StatusCode::NO_CONTENT.into_response();
+        }
         _ => {
             return (
                 StatusCode::NOT_FOUND,
@@ -191,4 +197,93 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         }
     };
     axum::Json(answer).into_response()
+}
+
+/// Discord's gateway, as far as serenity needs it: HELLO, then READY once the bot
+/// identifies, heartbeats acknowledged, and the dispatches it is given.
+pub struct GatewayStandIn {
+    send: tokio::sync::broadcast::Sender<String>,
+    identified: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl GatewayStandIn {
+    pub async fn start(discord: &DiscordStandIn) -> GatewayStandIn {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the gateway stand-in");
+        let addr = listener.local_addr().expect("an address");
+        let url = format!("ws://{addr}");
+        discord.lock().gateway_url = Some(url.clone());
+        let (send, _) = tokio::sync::broadcast::channel::<String>(64);
+        let identified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, count) = (send.clone(), identified.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                    continue;
+                };
+                let (mut sink, mut source) = ws.split();
+                let hello =
+                    json!({ "op": 10, "d": { "heartbeat_interval": 45000 }, "s": null, "t": null });
+                if sink
+                    .send(Message::Text(hello.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                let mut outgoing = tx.subscribe();
+                let (count, url) = (count.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut seq = 1;
+                    loop {
+                        tokio::select! {
+                            frame = source.next() => {
+                                let Some(Ok(Message::Text(text))) = frame else { break };
+                                let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                                let answer = match frame["op"].as_u64() {
+                                    // IDENTIFY
+                                    Some(2) => {
+                                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                        json!({ "op": 0, "s": seq, "t": "READY", "d": {
+                                            "v": 10,
+                                            "user": { "id": APPLICATION_ID, "username": "lifeboat", "discriminator": "0", "global_name": null, "avatar": null, "bot": true },
+                                            "guilds": [],
+                                            "session_id": "session-1",
+                                            "resume_gateway_url": url,
+                                            "application": { "id": APPLICATION_ID, "flags": 0 }
+                                        }})
+                                    }
+                                    // HEARTBEAT
+                                    Some(1) => json!({ "op": 11, "d": null, "s": null, "t": null }),
+                                    _ => continue,
+                                };
+                                if sink.send(Message::Text(answer.to_string().into())).await.is_err() { break }
+                            }
+                            dispatch = outgoing.recv() => {
+                                let Ok(dispatch) = dispatch else { break };
+                                seq += 1;
+                                let mut frame: Value = serde_json::from_str(&dispatch).unwrap_or(Value::Null);
+                                frame["s"] = json!(seq);
+                                if sink.send(Message::Text(frame.to_string().into())).await.is_err() { break }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        GatewayStandIn { send, identified }
+    }
+
+    pub fn identified(&self) -> usize {
+        self.identified.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Dispatches an interaction to the connected bot.
+    pub fn interaction(&self, interaction: &Value) {
+        let frame = json!({ "op": 0, "s": 0, "t": "INTERACTION_CREATE", "d": interaction });
+        let _ = self.send.send(frame.to_string());
+    }
 }

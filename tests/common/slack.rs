@@ -25,8 +25,12 @@ pub struct Call {
 
 #[derive(Default)]
 pub struct Script {
-    /// Channel names `conversations.create` answers `name_taken` for.
+    /// Channel names `conversations.create` answers `name_taken` for; each name created
+    /// joins them.
     pub taken: HashSet<String>,
+    /// How many of the next `conversations.create` calls answer `name_taken`, whatever
+    /// the name.
+    pub refuse_names: usize,
     /// How many of the next `chat.update` calls get a 429 with `Retry-After: 1`.
     pub rate_limit_updates: usize,
     /// User-group members, by group.
@@ -203,7 +207,10 @@ async fn api(
     let answer = match method.as_str() {
         "conversations.create" => {
             let name = body["name"].as_str().unwrap_or_default().to_string();
-            if s.script.taken.contains(&name) {
+            if s.script.refuse_names > 0 {
+                s.script.refuse_names -= 1;
+                json!({ "ok": false, "error": "name_taken" })
+            } else if s.script.taken.contains(&name) {
                 json!({ "ok": false, "error": "name_taken" })
             } else {
                 s.script.taken.insert(name.clone());

@@ -261,6 +261,26 @@ impl DiscordApi {
         }
     }
 
+    /// The immediate answer to an interaction that came over the gateway.
+    pub async fn respond(
+        &self,
+        interaction: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(), SendError> {
+        let interaction_id: serenity::model::id::InteractionId = id(interaction, "interaction")?;
+        self.call(
+            Route::InteractionResponse {
+                interaction_id,
+                token,
+            },
+            LightMethod::Post,
+            body,
+        )
+        .await
+        .map(drop)
+    }
+
     /// Registers `/dr` (replacing the application's global commands with it).
     pub async fn register(&self, commands: &Value) -> Result<(), SendError> {
         let application_id = self
