@@ -480,9 +480,13 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
     );
     let (_, run) = t.get(&format!("/api/v1/runs/{id}")).await;
     assert_eq!(run["state"], "awaiting_approval");
-    let refusals = t.app().store.refusals(10).await.expect("refusals");
-    assert_eq!(refusals[0].request, format!("approve {id}"));
-    assert_eq!(refusals[0].run.as_deref(), Some(id.as_str()));
+    let (status, refusals) = t.get("/api/v1/refusals").await;
+    assert_eq!(status, 200, "{refusals}");
+    let refusal = &refusals["refusals"][0];
+    assert_eq!(refusal["request"], format!("approve {id}"));
+    assert_eq!(refusal["run_id"], id.as_str());
+    assert_eq!(refusal["actor"], "slack:U9");
+    assert_eq!(refusal["group"], "shop");
 
     let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
     let approved = answer_at(&standin, &hook).await;
@@ -505,6 +509,27 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
                 .cloned()
         })
         .await;
+    // Rejecting takes the same permission as approving.
+    let (_, hook) = press(&t, &standin, "U9", "reject", &id).await;
+    let refused = answer_at(&standin, &hook).await;
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<@U9> may not do that"),
+        "{refused}"
+    );
+    let (_, run) = t.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(run["state"], "awaiting_approval");
+    let (_, refusals) = t.get("/api/v1/refusals?limit=1").await;
+    assert_eq!(refusals["refusals"][0]["request"], format!("reject {id}"));
+    assert_eq!(refusals["refusals"].as_array().map(Vec::len), Some(1));
+    let (status, bad) = t.get("/api/v1/refusals?limit=many").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"].as_str().is_some_and(|e| e.contains("limit")),
+        "{bad}"
+    );
     press(&t, &standin, "U1", "reject", &id).await;
     let run = t.wait_state(&id, "cancelled").await;
     assert_eq!(run["message"], "rejected by slack:U1");

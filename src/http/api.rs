@@ -246,3 +246,36 @@ pub async fn leases(
         .collect();
     Ok(Json(json!({ "leases": leases })))
 }
+
+#[derive(Deserialize)]
+pub struct RefusalQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/refusals`: chat requests refused for want of permission, newest first.
+pub async fn refusals(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<RefusalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let refusals = state
+        .orchestrator
+        .refusals(q.limit.unwrap_or(50).clamp(1, 500))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let refusals: Vec<Value> = refusals
+        .iter()
+        .map(|r| {
+            json!({
+                "at": crate::clock::rfc3339(r.at),
+                "actor": r.actor,
+                "group": r.group,
+                "run_id": r.run,
+                "request": r.request,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "refusals": refusals })))
+}

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/reject", post(api::reject_run))
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/leases", get(api::leases))
+        .route("/api/v1/refusals", get(api::refusals))
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/discord/interactions", post(discord::interactions))

@@ -224,6 +224,11 @@ impl Orchestrator {
         self.store.held_leases().await
     }
 
+    /// The most recent chat requests refused for want of permission.
+    pub async fn refusals(&self, limit: i64) -> anyhow::Result<Vec<crate::store::RefusalRow>> {
+        self.store.refusals(limit).await
+    }
+
     /// Whether the store answers.
     pub async fn store_ready(&self) -> bool {
         self.store.ping().await
