@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
+use crate::alerts::{Desk, DeskTask, Offers};
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
 use crate::chat::discord::api::DiscordApi;
@@ -18,12 +19,13 @@ use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::discord::interaction;
 use crate::chat::discord::outbound::DiscordOut;
 use crate::chat::notifier::Notifier;
+use crate::chat::offer_keeper::OfferKeeper;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackBot;
 use crate::chat::slack::outbound::SlackOut;
 use crate::chat::slack::socket::SocketMode;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{AlertSettings, Settings};
 use crate::metrics::Metrics;
 use crate::orchestrator::{self, Engine, Orchestrator, OverheadLog};
 use crate::semaphore::Semaphore;
@@ -46,6 +48,11 @@ pub struct App {
     pub(crate) slack: Option<Arc<SlackBot>>,
     /// Discord's `/dr` and buttons, when Discord is configured.
     pub(crate) discord: Option<Arc<DiscordBot>>,
+    /// Where alert webhooks file alerts.
+    pub desk: Desk,
+    /// The runs alerts proposed, and people's word on them.
+    pub offers: Offers,
+    pub(crate) alert_settings: Arc<AlertSettings>,
     /// Slack's Socket Mode connection and Discord's gateway, closed before the rest stops.
     connections: Vec<(CancellationToken, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
@@ -186,18 +193,22 @@ impl App {
         let mut progress = bus.subscribe(bus::PROGRESS_TOPIC, "orchestrator").await?;
 
         // Notifiers subscribe before recovery publishes anything.
+        let offers = Offers::new(store.clone(), orchestrator.clone(), clock.clone());
         let chat = ChatContext {
             orchestrator: orchestrator.clone(),
             store: store.clone(),
             clock: clock.clone(),
+            offers: offers.clone(),
         };
         let slack = match &settings.slack {
             Some(s) => {
                 let api = Arc::new(SlackApi::new(s).context("setting up the Slack client")?);
                 let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.slack").await?;
                 let out = Arc::new(SlackOut { api: api.clone() });
-                let notifier = Notifier::new(chat.clone(), out, instance.clone());
+                let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
                 tasks.push(tokio::spawn(notifier.run(events)));
+                let keeper = OfferKeeper::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(keeper.run()));
                 Some(Arc::new(SlackBot {
                     cx: chat.clone(),
                     api,
@@ -223,8 +234,10 @@ impl App {
                 let api = Arc::new(DiscordApi::new(d).context("setting up the Discord client")?);
                 let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.discord").await?;
                 let out = Arc::new(DiscordOut { api: api.clone() });
-                let notifier = Notifier::new(chat.clone(), out, instance.clone());
+                let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
                 tasks.push(tokio::spawn(notifier.run(events)));
+                let keeper = OfferKeeper::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(keeper.run()));
                 // `/dr` is (re)registered at every start: the definition is this build's.
                 let registrar = api.clone();
                 tasks.push(tokio::spawn(async move {
@@ -269,6 +282,19 @@ impl App {
             .context("recovering unfinished runs")?;
         tasks.push(tokio::spawn(engine.run(cmd_rx, recovered)));
 
+        // Alerts, once the engine takes runs: offers a crash left starting are started,
+        // and countdowns resume from their stored deadlines.
+        offers.recover().await;
+        let (desk, desk_task) = DeskTask::new(
+            store.clone(),
+            orchestrator.clone(),
+            offers.clone(),
+            bus.clone(),
+            metrics.clone(),
+        );
+        tasks.push(tokio::spawn(desk_task.run()));
+        tasks.push(tokio::spawn(offers.clone().run_countdowns()));
+
         let o = orchestrator.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(msg) = progress.next().await {
@@ -295,6 +321,9 @@ impl App {
             instance,
             slack,
             discord,
+            desk,
+            offers,
+            alert_settings: Arc::new(settings.alerts.clone()),
             connections,
             tasks,
         })

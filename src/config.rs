@@ -28,6 +28,35 @@ pub struct Settings {
     pub slack: Option<SlackSettings>,
     /// On when `DISCORD_TOKEN` is set.
     pub discord: Option<DiscordSettings>,
+    pub alerts: AlertSettings,
+}
+
+/// The alert receivers' secrets. A receiver whose secret is unset refuses every request,
+/// unless `LIFEBOAT_OPEN_WEBHOOKS` names it.
+#[derive(Clone, Debug, Default)]
+pub struct AlertSettings {
+    /// `ALERTMANAGER_TOKEN`: the bearer token (or basic-auth password) Alertmanager sends.
+    pub alertmanager_token: Option<SecretString>,
+    /// `PAGERDUTY_WEBHOOK_SECRET`: the v3 webhook subscription's signing secret.
+    pub pagerduty_secret: Option<SecretString>,
+    /// `GRAFANA_WEBHOOK_SECRET`: the contact point's HMAC secret (or bearer token).
+    pub grafana_secret: Option<SecretString>,
+    /// `LIFEBOAT_OPEN_WEBHOOKS`: receivers that take requests with no credentials at all
+    /// (`alertmanager,pagerduty,grafana`), for a network where only senders reach them.
+    pub open: Vec<String>,
+    /// Notes on the PagerDuty incidents runs come from; off when `None`.
+    pub pagerduty_api: Option<PagerDutyApi>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PagerDutyApi {
+    /// `PAGERDUTY_API_TOKEN`: a REST API key.
+    pub token: SecretString,
+    /// `PAGERDUTY_API_URL`: `https://api.pagerduty.com` by default.
+    pub url: String,
+    /// `PAGERDUTY_FROM`: the email of the PagerDuty user the notes are written as, which
+    /// the API asks of notes made with an account key.
+    pub from: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -168,8 +197,37 @@ impl Settings {
                     api_url: env("DISCORD_API_URL"),
                 }),
             },
+            alerts: AlertSettings {
+                alertmanager_token: env("ALERTMANAGER_TOKEN").map(SecretString::from),
+                pagerduty_secret: env("PAGERDUTY_WEBHOOK_SECRET").map(SecretString::from),
+                grafana_secret: env("GRAFANA_WEBHOOK_SECRET").map(SecretString::from),
+                open: open_webhooks(env("LIFEBOAT_OPEN_WEBHOOKS"))?,
+                pagerduty_api: env("PAGERDUTY_API_TOKEN").map(|token| PagerDutyApi {
+                    token: SecretString::from(token),
+                    url: env("PAGERDUTY_API_URL")
+                        .unwrap_or_else(|| "https://api.pagerduty.com".into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    from: env("PAGERDUTY_FROM"),
+                }),
+            },
         })
     }
+}
+
+fn open_webhooks(raw: Option<String>) -> anyhow::Result<Vec<String>> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            anyhow::ensure!(
+                ["alertmanager", "pagerduty", "grafana"].contains(&s),
+                "LIFEBOAT_OPEN_WEBHOOKS: `{s}` is not a receiver (alertmanager, pagerduty, grafana)"
+            );
+            Ok(s.to_string())
+        })
+        .collect()
 }
 
 /// The Web API's base URL, without the `/` slack-morphism puts before each method's name.
@@ -205,6 +263,7 @@ impl Settings {
             api_tokens: Vec::new(),
             slack: None,
             discord: None,
+            alerts: AlertSettings::default(),
         }
     }
 

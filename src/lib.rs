@@ -20,11 +20,14 @@
 //! - `orchestrator`: the pure state machine (`machine`) and batch step (`batch`), the
 //!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
+//! - `alerts`: the alert webhooks, routes, the desk that files every alert with what it
+//!   did, and the offers alerts open (auto, confirm, countdown).
 //! - `chat`: `/dr` in Slack and Discord, and each run's live card (`chat::notifier`).
 //! - `http`: the axum API; `app`: the wiring; `startup`: app plus HTTP listener.
 //! - `cli`: the command line, with the demo, the benchmark and terminal progress.
 
 pub mod agents;
+pub mod alerts;
 pub mod app;
 pub mod bus;
 pub mod chat;

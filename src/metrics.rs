@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::domain::{EventKind, Run, RunAudit, RunId, RunState, StageState};
+use crate::domain::{Decision, EventKind, Run, RunAudit, RunId, RunState, StageState};
 
 /// Counts of runs and of stages by state, as the store has them.
 pub struct StateCounts {
@@ -35,8 +35,16 @@ struct AgentLabel {
     agent: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabel {
+    source: String,
+    route: String,
+    decision: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    alerts: Family<AlertLabel, Counter>,
     runs: Family<StateLabel, Gauge>,
     stages: Family<StateLabel, Gauge>,
     stage_seconds: Family<StageLabel, Histogram, fn() -> Histogram>,
@@ -61,6 +69,12 @@ impl Metrics {
             );
         let retries = Family::<AgentLabel, Counter>::default();
         let overhead_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let alerts = Family::<AlertLabel, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts received, by source, route and what they did (`repeat` for re-sends)",
+            alerts.clone(),
+        );
         registry.register("runs", "Runs by state", runs.clone());
         registry.register("stages", "Stages by state", stages.clone());
         registry.register(
@@ -80,12 +94,24 @@ impl Metrics {
         );
         Metrics {
             registry,
+            alerts,
             runs,
             stages,
             stage_seconds,
             retries,
             overhead_seconds,
         }
+    }
+
+    /// Counts an alert filed: a re-send as decision `repeat`.
+    pub fn alert_filed(&self, source: &str, route: &str, decision: Decision, repeat: bool) {
+        self.alerts
+            .get_or_create(&AlertLabel {
+                source: source.to_string(),
+                route: route.to_string(),
+                decision: if repeat { "repeat" } else { decision.as_str() }.to_string(),
+            })
+            .inc();
     }
 
     pub fn overhead(&self, micros: i64) {

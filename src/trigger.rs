@@ -81,6 +81,7 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
             reason: t.reason,
             params: t.params,
             requested_by: t.actor,
+            id: None,
         })
         .await?)
 }

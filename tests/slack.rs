@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, shown, signed_form};
+use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, Tamper, post_form, press, shown};
 use common::{TestApp, stage};
 use lifeboat::app::Options;
 use lifeboat::config::SlackSettings;
@@ -58,32 +58,6 @@ async fn shop(standin: &SlackStandIn) -> TestApp {
     app(standin, &[("shop.yaml", SHOP), ("groups.yaml", GROUPS)]).await
 }
 
-/// What a test does to a signed request's body, timestamp and signature.
-type Tamper = dyn FnOnce(&mut String, &mut String, &mut String);
-
-/// Posts a form to `path`, signed unless `tamper` changes it; the status and body.
-async fn post_form(
-    t: &TestApp,
-    path: &str,
-    fields: &[(&str, &str)],
-    tamper: impl FnOnce(&mut String, &mut String, &mut String),
-) -> (u16, Value) {
-    let (mut body, mut ts, mut signature) = signed_form(fields);
-    tamper(&mut body, &mut ts, &mut signature);
-    let resp = t
-        .client
-        .post(t.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts)
-        .header("x-slack-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("a request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn slash(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> (u16, Value) {
     let hook = standin.hook(&format!("cmd-{}", uuid::Uuid::now_v7().simple()));
     post_form(
@@ -101,36 +75,6 @@ async fn slash(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> (
         |_, _, _| {},
     )
     .await
-}
-
-/// A button press on a card, as Slack sends it.
-async fn press(
-    t: &TestApp,
-    standin: &SlackStandIn,
-    user: &str,
-    action: &str,
-    run: &str,
-) -> (u16, String) {
-    let hook = standin.hook(&format!("press-{}", uuid::Uuid::now_v7().simple()));
-    let payload = serde_json::json!({
-        "type": "block_actions",
-        "user": { "id": user, "username": "someone", "team_id": "T1" },
-        "team": { "id": "T1", "domain": "shop" },
-        "api_app_id": "A1",
-        "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
-        "trigger_id": "1.2.3",
-        "channel": { "id": "CINC1", "name": "incident" },
-        "response_url": hook,
-        "actions": [{ "type": "button", "action_id": action, "block_id": format!("run:{run}"), "value": run, "action_ts": "1700000001.0" }]
-    });
-    let (status, _) = post_form(
-        t,
-        "/slack/interactions",
-        &[("payload", &payload.to_string())],
-        |_, _, _| {},
-    )
-    .await;
-    (status, hook)
 }
 
 fn run_id_in(text: &str) -> String {
@@ -441,14 +385,6 @@ async fn unknown_commands_get_usage_and_refusals_are_said_and_recorded() {
     t.shutdown().await;
 }
 
-/// The reply sent to one `response_url`.
-async fn answer_at(standin: &SlackStandIn, hook: &str) -> Value {
-    let id = hook.rsplit('/').next().unwrap_or("").to_string();
-    standin
-        .until("a response_url reply", |s| s.hooks_at(&id).last().cloned())
-        .await
-}
-
 const GATED: &str = "\
 name: shop
 stages:
@@ -468,7 +404,7 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
     // Someone not allowed: a plain refusal, to them alone, and nothing moves.
     let (status, hook) = press(&t, &standin, "U9", "approve", &id).await;
     assert_eq!(status, 200);
-    let refused = answer_at(&standin, &hook).await;
+    let refused = standin.answer_at(&hook).await;
     assert_eq!(refused["response_type"], "ephemeral");
     assert_eq!(refused["replace_original"], false);
     assert!(
@@ -489,7 +425,7 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
     assert_eq!(refusal["group"], "shop");
 
     let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
-    let approved = answer_at(&standin, &hook).await;
+    let approved = standin.answer_at(&hook).await;
     assert!(
         approved["text"]
             .as_str()
@@ -511,7 +447,7 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
         .await;
     // Rejecting takes the same permission as approving.
     let (_, hook) = press(&t, &standin, "U9", "reject", &id).await;
-    let refused = answer_at(&standin, &hook).await;
+    let refused = standin.answer_at(&hook).await;
     assert!(
         refused["text"]
             .as_str()
@@ -546,7 +482,7 @@ async fn buttons_approve_and_reject_for_those_allowed_only() {
         .await;
     // A press on a finished run: said plainly.
     let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
-    let late = answer_at(&standin, &hook).await;
+    let late = standin.answer_at(&hook).await;
     assert!(
         late["text"]
             .as_str()
@@ -639,28 +575,16 @@ async fn a_hundred_runs_ending_together_keep_to_the_tiers_and_every_card_ends_fi
 
 /// `lifeboat serve` on this directory's database and workflows, talking to the stand-in.
 fn serve(dir: &std::path::Path, standin: &SlackStandIn, port: u16) -> common::Proc {
-    let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).expect("a log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .arg("serve")
-        .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "LIFEBOAT_DATABASE_URL",
-            format!("sqlite://{}", dir.join("lifeboat.db").display()),
-        )
-        .env("LIFEBOAT_WORKFLOWS", dir.join("workflows"))
-        .env("SLACK_BOT_TOKEN", "xoxb-test-token")
-        .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-        .env("SLACK_API_URL", standin.api_url())
-        .env("LIFEBOAT_SLACK_TIER_SCALE", "20")
-        .env_remove("LIFEBOAT_API_TOKENS")
-        .env_remove("LIFEBOAT_CONFIG")
-        .env_remove("LIFEBOAT_KAFKA_BROKERS")
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start lifeboat serve");
-    common::Proc(child)
+    common::serve(
+        dir,
+        port,
+        &[
+            ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+            ("SLACK_API_URL", &standin.api_url()),
+            ("LIFEBOAT_SLACK_TIER_SCALE", "20"),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -805,7 +729,7 @@ async fn socket_mode_takes_commands_and_presses_over_the_socket() {
             .contains("Starting failover of `shop`"),
         "{ack}"
     );
-    let started = answer_at(&standin, &hook).await;
+    let started = standin.answer_at(&hook).await;
     let id = run_id_in(started["text"].as_str().unwrap_or(""));
     t.wait_state(&id, "awaiting_approval").await;
 

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use lifeboat::bus::Envelope;
 use lifeboat::domain::{
-    self as ids, Acquire, Actor, Audit, LeaseRequest, OutcomeKind, Platform, Revocation, Run,
-    RunAudit, RunId, RunState, StageRun, StageState,
+    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Decision, LeaseRequest, Offer,
+    OfferMode, OfferState, OutcomeKind, Platform, Revocation, Run, RunAudit, RunId, RunState,
+    Source, StageRun, StageState, Status,
 };
 use lifeboat::semaphore::Semaphore;
-use lifeboat::store::{Batch, CardClaim, CreateError, Origin, Refusal, RunWrite, Store};
+use lifeboat::store::{
+    AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, RunWrite, Store,
+};
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
 
 /// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
@@ -589,6 +592,170 @@ async fn origins_refusals_and_held_leases(s: Store) {
     assert_eq!(leases[0].holder, "agent:1");
 }
 
+fn alert(fp: &str, status: Status) -> Alert {
+    Alert {
+        source: Source::Alertmanager,
+        dedupe_key: format!("{fp}:{}", status.as_str()),
+        fingerprint: fp.into(),
+        status,
+        name: "RegionDown".into(),
+        labels: [("region".to_string(), "b".to_string())].into(),
+        summary: Some("down".into()),
+        link: None,
+        incident: None,
+    }
+}
+
+fn filing(a: &Alert, decision: Decision, offer: Option<RunId>) -> Filing<'_> {
+    Filing {
+        alert: a,
+        route: Some("r"),
+        group: Some("g1"),
+        action: Some(Action::Failover),
+        decision,
+        detail: None,
+        offer,
+        run: None,
+    }
+}
+
+async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
+    let first = alert("f1", Status::Firing);
+    let offer = Offer {
+        id: RunId::new(),
+        route: "r".into(),
+        group: "g1".into(),
+        action: Action::Failover,
+        mode: OfferMode::Confirm,
+        state: OfferState::Open,
+        opened_at: 1,
+        deadline: None,
+        decided_by: None,
+        decided_at: None,
+        run_id: None,
+        message: None,
+        alert: AlertBrief::from(&first),
+    };
+    let mut tx = s.alert_tx().await.expect("tx");
+    assert_eq!(tx.previous(&first).await.expect("previous"), None);
+    assert!(tx.open_offer(&offer).await.expect("open"));
+    assert!(
+        tx.insert(&filing(&first, Decision::Offered, Some(offer.id)))
+            .await
+            .expect("insert")
+    );
+    // One live offer per group and action.
+    let rival = Offer {
+        id: RunId::new(),
+        ..offer.clone()
+    };
+    assert!(!tx.open_offer(&rival).await.expect("rival"));
+    assert_eq!(
+        tx.live_offer("g1", Action::Failover).await.expect("live"),
+        Some(offer.id)
+    );
+    assert!(
+        !tx.insert(&filing(&first, Decision::Offered, None))
+            .await
+            .expect("again")
+    );
+    let (id, decision) = tx.previous(&first).await.expect("previous").expect("filed");
+    assert_eq!(decision, Decision::Offered);
+    tx.repeat(id).await.expect("repeat");
+    let second = alert("f2", Status::Firing);
+    assert!(
+        tx.insert(&filing(&second, Decision::Joined, Some(offer.id)))
+            .await
+            .expect("insert")
+    );
+    tx.commit().await.expect("commit");
+
+    // Resolving f1 leaves f2 firing; resolving f2 too leaves none.
+    let mut tx = s.alert_tx().await.expect("tx");
+    let resolved = alert("f1", Status::Resolved);
+    assert_eq!(
+        tx.offers_firing(&resolved).await.expect("firing"),
+        vec![offer.id]
+    );
+    assert_eq!(
+        tx.still_firing_besides(offer.id, &resolved)
+            .await
+            .expect("left"),
+        1
+    );
+    assert!(
+        tx.insert(&filing(&resolved, Decision::Resolved, Some(offer.id)))
+            .await
+            .expect("insert")
+    );
+    let resolved2 = alert("f2", Status::Resolved);
+    assert_eq!(
+        tx.still_firing_besides(offer.id, &resolved2)
+            .await
+            .expect("left"),
+        0
+    );
+    tx.commit().await.expect("commit");
+
+    // A person's word moves an open offer once.
+    let who = Actor::Api("ops".into());
+    let moved = s
+        .decide_offer(offer.id, OfferState::Starting, &who)
+        .await
+        .expect("decide")
+        .expect("it was open");
+    assert_eq!(moved.state, OfferState::Starting);
+    assert_eq!(moved.decided_by, Some(who.clone()));
+    assert!(
+        s.decide_offer(offer.id, OfferState::Vetoed, &who)
+            .await
+            .expect("decide")
+            .is_none()
+    );
+    assert_eq!(
+        s.live_offers().await.expect("live").len(),
+        1,
+        "starting is still live"
+    );
+    let run = RunId::new();
+    assert!(
+        s.finish_offer(offer.id, OfferState::Started, Some(run), None)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !s.finish_offer(offer.id, OfferState::Failed, None, Some("late"))
+            .await
+            .expect("finish")
+    );
+    assert!(s.live_offers().await.expect("live").is_empty());
+    let ended = s.offer(offer.id).await.expect("offer").expect("stored");
+    assert_eq!(ended.state, OfferState::Started);
+    assert_eq!(ended.run_id, Some(run));
+    assert_eq!(ended.alert.headline, "RegionDown (region=b)");
+    assert_eq!(s.count_alerts(run).await.expect("count"), (3, 1));
+    let tally = s.alert_tally(run).await.expect("tally").expect("alerts");
+    assert_eq!(tally.first.summary.as_deref(), Some("down"));
+    assert_eq!(tally.alerts, 3);
+    let listed = s
+        .alerts(&AlertFilter {
+            run: Some(run),
+            limit: 2,
+            ..AlertFilter::default()
+        })
+        .await
+        .expect("alerts");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].status, "resolved");
+    assert_eq!(listed[1].decision.as_deref(), Some("joined"));
+
+    // A cooldown counts from the last start.
+    let mut tx = s.alert_tx().await.expect("tx");
+    assert!(tx.last_start("r", "g1").await.expect("last").is_some());
+    assert!(tx.last_start("r", "g2").await.expect("last").is_none());
+    tx.commit().await.expect("commit");
+}
+
 /// The whole engine on PostgreSQL: a run with a retry, through the real app.
 #[tokio::test]
 async fn a_run_completes_on_postgres() {
@@ -652,4 +819,5 @@ suite!(
     a_card_is_posted_by_one_claimer,
     a_post_is_made_once_unless_given_back,
     origins_refusals_and_held_leases,
+    alerts_are_filed_once_and_offers_move_once,
 );

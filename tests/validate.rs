@@ -601,6 +601,68 @@ routes:
 }
 
 #[test]
+fn route_modes_and_their_delay() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        ("groups.yaml", PETSTORE_GROUP),
+        (
+            "routes.yaml",
+            "\
+routes:
+  - name: no-delay
+    group: petstore
+    mode: countdown
+  - name: zero
+    group: petstore
+    mode: countdown
+    delay: 0s
+  - name: stray-delay
+    group: petstore
+    mode: auto
+    delay: 2m
+  - name: made-up
+    group: petstore
+    mode: whenever
+  - name: fine
+    group: petstore
+    mode: countdown
+    delay: 2m
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "routes.yaml",
+                4,
+                11,
+                "route `no-delay`: mode `countdown` needs a `delay` (like `delay: 2m`)",
+            ),
+            at(
+                "routes.yaml",
+                8,
+                12,
+                "route `zero`: a countdown's `delay` must be more than 0",
+            ),
+            at(
+                "routes.yaml",
+                12,
+                12,
+                "route `stray-delay`: `delay` is for mode `countdown` only",
+            ),
+            at(
+                "routes.yaml",
+                15,
+                11,
+                "route `made-up`: mode must be `auto`, `confirm` or `countdown`, not `whenever`",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn repository_workflows_validate() {
     let cwd = tempfile::tempdir().expect("a temporary directory");
     let workflows = repo_workflows();

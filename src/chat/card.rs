@@ -5,7 +5,7 @@
 
 use super::people::mention;
 use crate::clock::Millis;
-use crate::domain::{Audit, EventKind, Platform, Run, RunId, RunState, StageState};
+use crate::domain::{AlertTally, Audit, EventKind, Platform, Run, RunId, RunState, StageState};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Card {
@@ -62,20 +62,41 @@ impl StageLine {
     }
 }
 
-/// A button on the card. Its value names the run it acts on.
+/// A button on a card. Its value names the run (or, for an offer's buttons, the offer) it
+/// acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Button {
     Approve,
     Reject,
     Cancel,
+    /// A confirmation's Approve: starts the offer's run.
+    OfferApprove,
+    /// A confirmation's Reject.
+    OfferReject,
+    /// Stops a countdown.
+    Veto,
+    /// Ends a countdown now: starts its run.
+    StartNow,
 }
 
 impl Button {
+    const ALL: [Button; 7] = [
+        Button::Approve,
+        Button::Reject,
+        Button::Cancel,
+        Button::OfferApprove,
+        Button::OfferReject,
+        Button::Veto,
+        Button::StartNow,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
-            Button::Approve => "Approve",
-            Button::Reject => "Reject",
+            Button::Approve | Button::OfferApprove => "Approve",
+            Button::Reject | Button::OfferReject => "Reject",
             Button::Cancel => "Cancel",
+            Button::Veto => "Veto",
+            Button::StartNow => "Start now",
         }
     }
 
@@ -85,19 +106,75 @@ impl Button {
             Button::Approve => "approve",
             Button::Reject => "reject",
             Button::Cancel => "cancel",
+            Button::OfferApprove => "offer_approve",
+            Button::OfferReject => "offer_reject",
+            Button::Veto => "veto",
+            Button::StartNow => "start_now",
         }
     }
 
     pub fn from_id(id: &str) -> Option<Button> {
-        [Button::Approve, Button::Reject, Button::Cancel]
-            .into_iter()
-            .find(|b| b.id() == id)
+        Button::ALL.into_iter().find(|b| b.id() == id)
+    }
+
+    /// Whether it goes ahead (green), stops something (red), or neither.
+    pub fn tone(self) -> Tone {
+        match self {
+            Button::Approve | Button::OfferApprove | Button::StartNow => Tone::Go,
+            Button::Reject | Button::OfferReject | Button::Cancel | Button::Veto => Tone::Stop,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Go,
+    Stop,
+}
+
+/// The alerts behind a run, as its card says them.
+fn alert_lines(tally: &AlertTally, on: Option<Platform>) -> Vec<String> {
+    let a = &tally.first;
+    let mut first = format!(
+        "Started by alert {}",
+        link(a.link.as_deref(), &a.headline, on)
+    );
+    if let Some(summary) = &a.summary {
+        first.push_str(&format!(": {summary}"));
+    }
+    let mut lines = vec![first];
+    if tally.alerts > 1 || tally.repeats > 0 {
+        lines.push(format!(
+            "{} alert{} folded in, {} re-send{}",
+            tally.alerts,
+            if tally.alerts == 1 { "" } else { "s" },
+            tally.repeats,
+            if tally.repeats == 1 { "" } else { "s" }
+        ));
+    }
+    lines
+}
+
+/// `text` linking to `url` in the platform's markup.
+pub fn link(url: Option<&str>, text: &str, on: Option<Platform>) -> String {
+    match (url, on) {
+        (Some(u), Some(Platform::Slack)) => format!("<{u}|{text}>"),
+        (Some(u), Some(Platform::Discord)) => format!("[{text}]({u})"),
+        (Some(u), None) => format!("{text} ({u})"),
+        (None, _) => format!("`{text}`"),
     }
 }
 
 impl Card {
-    /// The card of `run` as seen on `on` (mentions are that platform's), at `now`.
-    pub fn of(run: &Run, audit: &[Audit], on: Option<Platform>, now: Millis) -> Card {
+    /// The card of `run` as seen on `on` (mentions are that platform's), at `now`, with the
+    /// alerts behind it if any.
+    pub fn of(
+        run: &Run,
+        audit: &[Audit],
+        alerts: Option<&AlertTally>,
+        on: Option<Platform>,
+        now: Millis,
+    ) -> Card {
         let open_gates = run.open_gates();
         let stages = run
             .plan
@@ -119,6 +196,9 @@ impl Card {
             Some(reason) => format!("Requested by {}: {reason}", mention(&run.requested_by, on)),
             None => format!("Requested by {}", mention(&run.requested_by, on)),
         }];
+        if let Some(tally) = alerts {
+            context.extend(alert_lines(tally, on));
+        }
         if let (true, Some(message)) = (run.state.is_final(), &run.message) {
             context.push(message.clone());
         }

@@ -1,5 +1,6 @@
 //! What chat handlers and the notifier work with.
 
+use crate::alerts::Offers;
 use crate::clock::Clock;
 use crate::orchestrator::Orchestrator;
 use crate::store::Store;
@@ -11,6 +12,8 @@ pub struct ChatContext {
     /// The chat tables (cards, posts, origins, refusals) and the leases `locks` lists.
     pub store: Store,
     pub clock: Clock,
+    /// The runs alerts proposed: their buttons answer through here.
+    pub offers: Offers,
 }
 
 impl ChatContext {

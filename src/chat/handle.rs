@@ -7,6 +7,7 @@ use super::context::ChatContext;
 use super::people::{Requester, mention};
 use super::reply::Reply;
 use super::text;
+use crate::alerts::Choice;
 use crate::commands::{Command, USAGE};
 use crate::domain::{Run, RunId};
 use crate::orchestrator::CommandError;
@@ -242,21 +243,26 @@ async fn decide_on(
     })
 }
 
-/// What a button press does: the same as the command of its name.
+/// What a button press does: on a run's card, the same as the command of its name; on an
+/// offer's card, the person's word on the offer.
 pub async fn press(
     cx: &ChatContext,
     who: &Requester,
     button: super::card::Button,
-    run: RunId,
+    id: RunId,
 ) -> Reply {
     use super::card::Button;
     let decision = match button {
         Button::Approve => Decision::Approve,
         Button::Reject => Decision::Reject(None),
         Button::Cancel => Decision::Cancel(None),
+        Button::OfferApprove => return on_offer(cx, who, id, Choice::Approve).await,
+        Button::OfferReject => return on_offer(cx, who, id, Choice::Reject).await,
+        Button::Veto => return on_offer(cx, who, id, Choice::Veto).await,
+        Button::StartNow => return on_offer(cx, who, id, Choice::StartNow).await,
     };
     let word = decision_word(&decision);
-    match decide_on(cx, who, run, word, decision).await {
+    match decide_on(cx, who, id, word, decision).await {
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "A button press failed.");
@@ -265,9 +271,41 @@ pub async fn press(
     }
 }
 
+/// A person's word on an offer, if its group allows them.
+async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, choice: Choice) -> Reply {
+    let offer = match cx.offers.offer(id).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return Reply::ephemeral(format!("Offer `{id}` not found.")),
+        Err(e) => return Reply::ephemeral(format!("Lifeboat could not do that: {e}")),
+    };
+    let Some(group) = cx.catalog().groups.get(&offer.group) else {
+        return Reply::ephemeral(format!(
+            "Offer `{id}` is for group `{}`, which the workflows no longer define.",
+            offer.group
+        ));
+    };
+    let request = format!("{} offer {id}", choice.word());
+    let allowed = match access::check(cx, who, group, &request, Some(id)).await {
+        Ok(a) => a,
+        Err(refusal) => return Reply::ephemeral(refusal),
+    };
+    let what = format!("{} of `{}`", offer.action, offer.group);
+    let by = mention(&allowed.actor, Some(who.platform));
+    match cx.offers.decide(id, choice, &allowed.actor).await {
+        Ok(o) => Reply::channel(match (choice, o.run_id) {
+            (Choice::Veto, _) => format!("{by} vetoed the {what}."),
+            (Choice::Reject, _) => format!("{by} rejected the {what}."),
+            (_, Some(run)) => format!("{by} started the {what}: run `{run}`."),
+            (_, None) => format!("{by} started the {what}; it is {} now.", o.state),
+        }),
+        Err(e) => Reply::ephemeral(format!("Cannot {} the {what}: {e}.", choice.word())),
+    }
+}
+
 async fn status(cx: &ChatContext, run: &Run) -> anyhow::Result<String> {
     let audit = cx.orchestrator.events(run.id).await?;
-    let card = super::card::Card::of(run, &audit, None, cx.clock.now_ms());
+    let alerts = cx.store.alert_tally(run.id).await?;
+    let card = super::card::Card::of(run, &audit, alerts.as_ref(), None, cx.clock.now_ms());
     Ok(format!("{}\n{}", text::run_line(run), text::card(&card)))
 }
 

@@ -126,7 +126,14 @@ impl Notifier {
             return Ok(());
         }
         let audit = self.cx.orchestrator.events(id).await.map_err(failed)?;
-        let card = Card::of(&run, &audit, Some(platform), self.cx.clock.now_ms());
+        let alerts = store.alert_tally(id).await.map_err(failed)?;
+        let card = Card::of(
+            &run,
+            &audit,
+            alerts.as_ref(),
+            Some(platform),
+            self.cx.clock.now_ms(),
+        );
         let rendering = self.out.rendering(&card);
         let claim = store
             .claim_card(platform, id, &self.instance, STALE_CLAIM_MS)

@@ -1,11 +1,13 @@
 //! What a chat platform does for the notifier: open a run's incident, post and edit its
-//! card, reply in its thread, and tell other channels where it is.
+//! card, reply in its thread, and tell other channels where it is; and for offers, post
+//! and edit their cards in the group's standing channel.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::card::Card;
+use super::offer_card::OfferCard;
 use crate::domain::{Platform, Run};
 use crate::store::Origin;
 use crate::workflow::Group;
@@ -61,4 +63,15 @@ pub trait Outbound: Send + Sync {
 
     /// The channels other than the incident that hear of it.
     fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String>;
+
+    /// Where the group's offers are asked about here: its standing channel, if it has one.
+    fn offer_channel(&self, group: &Group) -> Option<String>;
+
+    /// Posts an offer's card; returns the message.
+    async fn post_offer(&self, channel: &str, card: &OfferCard) -> Result<String, SendError>;
+
+    async fn edit_offer(&self, at: &Posted, card: &OfferCard) -> Result<(), SendError>;
+
+    /// The offer's card as this platform sends it.
+    fn offer_rendering(&self, card: &OfferCard) -> String;
 }

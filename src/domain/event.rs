@@ -26,6 +26,9 @@ pub enum EventKind {
     StageApproved,
     /// `stage.rejected`: a person said no at a gate.
     StageRejected,
+    /// `alerts.joined`: more alerts were folded into the run. Sent on the bus for cards to
+    /// count them; not a state change, so never in the audit log.
+    AlertsJoined,
 }
 
 impl EventKind {
@@ -44,6 +47,7 @@ impl fmt::Display for EventKind {
             EventKind::ApprovalRequested => f.write_str("approval.requested"),
             EventKind::StageApproved => f.write_str("stage.approved"),
             EventKind::StageRejected => f.write_str("stage.rejected"),
+            EventKind::AlertsJoined => f.write_str("alerts.joined"),
         }
     }
 }
@@ -57,6 +61,7 @@ impl FromStr for EventKind {
             "approval.requested" => EventKind::ApprovalRequested,
             "stage.approved" => EventKind::StageApproved,
             "stage.rejected" => EventKind::StageRejected,
+            "alerts.joined" => EventKind::AlertsJoined,
             _ => {
                 if let Some(state) = s.strip_prefix("run.") {
                     EventKind::Run(state.parse().map_err(|_| unknown())?)
@@ -112,6 +117,7 @@ mod tests {
             EventKind::ApprovalRequested,
             EventKind::StageApproved,
             EventKind::StageRejected,
+            EventKind::AlertsJoined,
         ];
         kinds.extend(RunState::ALL.iter().map(|s| EventKind::Run(*s)));
         kinds.extend(StageState::ALL.iter().map(|s| EventKind::Stage(*s)));

@@ -3,15 +3,19 @@
 //! of them; it does no I/O.
 
 pub mod actor;
+pub mod alert;
 pub mod event;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod ids;
 pub mod lease;
+pub mod offer;
 pub mod run;
 
 pub use actor::{Actor, Platform};
+pub use alert::{Alert, AlertBrief, AlertTally, Decision, Source, Status};
 pub use event::{Audit, EventKind, RunAudit};
 pub use ids::{RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
+pub use offer::{Offer, OfferMode, OfferState};
 pub use run::{Run, RunState, StageRun, StageState, active_key};

@@ -279,3 +279,120 @@ pub async fn refusals(
         .collect();
     Ok(Json(json!({ "refusals": refusals })))
 }
+
+#[derive(Deserialize)]
+pub struct AlertQuery {
+    run: Option<String>,
+    route: Option<String>,
+    decision: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/alerts?run=&route=&decision=&limit=`: recent alerts and what they did,
+/// newest first; `total` counts every alert of the run when `run` is given.
+pub async fn alerts(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let run = q.run.as_deref().map(run_id).transpose()?;
+    let decision = q
+        .decision
+        .as_deref()
+        .map(|d| d.parse::<crate::domain::Decision>())
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let filter = crate::store::AlertFilter {
+        run,
+        route: q.route,
+        decision,
+        limit: q.limit.unwrap_or(50).clamp(1, 1000),
+    };
+    let internal =
+        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let rows = state.orchestrator.alerts(&filter).await.map_err(internal)?;
+    let alerts: Vec<Value> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "source": a.source,
+                "status": a.status,
+                "fingerprint": a.fingerprint,
+                "name": a.name,
+                "labels": a.labels,
+                "route": a.route,
+                "group": a.group,
+                "action": a.action,
+                "decision": a.decision,
+                "detail": a.detail,
+                "offer_id": a.offer_id,
+                "run_id": a.run_id,
+                "repeats": a.repeats,
+                "received_at": crate::clock::rfc3339(a.received_at),
+            })
+        })
+        .collect();
+    let mut body = json!({ "alerts": alerts });
+    if let (Some(run), Some(map)) = (run, body.as_object_mut()) {
+        let (total, repeats) = state
+            .orchestrator
+            .alert_count(run)
+            .await
+            .map_err(internal)?;
+        map.insert("total".into(), json!(total));
+        map.insert("repeats".into(), json!(repeats));
+    }
+    Ok(Json(body))
+}
+
+/// `GET /api/v1/offers?limit=`: runs alerts proposed (auto, confirm, countdown) and what
+/// became of them, newest first.
+pub async fn offers(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<RefusalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let offers = state
+        .orchestrator
+        .offers(q.limit.unwrap_or(50).clamp(1, 500))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let offers: Vec<Value> = offers.iter().map(body::offer).collect();
+    Ok(Json(json!({ "offers": offers })))
+}
+
+/// `POST /api/v1/offers/{id}/{approve|reject|veto|start}`: an API caller's word on an
+/// offer, as the chat buttons give it.
+pub async fn decide_offer(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((id, choice)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::alerts::{Choice, OfferError};
+    let id = run_id(&id)?;
+    let choice = match choice.as_str() {
+        "approve" => Choice::Approve,
+        "reject" => Choice::Reject,
+        "veto" => Choice::Veto,
+        "start" => Choice::StartNow,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no offer action `{other}` (approve, reject, veto, start)"
+            )));
+        }
+    };
+    match state.offers.decide(id, choice, &actor).await {
+        Ok(offer) => Ok(Json(body::offer(&offer))),
+        Err(e @ OfferError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),
+        Err(e @ (OfferError::Decided(_) | OfferError::Mismatch { .. })) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(OfferError::Store(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}

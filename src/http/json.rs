@@ -121,6 +121,25 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
     out
 }
 
+/// An offer as the API shows it.
+pub fn offer(o: &crate::domain::Offer) -> Value {
+    json!({
+        "id": o.id,
+        "route": o.route,
+        "group": o.group,
+        "action": o.action,
+        "mode": o.mode.as_str(),
+        "state": o.state.as_str(),
+        "opened_at": rfc3339(o.opened_at),
+        "deadline": o.deadline.map(rfc3339),
+        "decided_by": o.decided_by.as_ref().map(|a| a.to_string()),
+        "decided_at": o.decided_at.map(rfc3339),
+        "run_id": o.run_id,
+        "message": o.message,
+        "alert": o.alert,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::domain::fixture;

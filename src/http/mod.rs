@@ -8,6 +8,7 @@ mod error;
 mod json;
 mod ops;
 mod slack;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 
+use crate::alerts::{Desk, Offers};
 use crate::app::App;
 use crate::bus::Bus;
 use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::slack::inbound::SlackBot;
-use crate::config::ApiToken;
+use crate::config::{AlertSettings, ApiToken};
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 
@@ -34,6 +36,10 @@ pub struct AppState {
     pub tokens: Arc<Vec<ApiToken>>,
     pub slack: Option<Arc<SlackBot>>,
     pub discord: Option<Arc<DiscordBot>>,
+    /// The alert receivers' secrets.
+    pub alerts: Arc<AlertSettings>,
+    pub desk: Desk,
+    pub offers: Offers,
 }
 
 impl AppState {
@@ -45,6 +51,9 @@ impl AppState {
             tokens: Arc::new(tokens),
             slack: app.slack.clone(),
             discord: app.discord.clone(),
+            alerts: app.alert_settings.clone(),
+            desk: app.desk.clone(),
+            offers: app.offers.clone(),
         }
     }
 }
@@ -59,6 +68,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/leases", get(api::leases))
         .route("/api/v1/refusals", get(api::refusals))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/offers", get(api::offers))
+        .route("/api/v1/offers/{id}/{choice}", post(api::decide_offer))
+        .route("/webhooks/alertmanager", post(webhooks::alertmanager))
+        .route("/webhooks/pagerduty", post(webhooks::pagerduty))
+        .route("/webhooks/grafana", post(webhooks::grafana))
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/discord/interactions", post(discord::interactions))

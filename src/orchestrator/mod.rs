@@ -36,6 +36,9 @@ pub struct NewRun {
     pub params: Params,
     /// Who asked.
     pub requested_by: Actor,
+    /// The run's id when the caller chose it, so that asking again (after a crash, or from
+    /// another replica) finds this run instead of making a second; a new id if `None`.
+    pub id: Option<RunId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +80,16 @@ impl Orchestrator {
         &self.catalog
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Plans and stores a new run, then hands it to the engine.
     pub async fn create(&self, req: NewRun) -> Result<Run, CreateRunError> {
         let plan = self.catalog.plan_for(&req.group, req.action, &req.params)?;
         let now = self.clock.now_ms();
         let run = Run {
-            id: RunId::new(),
+            id: req.id.unwrap_or_default(),
             group: req.group.clone(),
             action: req.action,
             workflow: plan.workflow,
@@ -108,13 +115,28 @@ impl Orchestrator {
             attempt: None,
             message: req.reason.clone(),
         };
-        self.store
+        let stored = self
+            .store
             .insert_run(&run, &audit)
             .await
             .map_err(|e| match e {
                 CreateError::Store(e) => CreateRunError::Store(e),
                 busy => CreateRunError::Busy(busy),
-            })?;
+            });
+        match stored {
+            Ok(()) => {}
+            // Made already by an earlier call: that run, which its engine (or the next
+            // start's recovery) carries on.
+            Err(CreateRunError::Busy(CreateError::Exists(id))) => {
+                return self
+                    .store
+                    .load_run(id)
+                    .await
+                    .map_err(CreateRunError::Store)?
+                    .ok_or_else(|| CreateRunError::Store(anyhow::anyhow!("run {id} vanished")));
+            }
+            Err(e) => return Err(e),
+        }
         tracing::info!(run_id = %run.id, group = %run.group, action = %run.action, by = %run.requested_by, "Run created.");
         self.tx
             .send(Command::Start(Box::new(run.clone())))
@@ -222,6 +244,24 @@ impl Orchestrator {
     /// The leases held now.
     pub async fn leases(&self) -> anyhow::Result<Vec<crate::store::HeldLease>> {
         self.store.held_leases().await
+    }
+
+    /// Recent alerts, newest first.
+    pub async fn alerts(
+        &self,
+        filter: &crate::store::AlertFilter,
+    ) -> anyhow::Result<Vec<crate::store::AlertRow>> {
+        self.store.alerts(filter).await
+    }
+
+    /// How many distinct alerts a run has, and how many re-sends of them.
+    pub async fn alert_count(&self, run: RunId) -> anyhow::Result<(i64, i64)> {
+        self.store.count_alerts(run).await
+    }
+
+    /// Recent offers, newest first.
+    pub async fn offers(&self, limit: i64) -> anyhow::Result<Vec<crate::domain::Offer>> {
+        self.store.offers(limit).await
     }
 
     /// The most recent chat requests refused for want of permission.

@@ -11,7 +11,31 @@ use super::Store;
 use crate::clock::Millis;
 use crate::domain::{Actor, Platform, RunId};
 
-/// A run's card on one platform.
+/// Which card: a run's, in its incident, or an offer's, in the group's standing channel.
+/// Both are named by a run id (an offer's id is the id of the run it would start), so the
+/// offer's is stored as `offer:ID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardKey {
+    Run(RunId),
+    Offer(RunId),
+}
+
+impl From<RunId> for CardKey {
+    fn from(id: RunId) -> Self {
+        CardKey::Run(id)
+    }
+}
+
+impl std::fmt::Display for CardKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CardKey::Run(id) => write!(f, "{id}"),
+            CardKey::Offer(id) => write!(f, "offer:{id}"),
+        }
+    }
+}
+
+/// A run's (or an offer's) card on one platform.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CardRow {
     pub channel: Option<String>,
@@ -85,7 +109,12 @@ fn card_from_row(r: &AnyRow) -> anyhow::Result<CardRow> {
 }
 
 impl Store {
-    pub async fn card(&self, platform: Platform, run: RunId) -> anyhow::Result<Option<CardRow>> {
+    pub async fn card(
+        &self,
+        platform: Platform,
+        run: impl Into<CardKey>,
+    ) -> anyhow::Result<Option<CardRow>> {
+        let run = run.into();
         let row = sqlx::query(&format!(
             "{CARD_SELECT} WHERE platform = $1 AND run_id = $2"
         ))
@@ -101,10 +130,11 @@ impl Store {
     pub async fn claim_card(
         &self,
         platform: Platform,
-        run: RunId,
+        run: impl Into<CardKey>,
         claimer: &str,
         stale_ms: Millis,
     ) -> anyhow::Result<CardClaim> {
+        let run = run.into();
         let now = self.clock.now_ms();
         let inserted = sqlx::query(
             "INSERT INTO chat_cards (platform, run_id, claimed_by, claimed_at, settled) \
@@ -155,9 +185,10 @@ impl Store {
     pub async fn set_card_channel(
         &self,
         platform: Platform,
-        run: RunId,
+        run: impl Into<CardKey>,
         channel: &str,
     ) -> anyhow::Result<()> {
+        let run = run.into();
         sqlx::query("UPDATE chat_cards SET channel = $1 WHERE platform = $2 AND run_id = $3")
             .bind(channel)
             .bind(platform.as_str())
@@ -171,11 +202,12 @@ impl Store {
     pub async fn set_card_shown(
         &self,
         platform: Platform,
-        run: RunId,
+        run: impl Into<CardKey>,
         message: Option<&str>,
         shown: &str,
         settled: bool,
     ) -> anyhow::Result<()> {
+        let run = run.into();
         sqlx::query(
             "UPDATE chat_cards SET message = COALESCE($1, message), shown = $2, settled = $3 \
              WHERE platform = $4 AND run_id = $5",
@@ -192,12 +224,43 @@ impl Store {
 
     /// Runs whose card on `platform` does not yet show their final state.
     pub async fn unsettled_cards(&self, platform: Platform) -> anyhow::Result<Vec<RunId>> {
+        Ok(self
+            .unsettled(platform)
+            .await?
+            .into_iter()
+            .filter_map(|k| match k {
+                CardKey::Run(id) => Some(id),
+                CardKey::Offer(_) => None,
+            })
+            .collect())
+    }
+
+    /// Offers whose card on `platform` does not yet show how they ended.
+    pub async fn unsettled_offer_cards(&self, platform: Platform) -> anyhow::Result<Vec<RunId>> {
+        Ok(self
+            .unsettled(platform)
+            .await?
+            .into_iter()
+            .filter_map(|k| match k {
+                CardKey::Offer(id) => Some(id),
+                CardKey::Run(_) => None,
+            })
+            .collect())
+    }
+
+    async fn unsettled(&self, platform: Platform) -> anyhow::Result<Vec<CardKey>> {
         let rows = sqlx::query("SELECT run_id FROM chat_cards WHERE platform = $1 AND settled = 0")
             .bind(platform.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok(RunId::from_str(&r.try_get::<String, _>("run_id")?)?))
+            .map(|r| {
+                let key: String = r.try_get("run_id")?;
+                Ok(match key.strip_prefix("offer:") {
+                    Some(id) => CardKey::Offer(RunId::from_str(id)?),
+                    None => CardKey::Run(RunId::from_str(&key)?),
+                })
+            })
             .collect()
     }
 

@@ -3,6 +3,7 @@
 //! URL. One code path serves both through sqlx's `Any` driver; the schemas differ only
 //! where the databases do (`migrations/sqlite`, `migrations/postgres`).
 
+mod alerts;
 mod chat;
 mod leases;
 mod rows;
@@ -15,7 +16,8 @@ use sqlx::{AnyPool, Executor};
 use crate::clock::Clock;
 use crate::secret::mask_url;
 
-pub use chat::{CardClaim, CardRow, HeldLease, Origin, Refusal, RefusalRow};
+pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
+pub use chat::{CardClaim, CardKey, CardRow, HeldLease, Origin, Refusal, RefusalRow};
 pub use leases::{Expiring, Release};
 pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
 

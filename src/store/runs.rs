@@ -19,6 +19,9 @@ pub enum CreateError {
         action: String,
         active: RunId,
     },
+    /// A run with this id is stored already.
+    #[error("run {0} exists already")]
+    Exists(RunId),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -79,6 +82,14 @@ impl Store {
         .map_err(anyhow::Error::from)?;
         if inserted.rows_affected() == 0 {
             drop(tx);
+            let same: Option<AnyRow> = sqlx::query("SELECT id FROM runs WHERE id = $1")
+                .bind(run.id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(anyhow::Error::from)?;
+            if same.is_some() {
+                return Err(CreateError::Exists(run.id));
+            }
             let active: Option<String> = sqlx::query("SELECT id FROM runs WHERE active_key = $1")
                 .bind(run.active_key())
                 .fetch_optional(&self.pool)

@@ -123,6 +123,8 @@ pub struct RawRoute {
     pub mode: Option<Spanned<String>>,
     #[serde(default)]
     pub cooldown: Option<Spanned<String>>,
+    #[serde(default)]
+    pub delay: Option<Spanned<String>>,
 }
 
 /// `targets.yaml`: where each logical name a workflow uses lives, and which provider

@@ -22,11 +22,25 @@ pub enum AlertSource {
     Any,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What a matching alert does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteMode {
+    /// Starts the run at once.
     Auto,
+    /// Asks in chat first; the run starts when someone allowed approves.
     Confirm,
+    /// Starts the run after this long unless someone allowed vetoes it in chat.
+    Countdown(Duration),
+}
+
+impl RouteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Auto => "auto",
+            RouteMode::Confirm => "confirm",
+            RouteMode::Countdown(_) => "countdown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,20 +142,58 @@ pub(super) fn check(
                 Action::Failover
             }),
         };
+        let delay = r
+            .delay
+            .as_ref()
+            .and_then(|d| fields::duration(file, d, errors));
         let mode = match r.mode.as_ref().map(|m| m.value.as_str()) {
             None | Some("confirm") => RouteMode::Confirm,
             Some("auto") => RouteMode::Auto,
+            Some("countdown") => match delay {
+                Some(d) if !d.is_zero() => RouteMode::Countdown(d),
+                _ => {
+                    if r.delay.is_none() {
+                        errors.push(Pos::of(r.mode.as_ref().unwrap_or(&r.name)).diag(
+                            file,
+                            format!(
+                                "route `{}`: mode `countdown` needs a `delay` (like `delay: 2m`)",
+                                r.name.value
+                            ),
+                        ));
+                    } else if delay.is_some() {
+                        errors.push(Pos::of(r.delay.as_ref().unwrap_or(&r.name)).diag(
+                            file,
+                            format!(
+                                "route `{}`: a countdown's `delay` must be more than 0",
+                                r.name.value
+                            ),
+                        ));
+                    }
+                    RouteMode::Confirm
+                }
+            },
             Some(other) => {
                 errors.push(Pos::of(r.mode.as_ref().unwrap_or(&r.name)).diag(
                     file,
                     format!(
-                        "route `{}`: mode must be `auto` or `confirm`, not `{other}`",
+                        "route `{}`: mode must be `auto`, `confirm` or `countdown`, not `{other}`",
                         r.name.value
                     ),
                 ));
                 RouteMode::Confirm
             }
         };
+        if let Some(d) = &r.delay
+            && r.mode.as_ref().map(|m| m.value.as_str()) != Some("countdown")
+        {
+            errors.push(Pos::of(d).diag(
+                file,
+                format!(
+                    "route `{}`: `delay` is for mode `countdown` only",
+                    r.name.value
+                ),
+            ));
+        }
         let cooldown = r
             .cooldown
             .as_ref()

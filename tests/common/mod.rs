@@ -2,6 +2,7 @@
 //! loopback port, with workflows written into a fresh directory.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod cluster;
 pub mod discord;
 pub mod services;
@@ -226,6 +227,31 @@ pub async fn drop_postgres(name: &str) {
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
 
 /// A child process killed when the test lets go of it, pass or fail.
+/// `lifeboat serve` on the embedded store in `dir` (its workflows in `dir/workflows`) on
+/// `port`, with `env` besides; its log goes to `dir/serve-PORT.log`.
+pub fn serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).expect("a log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    command
+        .arg("serve")
+        .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "LIFEBOAT_DATABASE_URL",
+            format!("sqlite://{}", dir.join("lifeboat.db").display()),
+        )
+        .env("LIFEBOAT_WORKFLOWS", dir.join("workflows"))
+        .env_remove("LIFEBOAT_API_TOKENS")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("LIFEBOAT_KAFKA_BROKERS")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    Proc(command.spawn().expect("start lifeboat serve"))
+}
+
 pub struct Proc(pub std::process::Child);
 
 impl Drop for Proc {
@@ -323,6 +349,7 @@ pub async fn start_failover(app: &App, group: &str) -> lifeboat::domain::Run {
             reason: None,
             params: Default::default(),
             requested_by: lifeboat::domain::Actor::Terminal("test".into()),
+            id: None,
         })
         .await
         .expect("create a run")

@@ -128,6 +128,13 @@ impl SlackStandIn {
     }
 
     /// Polls until `probe` holds of the stand-in, or fails after 60 s.
+    /// The reply sent to one `response_url`.
+    pub async fn answer_at(&self, hook: &str) -> Value {
+        let id = hook.rsplit('/').next().unwrap_or("").to_string();
+        self.until("a response_url reply", |s| s.hooks_at(&id).last().cloned())
+            .await
+    }
+
     pub async fn until<T>(&self, what: &str, probe: impl Fn(&SlackStandIn) -> Option<T>) -> T {
         super::until(what, Duration::from_secs(60), async || probe(self)).await
     }
@@ -347,4 +354,60 @@ impl SocketStandIn {
             .find(|f| f["envelope_id"] == envelope_id)
             .cloned()
     }
+}
+
+/// What a test does to a signed request's body, timestamp and signature.
+pub type Tamper = dyn FnOnce(&mut String, &mut String, &mut String);
+
+/// Posts a form to `path`, signed unless `tamper` changes it; the status and body.
+pub async fn post_form(
+    t: &super::TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    tamper: impl FnOnce(&mut String, &mut String, &mut String),
+) -> (u16, Value) {
+    let (mut body, mut ts, mut signature) = signed_form(fields);
+    tamper(&mut body, &mut ts, &mut signature);
+    let resp = t
+        .client
+        .post(t.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("a request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A button press on a card, as Slack sends it.
+pub async fn press(
+    t: &super::TestApp,
+    standin: &SlackStandIn,
+    user: &str,
+    action: &str,
+    run: &str,
+) -> (u16, String) {
+    let hook = standin.hook(&format!("press-{}", uuid::Uuid::now_v7().simple()));
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": { "id": user, "username": "someone", "team_id": "T1" },
+        "team": { "id": "T1", "domain": "shop" },
+        "api_app_id": "A1",
+        "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
+        "trigger_id": "1.2.3",
+        "channel": { "id": "CINC1", "name": "incident" },
+        "response_url": hook,
+        "actions": [{ "type": "button", "action_id": action, "block_id": format!("run:{run}"), "value": run, "action_ts": "1700000001.0" }]
+    });
+    let (status, _) = post_form(
+        t,
+        "/slack/interactions",
+        &[("payload", &payload.to_string())],
+        |_, _, _| {},
+    )
+    .await;
+    (status, hook)
 }

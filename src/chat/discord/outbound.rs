@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::super::card::Card;
+use super::super::offer_card::OfferCard;
 use super::super::outbound::{Outbound, Posted, SendError};
 use super::api::DiscordApi;
 use super::render;
@@ -91,6 +92,24 @@ impl Outbound for DiscordOut {
 
     fn rendering(&self, card: &Card) -> String {
         render::card(card).to_string()
+    }
+
+    fn offer_channel(&self, group: &Group) -> Option<String> {
+        group.discord_channel.clone()
+    }
+
+    async fn post_offer(&self, channel: &str, card: &OfferCard) -> Result<String, SendError> {
+        self.api.post(channel, &render::offer(card)).await
+    }
+
+    async fn edit_offer(&self, at: &Posted, card: &OfferCard) -> Result<(), SendError> {
+        self.api
+            .edit(&at.channel, &at.message, &render::offer(card))
+            .await
+    }
+
+    fn offer_rendering(&self, card: &OfferCard) -> String {
+        render::offer(card).to_string()
     }
 
     fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {

@@ -3,10 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::super::card::{Button, Card};
+use super::super::card::{Button, Card, Tone};
+use super::super::offer_card::OfferCard;
 use super::super::text;
 use crate::clock::short_duration;
-use crate::domain::RunState;
+use crate::domain::{RunId, RunState};
 
 /// Discord's colours: green, red, grey, blurple.
 fn colour(state: RunState) -> u32 {
@@ -46,24 +47,7 @@ pub fn card(card: &Card) -> Value {
             short_duration(total)
         ));
     }
-    let buttons: Vec<Value> = card
-        .buttons
-        .iter()
-        .map(|b| {
-            json!({
-                "type": 2,
-                // 3 green, 4 red, 2 grey.
-                "style": match b { Button::Approve => 3, Button::Reject => 4, Button::Cancel => 2 },
-                "label": b.label(),
-                "custom_id": format!("{}:{}", b.id(), card.run),
-            })
-        })
-        .collect();
-    let components: Vec<Value> = if buttons.is_empty() {
-        Vec::new()
-    } else {
-        vec![json!({ "type": 1, "components": buttons })]
-    };
+    let components = row(&card.buttons, card.run);
     json!({
         "content": "",
         "embeds": [{
@@ -76,6 +60,47 @@ pub fn card(card: &Card) -> Value {
         // People named in the card are not pinged each time it changes.
         "allowed_mentions": { "parse": [] },
     })
+}
+
+/// An offer's card: the question or countdown in an embed, its buttons in a row.
+pub fn offer(card: &OfferCard) -> Value {
+    let colour = if card.settled { 0x95_a5a6 } else { 0xf3_9c12 };
+    json!({
+        "content": "",
+        "embeds": [{
+            "title": card.title,
+            "description": card.lines.join("\n"),
+            "color": colour,
+            "footer": { "text": format!("offer {}", card.offer) },
+        }],
+        "components": row(&card.buttons, card.offer),
+        "allowed_mentions": { "parse": [] },
+    })
+}
+
+/// Buttons in one action row (none if there are no buttons); custom ids `ACTION:ID`.
+fn row(buttons: &[Button], id: RunId) -> Vec<Value> {
+    let buttons: Vec<Value> = buttons
+        .iter()
+        .map(|b| {
+            json!({
+                "type": 2,
+                // 3 green, 4 red, 2 grey: Cancel is grey, as it ends a run that may be fine.
+                "style": match (b, b.tone()) {
+                    (Button::Cancel, _) => 2,
+                    (_, Tone::Go) => 3,
+                    (_, Tone::Stop) => 4,
+                },
+                "label": b.label(),
+                "custom_id": format!("{}:{id}", b.id()),
+            })
+        })
+        .collect();
+    if buttons.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({ "type": 1, "components": buttons })]
+    }
 }
 
 pub fn message(text: &str) -> Value {

@@ -4,7 +4,8 @@
 
 use slack_morphism::prelude::*;
 
-use super::super::card::{Button, Card};
+use super::super::card::{Button, Card, Tone};
+use super::super::offer_card::OfferCard;
 use super::super::text;
 use crate::clock::short_duration;
 
@@ -35,29 +36,56 @@ pub fn card(card: &Card) -> SlackMessageContent {
         );
     }
     if !card.buttons.is_empty() {
-        let buttons = card
-            .buttons
-            .iter()
-            .map(|b| {
-                let mut button = SlackBlockButtonElement::new(pt!(b.label()))
-                    .with_action_id(SlackActionId::new(b.id().into()))
-                    .with_value(card.run.to_string());
-                button.style = match b {
-                    Button::Approve => Some(SlackBlockButtonStyle::Primary),
-                    Button::Reject | Button::Cancel => Some(SlackBlockButtonStyle::Danger),
-                };
-                button.into()
-            })
-            .collect();
-        blocks.push(
-            SlackActionsBlock::new(buttons)
-                .with_block_id(SlackBlockId::new(format!("run:{}", card.run)))
-                .into(),
-        );
+        blocks.push(actions(
+            &card.buttons,
+            format!("run:{}", card.run),
+            &card.run.to_string(),
+        ));
     }
     SlackMessageContent::new()
         .with_text(format!("{}: {}", card.title, text::state_word(card.state)))
         .with_blocks(blocks)
+}
+
+/// An offer's card: the question or countdown, the alert, and its buttons.
+pub fn offer(card: &OfferCard) -> SlackMessageContent {
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(SlackBlockPlainTextOnly::from(card.title.clone())).into(),
+        SlackSectionBlock::new()
+            .with_text(md!(card.lines.join("\n")))
+            .into(),
+        context(format!("offer `{}`", card.offer)),
+    ];
+    if !card.buttons.is_empty() {
+        blocks.push(actions(
+            &card.buttons,
+            format!("offer:{}", card.offer),
+            &card.offer.to_string(),
+        ));
+    }
+    SlackMessageContent::new()
+        .with_text(card.title.clone())
+        .with_blocks(blocks)
+}
+
+/// Buttons in one actions block; each carries `value`, the run or offer it acts on.
+fn actions(buttons: &[Button], block_id: String, value: &str) -> SlackBlock {
+    let buttons = buttons
+        .iter()
+        .map(|b| {
+            let mut button = SlackBlockButtonElement::new(pt!(b.label()))
+                .with_action_id(SlackActionId::new(b.id().into()))
+                .with_value(value.to_string());
+            button.style = Some(match b.tone() {
+                Tone::Go => SlackBlockButtonStyle::Primary,
+                Tone::Stop => SlackBlockButtonStyle::Danger,
+            });
+            button.into()
+        })
+        .collect();
+    SlackActionsBlock::new(buttons)
+        .with_block_id(SlackBlockId::new(block_id))
+        .into()
 }
 
 fn context(text: String) -> SlackBlock {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::super::card::Card;
+use super::super::offer_card::OfferCard;
 use super::super::outbound::{Outbound, Posted, SendError};
 use super::api::SlackApi;
 use super::blocks;
@@ -122,6 +123,24 @@ impl Outbound for SlackOut {
 
     fn rendering(&self, card: &Card) -> String {
         serde_json::to_string(&blocks::card(card)).unwrap_or_default()
+    }
+
+    fn offer_channel(&self, group: &Group) -> Option<String> {
+        group.channel.clone()
+    }
+
+    async fn post_offer(&self, channel: &str, card: &OfferCard) -> Result<String, SendError> {
+        self.api.post(channel, blocks::offer(card), None).await
+    }
+
+    async fn edit_offer(&self, at: &Posted, card: &OfferCard) -> Result<(), SendError> {
+        self.api
+            .update(&at.channel, &at.message, blocks::offer(card))
+            .await
+    }
+
+    fn offer_rendering(&self, card: &OfferCard) -> String {
+        serde_json::to_string(&blocks::offer(card)).unwrap_or_default()
     }
 
     fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {
