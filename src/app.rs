@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
+use crate::alerts::pagerduty::Notes;
 use crate::alerts::{Desk, DeskTask, Offers};
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
@@ -217,6 +218,14 @@ impl App {
             }
             None => None,
         };
+        if let Some(api) = &settings.alerts.pagerduty_api {
+            let events = bus
+                .subscribe(bus::EVENTS_TOPIC, "notifier.pagerduty")
+                .await?;
+            let notes = Notes::new(store.clone(), api.clone(), settings.public_url.clone())
+                .context("setting up the PagerDuty client")?;
+            tasks.push(tokio::spawn(notes.run(events)));
+        }
         let mut connections = Vec::new();
         if let (Some(bot), Some(s)) = (&slack, &settings.slack)
             && s.app_token.is_some()

@@ -29,6 +29,9 @@ pub struct Settings {
     /// On when `DISCORD_TOKEN` is set.
     pub discord: Option<DiscordSettings>,
     pub alerts: AlertSettings,
+    /// `LIFEBOAT_PUBLIC_URL`: where people reach this service, for links written elsewhere
+    /// (PagerDuty notes).
+    pub public_url: Option<String>,
 }
 
 /// The alert receivers' secrets. A receiver whose secret is unset refuses every request,
@@ -211,6 +214,7 @@ impl Settings {
                     from: env("PAGERDUTY_FROM"),
                 }),
             },
+            public_url: env("LIFEBOAT_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }
@@ -264,6 +268,7 @@ impl Settings {
             slack: None,
             discord: None,
             alerts: AlertSettings::default(),
+            public_url: None,
         }
     }
 

@@ -218,6 +218,16 @@ async fn a_firing_alert_starts_one_run_that_repeats_and_siblings_join() {
     let (_, again) = to_alertmanager(&t, &[am_alert("firing", region_down.clone(), "f1")]).await;
     assert_eq!(decisions(&again), ["started"]);
     assert_eq!(again["alerts"][0]["repeat"], true);
+    // The same alert twice in one notification, with a new one: the copy is a re-send.
+    let twice = am_alert(
+        "firing",
+        json!({ "alertname": "RegionDown", "region": "region-b", "service": "slow-web" }),
+        "f6",
+    );
+    let (_, reply) = to_alertmanager(&t, &[twice.clone(), twice]).await;
+    assert_eq!(decisions(&reply), ["joined", "joined"]);
+    assert!(reply["alerts"][0].get("repeat").is_none(), "{reply}");
+    assert_eq!(reply["alerts"][1]["repeat"], true, "{reply}");
     // Another alert for the group folds into the run.
     let other = json!({ "alertname": "RegionDown", "region": "region-b", "service": "slow-db" });
     let (_, joined) = to_alertmanager(&t, &[am_alert("firing", other, "f2")]).await;
@@ -252,15 +262,15 @@ async fn a_firing_alert_starts_one_run_that_repeats_and_siblings_join() {
 
     assert_eq!(run_count(&t).await, 1);
     let (_, of_run) = t.get(&format!("/api/v1/alerts?run={run_id}")).await;
-    assert_eq!(of_run["total"], 2, "{of_run}");
-    assert_eq!(of_run["repeats"], 1, "{of_run}");
+    assert_eq!(of_run["total"], 3, "{of_run}");
+    assert_eq!(of_run["repeats"], 2, "{of_run}");
     let (_, all) = t.get("/api/v1/alerts").await;
     let all = all["alerts"].as_array().cloned().unwrap_or_default();
-    assert_eq!(all.len(), 6, "every distinct alert is recorded");
+    assert_eq!(all.len(), 7, "every distinct alert is recorded");
     assert_eq!(all[0]["decision"], "no_group");
-    assert_eq!(all[5]["fingerprint"], "f1");
-    assert_eq!(all[5]["labels"]["service"], "slow-api");
-    assert_eq!(all[5]["source"], "alertmanager");
+    assert_eq!(all[6]["fingerprint"], "f1");
+    assert_eq!(all[6]["labels"]["service"], "slow-api");
+    assert_eq!(all[6]["source"], "alertmanager");
     let (status, bad) = t.get("/api/v1/alerts?decision=maybe").await;
     assert_eq!(status, 400, "{bad}");
 
@@ -283,8 +293,9 @@ async fn a_firing_alert_starts_one_run_that_repeats_and_siblings_join() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"route="",decision="repeat"} 1"#)
-            || metrics.contains(r#"route="slow-down",decision="repeat"} 1"#),
+        metrics.contains(
+            r#"lifeboat_alerts_total{source="alertmanager",route="",decision="repeat"} 2"#
+        ),
         "{metrics}"
     );
     t.shutdown().await;
@@ -1112,4 +1123,149 @@ routes:
         .await
         .expect("json");
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
+}
+
+/// A loopback stand-in of PagerDuty's REST API: records each note, and answers the first
+/// with a 429.
+mod pagerduty_api {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde_json::Value;
+
+    /// One note as received: the incident id, the headers and the body.
+    pub type Note = (String, HeaderMap, Value);
+
+    #[derive(Clone, Default)]
+    pub struct Notes(pub Arc<Mutex<(usize, Vec<Note>)>>);
+
+    impl Notes {
+        pub fn taken(&self) -> Vec<Note> {
+            self.0.lock().map(|n| n.1.clone()).unwrap_or_default()
+        }
+    }
+
+    async fn note(
+        State(notes): State<Notes>,
+        Path(incident): Path<String>,
+        headers: HeaderMap,
+        body: axum::Json<Value>,
+    ) -> axum::response::Response {
+        let Ok(mut n) = notes.0.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        n.0 += 1;
+        if n.0 == 1 {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                "slow down",
+            )
+                .into_response();
+        }
+        n.1.push((incident, headers, body.0));
+        (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "note": {} })),
+        )
+            .into_response()
+    }
+
+    pub async fn start() -> (String, Notes) {
+        let notes = Notes::default();
+        let app = axum::Router::new()
+            .route("/incidents/{id}/notes", axum::routing::post(note))
+            .with_state(notes.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), notes)
+    }
+}
+
+#[tokio::test]
+async fn a_run_from_a_pagerduty_incident_writes_notes_on_it_once() {
+    let (url, notes) = pagerduty_api::start().await;
+    let routes = "\
+routes:
+  - name: pagerduty-p1
+    source: pagerduty
+    match: { priority: P1 }
+    group: shop
+    mode: auto
+";
+    let alerts = AlertSettings {
+        pagerduty_api: Some(lifeboat::config::PagerDutyApi {
+            token: SecretString::from("pd-rest-key"),
+            url,
+            from: Some("sre@example.com".into()),
+        }),
+        ..alerts_settings()
+    };
+    let t = common::spawn_configured(
+        &[
+            ("shop.yaml", SHOP),
+            ("slow.yaml", SLOW),
+            ("groups.yaml", GROUPS),
+            ("routes.yaml", routes),
+        ],
+        &[],
+        Options::default(),
+        move |s| {
+            s.alerts = alerts;
+            s.public_url = Some("https://lifeboat.example.com".into());
+        },
+    )
+    .await;
+    let body = pd_event("E1", "incident.triggered", "P1");
+    let signature = format!("v1={}", sign(PD_SECRET.as_bytes(), &[body.as_bytes()]));
+    let (status, reply) = post(
+        &t,
+        "/webhooks/pagerduty",
+        body,
+        &[
+            ("x-pagerduty-signature", &signature),
+            ("x-webhook-id", "W1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let run = reply["alerts"][0]["offer_id"]
+        .as_str()
+        .expect("a run")
+        .to_string();
+    t.wait_state(&run, "succeeded").await;
+    let taken = common::until("both notes", Duration::from_secs(30), async || {
+        let n = notes.taken();
+        (n.len() >= 2).then_some(n)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let taken_now = notes.taken();
+    assert_eq!(
+        taken_now.len(),
+        2,
+        "one note each, the 429 retried: {taken_now:?}"
+    );
+    let (incident, headers, started) = &taken[0];
+    assert_eq!(incident, "PINC1");
+    assert_eq!(headers["authorization"], "Token token=pd-rest-key");
+    assert_eq!(headers["from"], "sre@example.com");
+    let said = started["note"]["content"].as_str().unwrap_or("");
+    assert_eq!(
+        said,
+        format!(
+            "Lifeboat started failover of shop: run {run}. https://lifeboat.example.com/api/v1/runs/{run}"
+        )
+    );
+    let ended = taken[1].2["note"]["content"].as_str().unwrap_or("");
+    assert!(
+        ended.starts_with("Lifeboat's failover of shop succeeded after") && ended.contains(&run),
+        "{ended}"
+    );
+    t.shutdown().await;
 }

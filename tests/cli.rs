@@ -114,3 +114,66 @@ fn demo_runs_with_no_setup() {
         "the demo leaves nothing behind"
     );
 }
+
+#[test]
+fn routes_test_says_what_each_alert_would_do_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = lifeboat_in(
+        dir.path(),
+        repo,
+        &repo.join("alertmanager/examples/region-down.json"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 alertmanager alerts"), "{stdout}");
+    assert!(
+        stdout.contains("route `petstore-region-down`: failover of `petstore`")
+            && stdout.contains("counts down 2m in chat (Veto / Start now)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2. DiskFilling"), "{stdout}");
+    assert!(stdout.contains("no route takes it"), "{stdout}");
+    assert!(
+        !dir.path().join("lifeboat.db").exists(),
+        "no store is opened"
+    );
+
+    // PagerDuty's shape is told apart; a body that is not JSON says where.
+    let pd = dir.path().join("pd.json");
+    std::fs::write(
+        &pd,
+        r#"{"event":{"id":"E1","event_type":"incident.triggered","data":{"id":"P1","title":"Region b down","service":{"summary":"petstore-api"},"priority":{"summary":"P1"},"urgency":"high"}}}"#,
+    )
+    .expect("write");
+    let out = lifeboat_in(dir.path(), repo, &pd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 pagerduty alert"), "{stdout}");
+    assert!(stdout.contains("route `petstore-pagerduty-p1`"), "{stdout}");
+    assert!(
+        stdout.contains("asks in chat (Approve / Reject)"),
+        "{stdout}"
+    );
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"version\": \"4\",\n \"alerts\": [}").expect("write");
+    let out = lifeboat_in(dir.path(), repo, &bad);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.json:2:13: not JSON"), "{stderr}");
+}
+
+fn lifeboat_in(cwd: &Path, repo: &Path, file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["routes", "test"])
+        .arg(file)
+        .current_dir(cwd)
+        .env("LIFEBOAT_WORKFLOWS", repo.join("workflows"))
+        .env_remove("LIFEBOAT_CONFIG")
+        .output()
+        .expect("lifeboat runs")
+}

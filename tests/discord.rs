@@ -416,3 +416,96 @@ async fn without_a_public_key_interactions_come_over_the_gateway() {
     t.wait_state(&id, "succeeded").await;
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_alert_countdown_is_posted_in_the_groups_channel_and_start_now_starts_it() {
+    let standin = DiscordStandIn::start().await;
+    let settings = DiscordSettings {
+        token: SecretString::from("discord-test-token"),
+        public_key: Some(public_key()),
+        application_id: Some(APPLICATION_ID.parse().expect("an id")),
+        api_url: Some(standin.base.clone()),
+    };
+    let routes = "routes:\n  - name: shop-down\n    match: { alertname: RegionDown }\n    group: shop\n    mode: countdown\n    delay: 10m\n";
+    let t = common::spawn_configured(
+        &[
+            ("shop.yaml", SHOP),
+            ("groups.yaml", GROUPS),
+            ("routes.yaml", routes),
+        ],
+        &[],
+        Options::default(),
+        move |s| {
+            s.discord = Some(settings);
+            s.alerts.alertmanager_token = Some(SecretString::from("am-token-for-discord"));
+        },
+    )
+    .await;
+    let body = json!({
+        "version": "4", "status": "firing", "receiver": "lifeboat",
+        "alerts": [{ "status": "firing", "labels": { "alertname": "RegionDown", "region": "a" },
+                     "annotations": {}, "startsAt": "2026-11-25T10:00:00Z", "fingerprint": "d1" }]
+    });
+    let reply: Value = t
+        .client
+        .post(t.url("/webhooks/alertmanager"))
+        .bearer_auth("am-token-for-discord")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the alert")
+        .json()
+        .await
+        .expect("json");
+    let offer = reply["alerts"][0]["offer_id"]
+        .as_str()
+        .expect("an offer")
+        .to_string();
+    let posted = standin
+        .until("the countdown in the group's channel", |s| {
+            s.calls().into_iter().find(|c| {
+                c.method == "POST"
+                    && c.path.ends_with("/channels/5000/messages")
+                    && shown(c).contains(&format!("veto:{offer}"))
+            })
+        })
+        .await;
+    let card = shown(&posted);
+    assert!(card.contains("Failover of shop starts in 10:00"), "{card}");
+    assert!(card.contains(&format!("start_now:{offer}")), "{card}");
+
+    // Without the role: refused. With it: started now, as that person.
+    let press = |token: &str, user: &str, roles: &[&str]| {
+        interaction(
+            3,
+            user,
+            roles,
+            token,
+            json!({ "custom_id": format!("start_now:{offer}"), "component_type": 2 }),
+        )
+    };
+    interact(&t, &press("tok-no", "99", &[]), None).await;
+    let refused = answer(&standin, "tok-no").await;
+    assert!(refused.contains("<@99> may not do that"), "{refused}");
+    let (status, _) = interact(&t, &press("tok-yes", "77", &["123"]), None).await;
+    assert_eq!(status, 200);
+    let started = answer(&standin, "tok-yes").await;
+    assert!(
+        started.contains(&format!(
+            "<@77> started the failover of `shop`: run `{offer}`"
+        )),
+        "{started}"
+    );
+    let (_, run) = t.get(&format!("/api/v1/runs/{offer}")).await;
+    assert_eq!(run["requested_by"], "discord:77");
+    standin
+        .until("the card saying who started it", |s| {
+            s.calls().into_iter().find(|c| {
+                c.method == "PATCH"
+                    && c.path.contains("/channels/5000/messages/")
+                    && shown(c).contains("started by <@77>")
+            })
+        })
+        .await;
+    t.shutdown().await;
+}

@@ -245,3 +245,77 @@ async fn running_work_outlasts_a_short_store_outage() {
     };
     assert_eq!(attempts(&done, "long"), 1, "{done:#}\n{}", cluster.logs());
 }
+
+/// An alert sent while the store is down gets a 503, which senders retry; sent again once
+/// the store is back, it is filed, and only once.
+#[tokio::test]
+async fn an_alert_during_a_store_outage_gets_503_and_is_filed_when_sent_again() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n";
+    let routes = "routes:\n  - name: down\n    match: { alertname: RegionDown }\n    group: shop\n    mode: auto\n";
+    let url = pg.url();
+    let t = common::spawn_configured(
+        &[
+            ("shop.yaml", wf),
+            ("groups.yaml", common::GROUPS),
+            ("routes.yaml", routes),
+        ],
+        &[],
+        lifeboat::app::Options::default(),
+        move |s| {
+            s.database_url = lifeboat::secret::DatabaseUrl::new(url);
+            s.alerts.alertmanager_token =
+                Some(lifeboat::secret::SecretString::from("faults-am-token"));
+        },
+    )
+    .await;
+    let alert = |fp: &str| {
+        serde_json::json!({ "version": "4", "alerts": [{ "status": "firing",
+            "labels": { "alertname": "RegionDown" }, "startsAt": "2026-11-25T10:00:00Z", "fingerprint": fp }] })
+        .to_string()
+    };
+    let send = async |body: String| {
+        let resp = t
+            .client
+            .post(t.url("/webhooks/alertmanager"))
+            .bearer_auth("faults-am-token")
+            .body(body)
+            .send()
+            .await
+            .expect("an answer");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (status, reply) = send(alert("a1")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["alerts"][0]["decision"], "started");
+
+    pg.stop();
+    let (status, reply) = send(alert("a2")).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not be recorded")),
+        "{reply}"
+    );
+    pg.start_again();
+    let reply = common::until(
+        "the store to take alerts again",
+        Duration::from_secs(60),
+        async || {
+            let (status, reply) = send(alert("a2")).await;
+            (status == 200).then_some(reply)
+        },
+    )
+    .await;
+    assert!(
+        reply["alerts"][0].get("repeat").is_none(),
+        "first filed now: {reply}"
+    );
+    let (_, all) = t.get("/api/v1/alerts").await;
+    assert_eq!(all["alerts"].as_array().map(Vec::len), Some(2), "{all}");
+    t.shutdown().await;
+}

@@ -609,8 +609,8 @@ fn alert(fp: &str, status: Status) -> Alert {
 fn filing(a: &Alert, decision: Decision, offer: Option<RunId>) -> Filing<'_> {
     Filing {
         alert: a,
-        route: Some("r"),
-        group: Some("g1"),
+        route: Some("r".into()),
+        group: Some("g1".into()),
         action: Some(Action::Failover),
         decision,
         detail: None,
@@ -639,10 +639,13 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
     let mut tx = s.alert_tx().await.expect("tx");
     assert_eq!(tx.previous(&first).await.expect("previous"), None);
     assert!(tx.open_offer(&offer).await.expect("open"));
-    assert!(
-        tx.insert(&filing(&first, Decision::Offered, Some(offer.id)))
-            .await
-            .expect("insert")
+    let filed = tx
+        .insert(&[filing(&first, Decision::Offered, Some(offer.id))])
+        .await
+        .expect("insert");
+    assert_eq!(
+        filed,
+        vec![("alertmanager".to_string(), "f1:firing".to_string())]
     );
     // One live offer per group and action.
     let rival = Offer {
@@ -654,20 +657,32 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
         tx.live_offer("g1", Action::Failover).await.expect("live"),
         Some(offer.id)
     );
-    assert!(
-        !tx.insert(&filing(&first, Decision::Offered, None))
-            .await
-            .expect("again")
+    // Filed again (and twice in one statement): only the new one goes in.
+    let second = alert("f2", Status::Firing);
+    let filed = tx
+        .insert(&[
+            filing(&first, Decision::Offered, None),
+            filing(&second, Decision::Joined, Some(offer.id)),
+            filing(&second, Decision::Joined, Some(offer.id)),
+        ])
+        .await
+        .expect("again");
+    assert_eq!(
+        filed,
+        vec![("alertmanager".to_string(), "f2:firing".to_string())]
     );
     let (id, decision) = tx.previous(&first).await.expect("previous").expect("filed");
     assert_eq!(decision, Decision::Offered);
-    tx.repeat(id).await.expect("repeat");
-    let second = alert("f2", Status::Firing);
-    assert!(
-        tx.insert(&filing(&second, Decision::Joined, Some(offer.id)))
-            .await
-            .expect("insert")
+    let known = tx
+        .filed(&[&first, &second, &alert("f9", Status::Firing)])
+        .await
+        .expect("filed");
+    assert_eq!(known.len(), 2);
+    assert_eq!(
+        known[&("alertmanager".to_string(), "f1:firing".to_string())],
+        (id, Decision::Offered)
     );
+    tx.add_repeats(&[(id, 1)].into()).await.expect("repeat");
     tx.commit().await.expect("commit");
 
     // Resolving f1 leaves f2 firing; resolving f2 too leaves none.
@@ -683,10 +698,12 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
             .expect("left"),
         1
     );
-    assert!(
-        tx.insert(&filing(&resolved, Decision::Resolved, Some(offer.id)))
+    assert_eq!(
+        tx.insert(&[filing(&resolved, Decision::Resolved, Some(offer.id))])
             .await
             .expect("insert")
+            .len(),
+        1
     );
     let resolved2 = alert("f2", Status::Resolved);
     assert_eq!(

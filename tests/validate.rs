@@ -627,6 +627,9 @@ routes:
     group: petstore
     mode: countdown
     delay: 2m
+  - name: eager
+    group: petstore
+    starts_per_minute: lots
 ",
         ),
     ]);
@@ -657,6 +660,12 @@ routes:
                 15,
                 11,
                 "route `made-up`: mode must be `auto`, `confirm` or `countdown`, not `whenever`",
+            ),
+            at(
+                "routes.yaml",
+                22,
+                24,
+                "route `eager`: starts_per_minute must be a whole number above 0, not `lots`",
             ),
         ],
     );

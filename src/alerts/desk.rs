@@ -13,11 +13,13 @@
 //! - the route's rate limit is spent: held back, and a re-send is decided again;
 //! - else it opens an offer: started at once (`auto`), or asked about in chat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::sync::Mutex;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::offers::Offers;
@@ -33,9 +35,6 @@ use crate::workflow::{Action, Route, RouteMode};
 
 /// Most alerts filed in one transaction.
 const MOST: usize = 2000;
-/// Runs or offers a route may open per minute, for all its groups: a storm across many
-/// groups is held back rather than failing the whole estate over.
-const STARTS_PER_MINUTE: u32 = 10;
 
 /// What became of one alert.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,10 +82,15 @@ impl Desk {
 }
 
 /// The state of a group's action as a batch sees it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Live {
     Run(RunId),
     Offer(RunId),
+    /// Nothing open, and this route's cooldown for the group running since then.
+    Cooling {
+        route: String,
+        since: i64,
+    },
     Nothing,
 }
 
@@ -97,7 +101,60 @@ pub struct DeskTask {
     offers: Offers,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
-    limiter: DefaultKeyedRateLimiter<String>,
+    /// Each route's `starts_per_minute`: a storm across many groups is held back rather
+    /// than failing the whole estate over.
+    limiters: Mutex<HashMap<String, (u32, DefaultDirectRateLimiter)>>,
+}
+
+/// Rows held back to be filed many to a statement.
+const FLUSH_AT: usize = 500;
+
+/// A batch being filed: new alerts waiting for their insert, re-sends to count, and what
+/// each alert did, in arrival order.
+struct Batch<'a> {
+    live: HashMap<(String, Action), Live>,
+    pending: Vec<(usize, Filing<'a>)>,
+    repeats: HashMap<i64, i64>,
+    receipts: Vec<Receipt>,
+}
+
+impl Batch<'_> {
+    /// Files the pending alerts. One whose key turns out to be filed already (earlier in
+    /// this batch, or by another replica a moment ago) is counted as a re-send instead.
+    async fn flush(&mut self, tx: &mut AlertTx) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let filings: Vec<Filing> = self.pending.iter().map(|(_, f)| f.clone()).collect();
+        let mut inserted: HashSet<(String, String)> =
+            tx.insert(&filings).await?.into_iter().collect();
+        for (i, f) in std::mem::take(&mut self.pending) {
+            let key = (
+                f.alert.source.as_str().to_string(),
+                f.alert.dedupe_key.clone(),
+            );
+            if inserted.remove(&key) {
+                continue;
+            }
+            if let Some((id, decision)) = tx.previous(f.alert).await? {
+                *self.repeats.entry(id).or_default() += 1;
+                self.receipts[i] = repeat(decision);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn repeat(decision: Decision) -> Receipt {
+    Receipt {
+        decision,
+        repeat: true,
+        route: None,
+        group: None,
+        detail: None,
+        run: None,
+        offer: None,
+    }
 }
 
 /// What a committed batch leaves to do.
@@ -120,7 +177,6 @@ impl DeskTask {
         metrics: Arc<Metrics>,
     ) -> (Desk, DeskTask) {
         let (tx, rx) = mpsc::channel(4096);
-        let per_minute = NonZeroU32::new(STARTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         (
             Desk { tx },
             DeskTask {
@@ -130,7 +186,7 @@ impl DeskTask {
                 offers,
                 bus,
                 metrics,
-                limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+                limiters: Mutex::new(HashMap::new()),
             },
         )
     }
@@ -172,69 +228,86 @@ impl DeskTask {
         jobs: &[Job],
         after: &mut After,
     ) -> anyhow::Result<Vec<Vec<Receipt>>> {
+        let alerts: Vec<&Alert> = jobs.iter().flat_map(|j| &j.alerts).collect();
         let mut tx = self.store.alert_tx().await?;
-        let mut live: HashMap<(String, Action), Live> = HashMap::new();
-        let mut out = Vec::with_capacity(jobs.len());
-        let mut counted = Vec::new();
-        for job in jobs {
-            let mut receipts = Vec::with_capacity(job.alerts.len());
-            for alert in &job.alerts {
-                let r = self.file_one(&mut tx, alert, &mut live, after).await?;
-                counted.push((alert.source, r.route.clone(), r.decision, r.repeat));
-                receipts.push(r);
+        let filed = tx.filed(&alerts).await?;
+        let mut b = Batch {
+            live: HashMap::new(),
+            pending: Vec::new(),
+            repeats: HashMap::new(),
+            receipts: Vec::with_capacity(alerts.len()),
+        };
+        for &alert in &alerts {
+            let previous = filed
+                .get(&(alert.source.as_str().to_string(), alert.dedupe_key.clone()))
+                .copied();
+            match previous {
+                Some((id, decision)) if decision.settles() => {
+                    *b.repeats.entry(id).or_default() += 1;
+                    b.receipts.push(repeat(decision));
+                }
+                _ => {
+                    // What a resolve does depends on the alerts filed before it.
+                    if alert.status == Status::Resolved {
+                        b.flush(&mut tx).await?;
+                    }
+                    let f = self.decide(&mut tx, alert, &mut b.live, after).await?;
+                    b.receipts.push(receipt(&f));
+                    match previous {
+                        // Held back before: decided again now.
+                        Some((id, _)) => tx.redecide(id, &f).await?,
+                        None => {
+                            b.pending.push((b.receipts.len() - 1, f));
+                            if b.pending.len() >= FLUSH_AT {
+                                b.flush(&mut tx).await?;
+                            }
+                        }
+                    }
+                }
             }
-            out.push(receipts);
         }
+        b.flush(&mut tx).await?;
+        tx.add_repeats(&b.repeats).await?;
         tx.commit().await?;
-        for (source, route, decision, repeat) in counted {
+        for (alert, r) in alerts.iter().zip(&b.receipts) {
             self.metrics.alert_filed(
-                source.as_str(),
-                route.as_deref().unwrap_or(""),
-                decision,
-                repeat,
+                alert.source.as_str(),
+                r.route.as_deref().unwrap_or(""),
+                r.decision,
+                r.repeat,
             );
         }
-        Ok(out)
+        let mut receipts = b.receipts.into_iter();
+        Ok(jobs
+            .iter()
+            .map(|j| receipts.by_ref().take(j.alerts.len()).collect())
+            .collect())
     }
 
-    async fn file_one(
+    /// What an alert not filed before does; its side effects (an offer opened or
+    /// withdrawn) are written in `tx`, its own row is left to the caller.
+    async fn decide<'a>(
         &self,
         tx: &mut AlertTx,
-        alert: &Alert,
+        alert: &'a Alert,
         live: &mut HashMap<(String, Action), Live>,
         after: &mut After,
-    ) -> anyhow::Result<Receipt> {
-        let previous = tx.previous(alert).await?;
-        if let Some((id, decision)) = previous
-            && decision.settles()
-        {
-            tx.repeat(id).await?;
-            return Ok(Receipt {
-                decision,
-                repeat: true,
-                route: None,
-                group: None,
-                detail: None,
-                run: None,
-                offer: None,
-            });
-        }
+    ) -> anyhow::Result<Filing<'a>> {
         let catalog = self.orchestrator.catalog();
         let route = routing::route(&catalog.routes, alert);
         let group = route.map(|r| routing::group_of(r, alert, &catalog.groups));
         let mut f = Filing {
             alert,
-            route: route.map(|r| r.name.as_str()),
-            group: group
-                .as_ref()
-                .and_then(|g| g.as_ref().ok())
-                .map(String::as_str),
+            route: None,
+            group: None,
             action: route.map(|r| r.action),
             decision: Decision::Ignored,
             detail: None,
             offer: None,
             run: None,
         };
+        f.route = route.map(|r| r.name.clone());
+        f.group = group.as_ref().and_then(|g| g.as_ref().ok()).cloned();
         match (&alert.status, route, &group) {
             (Status::Other(_), _, _) => f.decision = Decision::Ignored,
             (Status::Resolved, _, _) => {
@@ -249,7 +322,9 @@ impl DeskTask {
                     }
                 }
             }
-            (Status::Firing, None, _) => f.decision = Decision::Unrouted,
+            (Status::Firing, None, _) | (Status::Firing, Some(_), None) => {
+                f.decision = Decision::Unrouted
+            }
             (Status::Firing, Some(_), Some(Err(why))) => {
                 f.decision = Decision::NoGroup;
                 f.detail = Some(why.clone());
@@ -258,31 +333,8 @@ impl DeskTask {
                 self.decide_firing(tx, alert, r, g, live, after, &mut f)
                     .await?;
             }
-            (Status::Firing, Some(_), None) => f.decision = Decision::Unrouted,
         }
-        self.file(tx, &f, previous).await?;
-        Ok(receipt(&f))
-    }
-
-    /// Writes the alert's row: new, or the decision of one held back before.
-    async fn file(
-        &self,
-        tx: &mut AlertTx,
-        f: &Filing<'_>,
-        previous: Option<(i64, Decision)>,
-    ) -> anyhow::Result<()> {
-        match previous {
-            Some((id, _)) => tx.redecide(id, f).await,
-            None => {
-                if !tx.insert(f).await? {
-                    // Another replica filed the same alert a moment ago.
-                    if let Some((id, _)) = tx.previous(f.alert).await? {
-                        tx.repeat(id).await?;
-                    }
-                }
-                Ok(())
-            }
-        }
+        Ok(f)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -298,7 +350,7 @@ impl DeskTask {
     ) -> anyhow::Result<()> {
         let key = (group.to_string(), route.action);
         let state = match live.get(&key) {
-            Some(s) => *s,
+            Some(s) => s.clone(),
             None => {
                 let s = if let Some(run) = tx.active_run(group, route.action).await? {
                     Live::Run(run)
@@ -307,7 +359,7 @@ impl DeskTask {
                 } else {
                     Live::Nothing
                 };
-                live.insert(key.clone(), s);
+                live.insert(key.clone(), s.clone());
                 s
             }
         };
@@ -323,11 +375,22 @@ impl DeskTask {
                 f.offer = Some(offer);
                 return Ok(());
             }
-            Live::Nothing => {}
+            Live::Cooling { .. } | Live::Nothing => {}
         }
-        if let Some(last) = tx.last_start(&route.name, group).await?
+        let last = match state {
+            Live::Cooling { route: r, since } if r == route.name => Some(since),
+            _ => tx.last_start(&route.name, group).await?,
+        };
+        if let Some(last) = last
             && tx.now - last < route.cooldown.as_millis() as i64
         {
+            live.insert(
+                key,
+                Live::Cooling {
+                    route: route.name.clone(),
+                    since: last,
+                },
+            );
             f.decision = Decision::Cooldown;
             f.detail = Some(format!(
                 "route `{}` started or was refused a run of `{group}` {} ago; its cooldown is {}",
@@ -337,11 +400,11 @@ impl DeskTask {
             ));
             return Ok(());
         }
-        if self.limiter.check_key(&route.name).is_err() {
+        if !self.may_start(route) {
             f.decision = Decision::Held;
             f.detail = Some(format!(
-                "route `{}` opened {STARTS_PER_MINUTE} runs or offers in the last minute",
-                route.name
+                "route `{}` opened {} runs or offers in the last minute",
+                route.name, route.starts_per_minute
             ));
             return Ok(());
         }
@@ -395,6 +458,24 @@ impl DeskTask {
         Ok(())
     }
 
+    /// Whether the route may open one more run or offer now.
+    fn may_start(&self, route: &Route) -> bool {
+        let Ok(mut limiters) = self.limiters.lock() else {
+            return true;
+        };
+        let per_minute = route.starts_per_minute;
+        let fresh = || {
+            let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+            (per_minute, RateLimiter::direct(Quota::per_minute(n)))
+        };
+        let entry = limiters.entry(route.name.clone()).or_insert_with(fresh);
+        // Workflows reloaded with another limit start afresh.
+        if entry.0 != per_minute {
+            *entry = fresh();
+        }
+        entry.1.check().is_ok()
+    }
+
     /// What a committed batch leaves: start `auto` runs, tell chat of offers, and have the
     /// cards of runs that alerts joined count them.
     async fn carry_out(&self, after: After) {
@@ -443,8 +524,8 @@ fn receipt(f: &Filing<'_>) -> Receipt {
     Receipt {
         decision: f.decision,
         repeat: false,
-        route: f.route.map(str::to_string),
-        group: f.group.map(str::to_string),
+        route: f.route.clone(),
+        group: f.group.clone(),
         detail: f.detail.clone(),
         run: f.run,
         offer: f.offer,

@@ -1,9 +1,11 @@
 //! Alerts: Alertmanager, PagerDuty and Grafana webhooks (`receive`, `sources`, `verify`),
 //! matched to routes (`routing`), filed with what they did (`desk`), and the offers they
-//! open, started at once, on a person's word, or when a countdown runs out (`offers`).
+//! open, started at once, on a person's word, or when a countdown runs out (`offers`); and
+//! notes on the PagerDuty incidents runs came from (`pagerduty`).
 
 pub mod desk;
 pub mod offers;
+pub mod pagerduty;
 pub mod receive;
 pub mod routing;
 pub mod sources;

@@ -3,7 +3,8 @@
 //! Phase one runs chains one at a time and records, for every stage after the first, the
 //! time from its predecessor's successful lease release to its own dispatch: the
 //! orchestration overhead. Phase two starts many runs at once and measures throughput and
-//! peak memory.
+//! peak memory. Phases three and four send alerts to the service's webhook
+//! (`bench_alerts`): alert to dispatch, and ingestion during a storm.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::bench_alerts;
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
 use crate::app::{App, Options, instance_name};
@@ -18,7 +20,9 @@ use crate::bus::{self, RunEvent};
 use crate::config::Settings;
 use crate::domain::{Actor, EventKind, RunId, RunState};
 use crate::secret::DatabaseUrl;
+use crate::secret::SecretString;
 use crate::semaphore::Semaphore;
+use crate::startup::Service;
 use crate::trigger::{self, Trigger};
 use crate::workflow::{Action, Catalog};
 
@@ -47,7 +51,13 @@ fn write_catalog(
             group(prefix, i)
         ));
     }
+    // The alert storm's group: no run of the others' cooldown in its way.
+    g.push_str(&format!(
+        "  {}:\n    workflows: {{ failover: bench }}\n",
+        storm_group(prefix)
+    ));
     std::fs::write(wf.join("groups.yaml"), g)?;
+    std::fs::write(wf.join("routes.yaml"), bench_alerts::ROUTES)?;
     Catalog::load(&wf, Arc::new(Registry::builtin()))
         .map_err(|d| anyhow::anyhow!("bench catalog: {}", d[0]))
 }
@@ -57,6 +67,10 @@ const GROUP_PREFIX: &str = "bench-";
 
 fn group(prefix: &str, i: usize) -> String {
     format!("{prefix}-g{i}")
+}
+
+fn storm_group(prefix: &str) -> String {
+    format!("{prefix}-storm")
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -186,7 +200,7 @@ pub async fn run(
         concurrent.max(LATENCY_RUNS),
         stages,
     )?);
-    let (name, settings) = match &deployment {
+    let (name, mut settings) = match &deployment {
         Deployment::Embedded => (
             "embedded",
             Settings::embedded(
@@ -207,8 +221,9 @@ pub async fn run(
             ("kafka+postgres", s)
         }
     };
+    settings.alerts.alertmanager_token = Some(SecretString::from(bench_alerts::TOKEN));
     let overhead = Arc::new(Mutex::new(Vec::new()));
-    let app = App::start(
+    let service = Service::start(
         &settings,
         Options {
             overhead: Some(overhead.clone()),
@@ -217,6 +232,7 @@ pub async fn run(
         },
     )
     .await?;
+    let app = &service.app;
     let mut events = app.bus.subscribe(bus::EVENTS_TOPIC, "bench").await?;
     // With Kafka the agents are not in the service: run no-op agents beside it, over the bus.
     let agents = match deployment {
@@ -232,7 +248,7 @@ pub async fn run(
         }
     };
 
-    settle(&app).await?;
+    settle(app).await?;
     overhead
         .lock()
         .map_err(|_| anyhow::anyhow!("lock"))?
@@ -240,7 +256,7 @@ pub async fn run(
 
     // Phase one: one run at a time, so the overhead is the engine's, not a queue's.
     for i in 0..LATENCY_RUNS {
-        let run = start_runs(&app, &prefix, i..i + 1).await?;
+        let run = start_runs(app, &prefix, i..i + 1).await?;
         wait_finished(&mut events, run).await?;
     }
     let mut samples = overhead
@@ -251,9 +267,29 @@ pub async fn run(
 
     // Phase two: everything at once.
     let started = Instant::now();
-    let runs = start_runs(&app, &prefix, 0..concurrent).await?;
+    let runs = start_runs(app, &prefix, 0..concurrent).await?;
     let failed = wait_finished(&mut events, runs).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    // The engine's memory, before the alert phases hold their request bodies.
+    let peak_rss = peak_rss_mb();
+
+    // Phase three: alert to dispatch, one alert at a time.
+    let groups: Vec<String> = (0..LATENCY_RUNS).map(|i| group(&prefix, i)).collect();
+    let dispatch = bench_alerts::to_dispatch(&service.url(), &app.bus, &groups, async |run| {
+        wait_finished(&mut events, HashSet::from([run]))
+            .await
+            .map(drop)
+    })
+    .await?;
+    // Phase four: a storm for one group.
+    let (ingest_per_s, storm_alerts, storm_runs) =
+        bench_alerts::ingest(&service.url(), &storm_group(&prefix)).await?;
+    anyhow::ensure!(
+        storm_runs.len() == 1,
+        "the storm started {} runs, not one",
+        storm_runs.len()
+    );
+    wait_finished(&mut events, storm_runs.into_iter().collect()).await?;
 
     let report = json!({
         "deployment": name,
@@ -267,13 +303,20 @@ pub async fn run(
         "stages_per_run": stages,
         "failed_runs": failed,
         "concurrent_phase_s": (elapsed * 100.0).round() / 100.0,
-        "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
+        "alert_to_dispatch_ms": {
+            "p50": percentile(&dispatch, 0.50),
+            "p99": percentile(&dispatch, 0.99),
+            "samples": dispatch.len(),
+        },
+        "alert_ingest_per_s": ingest_per_s,
+        "storm_alerts": storm_alerts,
+        "peak_rss_mb": (peak_rss * 10.0).round() / 10.0,
     });
     if let Some((consumer, runtime)) = agents {
         runtime.stop().await;
         consumer.abort();
     }
-    app.shutdown().await;
+    service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
 }

@@ -4,8 +4,10 @@
 //! configuration.
 
 mod bench;
+mod bench_alerts;
 mod demo;
 mod progress;
+mod routes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +78,11 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Alert routes.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// A failover of the simulated petstore estate, end to end, with no setup.
     Demo,
     /// Measure the engine with no-op agents; prints one JSON object (two, in an array,
@@ -93,6 +100,19 @@ enum Command {
         /// ...and this PostgreSQL database.
         #[arg(long, requires = "kafka")]
         database: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Say which route each alert of an Alertmanager, PagerDuty or Grafana body takes, and
+    /// what would happen; starts nothing.
+    Test {
+        /// A webhook body, as JSON.
+        file: PathBuf,
+        /// The sender, when its shape does not tell: alertmanager, pagerduty or grafana.
+        #[arg(long)]
+        source: Option<crate::domain::Source>,
     },
 }
 
@@ -127,6 +147,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Validate { path } => Ok(validate(&path.unwrap_or(settings.workflows))),
+        Command::Routes {
+            command: RoutesCommand::Test { file, source },
+        } => {
+            let catalog = app::load_catalog(&settings, &Registry::builtin())?;
+            let (source, alerts) = routes::read(&file, source)?;
+            println!(
+                "{}: {} {source} alert{}",
+                file.display(),
+                alerts.len(),
+                if alerts.len() == 1 { "" } else { "s" }
+            );
+            for (i, alert) in alerts.iter().enumerate() {
+                let lines = routes::explain(&catalog, alert);
+                println!("{}. {}", i + 1, lines[0]);
+                for line in &lines[1..] {
+                    println!("   {line}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan { group, action } => {
             let catalog = app::load_catalog(&settings, &Registry::builtin())?;
             let planned = catalog

@@ -3,7 +3,7 @@
 //! made on state another replica changed meanwhile without the unique keys noticing: one
 //! alert per sender's dedupe key, one open offer per group and action.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use sqlx::any::AnyRow;
@@ -16,11 +16,18 @@ use crate::domain::{
 };
 use crate::workflow::Action;
 
+/// Rows per multi-row insert: 17 parameters each, well within SQLite's and PostgreSQL's
+/// limits on parameters per statement.
+const INSERT_CHUNK: usize = 100;
+/// Keys or ids per `IN (…)` list.
+const LOOKUP_CHUNK: usize = 500;
+
 /// What an alert is filed with: its place in the routes and what it did.
+#[derive(Clone)]
 pub struct Filing<'a> {
     pub alert: &'a Alert,
-    pub route: Option<&'a str>,
-    pub group: Option<&'a str>,
+    pub route: Option<String>,
+    pub group: Option<String>,
     pub action: Option<Action>,
     pub decision: Decision,
     pub detail: Option<String>,
@@ -276,6 +283,43 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// The PagerDuty incident a run came from, if any: through the offer that started it
+    /// (whose id is the run's) or an alert that joined it.
+    pub async fn pagerduty_incident(&self, run: RunId) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT incident FROM alerts WHERE (offer_id = $1 OR run_id = $1) \
+             AND source = 'pagerduty' AND incident IS NOT NULL ORDER BY id LIMIT 1",
+        )
+        .bind(run.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("incident")).transpose()?)
+    }
+
+    /// Claims a note on a PagerDuty incident, made once: `false` if it is made already.
+    /// Kept with the chat posts, PagerDuty being one more place Lifeboat writes to.
+    pub async fn claim_note(&self, key: &str, run: RunId) -> anyhow::Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO chat_posts (platform, post_key, run_id, posted_at) \
+             VALUES ('pagerduty', $1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(run.to_string())
+        .bind(self.clock.now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Gives a claimed note back, for another try.
+    pub async fn release_note(&self, key: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM chat_posts WHERE platform = 'pagerduty' AND post_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The alerts behind a run, if any: the first, and how many.
     pub async fn alert_tally(&self, run: RunId) -> anyhow::Result<Option<AlertTally>> {
         let first = sqlx::query(
@@ -307,36 +351,142 @@ impl Store {
 }
 
 impl AlertTx {
-    /// Files a new alert; `false` if the sender's dedupe key is filed already.
-    pub async fn insert(&mut self, f: &Filing<'_>) -> anyhow::Result<bool> {
-        let a = f.alert;
-        let inserted = sqlx::query(
-            "INSERT INTO alerts (source, dedupe_key, fingerprint, status, name, labels, summary, \
-             link, incident, received_at, last_seen_at, repeats, route, group_name, action, \
-             decision, detail, offer_id, run_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 0, $11, $12, $13, $14, $15, $16, $17) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(a.source.as_str())
-        .bind(&a.dedupe_key)
-        .bind(&a.fingerprint)
-        .bind(a.status.as_str())
-        .bind(&a.name)
-        .bind(serde_json::to_string(&a.labels)?)
-        .bind(a.summary.clone())
-        .bind(a.link.clone())
-        .bind(a.incident.clone())
-        .bind(self.now)
-        .bind(f.route.map(str::to_string))
-        .bind(f.group.map(str::to_string))
-        .bind(f.action.map(|x| x.to_string()))
-        .bind(f.decision.as_str())
-        .bind(f.detail.clone())
-        .bind(f.offer.map(|o| o.to_string()))
-        .bind(f.run.map(|r| r.to_string()))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+    /// Files new alerts, many to a statement; the (source, dedupe key) of each one filed.
+    /// One whose key is filed already (by an earlier batch, by another replica a moment
+    /// ago, or earlier in this list) is left out.
+    pub async fn insert(
+        &mut self,
+        filings: &[Filing<'_>],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        const COLUMNS: usize = 17;
+        let mut filed = Vec::with_capacity(filings.len());
+        for chunk in filings.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO alerts (source, dedupe_key, fingerprint, status, name, labels, \
+                 summary, link, incident, received_at, last_seen_at, repeats, route, group_name, \
+                 action, decision, detail, offer_id, run_id) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = |n: usize| format!("${}", i * COLUMNS + n);
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {}, {}, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(9),
+                    p(10),
+                    p(10),
+                    p(11),
+                    p(12),
+                    p(13),
+                    p(14),
+                    p(15),
+                    p(16),
+                    p(17)
+                ));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING source, dedupe_key");
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                let a = f.alert;
+                q = q
+                    .bind(a.source.as_str())
+                    .bind(a.dedupe_key.clone())
+                    .bind(a.fingerprint.clone())
+                    .bind(a.status.as_str().to_string())
+                    .bind(a.name.clone())
+                    .bind(serde_json::to_string(&a.labels)?)
+                    .bind(a.summary.clone())
+                    .bind(a.link.clone())
+                    .bind(a.incident.clone())
+                    .bind(self.now)
+                    .bind(f.route.clone())
+                    .bind(f.group.clone())
+                    .bind(f.action.map(|x| x.to_string()))
+                    .bind(f.decision.as_str())
+                    .bind(f.detail.clone())
+                    .bind(f.offer.map(|o| o.to_string()))
+                    .bind(f.run.map(|r| r.to_string()));
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                filed.push((r.try_get("source")?, r.try_get("dedupe_key")?));
+            }
+        }
+        Ok(filed)
+    }
+
+    /// The rows and decisions of those of `alerts` filed before, by (source, dedupe key).
+    pub async fn filed(
+        &mut self,
+        alerts: &[&Alert],
+    ) -> anyhow::Result<HashMap<(String, String), (i64, Decision)>> {
+        let mut found = HashMap::new();
+        for chunk in alerts.chunks(LOOKUP_CHUNK) {
+            let holes: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, source, dedupe_key, decision FROM alerts WHERE dedupe_key IN ({})",
+                holes.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q.bind(a.dedupe_key.clone());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                let decision: Option<String> = r.try_get("decision")?;
+                found.insert(
+                    (r.try_get("source")?, r.try_get("dedupe_key")?),
+                    (
+                        r.try_get("id")?,
+                        decision
+                            .as_deref()
+                            .unwrap_or("held")
+                            .parse()
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Counts re-sends: `n` more of row `id`, for each `(id, n)`.
+    pub async fn add_repeats(&mut self, repeats: &HashMap<i64, i64>) -> anyhow::Result<()> {
+        let ones: Vec<i64> = repeats
+            .iter()
+            .filter(|(_, n)| **n == 1)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in ones.chunks(LOOKUP_CHUNK) {
+            let holes: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE alerts SET repeats = repeats + 1, last_seen_at = $1 WHERE id IN ({})",
+                holes.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(self.now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        for (id, n) in repeats.iter().filter(|(_, n)| **n > 1) {
+            sqlx::query(
+                "UPDATE alerts SET repeats = repeats + $1, last_seen_at = $2 WHERE id = $3",
+            )
+            .bind(*n)
+            .bind(self.now)
+            .bind(*id)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
     }
 
     /// The row and decision an alert was filed with before.
@@ -361,16 +511,6 @@ impl AlertTx {
         .transpose()
     }
 
-    /// Counts a re-send of a filed alert.
-    pub async fn repeat(&mut self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE alerts SET repeats = repeats + 1, last_seen_at = $1 WHERE id = $2")
-            .bind(self.now)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
     /// Files a held alert's new decision, counting the re-send that brought it.
     pub async fn redecide(&mut self, id: i64, f: &Filing<'_>) -> anyhow::Result<()> {
         sqlx::query(
@@ -379,8 +519,8 @@ impl AlertTx {
              WHERE id = $9",
         )
         .bind(self.now)
-        .bind(f.route.map(str::to_string))
-        .bind(f.group.map(str::to_string))
+        .bind(f.route.clone())
+        .bind(f.group.clone())
         .bind(f.action.map(|x| x.to_string()))
         .bind(f.decision.as_str())
         .bind(f.detail.clone())

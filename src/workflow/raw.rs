@@ -125,6 +125,8 @@ pub struct RawRoute {
     pub cooldown: Option<Spanned<String>>,
     #[serde(default)]
     pub delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub starts_per_minute: Option<Spanned<String>>,
 }
 
 /// `targets.yaml`: where each logical name a workflow uses lives, and which provider

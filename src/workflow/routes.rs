@@ -60,7 +60,13 @@ pub struct Route {
     pub action: Action,
     pub mode: RouteMode,
     pub cooldown: Duration,
+    /// Runs or offers the route may open in a minute, across all its groups; alerts past
+    /// it are held back.
+    pub starts_per_minute: u32,
 }
+
+/// A route's `starts_per_minute` unless it says otherwise.
+pub const STARTS_PER_MINUTE: u32 = 10;
 
 /// Checks every route; `groups` (when the whole directory is read) are the groups a
 /// route may name.
@@ -199,6 +205,22 @@ pub(super) fn check(
             .as_ref()
             .and_then(|c| fields::duration(file, c, errors))
             .unwrap_or(Duration::from_secs(30 * 60));
+        let starts_per_minute = match &r.starts_per_minute {
+            None => STARTS_PER_MINUTE,
+            Some(n) => match n.value.trim().parse::<u32>() {
+                Ok(v) if v > 0 => v,
+                _ => {
+                    errors.push(Pos::of(n).diag(
+                        file,
+                        format!(
+                            "route `{}`: starts_per_minute must be a whole number above 0, not `{}`",
+                            r.name.value, n.value
+                        ),
+                    ));
+                    STARTS_PER_MINUTE
+                }
+            },
+        };
         out.push(Route {
             name: r.name.value.clone(),
             source,
@@ -208,6 +230,7 @@ pub(super) fn check(
             action,
             mode,
             cooldown,
+            starts_per_minute,
         });
     }
     out
