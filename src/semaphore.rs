@@ -59,24 +59,8 @@ impl Semaphore {
 
     /// Ends the lease with the work's outcome. `None` when the lease was no longer held
     /// (expired or revoked meanwhile): the outcome is then not this holder's to give.
-    pub async fn release(
-        &self,
-        request_id: &str,
-        holder: &str,
-        kind: OutcomeKind,
-        retryable: bool,
-        message: Option<String>,
-    ) -> anyhow::Result<Option<LeaseOutcome>> {
-        let released = self
-            .store
-            .release_lease(Release {
-                request_id,
-                holder,
-                kind,
-                retryable,
-                message,
-            })
-            .await?;
+    pub async fn release(&self, release: Release<'_>) -> anyhow::Result<Option<LeaseOutcome>> {
+        let released = self.store.release_lease(release).await?;
         if let Some(o) = &released {
             self.notify(std::slice::from_ref(o));
         }

@@ -8,7 +8,7 @@ use lifeboat::app::{App, Options};
 use lifeboat::config::Settings;
 use lifeboat::domain::OutcomeKind;
 use lifeboat::semaphore::Semaphore;
-use lifeboat::store::Store;
+use lifeboat::store::{Release, Store};
 
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -66,13 +66,14 @@ stages:
         .expect("store");
     let request = lifeboat::domain::request_id(run.id, "first", 1);
     let released = Semaphore::new(store.clone(), None)
-        .release(
-            &request,
-            &holder,
-            OutcomeKind::Succeeded,
-            false,
-            Some("released before the crash".into()),
-        )
+        .release(Release {
+            request_id: &request,
+            holder: &holder,
+            kind: OutcomeKind::Succeeded,
+            retryable: false,
+            message: Some("released before the crash".into()),
+            report: None,
+        })
         .await
         .expect("release");
     assert!(

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use lifeboat::bus::Envelope;
 use lifeboat::domain::{
-    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Decision, LeaseRequest, Offer,
-    OfferMode, OfferState, OutcomeKind, Platform, Revocation, Run, RunAudit, RunId, RunState,
+    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Change, Check, Decision, LeaseRequest, Offer,
+    OfferMode, OfferState, OutcomeKind, Platform, Report, Revocation, Run, RunAudit, RunId, RunState,
     Source, StageRun, StageState, Status,
 };
 use lifeboat::semaphore::Semaphore;
 use lifeboat::store::{
-    AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, RunWrite, Store,
+    AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, Release, RunWrite, Store,
 };
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
 
@@ -275,6 +275,18 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
         Some(std::sync::Arc::new(move |o| drop(tx.send(o)))),
     );
     let run = RunId::new();
+    let report = Report {
+        checks: vec![Check {
+            name: "replica lag".into(),
+            ok: true,
+            detail: "0.3 s ≤ 10 s".into(),
+        }],
+        changes: vec![Change {
+            target: "x".into(),
+            from: "replica".into(),
+            to: "writer".into(),
+        }],
+    };
     let a1 = lease(run, "a", 1, "database:x", "agent:1");
     assert_eq!(sem.acquire(&a1).await.expect("acquire"), Acquire::Acquired);
     assert!(
@@ -299,28 +311,39 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
     );
 
     assert!(
-        sem.release(
-            &a1.request_id,
-            "agent:2",
-            OutcomeKind::Succeeded,
-            false,
-            None
-        )
+        sem.release(Release {
+            request_id: &a1.request_id,
+            holder: "agent:2",
+            kind: OutcomeKind::Succeeded,
+            retryable: false,
+            message: None,
+            report: None,
+        })
         .await
         .expect("wrong holder")
         .is_none()
     );
     let out = sem
-        .release(
-            &a1.request_id,
-            "agent:1",
-            OutcomeKind::Succeeded,
-            false,
-            Some("done".into()),
-        )
+        .release(Release {
+            request_id: &a1.request_id,
+            holder: "agent:1",
+            kind: OutcomeKind::Succeeded,
+            retryable: false,
+            message: Some("done".into()),
+            report: Some(report.clone()),
+        })
         .await
         .expect("release");
     assert_eq!(out.as_ref().map(|o| o.kind), Some(OutcomeKind::Succeeded));
+    let stored = sem
+        .outcomes(&[&a1.request_id])
+        .await
+        .expect("outcomes");
+    assert_eq!(
+        stored.first().and_then(|o| o.report.as_ref()),
+        Some(&report),
+        "the report is kept with the outcome"
+    );
     assert_eq!(
         rx.recv().await.map(|o| o.request_id),
         Some(a1.request_id.clone()),

@@ -869,7 +869,7 @@ endpoints:
                 "targets.yaml",
                 2,
                 28,
-                "database `db-region-a`: unknown provider `postgress` (database providers: sim)",
+                "database `db-region-a`: unknown provider `postgress` (database providers: sim, postgres)",
             ),
             at(
                 "targets.yaml",
@@ -891,6 +891,44 @@ endpoints:
             ),
         ],
     );
+}
+
+#[test]
+fn secrets_in_targets_are_references_never_values() {
+    let (dir, out) = validate(&[
+        ("wf.yaml", ESTATE.replace("db-${to}", "db-a").as_str()),
+        (
+            "targets.yaml",
+            "\
+databases:
+  db-a: { provider: postgres, url: \"postgres://app:hunter2@db.internal/app\" }
+  db-b: { provider: postgres, url: \"${vault:db-b}\" }
+  db-c: { provider: postgres, url: \"postgres://app:${env:DB_C_PASSWORD}@db.internal/app\" }
+clusters: { k8s-a: { provider: sim } }
+endpoints:
+  shop.example.com: { provider: sim, regions: { region-a: { A: [192.0.2.10] } } }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "targets.yaml",
+                2,
+                36,
+                "database `db-a`: postgres target rejected at `url`: a password is written here: read it with ${env:NAME} or ${file:PATH}",
+            ),
+            at(
+                "targets.yaml",
+                3,
+                36,
+                "database `db-b`: postgres target rejected at `url`: `${vault:db-b}`: write `${env:NAME}` or `${file:PATH}`",
+            ),
+        ],
+    );
+    assert!(!out.stdout.contains("hunter2") && !out.stderr.contains("hunter2"));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::agent::{Agent, Env};
 use super::fields::{checked_target, on_target, opt_duration, run_target};
-use super::providers::capability::Promote;
+use super::providers::capability::{Demote, Promote};
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
 
@@ -18,6 +18,17 @@ use crate::workflow::{SpecError, TargetKind, Targets};
 pub enum DatabaseRole {
     Writer,
     Reader,
+}
+
+/// What a demote does when it cannot reach the writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unreachable {
+    /// Fail, retryably: the writer may be back in a moment.
+    #[default]
+    Fail,
+    /// Treat it as fenced and succeed: in a region loss the old writer is gone.
+    Ok,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +43,9 @@ pub struct DatabaseSpec {
     /// Refuse to promote while the replica is further behind than this.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_lag: Option<Duration>,
+    /// For a demote: what an unreachable writer means.
+    #[serde(default)]
+    pub unreachable: Unreachable,
     /// `sim` only: fail this many attempts (retryably) before succeeding.
     #[serde(default)]
     pub fail_attempts: u32,
@@ -76,7 +90,12 @@ impl Agent for Database {
                 };
                 provider.promote(&target, &promote, work).await
             }
-            DatabaseRole::Reader => provider.demote(&target, work).await,
+            DatabaseRole::Reader => {
+                let demote = Demote {
+                    unreachable_ok: spec.unreachable == Unreachable::Ok,
+                };
+                provider.demote(&target, &demote, work).await
+            }
         }
     }
 }

@@ -15,8 +15,9 @@ use super::registry::Runner;
 use super::work::{Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
 use crate::clock::Clock;
-use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind};
+use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Report};
 use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
+use crate::store::Release;
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 /// How long before its lease could expire an agent stops work it cannot renew the lease of.
@@ -285,7 +286,7 @@ impl Runtime {
             // Claimed as the stop came: hand it straight back rather than start.
             let why = "the agent is stopping; another agent will run it";
             if let Ok(Some(_)) = self
-                .release(&lease.request_id, OutcomeKind::Failed, true, why)
+                .release(&lease.request_id, OutcomeKind::Failed, true, why, None)
                 .await
             {
                 work.publish(ProgressKind::Failed, why.into(), Some(true));
@@ -319,7 +320,13 @@ impl Runtime {
                 // answers, so the retry need not wait for the lease to expire.
                 if lost == Lost::Unrenewed {
                     let _ = self
-                        .release(&lease.request_id, OutcomeKind::Failed, true, lost.message())
+                        .release(
+                            &lease.request_id,
+                            OutcomeKind::Failed,
+                            true,
+                            lost.message(),
+                            work.report(),
+                        )
                         .await;
                 }
                 work.publish(ProgressKind::Failed, lost.message().into(), Some(true));
@@ -331,7 +338,7 @@ impl Runtime {
             Err(f) => (OutcomeKind::Failed, f.retryable, f.message),
         };
         match self
-            .release(&lease.request_id, kind, retryable, &message)
+            .release(&lease.request_id, kind, retryable, &message, work.report())
             .await
         {
             Ok(Some(_)) => {
@@ -366,19 +373,21 @@ impl Runtime {
         kind: OutcomeKind,
         retryable: bool,
         message: &str,
+        report: Option<Report>,
     ) -> anyhow::Result<Option<LeaseOutcome>> {
         let stopping = self.grace_over();
         tokio::pin!(stopping);
         let mut wait = BUSY_RETRY;
         let mut tried = false;
         loop {
-            let release = self.semaphore.release(
+            let release = self.semaphore.release(Release {
                 request_id,
-                &self.instance,
+                holder: &self.instance,
                 kind,
                 retryable,
-                Some(message.to_string()),
-            );
+                message: Some(message.to_string()),
+                report: report.clone(),
+            });
             let release = async {
                 tokio::time::timeout(STORE_CALL_LIMIT, release)
                     .await

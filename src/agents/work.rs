@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Bus, Delivery, Progress, ProgressKind, WorkRequest};
 use crate::clock::Clock;
+use crate::domain::{Change, Check, Report};
 use crate::workflow::kinds::{self, SpecError};
 
 /// Why an attempt failed, and whether trying again can help.
@@ -53,6 +54,7 @@ pub struct Work {
     /// Progress is queued in order and never waited for while the work runs, so that a
     /// slow or absent broker does not hold the work up; `flush` waits for it at the end.
     sent: Mutex<Vec<Delivery>>,
+    report: Mutex<Report>,
 }
 
 impl Work {
@@ -70,12 +72,51 @@ impl Work {
             instance,
             clock,
             sent: Mutex::new(Vec::new()),
+            report: Mutex::new(Report::default()),
         }
     }
 
     /// Publishes a progress line for the incident channel and the terminal.
     pub async fn say(&self, message: impl Into<String>) {
         self.publish(ProgressKind::Progress, message.into(), None);
+    }
+
+    /// Records a precondition and whether it holds, and tells people.
+    pub async fn check(&self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        let check = Check {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        };
+        self.say(check.to_string()).await;
+        self.lock_report().checks.push(check);
+    }
+
+    /// Records a change: made, or in a dry run, planned.
+    pub async fn change(
+        &self,
+        target: impl Into<String>,
+        from: impl Into<String>,
+        to: impl Into<String>,
+    ) {
+        let change = Change {
+            target: target.into(),
+            from: from.into(),
+            to: to.into(),
+        };
+        let verb = if self.request.dry_run { "would change" } else { "changing" };
+        self.say(format!("{verb} {change}")).await;
+        self.lock_report().changes.push(change);
+    }
+
+    /// The checks and changes recorded so far.
+    pub fn report(&self) -> Option<Report> {
+        let report = self.lock_report().clone();
+        (!report.is_empty()).then_some(report)
+    }
+
+    fn lock_report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long the attempt has before its deadline.

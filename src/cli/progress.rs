@@ -305,6 +305,29 @@ pub fn summary(run: &Run) -> String {
             d
         ));
     }
+    let reported: Vec<_> = run
+        .plan
+        .iter()
+        .zip(&run.stages)
+        .filter_map(|(p, s)| Some((p, s.report.as_ref()?)))
+        .collect();
+    if !reported.is_empty() {
+        let heading = if run.dry_run {
+            "what a run would change"
+        } else {
+            "what changed"
+        };
+        out.push_str(&format!("  {heading}:\n"));
+        for (p, report) in reported {
+            out.push_str(&format!("    {}:\n", p.name));
+            for check in &report.checks {
+                out.push_str(&format!("      {check}\n"));
+            }
+            for change in &report.changes {
+                out.push_str(&format!("      {change}\n"));
+            }
+        }
+    }
     if let Some(end) = run.finished_at {
         out.push_str(&format!(
             "  total recovery time: {}\n",

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use super::ids::RunId;
+use super::report::Report;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeKind {
@@ -46,6 +47,8 @@ pub struct LeaseOutcome {
     pub kind: OutcomeKind,
     pub retryable: bool,
     pub message: Option<String>,
+    /// What the agent checked and changed, when it says.
+    pub report: Option<Report>,
     /// The instance that held the lease; none for a lease revoked before anyone took it.
     pub holder: Option<String>,
     /// Wall-clock microseconds of the release: the start of the orchestration overhead.

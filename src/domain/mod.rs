@@ -10,6 +10,7 @@ pub(crate) mod fixture;
 pub mod ids;
 pub mod lease;
 pub mod offer;
+pub mod report;
 pub mod run;
 
 pub use actor::{Actor, Platform};
@@ -18,4 +19,5 @@ pub use event::{Audit, EventKind, RunAudit};
 pub use ids::{RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
 pub use offer::{Offer, OfferMode, OfferState};
+pub use report::{Change, Check, Report};
 pub use run::{Run, RunState, StageRun, StageState, active_key};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actor::Actor;
 use super::ids::RunId;
+use super::report::Report;
 use crate::clock::Millis;
 use crate::workflow::{Action, Params, PlannedStage};
 
@@ -119,6 +120,9 @@ pub struct StageRun {
     /// When the current attempt times out (states `dispatched`, `running`).
     pub deadline: Option<Millis>,
     pub approved_by: Option<Actor>,
+    /// What the provider checked and changed (or would change, in a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

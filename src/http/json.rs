@@ -78,6 +78,7 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
                 "finished_at": time(s.finished_at),
                 "duration_ms": duration(s.started_at, s.finished_at),
                 "message": s.message,
+                "report": s.report,
                 "after": p.after.iter().map(|&i| run.plan[i].name.clone()).collect::<Vec<_>>(),
                 "approval": p.approval,
                 "approved_by": s.approved_by,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::{self, Millis};
-use crate::domain::{Actor, Audit, EventKind, Run, RunState, StageState};
+use crate::domain::{Actor, Audit, EventKind, Report, Run, RunState, StageState};
 
 /// What happened to a run, as the engine feeds it in.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +25,8 @@ pub enum Input {
         attempt: u32,
         outcome: Outcome,
         actor: Actor,
+        /// What the agent checked and changed, kept with the stage.
+        report: Option<Report>,
     },
     /// Time passed: backoffs and deadlines may be due.
     Tick,
@@ -313,10 +315,20 @@ impl Step<'_, '_> {
         }
     }
 
-    fn outcome(&mut self, i: usize, attempt: u32, outcome: Outcome, actor: &Actor) {
+    fn outcome(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        outcome: Outcome,
+        report: Option<Report>,
+        actor: &Actor,
+    ) {
         let s = &self.run.stages[i];
         if s.attempts != attempt || !s.state.in_flight() {
             return; // a duplicate, or an attempt already accounted for
+        }
+        if report.is_some() {
+            self.run.stages[i].report = report;
         }
         let max = self.run.plan[i].retry.max_attempts;
         match outcome {
@@ -394,8 +406,9 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             attempt,
             outcome,
             actor,
+            report,
         } => {
-            step.outcome(stage, attempt, outcome, &actor);
+            step.outcome(stage, attempt, outcome, report, &actor);
         }
         Input::Tick => tick(&mut step),
         Input::Approve { actor, stage } => {

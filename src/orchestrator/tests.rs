@@ -81,6 +81,7 @@ pub(super) fn ok(stage: usize, attempt: u32) -> Input {
         attempt,
         outcome: Outcome::Succeeded { message: None },
         actor: agent(),
+        report: None,
     }
 }
 
@@ -93,6 +94,7 @@ pub(super) fn fail(stage: usize, attempt: u32, retryable: bool) -> Input {
             message: "boom".into(),
         },
         actor: agent(),
+        report: None,
     }
 }
 
@@ -286,6 +288,7 @@ fn expired_lease_is_a_retryable_failure() {
             attempt: 1,
             outcome: Outcome::Expired,
             actor: Actor::System,
+            report: None,
         },
         &at(5),
     )

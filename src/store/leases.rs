@@ -11,9 +11,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::Store;
 use crate::clock;
-use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation, RunId};
+use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId};
 
-const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us \
+const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us \
      FROM lease_outcomes";
 
 /// Rows per `IN (…)` query: well under every backend's limit on bound parameters.
@@ -34,6 +34,7 @@ pub struct Release<'a> {
     pub kind: OutcomeKind,
     pub retryable: bool,
     pub message: Option<String>,
+    pub report: Option<Report>,
 }
 
 impl Store {
@@ -127,6 +128,7 @@ impl Store {
             kind,
             retryable,
             message,
+            report,
         } = r;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
@@ -147,6 +149,7 @@ impl Store {
             kind,
             retryable,
             message,
+            report,
             holder: Some(holder.to_string()),
             // Read once the lease is gone: the start of the orchestration overhead.
             released_us: self.clock.now_us(),
@@ -183,6 +186,7 @@ impl Store {
                 kind: OutcomeKind::Expired,
                 retryable: true,
                 message: Some("lease expired: the agent stopped heartbeating".into()),
+                report: None,
                 holder: row.try_get("holder")?,
                 released_us: self.clock.now_us(),
             };
@@ -217,7 +221,7 @@ impl Store {
     /// applied by any orchestrator.
     pub async fn pending_lease_outcomes(&self) -> anyhow::Result<Vec<LeaseOutcome>> {
         let rows = sqlx::query(
-            "SELECT o.request_id, o.run_id, o.stage, o.attempt, o.outcome, o.retryable, o.message, o.holder, \
+            "SELECT o.request_id, o.run_id, o.stage, o.attempt, o.outcome, o.retryable, o.message, o.report, o.holder, \
              o.released_us FROM stages s JOIN lease_outcomes o \
              ON o.run_id = s.run_id AND o.stage = s.name AND o.attempt = s.attempts \
              WHERE s.state IN ('dispatched', 'running')",
@@ -250,6 +254,7 @@ fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
         kind: outcome_kind(r)?,
         retryable: r.try_get::<i64, _>("retryable")? != 0,
         message: r.try_get("message")?,
+        report: report_from(r.try_get("report")?)?,
         holder: r.try_get("holder")?,
         released_us: r.try_get("released_us")?,
     })
@@ -257,8 +262,8 @@ fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
 
 async fn record(tx: &mut Transaction<'_, Any>, o: &LeaseOutcome) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, holder, released_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(&o.request_id)
     .bind(o.run_id.to_string())
@@ -267,6 +272,7 @@ async fn record(tx: &mut Transaction<'_, Any>, o: &LeaseOutcome) -> anyhow::Resu
     .bind(o.kind.as_str())
     .bind(o.retryable as i64)
     .bind(o.message.clone())
+    .bind(report_json(o.report.as_ref())?)
     .bind(o.holder.clone())
     .bind(o.released_us)
     .execute(&mut **tx)
@@ -295,9 +301,25 @@ pub(super) async fn revoke_in(
             kind: OutcomeKind::Revoked,
             retryable: false,
             message: Some(r.reason.clone()),
+            report: None,
             holder: None,
             released_us,
         },
     )
     .await
+}
+
+/// A report as stored: JSON, or NULL when there is none.
+pub(super) fn report_json(report: Option<&Report>) -> anyhow::Result<Option<String>> {
+    Ok(match report {
+        Some(r) if !r.is_empty() => Some(serde_json::to_string(r)?),
+        _ => None,
+    })
+}
+
+pub(super) fn report_from(stored: Option<String>) -> anyhow::Result<Option<Report>> {
+    stored
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("a stored report is not JSON of its kind: {e}"))
 }

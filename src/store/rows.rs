@@ -47,7 +47,7 @@ pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
 
 pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
     let rows = sqlx::query(
-        "SELECT position, state, attempts, started_at, finished_at, message, retry_at, deadline, approved_by \
+        "SELECT position, state, attempts, started_at, finished_at, message, report, retry_at, deadline, approved_by \
          FROM stages WHERE run_id = $1",
     )
     .bind(run.id.to_string())
@@ -68,6 +68,7 @@ pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
             message: r.try_get("message")?,
+            report: super::leases::report_from(r.try_get("report")?)?,
             retry_at: r.try_get("retry_at")?,
             deadline: r.try_get("deadline")?,
             approved_by: r
@@ -87,7 +88,7 @@ pub async fn insert_stage(
     let s = &run.stages[i];
     sqlx::query(
         "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
-         message, retry_at, deadline, approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         message, retry_at, deadline, approved_by, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(run.id.to_string())
     .bind(i as i64)
@@ -101,6 +102,7 @@ pub async fn insert_stage(
     .bind(s.retry_at)
     .bind(s.deadline)
     .bind(s.approved_by.as_ref().map(Actor::to_string))
+    .bind(super::leases::report_json(s.report.as_ref())?)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -139,7 +141,7 @@ pub async fn update_run(
         let s = &run.stages[i];
         sqlx::query(
             "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
-             retry_at = $6, deadline = $7, approved_by = $8 WHERE run_id = $9 AND position = $10",
+             retry_at = $6, deadline = $7, approved_by = $8, report = $9 WHERE run_id = $10 AND position = $11",
         )
         .bind(s.state.as_str())
         .bind(s.attempts as i64)
@@ -149,6 +151,7 @@ pub async fn update_run(
         .bind(s.retry_at)
         .bind(s.deadline)
         .bind(s.approved_by.as_ref().map(Actor::to_string))
+        .bind(super::leases::report_json(s.report.as_ref())?)
         .bind(run.id.to_string())
         .bind(i as i64)
         .execute(&mut **tx)

@@ -103,6 +103,51 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A streaming replica of `primary`, made with `pg_basebackup -R` and started.
+    pub fn replica_of(primary: &PrivatePostgres) -> PrivatePostgres {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if primary.as_postgres {
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown the replica directory to postgres");
+        }
+        let data = dir.path().join("data");
+        let port = primary.port.to_string();
+        let backup = run(
+            primary.as_postgres,
+            &primary.bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().expect("a UTF-8 path"),
+                "-R",
+                "-X",
+                "stream",
+            ],
+        );
+        assert!(
+            backup.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&backup.stderr)
+        );
+        let replica = PrivatePostgres {
+            dir,
+            bin: primary.bin.clone(),
+            port: free_port(),
+            as_postgres: primary.as_postgres,
+        };
+        replica.start_again();
+        replica
+    }
+
     fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
         let data = self.dir.path().join("data");
         let mut all = vec!["-D", data.to_str().expect("a UTF-8 path")];

@@ -55,7 +55,13 @@ pub trait Database: Send + Sync {
     ) -> Result<String, Failure>;
 
     /// Make it a reader: fence a writer so that it takes no more writes.
-    async fn demote(&self, target: &Target, work: &Work) -> Result<String, Failure>;
+    async fn demote(&self, target: &Target, demote: &Demote, work: &Work)
+    -> Result<String, Failure>;
+}
+
+pub struct Demote {
+    /// An unreachable writer counts as fenced: in a real region loss the old writer is gone.
+    pub unreachable_ok: bool,
 }
 
 pub struct Promote {

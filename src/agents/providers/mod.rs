@@ -3,6 +3,8 @@
 //! `capability` holds one trait per capability; `sim` is the simulated estate.
 
 pub mod capability;
+pub mod postgres;
+pub mod reference;
 pub mod registry;
 pub mod sim;
 

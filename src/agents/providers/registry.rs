@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::capability::{Capacity, Database, Dial, Provider};
-use super::sim;
+use super::{postgres, sim};
 use crate::agents::work::Failure;
 use crate::workflow::{SpecError, Target, TargetKind};
 
@@ -22,7 +22,7 @@ impl Providers {
     pub fn builtin() -> Providers {
         Providers {
             capacity: vec![sim::CAPACITY],
-            database: vec![sim::DATABASE],
+            database: vec![sim::DATABASE, postgres::DATABASE],
             dial: vec![sim::DIAL],
         }
     }

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::capability::{Capacity, Database, Dial, Move, Promote, Provider, Scale};
+use super::capability::{Capacity, Database, Demote, Dial, Move, Promote, Provider, Scale};
 use crate::agents::fields::opt_duration;
 use crate::agents::work::{Failure, Work};
 use crate::workflow::{SpecError, Target, kinds};
@@ -81,17 +81,27 @@ struct Knobs {
     duration: Option<Duration>,
 }
 
-/// What the simulated work does: its steps (each with a share of the time).
+/// What the simulated work does: its steps (each with a share of the time), what it checks
+/// first and what it changes.
 struct Script {
     steps: Vec<String>,
     total: Duration,
     dry_run: String,
+    checks: Vec<(String, String)>,
+    changes: Vec<(String, String, String)>,
 }
 
 impl Script {
     async fn play(self, work: &Work) -> Result<String, Failure> {
         let knobs: Knobs = work.spec()?;
+        for (name, detail) in &self.checks {
+            work.check(name.clone(), true, format!("{detail} (simulated)"))
+                .await;
+        }
         if work.request.dry_run {
+            for (target, from, to) in &self.changes {
+                work.change(target.clone(), from.clone(), to.clone()).await;
+            }
             return Ok(format!("simulated dry run: {}", self.dry_run));
         }
         let total = knobs.duration.unwrap_or(self.total);
@@ -118,6 +128,9 @@ impl Script {
                 work.say(last.clone()).await;
             }
         }
+        for (target, from, to) in self.changes {
+            work.change(target, from, to).await;
+        }
         Ok(last)
     }
 }
@@ -140,6 +153,12 @@ impl Capacity for Sim {
                 "would scale {workload} in {cluster}/{} to {} replicas",
                 s.namespace, s.replicas
             ),
+            checks: vec![("cluster reachable".into(), format!("{cluster} answers"))],
+            changes: vec![(
+                format!("{cluster}/{}/{workload} replicas", s.namespace),
+                "current".into(),
+                s.replicas.to_string(),
+            )],
         }
         .play(work)
         .await
@@ -148,8 +167,12 @@ impl Capacity for Sim {
 
 #[async_trait]
 impl Database for Sim {
-    async fn promote(&self, target: &Target, _: &Promote, work: &Work) -> Result<String, Failure> {
+    async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
         let cluster = &target.name;
+        let limit = p
+            .max_lag
+            .map(|l| format!(" ≤ {}", humantime::format_duration(l)))
+            .unwrap_or_default();
         Script {
             steps: vec![
                 format!("replica lag on {cluster} is 0.2s"),
@@ -157,17 +180,28 @@ impl Database for Sim {
             ],
             total: Duration::from_millis(2000),
             dry_run: format!("would promote {cluster} to writer (replica lag 0.2s)"),
+            checks: vec![
+                ("in recovery".into(), format!("{cluster} is a replica")),
+                ("replica lag".into(), format!("0.2s{limit}")),
+            ],
+            changes: vec![(cluster.clone(), "replica".into(), "writer".into())],
         }
         .play(work)
         .await
     }
 
-    async fn demote(&self, target: &Target, work: &Work) -> Result<String, Failure> {
+    async fn demote(&self, target: &Target, _: &Demote, work: &Work) -> Result<String, Failure> {
         let cluster = &target.name;
         Script {
             steps: vec![format!("{cluster} set read-only")],
             total: Duration::from_millis(1000),
             dry_run: format!("would set {cluster} read-only"),
+            checks: vec![("reachable".into(), format!("{cluster} answers"))],
+            changes: vec![(
+                format!("{cluster} default_transaction_read_only"),
+                "off".into(),
+                "on".into(),
+            )],
         }
         .play(work)
         .await
@@ -185,8 +219,55 @@ impl Dial for Sim {
             ],
             total: Duration::from_millis(1000),
             dry_run: format!("would point {endpoint} at {region}"),
+            checks: vec![("zone answers".into(), format!("{endpoint} resolves"))],
+            changes: records(target, region),
         }
         .play(work)
         .await
     }
+}
+
+/// The record sets a dial replaces, each from what the other regions list for its type
+/// (the simulated estate keeps no current answer), or the endpoint's name alone when the
+/// target lists no records.
+fn records(target: &Target, region: &str) -> Vec<(String, String, String)> {
+    let regions = target.fields["regions"].as_object();
+    let values = |region: &str, kind: &str| -> Vec<String> {
+        target.fields["regions"][region][kind]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let kinds: Vec<String> = target.fields["regions"][region]
+        .as_object()
+        .map(|sets| sets.keys().cloned().collect())
+        .unwrap_or_default();
+    if kinds.is_empty() {
+        return vec![(
+            target.name.clone(),
+            "another region".into(),
+            region.to_string(),
+        )];
+    }
+    kinds
+        .iter()
+        .map(|kind| {
+            let from: Vec<String> = regions
+                .into_iter()
+                .flat_map(|r| r.keys())
+                .filter(|r| r.as_str() != region)
+                .flat_map(|r| values(r, kind))
+                .collect();
+            let from = if from.is_empty() {
+                "nothing".to_string()
+            } else {
+                from.join(", ")
+            };
+            (
+                format!("{} {kind}", target.name),
+                from,
+                values(region, kind).join(", "),
+            )
+        })
+        .collect()
 }

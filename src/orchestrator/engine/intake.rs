@@ -261,6 +261,7 @@ pub(super) fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Pending> {
                 attempt: o.attempt,
                 outcome,
                 actor,
+                report: o.report,
             },
             released_us: Some(o.released_us),
         },

@@ -1,0 +1,366 @@
+//! `postgres`: role switches on PostgreSQL streaming replication. A promote checks that
+//! the server is a replica within `max_lag`, runs `pg_promote` and waits for it; a demote
+//! fences a writer with `default_transaction_read_only` (written with `ALTER SYSTEM` and
+//! reloaded, so that it outlives a restart) and ends the sessions that hold writes. Each
+//! is verified on a new session. The role needs superuser, or `ALTER SYSTEM` on that
+//! parameter plus `pg_signal_backend` and `pg_promote` rights.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Row};
+
+use super::capability::{Database, Demote, Promote, Provider};
+use super::reference;
+use crate::agents::work::{Failure, Work};
+use crate::workflow::{SpecError, Target, kinds};
+
+pub const DATABASE: Provider<dyn Database> = Provider {
+    name: "postgres",
+    check,
+    build: |target| {
+        let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
+        let url = reference::resolve(&format!("database `{}` url", target.name), &fields.url)?;
+        Ok(Arc::new(Postgres { url }))
+    },
+};
+
+/// The longest a single connection attempt may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// How long a fence may take to show on a new session (a reload is asynchronous).
+const VERIFY_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresTarget {
+    /// A libpq URL; its password (or all of it) from `${env:…}` or `${file:…}`.
+    url: String,
+}
+
+fn check(fields: &Value) -> Result<(), SpecError> {
+    let t: PostgresTarget = kinds::parse(fields)?;
+    reference::check(&t.url).map_err(|m| SpecError::at(&["url"], m))?;
+    if !reference::has_reference(&t.url)
+        && reqwest::Url::parse(&t.url).is_ok_and(|u| u.password().is_some())
+    {
+        return Err(SpecError::at(
+            &["url"],
+            "a password is written here: read it with ${env:NAME} or ${file:PATH}",
+        ));
+    }
+    if !reference::has_reference(&t.url) {
+        PgConnectOptions::from_str(&t.url)
+            .map_err(|e| SpecError::at(&["url"], format!("not a PostgreSQL URL: {e}")))?;
+    }
+    Ok(())
+}
+
+pub struct Postgres {
+    url: SecretString,
+}
+
+/// What the server says of itself.
+struct State {
+    in_recovery: bool,
+    /// Replay lag in seconds: zero when all received WAL is replayed; `None` when unknown
+    /// (nothing replayed yet) or not a replica.
+    lag: Option<f64>,
+    read_only: bool,
+    /// Sessions other than ours holding a write transaction.
+    writers: i64,
+}
+
+impl Postgres {
+    async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
+        let options = PgConnectOptions::from_str(self.url.expose_secret())
+            .map_err(|e| Failure::permanent(format!("database `{name}`: bad url: {e}")))?;
+        let limit = CONNECT_LIMIT.min(work.time_left());
+        match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(refused(name, e)),
+            Err(_) => Err(Failure::retryable(format!(
+                "cannot reach database `{name}`: no answer in {}",
+                humantime::format_duration(limit)
+            ))),
+        }
+    }
+
+    async fn state(c: &mut PgConnection) -> Result<State, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT pg_is_in_recovery() AS in_recovery, \
+             CASE WHEN NOT pg_is_in_recovery() THEN NULL \
+                  WHEN pg_last_wal_receive_lsn() IS NOT NULL \
+                       AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0::float8 \
+                  ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag, \
+             current_setting('default_transaction_read_only') = 'on' AS read_only, \
+             (SELECT count(*) FROM pg_stat_activity \
+               WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS writers",
+        )
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(State {
+            in_recovery: row.try_get("in_recovery")?,
+            lag: row.try_get("lag")?,
+            read_only: row.try_get("read_only")?,
+            writers: row.try_get("writers")?,
+        })
+    }
+
+    /// The state as a new session sees it, polled until `done` holds or the limit passes.
+    async fn settle(
+        &self,
+        name: &str,
+        work: &Work,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<State, Failure> {
+        let until = tokio::time::Instant::now() + VERIFY_LIMIT.min(work.time_left());
+        loop {
+            let mut c = self.connect(name, work).await?;
+            let state = Self::state(&mut c).await.map_err(|e| failed(name, e))?;
+            let _ = c.close().await;
+            if done(&state) || tokio::time::Instant::now() >= until {
+                return Ok(state);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lifts a fence left by an earlier demote, so that a promoted server takes writes.
+    async fn unfence(&self, name: &str, work: &Work) -> Result<bool, Failure> {
+        let state = self.settle(name, work, |_| true).await?;
+        if !state.read_only {
+            return Ok(false);
+        }
+        work.change(
+            format!("{name} default_transaction_read_only"),
+            "on",
+            "off",
+        )
+        .await;
+        if work.request.dry_run {
+            return Ok(true);
+        }
+        let mut c = self.connect(name, work).await?;
+        run(&mut c, name, "ALTER SYSTEM RESET default_transaction_read_only").await?;
+        run(&mut c, name, "SELECT pg_reload_conf()").await?;
+        let _ = c.close().await;
+        let after = self.settle(name, work, |s| !s.read_only).await?;
+        if after.read_only {
+            return Err(Failure::retryable(format!(
+                "database `{name}`: still read-only after the reload"
+            )));
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Database for Postgres {
+    async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
+        let name = &target.name;
+        let mut c = self.connect(name, work).await?;
+        let state = Self::state(&mut c).await.map_err(|e| failed(name, e))?;
+        if !state.in_recovery {
+            let _ = c.close().await;
+            work.check("role", true, format!("{name} is already the writer"))
+                .await;
+            let unfenced = self.unfence(name, work).await?;
+            return Ok(match (unfenced, work.request.dry_run) {
+                (false, _) => format!("{name} is already the writer; nothing to do"),
+                (true, true) => format!("would lift the read-only fence on {name}"),
+                (true, false) => format!("{name} is the writer; lifted its read-only fence"),
+            });
+        }
+        work.check("in recovery", true, format!("{name} is a streaming replica"))
+            .await;
+        let lag = match (state.lag, p.max_lag) {
+            (Some(lag), Some(max)) => {
+                let ok = lag <= max.as_secs_f64();
+                let detail = format!(
+                    "{lag:.1}s {} {}",
+                    if ok { "≤" } else { ">" },
+                    humantime::format_duration(max)
+                );
+                work.check("replica lag", ok, detail.clone()).await;
+                if !ok {
+                    return Err(Failure::retryable(format!(
+                        "database `{name}`: replica lag {detail}: not promoted"
+                    )));
+                }
+                lag
+            }
+            (Some(lag), None) => {
+                work.check("replica lag", true, format!("{lag:.1}s (no max_lag set)"))
+                    .await;
+                lag
+            }
+            (None, Some(_)) => {
+                work.check(
+                    "replica lag",
+                    false,
+                    "unknown: the replica has replayed no transaction yet",
+                )
+                .await;
+                return Err(Failure::retryable(format!(
+                    "database `{name}`: replica lag unknown (nothing replayed yet): not promoted"
+                )));
+            }
+            (None, None) => 0.0,
+        };
+        work.change(name.clone(), "replica (in recovery)", "writer")
+            .await;
+        if work.request.dry_run {
+            let _ = c.close().await;
+            return Ok(format!(
+                "would promote {name} (replica lag {lag:.1}s); nothing changed"
+            ));
+        }
+        work.say(format!("promoting {name} with pg_promote"))
+            .await;
+        let wait = work.time_left().as_secs().clamp(1, 60) as i32;
+        let promoted: bool = sqlx::query_scalar("SELECT pg_promote(true, $1)")
+            .bind(wait)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| failed(name, e))?;
+        let _ = c.close().await;
+        if !promoted {
+            return Err(Failure::retryable(format!(
+                "database `{name}`: promotion did not finish within {wait}s"
+            )));
+        }
+        let after = self.settle(name, work, |s| !s.in_recovery).await?;
+        if after.in_recovery {
+            return Err(Failure::retryable(format!(
+                "database `{name}`: still in recovery after pg_promote"
+            )));
+        }
+        let unfenced = self.unfence(name, work).await?;
+        Ok(format!(
+            "promoted {name} to writer (replica lag was {lag:.1}s){}",
+            if unfenced {
+                "; lifted its read-only fence"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    async fn demote(&self, target: &Target, d: &Demote, work: &Work) -> Result<String, Failure> {
+        let name = &target.name;
+        let mut c = match self.connect(name, work).await {
+            Ok(c) => c,
+            Err(f) if f.retryable && d.unreachable_ok => {
+                work.check("reachable", false, f.message.clone()).await;
+                return Ok(format!(
+                    "{name} is unreachable, treated as fenced (unreachable: ok)"
+                ));
+            }
+            Err(f) => return Err(f),
+        };
+        let state = Self::state(&mut c).await.map_err(|e| failed(name, e))?;
+        if state.in_recovery {
+            let _ = c.close().await;
+            work.check("role", true, format!("{name} is a replica: it takes no writes"))
+                .await;
+            return Ok(format!("{name} is a replica already; nothing to do"));
+        }
+        work.check("reachable", true, format!("{name} is a writer"))
+            .await;
+        if !state.read_only {
+            work.change(
+                format!("{name} default_transaction_read_only"),
+                "off",
+                "on",
+            )
+            .await;
+        }
+        if state.writers > 0 {
+            work.change(
+                format!("{name} sessions holding writes"),
+                state.writers.to_string(),
+                "0",
+            )
+            .await;
+        }
+        if work.request.dry_run {
+            let _ = c.close().await;
+            return Ok(format!("would fence {name} read-only; nothing changed"));
+        }
+        if !state.read_only {
+            run(
+                &mut c,
+                name,
+                "ALTER SYSTEM SET default_transaction_read_only = on",
+            )
+            .await?;
+            run(&mut c, name, "SELECT pg_reload_conf()").await?;
+        }
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS t",
+        )
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| failed(name, e))?;
+        let _ = c.close().await;
+        let after = self
+            .settle(name, work, |s| s.read_only && s.writers == 0)
+            .await?;
+        if !after.read_only {
+            return Err(Failure::retryable(format!(
+                "database `{name}`: a new session is still read-write after the reload"
+            )));
+        }
+        if after.writers > 0 {
+            return Err(Failure::retryable(format!(
+                "database `{name}`: {} sessions still hold writes",
+                after.writers
+            )));
+        }
+        Ok(match (state.read_only, ended) {
+            (true, 0) => format!("{name} is read-only already; nothing to do"),
+            (_, 0) => format!("{name} is read-only; no session held writes"),
+            (_, n) => format!("{name} is read-only; ended {n} sessions holding writes"),
+        })
+    }
+}
+
+async fn run(c: &mut PgConnection, name: &str, sql: &str) -> Result<(), Failure> {
+    sqlx::query(sql)
+        .execute(&mut *c)
+        .await
+        .map(drop)
+        .map_err(|e| failed(name, e))
+}
+
+/// A connection that failed: unreachable servers may come back; refused credentials won't.
+fn refused(name: &str, e: sqlx::Error) -> Failure {
+    match &e {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")) => {
+            Failure::permanent(format!("database `{name}`: login refused: {db}"))
+        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+            Failure::permanent(format!("database `{name}`: {db}"))
+        }
+        _ => Failure::retryable(format!("cannot reach database `{name}`: {e}")),
+    }
+}
+
+/// A statement that failed: missing rights won't change on a retry; the rest may.
+fn failed(name: &str, e: sqlx::Error) -> Failure {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+            Failure::permanent(format!(
+                "database `{name}`: permission denied ({db}); the role needs superuser or the rights listed in the README"
+            ))
+        }
+        _ => Failure::retryable(format!("database `{name}`: {e}")),
+    }
+}
