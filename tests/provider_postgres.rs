@@ -82,14 +82,18 @@ async fn pair() -> Option<(PrivatePostgres, PrivatePostgres)> {
         .await
         .expect("insert");
     let url = replica.url();
-    common::until("the replica to replay the row", Duration::from_secs(30), async || {
-        let mut c = PgConnection::connect(&url).await.ok()?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pets")
-            .fetch_one(&mut c)
-            .await
-            .ok()?;
-        (n == 1).then_some(())
-    })
+    common::until(
+        "the replica to replay the row",
+        Duration::from_secs(30),
+        async || {
+            let mut c = PgConnection::connect(&url).await.ok()?;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pets")
+                .fetch_one(&mut c)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        },
+    )
     .await;
     Some((primary, replica))
 }
@@ -124,7 +128,12 @@ fn checks(stage: &Value) -> Vec<(String, bool)> {
         .as_array()
         .map(|c| {
             c.iter()
-                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["ok"] == true))
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or("").to_string(),
+                        c["ok"] == true,
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -151,20 +160,29 @@ async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
     );
     assert_eq!(
         checks(promote),
-        [("in recovery".to_string(), true), ("replica lag".to_string(), true)]
+        [
+            ("in recovery".to_string(), true),
+            ("replica lag".to_string(), true)
+        ]
     );
     assert_eq!(
         changes(stage(&run, "demote-database")),
         ["pg-region-b default_transaction_read_only: off → on"]
     );
-    assert!(in_recovery(&replica.url()).await, "the dry run promoted nothing");
+    assert!(
+        in_recovery(&replica.url()).await,
+        "the dry run promoted nothing"
+    );
     writable(&primary.url())
         .await
         .expect("the dry run fenced nothing");
 
     // A session in the middle of a write on the old writer is ended by the fence.
     let mut writer = connect(&primary.url()).await;
-    sqlx::query("BEGIN").execute(&mut writer).await.expect("begin");
+    sqlx::query("BEGIN")
+        .execute(&mut writer)
+        .await
+        .expect("begin");
     sqlx::query("INSERT INTO pets (name) VALUES ('in flight')")
         .execute(&mut writer)
         .await
@@ -172,7 +190,10 @@ async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
 
     let id = t.create(r#"{"group": "pg", "action": "failover"}"#).await;
     let run = t.wait_state(&id, "succeeded").await;
-    assert!(!in_recovery(&replica.url()).await, "the replica was promoted");
+    assert!(
+        !in_recovery(&replica.url()).await,
+        "the replica was promoted"
+    );
     writable(&replica.url())
         .await
         .expect("the promoted replica takes writes");
@@ -191,8 +212,13 @@ async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
             "pg-region-b sessions holding writes: 1 → 0"
         ]
     );
-    let demoted = stage(&run, "demote-database")["message"].as_str().unwrap_or("");
-    assert_eq!(demoted, "pg-region-b is read-only; ended 1 sessions holding writes");
+    let demoted = stage(&run, "demote-database")["message"]
+        .as_str()
+        .unwrap_or("");
+    assert_eq!(
+        demoted,
+        "pg-region-b is read-only; ended 1 sessions holding writes"
+    );
 
     // Again: both are where they should be, so nothing changes.
     let id = t.create(r#"{"group": "pg", "action": "failover"}"#).await;
@@ -220,7 +246,9 @@ async fn a_replica_past_max_lag_is_refused_before_anything_changes() {
         .execute(&mut r)
         .await
         .expect("pause replay");
-    writable(&primary.url()).await.expect("a write to lag behind");
+    writable(&primary.url())
+        .await
+        .expect("a write to lag behind");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -246,7 +274,10 @@ async fn a_replica_past_max_lag_is_refused_before_anything_changes() {
         message.starts_with("database `pg-region-a`: replica lag ") && message.contains("> 1s"),
         "{message}"
     );
-    assert_eq!(checks(promote).last(), Some(&("replica lag".to_string(), false)));
+    assert_eq!(
+        checks(promote).last(),
+        Some(&("replica lag".to_string(), false))
+    );
     assert_eq!(stage(&run, "demote-database")["state"], "skipped");
     assert!(in_recovery(&replica.url()).await, "nothing was promoted");
     writable(&primary.url()).await.expect("nothing was fenced");
@@ -255,7 +286,10 @@ async fn a_replica_past_max_lag_is_refused_before_anything_changes() {
 
 #[tokio::test]
 async fn an_unreachable_writer_fails_retryably_unless_it_counts_as_fenced() {
-    let nobody = format!("postgres://postgres@127.0.0.1:{}/postgres", common::free_port());
+    let nobody = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        common::free_port()
+    );
     let scratch = tempfile::tempdir().expect("tempdir");
     let url = scratch.path().join("gone.url");
     std::fs::write(&url, &nobody).expect("write");
@@ -272,7 +306,10 @@ async fn an_unreachable_writer_fails_retryably_unless_it_counts_as_fenced() {
         let t = common::spawn_configured(
             &[
                 ("fence.yaml", &workflow(unreachable)),
-                ("groups.yaml", "groups:\n  pg:\n    workflows: { failover: fence }\n"),
+                (
+                    "groups.yaml",
+                    "groups:\n  pg:\n    workflows: { failover: fence }\n",
+                ),
                 ("targets.yaml", &targets),
             ],
             &[],
@@ -286,7 +323,10 @@ async fn an_unreachable_writer_fails_retryably_unless_it_counts_as_fenced() {
         let message = demote["message"].as_str().unwrap_or("");
         if unreachable == "fail" {
             assert_eq!(demote["attempts"], 2, "retried: {run:#}");
-            assert!(message.starts_with("cannot reach database `gone`"), "{message}");
+            assert!(
+                message.starts_with("cannot reach database `gone`"),
+                "{message}"
+            );
         } else {
             assert_eq!(
                 message,
@@ -338,5 +378,8 @@ async fn lifeboat_run_dry_run_prints_what_would_change() {
         stdout.contains("pg-region-b default_transaction_read_only: off → on"),
         "{stdout}"
     );
-    assert!(in_recovery(&replica.url()).await, "the dry run changed nothing");
+    assert!(
+        in_recovery(&replica.url()).await,
+        "the dry run changed nothing"
+    );
 }

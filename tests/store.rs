@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use lifeboat::bus::Envelope;
 use lifeboat::domain::{
-    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Change, Check, Decision, LeaseRequest, Offer,
-    OfferMode, OfferState, OutcomeKind, Platform, Report, Revocation, Run, RunAudit, RunId, RunState,
-    Source, StageRun, StageState, Status,
+    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Change, Check, Decision, LeaseRequest,
+    Offer, OfferMode, OfferState, OutcomeKind, Platform, Report, Revocation, Run, RunAudit, RunId,
+    RunState, Source, StageRun, StageState, Status,
 };
 use lifeboat::semaphore::Semaphore;
 use lifeboat::store::{
@@ -335,10 +335,7 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
         .await
         .expect("release");
     assert_eq!(out.as_ref().map(|o| o.kind), Some(OutcomeKind::Succeeded));
-    let stored = sem
-        .outcomes(&[&a1.request_id])
-        .await
-        .expect("outcomes");
+    let stored = sem.outcomes(&[&a1.request_id]).await.expect("outcomes");
     assert_eq!(
         stored.first().and_then(|o| o.report.as_ref()),
         Some(&report),

@@ -881,7 +881,7 @@ endpoints:
                 "targets.yaml",
                 6,
                 3,
-                "endpoint `shop.example.com` needs a `provider` (sim)",
+                "endpoint `shop.example.com` needs a `provider` (sim, rfc2136)",
             ),
             at(
                 "targets.yaml",
@@ -929,6 +929,64 @@ endpoints:
         ],
     );
     assert!(!out.stdout.contains("hunter2") && !out.stderr.contains("hunter2"));
+}
+
+#[test]
+fn rfc2136_endpoints_need_a_referenced_secret_a_known_algorithm_and_good_records() {
+    let (dir, out) = validate(&[
+        ("wf.yaml", ESTATE.replace("db-${to}", "db-a").as_str()),
+        (
+            "targets.yaml",
+            "\
+databases: { db-a: { provider: sim } }
+clusters: { k8s-a: { provider: sim } }
+endpoints:
+  shop.example.com:
+    provider: rfc2136
+    server: 192.0.2.53
+    zone: example.com.
+    key: { name: k, algorithm: hmac-md5, secret: \"${env:TSIG}\" }
+    regions: { region-a: { A: [192.0.2.10] } }
+  other.example.com:
+    provider: rfc2136
+    server: 192.0.2.53
+    zone: example.com.
+    key: { name: k, secret: c2VjcmV0 }
+    regions: { region-a: { A: [192.0.2.10] } }
+  third.example.com:
+    provider: rfc2136
+    server: 192.0.2.53
+    zone: example.com.
+    key: { name: k, secret: \"${env:TSIG}\" }
+    regions: { region-a: { A: [not-an-address] } }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "targets.yaml",
+                8,
+                32,
+                "endpoint `shop.example.com`: rfc2136 target rejected at `key.algorithm`: `hmac-md5` is not supported (hmac-sha256, hmac-sha384, hmac-sha512)",
+            ),
+            at(
+                "targets.yaml",
+                14,
+                29,
+                "endpoint `other.example.com`: rfc2136 target rejected at `key.secret`: a secret is written here: read it with ${env:NAME} or ${file:PATH}",
+            ),
+            at(
+                "targets.yaml",
+                21,
+                26,
+                "endpoint `third.example.com`: rfc2136 target rejected at `regions.region-a`: A value \"not-an-address\": invalid IPv4 address syntax",
+            ),
+        ],
+    );
+    assert!(!out.stdout.contains("c2VjcmV0"));
 }
 
 #[test]

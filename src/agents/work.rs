@@ -104,7 +104,11 @@ impl Work {
             from: from.into(),
             to: to.into(),
         };
-        let verb = if self.request.dry_run { "would change" } else { "changing" };
+        let verb = if self.request.dry_run {
+            "would change"
+        } else {
+            "changing"
+        };
         self.say(format!("{verb} {change}")).await;
         self.lock_report().changes.push(change);
     }

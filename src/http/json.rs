@@ -69,7 +69,7 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
         .iter()
         .zip(&run.stages)
         .map(|(p, s)| {
-            json!({
+            let mut stage = json!({
                 "name": p.name,
                 "agent": p.agent,
                 "state": s.state,
@@ -78,12 +78,16 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
                 "finished_at": time(s.finished_at),
                 "duration_ms": duration(s.started_at, s.finished_at),
                 "message": s.message,
-                "report": s.report,
                 "after": p.after.iter().map(|&i| run.plan[i].name.clone()).collect::<Vec<_>>(),
                 "approval": p.approval,
                 "approved_by": s.approved_by,
                 "retry_at": time(s.retry_at),
-            })
+            });
+            // Only where a provider reported: a run reads as it did before reports existed.
+            if let Some(report) = &s.report {
+                stage["report"] = json!(report);
+            }
+            stage
         })
         .collect();
     let mut out = json!({

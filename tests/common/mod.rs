@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod cluster;
 pub mod discord;
+pub mod dns;
 pub mod services;
 pub mod slack;
 pub mod toy;

@@ -55,8 +55,12 @@ pub trait Database: Send + Sync {
     ) -> Result<String, Failure>;
 
     /// Make it a reader: fence a writer so that it takes no more writes.
-    async fn demote(&self, target: &Target, demote: &Demote, work: &Work)
-    -> Result<String, Failure>;
+    async fn demote(
+        &self,
+        target: &Target,
+        demote: &Demote,
+        work: &Work,
+    ) -> Result<String, Failure>;
 }
 
 pub struct Demote {

@@ -6,6 +6,7 @@ pub mod capability;
 pub mod postgres;
 pub mod reference;
 pub mod registry;
+pub mod rfc2136;
 pub mod sim;
 
 pub use capability::Provider;

@@ -137,17 +137,18 @@ impl Postgres {
         if !state.read_only {
             return Ok(false);
         }
-        work.change(
-            format!("{name} default_transaction_read_only"),
-            "on",
-            "off",
-        )
-        .await;
+        work.change(format!("{name} default_transaction_read_only"), "on", "off")
+            .await;
         if work.request.dry_run {
             return Ok(true);
         }
         let mut c = self.connect(name, work).await?;
-        run(&mut c, name, "ALTER SYSTEM RESET default_transaction_read_only").await?;
+        run(
+            &mut c,
+            name,
+            "ALTER SYSTEM RESET default_transaction_read_only",
+        )
+        .await?;
         run(&mut c, name, "SELECT pg_reload_conf()").await?;
         let _ = c.close().await;
         let after = self.settle(name, work, |s| !s.read_only).await?;
@@ -177,8 +178,12 @@ impl Database for Postgres {
                 (true, false) => format!("{name} is the writer; lifted its read-only fence"),
             });
         }
-        work.check("in recovery", true, format!("{name} is a streaming replica"))
-            .await;
+        work.check(
+            "in recovery",
+            true,
+            format!("{name} is a streaming replica"),
+        )
+        .await;
         let lag = match (state.lag, p.max_lag) {
             (Some(lag), Some(max)) => {
                 let ok = lag <= max.as_secs_f64();
@@ -221,8 +226,7 @@ impl Database for Postgres {
                 "would promote {name} (replica lag {lag:.1}s); nothing changed"
             ));
         }
-        work.say(format!("promoting {name} with pg_promote"))
-            .await;
+        work.say(format!("promoting {name} with pg_promote")).await;
         let wait = work.time_left().as_secs().clamp(1, 60) as i32;
         let promoted: bool = sqlx::query_scalar("SELECT pg_promote(true, $1)")
             .bind(wait)
@@ -267,19 +271,19 @@ impl Database for Postgres {
         let state = Self::state(&mut c).await.map_err(|e| failed(name, e))?;
         if state.in_recovery {
             let _ = c.close().await;
-            work.check("role", true, format!("{name} is a replica: it takes no writes"))
-                .await;
+            work.check(
+                "role",
+                true,
+                format!("{name} is a replica: it takes no writes"),
+            )
+            .await;
             return Ok(format!("{name} is a replica already; nothing to do"));
         }
         work.check("reachable", true, format!("{name} is a writer"))
             .await;
         if !state.read_only {
-            work.change(
-                format!("{name} default_transaction_read_only"),
-                "off",
-                "on",
-            )
-            .await;
+            work.change(format!("{name} default_transaction_read_only"), "off", "on")
+                .await;
         }
         if state.writers > 0 {
             work.change(

@@ -31,7 +31,9 @@ fn pieces(value: &str) -> Result<Vec<Piece<'_>>, String> {
         out.push(match inner.split_once(':') {
             Some(("env", name)) if is_env_name(name) => Piece::Env(name),
             Some(("env", name)) => {
-                return Err(format!("`${{env:{name}}}`: not an environment variable name"));
+                return Err(format!(
+                    "`${{env:{name}}}`: not an environment variable name"
+                ));
             }
             Some(("file", path)) if !path.is_empty() => Piece::File(path),
             _ => {
@@ -125,7 +127,10 @@ mod tests {
     fn an_unset_variable_is_named_and_its_value_never_shown() {
         let err = resolve("url", "${env:LIFEBOAT_SURELY_UNSET_9}").expect_err("unset");
         assert!(!err.retryable);
-        assert!(err.message.contains("LIFEBOAT_SURELY_UNSET_9 is not set"), "{err:?}");
+        assert!(
+            err.message.contains("LIFEBOAT_SURELY_UNSET_9 is not set"),
+            "{err:?}"
+        );
         assert_eq!(env_names("a${env:A_B}b${env:C}"), ["A_B", "C"]);
     }
 

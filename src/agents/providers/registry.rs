@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::capability::{Capacity, Database, Dial, Provider};
-use super::{postgres, sim};
+use super::{postgres, rfc2136, sim};
 use crate::agents::work::Failure;
 use crate::workflow::{SpecError, Target, TargetKind};
 
@@ -23,7 +23,7 @@ impl Providers {
         Providers {
             capacity: vec![sim::CAPACITY],
             database: vec![sim::DATABASE, postgres::DATABASE],
-            dial: vec![sim::DIAL],
+            dial: vec![sim::DIAL, rfc2136::DIAL],
         }
     }
 

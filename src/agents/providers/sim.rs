@@ -235,7 +235,12 @@ fn records(target: &Target, region: &str) -> Vec<(String, String, String)> {
     let values = |region: &str, kind: &str| -> Vec<String> {
         target.fields["regions"][region][kind]
             .as_array()
-            .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|v| {
+                v.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let kinds: Vec<String> = target.fields["regions"][region]
