@@ -140,6 +140,7 @@ pub fn load_catalog(settings: &Settings, registry: &Registry) -> Result<Catalog,
 
 impl App {
     pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<App> {
+        crate::tls::install_crypto_provider();
         let catalog = match options.catalog {
             Some(c) => c,
             None => Arc::new(load_catalog(settings, &options.registry)?),

@@ -44,5 +44,6 @@ pub mod semaphore;
 pub mod startup;
 pub mod store;
 pub(crate) mod telemetry;
+pub mod tls;
 pub(crate) mod trigger;
 pub mod workflow;

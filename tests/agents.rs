@@ -78,3 +78,29 @@ fn the_toy_check_is_located_and_unregistered_toys_are_unknown() {
         errors
     );
 }
+
+#[tokio::test]
+async fn an_agent_that_panics_fails_its_stage_and_frees_the_resource() {
+    let workflow = "name: shop\nstages:\n  speak:\n    agent: toy\n    spec: { word: boom, panic: true }\n  again:\n    agent: toy\n    after: []\n    spec: { word: boom }\n";
+    let registry = Registry::builtin().with::<Toy>();
+    let t = common::spawn_with(
+        &[("shop.yaml", workflow), ("groups.yaml", common::GROUPS)],
+        &[],
+        Options {
+            registry,
+            ..Options::default()
+        },
+    )
+    .await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    let run = t.wait_state(&id, "failed").await;
+    let speak = common::stage(&run, "speak");
+    assert_eq!(speak["attempts"], 1, "a bug is not retried: {run:#}");
+    assert_eq!(
+        speak["message"],
+        "the toy agent failed unexpectedly: told to panic at boom"
+    );
+    // The panicking stage held `toy:boom`; the other stage took it once it was released.
+    assert_eq!(common::stage(&run, "again")["state"], "succeeded");
+    t.shutdown().await;
+}

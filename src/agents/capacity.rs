@@ -20,7 +20,10 @@ pub struct CapacitySpec {
     #[serde(default)]
     pub provider: Option<String>,
     pub cluster: String,
-    pub namespace: String,
+    /// Kubernetes (and simulated) clusters scale workloads in a namespace; an Auto Scaling
+    /// group has none.
+    #[serde(default)]
+    pub namespace: Option<String>,
     pub replicas: u32,
     /// Deployment or StatefulSet name; all workloads in the namespace when absent.
     #[serde(default)]
@@ -38,6 +41,9 @@ pub struct CapacitySpec {
 
 on_target!(CapacitySpec, TargetKind::Cluster, cluster);
 
+/// The provider whose clusters have no namespaces.
+const NO_NAMESPACE: &str = "autoscaling";
+
 pub struct Capacity {
     env: Env,
 }
@@ -48,11 +54,24 @@ impl Agent for Capacity {
     type Spec = CapacitySpec;
 
     fn check(spec: &CapacitySpec, targets: &Targets) -> Result<(), SpecError> {
-        checked_target(spec, targets).map(drop)
+        let target = checked_target(spec, targets)?;
+        if spec.namespace.is_none() && target.provider != NO_NAMESPACE {
+            return Err(SpecError::at(
+                &[],
+                format!(
+                    "missing field `namespace` (a {} cluster scales workloads in a namespace)",
+                    target.provider
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn resource(spec: &CapacitySpec) -> Option<String> {
-        Some(format!("capacity:{}/{}", spec.cluster, spec.namespace))
+        Some(match &spec.namespace {
+            Some(ns) => format!("capacity:{}/{ns}", spec.cluster),
+            None => format!("capacity:{}", spec.cluster),
+        })
     }
 
     fn build(env: &Env) -> anyhow::Result<Self> {
@@ -63,7 +82,7 @@ impl Agent for Capacity {
         let target = run_target(&spec, &self.env.targets)?;
         let provider = self.env.providers.capacity(&target)?;
         let scale = Scale {
-            namespace: spec.namespace,
+            namespace: spec.namespace.unwrap_or_default(),
             workload: spec.workload,
             replicas: spec.replicas,
         };

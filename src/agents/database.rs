@@ -43,6 +43,12 @@ pub struct DatabaseSpec {
     /// Refuse to promote while the replica is further behind than this.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_lag: Option<Duration>,
+    /// aurora-global: the member (a key of the target's `members`) to make the primary.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// aurora-global: fail over (unreplicated writes may be lost) instead of switching over.
+    #[serde(default)]
+    pub allow_data_loss: bool,
     /// For a demote: what an unreachable writer means.
     #[serde(default)]
     pub unreachable: Unreachable,
@@ -87,6 +93,8 @@ impl Agent for Database {
             DatabaseRole::Writer => {
                 let promote = Promote {
                     max_lag: spec.max_lag,
+                    member: spec.member.clone(),
+                    allow_data_loss: spec.allow_data_loss,
                 };
                 provider.promote(&target, &promote, work).await
             }

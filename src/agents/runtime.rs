@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -306,8 +307,11 @@ impl Runtime {
         );
 
         let until_deadline = work.time_left();
+        // A panic in an agent ends its attempt like any failure: the lease is released and
+        // the heartbeat stopped, rather than the stage held until someone notices.
+        let execute = std::panic::AssertUnwindSafe(agent.execute(work)).catch_unwind();
         let result = tokio::select! {
-            r = agent.execute(work) => Ok(r),
+            r = execute => Ok(r.unwrap_or_else(|panic| Err(panicked(agent.kind(), panic.as_ref())))),
             lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),
             _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
             _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
@@ -497,4 +501,15 @@ async fn heartbeat(
             }
         }
     }
+}
+
+/// A panic's message as a permanent failure: a bug, which trying again will not fix.
+fn panicked(kind: &str, panic: &(dyn std::any::Any + Send)) -> Failure {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    tracing::error!(agent = kind, panic = %what, "An agent panicked.");
+    Failure::permanent(format!("the {kind} agent failed unexpectedly: {what}"))
 }

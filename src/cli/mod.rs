@@ -118,6 +118,7 @@ enum RoutesCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::tls::install_crypto_provider();
     crate::telemetry::init(matches!(
         cli.command,
         Command::Serve | Command::Agent { .. }

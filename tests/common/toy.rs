@@ -13,6 +13,9 @@ pub struct ToySpec {
     pub word: String,
     #[serde(default = "once")]
     pub times: usize,
+    /// A bug, on demand.
+    #[serde(default)]
+    pub panic: bool,
 }
 
 fn once() -> usize {
@@ -44,6 +47,9 @@ impl Agent for Toy {
     async fn run(&self, spec: ToySpec, work: &Work) -> Result<String, Failure> {
         if work.request.dry_run {
             return Ok(format!("would say {}", spec.word));
+        }
+        if spec.panic {
+            panic!("told to panic at {}", spec.word);
         }
         work.say(format!("saying {} {} times", spec.word, spec.times))
             .await;

@@ -71,6 +71,10 @@ pub struct Demote {
 pub struct Promote {
     /// Refuse while the replica is further behind than this.
     pub max_lag: Option<Duration>,
+    /// Which member becomes the writer, for targets with several (aurora-global).
+    pub member: Option<String>,
+    /// Fail over rather than switch over, accepting the loss of unreplicated writes.
+    pub allow_data_loss: bool,
 }
 
 /// Move traffic to a region and verify the new answer: the dial agent.

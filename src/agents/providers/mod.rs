@@ -2,7 +2,12 @@
 //! one per target, and the capacity, database and dial agents hand their work to it.
 //! `capability` holds one trait per capability; `sim` is the simulated estate.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod capability;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+pub mod poll;
 pub mod postgres;
 pub mod reference;
 pub mod registry;

@@ -20,11 +20,23 @@ pub struct Providers {
 impl Providers {
     /// The providers this build ships.
     pub fn builtin() -> Providers {
-        Providers {
+        #[allow(unused_mut)]
+        let mut p = Providers {
             capacity: vec![sim::CAPACITY],
             database: vec![sim::DATABASE, postgres::DATABASE],
             dial: vec![sim::DIAL, rfc2136::DIAL],
+        };
+        #[cfg(feature = "aws")]
+        {
+            use super::aws;
+            p.capacity.push(aws::autoscaling::CAPACITY);
+            p.database
+                .extend([aws::rds::RDS, aws::rds::AURORA, aws::rds::AURORA_GLOBAL]);
+            p.dial.push(aws::route53::DIAL);
         }
+        #[cfg(feature = "kubernetes")]
+        p.capacity.push(super::kubernetes::CAPACITY);
+        p
     }
 
     pub fn names(&self, kind: TargetKind) -> Vec<&'static str> {
