@@ -863,7 +863,10 @@ endpoints:
     ]);
     // Which providers a build has depends on its features (AWS is one).
     let (databases, endpoints) = if cfg!(feature = "aws") {
-        ("sim, postgres, rds, aurora, aurora-global", "sim, rfc2136, route53")
+        (
+            "sim, postgres, rds, aurora, aurora-global",
+            "sim, rfc2136, route53",
+        )
     } else {
         ("sim, postgres", "sim, rfc2136")
     };
@@ -875,24 +878,14 @@ endpoints:
         &dir,
         &out,
         &[
-            at(
-                "targets.yaml",
-                2,
-                28,
-                &unknown,
-            ),
+            at("targets.yaml", 2, 28, &unknown),
             at(
                 "targets.yaml",
                 4,
                 36,
                 "cluster `k8s-a`: sim target rejected at `context`: unknown field `context`",
             ),
-            at(
-                "targets.yaml",
-                6,
-                3,
-                &needs,
-            ),
+            at("targets.yaml", 6, 3, &needs),
             at(
                 "targets.yaml",
                 10,
@@ -1047,5 +1040,159 @@ stages:
             49,
             "stage `wrong`: database spec rejected at `provider`: database `c` is driven by sim, not kubernetes: targets.yaml chooses the provider",
         )],
+    );
+}
+
+const TEMPLATED: &str = "\
+name: w
+stages:
+  promote:
+    uses: postgres-promote
+    spec: { cluster: db-a }
+  fence:
+    uses: postgres-demote
+    spec: { cluster: db-b, unreachable: fail }
+    retry: { max_attempts: 1 }
+  dial:
+    uses: dns-failover
+    spec: { endpoint: shop.example.com, region: region-a }
+    timeout: 1m
+";
+
+const SIM_ESTATE: &str = "\
+databases: { db-a: { provider: sim }, db-b: { provider: sim } }
+endpoints:
+  shop.example.com: { provider: sim, regions: { region-a: { A: [192.0.2.10] } } }
+";
+
+#[test]
+fn templates_fill_in_a_stage_and_what_the_stage_writes_wins() {
+    let dir = TempDir::new().expect("tempdir");
+    let wf = dir.path().join("workflows");
+    std::fs::create_dir_all(&wf).expect("mkdir");
+    std::fs::write(wf.join("w.yaml"), TEMPLATED).expect("write");
+    std::fs::write(wf.join("targets.yaml"), SIM_ESTATE).expect("write");
+    let catalog = lifeboat::workflow::Catalog::load(
+        &wf,
+        std::sync::Arc::new(lifeboat::agents::Registry::builtin()),
+    )
+    .expect("the templated workflow is valid");
+    let stages = &catalog.workflows["w"].stages;
+    let by = |n: &str| stages.iter().find(|s| s.name == n).expect("stage");
+
+    let promote = by("promote");
+    assert_eq!(promote.agent, "database");
+    assert_eq!(
+        promote.spec.value.to_json(),
+        serde_json::json!({ "role": "writer", "max_lag": "10s", "cluster": "db-a" })
+    );
+    assert_eq!(promote.retry.max_attempts, 5);
+    assert_eq!(promote.timeout, std::time::Duration::from_secs(300));
+
+    let fence = by("fence");
+    assert_eq!(
+        fence.spec.value.to_json(),
+        serde_json::json!({ "role": "reader", "unreachable": "fail", "cluster": "db-b" }),
+        "the stage's own value replaces the template's"
+    );
+    assert_eq!(fence.retry.max_attempts, 1);
+    assert_eq!(
+        fence.retry.initial_backoff,
+        std::time::Duration::from_secs(1)
+    );
+
+    let dial = by("dial");
+    assert_eq!(dial.agent, "dial");
+    assert_eq!(dial.timeout, std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn template_uses_are_checked_like_any_stage() {
+    let (dir, out) = validate(&[
+        (
+            "w.yaml",
+            "\
+name: w
+stages:
+  promote:
+    uses: postgres-promot
+    spec: { cluster: db-a }
+  lagging:
+    uses: postgres-promote
+    spec: { cluster: db-a, max_lag: lots }
+  wrong:
+    agent: dial
+    uses: postgres-demote
+    spec: { cluster: db-b }
+  bare:
+    spec: { cluster: db-b }
+  missing:
+    uses: postgres-demote
+    spec: { cluster: db-z }
+",
+        ),
+        ("targets.yaml", SIM_ESTATE),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "w.yaml",
+                4,
+                11,
+                "stage `promote`: unknown template `postgres-promot` (templates: postgres-promote,",
+            ),
+            at(
+                "w.yaml",
+                8,
+                37,
+                "stage `lagging`: database spec rejected at `max_lag`: bad duration \"lots\"",
+            ),
+            at(
+                "w.yaml",
+                10,
+                12,
+                "stage `wrong`: template `postgres-demote` runs the database agent, not `dial`",
+            ),
+            at(
+                "w.yaml",
+                13,
+                3,
+                "stage `bare` needs an `agent`, or `uses` with a template (postgres-promote,",
+            ),
+            at(
+                "w.yaml",
+                17,
+                22,
+                "stage `missing`: database spec rejected at `cluster`: database `db-z` is not in targets.yaml",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_unset_secret_variable_is_a_warning_not_an_error() {
+    let (dir, out) = validate(&[
+        ("wf.yaml", ESTATE.replace("db-${to}", "db-a").as_str()),
+        (
+            "targets.yaml",
+            "\
+databases:
+  db-a: { provider: postgres, url: \"postgres://app:${env:LIFEBOAT_SURELY_UNSET_PW}@db/app\" }
+clusters: { k8s-a: { provider: sim } }
+endpoints:
+  shop.example.com: { provider: sim, regions: { region-a: { A: [192.0.2.10] } } }
+",
+        ),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {}:2:3: database `db-a` reads ${{env:LIFEBOAT_SURELY_UNSET_PW}}, which is not set here",
+            dir.path().join("targets.yaml").display()
+        )),
+        "{}",
+        out.dump()
     );
 }

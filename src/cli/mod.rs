@@ -262,6 +262,9 @@ fn validate(path: &std::path::Path) -> ExitCode {
     match Catalog::load(path, Arc::new(Registry::builtin())) {
         Ok(catalog) => {
             println!("{}", catalog.summary());
+            for warning in unset_secrets(&catalog) {
+                eprintln!("{warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(diagnostics) => {
@@ -272,6 +275,42 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Targets whose `${env:…}` names a variable this environment lacks: valid files, but an
+/// agent started like this would fail the stages that need them.
+fn unset_secrets(catalog: &Catalog) -> Vec<String> {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let file = catalog.targets.file.clone().unwrap_or_default();
+    let mut warnings = Vec::new();
+    for kind in crate::workflow::TargetKind::ALL {
+        for target in catalog.targets.of(kind) {
+            let mut found = Vec::new();
+            strings(&target.fields, &mut found);
+            for name in found
+                .into_iter()
+                .flat_map(crate::agents::providers::reference::env_names)
+            {
+                if std::env::var_os(&name).is_none() {
+                    warnings.push(format!(
+                        "warning: {}:{}:{}: {kind} `{}` reads ${{env:{name}}}, which is not set here; an agent without it fails the stages that need it",
+                        file.display(),
+                        target.pos.line,
+                        target.pos.column,
+                        target.name
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {

@@ -17,6 +17,7 @@ mod raw;
 mod routes;
 pub(crate) mod source;
 pub(crate) mod targets;
+pub mod templates;
 mod workflows;
 
 pub use catalog::{Catalog, Plan, PlanError};

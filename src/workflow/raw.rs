@@ -18,10 +18,15 @@ pub struct RawWorkflow {
     pub stages: Spanned<Option<OrderedMap<Spanned<RawStage>>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
-    pub agent: Spanned<String>,
+    /// Given by the template when the stage `uses` one.
+    #[serde(default)]
+    pub agent: Option<Spanned<String>>,
+    /// A pre-baked stage (`templates`) whose fields this stage's override.
+    #[serde(default)]
+    pub uses: Option<Spanned<String>>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -38,7 +43,7 @@ pub struct RawStage {
     pub resource: Option<Spanned<Node>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     #[serde(default)]

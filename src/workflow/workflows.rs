@@ -15,6 +15,7 @@ use super::model::{DEFAULT_TIMEOUT, RetryPolicy};
 use super::params::{self, Params};
 use super::raw::RawWorkflow;
 use super::source::{Diagnostic, Node, Pos, Spanned};
+use super::templates;
 
 /// A stage that is only a gate: the approval is the whole of its work, and no agent runs
 /// it. Any stage can have a gate (`approval: required`); this one has nothing else.
@@ -85,13 +86,19 @@ pub(super) fn check(
 
     let mut stages = Vec::with_capacity(entries.len());
     for (i, (name, raw_stage)) in entries.iter().enumerate() {
-        let st = &raw_stage.value;
-        let agent = st.agent.value.as_str();
+        let Some(st) = templates::expand(file, name, &raw_stage.value, errors) else {
+            continue;
+        };
+        let st = &st;
+        let Some(agent_node) = &st.agent else {
+            continue;
+        };
+        let agent = agent_node.value.as_str();
         let known = agent == APPROVAL || cx.kinds.agents().contains(&agent);
         if !known {
             let mut kinds = cx.kinds.agents();
             kinds.push(APPROVAL);
-            errors.push(Pos::of(&st.agent).diag(
+            errors.push(Pos::of(agent_node).diag(
                 file,
                 format!(
                     "stage `{}`: unknown agent `{agent}` (known: {})",
@@ -184,7 +191,11 @@ pub(super) fn check(
             },
         };
         let spec = st.spec.clone().unwrap_or_else(|| {
-            Spanned::new(Node::Map(Vec::new()), st.agent.referenced, st.agent.defined)
+            Spanned::new(
+                Node::Map(Vec::new()),
+                agent_node.referenced,
+                agent_node.defined,
+            )
         });
         if known {
             check_spec(file, &name.value, agent, &spec, &params, cx, errors);
@@ -210,6 +221,11 @@ pub(super) fn check(
             resource: st.resource.clone(),
             pos: Pos::of(name),
         });
+    }
+    if stages.len() != entries.len() {
+        // A stage whose template could not be applied is missing, and `after` counts by
+        // position: its errors are reported, and the cycle check waits for the fix.
+        return None;
     }
     if let Some(cycle) = find_cycle(&stages) {
         let names: Vec<&str> = cycle.iter().map(|&i| stages[i].name.as_str()).collect();
