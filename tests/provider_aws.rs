@@ -265,9 +265,6 @@ async fn rds_aurora_route53_and_autoscaling_move_and_dry_runs_change_nothing() {
     let conf = sdk(&endpoint).await;
     let s = unique("t");
 
-    let replica = replica_pair(&conf, &s).await;
-    lag(&conf, &replica, 2.0).await;
-
     let rds = aws_sdk_rds::Client::new(&conf);
     let cluster = format!("aur-{s}");
     rds.create_db_cluster()
@@ -357,7 +354,6 @@ async fn rds_aurora_route53_and_autoscaling_move_and_dry_runs_change_nothing() {
 
     let targets = format!(
         r#"databases:
-  orders-replica: {{ provider: rds, region: us-east-1, instance: {replica} }}
   orders: {{ provider: aurora, region: us-east-1, cluster: {cluster}, instance: {cluster}-b }}
 clusters:
   web-region-a: {{ provider: autoscaling, group: {group} }}
@@ -375,17 +371,13 @@ stages:
   prescale:
     agent: capacity
     spec: {{ cluster: web-region-a, replicas: 4 }}
-  promote-replica:
-    agent: database
-    after: []
-    spec: {{ cluster: orders-replica, role: writer, max_lag: 10s }}
   failover-aurora:
     agent: database
     after: []
     spec: {{ cluster: orders, role: writer }}
   dial:
     agent: dial
-    after: [prescale, promote-replica, failover-aurora]
+    after: [prescale, failover-aurora]
     spec: {{ endpoint: {shop}, region: region-a }}
 "#
     );
@@ -413,16 +405,6 @@ stages:
             format!("{group} minimum: 1 → 4"),
             format!("{group} maximum: 3 → 4"),
         ]
-    );
-    assert_eq!(
-        changes(stage(&drill, "promote-replica")),
-        [format!(
-            "orders-replica ({replica}): read replica of src-{s} → standalone writer"
-        )]
-    );
-    assert_eq!(
-        stage(&drill, "promote-replica")["report"]["checks"][1]["detail"],
-        "2.0s ≤ 10s (ReplicaLag)"
     );
     assert_eq!(
         changes(stage(&drill, "failover-aurora")),
@@ -457,15 +439,10 @@ stages:
         records(&conf, &zone, &shop).await,
         [("CNAME".to_string(), "lb-a.example.net".to_string(), None)]
     );
-    assert_eq!(
-        stage(&run, "promote-replica")["message"],
-        format!("promoted {replica} (was a read replica of src-{s}); it is available")
-    );
     let dialed = stage(&run, "dial")["message"].as_str().unwrap_or("");
     assert!(dialed.contains("INSYNC"), "{dialed}");
 
-    // Again: what moved stays put. (moto keeps a promoted replica's source, so the RDS
-    // stage would promote again; real RDS clears it.)
+    // Again: what moved stays put.
     let again = served.run(serde_json::json!({ "group": "orders" })).await;
     assert_eq!(again["state"], "succeeded", "{again:#}");
     for name in ["prescale", "failover-aurora", "dial"] {
@@ -475,8 +452,19 @@ stages:
     }
 }
 
+/// Whether moto has the instance promoted: the one effect it shows is that stopping it is
+/// allowed (it refuses to stop a read replica).
+async fn stoppable(conf: &SdkConfig, instance: &str) -> bool {
+    aws_sdk_rds::Client::new(conf)
+        .stop_db_instance()
+        .db_instance_identifier(instance)
+        .send()
+        .await
+        .is_ok()
+}
+
 #[tokio::test]
-async fn a_replica_whose_lag_is_too_high_or_unknown_is_not_promoted() {
+async fn rds_replicas_are_promoted_only_within_max_lag() {
     let Some(endpoint) = moto() else {
         return;
     };
@@ -485,10 +473,12 @@ async fn a_replica_whose_lag_is_too_high_or_unknown_is_not_promoted() {
     let behind = replica_pair(&conf, &format!("{s}a")).await;
     lag(&conf, &behind, 30.0).await;
     let silent = replica_pair(&conf, &format!("{s}b")).await;
+    let fresh = replica_pair(&conf, &format!("{s}c")).await;
+    lag(&conf, &fresh, 2.0).await;
     let targets = format!(
-        "databases:\n  behind: {{ provider: rds, instance: {behind} }}\n  silent: {{ provider: rds, instance: {silent} }}\n"
+        "databases:\n  behind: {{ provider: rds, instance: {behind} }}\n  silent: {{ provider: rds, instance: {silent} }}\n  fresh: {{ provider: rds, instance: {fresh} }}\n"
     );
-    let workflow = "name: promote\nparams: { db: behind }\nstages:\n  promote:\n    agent: database\n    spec: { cluster: \"${db}\", role: writer, max_lag: 10s }\n    retry: { max_attempts: 1 }\n";
+    let workflow = "name: promote\nparams: { db: behind }\nstages:\n  promote:\n    agent: database\n    spec: { cluster: \"${db}\", role: writer, max_lag: 10s }\n    retry: { max_attempts: 1 }\n    timeout: 5s\n";
     let served = Served::start(
         &endpoint,
         &[
@@ -519,6 +509,46 @@ async fn a_replica_whose_lag_is_too_high_or_unknown_is_not_promoted() {
     assert!(
         message.contains("replica lag unknown: no ReplicaLag datapoint in the last 5 minutes"),
         "{message}"
+    );
+    assert!(
+        !stoppable(&conf, &behind).await,
+        "the replica too far behind was not promoted"
+    );
+
+    // Within max_lag: a dry run says what would change; the run promotes.
+    let drill = served
+        .run(serde_json::json!({ "group": "db", "dry_run": true, "params": { "db": "fresh" } }))
+        .await;
+    assert_eq!(drill["state"], "succeeded", "{drill:#}");
+    assert_eq!(
+        changes(stage(&drill, "promote")),
+        [format!(
+            "fresh ({fresh}): read replica of src-{s}c → standalone writer"
+        )]
+    );
+    assert_eq!(
+        stage(&drill, "promote")["report"]["checks"][1]["detail"],
+        "2.0s ≤ 10s (ReplicaLag)"
+    );
+    assert!(
+        !stoppable(&conf, &fresh).await,
+        "the drill promoted nothing"
+    );
+    let run = served
+        .run(serde_json::json!({ "group": "db", "params": { "db": "fresh" } }))
+        .await;
+    assert!(
+        stoppable(&conf, &fresh).await,
+        "PromoteReadReplica was called"
+    );
+    // moto keeps a promoted instance's ReadReplicaSourceDBInstanceIdentifier (real RDS
+    // clears it), and that is what the provider waits for before it calls the replica a
+    // writer: against moto the wait runs out, which is the safe way to be wrong.
+    assert_eq!(
+        stage(&run, "promote")["message"],
+        format!(
+            "timed out waiting until {fresh} is a standalone writer and available (attempt 1 of 1)"
+        )
     );
 }
 
@@ -585,6 +615,81 @@ async fn weighted_route53_records_move_all_weight_to_the_region_dialed() {
             ("A".to_string(), "192.0.2.10".to_string(), Some(0)),
             ("A".to_string(), "198.51.100.10".to_string(), Some(100)),
         ]
+    );
+}
+
+#[tokio::test]
+async fn failover_route53_records_make_the_region_dialed_primary() {
+    let Some(endpoint) = moto() else {
+        return;
+    };
+    let conf = sdk(&endpoint).await;
+    let s = unique("f");
+    let domain = format!("{s}.example.com");
+    let zone = aws_sdk_route53::Client::new(&conf)
+        .create_hosted_zone()
+        .name(&domain)
+        .caller_reference(&s)
+        .send()
+        .await
+        .expect("create the zone")
+        .hosted_zone()
+        .map(|z| z.id().to_string())
+        .expect("a zone id");
+    let app = format!("app.{domain}");
+    let targets = format!(
+        "endpoints:\n  {app}:\n    provider: route53\n    hosted_zone_id: \"{zone}\"\n    routing: failover\n    regions: {{ {s}-a: {{ CNAME: [lb-a.example.net] }}, {s}-b: {{ CNAME: [lb-b.example.net] }} }}\n"
+    );
+    let workflow = format!(
+        "name: dial\nparams: {{ to: {s}-b }}\nstages:\n  dial:\n    agent: dial\n    spec: {{ endpoint: {app}, region: \"${{to}}\" }}\n"
+    );
+    let served = Served::start(
+        &endpoint,
+        &[
+            ("dial.yaml", &workflow),
+            (
+                "groups.yaml",
+                "groups:\n  app:\n    workflows: { failover: dial }\n",
+            ),
+            ("targets.yaml", &targets),
+        ],
+    )
+    .await;
+    let run = served.run(serde_json::json!({ "group": "app" })).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}\n{}", served.log());
+    assert_eq!(
+        changes(stage(&run, "dial")),
+        [
+            format!("{app} CNAME {s}-a: nothing → lb-a.example.net SECONDARY"),
+            format!("{app} CNAME {s}-b: nothing → lb-b.example.net PRIMARY"),
+        ]
+    );
+    let out = aws_sdk_route53::Client::new(&conf)
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .expect("list");
+    let roles: Vec<(String, String)> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == app)
+        .map(|r| {
+            (
+                r.set_identifier().unwrap_or("").to_string(),
+                r.failover()
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&(format!("{s}-b"), "PRIMARY".to_string())),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&(format!("{s}-a"), "SECONDARY".to_string())),
+        "{roles:?}"
     );
 }
 
@@ -709,6 +814,24 @@ async fn aurora_global_switches_over_or_fails_over_with_allow_data_loss() {
         ],
     )
     .await;
+
+    let drill = served
+        .run(serde_json::json!({ "group": "orders", "dry_run": true }))
+        .await;
+    assert_eq!(
+        changes(stage(&drill, "promote")),
+        ["orders-global primary: region-a → region-b"],
+        "{drill:#}"
+    );
+    assert!(
+        shared
+            .lock()
+            .expect("state")
+            .calls
+            .iter()
+            .all(|c| c["Action"] == "DescribeGlobalClusters"),
+        "a dry run only describes"
+    );
 
     let run = served.run(serde_json::json!({ "group": "orders" })).await;
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", served.log());

@@ -327,8 +327,19 @@ impl Step<'_, '_> {
         if s.attempts != attempt || !s.state.in_flight() {
             return; // a duplicate, or an attempt already accounted for
         }
-        if report.is_some() {
-            self.run.stages[i].report = report;
+        if let Some(mut new) = report {
+            // What an earlier attempt changed stays on record: a retry that finds the work
+            // done reports no change of its own.
+            if let Some(old) = self.run.stages[i].report.take() {
+                let mut changes = old.changes;
+                for c in std::mem::take(&mut new.changes) {
+                    if !changes.contains(&c) {
+                        changes.push(c);
+                    }
+                }
+                new.changes = changes;
+            }
+            self.run.stages[i].report = Some(new);
         }
         let max = self.run.plan[i].retry.max_attempts;
         match outcome {

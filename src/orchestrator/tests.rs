@@ -419,3 +419,53 @@ fn a_dry_run_passes_its_gates_by_itself() {
     assert_eq!(run.stages[3].approved_by, Some(Actor::DryRun));
     assert_eq!(run.resource(3), format!("dry-run:stage:{}/dial", run.id));
 }
+
+#[test]
+fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
+    use crate::domain::{Change, Check, Report};
+    let change = |to: &str| Change {
+        target: "db".into(),
+        from: "replica".into(),
+        to: to.into(),
+    };
+    let outcome = |attempt, outcome, report| Input::Outcome {
+        stage: 0,
+        attempt,
+        outcome,
+        actor: agent(),
+        report: Some(report),
+    };
+    let mut run = run_of(vec![stage("only", "database", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    let first = Report {
+        checks: vec![],
+        changes: vec![change("writer")],
+    };
+    let failed = Outcome::Failed {
+        retryable: true,
+        message: "timed out waiting".into(),
+    };
+    apply(&mut run, outcome(1, failed, first), &at(100)).expect("fail");
+    apply(&mut run, Input::Tick, &at(1100)).expect("tick");
+    let second = Report {
+        checks: vec![Check {
+            name: "role".into(),
+            ok: true,
+            detail: "already the writer".into(),
+        }],
+        changes: vec![],
+    };
+    let done = Outcome::Succeeded { message: None };
+    apply(&mut run, outcome(2, done, second), &at(1200)).expect("succeed");
+    let report = run.stages[0].report.clone().expect("a report");
+    assert_eq!(
+        report.changes,
+        vec![change("writer")],
+        "attempt 1's change stays"
+    );
+    assert_eq!(
+        report.checks.len(),
+        1,
+        "the checks are the latest attempt's"
+    );
+}

@@ -14,9 +14,13 @@ where
     let mut pause = Duration::from_millis(250);
     let mut said = None;
     loop {
-        match probe().await? {
-            Some(done) => return Ok(done),
-            None => {
+        // A probe that fails retryably (throttling, a blip) is asked again: what it waits
+        // for is under way, and only the deadline ends the wait.
+        match probe().await {
+            Ok(Some(done)) => return Ok(done),
+            Err(f) if !f.retryable => return Err(f),
+            Err(f) if work.time_left() <= pause => return Err(f),
+            Err(_) | Ok(None) => {
                 if said.is_none() {
                     work.say(format!("waiting until {what}")).await;
                     said = Some(());

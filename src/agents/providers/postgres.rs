@@ -26,7 +26,7 @@ pub const DATABASE: Provider<dyn Database> = Provider {
     check,
     build: |target| {
         let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
-        let url = reference::resolve(&format!("database `{}` url", target.name), &fields.url)?;
+        let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
         Ok(Arc::new(Postgres { url }))
     },
 };
@@ -46,9 +46,14 @@ struct PostgresTarget {
 fn check(fields: &Value) -> Result<(), SpecError> {
     let t: PostgresTarget = kinds::parse(fields)?;
     reference::check(&t.url).map_err(|m| SpecError::at(&["url"], m))?;
-    if !reference::has_reference(&t.url)
-        && reqwest::Url::parse(&t.url).is_ok_and(|u| u.password().is_some())
-    {
+    // A password in the URL's user part or its query, other than a reference (whose `{`
+    // the URL parser writes as %7B).
+    let literal_password = reqwest::Url::parse(&t.url).is_ok_and(|u| {
+        u.password().is_some_and(|p| !p.contains("%7B"))
+            || u.query_pairs()
+                .any(|(k, v)| k == "password" && !v.contains("${"))
+    });
+    if literal_password {
         return Err(SpecError::at(
             &["url"],
             "a password is written here: read it with ${env:NAME} or ${file:PATH}",
@@ -72,22 +77,46 @@ struct State {
     /// (nothing replayed yet) or not a replica.
     lag: Option<f64>,
     read_only: bool,
-    /// Sessions other than ours holding a write transaction.
-    writers: i64,
+    /// Client sessions other than ours. Any of them may hold a transaction begun read-write
+    /// before the fence, or have set `default_transaction_read_only` off for itself: a fence
+    /// ends them all, and clients reconnect to find the server read-only.
+    sessions: i64,
+    /// The replica's WAL receiver streams from a primary.
+    streaming: bool,
 }
 
 impl Postgres {
     async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
-        let options = PgConnectOptions::from_str(self.url.expose_secret())
-            .map_err(|e| Failure::permanent(format!("database `{name}`: bad url: {e}")))?;
+        self.reach(name, work).await.map_err(|(f, _)| f)
+    }
+
+    /// A connection, or the failure and whether the server is unreachable: nothing
+    /// answered at the network level for the whole connect limit. A server that answers
+    /// with an error (too many connections, starting up, a TLS or login problem) is alive,
+    /// and is never taken for fenced.
+    async fn reach(&self, name: &str, work: &Work) -> Result<PgConnection, (Failure, bool)> {
+        let options = PgConnectOptions::from_str(self.url.expose_secret()).map_err(|_| {
+            (
+                Failure::permanent(format!(
+                    "database `{name}`: its url is not a PostgreSQL URL"
+                )),
+                false,
+            )
+        })?;
         let limit = CONNECT_LIMIT.min(work.time_left());
         match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(refused(name, e)),
-            Err(_) => Err(Failure::retryable(format!(
-                "cannot reach database `{name}`: no answer in {}",
-                humantime::format_duration(limit)
-            ))),
+            Ok(Err(e)) => {
+                let unreachable = matches!(e, sqlx::Error::Io(_));
+                Err((refused(name, e), unreachable))
+            }
+            Err(_) => Err((
+                Failure::retryable(format!(
+                    "cannot reach database `{name}`: no answer in {}",
+                    humantime::format_duration(limit)
+                )),
+                limit >= CONNECT_LIMIT,
+            )),
         }
     }
 
@@ -100,7 +129,8 @@ impl Postgres {
                   ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag, \
              current_setting('default_transaction_read_only') = 'on' AS read_only, \
              (SELECT count(*) FROM pg_stat_activity \
-               WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS writers",
+               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS sessions, \
+             COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false) AS streaming",
         )
         .fetch_one(&mut *c)
         .await?;
@@ -108,7 +138,8 @@ impl Postgres {
             in_recovery: row.try_get("in_recovery")?,
             lag: row.try_get("lag")?,
             read_only: row.try_get("read_only")?,
-            writers: row.try_get("writers")?,
+            sessions: row.try_get("sessions")?,
+            streaming: row.try_get("streaming")?,
         })
     }
 
@@ -153,8 +184,19 @@ impl Postgres {
         let _ = c.close().await;
         let after = self.settle(name, work, |s| !s.read_only).await?;
         if after.read_only {
-            return Err(Failure::retryable(format!(
-                "database `{name}`: still read-only after the reload"
+            // ALTER SYSTEM RESET clears only what ALTER SYSTEM set: a read-only setting
+            // from postgresql.conf, a role or a database outlives it, and no retry helps.
+            let mut c = self.connect(name, work).await?;
+            let source: Option<String> = sqlx::query_scalar(
+                "SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only'",
+            )
+            .fetch_optional(&mut c)
+            .await
+            .map_err(|e| failed(name, e))?;
+            let _ = c.close().await;
+            return Err(Failure::permanent(format!(
+                "database `{name}`: still read-only after ALTER SYSTEM RESET: default_transaction_read_only comes from {} and must be changed there",
+                source.unwrap_or_else(|| "elsewhere".into())
             )));
         }
         Ok(true)
@@ -178,10 +220,15 @@ impl Database for Postgres {
                 (true, false) => format!("{name} is the writer; lifted its read-only fence"),
             });
         }
+        let stream = if state.streaming {
+            "streaming from its primary"
+        } else {
+            "its WAL receiver is not streaming (is the primary gone?)"
+        };
         work.check(
             "in recovery",
             true,
-            format!("{name} is a streaming replica"),
+            format!("{name} is a replica, {stream}"),
         )
         .await;
         let lag = match (state.lag, p.max_lag) {
@@ -258,15 +305,15 @@ impl Database for Postgres {
 
     async fn demote(&self, target: &Target, d: &Demote, work: &Work) -> Result<String, Failure> {
         let name = &target.name;
-        let mut c = match self.connect(name, work).await {
+        let mut c = match self.reach(name, work).await {
             Ok(c) => c,
-            Err(f) if f.retryable && d.unreachable_ok => {
+            Err((f, true)) if d.unreachable_ok => {
                 work.check("reachable", false, f.message.clone()).await;
                 return Ok(format!(
                     "{name} is unreachable, treated as fenced (unreachable: ok)"
                 ));
             }
-            Err(f) => return Err(f),
+            Err((f, _)) => return Err(f),
         };
         let state = Self::state(&mut c).await.map_err(|e| failed(name, e))?;
         if state.in_recovery {
@@ -281,15 +328,18 @@ impl Database for Postgres {
         }
         work.check("reachable", true, format!("{name} is a writer"))
             .await;
-        if !state.read_only {
-            work.change(format!("{name} default_transaction_read_only"), "off", "on")
-                .await;
+        if state.read_only {
+            // Fenced by an earlier demote: sessions now are read-only ones, opened since.
+            let _ = c.close().await;
+            return Ok(format!("{name} is read-only already; nothing to do"));
         }
-        if state.writers > 0 {
+        work.change(format!("{name} default_transaction_read_only"), "off", "on")
+            .await;
+        if state.sessions > 0 {
             work.change(
-                format!("{name} sessions holding writes"),
-                state.writers.to_string(),
-                "0",
+                format!("{name} open sessions"),
+                state.sessions.to_string(),
+                "0 (ended; clients reconnect read-only)",
             )
             .await;
         }
@@ -297,41 +347,59 @@ impl Database for Postgres {
             let _ = c.close().await;
             return Ok(format!("would fence {name} read-only; nothing changed"));
         }
-        if !state.read_only {
-            run(
-                &mut c,
-                name,
-                "ALTER SYSTEM SET default_transaction_read_only = on",
-            )
-            .await?;
-            run(&mut c, name, "SELECT pg_reload_conf()").await?;
-        }
-        let ended: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS t",
+        run(
+            &mut c,
+            name,
+            "ALTER SYSTEM SET default_transaction_read_only = on",
         )
-        .fetch_one(&mut c)
+        .await?;
+        run(&mut c, name, "SELECT pg_reload_conf()").await?;
+        // The sessions are listed first and ended after: in one statement the planner may
+        // call pg_terminate_backend before the filter that spares this very session.
+        let open: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut c)
         .await
         .map_err(|e| failed(name, e))?;
-        let _ = c.close().await;
-        let after = self
-            .settle(name, work, |s| s.read_only && s.writers == 0)
-            .await?;
+        let ended: Vec<i32> = sqlx::query_scalar(
+            "SELECT p FROM unnest($1::int4[]) AS p WHERE pg_terminate_backend(p)",
+        )
+        .bind(&open)
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| failed(name, e))?;
+        let after = self.settle(name, work, |s| s.read_only).await?;
         if !after.read_only {
+            let _ = c.close().await;
             return Err(Failure::retryable(format!(
                 "database `{name}`: a new session is still read-write after the reload"
             )));
         }
-        if after.writers > 0 {
-            return Err(Failure::retryable(format!(
-                "database `{name}`: {} sessions still hold writes",
-                after.writers
-            )));
+        let until = tokio::time::Instant::now() + VERIFY_LIMIT.min(work.time_left());
+        loop {
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&ended)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(|e| failed(name, e))?;
+            if left == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= until {
+                let _ = c.close().await;
+                return Err(Failure::retryable(format!(
+                    "database `{name}`: {left} of the sessions it ended are still there"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(match (state.read_only, ended) {
-            (true, 0) => format!("{name} is read-only already; nothing to do"),
-            (_, 0) => format!("{name} is read-only; no session held writes"),
-            (_, n) => format!("{name} is read-only; ended {n} sessions holding writes"),
+        let _ = c.close().await;
+        Ok(match ended.len() {
+            0 => format!("{name} is read-only; no other session was open"),
+            n => format!("{name} is read-only; ended {n} open sessions"),
         })
     }
 }

@@ -83,23 +83,54 @@ pub fn env_names(value: &str) -> Vec<String> {
 /// The value with its references read. A variable that is unset or a file that can't be
 /// read fails the stage for good, naming it (and never the value).
 pub fn resolve(what: &str, value: &str) -> Result<SecretString, Failure> {
+    read(what, value, false)
+}
+
+/// As `resolve`, for a URL: a secret read into a longer URL is percent-encoded, so that a
+/// password holding `@`, `/`, `?` or `%` stays a password (and no part of it lands in the
+/// query string, where a driver may log what it does not know).
+pub fn resolve_url(what: &str, value: &str) -> Result<SecretString, Failure> {
+    read(what, value, true)
+}
+
+fn percent_encoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn read(what: &str, value: &str, url: bool) -> Result<SecretString, Failure> {
     let bad = |m: String| Failure::permanent(format!("{what}: {m}"));
+    let all = pieces(value).map_err(bad)?;
+    let encode = url && all.len() > 1;
     let mut out = String::new();
-    for piece in pieces(value).map_err(bad)? {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Env(name) => match std::env::var(name) {
-                Ok(v) => out.push_str(&v),
-                Err(_) => {
-                    return Err(bad(format!(
-                        "environment variable {name} is not set (targets.yaml reads it with ${{env:{name}}})"
-                    )));
-                }
-            },
-            Piece::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) => out.push_str(v.strip_suffix('\n').unwrap_or(&v)),
-                Err(e) => return Err(bad(format!("cannot read {path}: {e}"))),
-            },
+    for piece in all {
+        let secret = match piece {
+            Piece::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Piece::Env(name) => std::env::var(name).map_err(|_| {
+                bad(format!(
+                    "environment variable {name} is not set (targets.yaml reads it with ${{env:{name}}})"
+                ))
+            })?,
+            Piece::File(path) => {
+                let v = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+                v.strip_suffix('\n').unwrap_or(&v).to_string()
+            }
+        };
+        if encode {
+            out.push_str(&percent_encoded(&secret));
+        } else {
+            out.push_str(&secret);
         }
     }
     Ok(SecretString::from(out))
@@ -132,6 +163,26 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(env_names("a${env:A_B}b${env:C}"), ["A_B", "C"]);
+    }
+
+    #[test]
+    fn a_secret_inside_a_url_is_percent_encoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "p@ss/w?rd%").expect("write");
+        let inside = format!("postgres://u:${{file:{}}}@db/app", file.display());
+        let got = resolve_url("url", &inside).expect("resolves");
+        assert_eq!(
+            got.expose_secret(),
+            "postgres://u:p%40ss%2Fw%3Frd%25@db/app"
+        );
+        let whole = format!("${{file:{}}}", file.display());
+        assert_eq!(
+            resolve_url("url", &whole)
+                .expect("resolves")
+                .expose_secret(),
+            "p@ss/w?rd%"
+        );
     }
 
     #[test]

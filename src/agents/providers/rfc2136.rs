@@ -136,6 +136,20 @@ fn check(fields: &Value) -> Result<(), SpecError> {
     }
     reference::check(&t.key.secret).map_err(|m| SpecError::at(&["key", "secret"], m))?;
     for (region, sets) in &t.regions {
+        if let Some(cname) = sets.get(&Kind::CNAME) {
+            if cname.len() > 1 {
+                return Err(SpecError::at(
+                    &["regions", region],
+                    "a name holds one CNAME value, not several",
+                ));
+            }
+            if sets.len() > 1 {
+                return Err(SpecError::at(
+                    &["regions", region],
+                    "a name with a CNAME holds no other records",
+                ));
+            }
+        }
         for (kind, values) in sets {
             for v in values {
                 kind.rdata(v)
@@ -381,10 +395,14 @@ impl Dial for Rfc2136 {
             .set_query_class(DNSClass::IN)
             .set_query_type(RecordType::SOA);
         update.add_zone(zone_query);
+        // Every delete before any add: a server ignores a CNAME added beside other data
+        // (RFC 2136 3.4.2.2), so an A-to-CNAME move must empty the A set first.
         for s in &changing {
             let mut delete = Record::update0(name.clone(), 0, s.kind);
             delete.set_dns_class(DNSClass::ANY);
             update.add_update(delete);
+        }
+        for s in &changing {
             for data in &s.wanted {
                 update.add_update(Record::from_rdata(name.clone(), ttl, data.clone()));
             }

@@ -1,7 +1,7 @@
-//! `autoscaling`: sets an Auto Scaling group's desired capacity, raising its minimum to
-//! match so that scaling policies do not take the capacity back mid-failover (and its
-//! maximum, when the target is above it), then waits until that many instances are
-//! InService and healthy.
+//! `autoscaling`: sets an Auto Scaling group's desired capacity and its minimum to match,
+//! so that scaling policies do not take the capacity back mid-failover (and its maximum,
+//! when the target is above it), then waits until that many instances are InService and
+//! healthy.
 
 use std::sync::Arc;
 
@@ -79,7 +79,9 @@ impl Capacity for AutoScaling {
             format!("{name}: min {min}, max {max}, desired {desired}, {ready} in service"),
         )
         .await;
-        let (new_min, new_max) = (min.max(want), max.max(want));
+        // The minimum follows the target both ways: up, so that scaling policies do not
+        // take the capacity back mid-failover; down, or AWS refuses a desired below it.
+        let (new_min, new_max) = (want, max.max(want));
         if desired == want && min == new_min && ready >= s.replicas as usize {
             return Ok(format!(
                 "{name} already runs {ready} instances in service (desired {want}); nothing to do"

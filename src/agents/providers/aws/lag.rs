@@ -19,7 +19,8 @@ pub struct Metric<'a> {
     pub unit_seconds: f64,
 }
 
-/// The newest lag in seconds; `None` when the metric has no datapoint in the window.
+/// The newest lag in seconds; `None` when the metric has no datapoint in the window, or
+/// says replication is not running.
 pub async fn read(config: &SdkConfig, m: &Metric<'_>) -> Result<Option<f64>, Failure> {
     let client = aws_sdk_cloudwatch::Client::new(config);
     let now = SystemTime::now();
@@ -43,7 +44,8 @@ pub async fn read(config: &SdkConfig, m: &Metric<'_>) -> Result<Option<f64>, Fai
         .iter()
         .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
         .max_by_key(|(at, _)| *at);
-    Ok(newest.map(|(_, v)| v * m.unit_seconds))
+    // RDS reports -1 when replication is not running: no lag is known then.
+    Ok(newest.and_then(|(_, v)| (v >= 0.0).then_some(v * m.unit_seconds)))
 }
 
 /// Checks the lag against `max_lag`, recording the check; a replica too far behind, or

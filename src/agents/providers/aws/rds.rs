@@ -119,6 +119,9 @@ impl Database for Rds {
         let before = instance(&client, id).await?;
         let status = before.db_instance_status().unwrap_or("unknown").to_string();
         let Some(source) = before.read_replica_source_db_instance_identifier() else {
+            if status != "available" {
+                return wait_standalone(&client, id, "(no source)", work).await;
+            }
             work.check("role", true, format!("{id} is a standalone writer"))
                 .await;
             return Ok(format!(
@@ -131,6 +134,15 @@ impl Database for Rds {
             format!("{id} replicates {source} ({status})"),
         )
         .await;
+        if status != "available" && !work.request.dry_run {
+            // An earlier attempt's promotion (or another change) is under way: calling
+            // again would be refused; wait for it instead.
+            work.say(format!(
+                "{id} is {status}: a change is under way; waiting for it"
+            ))
+            .await;
+            return wait_standalone(&client, id, source, work).await;
+        }
         let metric = Metric {
             name: "ReplicaLag",
             dimension: "DBInstanceIdentifier",
@@ -154,18 +166,33 @@ impl Database for Rds {
             .await
             .map_err(|e| failure(&format!("promote {id}"), e))?;
         work.say(format!("promoting {id}")).await;
-        wait_until(work, &format!("{id} is available"), || async {
-            let now = instance(&client, id).await?;
-            Ok((now.db_instance_status() == Some("available")).then(|| {
-                format!("promoted {id} (was a read replica of {source}); it is available")
-            }))
-        })
-        .await
+        wait_standalone(&client, id, source, work).await
     }
 
     async fn demote(&self, target: &Target, d: &Demote, _: &Work) -> Result<String, Failure> {
         no_demote("rds", &target.name, d)
     }
+}
+
+/// Waits until the instance is available and no longer names a source: right after the
+/// call it may still read `available` as a replica, which is not yet a writer.
+async fn wait_standalone(
+    client: &Client,
+    id: &str,
+    source: &str,
+    work: &Work,
+) -> Result<String, Failure> {
+    wait_until(
+        work,
+        &format!("{id} is a standalone writer and available"),
+        || async {
+            let now = instance(client, id).await?;
+            Ok((now.db_instance_status() == Some("available")
+                && now.read_replica_source_db_instance_identifier().is_none())
+            .then(|| format!("promoted {id} (was a read replica of {source}); it is available")))
+        },
+    )
+    .await
 }
 
 pub struct Aurora(AuroraTarget);
@@ -197,6 +224,8 @@ impl Database for Aurora {
         let conf = config(self.0.region.as_deref()).await;
         let client = Client::new(&conf);
         let before = cluster(&client, id).await?;
+        // A change under way (an earlier attempt's, say) is waited for, not asked again.
+        let busy = before.status() != Some("available");
         let metric = Metric {
             name: "AuroraReplicaLag",
             dimension: "DBClusterIdentifier",
@@ -216,13 +245,20 @@ impl Database for Aurora {
             if work.request.dry_run {
                 return Ok(format!("would promote cluster {id}; nothing changed"));
             }
-            client
-                .promote_read_replica_db_cluster()
-                .db_cluster_identifier(id)
-                .send()
-                .await
-                .map_err(|e| failure(&format!("promote cluster {id}"), e))?;
-            work.say(format!("promoting cluster {id}")).await;
+            if busy {
+                work.say(format!(
+                    "cluster {id} is busy: a change is under way; waiting for it"
+                ))
+                .await;
+            } else {
+                client
+                    .promote_read_replica_db_cluster()
+                    .db_cluster_identifier(id)
+                    .send()
+                    .await
+                    .map_err(|e| failure(&format!("promote cluster {id}"), e))?;
+                work.say(format!("promoting cluster {id}")).await;
+            }
             return wait_until(work, &format!("cluster {id} is available"), || async {
                 let now = cluster(&client, id).await?;
                 Ok((now.status() == Some("available")
@@ -270,14 +306,21 @@ impl Database for Aurora {
         if work.request.dry_run {
             return Ok(format!("would fail {id} over to {wanted}; nothing changed"));
         }
-        client
-            .failover_db_cluster()
-            .db_cluster_identifier(id)
-            .target_db_instance_identifier(wanted)
-            .send()
-            .await
-            .map_err(|e| failure(&format!("fail over cluster {id}"), e))?;
-        work.say(format!("failing {id} over to {wanted}")).await;
+        if busy {
+            work.say(format!(
+                "cluster {id} is busy: a change is under way; waiting for it"
+            ))
+            .await;
+        } else {
+            client
+                .failover_db_cluster()
+                .db_cluster_identifier(id)
+                .target_db_instance_identifier(wanted)
+                .send()
+                .await
+                .map_err(|e| failure(&format!("fail over cluster {id}"), e))?;
+            work.say(format!("failing {id} over to {wanted}")).await;
+        }
         wait_until(work, &format!("{wanted} is the writer of {id}"), || async {
             let now = cluster(&client, id).await?;
             Ok(
@@ -365,6 +408,15 @@ impl Database for AuroraGlobal {
         }
         work.check("member", true, format!("{member} is a secondary of {id}"))
             .await;
+        // The secondary's lag behind the primary, by its cluster id (the ARN's last part).
+        let secondary = arn.rsplit(':').next().unwrap_or(arn);
+        let metric = Metric {
+            name: "AuroraGlobalDBReplicationLag",
+            dimension: "DBClusterIdentifier",
+            id: secondary,
+            unit_seconds: 0.001,
+        };
+        lag::check(&conf, &metric, p.max_lag, work).await?;
         let from = current
             .as_deref()
             .map(name_of)
@@ -381,7 +433,12 @@ impl Database for AuroraGlobal {
                 "would move {id}'s primary to {member} by {how}; nothing changed"
             ));
         }
-        if p.allow_data_loss {
+        if before.status() != Some("available") {
+            work.say(format!(
+                "{id} is busy: a change is under way; waiting for it"
+            ))
+            .await;
+        } else if p.allow_data_loss {
             client
                 .failover_global_cluster()
                 .global_cluster_identifier(id)

@@ -332,7 +332,10 @@ impl Dial for Route53 {
             "lifeboat: {name} to {} (run {})",
             m.region, work.request.run_id
         ));
-        for p in &changing {
+        // Deletes first: a CNAME may not stand beside the records it replaces.
+        let mut ordered: Vec<&&Planned> = changing.iter().filter(|p| p.want.is_none()).collect();
+        ordered.extend(changing.iter().filter(|p| p.want.is_some()));
+        for p in ordered {
             let (action, set) = match (&p.want, &p.now) {
                 (Some(want), _) => (ChangeAction::Upsert, want.clone()),
                 (None, Some(old)) => (ChangeAction::Delete, old.clone()),
