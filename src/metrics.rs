@@ -36,6 +36,12 @@ struct AgentLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecoveryLabel {
+    group: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabel {
     source: String,
     route: String,
@@ -50,6 +56,7 @@ pub struct Metrics {
     stage_seconds: Family<StageLabel, Histogram, fn() -> Histogram>,
     retries: Family<AgentLabel, Counter>,
     overhead_seconds: Histogram,
+    recovery_seconds: Family<RecoveryLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -70,6 +77,15 @@ impl Metrics {
         let retries = Family::<AgentLabel, Counter>::default();
         let overhead_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let alerts = Family::<AlertLabel, Counter>::default();
+        let recovery_seconds =
+            Family::<RecoveryLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                (|| Histogram::new(exponential_buckets(1.0, 2.0, 16))) as fn() -> Histogram,
+            );
+        registry.register(
+            "recovery_seconds",
+            "Total recovery time of runs that succeeded (not dry runs), from request to end",
+            recovery_seconds.clone(),
+        );
         registry.register(
             "alerts",
             "Alerts received, by source, route and what they did (`repeat` for re-sends)",
@@ -100,6 +116,7 @@ impl Metrics {
             stage_seconds,
             retries,
             overhead_seconds,
+            recovery_seconds,
         }
     }
 
@@ -121,6 +138,17 @@ impl Metrics {
     /// Learns from the audit records of a committed batch.
     pub fn observe(&self, audit: &[RunAudit], runs: &HashMap<RunId, Run>) {
         for RunAudit { run: id, audit: a } in audit {
+            if let (EventKind::Run(RunState::Succeeded), Some(run)) = (a.kind, runs.get(id)) {
+                if let (false, Some(end)) = (run.dry_run, run.finished_at) {
+                    self.recovery_seconds
+                        .get_or_create(&RecoveryLabel {
+                            group: run.group.clone(),
+                            action: run.action.to_string(),
+                        })
+                        .observe((end - run.created_at).max(0) as f64 / 1000.0);
+                }
+                continue;
+            }
             let (Some(run), Some(stage)) = (runs.get(id), a.stage.as_deref()) else {
                 continue;
             };

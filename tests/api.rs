@@ -301,3 +301,102 @@ async fn groups_plan_health_readiness_and_metrics() {
     );
     t.shutdown().await;
 }
+
+const TIMED: &str = "\
+name: shop
+stages:
+  prescale:
+    agent: capacity
+    spec: { cluster: k, namespace: n, replicas: 2, duration: 200ms }
+  promote:
+    agent: database
+    after: [prescale]
+    spec: { cluster: a, role: writer, duration: 100ms }
+  migrate:
+    agent: database
+    after: [prescale]
+    spec: { cluster: b, role: writer, duration: 600ms }
+  dial:
+    agent: dial
+    after: [promote, migrate]
+    approval: required
+    spec: { endpoint: shop.example.com, region: region-a, duration: 100ms }
+";
+
+#[tokio::test]
+async fn a_finished_run_has_a_scorecard_with_its_critical_path() {
+    let t = spawn(&[("shop.yaml", TIMED), ("groups.yaml", GROUPS)], &[]).await;
+    let drill = t.create(r#"{"group": "shop", "dry_run": true}"#).await;
+    t.wait_state(&drill, "succeeded").await;
+
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_for(&id, "the gate", |r| {
+        r["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "approval.requested"))
+    })
+    .await;
+    let (status, body) = t.get(&format!("/api/v1/runs/{id}/report")).await;
+    assert_eq!(status, 409, "no scorecard while it runs: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("its scorecard comes when it ends")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = t.post(&format!("/api/v1/runs/{id}/approve"), "").await;
+    assert_eq!(status, 200);
+    t.wait_state(&id, "succeeded").await;
+
+    let (status, report) = t.get(&format!("/api/v1/runs/{id}/report")).await;
+    assert_eq!(status, 200, "{report}");
+    let card = &report["card"];
+    assert_eq!(
+        card["critical_path"],
+        serde_json::json!(["prescale", "migrate", "dial"])
+    );
+    let (total, path, overhead, people) = (
+        card["total_ms"].as_i64().unwrap_or(-1),
+        card["critical_path_ms"].as_i64().unwrap_or(-1),
+        card["overhead_ms"].as_i64().unwrap_or(-1),
+        card["waiting_on_people_ms"].as_i64().unwrap_or(-1),
+    );
+    assert!(
+        path >= 200 + 600 + 300 + 100,
+        "the path holds its stages and the gate: {report}"
+    );
+    assert_eq!(overhead, total - path, "{report}");
+    assert!(people >= 300, "the gate waited on a person: {report}");
+    assert!(report["previous"].is_null(), "the first real run: {report}");
+    assert_eq!(report["last_drill"]["run"], drill.as_str());
+
+    let again = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_for(&again, "the gate", |r| {
+        r["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "approval.requested"))
+    })
+    .await;
+    t.post(&format!("/api/v1/runs/{again}/approve"), "").await;
+    t.wait_state(&again, "succeeded").await;
+    let (_, report) = t.get(&format!("/api/v1/runs/{again}/report")).await;
+    assert_eq!(report["previous"]["run"], id.as_str(), "{report}");
+    assert_eq!(report["previous"]["total_ms"], total);
+
+    let metrics = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("lifeboat_recovery_seconds_count{group=\"shop\",action=\"failover\"} 2"),
+        "{metrics}"
+    );
+    let (status, _) = t.get("/api/v1/runs/not-a-run/report").await;
+    assert_eq!(status, 400);
+}

@@ -165,6 +165,22 @@ async fn hpa_read(State(s): State<Shared>, Path((ns, name)): Path<(String, Strin
     }
 }
 
+async fn hpa_list(State(s): State<Shared>, Path(ns): Path<String>) -> Response {
+    let Ok(c) = s.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let items: Vec<Value> = c
+        .hpas
+        .iter()
+        .filter(|((n, _), _)| *n == ns)
+        .map(|((n, name), h)| hpa_json(n, name, h))
+        .collect();
+    axum::Json(
+        json!({ "apiVersion": "autoscaling/v2", "kind": "List", "metadata": {}, "items": items }),
+    )
+    .into_response()
+}
+
 async fn hpa_patch(
     State(s): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -204,6 +220,10 @@ async fn start(cluster: Cluster) -> (String, Shared) {
         .route(
             "/apis/apps/v1/namespaces/{ns}/{kind}/{name}/scale",
             axum::routing::patch(scale),
+        )
+        .route(
+            "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+            get(hpa_list),
         )
         .route(
             "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}",
@@ -275,6 +295,10 @@ async fn workloads_scale_and_are_waited_for_and_a_dry_run_changes_nothing() {
     cluster
         .hpas
         .insert(("edge".into(), "api".into()), (2, 4, "api".into()));
+    // In a namespace scaled whole, `a` is managed by an HPA: it is scaled through it.
+    cluster
+        .hpas
+        .insert(("jobs".into(), "a-scaler".into()), (1, 2, "a".into()));
     let (server, shared) = start(cluster).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -322,7 +346,8 @@ async fn workloads_scale_and_are_waited_for_and_a_dry_run_changes_nothing() {
     assert_eq!(
         changes(stage(&drill, "workers")),
         [
-            "k8s-region-a/jobs/deployment/a replicas: 1 → 4",
+            "k8s-region-a/jobs/hpa/a-scaler minReplicas: 1 → 4",
+            "k8s-region-a/jobs/hpa/a-scaler maxReplicas: 2 → 4",
             "k8s-region-a/jobs/statefulset/b replicas: 2 → 4"
         ]
     );
@@ -351,6 +376,10 @@ async fn workloads_scale_and_are_waited_for_and_a_dry_run_changes_nothing() {
         assert_eq!(
             c.hpas[&("edge".to_string(), "api".to_string())],
             (5, 5, "api".to_string())
+        );
+        assert_eq!(
+            c.hpas[&("jobs".to_string(), "a-scaler".to_string())],
+            (4, 4, "a".to_string())
         );
         assert!(
             c.tokens.iter().all(|t| t == "Bearer stand-in-token") && !c.tokens.is_empty(),

@@ -263,6 +263,11 @@ pub async fn run_in_terminal(
     println!("run {} started\n", run.id);
     let done = follow(app, watch, &run, approver).await?;
     println!("{}", summary(&done));
+    match app.orchestrator.recovery(&done).await {
+        Ok(Some(r)) => println!("{}", scorecard(&r)),
+        Ok(None) => {}
+        Err(e) => println!("  (no scorecard: {e})"),
+    }
     Ok(done)
 }
 
@@ -333,6 +338,31 @@ pub fn summary(run: &Run) -> String {
             "  total recovery time: {}\n",
             clock::short_duration(end - run.created_at)
         ));
+    }
+    out
+}
+
+/// The scorecard under the summary: the critical path, Lifeboat's overhead, the wait on
+/// people, and the comparison with the previous run and last drill.
+pub fn scorecard(r: &crate::domain::scorecard::Recovery) -> String {
+    let c = &r.card;
+    let mut out = format!(
+        "  critical path: {} ({})\n  Lifeboat's overhead: {}\n  waiting on people: {}\n",
+        c.critical_path.join(" → "),
+        clock::short_duration(c.critical_path_ms),
+        clock::short_duration(c.overhead_ms),
+        clock::short_duration(c.waiting_on_people_ms),
+    );
+    for (what, earlier) in [("previous run", &r.previous), ("last drill", &r.last_drill)] {
+        if let Some(e) = earlier {
+            let diff = c.total_ms - e.total_ms;
+            out.push_str(&format!(
+                "  {what}: {} ({}{} now)\n",
+                clock::short_duration(e.total_ms),
+                if diff >= 0 { "+" } else { "-" },
+                clock::short_duration(diff.abs()),
+            ));
+        }
     }
     out
 }

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod offer;
 pub mod report;
 pub mod run;
+pub mod scorecard;
 
 pub use actor::{Actor, Platform};
 pub use alert::{Alert, AlertBrief, AlertTally, Decision, Source, Status};

@@ -114,6 +114,36 @@ pub async fn get_run(
     Ok(Json(body::run(&run, Some(&events))))
 }
 
+/// `GET /api/v1/runs/{id}/report`: a finished run's recovery-time scorecard.
+pub async fn run_report(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&id)?;
+    let o = &state.orchestrator;
+    let internal =
+        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let run = o
+        .run(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    let recovery = o.recovery(&run).await.map_err(internal)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run {id} is {}: its scorecard comes when it ends",
+                run.state
+            ),
+        )
+    })?;
+    let mut out = serde_json::to_value(&recovery).map_err(|e| internal(e.into()))?;
+    out["run"] = serde_json::json!(run.id);
+    out["state"] = serde_json::json!(run.state);
+    Ok(Json(out))
+}
+
 async fn decide(
     state: &AppState,
     actor: Actor,

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
         .route("/api/v1/runs/{id}", get(api::get_run))
+        .route("/api/v1/runs/{id}/report", get(api::run_report))
         .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
         .route("/api/v1/runs/{id}/approve", post(api::approve_run))
         .route("/api/v1/runs/{id}/reject", post(api::reject_run))

@@ -231,6 +231,25 @@ impl Orchestrator {
         self.store.audit(id).await
     }
 
+    /// A finished run's scorecard, beside the group's previous run and last drill of the
+    /// same action; `None` while it runs.
+    pub async fn recovery(
+        &self,
+        run: &Run,
+    ) -> anyhow::Result<Option<crate::domain::scorecard::Recovery>> {
+        let audit = self.store.audit(run.id).await?;
+        let Some(card) = crate::domain::scorecard::score(run, &audit) else {
+            return Ok(None);
+        };
+        let history = self.store.list_runs(Some(&run.group), 200).await?;
+        let (previous, last_drill) = crate::domain::scorecard::Earlier::of(run, &history);
+        Ok(Some(crate::domain::scorecard::Recovery {
+            card,
+            previous,
+            last_drill,
+        }))
+    }
+
     /// The most recent runs first, optionally of one group.
     pub async fn runs(&self, group: Option<&str>, limit: i64) -> anyhow::Result<Vec<Run>> {
         self.store.list_runs(group, limit).await

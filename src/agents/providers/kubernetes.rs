@@ -280,6 +280,26 @@ impl Capacity for Kubernetes {
                 {
                     workloads.extend(st.metadata.name.map(|n| (Kind::StatefulSet, n)));
                 }
+                // A workload an HPA manages is scaled through the HPA's minimum: set
+                // directly, the HPA would scale it back.
+                for hpa in Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+                    .list(&lp)
+                    .await
+                    .map_err(|e| kube_failure(&what, e))?
+                {
+                    let (Some(name), Some(spec)) = (hpa.metadata.name, hpa.spec) else {
+                        continue;
+                    };
+                    let target = match spec.scale_target_ref.kind.as_str() {
+                        "Deployment" => Kind::Deployment,
+                        "StatefulSet" => Kind::StatefulSet,
+                        _ => continue,
+                    };
+                    let managed = (target, spec.scale_target_ref.name);
+                    if let Some(slot) = workloads.iter_mut().find(|w| **w == managed) {
+                        *slot = (Kind::Hpa, name);
+                    }
+                }
             }
         }
         work.check(

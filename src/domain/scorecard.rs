@@ -1,0 +1,249 @@
+//! A finished run's recovery-time scorecard: the total, the critical path (the longest
+//! chain of stages, each waiting on the one before it), Lifeboat's own overhead (the total
+//! minus that path), and the time spent waiting on people at approval gates.
+
+use serde::Serialize;
+
+use super::event::{Audit, EventKind};
+use super::run::Run;
+use crate::clock::Millis;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scorecard {
+    pub total_ms: i64,
+    pub critical_path: Vec<String>,
+    pub critical_path_ms: i64,
+    /// Total minus the critical path: dispatch, retries' backoff, Lifeboat's own work.
+    pub overhead_ms: i64,
+    pub waiting_on_people_ms: i64,
+    pub stages: Vec<StageTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageTime {
+    pub name: String,
+    /// From the stage's start (its gate's opening, for a gated stage) to its end.
+    pub ms: i64,
+    pub waiting_on_people_ms: i64,
+    pub on_critical_path: bool,
+}
+
+/// A scorecard beside the group's previous run and last drill of the same action.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recovery {
+    pub card: Scorecard,
+    pub previous: Option<Earlier>,
+    pub last_drill: Option<Earlier>,
+}
+
+/// An earlier run of the same group and action, and its total recovery time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Earlier {
+    pub run: super::RunId,
+    pub total_ms: i64,
+}
+
+impl Earlier {
+    /// The earlier finished runs of `run`'s group and action among `runs` (newest first):
+    /// the previous real one and the last drill.
+    pub fn of(run: &Run, runs: &[Run]) -> (Option<Earlier>, Option<Earlier>) {
+        let earlier = |dry_run: bool| {
+            runs.iter()
+                .filter(|r| {
+                    r.id < run.id
+                        && r.action == run.action
+                        && r.dry_run == dry_run
+                        && r.group == run.group
+                })
+                .find_map(|r| {
+                    Some(Earlier {
+                        run: r.id,
+                        total_ms: (r.finished_at? - r.created_at).max(0),
+                    })
+                })
+        };
+        (earlier(false), earlier(true))
+    }
+}
+
+/// The scorecard of a finished run; `None` while it runs. `audit` is the run's own log,
+/// from which the gates' waits are read.
+pub fn score(run: &Run, audit: &[Audit]) -> Option<Scorecard> {
+    let end = run.finished_at?;
+    let total_ms = (end - run.created_at).max(0);
+    let n = run.plan.len();
+    let mut gate_opened: Vec<Option<Millis>> = vec![None; n];
+    let mut people: Vec<i64> = vec![0; n];
+    for a in audit {
+        let Some(i) = a.stage.as_deref().and_then(|s| run.stage_index(s)) else {
+            continue;
+        };
+        match a.kind {
+            EventKind::ApprovalRequested => gate_opened[i] = Some(a.at),
+            EventKind::StageApproved | EventKind::StageRejected => {
+                if let Some(open) = gate_opened[i] {
+                    people[i] += (a.at - open).max(0);
+                }
+            }
+            _ => {}
+        }
+    }
+    let span: Vec<i64> = (0..n)
+        .map(|i| {
+            let s = &run.stages[i];
+            let begin = gate_opened[i].or(s.started_at);
+            match (begin, s.finished_at) {
+                (Some(b), Some(f)) => (f - b).max(0),
+                _ => 0,
+            }
+        })
+        .collect();
+    // Longest chain ending at each stage, over the plan's `after` edges (a DAG: validated).
+    let mut best: Vec<Option<(i64, Option<usize>)>> = vec![None; n];
+    fn longest(
+        i: usize,
+        run: &Run,
+        span: &[i64],
+        best: &mut Vec<Option<(i64, Option<usize>)>>,
+    ) -> i64 {
+        if let Some((v, _)) = best[i] {
+            return v;
+        }
+        let mut before: Option<(i64, usize)> = None;
+        for &j in &run.plan[i].after {
+            let v = longest(j, run, span, best);
+            if before.is_none_or(|(b, _)| v > b) {
+                before = Some((v, j));
+            }
+        }
+        let v = span[i] + before.map_or(0, |(b, _)| b);
+        best[i] = Some((v, before.map(|(_, j)| j)));
+        v
+    }
+    let mut last: Option<(i64, usize)> = None;
+    for i in 0..n {
+        let v = longest(i, run, &span, &mut best);
+        if last.is_none_or(|(b, _)| v > b) {
+            last = Some((v, i));
+        }
+    }
+    let mut path = Vec::new();
+    let mut at = last.map(|(_, i)| i);
+    while let Some(i) = at {
+        path.push(i);
+        at = best[i].and_then(|(_, prev)| prev);
+    }
+    path.reverse();
+    let critical_path_ms = last.map_or(0, |(v, _)| v);
+    Some(Scorecard {
+        total_ms,
+        critical_path: path.iter().map(|&i| run.plan[i].name.clone()).collect(),
+        critical_path_ms,
+        overhead_ms: (total_ms - critical_path_ms).max(0),
+        waiting_on_people_ms: people.iter().sum(),
+        stages: (0..n)
+            .map(|i| StageTime {
+                name: run.plan[i].name.clone(),
+                ms: span[i],
+                waiting_on_people_ms: people[i],
+                on_critical_path: path.contains(&i),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{Actor, RunId, RunState, StageRun, StageState};
+    use crate::workflow::{Action, Params, PlannedStage, RetryPolicy};
+
+    fn planned(name: &str, after: Vec<usize>, approval: bool) -> PlannedStage {
+        PlannedStage {
+            name: name.into(),
+            agent: "noop".into(),
+            after,
+            spec: serde_json::json!({}),
+            resource: None,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(60),
+            approval,
+        }
+    }
+
+    fn ran(started: i64, finished: i64) -> StageRun {
+        StageRun {
+            state: StageState::Succeeded,
+            attempts: 1,
+            started_at: Some(started),
+            finished_at: Some(finished),
+            ..StageRun::default()
+        }
+    }
+
+    fn gate(kind: EventKind, at: i64) -> Audit {
+        Audit {
+            at,
+            actor: Actor::System,
+            kind,
+            stage: Some("dial".into()),
+            attempt: Some(0),
+            message: None,
+        }
+    }
+
+    #[test]
+    fn the_critical_path_is_the_longest_chain_and_the_rest_is_overhead() {
+        // prescale 2 s, then promote (1 s) and migrate (5 s) side by side, then a dial
+        // behind a gate a person took 2 s to pass, which then ran 1 s.
+        let run = Run {
+            id: RunId::new(),
+            group: "shop".into(),
+            action: Action::Failover,
+            workflow: "shop".into(),
+            dry_run: false,
+            reason: None,
+            requested_by: Actor::System,
+            params: Params::new(),
+            state: RunState::Succeeded,
+            created_at: 0,
+            started_at: Some(0),
+            finished_at: Some(10_500),
+            message: None,
+            plan: vec![
+                planned("prescale", vec![], false),
+                planned("promote", vec![0], false),
+                planned("migrate", vec![0], false),
+                planned("dial", vec![1, 2], true),
+            ],
+            stages: vec![
+                ran(0, 2_000),
+                ran(2_000, 3_000),
+                ran(2_000, 7_000),
+                ran(9_000, 10_000),
+            ],
+            version: 1,
+        };
+        let audit = [
+            gate(EventKind::ApprovalRequested, 7_000),
+            gate(EventKind::StageApproved, 9_000),
+        ];
+        let card = score(&run, &audit).expect("a finished run");
+        assert_eq!(card.total_ms, 10_500);
+        assert_eq!(card.critical_path, ["prescale", "migrate", "dial"]);
+        assert_eq!(card.critical_path_ms, 2_000 + 5_000 + 3_000);
+        assert_eq!(card.overhead_ms, 500);
+        assert_eq!(card.waiting_on_people_ms, 2_000);
+        let on: Vec<bool> = card.stages.iter().map(|s| s.on_critical_path).collect();
+        assert_eq!(on, [true, false, true, true]);
+
+        let mut running = run.clone();
+        running.finished_at = None;
+        assert!(
+            score(&running, &audit).is_none(),
+            "no scorecard before the end"
+        );
+    }
+}
