@@ -1,9 +1,10 @@
 //! `postgres`: role switches on PostgreSQL streaming replication. A promote checks that
 //! the server is a replica within `max_lag`, runs `pg_promote` and waits for it; a demote
 //! fences a writer with `default_transaction_read_only` (written with `ALTER SYSTEM` and
-//! reloaded, so that it outlives a restart) and ends the sessions that hold writes. Each
-//! is verified on a new session. The role needs superuser, or `ALTER SYSTEM` on that
-//! parameter plus `pg_signal_backend` and `pg_promote` rights.
+//! reloaded, so that it outlives a restart) and ends every other client session, since a
+//! transaction begun read-write before the fence could still write. Each is verified on a
+//! new session. The role needs superuser, or `ALTER SYSTEM` on that parameter plus
+//! `pg_signal_backend` and `pg_promote` rights.
 
 use std::str::FromStr;
 use std::sync::Arc;
