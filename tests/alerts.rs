@@ -274,18 +274,7 @@ async fn a_firing_alert_starts_one_run_that_repeats_and_siblings_join() {
     let (status, bad) = t.get("/api/v1/alerts?decision=maybe").await;
     assert_eq!(status, 400, "{bad}");
 
-    let (_, metrics) = {
-        let resp = t
-            .client
-            .get(t.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics");
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-        )
-    };
+    let metrics = t.metrics().await;
     assert!(
         metrics.contains(
             r#"lifeboat_alerts_total{source="alertmanager",route="slow-down",decision="started"} 1"#

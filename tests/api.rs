@@ -268,15 +268,7 @@ async fn groups_plan_health_readiness_and_metrics() {
     // A dry run passes the gate by itself: its dial is dispatched straight from scale's release.
     let dry = t.create(r#"{"group": "shop", "dry_run": true}"#).await;
     t.wait_state(&dry, "succeeded").await;
-    let text = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = t.metrics().await;
     assert!(
         text.contains("lifeboat_stage_retries_total{agent=\"capacity\"} 1"),
         "{text}"
@@ -384,15 +376,7 @@ async fn a_finished_run_has_a_scorecard_with_its_critical_path() {
     assert_eq!(report["previous"]["run"], id.as_str(), "{report}");
     assert_eq!(report["previous"]["total_ms"], total);
 
-    let metrics = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = t.metrics().await;
     assert!(
         metrics.contains("lifeboat_recovery_seconds_count{group=\"shop\",action=\"failover\"} 2"),
         "{metrics}"

@@ -19,7 +19,7 @@ use aws_sdk_rds::config::Credentials;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use common::{Proc, stage};
+use common::{Proc, changes, stage};
 use serde_json::Value;
 
 fn moto() -> Option<String> {
@@ -137,17 +137,6 @@ impl Served {
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .collect()
     }
-}
-
-fn changes(stage: &Value) -> Vec<String> {
-    stage["report"]["changes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| format!("{}: {} → {}", c["target"], c["from"], c["to"]).replace('"', ""))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Puts a replica lag datapoint for an instance, as RDS would publish it.
@@ -287,17 +276,7 @@ async fn rds_aurora_route53_and_autoscaling_move_and_dry_runs_change_nothing() {
     }
 
     let r53 = aws_sdk_route53::Client::new(&conf);
-    let domain = format!("{s}.example.com");
-    let zone = r53
-        .create_hosted_zone()
-        .name(&domain)
-        .caller_reference(&s)
-        .send()
-        .await
-        .expect("create the zone")
-        .hosted_zone()
-        .map(|z| z.id().to_string())
-        .expect("a zone id");
+    let (domain, zone) = hosted_zone(&conf, &s).await;
     let shop = format!("shop.{domain}");
     r53.change_resource_record_sets()
         .hosted_zone_id(&zone)
@@ -452,6 +431,52 @@ stages:
     }
 }
 
+/// A hosted zone of its own for a test: its domain and id.
+async fn hosted_zone(conf: &SdkConfig, s: &str) -> (String, String) {
+    let domain = format!("{s}.example.com");
+    let zone = aws_sdk_route53::Client::new(conf)
+        .create_hosted_zone()
+        .name(&domain)
+        .caller_reference(s)
+        .send()
+        .await
+        .expect("create the zone")
+        .hosted_zone()
+        .map(|z| z.id().to_string())
+        .expect("a zone id");
+    (domain, zone)
+}
+
+/// A service whose group `dial` points `name`, a route53 endpoint with this routing and
+/// these regions, at `to` (a parameter a run may override).
+async fn dial_service(
+    endpoint: &str,
+    name: &str,
+    zone: &str,
+    routing: &str,
+    regions: &str,
+    to: &str,
+) -> Served {
+    let targets = format!(
+        "endpoints:\n  {name}:\n    provider: route53\n    hosted_zone_id: \"{zone}\"\n    routing: {routing}\n    regions: {regions}\n"
+    );
+    let workflow = format!(
+        "name: dial\nparams: {{ to: {to} }}\nstages:\n  dial:\n    agent: dial\n    spec: {{ endpoint: {name}, region: \"${{to}}\" }}\n"
+    );
+    Served::start(
+        endpoint,
+        &[
+            ("dial.yaml", &workflow),
+            (
+                "groups.yaml",
+                "groups:\n  dial:\n    workflows: { failover: dial }\n",
+            ),
+            ("targets.yaml", &targets),
+        ],
+    )
+    .await
+}
+
 /// Whether moto has the instance promoted: the one effect it shows is that stopping it is
 /// allowed (it refuses to stop a read replica).
 async fn stoppable(conf: &SdkConfig, instance: &str) -> bool {
@@ -559,37 +584,19 @@ async fn weighted_route53_records_move_all_weight_to_the_region_dialed() {
     };
     let conf = sdk(&endpoint).await;
     let s = unique("w");
-    let domain = format!("{s}.example.com");
-    let zone = aws_sdk_route53::Client::new(&conf)
-        .create_hosted_zone()
-        .name(&domain)
-        .caller_reference(&s)
-        .send()
-        .await
-        .expect("create the zone")
-        .hosted_zone()
-        .map(|z| z.id().to_string())
-        .expect("a zone id");
+    let (domain, zone) = hosted_zone(&conf, &s).await;
     let api = format!("api.{domain}");
-    let targets = format!(
-        "endpoints:\n  {api}:\n    provider: route53\n    hosted_zone_id: \"{zone}\"\n    routing: weighted\n    regions: {{ {s}-a: {{ A: [192.0.2.10] }}, {s}-b: {{ A: [198.51.100.10] }} }}\n"
-    );
-    let workflow = format!(
-        "name: dial\nparams: {{ to: {s}-a }}\nstages:\n  dial:\n    agent: dial\n    spec: {{ endpoint: {api}, region: \"${{to}}\" }}\n"
-    );
-    let served = Served::start(
+    let regions = format!("{{ {s}-a: {{ A: [192.0.2.10] }}, {s}-b: {{ A: [198.51.100.10] }} }}");
+    let served = dial_service(
         &endpoint,
-        &[
-            ("dial.yaml", &workflow),
-            (
-                "groups.yaml",
-                "groups:\n  api:\n    workflows: { failover: dial }\n",
-            ),
-            ("targets.yaml", &targets),
-        ],
+        &api,
+        &zone,
+        "weighted",
+        &regions,
+        &format!("{s}-a"),
     )
     .await;
-    let run = served.run(serde_json::json!({ "group": "api" })).await;
+    let run = served.run(serde_json::json!({ "group": "dial" })).await;
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", served.log());
     assert_eq!(
         records(&conf, &zone, &api).await,
@@ -599,7 +606,7 @@ async fn weighted_route53_records_move_all_weight_to_the_region_dialed() {
         ]
     );
     let run = served
-        .run(serde_json::json!({ "group": "api", "params": { "to": format!("{s}-b") } }))
+        .run(serde_json::json!({ "group": "dial", "params": { "to": format!("{s}-b") } }))
         .await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     assert_eq!(
@@ -625,37 +632,21 @@ async fn failover_route53_records_make_the_region_dialed_primary() {
     };
     let conf = sdk(&endpoint).await;
     let s = unique("f");
-    let domain = format!("{s}.example.com");
-    let zone = aws_sdk_route53::Client::new(&conf)
-        .create_hosted_zone()
-        .name(&domain)
-        .caller_reference(&s)
-        .send()
-        .await
-        .expect("create the zone")
-        .hosted_zone()
-        .map(|z| z.id().to_string())
-        .expect("a zone id");
+    let (domain, zone) = hosted_zone(&conf, &s).await;
     let app = format!("app.{domain}");
-    let targets = format!(
-        "endpoints:\n  {app}:\n    provider: route53\n    hosted_zone_id: \"{zone}\"\n    routing: failover\n    regions: {{ {s}-a: {{ CNAME: [lb-a.example.net] }}, {s}-b: {{ CNAME: [lb-b.example.net] }} }}\n"
+    let regions = format!(
+        "{{ {s}-a: {{ CNAME: [lb-a.example.net] }}, {s}-b: {{ CNAME: [lb-b.example.net] }} }}"
     );
-    let workflow = format!(
-        "name: dial\nparams: {{ to: {s}-b }}\nstages:\n  dial:\n    agent: dial\n    spec: {{ endpoint: {app}, region: \"${{to}}\" }}\n"
-    );
-    let served = Served::start(
+    let served = dial_service(
         &endpoint,
-        &[
-            ("dial.yaml", &workflow),
-            (
-                "groups.yaml",
-                "groups:\n  app:\n    workflows: { failover: dial }\n",
-            ),
-            ("targets.yaml", &targets),
-        ],
+        &app,
+        &zone,
+        "failover",
+        &regions,
+        &format!("{s}-b"),
     )
     .await;
-    let run = served.run(serde_json::json!({ "group": "app" })).await;
+    let run = served.run(serde_json::json!({ "group": "dial" })).await;
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", served.log());
     assert_eq!(
         changes(stage(&run, "dial")),

@@ -8,9 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::dns::{KEY_NAME, KEY_SECRET, PrivateBind};
-use common::{TestApp, stage};
+use common::{TestApp, changes, stage};
 use lifeboat::app::Options;
-use serde_json::Value;
 
 const WORKFLOW: &str = r#"
 name: dns-failover
@@ -57,17 +56,6 @@ async fn spawn(dir: &Path, bind: &PrivateBind, secret: &str) -> TestApp {
         |_| {},
     )
     .await
-}
-
-fn changes(stage: &Value) -> Vec<String> {
-    stage["report"]["changes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| format!("{}: {} → {}", c["target"], c["from"], c["to"]).replace('"', ""))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::stage;
+use common::{changes, stage};
 use lifeboat::app::Options;
 use serde_json::{Value, json};
 
@@ -266,17 +266,6 @@ stages:
     after: []
     spec: { cluster: k8s-region-a, namespace: jobs, replicas: 4 }
 "#;
-
-fn changes(stage: &Value) -> Vec<String> {
-    stage["report"]["changes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| format!("{}: {} → {}", c["target"], c["from"], c["to"]).replace('"', ""))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[tokio::test]
 async fn workloads_scale_and_are_waited_for_and_a_dry_run_changes_nothing() {

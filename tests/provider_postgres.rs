@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::services::PrivatePostgres;
-use common::{TestApp, stage};
+use common::{TestApp, changes, stage};
 use lifeboat::app::Options;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
@@ -110,17 +110,6 @@ async fn spawn(targets: &str) -> TestApp {
         |_| {},
     )
     .await
-}
-
-fn changes(stage: &Value) -> Vec<String> {
-    stage["report"]["changes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| format!("{}: {} → {}", c["target"], c["from"], c["to"]).replace('"', ""))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn checks(stage: &Value) -> Vec<(String, bool)> {

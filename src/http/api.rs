@@ -90,7 +90,7 @@ pub async fn list_runs(
         .orchestrator
         .runs(q.group.as_deref(), limit)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(internal)?;
     Ok(Json(
         json!({ "runs": runs.iter().map(|r| body::run(r, None)).collect::<Vec<_>>() }),
     ))
@@ -101,17 +101,24 @@ pub async fn get_run(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = run_id(&id)?;
-    let o = &state.orchestrator;
-    let internal =
-        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let run = o
+    let run = stored_run(&state, &id).await?;
+    let events = state.orchestrator.events(run.id).await.map_err(internal)?;
+    Ok(Json(body::run(&run, Some(&events))))
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The run a path names, as the store holds it; 400 for a malformed id, 404 for none.
+async fn stored_run(state: &AppState, id: &str) -> Result<crate::domain::Run, ApiError> {
+    let id = run_id(id)?;
+    state
+        .orchestrator
         .run(id)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
-    let events = o.events(id).await.map_err(internal)?;
-    Ok(Json(body::run(&run, Some(&events))))
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))
 }
 
 /// `GET /api/v1/runs/{id}/report`: a finished run's recovery-time scorecard.
@@ -120,24 +127,22 @@ pub async fn run_report(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = run_id(&id)?;
-    let o = &state.orchestrator;
-    let internal =
-        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let run = o
-        .run(id)
+    let run = stored_run(&state, &id).await?;
+    let id = run.id;
+    let recovery = state
+        .orchestrator
+        .recovery(&run)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
-    let recovery = o.recovery(&run).await.map_err(internal)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "run {id} is {}: its scorecard comes when it ends",
-                run.state
-            ),
-        )
-    })?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "run {id} is {}: its scorecard comes when it ends",
+                    run.state
+                ),
+            )
+        })?;
     let mut out = serde_json::to_value(&recovery).map_err(|e| internal(e.into()))?;
     out["run"] = serde_json::json!(run.id);
     out["state"] = serde_json::json!(run.state);
@@ -257,11 +262,7 @@ pub async fn leases(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let leases = state
-        .orchestrator
-        .leases()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let leases = state.orchestrator.leases().await.map_err(internal)?;
     let leases: Vec<Value> = leases
         .iter()
         .map(|l| {
@@ -293,7 +294,7 @@ pub async fn refusals(
         .orchestrator
         .refusals(q.limit.unwrap_or(50).clamp(1, 500))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(internal)?;
     let refusals: Vec<Value> = refusals
         .iter()
         .map(|r| {
@@ -339,8 +340,6 @@ pub async fn alerts(
         decision,
         limit: q.limit.unwrap_or(50).clamp(1, 1000),
     };
-    let internal =
-        |e: anyhow::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let rows = state.orchestrator.alerts(&filter).await.map_err(internal)?;
     let alerts: Vec<Value> = rows
         .iter()
@@ -389,7 +388,7 @@ pub async fn offers(
         .orchestrator
         .offers(q.limit.unwrap_or(50).clamp(1, 500))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(internal)?;
     let offers: Vec<Value> = offers.iter().map(body::offer).collect();
     Ok(Json(json!({ "offers": offers })))
 }

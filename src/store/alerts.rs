@@ -407,14 +407,8 @@ impl AlertTx {
                     .bind(a.summary.clone())
                     .bind(a.link.clone())
                     .bind(a.incident.clone())
-                    .bind(self.now)
-                    .bind(f.route.clone())
-                    .bind(f.group.clone())
-                    .bind(f.action.map(|x| x.to_string()))
-                    .bind(f.decision.as_str())
-                    .bind(f.detail.clone())
-                    .bind(f.offer.map(|o| o.to_string()))
-                    .bind(f.run.map(|r| r.to_string()));
+                    .bind(self.now);
+                q = bind_decision(q, f);
             }
             for r in q.fetch_all(&mut *self.tx).await? {
                 filed.push((r.try_get("source")?, r.try_get("dedupe_key")?));
@@ -513,22 +507,13 @@ impl AlertTx {
 
     /// Files a held alert's new decision, counting the re-send that brought it.
     pub async fn redecide(&mut self, id: i64, f: &Filing<'_>) -> anyhow::Result<()> {
-        sqlx::query(
+        let q = sqlx::query(
             "UPDATE alerts SET repeats = repeats + 1, last_seen_at = $1, route = $2, \
              group_name = $3, action = $4, decision = $5, detail = $6, offer_id = $7, run_id = $8 \
              WHERE id = $9",
         )
-        .bind(self.now)
-        .bind(f.route.clone())
-        .bind(f.group.clone())
-        .bind(f.action.map(|x| x.to_string()))
-        .bind(f.decision.as_str())
-        .bind(f.detail.clone())
-        .bind(f.offer.map(|o| o.to_string()))
-        .bind(f.run.map(|r| r.to_string()))
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
+        .bind(self.now);
+        bind_decision(q, f).bind(id).execute(&mut *self.tx).await?;
         Ok(())
     }
 
@@ -654,4 +639,18 @@ impl AlertTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds a filing's decision: route, group, action, decision, detail, offer and run, in
+/// that order, as the alerts table's insert and update both take them.
+fn bind_decision<'q>(q: AnyQuery<'q>, f: &Filing<'_>) -> AnyQuery<'q> {
+    q.bind(f.route.clone())
+        .bind(f.group.clone())
+        .bind(f.action.map(|x| x.to_string()))
+        .bind(f.decision.as_str())
+        .bind(f.detail.clone())
+        .bind(f.offer.map(|o| o.to_string()))
+        .bind(f.run.map(|r| r.to_string()))
 }

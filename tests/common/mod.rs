@@ -112,6 +112,18 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn create(&self, body: &str) -> String {
         let (status, run) = self.post("/api/v1/runs", body).await;
         assert_eq!(status, 201, "create run: {run}");
@@ -149,6 +161,18 @@ impl TestApp {
             service.stop().await;
         }
     }
+}
+
+/// A stage's reported changes, each as `target: from → to`.
+pub fn changes(stage: &Value) -> Vec<String> {
+    stage["report"]["changes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| format!("{}: {} → {}", c["target"], c["from"], c["to"]).replace('"', ""))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {

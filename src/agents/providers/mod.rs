@@ -9,6 +9,7 @@ pub mod capability;
 pub mod kubernetes;
 pub mod poll;
 pub mod postgres;
+pub mod records;
 pub mod reference;
 pub mod registry;
 pub mod rfc2136;

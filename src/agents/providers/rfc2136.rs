@@ -20,12 +20,12 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::runtime::TokioRuntimeProvider;
 use hickory_proto::tcp::TcpClientStream;
 use hickory_proto::xfer::{DnsHandle, FirstAnswer};
-use indexmap::IndexMap;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::capability::{Dial, Move, Provider};
+use super::records::{self, RecordKind, Regions};
 use super::reference;
 use crate::agents::work::{Failure, Work};
 use crate::workflow::{SpecError, Target, kinds};
@@ -53,7 +53,7 @@ struct Rfc2136Target {
     key: TsigKey,
     #[serde(default)]
     ttl: Option<u32>,
-    regions: IndexMap<String, IndexMap<Kind, Vec<String>>>,
+    regions: Regions,
 }
 
 #[derive(Deserialize)]
@@ -70,33 +70,23 @@ fn default_algorithm() -> String {
     "hmac-sha256".into()
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[allow(clippy::upper_case_acronyms)]
-enum Kind {
-    A,
-    AAAA,
-    CNAME,
+fn record_type(kind: RecordKind) -> RecordType {
+    match kind {
+        RecordKind::A => RecordType::A,
+        RecordKind::AAAA => RecordType::AAAA,
+        RecordKind::CNAME => RecordType::CNAME,
+    }
 }
 
-impl Kind {
-    fn record_type(self) -> RecordType {
-        match self {
-            Kind::A => RecordType::A,
-            Kind::AAAA => RecordType::AAAA,
-            Kind::CNAME => RecordType::CNAME,
-        }
-    }
-
-    fn rdata(self, value: &str) -> Result<RData, String> {
-        let bad = |e: &dyn std::fmt::Display| format!("{self:?} value {value:?}: {e}");
-        Ok(match self {
-            Kind::A => RData::A(value.parse().map_err(|e| bad(&e))?),
-            Kind::AAAA => RData::AAAA(value.parse().map_err(|e| bad(&e))?),
-            Kind::CNAME => RData::CNAME(hickory_proto::rr::rdata::CNAME(
-                fqdn(value).map_err(|e| bad(&e))?,
-            )),
-        })
-    }
+fn rdata(kind: RecordKind, value: &str) -> Result<RData, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("{kind} value {value:?}: {e}");
+    Ok(match kind {
+        RecordKind::A => RData::A(value.parse().map_err(|e| bad(&e))?),
+        RecordKind::AAAA => RData::AAAA(value.parse().map_err(|e| bad(&e))?),
+        RecordKind::CNAME => RData::CNAME(hickory_proto::rr::rdata::CNAME(
+            fqdn(value).map_err(|e| bad(&e))?,
+        )),
+    })
 }
 
 fn algorithm(name: &str) -> Option<TsigAlgorithm> {
@@ -135,25 +125,11 @@ fn check(fields: &Value) -> Result<(), SpecError> {
         ));
     }
     reference::check(&t.key.secret).map_err(|m| SpecError::at(&["key", "secret"], m))?;
+    records::check(&t.regions)?;
     for (region, sets) in &t.regions {
-        if let Some(cname) = sets.get(&Kind::CNAME) {
-            if cname.len() > 1 {
-                return Err(SpecError::at(
-                    &["regions", region],
-                    "a name holds one CNAME value, not several",
-                ));
-            }
-            if sets.len() > 1 {
-                return Err(SpecError::at(
-                    &["regions", region],
-                    "a name with a CNAME holds no other records",
-                ));
-            }
-        }
         for (kind, values) in sets {
             for v in values {
-                kind.rdata(v)
-                    .map_err(|m| SpecError::at(&["regions", region], m))?;
+                rdata(*kind, v).map_err(|m| SpecError::at(&["regions", region], m))?;
             }
         }
     }
@@ -326,31 +302,22 @@ impl Dial for Rfc2136 {
         )
         .await;
 
-        // Every type any region lists: those this region does not list are emptied.
-        let mut kinds: Vec<Kind> = Vec::new();
-        for sets in t.regions.values() {
-            for k in sets.keys() {
-                if !kinds.contains(k) {
-                    kinds.push(*k);
-                }
-            }
-        }
         let mut sets = Vec::new();
-        for kind in kinds {
+        for kind in records::kinds(&t.regions) {
             let values = region.get(&kind).cloned().unwrap_or_default();
             let wanted = values
                 .iter()
-                .map(|v| kind.rdata(v))
+                .map(|v| rdata(kind, v))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Failure::permanent)?;
             let wanted_text = wanted.iter().map(text).collect();
-            let now = Self::answer(&mut client, &name, kind.record_type())
+            let now = Self::answer(&mut client, &name, record_type(kind))
                 .await
                 .map_err(|e| {
-                    Failure::retryable(format!("endpoint `{endpoint}`: {kind:?} query: {e}"))
+                    Failure::retryable(format!("endpoint `{endpoint}`: {kind} query: {e}"))
                 })?;
             sets.push(RecordSet {
-                kind: kind.record_type(),
+                kind: record_type(kind),
                 now,
                 wanted,
                 wanted_text,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::capability::{Capacity, Database, Demote, Dial, Move, Promote, Provider, Scale};
+use super::records::{self, Regions};
 use crate::agents::fields::opt_duration;
 use crate::agents::work::{Failure, Work};
 use crate::workflow::{SpecError, Target, kinds};
@@ -53,20 +53,12 @@ struct EndpointTarget {
     #[allow(dead_code)]
     ttl: Option<u32>,
     #[serde(default)]
-    #[allow(dead_code)]
-    regions: IndexMap<String, IndexMap<RecordType, Vec<String>>>,
-}
-
-#[derive(Deserialize, PartialEq, Eq, Hash)]
-#[allow(clippy::upper_case_acronyms)]
-enum RecordType {
-    A,
-    AAAA,
-    CNAME,
+    regions: Regions,
 }
 
 fn endpoint_target(fields: &Value) -> Result<(), SpecError> {
-    kinds::parse::<EndpointTarget>(fields).map(drop)
+    let t: EndpointTarget = kinds::parse(fields)?;
+    records::check(&t.regions)
 }
 
 /// The failure-injection fields of a stage's spec, which the agent's spec type accepts
@@ -231,48 +223,32 @@ impl Dial for Sim {
 /// (the simulated estate keeps no current answer), or the endpoint's name alone when the
 /// target lists no records.
 fn records(target: &Target, region: &str) -> Vec<(String, String, String)> {
-    let regions = target.fields["regions"].as_object();
-    let values = |region: &str, kind: &str| -> Vec<String> {
-        target.fields["regions"][region][kind]
-            .as_array()
-            .map(|v| {
-                v.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let kinds: Vec<String> = target.fields["regions"][region]
-        .as_object()
-        .map(|sets| sets.keys().cloned().collect())
+    let regions: Regions = kinds::parse::<EndpointTarget>(&target.fields)
+        .map(|t| t.regions)
         .unwrap_or_default();
-    if kinds.is_empty() {
+    let Some(dialed) = regions.get(region).filter(|sets| !sets.is_empty()) else {
         return vec![(
             target.name.clone(),
             "another region".into(),
             region.to_string(),
         )];
-    }
-    kinds
+    };
+    dialed
         .iter()
-        .map(|kind| {
-            let from: Vec<String> = regions
-                .into_iter()
-                .flat_map(|r| r.keys())
-                .filter(|r| r.as_str() != region)
-                .flat_map(|r| values(r, kind))
+        .map(|(kind, to)| {
+            let from: Vec<&str> = regions
+                .iter()
+                .filter(|(r, _)| r.as_str() != region)
+                .filter_map(|(_, sets)| sets.get(kind))
+                .flatten()
+                .map(String::as_str)
                 .collect();
             let from = if from.is_empty() {
                 "nothing".to_string()
             } else {
                 from.join(", ")
             };
-            (
-                format!("{} {kind}", target.name),
-                from,
-                values(region, kind).join(", "),
-            )
+            (format!("{} {kind}", target.name), from, to.join(", "))
         })
         .collect()
 }

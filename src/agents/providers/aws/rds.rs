@@ -104,10 +104,27 @@ async fn instance(client: &Client, id: &str) -> Result<DbInstance, Failure> {
         .send()
         .await
         .map_err(|e| failure(&format!("describe DB instance {id}"), e))?;
-    out.db_instances()
-        .first()
+    the_one(
+        out.db_instances(),
+        |i| i.db_instance_identifier(),
+        "DB instance",
+        id,
+    )
+}
+
+/// The item a describe call asked for by id. Looked up rather than taken first: some
+/// implementations of the API ignore the filter and list everything.
+fn the_one<T: Clone>(
+    items: &[T],
+    id_of: impl Fn(&T) -> Option<&str>,
+    what: &str,
+    id: &str,
+) -> Result<T, Failure> {
+    items
+        .iter()
+        .find(|i| id_of(i) == Some(id))
         .cloned()
-        .ok_or_else(|| Failure::permanent(format!("DB instance {id} not found")))
+        .ok_or_else(|| Failure::permanent(format!("{what} {id} not found")))
 }
 
 #[async_trait]
@@ -204,10 +221,12 @@ async fn cluster(client: &Client, id: &str) -> Result<DbCluster, Failure> {
         .send()
         .await
         .map_err(|e| failure(&format!("describe DB cluster {id}"), e))?;
-    out.db_clusters()
-        .first()
-        .cloned()
-        .ok_or_else(|| Failure::permanent(format!("DB cluster {id} not found")))
+    the_one(
+        out.db_clusters(),
+        |c| c.db_cluster_identifier(),
+        "DB cluster",
+        id,
+    )
 }
 
 fn writer(c: &DbCluster) -> Option<String> {
@@ -345,10 +364,12 @@ async fn global(client: &Client, id: &str) -> Result<GlobalCluster, Failure> {
         .send()
         .await
         .map_err(|e| failure(&format!("describe global cluster {id}"), e))?;
-    out.global_clusters()
-        .first()
-        .cloned()
-        .ok_or_else(|| Failure::permanent(format!("global cluster {id} not found")))
+    the_one(
+        out.global_clusters(),
+        |g| g.global_cluster_identifier(),
+        "global cluster",
+        id,
+    )
 }
 
 fn global_writer(g: &GlobalCluster) -> Option<String> {

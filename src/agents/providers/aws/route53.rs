@@ -15,12 +15,12 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet,
     ResourceRecordSetFailover, RrType,
 };
-use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{config, failure, wait_until};
 use crate::agents::providers::capability::{Dial, Move, Provider};
+use crate::agents::providers::records::{self, RecordKind, Regions};
 use crate::agents::work::{Failure, Work};
 use crate::workflow::{SpecError, Target, kinds};
 
@@ -47,7 +47,7 @@ struct Route53Target {
     /// The weight the region dialed gets under `weighted` routing.
     #[serde(default)]
     weight: Option<i64>,
-    regions: IndexMap<String, IndexMap<Kind, Vec<String>>>,
+    regions: Regions,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -59,21 +59,11 @@ enum Routing {
     Failover,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[allow(clippy::upper_case_acronyms)]
-enum Kind {
-    A,
-    AAAA,
-    CNAME,
-}
-
-impl Kind {
-    fn rr(self) -> RrType {
-        match self {
-            Kind::A => RrType::A,
-            Kind::AAAA => RrType::Aaaa,
-            Kind::CNAME => RrType::Cname,
-        }
+fn rr(kind: RecordKind) -> RrType {
+    match kind {
+        RecordKind::A => RrType::A,
+        RecordKind::AAAA => RrType::Aaaa,
+        RecordKind::CNAME => RrType::Cname,
     }
 }
 
@@ -82,6 +72,7 @@ fn check(fields: &Value) -> Result<(), SpecError> {
     if zone_id(&t.hosted_zone_id).is_empty() {
         return Err(SpecError::at(&["hosted_zone_id"], "the zone id is empty"));
     }
+    records::check(&t.regions)?;
     if t.routing == Routing::Failover && t.regions.len() != 2 {
         return Err(SpecError::at(
             &["regions"],
@@ -146,14 +137,14 @@ impl Route53 {
     fn set(
         &self,
         name: &str,
-        kind: Kind,
+        kind: RecordKind,
         records: &[String],
         region: Option<(&str, &str)>,
         ttl: i64,
     ) -> Result<ResourceRecordSet, Failure> {
         let mut b = ResourceRecordSet::builder()
             .name(name)
-            .r#type(kind.rr())
+            .r#type(rr(kind))
             .ttl(ttl);
         for v in records {
             b = b.resource_records(
@@ -251,19 +242,11 @@ impl Dial for Route53 {
         )
         .await;
 
-        let mut kinds: Vec<Kind> = Vec::new();
-        for sets in t.regions.values() {
-            for k in sets.keys() {
-                if !kinds.contains(k) {
-                    kinds.push(*k);
-                }
-            }
-        }
         let mut plan = Vec::new();
-        for kind in kinds {
+        for kind in records::kinds(&t.regions) {
             let found = |id: Option<&str>| {
                 now.iter()
-                    .find(|s| s.r#type() == &kind.rr() && s.set_identifier() == id)
+                    .find(|s| s.r#type() == &rr(kind) && s.set_identifier() == id)
                     .cloned()
             };
             match t.routing {
@@ -274,7 +257,7 @@ impl Dial for Route53 {
                         _ => None,
                     };
                     plan.push(Planned {
-                        label: format!("{name} {kind:?}"),
+                        label: format!("{name} {kind}"),
                         now: found(None),
                         want,
                     });
@@ -292,7 +275,7 @@ impl Dial for Route53 {
                             ttl,
                         )?;
                         plan.push(Planned {
-                            label: format!("{name} {kind:?} {region}"),
+                            label: format!("{name} {kind} {region}"),
                             now: found(Some(region)),
                             want: Some(want),
                         });
