@@ -84,9 +84,7 @@ impl Default for Options {
 
 /// This process's name in leases, progress and logs: `role:host:pid`.
 pub fn instance_name(role: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
+    let host = crate::agents::heartbeat::host();
     format!("{role}:{host}:{}", std::process::id())
 }
 
@@ -163,7 +161,11 @@ impl App {
         let instance = instance_name(if embedded { "embedded" } else { "serve" });
 
         let (cmd_tx, cmd_rx) = orchestrator::channel();
-        let orchestrator = Orchestrator::new(cmd_tx, store.clone(), catalog.clone(), clock.clone());
+        let mut orchestrator =
+            Orchestrator::new(cmd_tx, store.clone(), catalog.clone(), clock.clone());
+        if !embedded {
+            orchestrator = orchestrator.with_preflight();
+        }
         // Lease outcomes go straight to the engine: releases by in-process agents, and
         // expiries found by this process's sweep.
         let sink = orchestrator.clone();
@@ -191,6 +193,7 @@ impl App {
             for agent in registry.build(&[], &env)? {
                 tasks.push(runtime.spawn(agent).await?);
             }
+            tasks.push(runtime.announce().await);
         }
         let mut progress = bus.subscribe(bus::PROGRESS_TOPIC, "orchestrator").await?;
 
@@ -402,10 +405,13 @@ pub async fn run_agents(
     for agent in agents {
         consumers.push(runtime.spawn(agent).await?);
     }
+    let heartbeat = runtime.announce().await;
     tracing::info!(instance = %runtime.instance, agents = %kinds.join(","), "Agents are consuming work.");
     stop.await;
     tracing::info!(grace = ?grace, "Stopping: no new work; releasing what is still running after the grace period.");
     runtime.stop().await;
+    // The heartbeat ends with the stop, recording that these agents left.
+    let _ = heartbeat.await;
     for c in consumers {
         c.abort();
     }

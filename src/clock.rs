@@ -96,6 +96,10 @@ pub fn add(ms: Millis, d: Duration) -> Millis {
     ms.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
 }
 
+pub fn sub(ms: Millis, d: Duration) -> Millis {
+    ms.saturating_sub(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
 /// "1.5s", "2m03s": the short form the terminal and chat summaries use.
 pub fn short_duration(ms: Millis) -> String {
     let ms = ms.max(0);

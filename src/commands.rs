@@ -27,6 +27,8 @@ pub enum Command {
     Agents,
     Resume {
         run: String,
+        /// Go on although the workflow plans differently now.
+        force: bool,
     },
     Retry {
         run: String,
@@ -53,8 +55,8 @@ pub enum Command {
 
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] | \
 drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
-resume RUN | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
-cancel RUN [REASON] | help";
+resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
+cancel (or abort) RUN [REASON] | help";
 
 pub fn parse(text: &str) -> Result<Command, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -100,8 +102,13 @@ pub fn parse(text: &str) -> Result<Command, String> {
         "resume" => match rest {
             [run] => Ok(Command::Resume {
                 run: run.to_string(),
+                force: false,
             }),
-            _ => fail("`resume` takes one run id".into()),
+            [run, "--force"] => Ok(Command::Resume {
+                run: run.to_string(),
+                force: true,
+            }),
+            _ => fail("`resume` takes one run id (and `--force`)".into()),
         },
         "retry" => match rest {
             [run, stage] => Ok(Command::Retry {
@@ -131,7 +138,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
             }),
             [] => fail("`reject` takes a run id".into()),
         },
-        "cancel" => match rest {
+        "cancel" | "abort" => match rest {
             [run, why @ ..] => Ok(Command::Cancel {
                 run: run.to_string(),
                 reason: reason(why),

@@ -48,6 +48,16 @@ impl Semaphore {
         }
     }
 
+    /// Records an agent process's heartbeat, which the preflight reads.
+    pub async fn announce(&self, beat: &crate::store::AgentBeat) -> anyhow::Result<()> {
+        self.store.agent_seen(beat).await
+    }
+
+    /// An agent process stopped cleanly.
+    pub async fn leave(&self, instance: &str) -> anyhow::Result<()> {
+        self.store.agent_left(instance).await
+    }
+
     pub async fn acquire(&self, req: &LeaseRequest) -> anyhow::Result<Acquire> {
         self.store.acquire_lease(req, LEASE_TTL).await
     }

@@ -17,6 +17,8 @@ pub struct Trigger {
     pub dry_run: bool,
     pub reason: Option<String>,
     pub params: Params,
+    /// Start although no live agent serves a kind the run needs.
+    pub force: bool,
 }
 
 impl Trigger {
@@ -30,6 +32,7 @@ impl Trigger {
             dry_run: false,
             reason: None,
             params: Params::new(),
+            force: false,
         }
     }
 }
@@ -82,6 +85,7 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
             params: t.params,
             requested_by: t.actor,
             id: None,
+            force: t.force,
         })
         .await?)
 }
@@ -107,6 +111,8 @@ mod tests {
                 discord_users: vec![],
             },
             owners: Default::default(),
+            approvals: 1,
+            people: Default::default(),
         }
     }
 

@@ -509,3 +509,104 @@ async fn an_alert_countdown_is_posted_in_the_groups_channel_and_start_now_starts
         .await;
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn retry_now_from_the_card_cuts_a_30s_backoff_and_agents_lists_the_live_ones() {
+    const FLAKY: &str = "\
+name: shop
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 50ms, fail_attempts: 1 }
+    retry: { max_attempts: 3, initial_backoff: 30s, max_backoff: 30s }
+";
+    let standin = DiscordStandIn::start().await;
+    let t = app_with(&standin, FLAKY).await;
+
+    let agents = json!({ "id": "77", "name": "dr", "type": 1, "options": [
+        { "name": "agents", "type": 1, "options": [] }
+    ]});
+    interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok-agents", agents),
+        None,
+    )
+    .await;
+    let listed = answer(&standin, "tok-agents").await;
+    assert!(
+        listed.contains("🟢 `embedded:") && listed.contains("capacity"),
+        "{listed}"
+    );
+
+    interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok-start", failover()),
+        None,
+    )
+    .await;
+    let started = answer(&standin, "tok-start").await;
+    let id = started
+        .split('`')
+        .find(|w| w.len() == 36)
+        .expect("a run id")
+        .to_string();
+    let thread = standin
+        .until("the incident thread", |s| {
+            s.calls_to("POST", "/channels/5000/threads")
+                .first()
+                .cloned()
+        })
+        .await;
+    let thread_id = thread.id.as_str();
+    let card = standin
+        .until("Retry now on the card", |s| {
+            card_calls(s, thread_id)
+                .last()
+                .filter(|c| shown(c).contains("Retry now: scale"))
+                .cloned()
+        })
+        .await;
+    assert!(
+        shown(&card).contains(&format!("retry_now:{id}/scale")),
+        "{}",
+        shown(&card)
+    );
+    let (_, waiting) = t.get(&format!("/api/v1/runs/{id}")).await;
+    let retry_at = common::stage(&waiting, "scale")["retry_at"]
+        .as_str()
+        .expect("a backoff")
+        .to_string();
+
+    let press = json!({ "custom_id": format!("retry_now:{id}/scale"), "component_type": 2 });
+    let (status, _) = interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-retry", press),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let retried = answer(&standin, "tok-retry").await;
+    assert!(retried.contains("<@77> retried `scale` now"), "{retried}");
+    let done = t.wait_state(&id, "succeeded").await;
+    let second = done["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "stage.dispatched" && e["attempt"] == 2)
+        .expect("a second attempt")
+        .clone();
+    assert_eq!(second["actor"], "discord:77");
+    assert!(second["at"].as_str().unwrap_or("") < retry_at.as_str());
+
+    // The final card carries the scorecard.
+    let last = standin
+        .until("the scorecard on the card", |s| {
+            card_calls(s, thread_id)
+                .last()
+                .filter(|c| shown(c).contains("critical path: scale"))
+                .cloned()
+        })
+        .await;
+    assert!(shown(&last).contains("<@77> retried `scale` now"));
+    t.shutdown().await;
+}

@@ -865,3 +865,233 @@ stages:
     );
     t.shutdown().await;
 }
+
+/// `/dr TEXT` from `user`, and the answer it gets on its `response_url`.
+async fn ask(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> Value {
+    let hook = standin.hook(&format!("ask-{}", uuid::Uuid::now_v7().simple()));
+    post_form(
+        t,
+        "/slack/commands",
+        &[
+            ("team_id", "T1"),
+            ("channel_id", "CREQ"),
+            ("user_id", user),
+            ("command", "/dr"),
+            ("text", text),
+            ("response_url", &hook),
+            ("trigger_id", "1.2.3"),
+        ],
+        |_, _, _| {},
+    )
+    .await;
+    standin.answer_at(&hook).await
+}
+
+fn said(answer: &Value) -> &str {
+    answer["text"].as_str().unwrap_or("")
+}
+
+/// `fixed` runs `./fix.sh`, missing until a person puts it there: without it the stage
+/// fails for good, and `last` waits on it.
+const FIXABLE: &str = r#"
+name: shop
+params: { dir: "" }
+stages:
+  first:
+    agent: exec
+    spec: { command: [sh, -c, "echo ran >> first.log"], workdir: "${dir}" }
+  fixed:
+    agent: exec
+    after: [first]
+    spec: { command: [./fix.sh], workdir: "${dir}" }
+  last:
+    agent: exec
+    after: [fixed]
+    spec: { command: [sh, -c, "echo ran >> last.log"], workdir: "${dir}" }
+"#;
+
+#[tokio::test]
+async fn skip_asks_for_a_reason_first_and_resume_goes_on_from_the_card() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = tempfile::tempdir().expect("scratch");
+    let groups = format!(
+        "groups:\n  shop:\n    workflows: {{ failover: shop }}\n    params: {{ dir: \"{}\" }}\n    allow: {{ slack_users: [U1] }}\n",
+        scratch.path().display()
+    );
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = app(
+        &standin,
+        &[("shop.yaml", FIXABLE), ("groups.yaml", &groups)],
+    )
+    .await;
+    let lines = |file: &str| {
+        std::fs::read_to_string(scratch.path().join(file))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+
+    let started = ask(&t, &standin, "U1", "failover shop").await;
+    let id = run_id_in(said(&started));
+    t.wait_state(&id, "failed").await;
+    let card = standin
+        .until("Skip on the failed run's card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| shown(c).contains("Skip: fixed"))
+                .cloned()
+        })
+        .await;
+    let shown_card = shown(&card);
+    assert!(shown_card.contains("\"Resume\""), "{shown_card}");
+    assert!(
+        shown_card.contains(&format!("\"value\":\"{id}/fixed\"")),
+        "{shown_card}"
+    );
+
+    // The button asks; it skips nothing by itself. Someone not allowed is refused.
+    let (_, hook) = press(&t, &standin, "U9", "skip", &format!("{id}/fixed")).await;
+    assert!(said(&standin.answer_at(&hook).await).contains("<@U9> may not do that"));
+    let (_, hook) = press(&t, &standin, "U1", "skip", &format!("{id}/fixed")).await;
+    let asked = standin.answer_at(&hook).await;
+    assert_eq!(asked["response_type"], "ephemeral");
+    assert!(
+        said(&asked).contains(&format!(
+            "To confirm, say why: `/dr skip {id} fixed REASON`"
+        )) && said(&asked).contains("`last` will run without it"),
+        "{asked}"
+    );
+    assert_eq!(
+        t.get(&format!("/api/v1/runs/{id}")).await.1["state"],
+        "failed"
+    );
+
+    let skipped = ask(&t, &standin, "U1", &format!("skip {id} fixed done by hand")).await;
+    assert!(
+        said(&skipped).contains("<@U1> skipped `fixed` (done by hand)"),
+        "{skipped}"
+    );
+    let done = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&done, "fixed")["skipped_by"], "slack:U1");
+    assert_eq!((lines("first.log"), lines("last.log")), (1, 1));
+    let last = standin
+        .until("the final card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| {
+                    let c = shown(c);
+                    c.contains("Failover of shop: succeeded") && c.contains("critical path:")
+                })
+                .cloned()
+        })
+        .await;
+    let last = shown(&last);
+    assert!(last.contains("<@U1> skipped `fixed`"), "{last}");
+    assert!(last.contains("Lifeboat's overhead:"), "{last}");
+    assert!(
+        !last.contains("\"Resume\""),
+        "a succeeded run has nothing to resume"
+    );
+
+    // A second run fails the same way; the fix goes in, and Resume finishes it.
+    let started = ask(&t, &standin, "U1", "failover shop").await;
+    let second = run_id_in(said(&started));
+    t.wait_state(&second, "failed").await;
+    let fix = scratch.path().join("fix.sh");
+    std::fs::write(&fix, "#!/bin/sh\necho fixed >> fixed.log\n").expect("fix.sh");
+    std::fs::set_permissions(&fix, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (_, hook) = press(&t, &standin, "U1", "resume", &second).await;
+    assert!(
+        said(&standin.answer_at(&hook).await).contains("<@U1> resumed failover of `shop`"),
+        "resumed from the card"
+    );
+    let done = t.wait_state(&second, "succeeded").await;
+    assert_eq!(stage(&done, "first")["attempts"], 1, "{done:#}");
+    assert_eq!(stage(&done, "fixed")["attempts"], 2);
+    assert_eq!(lines("first.log"), 2, "once per run, never again on resume");
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn four_eyes_counts_a_person_once_across_slack_and_the_api() {
+    let groups = "\
+groups:
+  shop:
+    workflows: { failover: shop }
+    allow: { slack_users: [U1, U2] }
+    approvals: 2
+    people:
+      alice: { slack: U1, api: alice }
+";
+    let standin = SlackStandIn::start(Script::default()).await;
+    let settings = slack(&standin, 20.0);
+    let t = common::spawn_configured(
+        &[("shop.yaml", GATED), ("groups.yaml", groups)],
+        &[
+            ("alice", "alice-token-0123456789"),
+            ("bob", "bob-token-0123456789"),
+        ],
+        Options::default(),
+        move |s| s.slack = Some(settings),
+    )
+    .await;
+    let api_approve = async |token: &str, id: &str| {
+        let resp = t
+            .client
+            .post(t.url(&format!("/api/v1/runs/{id}/approve")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("approve");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+
+    let started = ask(&t, &standin, "U2", "failover shop").await;
+    let id = run_id_in(said(&started));
+    t.wait_state(&id, "awaiting_approval").await;
+
+    let (_, hook) = press(&t, &standin, "U2", "approve", &id).await;
+    let refused = standin.answer_at(&hook).await;
+    assert!(
+        said(&refused).contains("the requester may not approve their own run"),
+        "{refused}"
+    );
+    let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
+    assert!(said(&standin.answer_at(&hook).await).contains("<@U1> approved"));
+    assert_eq!(
+        t.get(&format!("/api/v1/runs/{id}")).await.1["state"],
+        "awaiting_approval"
+    );
+    standin
+        .until("the card's count of approvals", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| {
+                    let c = shown(c);
+                    c.contains("1 of 2 approvals") && c.contains("<@U1> approved `dial`")
+                })
+                .cloned()
+        })
+        .await;
+
+    // Alice again, through her API token and then in Slack: still one person.
+    let (status, body) = api_approve("alice-token-0123456789", &id).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`alice` has approved this gate already"),
+        "{body}"
+    );
+    let (_, hook) = press(&t, &standin, "U1", "approve", &id).await;
+    assert!(
+        said(&standin.answer_at(&hook).await).contains("`alice` has approved this gate already")
+    );
+
+    let (status, body) = api_approve("bob-token-0123456789", &id).await;
+    assert_eq!(status, 200, "{body}");
+    let done = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&done, "dial")["approved_by"], "api:bob");
+    t.shutdown().await;
+}

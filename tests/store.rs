@@ -70,6 +70,7 @@ fn plan() -> Vec<PlannedStage> {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             approval: i == 1,
+            approvals: 1,
         })
         .collect()
 }

@@ -13,6 +13,7 @@ mod database;
 mod dial;
 mod exec;
 mod fields;
+pub mod heartbeat;
 mod http;
 mod noop;
 pub mod providers;

@@ -54,6 +54,8 @@ pub struct Runtime {
     /// of them is not run twice, and a lease found held under this process's name that is
     /// not among them was taken by a try whose answer was lost.
     holding: Arc<Mutex<HashSet<String>>>,
+    /// The kinds of work this process takes, as its heartbeat announces them.
+    kinds: Arc<Mutex<Vec<String>>>,
 }
 
 impl Runtime {
@@ -68,7 +70,18 @@ impl Runtime {
             tracker: TaskTracker::new(),
             grace_ends: Arc::new(OnceLock::new()),
             holding: Arc::default(),
+            kinds: Arc::default(),
         }
+    }
+
+    /// The kinds of work this process consumes.
+    pub fn kinds(&self) -> Vec<String> {
+        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Attempts this process holds a lease for now.
+    pub fn in_flight(&self) -> u32 {
+        u32::try_from(self.holding().len()).unwrap_or(u32::MAX)
     }
 
     /// Stops taking work, lets running work finish within the grace period, releases what
@@ -96,6 +109,12 @@ impl Runtime {
     /// for the group to rebalance.
     pub async fn spawn(&self, agent: Arc<dyn Runner>) -> anyhow::Result<JoinHandle<()>> {
         let topic = bus::work_topic(agent.kind());
+        {
+            let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+            if !kinds.iter().any(|k| k == agent.kind()) {
+                kinds.push(agent.kind().to_string());
+            }
+        }
         let mut sub = self
             .bus
             .subscribe(

@@ -167,6 +167,7 @@ impl Offers {
                 params: Default::default(),
                 requested_by,
                 id: Some(offer.id),
+                force: false,
             })
             .await;
         let (state, run, message) = match made {
@@ -177,6 +178,7 @@ impl Offers {
                 Some(format!("the group's run {active} was active already")),
             ),
             Err(CreateRunError::Plan(e)) => (OfferState::Failed, None, Some(e.to_string())),
+            Err(CreateRunError::Unserved(why)) => (OfferState::Failed, None, Some(why)),
             Err(e) => return Err(anyhow::Error::from(e)),
         };
         self.store

@@ -3,9 +3,14 @@
 //! run has ended, the total recovery time. Built from the run as the store holds it, never
 //! from one event, so the latest state always wins.
 
+use std::fmt;
+use std::str::FromStr;
+
 use super::people::mention;
-use crate::clock::Millis;
-use crate::domain::{AlertTally, Audit, EventKind, Platform, Run, RunId, RunState, StageState};
+use crate::clock::{Millis, short_duration};
+use crate::domain::{
+    Actor, AlertTally, Audit, EventKind, Platform, Run, RunId, RunState, StageState,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Card {
@@ -19,8 +24,13 @@ pub struct Card {
     /// Who pressed what: `<@U1> approved dial`.
     pub decisions: Vec<String>,
     pub buttons: Vec<Button>,
+    /// Buttons that act on one stage (Retry now, Skip), by stage name.
+    pub stage_buttons: Vec<(String, Vec<Button>)>,
     /// Once the run has ended: from its start to its end.
     pub total: Option<Millis>,
+    /// Once the run has ended: its scorecard (critical path, overhead, waits, earlier
+    /// runs), line by line.
+    pub recovery: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +43,8 @@ pub struct StageLine {
     pub attempts: u32,
     /// How long it has run, or ran.
     pub elapsed: Option<Millis>,
+    /// At a gate that needs more than one person: approvals given, and needed.
+    pub approvals: Option<(usize, u8)>,
 }
 
 impl StageLine {
@@ -60,6 +72,57 @@ impl StageLine {
             self.state.as_str()
         }
     }
+
+    /// The stage's line on every platform: `✅ `promote` (database) succeeded · 1.2s`.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "{} `{}` ({}) {}",
+            self.mark(),
+            self.name,
+            self.agent,
+            self.status()
+        );
+        if let (true, Some((given, needed))) = (self.awaiting_approval, self.approvals) {
+            line.push_str(&format!(" · {given} of {needed} approvals"));
+        }
+        if self.attempts > 1 {
+            line.push_str(&format!(" · attempt {}", self.attempts));
+        }
+        if let Some(ms) = self.elapsed {
+            line.push_str(&format!(" · {}", short_duration(ms)));
+        }
+        line
+    }
+}
+
+/// What a button acts on: a run (or offer), and for a stage's buttons, the stage. Carried
+/// in its value as `RUN` or `RUN/STAGE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub run: RunId,
+    pub stage: Option<String>,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.stage {
+            Some(stage) => write!(f, "{}/{stage}", self.run),
+            None => write!(f, "{}", self.run),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (run, stage) = match s.split_once('/') {
+            Some((run, stage)) if !stage.is_empty() => (run, Some(stage.to_string())),
+            Some(_) => return Err(format!("`{s}` names no stage")),
+            None => (s, None),
+        };
+        let run = RunId::from_str(run).map_err(|_| format!("`{run}` is not a run id"))?;
+        Ok(Target { run, stage })
+    }
 }
 
 /// A button on a card. Its value names the run (or, for an offer's buttons, the offer) it
@@ -77,10 +140,16 @@ pub enum Button {
     Veto,
     /// Ends a countdown now: starts its run.
     StartNow,
+    /// Goes on from a failed or cancelled run.
+    Resume,
+    /// Dispatches a stage waiting out its backoff now.
+    RetryNow,
+    /// Gives up on a failed stage, once confirmed with a reason.
+    Skip,
 }
 
 impl Button {
-    const ALL: [Button; 7] = [
+    const ALL: [Button; 10] = [
         Button::Approve,
         Button::Reject,
         Button::Cancel,
@@ -88,6 +157,9 @@ impl Button {
         Button::OfferReject,
         Button::Veto,
         Button::StartNow,
+        Button::Resume,
+        Button::RetryNow,
+        Button::Skip,
     ];
 
     pub fn label(self) -> &'static str {
@@ -97,7 +169,15 @@ impl Button {
             Button::Cancel => "Cancel",
             Button::Veto => "Veto",
             Button::StartNow => "Start now",
+            Button::Resume => "Resume",
+            Button::RetryNow => "Retry now",
+            Button::Skip => "Skip",
         }
+    }
+
+    /// The label of a stage's button: `Retry now: dial`.
+    pub fn label_for(self, stage: &str) -> String {
+        format!("{}: {stage}", self.label())
     }
 
     /// What a press says it is: the action id (Slack), the head of the custom id (Discord).
@@ -110,6 +190,9 @@ impl Button {
             Button::OfferReject => "offer_reject",
             Button::Veto => "veto",
             Button::StartNow => "start_now",
+            Button::Resume => "resume",
+            Button::RetryNow => "retry_now",
+            Button::Skip => "skip",
         }
     }
 
@@ -120,8 +203,14 @@ impl Button {
     /// Whether it goes ahead (green), stops something (red), or neither.
     pub fn tone(self) -> Tone {
         match self {
-            Button::Approve | Button::OfferApprove | Button::StartNow => Tone::Go,
-            Button::Reject | Button::OfferReject | Button::Cancel | Button::Veto => Tone::Stop,
+            Button::Approve
+            | Button::OfferApprove
+            | Button::StartNow
+            | Button::Resume
+            | Button::RetryNow => Tone::Go,
+            Button::Reject | Button::OfferReject | Button::Cancel | Button::Veto | Button::Skip => {
+                Tone::Stop
+            }
         }
     }
 }
@@ -190,6 +279,8 @@ impl Card {
                 elapsed: s
                     .started_at
                     .map(|start| s.finished_at.unwrap_or(now) - start),
+                approvals: (p.approval && p.approvals > 1)
+                    .then_some((s.approvals.len(), p.approvals)),
             })
             .collect();
         let mut context = vec![match &run.reason {
@@ -217,6 +308,16 @@ impl Card {
                     {
                         Some(format!("{who} cancelled the run"))
                     }
+                    EventKind::RunResumed => Some(format!("{who} resumed the run")),
+                    EventKind::Stage(StageState::Skipped) if by_person(&a.actor) => {
+                        Some(format!("{who} skipped `{stage}`"))
+                    }
+                    EventKind::Stage(StageState::Dispatched) if by_person(&a.actor) => {
+                        Some(format!("{who} retried `{stage}` now"))
+                    }
+                    EventKind::PreflightOverridden => {
+                        Some(format!("{who} forced the start without every agent"))
+                    }
                     _ => None,
                 }
             })
@@ -227,7 +328,24 @@ impl Card {
                 buttons.extend([Button::Approve, Button::Reject]);
             }
             buttons.push(Button::Cancel);
+        } else if matches!(run.state, RunState::Failed | RunState::Cancelled) {
+            buttons.push(Button::Resume);
         }
+        let stage_buttons = if matches!(run.state, RunState::Succeeded | RunState::Cancelled) {
+            Vec::new()
+        } else {
+            run.plan
+                .iter()
+                .zip(&run.stages)
+                .filter_map(|(p, s)| match s.state {
+                    StageState::Retrying => {
+                        Some((p.name.clone(), vec![Button::RetryNow, Button::Skip]))
+                    }
+                    StageState::Failed => Some((p.name.clone(), vec![Button::Skip])),
+                    _ => None,
+                })
+                .collect()
+        };
         Card {
             run: run.id,
             title: format!(
@@ -241,14 +359,30 @@ impl Card {
             stages,
             decisions,
             buttons,
+            stage_buttons,
             total: run.finished_at.map(|end| end - run.created_at),
+            recovery: Vec::new(),
         }
+    }
+
+    /// The card with the run's scorecard, once it has one.
+    pub fn with_recovery(mut self, recovery: Option<&crate::domain::scorecard::Recovery>) -> Card {
+        self.recovery = recovery.map(|r| r.lines()).unwrap_or_default();
+        self
     }
 
     /// The card shows the run's final state.
     pub fn is_final(&self) -> bool {
         self.state.is_final()
     }
+}
+
+/// A person (or token), as opposed to Lifeboat or an agent moving a stage on.
+fn by_person(actor: &Actor) -> bool {
+    matches!(
+        actor,
+        Actor::Api(_) | Actor::Chat { .. } | Actor::Terminal(_)
+    )
 }
 
 fn capitalised(word: &str) -> String {

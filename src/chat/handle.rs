@@ -109,10 +109,14 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             let leases = cx.store.held_leases().await?;
             Reply::ephemeral(text::locks(&leases, cx.clock.now_ms()))
         }
-        Command::Agents | Command::Resume { .. } | Command::Retry { .. } | Command::Skip { .. } => {
-            Reply::ephemeral(
-                "That command is part of the grammar, and this version of Lifeboat cannot do it yet.",
-            )
+        Command::Agents => {
+            let agents = o.agents().await?;
+            Reply::ephemeral(text::agents(&agents, cx.clock.now_ms()))
+        }
+        Command::Resume { run, force } => decide(cx, who, &run, Decision::Resume { force }).await?,
+        Command::Retry { run, stage } => decide(cx, who, &run, Decision::RetryNow(stage)).await?,
+        Command::Skip { run, stage, reason } => {
+            decide(cx, who, &run, Decision::Skip { stage, reason }).await?
         }
         Command::Approve { run } => decide(cx, who, &run, Decision::Approve).await?,
         Command::Reject { run, reason } => decide(cx, who, &run, Decision::Reject(reason)).await?,
@@ -174,6 +178,9 @@ enum Decision {
     Approve,
     Reject(Option<String>),
     Cancel(Option<String>),
+    Resume { force: bool },
+    RetryNow(String),
+    Skip { stage: String, reason: String },
 }
 
 async fn decide(
@@ -195,6 +202,21 @@ fn decision_word(d: &Decision) -> &'static str {
         Decision::Approve => "approve",
         Decision::Reject(_) => "reject",
         Decision::Cancel(_) => "cancel",
+        Decision::Resume { .. } => "resume",
+        Decision::RetryNow(_) => "retry",
+        Decision::Skip { .. } => "skip",
+    }
+}
+
+/// What the channel is told a person did.
+fn done_words(d: &Decision) -> String {
+    match d {
+        Decision::Approve => "approved".into(),
+        Decision::Reject(_) => "rejected".into(),
+        Decision::Cancel(_) => "cancelled".into(),
+        Decision::Resume { .. } => "resumed".into(),
+        Decision::RetryNow(stage) => format!("retried `{stage}` now in"),
+        Decision::Skip { stage, reason } => format!("skipped `{stage}` ({reason}) in"),
     }
 }
 
@@ -222,19 +244,25 @@ async fn decide_on(
         Err(refusal) => return Ok(Reply::ephemeral(refusal)),
     };
     let actor = &allowed.actor;
+    let did = done_words(&decision);
     let done = match decision {
         Decision::Approve => o.approve(id, None, actor).await,
         Decision::Reject(reason) => o.reject(id, actor, reason).await,
         Decision::Cancel(reason) => o.cancel(id, actor, reason).await,
+        Decision::Resume { force } => o.resume(id, actor, force).await,
+        Decision::RetryNow(stage) => o.retry_now(id, &stage, actor).await,
+        Decision::Skip { stage, reason } => o.skip(id, &stage, actor, reason).await,
     };
     Ok(match done {
         Ok(run) => Reply::channel(format!(
-            "{} {}d {} of `{}` (run `{id}`): it is {} now.",
+            "{} {did} {} of `{}` (run `{id}`): it is {} now.",
             mention(actor, Some(who.platform)),
-            word,
             run.action,
             run.group,
             text::state_word(run.state)
+        )),
+        Err(CommandError::WorkflowChanged(why)) if word == "resume" => Reply::ephemeral(format!(
+            "Cannot resume run `{id}`: {why} (`/dr resume {id} --force`)."
         )),
         Err(CommandError::Refused(why)) => {
             Reply::ephemeral(format!("Cannot {word} run `{id}`: {why}."))
@@ -249,13 +277,24 @@ pub async fn press(
     cx: &ChatContext,
     who: &Requester,
     button: super::card::Button,
-    id: RunId,
+    target: super::card::Target,
 ) -> Reply {
     use super::card::Button;
+    let id = target.run;
+    let stage = || target.stage.clone().ok_or("That button names no stage.");
     let decision = match button {
         Button::Approve => Decision::Approve,
         Button::Reject => Decision::Reject(None),
         Button::Cancel => Decision::Cancel(None),
+        Button::Resume => Decision::Resume { force: false },
+        Button::RetryNow => match stage() {
+            Ok(stage) => Decision::RetryNow(stage),
+            Err(e) => return Reply::ephemeral(e),
+        },
+        Button::Skip => match stage() {
+            Ok(stage) => return confirm_skip(cx, who, id, &stage).await,
+            Err(e) => return Reply::ephemeral(e),
+        },
         Button::OfferApprove => return on_offer(cx, who, id, Choice::Approve).await,
         Button::OfferReject => return on_offer(cx, who, id, Choice::Reject).await,
         Button::Veto => return on_offer(cx, who, id, Choice::Veto).await,
@@ -269,6 +308,52 @@ pub async fn press(
             Reply::ephemeral(format!("Lifeboat could not do that: {e}"))
         }
     }
+}
+
+/// A Skip press asks first: skipping lets the stage's dependents run without it, so the
+/// person confirms by saying why, with the command the answer gives them.
+async fn confirm_skip(cx: &ChatContext, who: &Requester, id: RunId, stage: &str) -> Reply {
+    let run = match cx.orchestrator.run(id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return Reply::ephemeral(format!("Run `{id}` not found.")),
+        Err(e) => return Reply::ephemeral(format!("Lifeboat could not do that: {e}")),
+    };
+    let Some(group) = cx.catalog().groups.get(&run.group) else {
+        return Reply::ephemeral(format!(
+            "Run `{id}` belongs to group `{}`, which the workflows no longer define.",
+            run.group
+        ));
+    };
+    if let Err(refusal) =
+        access::check(cx, who, group, &format!("skip {id} {stage}"), Some(id)).await
+    {
+        return Reply::ephemeral(refusal);
+    }
+    let dependents: Vec<String> = match run.stage_index(stage) {
+        Some(i) => run
+            .plan
+            .iter()
+            .filter(|p| p.after.contains(&i))
+            .map(|p| format!("`{}`", p.name))
+            .collect(),
+        None => return Reply::ephemeral(format!("Run `{id}` has no stage `{stage}`.")),
+    };
+    let then = if dependents.is_empty() {
+        "the run goes on without it".to_string()
+    } else {
+        format!("{} will run without it", dependents.join(", "))
+    };
+    Reply::ephemeral(format!(
+        "Skip `{stage}` of run `{id}`? {}. To confirm, say why: `/dr skip {id} {stage} REASON`",
+        capital(&then)
+    ))
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// A person's word on an offer, if its group allows them.

@@ -127,13 +127,19 @@ impl Notifier {
         }
         let audit = self.cx.orchestrator.events(id).await.map_err(failed)?;
         let alerts = store.alert_tally(id).await.map_err(failed)?;
+        let recovery = if run.state.is_final() {
+            self.cx.orchestrator.recovery(&run).await.map_err(failed)?
+        } else {
+            None
+        };
         let card = Card::of(
             &run,
             &audit,
             alerts.as_ref(),
             Some(platform),
             self.cx.clock.now_ms(),
-        );
+        )
+        .with_recovery(recovery.as_ref());
         let rendering = self.out.rendering(&card);
         let claim = store
             .claim_card(platform, id, &self.instance, STALE_CLAIM_MS)

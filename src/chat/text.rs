@@ -32,21 +32,8 @@ pub fn card(card: &Card) -> String {
         out.push('\n');
     }
     for s in &card.stages {
-        out.push_str(&format!(
-            "{} `{}` ({}) {}{}{}\n",
-            s.mark(),
-            s.name,
-            s.agent,
-            s.status(),
-            if s.attempts > 1 {
-                format!(" · attempt {}", s.attempts)
-            } else {
-                String::new()
-            },
-            s.elapsed
-                .map(|ms| format!(" · {}", short_duration(ms)))
-                .unwrap_or_default()
-        ));
+        out.push_str(&s.describe());
+        out.push('\n');
     }
     for d in &card.decisions {
         out.push_str(d);
@@ -55,12 +42,21 @@ pub fn card(card: &Card) -> String {
     if let Some(total) = card.total {
         out.push_str(&format!("Total recovery time: {}\n", short_duration(total)));
     }
-    if !card.buttons.is_empty() {
-        let labels: Vec<String> = card
-            .buttons
-            .iter()
-            .map(|b| format!("[{}]", b.label()))
-            .collect();
+    for line in &card.recovery {
+        out.push_str(line);
+        out.push('\n');
+    }
+    let labels: Vec<String> = card
+        .buttons
+        .iter()
+        .map(|b| format!("[{}]", b.label()))
+        .chain(card.stage_buttons.iter().flat_map(|(stage, buttons)| {
+            buttons
+                .iter()
+                .map(move |b| format!("[{}]", b.label_for(stage)))
+        }))
+        .collect();
+    if !labels.is_empty() {
         out.push_str(&labels.join(" "));
         out.push('\n');
     }
@@ -122,6 +118,29 @@ pub fn locks(leases: &[HeldLease], now: Millis) -> String {
                 l.run_id,
                 l.holder,
                 short_duration(l.expires_at - now)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Agent processes heard from lately, live ones first, with when each was last seen.
+pub fn agents(agents: &[(crate::store::AgentBeat, bool)], now: Millis) -> String {
+    if agents.is_empty() {
+        return "No agent has sent a heartbeat in the last hour.".into();
+    }
+    agents
+        .iter()
+        .map(|(a, live)| {
+            format!(
+                "{} `{}` ({}) on {}, v{}: {} in flight, last seen {} ago",
+                if *live { "🟢" } else { "⚪" },
+                a.instance,
+                a.kinds.join(", "),
+                a.host,
+                a.version,
+                a.in_flight,
+                short_duration((now - a.last_seen).max(0))
             )
         })
         .collect::<Vec<_>>()

@@ -244,7 +244,10 @@ pub async fn run(
             let env = registry.env(app.catalog.targets.clone());
             let mut noop = registry.build(&["noop"], &env)?;
             let noop = noop.pop().ok_or_else(|| anyhow::anyhow!("no noop agent"))?;
-            Some((runtime.spawn(noop).await?, runtime))
+            let consumer = runtime.spawn(noop).await?;
+            // Announced before any run is asked for, or the preflight refuses it.
+            let heartbeat = runtime.announce().await;
+            Some((consumer, heartbeat, runtime))
         }
     };
 
@@ -312,8 +315,9 @@ pub async fn run(
         "storm_alerts": storm_alerts,
         "peak_rss_mb": (peak_rss * 10.0).round() / 10.0,
     });
-    if let Some((consumer, runtime)) = agents {
+    if let Some((consumer, heartbeat, runtime)) = agents {
         runtime.stop().await;
+        let _ = heartbeat.await;
         consumer.abort();
     }
     service.stop().await;

@@ -84,13 +84,15 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     };
     let done = progress::run_in_terminal(&service.app, trigger, approver).await?;
     let audit = service.app.orchestrator.events(done.id).await?;
+    let recovery = service.app.orchestrator.recovery(&done).await?;
     let card = crate::chat::card::Card::of(
         &done,
         &audit,
         None,
         None,
         done.finished_at.unwrap_or_default(),
-    );
+    )
+    .with_recovery(recovery.as_ref());
     println!("The card this run keeps in its incident channel (Slack) or thread (Discord):\n");
     for line in crate::chat::text::card(&card).lines() {
         println!("  {line}");

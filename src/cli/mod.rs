@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_alerts;
+mod control;
 mod demo;
 mod progress;
 mod routes;
@@ -85,6 +86,9 @@ enum Command {
     },
     /// A failover of the simulated petstore estate, end to end, with no setup.
     Demo,
+    /// Operator controls on a running service: resume, retry, skip, abort, approve, agents.
+    #[command(flatten)]
+    Control(control::Control),
     /// Measure the engine with no-op agents; prints one JSON object (two, in an array,
     /// with --kafka: embedded, then kafka+postgres).
     Bench {
@@ -224,6 +228,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Demo => demo::run().await,
+        Command::Control(c) => {
+            let server = std::env::var("LIFEBOAT_SERVER")
+                .unwrap_or_else(|_| format!("http://{}", settings.listen));
+            control::run(c, &server).await
+        }
         Command::Bench {
             runs,
             stages,

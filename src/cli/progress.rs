@@ -345,24 +345,5 @@ pub fn summary(run: &Run) -> String {
 /// The scorecard under the summary: the critical path, Lifeboat's overhead, the wait on
 /// people, and the comparison with the previous run and last drill.
 pub fn scorecard(r: &crate::domain::scorecard::Recovery) -> String {
-    let c = &r.card;
-    let mut out = format!(
-        "  critical path: {} ({})\n  Lifeboat's overhead: {}\n  waiting on people: {}\n",
-        c.critical_path.join(" → "),
-        clock::short_duration(c.critical_path_ms),
-        clock::short_duration(c.overhead_ms),
-        clock::short_duration(c.waiting_on_people_ms),
-    );
-    for (what, earlier) in [("previous run", &r.previous), ("last drill", &r.last_drill)] {
-        if let Some(e) = earlier {
-            let diff = c.total_ms - e.total_ms;
-            out.push_str(&format!(
-                "  {what}: {} ({}{} now)\n",
-                clock::short_duration(e.total_ms),
-                if diff >= 0 { "+" } else { "-" },
-                clock::short_duration(diff.abs()),
-            ));
-        }
-    }
-    out
+    r.lines().iter().map(|l| format!("  {l}\n")).collect()
 }

@@ -1,6 +1,6 @@
 //! What happened to a run, in the words the audit log, the bus and the API use:
 //! `run.created`, `run.<state>`, `stage.<state>`, `approval.requested`, `stage.approved`,
-//! `stage.rejected`.
+//! `stage.rejected`, `run.resumed`, `preflight.overridden`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +26,11 @@ pub enum EventKind {
     StageApproved,
     /// `stage.rejected`: a person said no at a gate.
     StageRejected,
+    /// `run.resumed`: a person went on from a failed or cancelled run.
+    RunResumed,
+    /// `preflight.overridden`: a run started although no live agent serves a kind it
+    /// needs, because its requester said `force`.
+    PreflightOverridden,
     /// `alerts.joined`: more alerts were folded into the run. Sent on the bus for cards to
     /// count them; not a state change, so never in the audit log.
     AlertsJoined,
@@ -48,6 +53,8 @@ impl fmt::Display for EventKind {
             EventKind::StageApproved => f.write_str("stage.approved"),
             EventKind::StageRejected => f.write_str("stage.rejected"),
             EventKind::AlertsJoined => f.write_str("alerts.joined"),
+            EventKind::RunResumed => f.write_str("run.resumed"),
+            EventKind::PreflightOverridden => f.write_str("preflight.overridden"),
         }
     }
 }
@@ -62,6 +69,8 @@ impl FromStr for EventKind {
             "stage.approved" => EventKind::StageApproved,
             "stage.rejected" => EventKind::StageRejected,
             "alerts.joined" => EventKind::AlertsJoined,
+            "run.resumed" => EventKind::RunResumed,
+            "preflight.overridden" => EventKind::PreflightOverridden,
             _ => {
                 if let Some(state) = s.strip_prefix("run.") {
                     EventKind::Run(state.parse().map_err(|_| unknown())?)

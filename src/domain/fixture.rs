@@ -17,6 +17,7 @@ fn stage(name: &str, agent: &str, after: Vec<usize>, approval: bool) -> PlannedS
         retry: RetryPolicy::default(),
         timeout: Duration::from_secs(60),
         approval,
+        approvals: 1,
     }
 }
 

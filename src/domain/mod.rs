@@ -21,4 +21,4 @@ pub use ids::{RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
 pub use offer::{Offer, OfferMode, OfferState};
 pub use report::{Change, Check, Report};
-pub use run::{Run, RunState, StageRun, StageState, active_key};
+pub use run::{Approval, Run, RunState, StageRun, StageState, active_key};

@@ -119,10 +119,42 @@ pub struct StageRun {
     pub retry_at: Option<Millis>,
     /// When the current attempt times out (states `dispatched`, `running`).
     pub deadline: Option<Millis>,
+    /// Who passed its gate: the approval that made up the number the group asks for.
     pub approved_by: Option<Actor>,
+    /// Every approval given at its gate so far, one per person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// A person skipped it: its dependents go on as if it had succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_by: Option<Actor>,
+    /// Attempts made before the run was last resumed: the retry budget counts from here,
+    /// while attempt numbers (and so request ids) keep counting.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub budget_from: u32,
     /// What the provider checked and changed (or would change, in a dry run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Report>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One person's yes at a gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: Actor,
+    /// Who `by` is, as the group's `people` name them: one person counts once.
+    pub person: String,
+    pub at: Millis,
+}
+
+impl StageRun {
+    /// Done, as far as its dependents are concerned.
+    pub fn lets_dependents_go(&self) -> bool {
+        self.state == StageState::Succeeded
+            || (self.state == StageState::Skipped && self.skipped_by.is_some())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -66,6 +66,41 @@ impl Earlier {
     }
 }
 
+impl Recovery {
+    /// The scorecard as lines of plain text, as the terminal and the chat card show it.
+    pub fn lines(&self) -> Vec<String> {
+        use crate::clock::short_duration;
+        let c = &self.card;
+        let mut out = vec![
+            format!(
+                "critical path: {} ({})",
+                c.critical_path.join(" → "),
+                short_duration(c.critical_path_ms)
+            ),
+            format!("Lifeboat's overhead: {}", short_duration(c.overhead_ms)),
+            format!(
+                "waiting on people: {}",
+                short_duration(c.waiting_on_people_ms)
+            ),
+        ];
+        for (what, earlier) in [
+            ("previous run", &self.previous),
+            ("last drill", &self.last_drill),
+        ] {
+            if let Some(e) = earlier {
+                let diff = c.total_ms - e.total_ms;
+                out.push(format!(
+                    "{what}: {} ({}{} now)",
+                    short_duration(e.total_ms),
+                    if diff >= 0 { "+" } else { "-" },
+                    short_duration(diff.abs()),
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// The scorecard of a finished run; `None` while it runs. `audit` is the run's own log,
 /// from which the gates' waits are read.
 pub fn score(run: &Run, audit: &[Audit]) -> Option<Scorecard> {
@@ -170,6 +205,7 @@ mod tests {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             approval,
+            approvals: 1,
         }
     }
 

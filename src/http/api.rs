@@ -65,6 +65,7 @@ pub async fn create_run(
             dry_run: req.dry_run,
             reason: req.reason,
             params,
+            force: req.force,
             ..Trigger::new(actor, req.group, action)
         },
     )
@@ -167,6 +168,54 @@ async fn decide(
     Ok(Json(body::run(&run, None)))
 }
 
+/// `POST /api/v1/runs/{id}/resume`: go on from a failed or cancelled run.
+pub async fn resume_run(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&id)?;
+    let r: body::Resume = body::body(&b, true)?;
+    let run = s.orchestrator.resume(id, &a, r.force).await?;
+    Ok(Json(body::run(&run, None)))
+}
+
+/// `POST /api/v1/runs/{id}/stages/{stage}/retry`: a stage in backoff goes out now.
+pub async fn retry_stage(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path((id, stage)): Path<(String, String)>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&id)?;
+    let _: body::Decision = body::body(&b, true)?;
+    let run = s.orchestrator.retry_now(id, &stage, &a).await?;
+    Ok(Json(body::run(&run, None)))
+}
+
+/// `POST /api/v1/runs/{id}/stages/{stage}/skip`: a person gives up on a failed stage.
+pub async fn skip_stage(
+    State(s): State<AppState>,
+    Caller(a): Caller,
+    Path((id, stage)): Path<(String, String)>,
+    b: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&id)?;
+    let skip: body::Skip = body::body(&b, false)?;
+    let reason = skip.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::bad_request(
+            "`reason` is empty: say why the stage is skipped",
+        ));
+    }
+    let run = s
+        .orchestrator
+        .skip(id, &stage, &a, reason.to_string())
+        .await?;
+    Ok(Json(body::run(&run, None)))
+}
+
 pub async fn cancel_run(
     State(s): State<AppState>,
     Caller(a): Caller,
@@ -255,6 +304,31 @@ pub async fn group_plan(
     Ok(Json(
         json!({ "group": name, "action": action, "workflow": workflow, "waves": waves }),
     ))
+}
+
+/// `GET /api/v1/agents`: agent processes heard from in the last hour, live ones first
+/// (heard from within three heartbeats).
+pub async fn agents(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let agents = state.orchestrator.agents().await.map_err(internal)?;
+    let agents: Vec<Value> = agents
+        .iter()
+        .map(|(a, live)| {
+            json!({
+                "instance": a.instance,
+                "kinds": a.kinds,
+                "host": a.host,
+                "version": a.version,
+                "in_flight": a.in_flight,
+                "started_at": crate::clock::rfc3339(a.started_at),
+                "last_seen": crate::clock::rfc3339(a.last_seen),
+                "live": live,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
 }
 
 /// `GET /api/v1/leases`: the leases held now.

@@ -67,6 +67,7 @@ impl From<CreateRunError> for ApiError {
                 extra: Some(("active_run", Value::String(active.to_string()))),
             },
             CreateRunError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            CreateRunError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
             CreateRunError::Busy(_) | CreateRunError::Store(_) => {
                 tracing::error!(error = %message, "Run creation failed.");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -94,9 +95,13 @@ impl From<CommandError> for ApiError {
             CommandError::NotFound(_) | CommandError::UnknownStage(_) => {
                 ApiError::not_found(message)
             }
-            CommandError::Refused(
-                Refusal::Finished(_) | Refusal::NoApprovalPending | Refusal::NotAwaitingApproval(_),
-            ) => ApiError::new(StatusCode::CONFLICT, message),
+            // Four eyes: this person may not give this approval.
+            CommandError::Refused(Refusal::OwnRun(_) | Refusal::AlreadyApproved(_)) => {
+                ApiError::new(StatusCode::FORBIDDEN, message)
+            }
+            CommandError::Refused(_)
+            | CommandError::Busy { .. }
+            | CommandError::WorkflowChanged(_) => ApiError::new(StatusCode::CONFLICT, message),
             CommandError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             CommandError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }

@@ -41,6 +41,9 @@ pub struct CreateRun {
     pub reason: Option<String>,
     #[serde(default)]
     pub params: serde_json::Map<String, Value>,
+    /// Start although no live agent serves a kind of work the run needs (audited).
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,6 +53,21 @@ pub struct Decision {
     pub stage: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// Go on although the workflow plans differently now (with the plan the run had).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skip {
+    /// Why the stage is given up on: kept with it and in the audit log.
+    pub reason: String,
 }
 
 fn time(ms: Option<Millis>) -> Value {
@@ -83,6 +101,20 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
                 "approved_by": s.approved_by,
                 "retry_at": time(s.retry_at),
             });
+            // Added only where they say something, so that older clients' fixtures hold.
+            if p.approval && p.approvals > 1 {
+                stage["approvals_needed"] = json!(p.approvals);
+            }
+            if !s.approvals.is_empty() {
+                stage["approvals"] = s
+                    .approvals
+                    .iter()
+                    .map(|a| json!({ "by": a.by, "person": a.person, "at": rfc3339(a.at) }))
+                    .collect();
+            }
+            if let Some(by) = &s.skipped_by {
+                stage["skipped_by"] = json!(by);
+            }
             // Only where a provider reported: a run reads as it did before reports existed.
             if let Some(report) = &s.report {
                 stage["report"] = json!(report);

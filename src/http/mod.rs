@@ -66,8 +66,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
         .route("/api/v1/runs/{id}/approve", post(api::approve_run))
         .route("/api/v1/runs/{id}/reject", post(api::reject_run))
+        .route("/api/v1/runs/{id}/resume", post(api::resume_run))
+        .route(
+            "/api/v1/runs/{id}/stages/{stage}/retry",
+            post(api::retry_stage),
+        )
+        .route(
+            "/api/v1/runs/{id}/stages/{stage}/skip",
+            post(api::skip_stage),
+        )
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/leases", get(api::leases))
+        .route("/api/v1/agents", get(api::agents))
         .route("/api/v1/refusals", get(api::refusals))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/offers", get(api::offers))

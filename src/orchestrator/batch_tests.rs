@@ -6,7 +6,7 @@ use super::{Item, apply};
 use crate::bus::{RunEvent, WorkRequest};
 use crate::domain::{EventKind, Run, RunId, RunState, StageState, request_id};
 use crate::orchestrator::machine::{Input, Refusal};
-use crate::orchestrator::tests::{api, at, fail, ok, petstore, run_of, stage};
+use crate::orchestrator::tests::{api, approve, at, fail, ok, petstore, run_of, stage};
 
 fn item(run: &Run, input: Input) -> Item {
     Item {
@@ -91,16 +91,7 @@ fn a_refused_input_changes_nothing_and_the_rest_go_on() {
     let run = petstore();
     let other = run_of(vec![stage("only", "exec", &[])]);
     let mut runs = cache(&[&run, &other]);
-    let items = [
-        item(
-            &run,
-            Input::Approve {
-                actor: api("ops"),
-                stage: None,
-            },
-        ),
-        item(&other, Input::Start),
-    ];
+    let items = [item(&run, approve("ops")), item(&other, Input::Start)];
     let changes = apply(&mut runs, &items, &at(0)).expect("apply");
     assert_eq!(changes.refused.len(), 1);
     assert_eq!(changes.refused[0].item, 0);

@@ -4,7 +4,7 @@ use tokio::sync::oneshot;
 
 use super::machine::{Input, Refusal};
 use crate::bus::Progress;
-use crate::domain::{Actor, LeaseOutcome, Run, RunId};
+use crate::domain::{LeaseOutcome, Run, RunId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -14,6 +14,14 @@ pub enum CommandError {
     UnknownStage(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    #[error("group `{group}` already has an active {action} run: {active}")]
+    Busy {
+        group: String,
+        action: String,
+        active: RunId,
+    },
+    #[error("{0}")]
+    WorkflowChanged(String),
     #[error("the orchestrator could not store the change: {0}")]
     Store(String),
     #[error("the orchestrator is shutting down")]
@@ -24,18 +32,19 @@ pub enum CommandError {
 pub type Reply = oneshot::Sender<Result<Run, CommandError>>;
 
 pub enum Command {
-    /// A run just inserted by `Orchestrator::create`.
-    Start(Box<Run>),
+    /// A run just inserted by `Orchestrator::create`, with (for a dry run) the stages
+    /// whose kind of work no live agent serves.
+    Start(Box<Run>, Vec<(usize, String)>),
     Apply {
         run: RunId,
         input: Input,
         reply: Option<Reply>,
     },
-    /// Approve by stage name, resolved against the run's plan inside the engine.
-    Approve {
+    /// An input that may reopen a finished run (resume, skip): the engine loads the run
+    /// even if it has ended, unless another run holds its group and action meanwhile.
+    Reopen {
         run: RunId,
-        stage: Option<String>,
-        actor: Actor,
+        input: Input,
         reply: Reply,
     },
     Outcome(LeaseOutcome),

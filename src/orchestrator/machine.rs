@@ -6,13 +6,16 @@
 use std::time::Duration;
 
 use crate::clock::{self, Millis};
-use crate::domain::{Actor, Audit, EventKind, Report, Run, RunState, StageState};
+use crate::domain::{Actor, Approval, Audit, EventKind, Report, Run, RunState, StageState};
 
 /// What happened to a run, as the engine feeds it in.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// The run was created; begin.
     Start,
+    /// A dry run was created although no live agent serves some of its stages: those fail
+    /// at once with a failed check, then it begins.
+    StartUnserved { stages: Vec<(usize, String)> },
     /// An agent took the lease and began the attempt.
     Accepted {
         stage: usize,
@@ -33,6 +36,9 @@ pub enum Input {
     Approve {
         actor: Actor,
         stage: Option<usize>,
+        /// Who `actor` is, and who asked for the run, as the group's `people` name them.
+        person: String,
+        requester: String,
     },
     Reject {
         actor: Actor,
@@ -41,6 +47,19 @@ pub enum Input {
     Cancel {
         actor: Actor,
         reason: Option<String>,
+    },
+    /// Go on from a failed or cancelled run: what did not succeed is planned again.
+    Resume {
+        actor: Actor,
+        message: Option<String>,
+    },
+    /// Dispatch a stage waiting out its backoff now.
+    RetryNow { actor: Actor, stage: usize },
+    /// A person gives up on a failed stage; its dependents go on without it.
+    Skip {
+        actor: Actor,
+        stage: usize,
+        reason: String,
     },
 }
 
@@ -98,6 +117,18 @@ pub enum Refusal {
     NoApprovalPending,
     #[error("stage `{0}` is not waiting for approval")]
     NotAwaitingApproval(String),
+    #[error("run is still {0}; only a failed or cancelled run can be resumed")]
+    NotStopped(RunState),
+    #[error("run already succeeded; there is nothing to resume")]
+    NothingToResume,
+    #[error("stage `{0}` is not waiting out a backoff (it is {1})")]
+    NotRetrying(String, StageState),
+    #[error("stage `{0}` has not failed (it is {1}); only a failed stage can be skipped")]
+    NotFailed(String, StageState),
+    #[error("the requester may not approve their own run: this group needs {0} other people")]
+    OwnRun(u8),
+    #[error("`{0}` has approved this gate already; it needs another person")]
+    AlreadyApproved(String),
 }
 
 /// The delay before attempt `failed + 1`, given `failed` failures so far.
@@ -248,7 +279,7 @@ impl Step<'_, '_> {
                 let deps_done = self.run.plan[i]
                     .after
                     .iter()
-                    .all(|&d| self.run.stages[d].state == StageState::Succeeded);
+                    .all(|&d| self.run.stages[d].lets_dependents_go());
                 if !deps_done {
                     continue;
                 }
@@ -279,12 +310,7 @@ impl Step<'_, '_> {
                 break;
             }
         }
-        if self
-            .run
-            .stages
-            .iter()
-            .all(|s| s.state == StageState::Succeeded)
-        {
+        if self.run.stages.iter().all(|s| s.lets_dependents_go()) {
             self.set_run(RunState::Succeeded, SYSTEM, None);
         } else if !self.run.open_gates().is_empty() {
             self.set_run(RunState::AwaitingApproval, SYSTEM, None);
@@ -369,17 +395,50 @@ impl Step<'_, '_> {
         }
     }
 
+    /// Plans again what a stop left undone: stages skipped because the run was failing,
+    /// cancelled ones, and with `failed`, failed ones; each with a fresh retry budget. A
+    /// stage a person skipped stays skipped.
+    fn reopen(&mut self, failed: bool, actor: &Actor) {
+        for i in 0..self.run.stages.len() {
+            let s = &self.run.stages[i];
+            let again = match s.state {
+                StageState::Failed => failed,
+                StageState::Cancelled => true,
+                StageState::Skipped => s.skipped_by.is_none(),
+                _ => false,
+            };
+            if !again {
+                continue;
+            }
+            let s = &mut self.run.stages[i];
+            s.budget_from = s.attempts;
+            s.started_at = None;
+            s.finished_at = None;
+            s.retry_at = None;
+            s.deadline = None;
+            s.message = None;
+            self.set_stage(i, StageState::Pending, actor, None);
+        }
+        if self.run.state.is_final() {
+            self.run.finished_at = None;
+            self.run.message = None;
+            self.set_run(RunState::Running, actor, None);
+        }
+    }
+
     fn retry_or_fail(&mut self, i: usize, attempt: u32, max: u32, message: String, actor: &Actor) {
-        if attempt >= max || self.failing() {
-            let message = if attempt >= max {
-                format!("{message} (attempt {attempt} of {max})")
+        // A resumed run gives each stage its budget afresh.
+        let used = attempt.saturating_sub(self.run.stages[i].budget_from);
+        if used >= max || self.failing() {
+            let message = if used >= max {
+                format!("{message} (attempt {used} of {max})")
             } else {
                 message
             };
             self.set_stage(i, StageState::Failed, actor, Some(message));
             self.advance(actor);
         } else {
-            let delay = (self.backoff)(&self.run.plan[i].retry, attempt);
+            let delay = (self.backoff)(&self.run.plan[i].retry, used);
             self.run.stages[i].deadline = None;
             self.run.stages[i].retry_at = Some(clock::add(self.now, delay));
             self.set_stage(i, StageState::Retrying, actor, Some(message));
@@ -399,6 +458,32 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
         Input::Start => {
             if step.run.state == RunState::Pending {
                 step.set_run(RunState::Running, SYSTEM, None);
+                step.advance(SYSTEM);
+            }
+        }
+        Input::StartUnserved { stages } => {
+            if step.run.state == RunState::Pending {
+                step.set_run(RunState::Running, SYSTEM, None);
+                for (i, kind) in stages {
+                    let detail = format!("no live agent serves kind `{kind}`");
+                    let now = step.now;
+                    let s = &mut step.run.stages[i];
+                    s.started_at = Some(now);
+                    s.report = Some(Report {
+                        checks: vec![crate::domain::Check {
+                            name: "agent available".into(),
+                            ok: false,
+                            detail: detail.clone(),
+                        }],
+                        changes: Vec::new(),
+                    });
+                    step.set_stage(
+                        i,
+                        StageState::Failed,
+                        SYSTEM,
+                        Some(format!("preflight: {detail}")),
+                    );
+                }
                 step.advance(SYSTEM);
             }
         }
@@ -422,7 +507,12 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             step.outcome(stage, attempt, outcome, report, &actor);
         }
         Input::Tick => tick(&mut step),
-        Input::Approve { actor, stage } => {
+        Input::Approve {
+            actor,
+            stage,
+            person,
+            requester,
+        } => {
             if step.run.state.is_final() {
                 return Err(Refusal::Finished(step.run.state));
             }
@@ -433,12 +523,84 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
                 None if gates.is_empty() => return Err(Refusal::NoApprovalPending),
                 None => gates,
             };
-            for i in chosen {
-                step.run.stages[i].approved_by = Some(actor.clone());
-                step.touch(i);
-                step.audit(&actor, EventKind::StageApproved, Some(i), None);
-                step.start_stage(i, &actor);
+            // Every gate is checked before any changes, so a refusal changes nothing.
+            for &i in &chosen {
+                let need = step.run.plan[i].approvals;
+                if need >= 2 && person == requester {
+                    return Err(Refusal::OwnRun(need));
+                }
+                if step.run.stages[i]
+                    .approvals
+                    .iter()
+                    .any(|a| a.person == person)
+                {
+                    return Err(Refusal::AlreadyApproved(person));
+                }
             }
+            for i in chosen {
+                let need = step.run.plan[i].approvals.max(1);
+                let now = step.now;
+                let given = &mut step.run.stages[i].approvals;
+                given.push(Approval {
+                    by: actor.clone(),
+                    person: person.clone(),
+                    at: now,
+                });
+                let count = given.len();
+                step.touch(i);
+                let note = (need > 1).then(|| format!("{count} of {need} approvals"));
+                step.audit(&actor, EventKind::StageApproved, Some(i), note);
+                if count >= usize::from(need) {
+                    step.run.stages[i].approved_by = Some(actor.clone());
+                    step.start_stage(i, &actor);
+                }
+            }
+            step.advance(&actor);
+        }
+        Input::Resume { actor, message } => {
+            match step.run.state {
+                RunState::Failed | RunState::Cancelled => {}
+                RunState::Succeeded => return Err(Refusal::NothingToResume),
+                going => return Err(Refusal::NotStopped(going)),
+            }
+            step.audit(&actor, EventKind::RunResumed, None, message);
+            step.reopen(true, &actor);
+            step.advance(&actor);
+        }
+        Input::RetryNow { actor, stage } => {
+            if step.run.state.is_final() {
+                return Err(Refusal::Finished(step.run.state));
+            }
+            let state = step.run.stages[stage].state;
+            if state != StageState::Retrying {
+                return Err(Refusal::NotRetrying(
+                    step.run.plan[stage].name.clone(),
+                    state,
+                ));
+            }
+            step.dispatch(stage, &actor);
+        }
+        Input::Skip {
+            actor,
+            stage,
+            reason,
+        } => {
+            if matches!(step.run.state, RunState::Succeeded | RunState::Cancelled) {
+                return Err(Refusal::Finished(step.run.state));
+            }
+            let state = step.run.stages[stage].state;
+            if !matches!(state, StageState::Failed | StageState::Retrying) {
+                return Err(Refusal::NotFailed(step.run.plan[stage].name.clone(), state));
+            }
+            step.run.stages[stage].skipped_by = Some(actor.clone());
+            step.set_stage(
+                stage,
+                StageState::Skipped,
+                &actor,
+                Some(format!("skipped by {actor}: {reason}")),
+            );
+            // What was given up on for the failure's sake goes on now.
+            step.reopen(false, &actor);
             step.advance(&actor);
         }
         Input::Reject { actor, reason } => {

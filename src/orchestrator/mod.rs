@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock;
 use crate::clock::Clock;
 use crate::domain::{Actor, Audit, EventKind, Run, RunId, RunState, StageRun};
 use crate::metrics::StateCounts;
 use crate::store::{CreateError, Store};
-use crate::workflow::{Action, Catalog, Params, PlanError};
+use crate::workflow::{Action, Catalog, Params, PlanError, PlannedStage};
 use command::Command;
 pub use command::CommandError;
 pub(crate) use engine::Engine;
@@ -39,6 +40,8 @@ pub struct NewRun {
     /// The run's id when the caller chose it, so that asking again (after a crash, or from
     /// another replica) finds this run instead of making a second; a new id if `None`.
     pub id: Option<RunId>,
+    /// Start even if no live agent serves a kind of work the run needs (audited).
+    pub force: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,8 @@ pub enum CreateRunError {
     Busy(CreateError),
     #[error("{0}")]
     Store(anyhow::Error),
+    #[error("{0}")]
+    Unserved(String),
     #[error("the orchestrator is shutting down")]
     Closed,
 }
@@ -59,6 +64,8 @@ pub struct Orchestrator {
     store: Store,
     catalog: Arc<Catalog>,
     clock: Clock,
+    /// Agents run in other processes: a run is checked against their heartbeats first.
+    preflight: bool,
 }
 
 impl Orchestrator {
@@ -73,7 +80,50 @@ impl Orchestrator {
             store,
             catalog,
             clock,
+            preflight: false,
         }
+    }
+
+    /// Checks each new run against the agents' heartbeats: with agents in their own
+    /// processes, one may be missing. In-process agents serve every kind by construction.
+    pub(crate) fn with_preflight(mut self) -> Self {
+        self.preflight = true;
+        self
+    }
+
+    /// The agents heard from lately, the most recent first, each with whether it is live.
+    pub async fn agents(&self) -> anyhow::Result<Vec<(crate::store::AgentBeat, bool)>> {
+        use crate::agents::heartbeat::{LISTED_FOR, LIVE_FOR};
+        let now = self.clock.now_ms();
+        let listed = self
+            .store
+            .agents(clock::sub(now, LISTED_FOR), clock::sub(now, LISTED_FOR))
+            .await?;
+        let live_since = clock::sub(now, LIVE_FOR);
+        Ok(listed
+            .into_iter()
+            .map(|a| {
+                let live = a.last_seen >= live_since;
+                (a, live)
+            })
+            .collect())
+    }
+
+    /// The stages whose kind of work no live agent serves, each with its kind.
+    async fn unserved(&self, stages: &[PlannedStage]) -> anyhow::Result<Vec<(usize, String)>> {
+        let live: Vec<String> = self
+            .agents()
+            .await?
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .flat_map(|(a, _)| a.kinds)
+            .collect();
+        Ok(stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.has_work() && !live.contains(&s.agent))
+            .map(|(i, s)| (i, s.agent.clone()))
+            .collect())
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -107,17 +157,44 @@ impl Orchestrator {
             plan: plan.stages,
             version: 0,
         };
-        let audit = Audit {
+        let unserved = if self.preflight {
+            self.unserved(&run.plan)
+                .await
+                .map_err(CreateRunError::Store)?
+        } else {
+            Vec::new()
+        };
+        let mut audit = vec![Audit {
             at: now,
             actor: req.requested_by.clone(),
             kind: EventKind::RunCreated,
             stage: None,
             attempt: None,
             message: req.reason.clone(),
-        };
+        }];
+        if !unserved.is_empty() {
+            let why = unserved_message(&run, &unserved);
+            if run.dry_run {
+                // A rehearsal goes ahead and reports the missing agents as failed checks.
+            } else if req.force {
+                audit.push(Audit {
+                    at: now,
+                    actor: req.requested_by.clone(),
+                    kind: EventKind::PreflightOverridden,
+                    stage: None,
+                    attempt: None,
+                    message: Some(format!("{why}; started anyway (force)")),
+                });
+            } else {
+                return Err(CreateRunError::Unserved(format!(
+                    "{why}; start an agent that serves it (`lifeboat agent --agents {}`), or force",
+                    kinds_of(&unserved).join(",")
+                )));
+            }
+        }
         let stored = self
             .store
-            .insert_run(&run, &audit)
+            .insert_run_with(&run, &audit)
             .await
             .map_err(|e| match e {
                 CreateError::Store(e) => CreateRunError::Store(e),
@@ -138,8 +215,9 @@ impl Orchestrator {
             Err(e) => return Err(e),
         }
         tracing::info!(run_id = %run.id, group = %run.group, action = %run.action, by = %run.requested_by, "Run created.");
+        let unserved = if run.dry_run { unserved } else { Vec::new() };
         self.tx
-            .send(Command::Start(Box::new(run.clone())))
+            .send(Command::Start(Box::new(run.clone()), unserved))
             .map_err(|_| CreateRunError::Closed)?;
         Ok(run)
     }
@@ -155,17 +233,162 @@ impl Orchestrator {
         rx.await.map_err(|_| CommandError::Closed)?
     }
 
+    /// A run as stored, with the index of its stage `name` if one is named.
+    async fn stage_of(
+        &self,
+        id: RunId,
+        name: Option<&str>,
+    ) -> Result<(Run, Option<usize>), CommandError> {
+        let run = self
+            .store
+            .load_run(id)
+            .await
+            .map_err(|e| CommandError::Store(e.to_string()))?
+            .ok_or(CommandError::NotFound(id))?;
+        let stage = match name {
+            None => None,
+            Some(name) => Some(
+                run.stage_index(name)
+                    .ok_or_else(|| CommandError::UnknownStage(name.to_string()))?,
+            ),
+        };
+        Ok((run, stage))
+    }
+
+    /// Who an actor is in a group's eyes: one person across Slack, Discord and the API.
+    fn person(&self, group: &str, actor: &Actor) -> String {
+        let (platform, id) = match actor {
+            Actor::Chat { platform, user } => (platform.as_str(), user.as_str()),
+            Actor::Api(name) => ("api", name.as_str()),
+            _ => return actor.to_string(),
+        };
+        self.catalog
+            .groups
+            .get(group)
+            .and_then(|g| g.person(platform, id))
+            .map(str::to_string)
+            .unwrap_or_else(|| actor.to_string())
+    }
+
     pub async fn approve(
         &self,
         run: RunId,
         stage: Option<String>,
         actor: &Actor,
     ) -> Result<Run, CommandError> {
-        let actor = actor.clone();
-        self.ask(|reply| Command::Approve {
-            run,
+        let (loaded, stage) = self.stage_of(run, stage.as_deref()).await?;
+        let input = Input::Approve {
+            actor: actor.clone(),
             stage,
-            actor,
+            person: self.person(&loaded.group, actor),
+            requester: self.person(&loaded.group, &loaded.requested_by),
+        };
+        self.apply(run, input).await
+    }
+
+    /// Goes on from a failed or cancelled run: the stages that did not succeed run again.
+    /// Refused if the run's workflow now plans differently, unless `force`; then the run
+    /// goes on with the plan it started with.
+    pub async fn resume(&self, id: RunId, actor: &Actor, force: bool) -> Result<Run, CommandError> {
+        let (run, _) = self.stage_of(id, None).await?;
+        let mut message = None;
+        if let Some(change) = self.plan_change(&run) {
+            if !force {
+                return Err(CommandError::WorkflowChanged(format!(
+                    "{change} since run {id} started; resume with force to go on with the plan it started with"
+                )));
+            }
+            message = Some(format!(
+                "forced: {change}; going on with the plan the run started with"
+            ));
+        }
+        let input = Input::Resume {
+            actor: actor.clone(),
+            message,
+        };
+        self.ask(|reply| Command::Reopen {
+            run: id,
+            input,
+            reply,
+        })
+        .await
+    }
+
+    /// How the run's workflow, as the catalog has it now, differs from the plan the run
+    /// started with; `None` if it plans the same.
+    fn plan_change(&self, run: &Run) -> Option<String> {
+        let now = match self.catalog.plan_for(&run.group, run.action, &run.params) {
+            Ok(p) => p,
+            Err(e) => return Some(format!("workflow `{}` no longer plans ({e})", run.workflow)),
+        };
+        if now.workflow != run.workflow {
+            return Some(format!(
+                "group `{}` now runs workflow `{}` for {}, not `{}`",
+                run.group, now.workflow, run.action, run.workflow
+            ));
+        }
+        if now.stages.len() != run.plan.len() {
+            return Some(format!(
+                "workflow `{}` has {} stages now, not {}",
+                run.workflow,
+                now.stages.len(),
+                run.plan.len()
+            ));
+        }
+        now.stages
+            .iter()
+            .zip(&run.plan)
+            .find(|(a, b)| a != b)
+            .map(|(_, was)| {
+                format!(
+                    "stage `{}` of workflow `{}` has changed",
+                    was.name, run.workflow
+                )
+            })
+    }
+
+    /// Dispatches a stage waiting out its backoff now.
+    pub async fn retry_now(
+        &self,
+        id: RunId,
+        stage: &str,
+        actor: &Actor,
+    ) -> Result<Run, CommandError> {
+        let (_, stage) = self.stage_of(id, Some(stage)).await?;
+        let Some(stage) = stage else {
+            return Err(CommandError::UnknownStage(String::new()));
+        };
+        self.apply(
+            id,
+            Input::RetryNow {
+                actor: actor.clone(),
+                stage,
+            },
+        )
+        .await
+    }
+
+    /// Marks a failed stage skipped by a person, so that its dependents go on; a failed run
+    /// is reopened for them.
+    pub async fn skip(
+        &self,
+        id: RunId,
+        stage: &str,
+        actor: &Actor,
+        reason: String,
+    ) -> Result<Run, CommandError> {
+        let (_, stage) = self.stage_of(id, Some(stage)).await?;
+        let Some(stage) = stage else {
+            return Err(CommandError::UnknownStage(String::new()));
+        };
+        let input = Input::Skip {
+            actor: actor.clone(),
+            stage,
+            reason,
+        };
+        self.ask(|reply| Command::Reopen {
+            run: id,
+            input,
             reply,
         })
         .await
@@ -292,6 +515,37 @@ impl Orchestrator {
     pub async fn store_ready(&self) -> bool {
         self.store.ping().await
     }
+}
+
+/// The distinct kinds among `unserved`, in plan order.
+fn kinds_of(unserved: &[(usize, String)]) -> Vec<String> {
+    let mut kinds: Vec<String> = Vec::new();
+    for (_, k) in unserved {
+        if !kinds.contains(k) {
+            kinds.push(k.clone());
+        }
+    }
+    kinds
+}
+
+/// `no live agent serves kind `database` (stage `promote`)`, for each kind.
+fn unserved_message(run: &Run, unserved: &[(usize, String)]) -> String {
+    kinds_of(unserved)
+        .iter()
+        .map(|kind| {
+            let stages: Vec<String> = unserved
+                .iter()
+                .filter(|(_, k)| k == kind)
+                .map(|(i, _)| format!("`{}`", run.plan[*i].name))
+                .collect();
+            format!(
+                "no live agent serves kind `{kind}` (stage{} {})",
+                if stages.len() == 1 { "" } else { "s" },
+                stages.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The engine's command channel, split so wiring can hand out senders before the engine

@@ -28,6 +28,7 @@ pub(super) fn stage(name: &str, agent: &str, after: &[usize]) -> PlannedStage {
         },
         timeout: Duration::from_secs(60),
         approval: agent == "approval",
+        approvals: 1,
     }
 }
 
@@ -61,6 +62,20 @@ pub(super) fn run_of(plan: Vec<PlannedStage>) -> Run {
         stages: vec![StageRun::default(); plan.len()],
         plan,
         version: 0,
+    }
+}
+
+/// An approval by an API token, which is its own person.
+pub(super) fn approve(name: &str) -> Input {
+    approve_as(api(name), name)
+}
+
+fn approve_as(actor: Actor, person: &str) -> Input {
+    Input::Approve {
+        actor,
+        stage: None,
+        person: person.into(),
+        requester: "test".into(),
     }
 }
 
@@ -152,15 +167,7 @@ fn approval_dispatches_the_gate_and_the_run_succeeds() {
     for (s, t) in [(0, 1), (1, 2), (2, 3)] {
         apply(&mut run, ok(s, 1), &at(t)).expect("ok");
     }
-    let t = apply(
-        &mut run,
-        Input::Approve {
-            actor: api("ops"),
-            stage: None,
-        },
-        &at(5),
-    )
-    .expect("approve");
+    let t = apply(&mut run, approve("ops"), &at(5)).expect("approve");
     assert_eq!(dispatched(&t.effects), vec![3]);
     assert_eq!(run.stages[3].approved_by, Some(api("ops")));
     assert!(
@@ -172,15 +179,7 @@ fn approval_dispatches_the_gate_and_the_run_succeeds() {
     assert_eq!(run.state, RunState::Succeeded);
     assert_eq!(run.finished_at, Some(9));
     assert_eq!(
-        apply(
-            &mut run,
-            Input::Approve {
-                actor: api("x"),
-                stage: None
-            },
-            &at(10)
-        )
-        .err(),
+        apply(&mut run, approve("x"), &at(10)).err(),
         Some(Refusal::Finished(RunState::Succeeded))
     );
 }
@@ -191,15 +190,7 @@ fn approve_without_an_open_gate_is_refused_and_changes_nothing() {
     apply(&mut run, Input::Start, &at(0)).expect("start");
     let before = run.clone();
     assert_eq!(
-        apply(
-            &mut run,
-            Input::Approve {
-                actor: api("x"),
-                stage: None
-            },
-            &at(1)
-        )
-        .err(),
+        apply(&mut run, approve("x"), &at(1)).err(),
         Some(Refusal::NoApprovalPending)
     );
     assert_eq!(run, before);
@@ -395,6 +386,8 @@ fn an_approval_stage_succeeds_on_approval_without_dispatch() {
         Input::Approve {
             actor: api("ops"),
             stage: Some(0),
+            person: "ops".into(),
+            requester: "test".into(),
         },
         &at(1),
     )
@@ -468,4 +461,250 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
         1,
         "the checks are the latest attempt's"
     );
+}
+
+/// a → b → c, where b fails for good: the run fails and c is skipped for it.
+fn failed_chain() -> Run {
+    let mut run = run_of(vec![
+        stage("a", "exec", &[]),
+        stage("b", "exec", &[0]),
+        stage("c", "exec", &[1]),
+    ]);
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(&mut run, ok(0, 1), &at(1)).expect("applied");
+    apply(&mut run, fail(1, 1, false), &at(2)).expect("applied");
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.stages[2].state, StageState::Skipped);
+    run
+}
+
+#[test]
+fn resume_plans_again_what_did_not_succeed_and_keeps_counting_attempts() {
+    let mut run = failed_chain();
+    let t = apply(
+        &mut run,
+        Input::Resume {
+            actor: api("ops"),
+            message: None,
+        },
+        &at(10),
+    )
+    .expect("applied");
+    assert_eq!(run.state, RunState::Running);
+    assert_eq!(run.finished_at, None);
+    // Only the failed stage goes out again; the succeeded one stays done.
+    assert_eq!(dispatched(&t.effects), vec![1]);
+    assert_eq!(run.stages[0].state, StageState::Succeeded);
+    assert_eq!(run.stages[0].attempts, 1);
+    assert_eq!(
+        run.stages[1].attempts, 2,
+        "a new attempt number, never a reused one"
+    );
+    assert_eq!(run.stages[2].state, StageState::Pending);
+    assert!(
+        t.audit
+            .iter()
+            .any(|a| a.kind == EventKind::RunResumed && a.actor == api("ops"))
+    );
+    // A fresh budget: three more attempts before the stage fails for good.
+    apply(&mut run, fail(1, 2, true), &at(11)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Retrying);
+    apply(&mut run, Input::Tick, &at(100_000)).expect("applied");
+    apply(&mut run, fail(1, 3, true), &at(100_001)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Retrying);
+    apply(&mut run, Input::Tick, &at(200_000)).expect("applied");
+    apply(&mut run, ok(1, 4), &at(200_001)).expect("applied");
+    apply(&mut run, ok(2, 1), &at(200_002)).expect("applied");
+    assert_eq!(run.state, RunState::Succeeded);
+}
+
+#[test]
+fn resume_is_refused_for_a_run_that_succeeded_or_still_runs() {
+    let mut run = failed_chain();
+    let resume = || Input::Resume {
+        actor: api("ops"),
+        message: None,
+    };
+    apply(&mut run, resume(), &at(10)).expect("applied");
+    assert_eq!(
+        apply(&mut run, resume(), &at(11)).expect_err("refused"),
+        Refusal::NotStopped(RunState::Running)
+    );
+    apply(&mut run, ok(1, 2), &at(12)).expect("applied");
+    apply(&mut run, ok(2, 1), &at(13)).expect("applied");
+    let before = run.clone();
+    assert_eq!(
+        apply(&mut run, resume(), &at(14)).expect_err("refused"),
+        Refusal::NothingToResume
+    );
+    assert_eq!(run, before);
+}
+
+#[test]
+fn a_cancelled_run_resumes_its_cancelled_stages() {
+    let mut run = petstore();
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(
+        &mut run,
+        Input::Cancel {
+            actor: api("ops"),
+            reason: None,
+        },
+        &at(1),
+    )
+    .expect("applied");
+    let t = apply(
+        &mut run,
+        Input::Resume {
+            actor: api("ops"),
+            message: None,
+        },
+        &at(2),
+    )
+    .expect("applied");
+    assert_eq!(run.state, RunState::Running);
+    assert_eq!(dispatched(&t.effects), vec![0, 1]);
+    assert_eq!(run.stages[0].attempts, 2);
+}
+
+#[test]
+fn retry_now_dispatches_a_stage_in_backoff_at_once() {
+    let mut run = failed_chain_with_retry();
+    let t = apply(
+        &mut run,
+        Input::RetryNow {
+            actor: api("ops"),
+            stage: 1,
+        },
+        &at(3),
+    )
+    .expect("applied");
+    assert_eq!(dispatched(&t.effects), vec![1]);
+    assert_eq!(run.stages[1].attempts, 2);
+    assert!(
+        t.audit
+            .iter()
+            .any(|a| a.kind == EventKind::Stage(StageState::Dispatched) && a.actor == api("ops"))
+    );
+    // Now it is not waiting: a second press is refused.
+    assert_eq!(
+        apply(
+            &mut run,
+            Input::RetryNow {
+                actor: api("ops"),
+                stage: 1,
+            },
+            &at(4),
+        )
+        .expect_err("refused"),
+        Refusal::NotRetrying("b".into(), StageState::Dispatched)
+    );
+}
+
+/// a → b → c with b waiting out its backoff after a retryable failure.
+fn failed_chain_with_retry() -> Run {
+    let mut run = run_of(vec![
+        stage("a", "exec", &[]),
+        stage("b", "exec", &[0]),
+        stage("c", "exec", &[1]),
+    ]);
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(&mut run, ok(0, 1), &at(1)).expect("applied");
+    apply(&mut run, fail(1, 1, true), &at(2)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Retrying);
+    run
+}
+
+#[test]
+fn skipping_a_failed_stage_reopens_the_run_for_its_dependents() {
+    let mut run = failed_chain();
+    assert_eq!(
+        apply(
+            &mut run,
+            Input::Skip {
+                actor: api("ops"),
+                stage: 0,
+                reason: "x".into(),
+            },
+            &at(5),
+        )
+        .expect_err("refused"),
+        Refusal::NotFailed("a".into(), StageState::Succeeded)
+    );
+    let t = apply(
+        &mut run,
+        Input::Skip {
+            actor: api("ops"),
+            stage: 1,
+            reason: "done by hand".into(),
+        },
+        &at(10),
+    )
+    .expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Skipped);
+    assert_eq!(run.stages[1].skipped_by, Some(api("ops")));
+    assert_eq!(
+        run.stages[1].message.as_deref(),
+        Some("skipped by api:ops: done by hand")
+    );
+    assert_eq!(run.state, RunState::Running);
+    assert_eq!(dispatched(&t.effects), vec![2]);
+    apply(&mut run, ok(2, 1), &at(11)).expect("applied");
+    assert_eq!(run.state, RunState::Succeeded);
+    // A resume later would not run the skipped stage again.
+    assert_eq!(run.stages[1].attempts, 1);
+}
+
+#[test]
+fn four_eyes_needs_two_people_neither_the_requester() {
+    let mut run = petstore();
+    run.plan[3].approvals = 2;
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    for (i, n) in [(0, 1), (1, 1), (2, 1)] {
+        apply(&mut run, ok(i, n), &at(1)).expect("applied");
+    }
+    assert_eq!(run.open_gates(), vec![3]);
+    let before = run.clone();
+    assert_eq!(
+        apply(&mut run, approve_as(api("test"), "test"), &at(2)).expect_err("refused"),
+        Refusal::OwnRun(2)
+    );
+    assert_eq!(run, before, "a refusal changes nothing");
+    // Alice on Slack, then Alice on Discord: one person, counted once.
+    let alice_slack = Actor::Chat {
+        platform: crate::domain::Platform::Slack,
+        user: "U1".into(),
+    };
+    let alice_discord = Actor::Chat {
+        platform: crate::domain::Platform::Discord,
+        user: "42".into(),
+    };
+    let t = apply(&mut run, approve_as(alice_slack, "alice"), &at(3)).expect("applied");
+    assert!(t.effects.is_empty(), "one approval of two opens nothing");
+    assert_eq!(run.open_gates(), vec![3]);
+    assert_eq!(run.stages[3].approvals.len(), 1);
+    assert_eq!(
+        apply(&mut run, approve_as(alice_discord, "alice"), &at(4)).expect_err("refused"),
+        Refusal::AlreadyApproved("alice".into())
+    );
+    let t = apply(&mut run, approve_as(api("bob"), "bob"), &at(5)).expect("applied");
+    assert_eq!(dispatched(&t.effects), vec![3]);
+    assert_eq!(run.stages[3].approved_by, Some(api("bob")));
+    let who: Vec<&str> = run.stages[3]
+        .approvals
+        .iter()
+        .map(|a| a.person.as_str())
+        .collect();
+    assert_eq!(who, ["alice", "bob"]);
+}
+
+#[test]
+fn with_one_approval_the_requester_may_approve() {
+    let mut run = petstore();
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    for (i, n) in [(0, 1), (1, 1), (2, 1)] {
+        apply(&mut run, ok(i, n), &at(1)).expect("applied");
+    }
+    let t = apply(&mut run, approve_as(api("test"), "test"), &at(2)).expect("applied");
+    assert_eq!(dispatched(&t.effects), vec![3]);
 }

@@ -3,6 +3,7 @@
 //! URL. One code path serves both through sqlx's `Any` driver; the schemas differ only
 //! where the databases do (`migrations/sqlite`, `migrations/postgres`).
 
+mod agents;
 mod alerts;
 mod chat;
 mod leases;
@@ -16,6 +17,7 @@ use sqlx::{AnyPool, Executor};
 use crate::clock::Clock;
 use crate::secret::mask_url;
 
+pub use agents::AgentBeat;
 pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
 pub use chat::{CardClaim, CardKey, CardRow, HeldLease, Origin, Refusal, RefusalRow};
 pub use leases::{Expiring, Release};

@@ -47,8 +47,8 @@ pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
 
 pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
     let rows = sqlx::query(
-        "SELECT position, state, attempts, started_at, finished_at, message, report, retry_at, deadline, approved_by \
-         FROM stages WHERE run_id = $1",
+        "SELECT position, state, attempts, started_at, finished_at, message, report, retry_at, deadline, approved_by, \
+         approvals, skipped_by, budget_from FROM stages WHERE run_id = $1",
     )
     .bind(run.id.to_string())
     .fetch_all(pool)
@@ -75,6 +75,15 @@ pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
                 .try_get::<Option<String>, _>("approved_by")?
                 .map(|a| actor(&a))
                 .transpose()?,
+            approvals: match r.try_get::<Option<String>, _>("approvals")? {
+                Some(json) => serde_json::from_str(&json).context("stored approvals")?,
+                None => Vec::new(),
+            },
+            skipped_by: r
+                .try_get::<Option<String>, _>("skipped_by")?
+                .map(|a| actor(&a))
+                .transpose()?,
+            budget_from: r.try_get::<i64, _>("budget_from")? as u32,
         };
     }
     Ok(())
@@ -88,7 +97,8 @@ pub async fn insert_stage(
     let s = &run.stages[i];
     sqlx::query(
         "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
-         message, retry_at, deadline, approved_by, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(run.id.to_string())
     .bind(i as i64)
@@ -103,6 +113,9 @@ pub async fn insert_stage(
     .bind(s.deadline)
     .bind(s.approved_by.as_ref().map(Actor::to_string))
     .bind(super::leases::report_json(s.report.as_ref())?)
+    .bind(approvals_json(s)?)
+    .bind(s.skipped_by.as_ref().map(Actor::to_string))
+    .bind(s.budget_from as i64)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -141,7 +154,8 @@ pub async fn update_run(
         let s = &run.stages[i];
         sqlx::query(
             "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
-             retry_at = $6, deadline = $7, approved_by = $8, report = $9 WHERE run_id = $10 AND position = $11",
+             retry_at = $6, deadline = $7, approved_by = $8, report = $9, approvals = $10, skipped_by = $11, \
+             budget_from = $12 WHERE run_id = $13 AND position = $14",
         )
         .bind(s.state.as_str())
         .bind(s.attempts as i64)
@@ -152,12 +166,24 @@ pub async fn update_run(
         .bind(s.deadline)
         .bind(s.approved_by.as_ref().map(Actor::to_string))
         .bind(super::leases::report_json(s.report.as_ref())?)
+        .bind(approvals_json(s)?)
+        .bind(s.skipped_by.as_ref().map(Actor::to_string))
+        .bind(s.budget_from as i64)
         .bind(run.id.to_string())
         .bind(i as i64)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
+}
+
+/// A gate's approvals as stored: JSON, or NULL when there are none.
+fn approvals_json(s: &StageRun) -> anyhow::Result<Option<String>> {
+    Ok(if s.approvals.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&s.approvals)?)
+    })
 }
 
 /// Rows per multi-row statement: well inside both databases' parameter limits.

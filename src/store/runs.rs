@@ -54,6 +54,12 @@ impl Store {
     /// Inserts a new run with its stages and first audit record. Refused when the group
     /// already has an unfinished run of the same kind.
     pub async fn insert_run(&self, run: &Run, audit: &Audit) -> Result<(), CreateError> {
+        self.insert_run_with(run, std::slice::from_ref(audit)).await
+    }
+
+    /// Inserts a run with its first audit records (its creation, and what was decided
+    /// about it before it began).
+    pub async fn insert_run_with(&self, run: &Run, audit: &[Audit]) -> Result<(), CreateError> {
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, group_name, action, workflow, dry_run, reason, requested_by, \
@@ -90,16 +96,9 @@ impl Store {
             if same.is_some() {
                 return Err(CreateError::Exists(run.id));
             }
-            let active: Option<String> = sqlx::query("SELECT id FROM runs WHERE active_key = $1")
-                .bind(run.active_key())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(anyhow::Error::from)?
-                .map(|r: AnyRow| r.try_get("id"))
-                .transpose()
-                .map_err(anyhow::Error::from)?;
-            let active = active
-                .and_then(|s| RunId::from_str(&s).ok())
+            let active = self
+                .active_run(&run.active_key())
+                .await?
                 .ok_or_else(|| anyhow::anyhow!("run {} could not be inserted", run.id))?;
             return Err(CreateError::Busy {
                 group: run.group.clone(),
@@ -110,16 +109,28 @@ impl Store {
         for i in 0..run.stages.len() {
             rows::insert_stage(&mut tx, run, i).await?;
         }
-        rows::insert_audit(
-            &mut tx,
-            &[RunAudit {
+        let audit: Vec<RunAudit> = audit
+            .iter()
+            .map(|a| RunAudit {
                 run: run.id,
-                audit: audit.clone(),
-            }],
-        )
-        .await?;
+                audit: a.clone(),
+            })
+            .collect();
+        rows::insert_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         Ok(())
+    }
+
+    /// The unfinished run holding `key` (group, action and dry-run-ness), if any.
+    pub async fn active_run(&self, key: &str) -> anyhow::Result<Option<RunId>> {
+        let id: Option<String> = sqlx::query("SELECT id FROM runs WHERE active_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r: AnyRow| r.try_get("id"))
+            .transpose()?;
+        id.map(|s| RunId::from_str(&s).map_err(|e| anyhow::anyhow!("stored run id {s:?}: {e}")))
+            .transpose()
     }
 
     /// Writes a batch of state changes and their consequences in one transaction. Returns

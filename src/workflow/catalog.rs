@@ -247,9 +247,12 @@ impl Catalog {
             kinds: self.kinds.as_ref(),
             targets: &self.targets,
         };
-        let stages = plan::plan(workflow, &params, &cx).map_err(|errors| {
+        let mut stages = plan::plan(workflow, &params, &cx).map_err(|errors| {
             PlanError::BadParams(errors.iter().map(|e| e.to_string()).collect())
         })?;
+        for s in stages.iter_mut().filter(|s| s.approval) {
+            s.approvals = g.approvals;
+        }
         Ok(Plan {
             workflow: workflow.name.clone(),
             params,

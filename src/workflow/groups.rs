@@ -42,9 +42,41 @@ pub struct Group {
     pub params: Params,
     pub allow: Allow,
     pub owners: Owners,
+    /// Different people needed at each gate; with 2 or more, the requester is not one.
+    pub approvals: u8,
+    /// People by name, with their id on each platform: one person whichever way they press.
+    pub people: IndexMap<String, Person>,
 }
 
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Person {
+    pub slack: Option<String>,
+    pub discord: Option<String>,
+    pub api: Option<String>,
+}
+
+/// Most approvals a gate may ask for.
+const MAX_APPROVALS: i64 = 5;
+
 impl Group {
+    /// The name `people` gives the holder of `id` on `platform` (`slack`, `discord`,
+    /// `api`), if any.
+    pub fn person(&self, platform: &str, id: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|(_, p)| {
+                match platform {
+                    "slack" => &p.slack,
+                    "discord" => &p.discord,
+                    "api" => &p.api,
+                    _ => return false,
+                }
+                .as_deref()
+                    == Some(id)
+            })
+            .map(|(name, _)| name.as_str())
+    }
+
     pub fn workflow_for(&self, action: Action) -> Option<&str> {
         let key = if action == Action::Drill {
             self.workflows
@@ -136,6 +168,21 @@ pub(super) fn check(
             }
         }
         let allow = g.allow.unwrap_or_default();
+        let approvals = match &g.approvals {
+            None => 1,
+            Some(n) if (1..=MAX_APPROVALS).contains(&n.value) => n.value as u8,
+            Some(n) => {
+                errors.push(Pos::of(n).diag(
+                    file,
+                    format!(
+                        "group `{}`: approvals must be 1 to {MAX_APPROVALS}, not {}",
+                        name.value, n.value
+                    ),
+                ));
+                1
+            }
+        };
+        let people = people(file, &name.value, g.people, errors);
         out.insert(
             name.value.clone(),
             Group {
@@ -159,8 +206,57 @@ pub(super) fn check(
                         discord: o.discord,
                     }
                 },
+                approvals,
+                people,
             },
         );
+    }
+    out
+}
+
+/// A group's people; an id given to two people is an error, since approvals would count
+/// it twice.
+fn people(
+    file: &Path,
+    group: &str,
+    raw: super::source::OrderedMap<super::source::Spanned<super::raw::RawPerson>>,
+    errors: &mut Vec<Diagnostic>,
+) -> IndexMap<String, Person> {
+    let mut out: IndexMap<String, Person> = IndexMap::new();
+    for (name, p) in raw.0 {
+        let pos = Pos::of(&p);
+        let p = p.value;
+        let person = Person {
+            slack: p.slack,
+            discord: p.discord,
+            api: p.api,
+        };
+        for (platform, id) in [
+            ("slack", &person.slack),
+            ("discord", &person.discord),
+            ("api", &person.api),
+        ] {
+            let Some(id) = id else { continue };
+            let taken = out.iter().find(|(_, o)| {
+                match platform {
+                    "slack" => &o.slack,
+                    "discord" => &o.discord,
+                    _ => &o.api,
+                }
+                .as_ref()
+                    == Some(id)
+            });
+            if let Some((other, _)) = taken {
+                errors.push(pos.diag(
+                    file,
+                    format!(
+                        "group `{group}`: {platform} id `{id}` is given to both `{other}` and `{}`",
+                        name.value
+                    ),
+                ));
+            }
+        }
+        out.insert(name.value, person);
     }
     out
 }

@@ -25,6 +25,17 @@ pub struct PlannedStage {
     pub timeout: std::time::Duration,
     /// A person approves before the stage starts. Always set for an approval stage.
     pub approval: bool,
+    /// Different people needed to pass the gate: the group's `approvals`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub approvals: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn is_one(n: &u8) -> bool {
+    *n == 1
 }
 
 impl PlannedStage {
@@ -47,6 +58,8 @@ struct StoredStage {
     #[serde(with = "millis")]
     timeout: std::time::Duration,
     approval: bool,
+    #[serde(default = "one")]
+    approvals: u8,
 }
 
 impl From<StoredStage> for PlannedStage {
@@ -60,6 +73,7 @@ impl From<StoredStage> for PlannedStage {
             resource: s.resource,
             retry: s.retry,
             timeout: s.timeout,
+            approvals: s.approvals,
         }
     }
 }
@@ -125,6 +139,7 @@ pub fn plan(
             retry: stage.retry,
             timeout: stage.timeout,
             approval: stage.approval,
+            approvals: 1,
         });
     }
     if errors.is_empty() {

@@ -78,6 +78,23 @@ pub struct RawGroup {
     pub discord_channel: Option<String>,
     #[serde(default)]
     pub owners: Option<RawOwners>,
+    #[serde(default)]
+    pub approvals: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub people: OrderedMap<Spanned<RawPerson>>,
+}
+
+/// One person's ids on each platform, so that their presses count once.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerson {
+    #[serde(default)]
+    pub slack: Option<String>,
+    #[serde(default)]
+    pub discord: Option<String>,
+    /// An API token's name.
+    #[serde(default)]
+    pub api: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

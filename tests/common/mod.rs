@@ -351,17 +351,38 @@ pub async fn finished(
 }
 
 /// Starts a failover of `group` through the HTTP API of the service at `base`; its run id.
+/// Agent processes started just before may not have sent their first heartbeat: the
+/// preflight's refusal is waited out.
 pub async fn create_run_at(client: &reqwest::Client, base: &str, group: &str) -> String {
-    let created: Value = client
-        .post(format!("{base}/api/v1/runs"))
-        .json(&serde_json::json!({ "group": group }))
-        .send()
-        .await
-        .expect("create a run")
-        .json()
-        .await
-        .expect("a JSON run");
-    created["id"].as_str().expect("a run id").to_string()
+    until(
+        "the run to be accepted",
+        Duration::from_secs(30),
+        async || {
+            let resp = client
+                .post(format!("{base}/api/v1/runs"))
+                .json(&serde_json::json!({ "group": group }))
+                .send()
+                .await
+                .expect("create a run");
+            let status = resp.status().as_u16();
+            let created: Value = resp.json().await.expect("a JSON answer");
+            let waiting = status == 409
+                && created["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no live agent"));
+            if waiting {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return None;
+            }
+            Some(
+                created["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a run id: {created}"))
+                    .to_string(),
+            )
+        },
+    )
+    .await
 }
 
 /// Starts a failover of `group` straight through the orchestrator.
@@ -375,6 +396,7 @@ pub async fn start_failover(app: &App, group: &str) -> lifeboat::domain::Run {
             params: Default::default(),
             requested_by: lifeboat::domain::Actor::Terminal("test".into()),
             id: None,
+            force: false,
         })
         .await
         .expect("create a run")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::super::card::Button;
+use super::super::card::{Button, Target};
 use super::super::context::ChatContext;
 use super::super::handle;
 use super::super::people::{Requester, Roles};
@@ -15,7 +15,7 @@ use super::super::reply::Reply;
 use super::api::DiscordApi;
 use super::interaction::{self, COMMAND, COMPONENT, Interaction, PING};
 use crate::commands;
-use crate::domain::{Platform, RunId};
+use crate::domain::Platform;
 
 /// Discord's "only you can see this" flag.
 const EPHEMERAL: u64 = 64;
@@ -77,16 +77,16 @@ impl DiscordBot {
                     .as_ref()
                     .and_then(|d| d.custom_id.clone())
                     .unwrap_or_default();
-                let pressed = custom.split_once(':').and_then(|(button, run)| {
-                    Some((Button::from_id(button)?, RunId::from_str(run).ok()?))
+                let pressed = custom.split_once(':').and_then(|(button, target)| {
+                    Some((Button::from_id(button)?, Target::from_str(target).ok()?))
                 });
-                let Some((button, run)) = pressed else {
+                let Some((button, target)) = pressed else {
                     return Ok(immediate("That button names no run."));
                 };
                 let who = self.requester(&i)?;
                 let bot = self.clone();
                 tokio::spawn(async move {
-                    let reply = handle::press(&bot.cx, &who, button, run).await;
+                    let reply = handle::press(&bot.cx, &who, button, target).await;
                     bot.answer(&i.token, &reply).await;
                 });
                 Ok(deferred())

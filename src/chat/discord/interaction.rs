@@ -73,8 +73,8 @@ impl Interaction {
 enum Kind {
     /// A word in its place.
     Word,
-    /// `--dry-run` when true.
-    DryRun,
+    /// A switch: `--dry-run`, `--force`, when true.
+    Switch(&'static str),
     /// `--reason TEXT` at the end.
     Flagged,
     /// The rest of the words.
@@ -108,7 +108,11 @@ const fn maybe(name: &'static str, description: &'static str, kind: Kind) -> Opt
 
 const GROUP: Option_ = word("group", "The service group");
 const RUN: Option_ = word("run", "The run's id");
-const DRY_RUN: Option_ = maybe("dry_run", "Check and report; change nothing", Kind::DryRun);
+const DRY_RUN: Option_ = maybe(
+    "dry_run",
+    "Check and report; change nothing",
+    Kind::Switch("--dry-run"),
+);
 const REASON: Option_ = maybe("reason", "Why, for the audit log", Kind::Flagged);
 
 /// `/dr`'s subcommands, in the grammar's words.
@@ -137,7 +141,18 @@ const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
     ),
     ("locks", "Leases held now", &[]),
     ("agents", "Live agents", &[]),
-    ("resume", "Go on after a failure", &[RUN]),
+    (
+        "resume",
+        "Go on after a failure",
+        &[
+            RUN,
+            maybe(
+                "force",
+                "Even if the workflow changed since the run started",
+                Kind::Switch("--force"),
+            ),
+        ],
+    ),
     (
         "retry",
         "Retry a stage now",
@@ -183,7 +198,7 @@ pub fn definition() -> Value {
                         "name": o.name,
                         "description": o.description,
                         // 5: BOOLEAN, 3: STRING.
-                        "type": if matches!(o.kind, Kind::DryRun) { 5 } else { 3 },
+                        "type": if matches!(o.kind, Kind::Switch(_)) { 5 } else { 3 },
                         "required": o.required,
                     })
                 })
@@ -227,10 +242,8 @@ pub fn words(data: &Data) -> Result<String, String> {
         match option.kind {
             Kind::Word | Kind::Rest if text.trim().is_empty() => {}
             Kind::Word | Kind::Rest => words.push(text),
-            Kind::DryRun if given.value == Some(Value::Bool(true)) => {
-                words.push("--dry-run".into())
-            }
-            Kind::DryRun => {}
+            Kind::Switch(flag) if given.value == Some(Value::Bool(true)) => words.push(flag.into()),
+            Kind::Switch(_) => {}
             Kind::Flagged if !text.trim().is_empty() => tail.extend(["--reason".into(), text]),
             Kind::Flagged => {}
         }

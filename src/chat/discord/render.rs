@@ -1,13 +1,13 @@
-//! A card as a Discord message: the title and stages in an embed, the buttons in an action
-//! row. Each button's custom id is `ACTION:RUN`.
+//! A card as a Discord message: the title and stages in an embed, the buttons in action
+//! rows. Each button's custom id is `ACTION:RUN`, or for a stage's buttons `ACTION:RUN/STAGE`.
 
 use serde_json::{Value, json};
 
-use super::super::card::{Button, Card, Tone};
+use super::super::card::{Button, Card, Target, Tone};
 use super::super::offer_card::OfferCard;
 use super::super::text;
 use crate::clock::short_duration;
-use crate::domain::{RunId, RunState};
+use crate::domain::RunState;
 
 /// Discord's colours: green, red, grey, blurple.
 fn colour(state: RunState) -> u32 {
@@ -20,20 +20,7 @@ fn colour(state: RunState) -> u32 {
 }
 
 pub fn card(card: &Card) -> Value {
-    let stages: Vec<String> = card
-        .stages
-        .iter()
-        .map(|s| {
-            let mut line = format!("{} `{}` ({}) {}", s.mark(), s.name, s.agent, s.status());
-            if s.attempts > 1 {
-                line.push_str(&format!(" · attempt {}", s.attempts));
-            }
-            if let Some(ms) = s.elapsed {
-                line.push_str(&format!(" · {}", short_duration(ms)));
-            }
-            line
-        })
-        .collect();
+    let stages: Vec<String> = card.stages.iter().map(|s| s.describe()).collect();
     let mut description = card.context.join("\n");
     description.push_str("\n\n");
     description.push_str(&stages.join("\n"));
@@ -47,7 +34,19 @@ pub fn card(card: &Card) -> Value {
             short_duration(total)
         ));
     }
-    let components = row(&card.buttons, card.run);
+    if !card.recovery.is_empty() {
+        description.push('\n');
+        description.push_str(&card.recovery.join("\n"));
+    }
+    let mut components = row(&card.buttons, None, &card.run.to_string());
+    // Discord allows five rows; the run's own buttons come first.
+    for (stage, buttons) in card.stage_buttons.iter().take(4) {
+        let target = Target {
+            run: card.run,
+            stage: Some(stage.clone()),
+        };
+        components.extend(row(buttons, Some(stage), &target.to_string()));
+    }
     json!({
         "content": "",
         "embeds": [{
@@ -73,13 +72,13 @@ pub fn offer(card: &OfferCard) -> Value {
             "color": colour,
             "footer": { "text": format!("offer {}", card.offer) },
         }],
-        "components": row(&card.buttons, card.offer),
+        "components": row(&card.buttons, None, &card.offer.to_string()),
         "allowed_mentions": { "parse": [] },
     })
 }
 
-/// Buttons in one action row (none if there are no buttons); custom ids `ACTION:ID`.
-fn row(buttons: &[Button], id: RunId) -> Vec<Value> {
+/// Buttons in one action row (none if there are no buttons); custom ids `ACTION:TARGET`.
+fn row(buttons: &[Button], stage: Option<&str>, target: &str) -> Vec<Value> {
     let buttons: Vec<Value> = buttons
         .iter()
         .map(|b| {
@@ -91,8 +90,11 @@ fn row(buttons: &[Button], id: RunId) -> Vec<Value> {
                     (_, Tone::Go) => 3,
                     (_, Tone::Stop) => 4,
                 },
-                "label": b.label(),
-                "custom_id": format!("{}:{id}", b.id()),
+                "label": match stage {
+                    Some(stage) => b.label_for(stage),
+                    None => b.label().to_string(),
+                },
+                "custom_id": format!("{}:{target}", b.id()),
             })
         })
         .collect();

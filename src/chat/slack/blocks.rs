@@ -1,10 +1,10 @@
 //! A card in Block Kit: a header, who asked, one line per stage, who decided what, the
-//! total recovery time once it is known, and the buttons that apply now. Each button's
-//! value is its run's id.
+//! total recovery time and scorecard once they are known, and the buttons that apply now.
+//! Each button's value is its run's id, and for a stage's buttons `RUN/STAGE`.
 
 use slack_morphism::prelude::*;
 
-use super::super::card::{Button, Card, Tone};
+use super::super::card::{Button, Card, Target, Tone};
 use super::super::offer_card::OfferCard;
 use super::super::text;
 use crate::clock::short_duration;
@@ -35,11 +35,25 @@ pub fn card(card: &Card) -> SlackMessageContent {
                 .into(),
         );
     }
+    if !card.recovery.is_empty() {
+        blocks.push(context(card.recovery.join("\n")));
+    }
     if !card.buttons.is_empty() {
         blocks.push(actions(
-            &card.buttons,
+            &labelled(&card.buttons, None),
             format!("run:{}", card.run),
             &card.run.to_string(),
+        ));
+    }
+    for (stage, buttons) in &card.stage_buttons {
+        let target = Target {
+            run: card.run,
+            stage: Some(stage.clone()),
+        };
+        blocks.push(actions(
+            &labelled(buttons, Some(stage)),
+            format!("stage:{}:{stage}", card.run),
+            &target.to_string(),
         ));
     }
     SlackMessageContent::new()
@@ -58,7 +72,7 @@ pub fn offer(card: &OfferCard) -> SlackMessageContent {
     ];
     if !card.buttons.is_empty() {
         blocks.push(actions(
-            &card.buttons,
+            &labelled(&card.buttons, None),
             format!("offer:{}", card.offer),
             &card.offer.to_string(),
         ));
@@ -68,12 +82,26 @@ pub fn offer(card: &OfferCard) -> SlackMessageContent {
         .with_blocks(blocks)
 }
 
-/// Buttons in one actions block; each carries `value`, the run or offer it acts on.
-fn actions(buttons: &[Button], block_id: String, value: &str) -> SlackBlock {
-    let buttons = buttons
+/// Buttons with their labels: a stage's name in those of a stage's buttons.
+fn labelled(buttons: &[Button], stage: Option<&str>) -> Vec<(Button, String)> {
+    buttons
         .iter()
         .map(|b| {
-            let mut button = SlackBlockButtonElement::new(pt!(b.label()))
+            let label = match stage {
+                Some(stage) => b.label_for(stage),
+                None => b.label().to_string(),
+            };
+            (*b, label)
+        })
+        .collect()
+}
+
+/// Buttons in one actions block; each carries `value`, what it acts on.
+fn actions(buttons: &[(Button, String)], block_id: String, value: &str) -> SlackBlock {
+    let buttons = buttons
+        .iter()
+        .map(|(b, label)| {
+            let mut button = SlackBlockButtonElement::new(pt!(label.clone()))
                 .with_action_id(SlackActionId::new(b.id().into()))
                 .with_value(value.to_string());
             button.style = Some(match b.tone() {
@@ -98,16 +126,7 @@ fn context(text: String) -> SlackBlock {
 fn stage_lines(card: &Card) -> String {
     card.stages
         .iter()
-        .map(|s| {
-            let mut line = format!("{} `{}` ({}) {}", s.mark(), s.name, s.agent, s.status());
-            if s.attempts > 1 {
-                line.push_str(&format!(" · attempt {}", s.attempts));
-            }
-            if let Some(ms) = s.elapsed {
-                line.push_str(&format!(" · {}", short_duration(ms)));
-            }
-            line
-        })
+        .map(|s| s.describe())
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::super::card::Button;
+use super::super::card::{Button, Target};
 use super::super::context::ChatContext;
 use super::super::handle;
 use super::super::people::{Membership, Requester};
 use super::super::reply::Reply;
 use super::api::SlackApi;
 use crate::commands::{self, Command};
-use crate::domain::{Platform, RunId};
+use crate::domain::Platform;
 use crate::secret::{ExposeSecret, SecretString};
 
 /// A slash command's fields that Lifeboat reads (PROTOCOLS.md section 1).
@@ -135,6 +135,9 @@ impl SlackBot {
                 | Command::Approve { .. }
                 | Command::Reject { .. }
                 | Command::Cancel { .. }
+                | Command::Resume { .. }
+                | Command::Retry { .. }
+                | Command::Skip { .. }
         );
         let who = self.requester(&c.user_id, &c.channel_id);
         match (acts, c.response_url) {
@@ -162,10 +165,10 @@ impl SlackBot {
             let Some(button) = Button::from_id(&action.action_id) else {
                 continue;
             };
-            let reply = match action.value.as_deref().map(RunId::from_str) {
-                Some(Ok(run)) => {
+            let reply = match action.value.as_deref().map(Target::from_str) {
+                Some(Ok(target)) => {
                     let who = self.requester(&i.user.id, &channel);
-                    handle::press(&self.cx, &who, button, run).await
+                    handle::press(&self.cx, &who, button, target).await
                 }
                 _ => Reply::ephemeral("That button names no run."),
             };

@@ -90,6 +90,8 @@ impl Engine {
         }
         if changes.is_empty() {
             self.answer(take_replies(items));
+            // A finished run loaded for a resume that was refused.
+            self.runs.retain(|_, r| !r.state.is_final());
             return Ok(());
         }
 

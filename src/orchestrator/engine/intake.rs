@@ -98,11 +98,15 @@ impl Engine {
             ))
         };
         match command {
-            Command::Start(run) => {
+            Command::Start(run, unserved) => {
                 let id = run.id;
                 // A resync may have picked the new run up already, and moved it on.
                 self.runs.entry(id).or_insert(*run);
-                plain(id, Input::Start)
+                if unserved.is_empty() {
+                    plain(id, Input::Start)
+                } else {
+                    plain(id, Input::StartUnserved { stages: unserved })
+                }
             }
             Command::Apply { run, input, reply } => Some(Pending::new(
                 Item {
@@ -112,12 +116,7 @@ impl Engine {
                 },
                 reply,
             )),
-            Command::Approve {
-                run,
-                stage,
-                actor,
-                reply,
-            } => self.approval(run, stage, actor, reply).await,
+            Command::Reopen { run, input, reply } => self.reopen(run, input, reply).await,
             Command::Outcome(o) => {
                 let run = self.current(o.run_id, &o.stage, o.attempt).await?;
                 outcome_item(run, o)
@@ -126,35 +125,44 @@ impl Engine {
         }
     }
 
-    /// An approval by stage name, resolved against the run's plan.
-    async fn approval(
-        &mut self,
-        run: RunId,
-        stage: Option<String>,
-        actor: Actor,
-        reply: Reply,
-    ) -> Option<Pending> {
-        let loaded = match self.cached(run).await {
-            Some(r) => r,
-            None => {
-                let _ = reply.send(Err(self.missing(run).await));
-                return None;
-            }
-        };
-        let stage = match stage {
-            None => None,
-            Some(name) => match loaded.stage_index(&name) {
-                Some(i) => Some(i),
-                None => {
-                    let _ = reply.send(Err(CommandError::UnknownStage(name)));
+    /// A resume or skip, which may bring a finished run back: loaded whatever its state,
+    /// unless another run of its group and action is active now.
+    async fn reopen(&mut self, id: RunId, input: Input, reply: Reply) -> Option<Pending> {
+        if !self.runs.contains_key(&id) {
+            let run = match self.store.load_run(id).await {
+                Ok(Some(run)) => run,
+                Ok(None) => {
+                    let _ = reply.send(Err(CommandError::NotFound(id)));
                     return None;
                 }
-            },
-        };
+                Err(e) => {
+                    let _ = reply.send(Err(CommandError::Store(e.to_string())));
+                    return None;
+                }
+            };
+            if run.state.is_final() {
+                match self.store.active_run(&run.active_key()).await {
+                    Ok(Some(active)) if active != id => {
+                        let _ = reply.send(Err(CommandError::Busy {
+                            group: run.group.clone(),
+                            action: run.action.to_string(),
+                            active,
+                        }));
+                        return None;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = reply.send(Err(CommandError::Store(e.to_string())));
+                        return None;
+                    }
+                }
+            }
+            self.runs.insert(id, run);
+        }
         Some(Pending::new(
             Item {
-                run,
-                input: Input::Approve { actor, stage },
+                run: id,
+                input,
                 released_us: None,
             },
             Some(reply),
