@@ -185,6 +185,10 @@ async fn a_signed_slash_command_runs_a_failover_into_its_incident_channel() {
     let last = shown(cards.last().expect("a card"));
     assert!(last.contains("<@U1> approved `dial`"), "{last}");
     assert!(
+        !last.contains("retried"),
+        "the dispatch after an approval is no retry: {last}"
+    );
+    assert!(
         !last.contains("\"Cancel\""),
         "no buttons once the run has ended: {last}"
     );

@@ -1196,3 +1196,40 @@ endpoints:
         out.dump()
     );
 }
+
+#[test]
+fn approvals_out_of_range_and_an_id_given_to_two_people() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  petstore:
+    workflows: { failover: petstore-failover }
+    approvals: 0
+    people:
+      alice: { slack: U1, discord: \"42\" }
+      bob: { slack: U1 }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "groups.yaml",
+                4,
+                16,
+                "group `petstore`: approvals must be 1 to 5, not 0",
+            ),
+            at(
+                "groups.yaml",
+                7,
+                12,
+                "group `petstore`: slack id `U1` is given to both `alice` and `bob`",
+            ),
+        ],
+    );
+}

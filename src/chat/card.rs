@@ -11,6 +11,7 @@ use crate::clock::{Millis, short_duration};
 use crate::domain::{
     Actor, AlertTally, Audit, EventKind, Platform, Run, RunId, RunState, StageState,
 };
+use crate::orchestrator::machine::RETRIED_NOW;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Card {
@@ -312,7 +313,9 @@ impl Card {
                     EventKind::Stage(StageState::Skipped) if by_person(&a.actor) => {
                         Some(format!("{who} skipped `{stage}`"))
                     }
-                    EventKind::Stage(StageState::Dispatched) if by_person(&a.actor) => {
+                    EventKind::Stage(StageState::Dispatched)
+                        if a.message.as_deref() == Some(RETRIED_NOW) =>
+                    {
                         Some(format!("{who} retried `{stage}` now"))
                     }
                     EventKind::PreflightOverridden => {
@@ -390,5 +393,74 @@ fn capitalised(word: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{StageRun, fixture};
+
+    #[test]
+    fn a_failed_run_offers_resume_and_its_failed_stage_skip() {
+        let mut run = fixture::run();
+        run.state = RunState::Failed;
+        run.stages[0].state = StageState::Failed;
+        run.stages[1].state = StageState::Skipped;
+        let card = Card::of(&run, &[], None, None, 0);
+        assert_eq!(card.buttons, [Button::Resume]);
+        assert_eq!(
+            card.stage_buttons,
+            [("scale".to_string(), vec![Button::Skip])]
+        );
+
+        run.state = RunState::Running;
+        run.stages[0].state = StageState::Retrying;
+        let card = Card::of(&run, &[], None, None, 0);
+        assert_eq!(card.buttons, [Button::Cancel]);
+        assert_eq!(
+            card.stage_buttons,
+            [("scale".to_string(), vec![Button::RetryNow, Button::Skip])]
+        );
+
+        let done = Card::of(&fixture::run(), &[], None, None, 0);
+        assert!(done.buttons.is_empty() && done.stage_buttons.is_empty());
+    }
+
+    #[test]
+    fn a_targets_text_names_its_run_and_stage() {
+        let run = fixture::run().id;
+        for target in [
+            Target { run, stage: None },
+            Target {
+                run,
+                stage: Some("dial".into()),
+            },
+        ] {
+            assert_eq!(target.to_string().parse::<Target>(), Ok(target));
+        }
+        assert!(format!("{run}/").parse::<Target>().is_err());
+        assert!("nope/dial".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn a_gate_needing_two_says_how_many_it_has() {
+        let mut run = fixture::run();
+        run.state = RunState::AwaitingApproval;
+        run.plan[2].approvals = 2;
+        run.stages[2] = StageRun {
+            state: StageState::Ready,
+            approvals: vec![crate::domain::Approval {
+                by: fixture::slack("U1"),
+                person: "alice".into(),
+                at: 0,
+            }],
+            ..StageRun::default()
+        };
+        let card = Card::of(&run, &[], None, Some(Platform::Slack), 0);
+        assert_eq!(
+            card.stages[2].describe(),
+            "⏸️ `dial` (dial) waiting for approval · 1 of 2 approvals"
+        );
     }
 }

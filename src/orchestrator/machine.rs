@@ -141,6 +141,9 @@ pub struct Ctx<'a> {
 
 const SYSTEM: &Actor = &Actor::System;
 
+/// The message of a dispatch a person asked for before the backoff ended.
+pub const RETRIED_NOW: &str = "retry now: the backoff was cut short";
+
 struct Step<'r, 'b> {
     run: &'r mut Run,
     now: Millis,
@@ -579,6 +582,10 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
                 ));
             }
             step.dispatch(stage, &actor);
+            // Said in the audit only: the stage keeps the message of its last failure.
+            if let Some(a) = step.t.audit.last_mut() {
+                a.message = Some(RETRIED_NOW.into());
+            }
         }
         Input::Skip {
             actor,

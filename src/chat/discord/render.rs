@@ -81,7 +81,15 @@ pub fn offer(card: &OfferCard) -> Value {
 fn row(buttons: &[Button], stage: Option<&str>, target: &str) -> Vec<Value> {
     let buttons: Vec<Value> = buttons
         .iter()
-        .map(|b| {
+        .map(|b| (b, format!("{}:{target}", b.id())))
+        // Discord refuses a whole message with a longer custom id; a stage with so long a
+        // name keeps its controls in `/dr`.
+        .filter(|(_, custom_id)| custom_id.len() <= MAX_CUSTOM_ID)
+        .map(|(b, custom_id)| {
+            let label = match stage {
+                Some(stage) => b.label_for(stage),
+                None => b.label().to_string(),
+            };
             json!({
                 "type": 2,
                 // 3 green, 4 red, 2 grey: Cancel is grey, as it ends a run that may be fine.
@@ -90,11 +98,8 @@ fn row(buttons: &[Button], stage: Option<&str>, target: &str) -> Vec<Value> {
                     (_, Tone::Go) => 3,
                     (_, Tone::Stop) => 4,
                 },
-                "label": match stage {
-                    Some(stage) => b.label_for(stage),
-                    None => b.label().to_string(),
-                },
-                "custom_id": format!("{}:{target}", b.id()),
+                "label": label.chars().take(MAX_LABEL).collect::<String>(),
+                "custom_id": custom_id,
             })
         })
         .collect();
@@ -104,6 +109,10 @@ fn row(buttons: &[Button], stage: Option<&str>, target: &str) -> Vec<Value> {
         vec![json!({ "type": 1, "components": buttons })]
     }
 }
+
+/// Discord's limits on a button.
+const MAX_CUSTOM_ID: usize = 100;
+const MAX_LABEL: usize = 80;
 
 pub fn message(text: &str) -> Value {
     json!({ "content": text, "allowed_mentions": { "parse": ["users"] } })

@@ -91,7 +91,8 @@ fn labelled(buttons: &[Button], stage: Option<&str>) -> Vec<(Button, String)> {
                 Some(stage) => b.label_for(stage),
                 None => b.label().to_string(),
             };
-            (*b, label)
+            // Slack's limit on a button's text.
+            (*b, label.chars().take(75).collect())
         })
         .collect()
 }
