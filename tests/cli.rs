@@ -55,6 +55,23 @@ fn run_exits_zero_on_success_and_prints_the_summary() {
 }
 
 #[test]
+fn run_yes_on_a_four_eyes_group_ends_the_run_saying_why() {
+    let dir = setup(GATED);
+    std::fs::write(
+        dir.path().join("workflows/groups.yaml"),
+        "groups:\n  shop:\n    workflows: { failover: shop }\n    approvals: 2\n",
+    )
+    .expect("write");
+    let out = lifeboat(dir.path(), &["run", "shop", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the requester may not approve their own run: this group needs 2 other people; approve through `lifeboat serve`"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn run_without_an_approver_is_rejected_and_exits_one() {
     let dir = setup(GATED);
     let out = lifeboat(dir.path(), &["run", "shop"]);

@@ -120,7 +120,7 @@ async fn resume_after_a_permanent_failure_runs_the_fixed_stage_and_not_the_succe
 }
 
 #[tokio::test]
-async fn a_resume_waits_for_the_groups_other_active_run() {
+async fn a_resume_is_refused_while_the_group_has_another_active_run() {
     let scratch = tempfile::tempdir().expect("scratch");
     let wf = r#"
 name: shop

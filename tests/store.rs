@@ -88,6 +88,7 @@ fn new_run(group: &str) -> Run {
         reason: Some("because".into()),
         requested_by: Actor::Api("ops".into()),
         params,
+        overrides: None,
         state: RunState::Pending,
         created_at: 1_700_000_000_000,
         started_at: None,

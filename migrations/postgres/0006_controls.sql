@@ -1,5 +1,8 @@
 -- Operator controls: every approval given at a gate (JSON, for four eyes), who skipped a
--- stage, and where a resumed stage's retry budget starts; agents' heartbeats.
+-- stage, and where a resumed stage's retry budget starts; the params a run was asked with
+-- (JSON), so that a resume can tell whether its workflow now plans differently; agents'
+-- heartbeats.
+ALTER TABLE runs ADD COLUMN overrides TEXT;
 ALTER TABLE stages ADD COLUMN approvals TEXT;
 ALTER TABLE stages ADD COLUMN skipped_by TEXT;
 ALTER TABLE stages ADD COLUMN budget_from BIGINT NOT NULL DEFAULT 0;

@@ -300,7 +300,7 @@ impl Card {
                 let who = mention(&a.actor, on);
                 let stage = a.stage.as_deref().unwrap_or("the run");
                 match a.kind {
-                    EventKind::StageApproved if a.actor != crate::domain::Actor::DryRun => {
+                    EventKind::StageApproved if a.actor != Actor::DryRun => {
                         Some(format!("{who} approved `{stage}`"))
                     }
                     EventKind::StageRejected => Some(format!("{who} rejected `{stage}`")),
@@ -310,7 +310,7 @@ impl Card {
                         Some(format!("{who} cancelled the run"))
                     }
                     EventKind::RunResumed => Some(format!("{who} resumed the run")),
-                    EventKind::Stage(StageState::Skipped) if by_person(&a.actor) => {
+                    EventKind::Stage(StageState::Skipped) if a.actor.is_person() => {
                         Some(format!("{who} skipped `{stage}`"))
                     }
                     EventKind::Stage(StageState::Dispatched)
@@ -378,14 +378,6 @@ impl Card {
     pub fn is_final(&self) -> bool {
         self.state.is_final()
     }
-}
-
-/// A person (or token), as opposed to Lifeboat or an agent moving a stage on.
-fn by_person(actor: &Actor) -> bool {
-    matches!(
-        actor,
-        Actor::Api(_) | Actor::Chat { .. } | Actor::Terminal(_)
-    )
 }
 
 fn capitalised(word: &str) -> String {

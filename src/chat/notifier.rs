@@ -263,6 +263,16 @@ fn notable(e: &RunEvent, on: crate::domain::Platform) -> Option<String> {
         }
         EventKind::StageRejected => Some(format!("🚫 {who} rejected `{stage}`: {message}")),
         EventKind::Run(RunState::Cancelled) => Some(format!("🚫 {message}")),
+        EventKind::RunResumed => Some(format!("▶️ {who} resumed the run.")),
+        EventKind::Stage(StageState::Skipped) if e.actor.is_person() => {
+            Some(format!("⏭️ {message}"))
+        }
+        EventKind::Stage(StageState::Dispatched)
+            if e.message.as_deref() == Some(crate::orchestrator::machine::RETRIED_NOW) =>
+        {
+            Some(format!("▶️ {who} retried `{stage}` now."))
+        }
+        EventKind::PreflightOverridden => Some(format!("⚠️ {who}: {message}")),
         _ => None,
     }
 }

@@ -207,7 +207,7 @@ async fn answer(
             );
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                if let Err(e) = o.approve(id, Some(stage.clone()), &actor).await {
+                if let Err(e) = approve_here(&o, id, &stage, &actor).await {
                     eprintln!("approval of `{stage}` not recorded: {e}");
                 }
             });
@@ -228,9 +228,7 @@ async fn answer(
                 })
                 .unwrap_or(false);
             if yes {
-                orchestrator
-                    .approve(run.id, Some(stage.to_string()), actor)
-                    .await
+                approve_here(orchestrator, run.id, stage, actor).await
             } else {
                 orchestrator
                     .reject(run.id, actor, Some("declined at the terminal".into()))
@@ -248,6 +246,29 @@ async fn answer(
     };
     if let Err(e) = result {
         say(format!("approval of `{stage}` not recorded: {e}"));
+    }
+}
+
+/// Approves as the person at this terminal. A gate that needs other people (four eyes)
+/// cannot be passed from here, where no one else can press: the run is ended with why,
+/// rather than left waiting for ever.
+async fn approve_here(
+    orchestrator: &Orchestrator,
+    id: crate::domain::RunId,
+    stage: &str,
+    actor: &Actor,
+) -> Result<Run, crate::orchestrator::CommandError> {
+    use crate::orchestrator::{CommandError, Refusal};
+    match orchestrator
+        .approve(id, Some(stage.to_string()), actor)
+        .await
+    {
+        Err(CommandError::Refused(why @ (Refusal::OwnRun(_) | Refusal::AlreadyApproved(_)))) => {
+            let reason =
+                format!("{why}; approve through `lifeboat serve` (chat or the API) instead");
+            orchestrator.reject(id, &Actor::System, Some(reason)).await
+        }
+        other => other,
     }
 }
 

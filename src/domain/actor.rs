@@ -60,6 +60,15 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// A person (through chat, a token or the terminal), as opposed to Lifeboat, an agent
+    /// or an alert moving a run on.
+    pub fn is_person(&self) -> bool {
+        matches!(
+            self,
+            Actor::Api(_) | Actor::Chat { .. } | Actor::Terminal(_)
+        )
+    }
+
     /// The person at the terminal, by their login name.
     pub fn terminal() -> Actor {
         let user = std::env::var("USER").unwrap_or_default();

@@ -59,6 +59,7 @@ pub fn run() -> Run {
         reason: Some("drill".into()),
         requested_by: Actor::Api("ops".into()),
         params,
+        overrides: None,
         state: RunState::Succeeded,
         created_at: 1_795_625_650_000,
         started_at: Some(1_795_625_650_001),

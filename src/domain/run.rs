@@ -167,6 +167,9 @@ pub struct Run {
     pub reason: Option<String>,
     pub requested_by: Actor,
     pub params: Params,
+    /// The params it was asked with, before the workflow's and the group's were merged in
+    /// (`None` for runs stored before they were kept).
+    pub overrides: Option<Params>,
     pub state: RunState,
     pub created_at: Millis,
     pub started_at: Option<Millis>,

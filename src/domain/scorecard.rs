@@ -243,6 +243,7 @@ mod tests {
             reason: None,
             requested_by: Actor::System,
             params: Params::new(),
+            overrides: None,
             state: RunState::Succeeded,
             created_at: 0,
             started_at: Some(0),

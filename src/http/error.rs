@@ -101,7 +101,8 @@ impl From<CommandError> for ApiError {
             }
             CommandError::Refused(_)
             | CommandError::Busy { .. }
-            | CommandError::WorkflowChanged(_) => ApiError::new(StatusCode::CONFLICT, message),
+            | CommandError::WorkflowChanged(_)
+            | CommandError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
             CommandError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             CommandError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }

@@ -22,6 +22,9 @@ pub enum CommandError {
     },
     #[error("{0}")]
     WorkflowChanged(String),
+    /// No live agent serves a stage still to run.
+    #[error("{0}")]
+    Unserved(String),
     #[error("the orchestrator could not store the change: {0}")]
     Store(String),
     #[error("the orchestrator is shutting down")]
@@ -32,9 +35,8 @@ pub enum CommandError {
 pub type Reply = oneshot::Sender<Result<Run, CommandError>>;
 
 pub enum Command {
-    /// A run just inserted by `Orchestrator::create`, with (for a dry run) the stages
-    /// whose kind of work no live agent serves.
-    Start(Box<Run>, Vec<(usize, String)>),
+    /// A run just inserted by `Orchestrator::create`.
+    Start(Box<Run>),
     Apply {
         run: RunId,
         input: Input,

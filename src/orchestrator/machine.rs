@@ -13,9 +13,6 @@ use crate::domain::{Actor, Approval, Audit, EventKind, Report, Run, RunState, St
 pub enum Input {
     /// The run was created; begin.
     Start,
-    /// A dry run was created although no live agent serves some of its stages: those fail
-    /// at once with a failed check, then it begins.
-    StartUnserved { stages: Vec<(usize, String)> },
     /// An agent took the lease and began the attempt.
     Accepted {
         stage: usize,
@@ -123,7 +120,7 @@ pub enum Refusal {
     NothingToResume,
     #[error("stage `{0}` is not waiting out a backoff (it is {1})")]
     NotRetrying(String, StageState),
-    #[error("stage `{0}` has not failed (it is {1}); only a failed stage can be skipped")]
+    #[error("stage `{0}` is {1}; only a stage that failed, or waits to retry, can be skipped")]
     NotFailed(String, StageState),
     #[error("the requester may not approve their own run: this group needs {0} other people")]
     OwnRun(u8),
@@ -399,8 +396,8 @@ impl Step<'_, '_> {
     }
 
     /// Plans again what a stop left undone: stages skipped because the run was failing,
-    /// cancelled ones, and with `failed`, failed ones; each with a fresh retry budget. A
-    /// stage a person skipped stays skipped.
+    /// cancelled ones, and with `failed`, failed ones; each with a fresh retry budget, and
+    /// each gate to be approved again. A stage a person skipped stays skipped.
     fn reopen(&mut self, failed: bool, actor: &Actor) {
         for i in 0..self.run.stages.len() {
             let s = &self.run.stages[i];
@@ -413,7 +410,14 @@ impl Step<'_, '_> {
             if !again {
                 continue;
             }
+            let gated = self.run.plan[i].approval;
             let s = &mut self.run.stages[i];
+            if gated {
+                // A gate is asked again: approvals given before a failure, a rejection or
+                // a cancel were for the run as it was then.
+                s.approvals.clear();
+                s.approved_by = None;
+            }
             s.budget_from = s.attempts;
             s.started_at = None;
             s.finished_at = None;
@@ -461,32 +465,6 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
         Input::Start => {
             if step.run.state == RunState::Pending {
                 step.set_run(RunState::Running, SYSTEM, None);
-                step.advance(SYSTEM);
-            }
-        }
-        Input::StartUnserved { stages } => {
-            if step.run.state == RunState::Pending {
-                step.set_run(RunState::Running, SYSTEM, None);
-                for (i, kind) in stages {
-                    let detail = format!("no live agent serves kind `{kind}`");
-                    let now = step.now;
-                    let s = &mut step.run.stages[i];
-                    s.started_at = Some(now);
-                    s.report = Some(Report {
-                        checks: vec![crate::domain::Check {
-                            name: "agent available".into(),
-                            ok: false,
-                            detail: detail.clone(),
-                        }],
-                        changes: Vec::new(),
-                    });
-                    step.set_stage(
-                        i,
-                        StageState::Failed,
-                        SYSTEM,
-                        Some(format!("preflight: {detail}")),
-                    );
-                }
                 step.advance(SYSTEM);
             }
         }
@@ -606,9 +584,12 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
                 &actor,
                 Some(format!("skipped by {actor}: {reason}")),
             );
-            // What was given up on for the failure's sake goes on now.
-            step.reopen(false, &actor);
-            step.advance(&actor);
+            // What was given up on for the failure's sake goes on now, unless another
+            // stage has failed too.
+            if !step.failing() {
+                step.reopen(false, &actor);
+                step.advance(&actor);
+            }
         }
         Input::Reject { actor, reason } => {
             if step.run.state.is_final() {

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock;
 use crate::clock::Clock;
-use crate::domain::{Actor, Audit, EventKind, Run, RunId, RunState, StageRun};
+use crate::domain::{
+    Actor, Audit, Check, EventKind, Report, Run, RunId, RunState, StageRun, StageState,
+};
 use crate::metrics::StateCounts;
 use crate::store::{CreateError, Store};
 use crate::workflow::{Action, Catalog, Params, PlanError, PlannedStage};
@@ -109,8 +111,16 @@ impl Orchestrator {
             .collect())
     }
 
-    /// The stages whose kind of work no live agent serves, each with its kind.
-    async fn unserved(&self, stages: &[PlannedStage]) -> anyhow::Result<Vec<(usize, String)>> {
+    /// The stages among those `wanted` whose kind of work no live agent serves, each with
+    /// its kind; none when the agents run in this process.
+    async fn unserved(
+        &self,
+        stages: &[PlannedStage],
+        wanted: impl Fn(usize) -> bool,
+    ) -> anyhow::Result<Vec<(usize, String)>> {
+        if !self.preflight {
+            return Ok(Vec::new());
+        }
         let live: Vec<String> = self
             .agents()
             .await?
@@ -121,7 +131,7 @@ impl Orchestrator {
         Ok(stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.has_work() && !live.contains(&s.agent))
+            .filter(|&(i, s)| wanted(i) && s.has_work() && !live.contains(&s.agent))
             .map(|(i, s)| (i, s.agent.clone()))
             .collect())
     }
@@ -136,9 +146,20 @@ impl Orchestrator {
 
     /// Plans and stores a new run, then hands it to the engine.
     pub async fn create(&self, req: NewRun) -> Result<Run, CreateRunError> {
+        // Asked again for a run made already (after a crash, or by another replica): that
+        // run, whatever the agents do now.
+        if let Some(id) = req.id
+            && let Some(run) = self
+                .store
+                .load_run(id)
+                .await
+                .map_err(CreateRunError::Store)?
+        {
+            return Ok(run);
+        }
         let plan = self.catalog.plan_for(&req.group, req.action, &req.params)?;
         let now = self.clock.now_ms();
-        let run = Run {
+        let mut run = Run {
             id: req.id.unwrap_or_default(),
             group: req.group.clone(),
             action: req.action,
@@ -148,6 +169,7 @@ impl Orchestrator {
             reason: req.reason.clone(),
             requested_by: req.requested_by.clone(),
             params: plan.params,
+            overrides: Some(req.params.clone()),
             state: RunState::Pending,
             created_at: now,
             started_at: None,
@@ -157,13 +179,6 @@ impl Orchestrator {
             plan: plan.stages,
             version: 0,
         };
-        let unserved = if self.preflight {
-            self.unserved(&run.plan)
-                .await
-                .map_err(CreateRunError::Store)?
-        } else {
-            Vec::new()
-        };
         let mut audit = vec![Audit {
             at: now,
             actor: req.requested_by.clone(),
@@ -172,24 +187,17 @@ impl Orchestrator {
             attempt: None,
             message: req.reason.clone(),
         }];
+        let unserved = self
+            .unserved(&run.plan, |_| true)
+            .await
+            .map_err(CreateRunError::Store)?;
         if !unserved.is_empty() {
-            let why = unserved_message(&run, &unserved);
             if run.dry_run {
-                // A rehearsal goes ahead and reports the missing agents as failed checks.
+                audit.extend(unserved_checks(&mut run, &unserved, now));
             } else if req.force {
-                audit.push(Audit {
-                    at: now,
-                    actor: req.requested_by.clone(),
-                    kind: EventKind::PreflightOverridden,
-                    stage: None,
-                    attempt: None,
-                    message: Some(format!("{why}; started anyway (force)")),
-                });
+                audit.push(overridden(&run, &unserved, &req.requested_by, now));
             } else {
-                return Err(CreateRunError::Unserved(format!(
-                    "{why}; start an agent that serves it (`lifeboat agent --agents {}`), or force",
-                    kinds_of(&unserved).join(",")
-                )));
+                return Err(CreateRunError::Unserved(refusal(&run, &unserved)));
             }
         }
         let stored = self
@@ -215,9 +223,8 @@ impl Orchestrator {
             Err(e) => return Err(e),
         }
         tracing::info!(run_id = %run.id, group = %run.group, action = %run.action, by = %run.requested_by, "Run created.");
-        let unserved = if run.dry_run { unserved } else { Vec::new() };
         self.tx
-            .send(Command::Start(Box::new(run.clone()), unserved))
+            .send(Command::Start(Box::new(run.clone())))
             .map_err(|_| CreateRunError::Closed)?;
         Ok(run)
     }
@@ -233,26 +240,21 @@ impl Orchestrator {
         rx.await.map_err(|_| CommandError::Closed)?
     }
 
-    /// A run as stored, with the index of its stage `name` if one is named.
-    async fn stage_of(
-        &self,
-        id: RunId,
-        name: Option<&str>,
-    ) -> Result<(Run, Option<usize>), CommandError> {
-        let run = self
-            .store
+    /// A run as stored.
+    async fn stored(&self, id: RunId) -> Result<Run, CommandError> {
+        self.store
             .load_run(id)
             .await
             .map_err(|e| CommandError::Store(e.to_string()))?
-            .ok_or(CommandError::NotFound(id))?;
-        let stage = match name {
-            None => None,
-            Some(name) => Some(
-                run.stage_index(name)
-                    .ok_or_else(|| CommandError::UnknownStage(name.to_string()))?,
-            ),
-        };
-        Ok((run, stage))
+            .ok_or(CommandError::NotFound(id))
+    }
+
+    /// The index of stage `name` of a stored run.
+    async fn stage_of(&self, id: RunId, name: &str) -> Result<usize, CommandError> {
+        self.stored(id)
+            .await?
+            .stage_index(name)
+            .ok_or_else(|| CommandError::UnknownStage(name.to_string()))
     }
 
     /// Who an actor is in a group's eyes: one person across Slack, Discord and the API.
@@ -260,6 +262,7 @@ impl Orchestrator {
         let (platform, id) = match actor {
             Actor::Chat { platform, user } => (platform.as_str(), user.as_str()),
             Actor::Api(name) => ("api", name.as_str()),
+            Actor::Terminal(login) => ("terminal", login.as_str()),
             _ => return actor.to_string(),
         };
         self.catalog
@@ -276,7 +279,15 @@ impl Orchestrator {
         stage: Option<String>,
         actor: &Actor,
     ) -> Result<Run, CommandError> {
-        let (loaded, stage) = self.stage_of(run, stage.as_deref()).await?;
+        let loaded = self.stored(run).await?;
+        let stage = match stage {
+            Some(name) => Some(
+                loaded
+                    .stage_index(&name)
+                    .ok_or(CommandError::UnknownStage(name))?,
+            ),
+            None => None,
+        };
         let input = Input::Approve {
             actor: actor.clone(),
             stage,
@@ -287,21 +298,38 @@ impl Orchestrator {
     }
 
     /// Goes on from a failed or cancelled run: the stages that did not succeed run again.
-    /// Refused if the run's workflow now plans differently, unless `force`; then the run
-    /// goes on with the plan it started with.
+    /// Refused if the run's workflow now plans differently, or (with agents elsewhere) no
+    /// live agent serves a stage still to run, unless `force`; a forced resume goes on with
+    /// the plan the run started with.
     pub async fn resume(&self, id: RunId, actor: &Actor, force: bool) -> Result<Run, CommandError> {
-        let (run, _) = self.stage_of(id, None).await?;
-        let mut message = None;
+        let run = self.stored(id).await?;
+        match run.state {
+            RunState::Failed | RunState::Cancelled => {}
+            RunState::Succeeded => return Err(Refusal::NothingToResume.into()),
+            going => return Err(Refusal::NotStopped(going).into()),
+        }
+        let mut forced = Vec::new();
         if let Some(change) = self.plan_change(&run) {
             if !force {
                 return Err(CommandError::WorkflowChanged(format!(
                     "{change} since run {id} started; resume with force to go on with the plan it started with"
                 )));
             }
-            message = Some(format!(
-                "forced: {change}; going on with the plan the run started with"
+            forced.push(format!(
+                "{change}; going on with the plan the run started with"
             ));
         }
+        let unserved = self
+            .unserved(&run.plan, |i| !run.stages[i].lets_dependents_go())
+            .await
+            .map_err(|e| CommandError::Store(e.to_string()))?;
+        if !unserved.is_empty() {
+            if !force {
+                return Err(CommandError::Unserved(refusal(&run, &unserved)));
+            }
+            forced.push(unserved_message(&run, &unserved));
+        }
+        let message = (!forced.is_empty()).then(|| format!("forced: {}", forced.join("; ")));
         let input = Input::Resume {
             actor: actor.clone(),
             message,
@@ -317,7 +345,10 @@ impl Orchestrator {
     /// How the run's workflow, as the catalog has it now, differs from the plan the run
     /// started with; `None` if it plans the same.
     fn plan_change(&self, run: &Run) -> Option<String> {
-        let now = match self.catalog.plan_for(&run.group, run.action, &run.params) {
+        // Planned from the params it was asked with, so that a change to the workflow's
+        // defaults or the group's params counts as a change too.
+        let asked = run.overrides.as_ref().unwrap_or(&run.params);
+        let now = match self.catalog.plan_for(&run.group, run.action, asked) {
             Ok(p) => p,
             Err(e) => return Some(format!("workflow `{}` no longer plans ({e})", run.workflow)),
         };
@@ -354,10 +385,7 @@ impl Orchestrator {
         stage: &str,
         actor: &Actor,
     ) -> Result<Run, CommandError> {
-        let (_, stage) = self.stage_of(id, Some(stage)).await?;
-        let Some(stage) = stage else {
-            return Err(CommandError::UnknownStage(String::new()));
-        };
+        let stage = self.stage_of(id, stage).await?;
         self.apply(
             id,
             Input::RetryNow {
@@ -377,10 +405,7 @@ impl Orchestrator {
         actor: &Actor,
         reason: String,
     ) -> Result<Run, CommandError> {
-        let (_, stage) = self.stage_of(id, Some(stage)).await?;
-        let Some(stage) = stage else {
-            return Err(CommandError::UnknownStage(String::new()));
-        };
+        let stage = self.stage_of(id, stage).await?;
         let input = Input::Skip {
             actor: actor.clone(),
             stage,
@@ -546,6 +571,66 @@ fn unserved_message(run: &Run, unserved: &[(usize, String)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Why a run that needs missing agents is refused, and what to do.
+fn refusal(run: &Run, unserved: &[(usize, String)]) -> String {
+    format!(
+        "{}; start an agent that serves it (`lifeboat agent --agents {}`), or ask again with `force` (API)",
+        unserved_message(run, unserved),
+        kinds_of(unserved).join(",")
+    )
+}
+
+/// The audit record of a run started without every agent it needs.
+fn overridden(run: &Run, unserved: &[(usize, String)], by: &Actor, at: clock::Millis) -> Audit {
+    Audit {
+        at,
+        actor: by.clone(),
+        kind: EventKind::PreflightOverridden,
+        stage: None,
+        attempt: None,
+        message: Some(format!(
+            "{}; started anyway (force)",
+            unserved_message(run, unserved)
+        )),
+    }
+}
+
+/// A dry run's stages that no live agent serves fail before it begins, each with a failed
+/// check saying so: what the rehearsal found. Stored with the run, so that whichever
+/// replica starts it sees them. Returns their audit records.
+fn unserved_checks(run: &mut Run, unserved: &[(usize, String)], now: clock::Millis) -> Vec<Audit> {
+    unserved
+        .iter()
+        .map(|(i, kind)| {
+            let detail = format!("no live agent serves kind `{kind}`");
+            let message = format!("preflight: {detail}");
+            run.stages[*i] = StageRun {
+                state: StageState::Failed,
+                started_at: Some(now),
+                finished_at: Some(now),
+                message: Some(message.clone()),
+                report: Some(Report {
+                    checks: vec![Check {
+                        name: "agent available".into(),
+                        ok: false,
+                        detail,
+                    }],
+                    changes: Vec::new(),
+                }),
+                ..StageRun::default()
+            };
+            Audit {
+                at: now,
+                actor: Actor::System,
+                kind: EventKind::Stage(StageState::Failed),
+                stage: Some(run.plan[*i].name.clone()),
+                attempt: Some(0),
+                message: Some(message),
+            }
+        })
+        .collect()
 }
 
 /// The engine's command channel, split so wiring can hand out senders before the engine

@@ -54,6 +54,7 @@ pub(super) fn run_of(plan: Vec<PlannedStage>) -> Run {
         reason: None,
         requested_by: api("test"),
         params: Default::default(),
+        overrides: None,
         state: RunState::Pending,
         created_at: 0,
         started_at: None,
@@ -707,4 +708,41 @@ fn with_one_approval_the_requester_may_approve() {
     }
     let t = apply(&mut run, approve_as(api("test"), "test"), &at(2)).expect("applied");
     assert_eq!(dispatched(&t.effects), vec![3]);
+}
+
+#[test]
+fn a_resumed_gate_asks_for_its_approvals_again() {
+    let mut run = petstore();
+    run.plan[3].approvals = 2;
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    for (i, n) in [(0, 1), (1, 1), (2, 1)] {
+        apply(&mut run, ok(i, n), &at(1)).expect("done");
+    }
+    apply(&mut run, approve("alice"), &at(2)).expect("one of two");
+    apply(
+        &mut run,
+        Input::Reject {
+            actor: api("bob"),
+            reason: None,
+        },
+        &at(3),
+    )
+    .expect("rejected");
+    assert_eq!(run.state, RunState::Cancelled);
+    apply(
+        &mut run,
+        Input::Resume {
+            actor: api("ops"),
+            message: None,
+        },
+        &at(4),
+    )
+    .expect("resumed");
+    assert_eq!(run.open_gates(), vec![3]);
+    assert!(
+        run.stages[3].approvals.is_empty(),
+        "the earlier yes no longer counts"
+    );
+    let t = apply(&mut run, approve("carol"), &at(5)).expect("one of two again");
+    assert!(t.effects.is_empty());
 }

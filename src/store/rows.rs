@@ -13,7 +13,7 @@ use crate::domain::{
 };
 
 pub const RUN_SELECT: &str = "SELECT id, group_name, action, workflow, dry_run, reason, requested_by, \
-    params, plan, state, created_at, started_at, finished_at, message, version FROM runs";
+    params, plan, state, created_at, started_at, finished_at, message, version, overrides FROM runs";
 
 pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
     let id: String = row.try_get("id")?;
@@ -33,6 +33,11 @@ pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
         requested_by: actor(&row.try_get::<String, _>("requested_by")?)?,
         params: serde_json::from_str(&row.try_get::<String, _>("params")?)
             .context("stored params")?,
+        overrides: row
+            .try_get::<Option<String>, _>("overrides")?
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .context("stored overrides")?,
         state: RunState::from_str(&row.try_get::<String, _>("state")?)
             .map_err(anyhow::Error::msg)?,
         created_at: row.try_get("created_at")?,

@@ -63,8 +63,9 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, group_name, action, workflow, dry_run, reason, requested_by, \
-             params, plan, state, active_key, created_at, started_at, finished_at, message, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             params, plan, state, active_key, created_at, started_at, finished_at, message, version, \
+             overrides) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT DO NOTHING",
         )
         .bind(run.id.to_string())
@@ -83,6 +84,13 @@ impl Store {
         .bind(run.finished_at)
         .bind(run.message.clone())
         .bind(run.version)
+        .bind(
+            run.overrides
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(anyhow::Error::from)?,
+        )
         .execute(&mut *tx)
         .await
         .map_err(anyhow::Error::from)?;

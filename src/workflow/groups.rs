@@ -53,6 +53,7 @@ pub struct Person {
     pub slack: Option<String>,
     pub discord: Option<String>,
     pub api: Option<String>,
+    pub terminal: Option<String>,
 }
 
 /// Most approvals a gate may ask for.
@@ -60,7 +61,7 @@ const MAX_APPROVALS: i64 = 5;
 
 impl Group {
     /// The name `people` gives the holder of `id` on `platform` (`slack`, `discord`,
-    /// `api`), if any.
+    /// `api`, `terminal`), if any.
     pub fn person(&self, platform: &str, id: &str) -> Option<&str> {
         self.people
             .iter()
@@ -69,6 +70,7 @@ impl Group {
                     "slack" => &p.slack,
                     "discord" => &p.discord,
                     "api" => &p.api,
+                    "terminal" => &p.terminal,
                     _ => return false,
                 }
                 .as_deref()
@@ -230,18 +232,21 @@ fn people(
             slack: p.slack,
             discord: p.discord,
             api: p.api,
+            terminal: p.terminal,
         };
         for (platform, id) in [
             ("slack", &person.slack),
             ("discord", &person.discord),
             ("api", &person.api),
+            ("terminal", &person.terminal),
         ] {
             let Some(id) = id else { continue };
             let taken = out.iter().find(|(_, o)| {
                 match platform {
                     "slack" => &o.slack,
                     "discord" => &o.discord,
-                    _ => &o.api,
+                    "api" => &o.api,
+                    _ => &o.terminal,
                 }
                 .as_ref()
                     == Some(id)

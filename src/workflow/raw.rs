@@ -95,6 +95,9 @@ pub struct RawPerson {
     /// An API token's name.
     #[serde(default)]
     pub api: Option<String>,
+    /// A login name at a terminal (`lifeboat run`).
+    #[serde(default)]
+    pub terminal: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

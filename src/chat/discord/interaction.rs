@@ -183,6 +183,11 @@ const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
         "Cancel a run",
         &[RUN, maybe("reason", "Why", Kind::Rest)],
     ),
+    (
+        "abort",
+        "Cancel a run: running work is revoked",
+        &[RUN, maybe("reason", "Why", Kind::Rest)],
+    ),
     ("help", "How to use /dr", &[]),
 ];
 

@@ -45,14 +45,15 @@ pub fn card(card: &Card) -> SlackMessageContent {
             &card.run.to_string(),
         ));
     }
-    for (stage, buttons) in &card.stage_buttons {
+    // Slack takes 50 blocks; a run with more stages in trouble keeps the rest in `/dr`.
+    for (i, (stage, buttons)) in card.stage_buttons.iter().take(MAX_STAGE_BLOCKS).enumerate() {
         let target = Target {
             run: card.run,
             stage: Some(stage.clone()),
         };
         blocks.push(actions(
             &labelled(buttons, Some(stage)),
-            format!("stage:{}:{stage}", card.run),
+            format!("stage:{}:{i}", card.run),
             &target.to_string(),
         ));
     }
@@ -81,6 +82,9 @@ pub fn offer(card: &OfferCard) -> SlackMessageContent {
         .with_text(card.title.clone())
         .with_blocks(blocks)
 }
+
+/// Stages whose buttons a card shows, within Slack's limit on blocks.
+const MAX_STAGE_BLOCKS: usize = 20;
 
 /// Buttons with their labels: a stage's name in those of a stage's buttons.
 fn labelled(buttons: &[Button], stage: Option<&str>) -> Vec<(Button, String)> {

@@ -34,6 +34,7 @@ impl Engine {
                     items.retain(|i| !i.settled);
                     if attempt == TRIES {
                         tracing::error!(error = %e, "Could not store a state change; the runs involved are reloaded on their next input.");
+                        self.runs.retain(|_, r| !r.state.is_final());
                         for item in &mut items {
                             if let Some(reply) = item.reply.take() {
                                 let _ = reply.send(Err(CommandError::Store(e.to_string())));
@@ -51,6 +52,16 @@ impl Engine {
         &mut self,
         items: &mut [Pending],
     ) -> Result<(), (Vec<RunId>, anyhow::Error)> {
+        // A resume or skip retried after a failed write loads its run again, and asks
+        // again whether another run has taken its group meanwhile.
+        for p in items.iter_mut().filter(|p| p.reopens && !p.settled) {
+            if let Err(e) = self.load_reopened(p.item.run).await {
+                p.settled = true;
+                if let Some(reply) = p.reply.take() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
         // Every run the batch names is in memory before the pure step; inputs for runs that
         // are finished or unknown are answered now.
         for p in items.iter_mut().filter(|p| !p.settled) {

@@ -98,15 +98,11 @@ impl Engine {
             ))
         };
         match command {
-            Command::Start(run, unserved) => {
+            Command::Start(run) => {
                 let id = run.id;
                 // A resync may have picked the new run up already, and moved it on.
                 self.runs.entry(id).or_insert(*run);
-                if unserved.is_empty() {
-                    plain(id, Input::Start)
-                } else {
-                    plain(id, Input::StartUnserved { stages: unserved })
-                }
+                plain(id, Input::Start)
             }
             Command::Apply { run, input, reply } => Some(Pending::new(
                 Item {
@@ -125,48 +121,56 @@ impl Engine {
         }
     }
 
-    /// A resume or skip, which may bring a finished run back: loaded whatever its state,
-    /// unless another run of its group and action is active now.
+    /// A resume or skip, which may bring a finished run back.
     async fn reopen(&mut self, id: RunId, input: Input, reply: Reply) -> Option<Pending> {
-        if !self.runs.contains_key(&id) {
-            let run = match self.store.load_run(id).await {
-                Ok(Some(run)) => run,
-                Ok(None) => {
-                    let _ = reply.send(Err(CommandError::NotFound(id)));
-                    return None;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(CommandError::Store(e.to_string())));
-                    return None;
-                }
-            };
-            if run.state.is_final() {
-                match self.store.active_run(&run.active_key()).await {
-                    Ok(Some(active)) if active != id => {
-                        let _ = reply.send(Err(CommandError::Busy {
-                            group: run.group.clone(),
-                            action: run.action.to_string(),
-                            active,
-                        }));
-                        return None;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = reply.send(Err(CommandError::Store(e.to_string())));
-                        return None;
-                    }
-                }
-            }
-            self.runs.insert(id, run);
+        if let Err(e) = self.load_reopened(id).await {
+            let _ = reply.send(Err(e));
+            return None;
         }
-        Some(Pending::new(
+        let mut pending = Pending::new(
             Item {
                 run: id,
                 input,
                 released_us: None,
             },
             Some(reply),
-        ))
+        );
+        pending.reopens = true;
+        Some(pending)
+    }
+
+    /// Loads a run for a resume or skip whatever its state, unless another run of its
+    /// group and action is active now: only one may be.
+    pub(super) async fn load_reopened(&mut self, id: RunId) -> Result<(), CommandError> {
+        if self.runs.contains_key(&id) {
+            return Ok(());
+        }
+        let store = |e: anyhow::Error| CommandError::Store(e.to_string());
+        let run = self
+            .store
+            .load_run(id)
+            .await
+            .map_err(store)?
+            .ok_or(CommandError::NotFound(id))?;
+        if run.state.is_final() {
+            match self
+                .store
+                .active_run(&run.active_key())
+                .await
+                .map_err(store)?
+            {
+                Some(active) if active != id => {
+                    return Err(CommandError::Busy {
+                        group: run.group.clone(),
+                        action: run.action.to_string(),
+                        active,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.runs.insert(id, run);
+        Ok(())
     }
 
     async fn progress(

@@ -62,6 +62,9 @@ pub struct Pending {
     reply: Option<Reply>,
     /// Answered already (refused): not applied again if the batch is retried.
     settled: bool,
+    /// A resume or skip: its run is loaded even if it has ended (again, if the batch is
+    /// retried after a failed write).
+    reopens: bool,
 }
 
 impl Pending {
@@ -70,6 +73,7 @@ impl Pending {
             item,
             reply,
             settled: false,
+            reopens: false,
         }
     }
 }
