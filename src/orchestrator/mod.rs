@@ -147,8 +147,8 @@ impl Orchestrator {
     /// Plans and stores a new run, then hands it to the engine.
     pub async fn create(&self, req: NewRun) -> Result<Run, CreateRunError> {
         // Asked again for a run made already (after a crash, or by another replica): that
-        // run, whatever the agents do now.
-        if let Some(id) = req.id
+        // run, whatever the agents do now. Without a preflight the insert finds it.
+        if let Some(id) = req.id.filter(|_| self.preflight)
             && let Some(run) = self
                 .store
                 .load_run(id)
