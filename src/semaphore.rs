@@ -48,9 +48,15 @@ impl Semaphore {
         }
     }
 
-    /// Records an agent process's heartbeat, which the preflight reads.
-    pub async fn announce(&self, beat: &crate::store::AgentBeat) -> anyhow::Result<()> {
-        self.store.agent_seen(beat).await
+    /// Records an agent process's heartbeat, which the preflight reads, and forgets
+    /// agents silent since before `forget_before`.
+    pub async fn announce(
+        &self,
+        beat: &crate::store::AgentBeat,
+        forget_before: crate::clock::Millis,
+    ) -> anyhow::Result<()> {
+        self.store.agent_seen(beat).await?;
+        self.store.forget_agents(forget_before).await
     }
 
     /// An agent process stopped cleanly.

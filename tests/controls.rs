@@ -3,42 +3,16 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{spawn, stage};
+use common::{FIXABLE, put_fix, spawn, stage};
 use serde_json::{Value, json};
-
-/// `first` logs a line; `fixed` runs `./fix.sh`, which is missing until a person puts it
-/// there (a command that cannot start fails for good); `last` logs a line after it.
-const FIXABLE: &str = r#"
-name: shop
-params: { dir: "" }
-stages:
-  first:
-    agent: exec
-    spec: { command: [sh, -c, "echo ran >> first.log"], workdir: "${dir}" }
-  fixed:
-    agent: exec
-    after: [first]
-    spec: { command: [./fix.sh], workdir: "${dir}" }
-  last:
-    agent: exec
-    after: [fixed]
-    spec: { command: [sh, -c, "echo ran >> last.log"], workdir: "${dir}" }
-"#;
 
 fn lines(dir: &Path, file: &str) -> usize {
     std::fs::read_to_string(dir.join(file))
         .map(|t| t.lines().count())
         .unwrap_or(0)
-}
-
-fn put_fix(dir: &Path) {
-    let fix = dir.join("fix.sh");
-    std::fs::write(&fix, "#!/bin/sh\necho fixed >> fixed.log\n").expect("write fix.sh");
-    std::fs::set_permissions(&fix, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 fn events<'a>(run: &'a Value, kind: &str) -> Vec<&'a Value> {

@@ -59,8 +59,19 @@ async fn shop(standin: &SlackStandIn) -> TestApp {
 }
 
 async fn slash(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> (u16, Value) {
+    let (status, ack, _) = slash_with_hook(t, standin, user, text).await;
+    (status, ack)
+}
+
+/// `/dr TEXT` from `user`: the HTTP answer, and the `response_url` the outcome goes to.
+async fn slash_with_hook(
+    t: &TestApp,
+    standin: &SlackStandIn,
+    user: &str,
+    text: &str,
+) -> (u16, Value, String) {
     let hook = standin.hook(&format!("cmd-{}", uuid::Uuid::now_v7().simple()));
-    post_form(
+    let (status, ack) = post_form(
         t,
         "/slack/commands",
         &[
@@ -74,7 +85,8 @@ async fn slash(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> (
         ],
         |_, _, _| {},
     )
-    .await
+    .await;
+    (status, ack, hook)
 }
 
 fn run_id_in(text: &str) -> String {
@@ -872,22 +884,7 @@ stages:
 
 /// `/dr TEXT` from `user`, and the answer it gets on its `response_url`.
 async fn ask(t: &TestApp, standin: &SlackStandIn, user: &str, text: &str) -> Value {
-    let hook = standin.hook(&format!("ask-{}", uuid::Uuid::now_v7().simple()));
-    post_form(
-        t,
-        "/slack/commands",
-        &[
-            ("team_id", "T1"),
-            ("channel_id", "CREQ"),
-            ("user_id", user),
-            ("command", "/dr"),
-            ("text", text),
-            ("response_url", &hook),
-            ("trigger_id", "1.2.3"),
-        ],
-        |_, _, _| {},
-    )
-    .await;
+    let (_, _, hook) = slash_with_hook(t, standin, user, text).await;
     standin.answer_at(&hook).await
 }
 
@@ -895,28 +892,8 @@ fn said(answer: &Value) -> &str {
     answer["text"].as_str().unwrap_or("")
 }
 
-/// `fixed` runs `./fix.sh`, missing until a person puts it there: without it the stage
-/// fails for good, and `last` waits on it.
-const FIXABLE: &str = r#"
-name: shop
-params: { dir: "" }
-stages:
-  first:
-    agent: exec
-    spec: { command: [sh, -c, "echo ran >> first.log"], workdir: "${dir}" }
-  fixed:
-    agent: exec
-    after: [first]
-    spec: { command: [./fix.sh], workdir: "${dir}" }
-  last:
-    agent: exec
-    after: [fixed]
-    spec: { command: [sh, -c, "echo ran >> last.log"], workdir: "${dir}" }
-"#;
-
 #[tokio::test]
 async fn skip_asks_for_a_reason_first_and_resume_goes_on_from_the_card() {
-    use std::os::unix::fs::PermissionsExt;
     let scratch = tempfile::tempdir().expect("scratch");
     let groups = format!(
         "groups:\n  shop:\n    workflows: {{ failover: shop }}\n    params: {{ dir: \"{}\" }}\n    allow: {{ slack_users: [U1] }}\n",
@@ -925,7 +902,7 @@ async fn skip_asks_for_a_reason_first_and_resume_goes_on_from_the_card() {
     let standin = SlackStandIn::start(Script::default()).await;
     let t = app(
         &standin,
-        &[("shop.yaml", FIXABLE), ("groups.yaml", &groups)],
+        &[("shop.yaml", common::FIXABLE), ("groups.yaml", &groups)],
     )
     .await;
     let lines = |file: &str| {
@@ -1000,9 +977,7 @@ async fn skip_asks_for_a_reason_first_and_resume_goes_on_from_the_card() {
     let started = ask(&t, &standin, "U1", "failover shop").await;
     let second = run_id_in(said(&started));
     t.wait_state(&second, "failed").await;
-    let fix = scratch.path().join("fix.sh");
-    std::fs::write(&fix, "#!/bin/sh\necho fixed >> fixed.log\n").expect("fix.sh");
-    std::fs::set_permissions(&fix, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    common::put_fix(scratch.path());
     let (_, hook) = press(&t, &standin, "U1", "resume", &second).await;
     assert!(
         said(&standin.answer_at(&hook).await).contains("<@U1> resumed failover of `shop`"),

@@ -25,6 +25,14 @@ pub const LISTED_FOR: Duration = Duration::from_secs(3600);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Runtime {
+    async fn send_beat(&self, started_at: Millis) {
+        let beat = self.beat(started_at);
+        let forget = crate::clock::sub(beat.last_seen, LISTED_FOR);
+        if let Err(e) = self.semaphore.announce(&beat, forget).await {
+            tracing::warn!(error = %e, "Could not record the agents' heartbeat.");
+        }
+    }
+
     fn beat(&self, started_at: Millis) -> AgentBeat {
         AgentBeat {
             instance: self.instance.clone(),
@@ -41,9 +49,7 @@ impl Runtime {
     /// finds it), then every `EVERY` until the runtime stops; on a stop it leaves.
     pub async fn announce(&self) -> JoinHandle<()> {
         let started_at = self.semaphore.clock().now_ms();
-        if let Err(e) = self.semaphore.announce(&self.beat(started_at)).await {
-            tracing::warn!(error = %e, "Could not record the agents' heartbeat.");
-        }
+        self.send_beat(started_at).await;
         let rt = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(EVERY);
@@ -53,9 +59,7 @@ impl Runtime {
                     _ = rt.shutdown.cancelled() => break,
                     _ = every.tick() => {}
                 }
-                if let Err(e) = rt.semaphore.announce(&rt.beat(started_at)).await {
-                    tracing::warn!(error = %e, "Could not record the agents' heartbeat.");
-                }
+                rt.send_beat(started_at).await;
             }
             if let Err(e) = rt.semaphore.leave(&rt.instance).await {
                 tracing::warn!(error = %e, "Could not record that the agents stopped.");

@@ -68,7 +68,17 @@ pub struct Orchestrator {
     clock: Clock,
     /// Agents run in other processes: a run is checked against their heartbeats first.
     preflight: bool,
+    /// The kinds live agents served when last read, and when: a burst of new runs reads
+    /// the heartbeats once.
+    live_kinds: Arc<tokio::sync::Mutex<Option<LiveKinds>>>,
 }
+
+/// The kinds of work live agents served, and when that was read.
+type LiveKinds = (clock::Millis, Vec<String>);
+
+/// How long a reading of the live agents' kinds serves the preflight: well inside the
+/// heartbeat's own window of `LIVE_FOR`.
+const LIVE_KINDS_FOR_MS: clock::Millis = 1000;
 
 impl Orchestrator {
     pub(crate) fn new(
@@ -83,6 +93,7 @@ impl Orchestrator {
             catalog,
             clock,
             preflight: false,
+            live_kinds: Arc::default(),
         }
     }
 
@@ -97,10 +108,7 @@ impl Orchestrator {
     pub async fn agents(&self) -> anyhow::Result<Vec<(crate::store::AgentBeat, bool)>> {
         use crate::agents::heartbeat::{LISTED_FOR, LIVE_FOR};
         let now = self.clock.now_ms();
-        let listed = self
-            .store
-            .agents(clock::sub(now, LISTED_FOR), clock::sub(now, LISTED_FOR))
-            .await?;
+        let listed = self.store.agents(clock::sub(now, LISTED_FOR)).await?;
         let live_since = clock::sub(now, LIVE_FOR);
         Ok(listed
             .into_iter()
@@ -109,6 +117,28 @@ impl Orchestrator {
                 (a, live)
             })
             .collect())
+    }
+
+    /// The kinds of work live agents serve: read at most once a second, or now if `fresh`.
+    async fn live_kinds(&self, fresh: bool) -> anyhow::Result<Vec<String>> {
+        let mut cached = self.live_kinds.lock().await;
+        let now = self.clock.now_ms();
+        if let Some((at, kinds)) = cached.as_ref()
+            && now - at < LIVE_KINDS_FOR_MS
+            && !fresh
+        {
+            return Ok(kinds.clone());
+        }
+        let since = clock::sub(now, crate::agents::heartbeat::LIVE_FOR);
+        let kinds: Vec<String> = self
+            .store
+            .agents(since)
+            .await?
+            .into_iter()
+            .flat_map(|a| a.kinds)
+            .collect();
+        *cached = Some((now, kinds.clone()));
+        Ok(kinds)
     }
 
     /// The stages among those `wanted` whose kind of work no live agent serves, each with
@@ -121,19 +151,20 @@ impl Orchestrator {
         if !self.preflight {
             return Ok(Vec::new());
         }
-        let live: Vec<String> = self
-            .agents()
-            .await?
-            .into_iter()
-            .filter(|(_, live)| *live)
-            .flat_map(|(a, _)| a.kinds)
-            .collect();
-        Ok(stages
-            .iter()
-            .enumerate()
-            .filter(|&(i, s)| wanted(i) && s.has_work() && !live.contains(&s.agent))
-            .map(|(i, s)| (i, s.agent.clone()))
-            .collect())
+        let missing = |live: &[String]| -> Vec<(usize, String)> {
+            stages
+                .iter()
+                .enumerate()
+                .filter(|&(i, s)| wanted(i) && s.has_work() && !live.contains(&s.agent))
+                .map(|(i, s)| (i, s.agent.clone()))
+                .collect()
+        };
+        let unserved = missing(&self.live_kinds(false).await?);
+        if unserved.is_empty() {
+            return Ok(unserved);
+        }
+        // Never refused on an old reading: an agent may have come up since.
+        Ok(missing(&self.live_kinds(true).await?))
     }
 
     pub fn catalog(&self) -> &Catalog {

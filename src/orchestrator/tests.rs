@@ -466,6 +466,20 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
 
 /// a → b → c, where b fails for good: the run fails and c is skipped for it.
 fn failed_chain() -> Run {
+    let run = chain_with_b_failing(false);
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.stages[2].state, StageState::Skipped);
+    run
+}
+
+/// a → b → c with b waiting out its backoff after a retryable failure.
+fn failed_chain_with_retry() -> Run {
+    let run = chain_with_b_failing(true);
+    assert_eq!(run.stages[1].state, StageState::Retrying);
+    run
+}
+
+fn chain_with_b_failing(retryable: bool) -> Run {
     let mut run = run_of(vec![
         stage("a", "exec", &[]),
         stage("b", "exec", &[0]),
@@ -473,9 +487,7 @@ fn failed_chain() -> Run {
     ]);
     apply(&mut run, Input::Start, &at(0)).expect("applied");
     apply(&mut run, ok(0, 1), &at(1)).expect("applied");
-    apply(&mut run, fail(1, 1, false), &at(2)).expect("applied");
-    assert_eq!(run.state, RunState::Failed);
-    assert_eq!(run.stages[2].state, StageState::Skipped);
+    apply(&mut run, fail(1, 1, retryable), &at(2)).expect("applied");
     run
 }
 
@@ -600,20 +612,6 @@ fn retry_now_dispatches_a_stage_in_backoff_at_once() {
         .expect_err("refused"),
         Refusal::NotRetrying("b".into(), StageState::Dispatched)
     );
-}
-
-/// a → b → c with b waiting out its backoff after a retryable failure.
-fn failed_chain_with_retry() -> Run {
-    let mut run = run_of(vec![
-        stage("a", "exec", &[]),
-        stage("b", "exec", &[0]),
-        stage("c", "exec", &[1]),
-    ]);
-    apply(&mut run, Input::Start, &at(0)).expect("applied");
-    apply(&mut run, ok(0, 1), &at(1)).expect("applied");
-    apply(&mut run, fail(1, 1, true), &at(2)).expect("applied");
-    assert_eq!(run.stages[1].state, StageState::Retrying);
-    run
 }
 
 #[test]

@@ -50,17 +50,17 @@ impl Store {
         Ok(())
     }
 
-    /// Agents heard from since `since`, the most recently seen first. Older rows (agents
-    /// that died without leaving) are deleted on the way.
-    pub async fn agents(
-        &self,
-        since: Millis,
-        forget_before: Millis,
-    ) -> anyhow::Result<Vec<AgentBeat>> {
+    /// Forgets agents silent since before `before`: ones that died without leaving.
+    pub async fn forget_agents(&self, before: Millis) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM agents WHERE last_seen < $1")
-            .bind(forget_before)
+            .bind(before)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Agents heard from since `since`, the most recently seen first.
+    pub async fn agents(&self, since: Millis) -> anyhow::Result<Vec<AgentBeat>> {
         let rows = sqlx::query(
             "SELECT instance, kinds, host, version, in_flight, started_at, last_seen FROM agents \
              WHERE last_seen >= $1 ORDER BY last_seen DESC, instance",

@@ -250,6 +250,33 @@ pub async fn drop_postgres(name: &str) {
         .expect("drop database");
 }
 
+/// `first` logs a line; `fixed` runs `./fix.sh`, which is missing until a person puts it
+/// there (a command that cannot start fails for good); `last` logs a line after it.
+pub const FIXABLE: &str = r#"
+name: shop
+params: { dir: "" }
+stages:
+  first:
+    agent: exec
+    spec: { command: [sh, -c, "echo ran >> first.log"], workdir: "${dir}" }
+  fixed:
+    agent: exec
+    after: [first]
+    spec: { command: [./fix.sh], workdir: "${dir}" }
+  last:
+    agent: exec
+    after: [fixed]
+    spec: { command: [sh, -c, "echo ran >> last.log"], workdir: "${dir}" }
+"#;
+
+/// Puts `fix.sh` where `FIXABLE`'s `fixed` stage looks for it: the fix a person makes.
+pub fn put_fix(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let fix = dir.join("fix.sh");
+    std::fs::write(&fix, "#!/bin/sh\necho fixed >> fixed.log\n").expect("write fix.sh");
+    std::fs::set_permissions(&fix, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
 
 /// A child process killed when the test lets go of it, pass or fail.
