@@ -1059,14 +1059,8 @@ routes:
         "the countdown to fire after the restart",
         Duration::from_secs(30),
         async || {
-            let offers: Value = client
-                .get(format!("{base}/api/v1/offers"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let url = format!("{base}/api/v1/offers");
+            let offers = common::get_json(&client, &url, None).await?;
             offers["offers"]
                 .as_array()?
                 .iter()

@@ -9,6 +9,21 @@ use std::time::Duration;
 use common::{FIXABLE, put_fix, spawn, stage};
 use serde_json::{Value, json};
 
+/// The app on `workflow` (with a `dir` param), and a run of it working in `dir`.
+async fn run_in(dir: &Path, workflow: &str) -> (common::TestApp, String) {
+    let t = spawn(
+        &[("shop.yaml", workflow), ("groups.yaml", common::GROUPS)],
+        &[],
+    )
+    .await;
+    let id = t.create(&run_body(dir)).await;
+    (t, id)
+}
+
+fn run_body(dir: &Path) -> String {
+    json!({ "group": "shop", "params": { "dir": dir } }).to_string()
+}
+
 fn lines(dir: &Path, file: &str) -> usize {
     std::fs::read_to_string(dir.join(file))
         .map(|t| t.lines().count())
@@ -30,8 +45,7 @@ async fn resume_after_a_permanent_failure_runs_the_fixed_stage_and_not_the_succe
         &[("ops", "ops-token-0123456789")],
     )
     .await;
-    let body = json!({ "group": "shop", "params": { "dir": scratch.path() } }).to_string();
-    let id = t.create(&body).await;
+    let id = t.create(&run_body(scratch.path())).await;
     let failed = t.wait_state(&id, "failed").await;
     assert_eq!(stage(&failed, "fixed")["state"], "failed", "{failed:#}");
     assert_eq!(
@@ -108,12 +122,10 @@ stages:
     after: [fixed]
     spec: { cluster: k, namespace: n, replicas: 2, duration: 1s }
 "#;
-    let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
-    let body = json!({ "group": "shop", "params": { "dir": scratch.path() } }).to_string();
-    let first = t.create(&body).await;
+    let (t, first) = run_in(scratch.path(), wf).await;
     t.wait_state(&first, "failed").await;
     put_fix(scratch.path());
-    let second = t.create(&body).await;
+    let second = t.create(&run_body(scratch.path())).await;
     t.wait_for(&second, "`slow` to run", |r| {
         stage(r, "slow")["state"] == "running"
     })
@@ -149,9 +161,7 @@ stages:
       workdir: "${dir}"
     retry: { max_attempts: 3, initial_backoff: 30s, max_backoff: 30s }
 "#;
-    let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
-    let body = json!({ "group": "shop", "params": { "dir": scratch.path() } }).to_string();
-    let id = t.create(&body).await;
+    let (t, id) = run_in(scratch.path(), wf).await;
     let waiting = t
         .wait_for(&id, "the backoff", |r| {
             stage(r, "flaky")["state"] == "retrying"
@@ -193,32 +203,14 @@ stages:
 #[tokio::test]
 async fn skip_lets_dependents_run_and_is_refused_where_it_does_not_apply() {
     let scratch = tempfile::tempdir().expect("scratch");
-    let wf = r#"
-name: shop
-params: { dir: "" }
-stages:
-  warm:
-    agent: exec
-    spec: { command: [sh, -c, "echo ran >> first.log"], workdir: "${dir}" }
-  broken:
-    agent: exec
-    after: [warm]
-    spec: { command: [./missing.sh], workdir: "${dir}" }
-  after:
-    agent: exec
-    after: [broken]
-    spec: { command: [sh, -c, "echo ran >> last.log"], workdir: "${dir}" }
-"#;
-    let t = spawn(&[("shop.yaml", wf), ("groups.yaml", common::GROUPS)], &[]).await;
-    let body = json!({ "group": "shop", "params": { "dir": scratch.path() } }).to_string();
-    let id = t.create(&body).await;
+    let (t, id) = run_in(scratch.path(), FIXABLE).await;
     t.wait_state(&id, "failed").await;
 
     for (path, body, want) in [
-        ("broken/skip", "{}", 400),
-        ("broken/skip", r#"{"reason": "  "}"#, 400),
-        ("broken/skip", "not json", 400),
-        ("warm/skip", r#"{"reason": "x"}"#, 409),
+        ("fixed/skip", "{}", 400),
+        ("fixed/skip", r#"{"reason": "  "}"#, 400),
+        ("fixed/skip", "not json", 400),
+        ("first/skip", r#"{"reason": "x"}"#, 409),
         ("ghost/skip", r#"{"reason": "x"}"#, 404),
     ] {
         let (status, answer) = t
@@ -233,20 +225,20 @@ stages:
 
     let (status, body) = t
         .post(
-            &format!("/api/v1/runs/{id}/stages/broken/skip"),
+            &format!("/api/v1/runs/{id}/stages/fixed/skip"),
             r#"{"reason": "done by hand in the console"}"#,
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let done = t.wait_state(&id, "succeeded").await;
-    let broken = stage(&done, "broken");
-    assert_eq!(broken["state"], "skipped");
-    assert_eq!(broken["skipped_by"], "api:local");
+    let fixed = stage(&done, "fixed");
+    assert_eq!(fixed["state"], "skipped");
+    assert_eq!(fixed["skipped_by"], "api:local");
     assert_eq!(
-        broken["message"],
+        fixed["message"],
         "skipped by api:local: done by hand in the console"
     );
-    assert_eq!(stage(&done, "after")["state"], "succeeded");
+    assert_eq!(stage(&done, "last")["state"], "succeeded");
     assert_eq!(lines(scratch.path(), "first.log"), 1);
     assert_eq!(lines(scratch.path(), "last.log"), 1);
     t.shutdown().await;
@@ -286,22 +278,8 @@ async fn four_eyes_refuses_the_requester_and_one_person_twice() {
     let id = t.create(r#"{"group": "shop"}"#).await;
     let run = t.wait_state(&id, "awaiting_approval").await;
     assert_eq!(stage(&run, "dial")["approvals_needed"], 2);
-    let approve = |token: &'static str| {
-        let t = &t;
-        let url = t.url(&format!("/api/v1/runs/{id}/approve"));
-        async move {
-            let resp = t
-                .client
-                .post(url)
-                .bearer_auth(token)
-                .body("{}")
-                .send()
-                .await
-                .expect("approve");
-            let status = resp.status().as_u16();
-            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
+    let path = format!("/api/v1/runs/{id}/approve");
+    let approve = async |token: &str| t.post_as(token, &path, &json!({})).await;
     let (status, body) = approve("alice-token-0123456789").await;
     assert_eq!(status, 403, "the requester: {body}");
     assert!(
@@ -358,15 +336,8 @@ fn cli(dir: &Path, port: u16, args: &[&str]) -> (i32, String, String) {
 /// The run once it has ended, read with the service's token.
 async fn finished(client: &reqwest::Client, base: &str, id: &str) -> Value {
     common::until("the run to end", Duration::from_secs(30), async || {
-        let run: Value = client
-            .get(format!("{base}/api/v1/runs/{id}"))
-            .bearer_auth("ops-token-0123456789")
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let url = format!("{base}/api/v1/runs/{id}");
+        let run = common::get_json(client, &url, Some("ops-token-0123456789")).await?;
         run["finished_at"].is_string().then_some(run)
     })
     .await
@@ -464,21 +435,8 @@ async fn the_preflight_refuses_a_run_no_live_agent_can_serve() {
     let mut cluster = common::cluster::Cluster::new(&brokers, &db, &[("one", 0)]);
     let (_serve, base) = cluster.serve("serve").await;
     let client = cluster.client.clone();
-    let post = |body: Value| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let resp = client
-                .post(format!("{base}/api/v1/runs"))
-                .json(&body)
-                .send()
-                .await
-                .expect("create");
-            let status = resp.status().as_u16();
-            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-
+    let runs = format!("{base}/api/v1/runs");
+    let post = async |body: Value| common::post_json(&client, &runs, None, &body).await;
     let (status, body) = post(json!({ "group": "shop" })).await;
     assert_eq!(status, 409, "{body}");
     let error = body["error"].as_str().unwrap_or("");
@@ -508,14 +466,8 @@ async fn the_preflight_refuses_a_run_no_live_agent_can_serve() {
         "the agent's heartbeat",
         Duration::from_secs(30),
         async || {
-            let listed: Value = client
-                .get(format!("{base}/api/v1/agents"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let url = format!("{base}/api/v1/agents");
+            let listed = common::get_json(&client, &url, None).await?;
             let live = listed["agents"]
                 .as_array()?
                 .iter()

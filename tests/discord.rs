@@ -112,6 +112,25 @@ async fn answer(standin: &DiscordStandIn, token: &str) -> String {
         .await
 }
 
+/// The run id an answer names.
+fn run_id_in(text: &str) -> String {
+    text.split('`')
+        .find(|w| w.len() == 36)
+        .expect("a run id")
+        .to_string()
+}
+
+/// The first incident thread opened in the group's channel.
+async fn incident_thread(standin: &DiscordStandIn) -> Call {
+    standin
+        .until("the incident thread", |s| {
+            s.calls_to("POST", "/channels/5000/threads")
+                .first()
+                .cloned()
+        })
+        .await
+}
+
 fn card_calls(standin: &DiscordStandIn, thread: &str) -> Vec<Call> {
     standin
         .calls()
@@ -192,20 +211,10 @@ async fn dr_failover_runs_into_an_incident_thread_with_its_card() {
         started.contains("<@77> started failover of `shop`"),
         "{started}"
     );
-    let id = started
-        .split('`')
-        .find(|w| w.len() == 36)
-        .expect("a run id")
-        .to_string();
+    let id = run_id_in(&started);
 
     // A thread in the group's channel, with the requester and the owner in it.
-    let thread = standin
-        .until("the incident thread", |s| {
-            s.calls_to("POST", "/channels/5000/threads")
-                .first()
-                .cloned()
-        })
-        .await;
+    let thread = incident_thread(&standin).await;
     assert!(
         thread.body["name"]
             .as_str()
@@ -319,13 +328,7 @@ async fn discords_rate_limit_headers_and_429s_are_honoured() {
     .await;
     let t = app_with(&standin, &SHOP.replace("approval: required", "")).await;
     t.create(r#"{"group": "shop"}"#).await;
-    let thread = standin
-        .until("the incident thread", |s| {
-            s.calls_to("POST", "/channels/5000/threads")
-                .first()
-                .cloned()
-        })
-        .await;
+    let thread = incident_thread(&standin).await;
     // Every post to the thread waits for its bucket to refill.
     let posts = standin
         .until("the summary", |s| {
@@ -408,11 +411,7 @@ async fn without_a_public_key_interactions_come_over_the_gateway() {
         started.contains("<@77> started failover of `shop`"),
         "{started}"
     );
-    let id = started
-        .split('`')
-        .find(|w| w.len() == 36)
-        .expect("a run id")
-        .to_string();
+    let id = run_id_in(&started);
     t.wait_state(&id, "succeeded").await;
     t.shutdown().await;
 }
@@ -545,18 +544,8 @@ stages:
     )
     .await;
     let started = answer(&standin, "tok-start").await;
-    let id = started
-        .split('`')
-        .find(|w| w.len() == 36)
-        .expect("a run id")
-        .to_string();
-    let thread = standin
-        .until("the incident thread", |s| {
-            s.calls_to("POST", "/channels/5000/threads")
-                .first()
-                .cloned()
-        })
-        .await;
+    let id = run_id_in(&started);
+    let thread = incident_thread(&standin).await;
     let thread_id = thread.id.as_str();
     let card = standin
         .until("Retry now on the card", |s| {

@@ -636,14 +636,8 @@ async fn a_killed_service_edits_the_same_card_after_restart_and_posts_nothing_tw
         "the run to succeed after the restart",
         Duration::from_secs(60),
         async || {
-            let run: Value = client
-                .get(format!("{base}/api/v1/runs/{id}"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let url = format!("{base}/api/v1/runs/{id}");
+            let run = common::get_json(&client, &url, None).await?;
             (run["state"] == "succeeded").then_some(())
         },
     )
@@ -1014,15 +1008,8 @@ groups:
     )
     .await;
     let api_approve = async |token: &str, id: &str| {
-        let resp = t
-            .client
-            .post(t.url(&format!("/api/v1/runs/{id}/approve")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("approve");
-        let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        let path = format!("/api/v1/runs/{id}/approve");
+        t.post_as(token, &path, &serde_json::json!({})).await
     };
 
     let started = ask(&t, &standin, "U2", "failover shop").await;

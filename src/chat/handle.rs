@@ -230,18 +230,9 @@ async fn decide_on(
     decision: Decision,
 ) -> anyhow::Result<Reply> {
     let o = &cx.orchestrator;
-    let Some(run) = o.run(id).await? else {
-        return Ok(Reply::ephemeral(format!("Run `{id}` not found.")));
-    };
-    let Some(group) = cx.catalog().groups.get(&run.group) else {
-        return Ok(Reply::ephemeral(format!(
-            "Run `{id}` belongs to group `{}`, which the workflows no longer define.",
-            run.group
-        )));
-    };
-    let allowed = match access::check(cx, who, group, &format!("{word} {id}"), Some(id)).await {
-        Ok(a) => a,
-        Err(refusal) => return Ok(Reply::ephemeral(refusal)),
+    let allowed = match permitted(cx, who, id, &format!("{word} {id}")).await? {
+        Ok((_, allowed)) => allowed,
+        Err(refusal) => return Ok(refusal),
     };
     let actor = &allowed.actor;
     let did = done_words(&decision);
@@ -310,25 +301,39 @@ pub async fn press(
     }
 }
 
+/// Run `id`, once its group allows `who` to make `request` of it; or the answer saying
+/// why not.
+async fn permitted(
+    cx: &ChatContext,
+    who: &Requester,
+    id: RunId,
+    request: &str,
+) -> anyhow::Result<Result<(Run, access::Allowed), Reply>> {
+    let Some(run) = cx.orchestrator.run(id).await? else {
+        return Ok(Err(Reply::ephemeral(format!("Run `{id}` not found."))));
+    };
+    let Some(group) = cx.catalog().groups.get(&run.group) else {
+        return Ok(Err(Reply::ephemeral(format!(
+            "Run `{id}` belongs to group `{}`, which the workflows no longer define.",
+            run.group
+        ))));
+    };
+    Ok(
+        match access::check(cx, who, group, request, Some(id)).await {
+            Ok(allowed) => Ok((run, allowed)),
+            Err(refusal) => Err(Reply::ephemeral(refusal)),
+        },
+    )
+}
+
 /// A Skip press asks first: skipping lets the stage's dependents run without it, so the
 /// person confirms by saying why, with the command the answer gives them.
 async fn confirm_skip(cx: &ChatContext, who: &Requester, id: RunId, stage: &str) -> Reply {
-    let run = match cx.orchestrator.run(id).await {
-        Ok(Some(run)) => run,
-        Ok(None) => return Reply::ephemeral(format!("Run `{id}` not found.")),
+    let run = match permitted(cx, who, id, &format!("skip {id} {stage}")).await {
+        Ok(Ok((run, _))) => run,
+        Ok(Err(refusal)) => return refusal,
         Err(e) => return Reply::ephemeral(format!("Lifeboat could not do that: {e}")),
     };
-    let Some(group) = cx.catalog().groups.get(&run.group) else {
-        return Reply::ephemeral(format!(
-            "Run `{id}` belongs to group `{}`, which the workflows no longer define.",
-            run.group
-        ));
-    };
-    if let Err(refusal) =
-        access::check(cx, who, group, &format!("skip {id} {stage}"), Some(id)).await
-    {
-        return Reply::ephemeral(refusal);
-    }
     let dependents: Vec<String> = match run.stage_index(stage) {
         Some(i) => run
             .plan

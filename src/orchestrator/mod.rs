@@ -365,12 +365,7 @@ impl Orchestrator {
             actor: actor.clone(),
             message,
         };
-        self.ask(|reply| Command::Reopen {
-            run: id,
-            input,
-            reply,
-        })
-        .await
+        self.reopen(id, input).await
     }
 
     /// How the run's workflow, as the catalog has it now, differs from the plan the run
@@ -442,12 +437,7 @@ impl Orchestrator {
             stage,
             reason,
         };
-        self.ask(|reply| Command::Reopen {
-            run: id,
-            input,
-            reply,
-        })
-        .await
+        self.reopen(id, input).await
     }
 
     pub async fn reject(
@@ -480,6 +470,12 @@ impl Orchestrator {
             },
         )
         .await
+    }
+
+    /// Applies an input that may bring a finished run back (resume, skip).
+    async fn reopen(&self, run: RunId, input: Input) -> Result<Run, CommandError> {
+        self.ask(|reply| Command::Reopen { run, input, reply })
+            .await
     }
 
     async fn apply(&self, run: RunId, input: Input) -> Result<Run, CommandError> {

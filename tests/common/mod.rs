@@ -102,6 +102,11 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// A POST as the holder of `token`, not the app's first token.
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        post_json(&self.client, &self.url(path), Some(token), body).await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let resp = self
             .auth(self.client.get(self.url(path)))
@@ -275,6 +280,32 @@ pub fn put_fix(dir: &Path) {
     let fix = dir.join("fix.sh");
     std::fs::write(&fix, "#!/bin/sh\necho fixed >> fixed.log\n").expect("write fix.sh");
     std::fs::set_permissions(&fix, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// POSTs `body` to `url`, with `token` if one is given: the status and the JSON answer.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut req = client.post(url).json(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.expect("a request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// GETs `url`, with `token` if one is given: the JSON answer, if one came (for polling a
+/// service that may be starting).
+pub async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
+    let mut req = client.get(url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.ok()?.json().await.ok()
 }
 
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
