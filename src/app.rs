@@ -30,7 +30,7 @@ use crate::config::{AlertSettings, Settings};
 use crate::metrics::Metrics;
 use crate::orchestrator::{self, Engine, Orchestrator, OverheadLog};
 use crate::semaphore::Semaphore;
-use crate::store::Store;
+use crate::store::{Holder, Store, StoreLock};
 use crate::workflow::{Catalog, Diagnostic, targets};
 
 /// Workflows that fail validation: nothing starts.
@@ -57,6 +57,8 @@ pub struct App {
     /// Slack's Socket Mode connection and Discord's gateway, closed before the rest stops.
     connections: Vec<(CancellationToken, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
+    /// This embedded process's hold on its SQLite store, let go when the app is dropped.
+    store_lock: Option<StoreLock>,
 }
 
 pub struct Options {
@@ -69,6 +71,12 @@ pub struct Options {
     /// Workflows already loaded (the benchmark writes its own); otherwise they are read
     /// from the settings' directory and checked against `registry`.
     pub catalog: Option<Arc<Catalog>>,
+    /// Where this process's HTTP API answers, for the message a second process on the same
+    /// store shows.
+    pub serving: Option<std::net::SocketAddr>,
+    /// Record how long in-process agents take to check each request against the store
+    /// (the benchmark).
+    pub work_checks: Option<OverheadLog>,
 }
 
 impl Default for Options {
@@ -78,14 +86,26 @@ impl Default for Options {
             clock: Clock::system(),
             registry: Registry::builtin(),
             catalog: None,
+            serving: None,
+            work_checks: None,
         }
     }
 }
 
-/// This process's name in leases, progress and logs: `role:host:pid`.
+/// This process's name in leases, progress and logs: `role:host:pid:nonce`. Containers
+/// repeat hostnames and pids (every one may be pid 1), and a lease held under a name that
+/// another live process also answers to could be renewed or released by the wrong one: the
+/// random nonce keeps each process's name its own.
 pub fn instance_name(role: &str) -> String {
     let host = crate::agents::heartbeat::host();
-    format!("{role}:{host}:{}", std::process::id())
+    instance_name_on(role, &host, std::process::id())
+}
+
+/// The name of a process with this role, host and pid.
+pub fn instance_name_on(role: &str, host: &str, pid: u32) -> String {
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    let nonce = &random[random.len() - 8..];
+    format!("{role}:{host}:{pid}:{nonce}")
 }
 
 /// Keeps a Socket Mode connection to Slack until `stop`, connecting again after a failure:
@@ -139,6 +159,19 @@ pub fn load_catalog(settings: &Settings, registry: &Registry) -> Result<Catalog,
 impl App {
     pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<App> {
         crate::tls::install_crypto_provider();
+        // With Kafka, agents are `lifeboat agent` processes; without, they live here.
+        let kafka = settings.kafka();
+        let embedded = kafka.is_none();
+        // Taken before anything touches the store: a second process changes nothing.
+        let store_lock = if embedded {
+            let holder = Holder::this_process(
+                crate::agents::heartbeat::host(),
+                options.serving.map(|a| a.to_string()),
+            );
+            StoreLock::take(settings.database_url.expose(), &holder)?
+        } else {
+            None
+        };
         let catalog = match options.catalog {
             Some(c) => c,
             None => Arc::new(load_catalog(settings, &options.registry)?),
@@ -148,9 +181,6 @@ impl App {
         let store = Store::connect(settings.database_url.expose())
             .await?
             .with_clock(clock.clone());
-        // With Kafka, agents are `lifeboat agent` processes; without, they live here.
-        let kafka = settings.kafka();
-        let embedded = kafka.is_none();
         let bus: Arc<dyn Bus> = match kafka {
             Some(k) => {
                 Arc::new(KafkaBus::connect(k, &bus::kafka::topics(&registry.kinds())).await?)
@@ -170,8 +200,8 @@ impl App {
         // expiries found by this process's sweep.
         let sink = orchestrator.clone();
         let semaphore = Semaphore::new(store.clone(), Some(Arc::new(move |o| sink.outcome(o))));
-        if embedded {
-            // Only this process holds leases on the embedded store: the previous
+        if store_lock.is_some() {
+            // Only this process holds leases on a store it has locked: the previous
             // incarnation's leases are expired now rather than after their TTL.
             let expired = semaphore
                 .expire(Some("embedded:"))
@@ -188,7 +218,9 @@ impl App {
         let mut tasks = Vec::new();
         // Agents subscribe first so that recovery's re-sent work finds them.
         if embedded {
-            let runtime = Runtime::new(bus.clone(), semaphore.clone(), instance.clone());
+            let runtime = Runtime::new(bus.clone(), semaphore.clone(), instance.clone())
+                .with_metrics(metrics.clone())
+                .with_check_log(options.work_checks.clone());
             let env = registry.env(catalog.targets.clone());
             for agent in registry.build(&[], &env)? {
                 tasks.push(runtime.spawn(agent).await?);
@@ -339,6 +371,7 @@ impl App {
             alert_settings: Arc::new(settings.alerts.clone()),
             connections,
             tasks,
+            store_lock,
         })
     }
 
@@ -360,7 +393,18 @@ impl App {
             let _ = t.await;
         }
         self.store.close().await;
+        drop(self.store_lock);
     }
+}
+
+/// How `lifeboat agent` runs.
+pub struct AgentOptions {
+    /// Agent kinds to run; empty: all.
+    pub kinds: Vec<String>,
+    /// How long running work may take to finish after a stop before it is released.
+    pub grace: std::time::Duration,
+    /// Where to serve `/metrics` and `/healthz`; none: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `lifeboat agent`: the named agent kinds on the Kafka bus, taking leases in the shared
@@ -368,10 +412,10 @@ impl App {
 /// released before returning.
 pub async fn run_agents(
     settings: &Settings,
-    kinds: &[String],
-    grace: std::time::Duration,
+    options: &AgentOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let (kinds, grace) = (&options.kinds, options.grace);
     let kafka = settings
         .kafka()
         .ok_or_else(|| anyhow::anyhow!("lifeboat agent needs LIFEBOAT_KAFKA_BROKERS: in-process agents run inside `lifeboat serve`"))?;
@@ -395,12 +439,18 @@ pub async fn run_agents(
     let agents = registry.build(&kinds, &env)?;
     let store = Store::connect(settings.database_url.expose()).await?;
     let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(kafka, &bus::kafka::topics(&kinds)).await?);
+    let metrics = Arc::new(Metrics::new());
     let mut runtime = Runtime::new(
         bus,
         Semaphore::new(store.clone(), None),
         instance_name("agent"),
-    );
+    )
+    .with_metrics(metrics.clone());
     runtime.grace = grace;
+    let exporter = match options.metrics_listen {
+        Some(addr) => Some(crate::metrics::serve_observed(addr, metrics).await?),
+        None => None,
+    };
     let mut consumers = Vec::new();
     for agent in agents {
         consumers.push(runtime.spawn(agent).await?);
@@ -414,6 +464,9 @@ pub async fn run_agents(
     let _ = heartbeat.await;
     for c in consumers {
         c.abort();
+    }
+    if let Some(exporter) = exporter {
+        exporter.abort();
     }
     store.close().await;
     Ok(())

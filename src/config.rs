@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::bus::kafka_config::{Security, SecurityVars, check_properties};
 use crate::secret::{DatabaseUrl, ExposeSecret, SecretString};
 
 #[derive(Clone, Debug)]
@@ -21,6 +22,10 @@ pub struct Settings {
     pub kafka_replication: i32,
     pub kafka_fetch_wait_ms: u32,
     pub kafka_namespace: Option<String>,
+    /// `LIFEBOAT_KAFKA_SECURITY_PROTOCOL`, `LIFEBOAT_KAFKA_SASL_*`, `LIFEBOAT_KAFKA_SSL_*`.
+    pub kafka_security: Security,
+    /// `kafka_properties` in the settings file: other librdkafka properties, no secrets.
+    pub kafka_properties: Vec<(String, String)>,
     pub workflows: PathBuf,
     /// From `LIFEBOAT_API_TOKENS`.
     pub api_tokens: Vec<ApiToken>,
@@ -119,6 +124,7 @@ struct File {
     listen: Option<String>,
     database_url: Option<String>,
     kafka_brokers: Option<String>,
+    kafka_properties: Option<indexmap::IndexMap<String, serde_json::Value>>,
     workflows: Option<PathBuf>,
 }
 
@@ -166,6 +172,22 @@ impl Settings {
                 5,
             )?,
             kafka_namespace: env("LIFEBOAT_KAFKA_NAMESPACE"),
+            kafka_security: Security::from_vars(SecurityVars {
+                protocol: env("LIFEBOAT_KAFKA_SECURITY_PROTOCOL"),
+                mechanism: env("LIFEBOAT_KAFKA_SASL_MECHANISM"),
+                username: env("LIFEBOAT_KAFKA_SASL_USERNAME"),
+                password: env("LIFEBOAT_KAFKA_SASL_PASSWORD"),
+                ca: env("LIFEBOAT_KAFKA_SSL_CA_LOCATION"),
+                certificate: env("LIFEBOAT_KAFKA_SSL_CERTIFICATE_LOCATION"),
+                key: env("LIFEBOAT_KAFKA_SSL_KEY_LOCATION"),
+            })?,
+            kafka_properties: check_properties(
+                &path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                file.kafka_properties.unwrap_or_default(),
+            )?,
             workflows: env("LIFEBOAT_WORKFLOWS")
                 .map(PathBuf::from)
                 .or(file.workflows)
@@ -263,6 +285,8 @@ impl Settings {
             kafka_replication: 1,
             kafka_fetch_wait_ms: 5,
             kafka_namespace: None,
+            kafka_security: Security::default(),
+            kafka_properties: Vec::new(),
             workflows,
             api_tokens: Vec::new(),
             slack: None,
@@ -281,6 +305,8 @@ impl Settings {
                 replication: self.kafka_replication,
                 fetch_wait_ms: self.kafka_fetch_wait_ms,
                 namespace: self.kafka_namespace.clone(),
+                security: self.kafka_security.clone(),
+                properties: self.kafka_properties.clone(),
             })
     }
 }

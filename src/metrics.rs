@@ -36,6 +36,12 @@ struct AgentLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabel {
+    agent: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RecoveryLabel {
     group: String,
     action: String,
@@ -57,6 +63,7 @@ pub struct Metrics {
     retries: Family<AgentLabel, Counter>,
     overhead_seconds: Histogram,
     recovery_seconds: Family<RecoveryLabel, Histogram, fn() -> Histogram>,
+    work_refused: Family<RefusedLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -91,6 +98,12 @@ impl Metrics {
             "Alerts received, by source, route and what they did (`repeat` for re-sends)",
             alerts.clone(),
         );
+        let work_refused = Family::<RefusedLabel, Counter>::default();
+        registry.register(
+            "work_refused",
+            "Work requests an agent refused because the store does not hold them as sent",
+            work_refused.clone(),
+        );
         registry.register("runs", "Runs by state", runs.clone());
         registry.register("stages", "Stages by state", stages.clone());
         registry.register(
@@ -117,7 +130,26 @@ impl Metrics {
             retries,
             overhead_seconds,
             recovery_seconds,
+            work_refused,
         }
+    }
+
+    /// Counts a work request an agent refused.
+    pub fn work_refused(&self, agent: &str, reason: &str) {
+        self.work_refused
+            .get_or_create(&RefusedLabel {
+                agent: agent.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of what this process observed itself: for agent
+    /// processes, which have no store counts to add.
+    pub fn render_observed(&self) -> anyhow::Result<String> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 
     /// Counts an alert filed: a re-send as decision `repeat`.
@@ -196,8 +228,42 @@ impl Metrics {
                 })
                 .set(n);
         }
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        self.render_observed()
     }
+}
+
+/// Serves `/metrics` (what this process observed) and `/healthz` on `addr`: the exporter of
+/// an agent process, which has no API of its own.
+pub async fn serve_observed(
+    addr: std::net::SocketAddr,
+    metrics: std::sync::Arc<Metrics>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(async move || match metrics.render_observed() {
+                Ok(text) => (
+                    StatusCode::OK,
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+                    .into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            }),
+        )
+        .route("/healthz", axum::routing::get(async || "ok"));
+    tracing::info!(listen = %addr, "Serving agent metrics.");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "The metrics server stopped.");
+        }
+    }))
 }

@@ -35,6 +35,11 @@ impl Semaphore {
         Semaphore { store, sink }
     }
 
+    /// The store the leases live in, which also holds the work they are for.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The store's clock, by which leases are timed.
     pub fn clock(&self) -> &Clock {
         self.store.clock()

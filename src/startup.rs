@@ -32,6 +32,10 @@ impl Service {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
+        let options = Options {
+            serving: Some(addr),
+            ..options
+        };
         let app = App::start(settings, options).await?;
         let router = http::router(http::AppState::new(&app, settings.api_tokens.clone()));
         let stop = CancellationToken::new();

@@ -39,6 +39,12 @@ async fn bench_runs_twice_on_one_database() {
             production["stage_overhead_ms"]["samples"], 100,
             "round {round}: {report:#}"
         );
+        // Every work request is checked against the store before it runs: in phase one,
+        // at least one check per stage of the 100 two-stage chains.
+        for deployment in [&report[0], production] {
+            let checks = deployment["work_check_ms"]["samples"].as_u64().unwrap_or(0);
+            assert!(checks >= 200, "round {round}: {report:#}");
+        }
     }
     common::drop_postgres(&name).await;
 }

@@ -24,10 +24,10 @@ use serde_json::Value;
 
 fn moto() -> Option<String> {
     for var in ["LIFEBOAT_TEST_AWS_URL", "LIFEBOAT_TEST_S3_URL"] {
-        if let Ok(url) = std::env::var(var) {
-            if !url.is_empty() {
-                return Some(url);
-            }
+        if let Ok(url) = std::env::var(var)
+            && !url.is_empty()
+        {
+            return Some(url);
         }
     }
     common::required(
@@ -115,13 +115,13 @@ impl Served {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut last = Value::Null;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(r) = self.client.get(&url).send().await {
-                if let Ok(run) = r.json::<Value>().await {
-                    if run["finished_at"].is_string() {
-                        return run;
-                    }
-                    last = run;
+            if let Ok(r) = self.client.get(&url).send().await
+                && let Ok(run) = r.json::<Value>().await
+            {
+                if run["finished_at"].is_string() {
+                    return run;
                 }
+                last = run;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -203,11 +203,10 @@ async fn hpa_patch(
     if let Some(w) = c
         .workloads
         .get_mut(&("deployments".into(), ns.clone(), target))
+        && w.replicas < min
     {
-        if w.replicas < min {
-            w.replicas = min;
-            w.generation += 1;
-        }
+        w.replicas = min;
+        w.generation += 1;
     }
     axum::Json(shown).into_response()
 }

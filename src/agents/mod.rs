@@ -7,6 +7,7 @@
 //! and dial hand their work to the provider that `targets.yaml` names for the target
 //! (`providers`). A stage's approval gate is not an agent: the orchestrator holds it.
 
+pub(crate) mod admission;
 mod agent;
 mod capacity;
 mod database;
@@ -19,6 +20,8 @@ mod noop;
 pub mod providers;
 mod registry;
 pub(crate) mod runtime;
+#[cfg(test)]
+mod runtime_tests;
 mod wait;
 mod work;
 

@@ -12,11 +12,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admission::{self, MAX_REQUEST_BYTES, Reason, Refused, Verdict};
 use super::registry::Runner;
 use super::work::{Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
 use crate::clock::Clock;
-use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Report};
+use crate::domain::{
+    Acquire, Actor, Audit, EventKind, LeaseOutcome, LeaseRequest, OutcomeKind, Report, RunId,
+};
+use crate::metrics::Metrics;
 use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
 use crate::store::Release;
 
@@ -56,7 +60,18 @@ pub struct Runtime {
     holding: Arc<Mutex<HashSet<String>>>,
     /// The kinds of work this process takes, as its heartbeat announces them.
     kinds: Arc<Mutex<Vec<String>>>,
+    /// Where refused requests are counted.
+    metrics: Arc<Metrics>,
+    /// Refusals already in a run's audit: (run, stage, attempt, reason).
+    refusals_noted: Arc<Mutex<HashSet<RefusalKey>>>,
+    /// Where the time each check against the store took goes, in µs (the benchmark).
+    check_log: Option<Arc<Mutex<Vec<u32>>>>,
 }
+
+type RefusalKey = (RunId, String, u32, Reason);
+
+/// Refusals remembered for the audit before the memory starts again.
+const MAX_REFUSALS_NOTED: usize = 4096;
 
 impl Runtime {
     pub fn new(bus: Arc<dyn Bus>, semaphore: Semaphore, instance: String) -> Self {
@@ -71,7 +86,22 @@ impl Runtime {
             grace_ends: Arc::new(OnceLock::new()),
             holding: Arc::default(),
             kinds: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            refusals_noted: Arc::default(),
+            check_log: None,
         }
+    }
+
+    /// Records how long each check of a request against the store takes, in µs.
+    pub fn with_check_log(mut self, log: Option<Arc<Mutex<Vec<u32>>>>) -> Self {
+        self.check_log = log;
+        self
+    }
+
+    /// Counts refusals in `metrics` (the service's own, where it has one).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The kinds of work this process consumes.
@@ -132,27 +162,28 @@ impl Runtime {
                     _ = rt.shutdown.cancelled() => break,
                     m = sub.next() => match m { Some(m) => m, None => break },
                 };
-                match serde_json::from_slice::<WorkRequest>(&msg.payload) {
+                let kind = agent.kind();
+                match rt.read(kind, &msg) {
                     // On a bus that keeps offsets, the lease is claimed before the message
                     // is committed; otherwise claiming in the task keeps consumption parallel.
-                    Ok(req) if rt.bus.keeps_offsets() => {
-                        if let Some(claim) = rt.claim(&req).await {
+                    Some(claimed) if rt.bus.keeps_offsets() => {
+                        if let Some((req, claim)) = rt.claim(kind, &msg.topic, claimed).await {
                             let (rt2, agent) = (rt.clone(), agent.clone());
                             rt.tracker
                                 .spawn(async move { rt2.handle(agent, req, claim).await });
                         }
                     }
-                    Ok(req) => {
+                    Some(claimed) => {
                         let (rt2, agent) = (rt.clone(), agent.clone());
+                        let topic = msg.topic.clone();
                         rt.tracker.spawn(async move {
-                            if let Some(claim) = rt2.claim(&req).await {
+                            let kind = agent.kind();
+                            if let Some((req, claim)) = rt2.claim(kind, &topic, claimed).await {
                                 rt2.handle(agent, req, claim).await;
                             }
                         });
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, topic = %msg.topic, "Dropping a malformed work request.")
-                    }
+                    None => {}
                 }
                 if let Err(e) = sub.commit().await {
                     tracing::warn!(error = %e, "Could not commit the work topic offset.");
@@ -198,36 +229,197 @@ impl Runtime {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))
     }
 
+    /// The request in a message, unless it is too large or not a work request: those are
+    /// refused unread.
+    fn read(&self, kind: &str, msg: &bus::Message) -> Option<WorkRequest> {
+        let refused =
+            |reason, detail| self.refused(kind, &msg.topic, None, &Refused { reason, detail });
+        if msg.payload.len() > MAX_REQUEST_BYTES {
+            refused(
+                Reason::Oversized,
+                format!(
+                    "{} bytes, over the {MAX_REQUEST_BYTES}-byte limit",
+                    msg.payload.len()
+                ),
+            );
+            return None;
+        }
+        match serde_json::from_slice::<WorkRequest>(&msg.payload) {
+            Ok(req) => Some(req),
+            Err(e) => {
+                refused(Reason::Malformed, format!("not a work request: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Checks a request against the store. `Ok(None)`: nothing to run (it ended, or it was
+    /// refused and that is told); `Ok(Some)`: the attempt as stored, which is what runs.
+    async fn admit(
+        &self,
+        kind: &str,
+        topic: &str,
+        claimed: &WorkRequest,
+    ) -> anyhow::Result<Option<WorkRequest>> {
+        let asked = Instant::now();
+        let stored = tokio::time::timeout(
+            STORE_CALL_LIMIT,
+            self.semaphore
+                .store()
+                .stored_work(claimed.run_id, &claimed.stage, &claimed.id),
+        )
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))?;
+        let verdict = admission::judge(claimed, kind, stored);
+        if let Some(log) = &self.check_log {
+            let took = u32::try_from(asked.elapsed().as_micros()).unwrap_or(u32::MAX);
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(took);
+        }
+        Ok(match verdict {
+            Verdict::Admit(req) => Some(req),
+            Verdict::Ended => {
+                tracing::debug!(request = %claimed.id, "Skipping work: it has ended.");
+                None
+            }
+            Verdict::Refuse(why) => {
+                self.refused(kind, topic, Some(claimed), &why);
+                if why.reason != Reason::UnknownRun {
+                    self.note_refusal(kind, topic, claimed, &why).await;
+                }
+                None
+            }
+        })
+    }
+
+    /// Says that a request was refused: in the log and in the metric.
+    fn refused(&self, kind: &str, topic: &str, claimed: Option<&WorkRequest>, why: &Refused) {
+        let (run, stage, agent, attempt) = match claimed {
+            Some(c) => (
+                c.run_id.to_string(),
+                c.stage.as_str(),
+                c.agent.as_str(),
+                c.attempt,
+            ),
+            None => (String::new(), "", "", 0),
+        };
+        tracing::warn!(
+            topic,
+            run,
+            stage,
+            agent,
+            attempt,
+            reason = why.reason.as_str(),
+            "Refused a work request, and ran nothing: {}",
+            why.detail
+        );
+        self.metrics.work_refused(kind, why.reason.as_str());
+    }
+
+    /// Puts a refusal in the audit of the run it claimed, once per attempt and reason: a
+    /// flood of forged messages is told once, not written once each.
+    async fn note_refusal(&self, kind: &str, topic: &str, claimed: &WorkRequest, why: &Refused) {
+        let key = (
+            claimed.run_id,
+            claimed.stage.clone(),
+            claimed.attempt,
+            why.reason,
+        );
+        {
+            let mut noted = self
+                .refusals_noted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if noted.len() >= MAX_REFUSALS_NOTED {
+                noted.clear();
+            }
+            if !noted.insert(key) {
+                return;
+            }
+        }
+        let audit = Audit {
+            at: self.clock.now_ms(),
+            actor: Actor::Agent(self.instance.clone()),
+            kind: EventKind::WorkRefused,
+            stage: (why.reason != Reason::UnknownStage).then(|| claimed.stage.clone()),
+            attempt: Some(claimed.attempt),
+            message: Some(format!(
+                "the {kind} agent refused a request from {topic} and ran nothing: {}",
+                why.detail
+            )),
+        };
+        if let Err(e) = self
+            .semaphore
+            .store()
+            .audit_refused_work(claimed.run_id, audit)
+            .await
+        {
+            tracing::warn!(error = %e, run = %claimed.run_id, "Could not audit a refused work request.");
+        }
+    }
+
     /// The first try for the lease, made before the message is committed: once it returns,
     /// the request is either held in the store, known to be done, or waiting on another
     /// holder. `None`: nothing to do.
-    async fn claim(&self, req: &WorkRequest) -> Option<Claim> {
+    async fn claim(
+        &self,
+        kind: &str,
+        topic: &str,
+        claimed: WorkRequest,
+    ) -> Option<(WorkRequest, Claim)> {
+        let req = match self.admit(kind, topic, &claimed).await {
+            Ok(Some(req)) => req,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, request = %claimed.id, "Could not check a work request against the store; trying again.");
+                return Some((claimed, Claim::Unchecked));
+            }
+        };
         if self.clock.now_ms() >= req.deadline {
             // The orchestrator times the attempt out; also how a replay of old requests ends.
             tracing::debug!(request = %req.id, "Skipping work: past its deadline.");
             return None;
         }
         let asked = Instant::now();
-        match self.acquire(&self.lease_for(req)).await {
+        let claim = match self.acquire(&self.lease_for(&req)).await {
             Ok(Acquire::Acquired) => {
                 self.hold(&req.id);
-                Some(Claim::Held(asked))
+                Claim::Held(asked)
             }
             Ok(Acquire::Ended(kind)) => {
                 tracing::debug!(request = %req.id, outcome = kind.as_str(), "Skipping work: it has ended.");
-                None
+                return None;
             }
             Ok(Acquire::InProgress { holder })
                 if holder != self.instance || self.is_held(&req.id) =>
             {
                 tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
-                None
+                return None;
             }
             // Busy, or held under this process's name by a try whose answer was lost.
-            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Some(Claim::Waiting),
+            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Claim::Waiting,
             Err(e) => {
                 tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
-                Some(Claim::Waiting)
+                Claim::Waiting
+            }
+        };
+        Some((req, claim))
+    }
+
+    /// Checks again, until the store answers, a request that could not be checked when it
+    /// came. `None`: nothing to run (refused, ended, the claimed deadline passed, or a stop).
+    async fn check_later(&self, kind: &str, claimed: WorkRequest) -> Option<WorkRequest> {
+        let topic = bus::work_topic(kind);
+        loop {
+            tokio::time::sleep(BUSY_RETRY).await;
+            // The claimed deadline only ever ends the wait: giving up runs nothing.
+            if self.clock.now_ms() >= claimed.deadline || self.shutdown.is_cancelled() {
+                return None;
+            }
+            match self.admit(kind, &topic, &claimed).await {
+                Ok(found) => return found.filter(|req| self.clock.now_ms() < req.deadline),
+                Err(e) => {
+                    tracing::warn!(error = %e, request = %claimed.id, "Could not check a work request against the store; trying again.")
+                }
             }
         }
     }
@@ -277,6 +469,13 @@ impl Runtime {
     }
 
     async fn handle(&self, agent: Arc<dyn Runner>, req: WorkRequest, claim: Claim) {
+        let (req, claim) = match claim {
+            Claim::Unchecked => match self.check_later(agent.kind(), req).await {
+                Some(req) => (req, Claim::Waiting),
+                None => return,
+            },
+            claim => (req, claim),
+        };
         let cancel = CancellationToken::new();
         let work = Work::new(
             req,
@@ -296,7 +495,7 @@ impl Runtime {
         let lease = self.lease_for(&work.request);
         let since = match claim {
             Claim::Held(since) => since,
-            Claim::Waiting => match self.wait_for_lease(work, &lease).await {
+            Claim::Waiting | Claim::Unchecked => match self.wait_for_lease(work, &lease).await {
                 Some(since) => since,
                 None => return,
             },
@@ -460,6 +659,9 @@ enum Claim {
     Held(Instant),
     /// Another request holds the resource, or the store did not answer: wait and see.
     Waiting,
+    /// The store could not be asked whether the request is one it holds: ask again before
+    /// anything else.
+    Unchecked,
 }
 
 /// Why work stopped before it finished: its lease is no longer its own.

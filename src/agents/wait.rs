@@ -145,7 +145,7 @@ impl Agent for Wait {
                             humantime::format_duration(spec.timeout)
                         )));
                     }
-                    if polls == 1 || polls % 10 == 0 {
+                    if polls == 1 || polls.is_multiple_of(10) {
                         work.say(format!("waiting: {e}")).await;
                     }
                 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::kafka_config::{Security, Watch};
 use super::{Bus, EVENTS_TOPIC, Message, PROGRESS_TOPIC, Subscription, work_topic};
 
 #[derive(Clone, Debug)]
@@ -29,6 +29,10 @@ pub struct KafkaSettings {
     /// A prefix for every topic and consumer group, so that several installations
     /// (staging, production) can share one cluster. None: the names of DESIGN.md.
     pub namespace: Option<String>,
+    /// TLS and SASL.
+    pub security: Security,
+    /// Any other librdkafka property, from `kafka_properties`.
+    pub properties: Vec<(String, String)>,
 }
 
 impl KafkaSettings {
@@ -39,7 +43,25 @@ impl KafkaSettings {
             replication: 1,
             fetch_wait_ms: 5,
             namespace: None,
+            security: Security::default(),
+            properties: Vec::new(),
         }
+    }
+
+    /// A client's configuration: the brokers, how to reach them, and the extra properties.
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        self.security.apply(&mut config);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Where and how, for messages: never a secret.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.brokers, self.security)
     }
 
     /// A topic or group name inside the namespace.
@@ -53,8 +75,13 @@ impl KafkaSettings {
 
 pub struct KafkaBus {
     settings: KafkaSettings,
-    producer: FutureProducer,
+    producer: FutureProducer<Watch>,
+    /// The producer's view of the connection: why the bus is not ready, when it is not.
+    watch: Watch,
 }
+
+/// How long start-up waits for the cluster to answer before it says why it could not.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// Every topic Lifeboat uses, for these agent kinds.
 pub fn topics(agents: &[&str]) -> Vec<String> {
@@ -67,10 +94,11 @@ pub fn topics(agents: &[&str]) -> Vec<String> {
 impl KafkaBus {
     /// Connects, creating any missing topic of `topics`.
     pub async fn connect(settings: KafkaSettings, topics: &[String]) -> anyhow::Result<KafkaBus> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .create()
-            .context("cannot create the Kafka admin client")?;
+        probe(&settings).await?;
+        let admin: AdminClient<Watch> = settings
+            .client()
+            .create_with_context(Watch::default())
+            .with_context(|| format!("cannot set up a Kafka client for {}", settings.describe()))?;
         let names: Vec<String> = topics.iter().map(|t| settings.name(t)).collect();
         let new: Vec<NewTopic> = names
             .iter()
@@ -86,23 +114,65 @@ impl KafkaBus {
         let results = admin
             .create_topics(&new, &opts)
             .await
-            .with_context(|| format!("cannot create topics on {}", settings.brokers))?;
+            .with_context(|| format!("cannot create topics on {}", settings.describe()))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
             }
         }
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
+        let watch = Watch::default();
+        let producer: FutureProducer<Watch> = settings
+            .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Latency over batching: a DR step should leave at once.
             .set("linger.ms", "0")
             .set("message.timeout.ms", "30000")
-            .create()
+            .create_with_context(watch.clone())
             .context("cannot create the Kafka producer")?;
-        Ok(KafkaBus { settings, producer })
+        Ok(KafkaBus {
+            settings,
+            producer,
+            watch,
+        })
+    }
+
+    /// Why the bus last failed, as librdkafka said it.
+    pub fn last_error(&self) -> Option<String> {
+        self.watch.last_error()
+    }
+}
+
+/// Asks the cluster for its metadata, and says why it could not: a refused login or an
+/// untrusted certificate fails the call only by its timeout, and the reason reaches the
+/// client's context when the client is polled.
+async fn probe(settings: &KafkaSettings) -> anyhow::Result<()> {
+    let watch = Watch::default();
+    let client: BaseProducer<Watch> = settings
+        .client()
+        .create_with_context(watch.clone())
+        .with_context(|| format!("cannot set up a Kafka client for {}", settings.describe()))?;
+    let reached = tokio::task::spawn_blocking(move || {
+        let reached = client
+            .client()
+            .fetch_metadata(None, CONNECT_WAIT)
+            .map(|_| ());
+        if reached.is_err() {
+            for _ in 0..5 {
+                client.poll(Duration::from_millis(100));
+            }
+        }
+        reached
+    })
+    .await
+    .context("the Kafka metadata probe failed")?;
+    match reached {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let why = watch.last_error().unwrap_or_else(|| e.to_string());
+            anyhow::bail!("cannot reach Kafka at {}: {why}", settings.describe())
+        }
     }
 }
 
@@ -130,15 +200,16 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.brokers)
+        let consumer: StreamConsumer<Watch> = self
+            .settings
+            .client()
             .set("group.id", self.settings.name(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
-            .create()
+            .create_with_context(Watch::default())
             .context("cannot create a Kafka consumer")?;
         let topic = self.settings.name(topic);
         consumer
@@ -168,7 +239,7 @@ impl Bus for KafkaBus {
 }
 
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Watch>,
     /// The next offset to commit, per partition, for messages handed out so far.
     pending: HashMap<(String, i32), i64>,
 }

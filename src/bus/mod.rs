@@ -2,6 +2,7 @@
 //! `memory` is the embedded deployment's bus; Kafka sits behind the same trait.
 
 pub mod kafka;
+pub mod kafka_config;
 pub mod memory;
 pub mod messages;
 

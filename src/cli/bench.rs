@@ -19,6 +19,7 @@ use crate::app::{App, Options, instance_name};
 use crate::bus::{self, RunEvent};
 use crate::config::Settings;
 use crate::domain::{Actor, EventKind, RunId, RunState};
+use crate::orchestrator::OverheadLog;
 use crate::secret::DatabaseUrl;
 use crate::secret::SecretString;
 use crate::semaphore::Semaphore;
@@ -223,10 +224,12 @@ pub async fn run(
     };
     settings.alerts.alertmanager_token = Some(SecretString::from(bench_alerts::TOKEN));
     let overhead = Arc::new(Mutex::new(Vec::new()));
+    let checks: OverheadLog = Arc::new(Mutex::new(Vec::new()));
     let service = Service::start(
         &settings,
         Options {
             overhead: Some(overhead.clone()),
+            work_checks: Some(checks.clone()),
             catalog: Some(catalog),
             ..Options::default()
         },
@@ -239,7 +242,8 @@ pub async fn run(
         Deployment::Embedded => None,
         Deployment::KafkaPostgres { .. } => {
             let semaphore = Semaphore::new(app.store.clone(), None);
-            let runtime = Runtime::new(app.bus.clone(), semaphore, instance_name("bench-agent"));
+            let runtime = Runtime::new(app.bus.clone(), semaphore, instance_name("bench-agent"))
+                .with_check_log(Some(checks.clone()));
             let registry = Registry::builtin();
             let env = registry.env(app.catalog.targets.clone());
             let mut noop = registry.build(&["noop"], &env)?;
@@ -256,6 +260,7 @@ pub async fn run(
         .lock()
         .map_err(|_| anyhow::anyhow!("lock"))?
         .clear();
+    checks.lock().map_err(|_| anyhow::anyhow!("lock"))?.clear();
 
     // Phase one: one run at a time, so the overhead is the engine's, not a queue's.
     for i in 0..LATENCY_RUNS {
@@ -267,6 +272,8 @@ pub async fn run(
         .map_err(|_| anyhow::anyhow!("lock"))?
         .clone();
     samples.sort_unstable();
+    let mut checked = checks.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+    checked.sort_unstable();
 
     // Phase two: everything at once.
     let started = Instant::now();
@@ -300,6 +307,12 @@ pub async fn run(
             "p50": percentile(&samples, 0.50),
             "p99": percentile(&samples, 0.99),
             "samples": samples.len(),
+        },
+        // Each work request's check against the store, before anything runs (phase one).
+        "work_check_ms": {
+            "p50": percentile(&checked, 0.50),
+            "p99": percentile(&checked, 0.99),
+            "samples": checked.len(),
         },
         "runs_per_s": (concurrent as f64 / elapsed * 10.0).round() / 10.0,
         "concurrent_runs": concurrent,

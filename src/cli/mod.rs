@@ -8,6 +8,7 @@ mod bench_alerts;
 mod control;
 mod demo;
 mod progress;
+mod remote;
 mod routes;
 
 use std::path::PathBuf;
@@ -43,7 +44,11 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The service: HTTP API, orchestrator and, on the in-process bus, the agents.
-    Serve,
+    Serve {
+        /// The store (default: $LIFEBOAT_DATABASE_URL, else sqlite://lifeboat.db).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Agents as their own process, consuming their work topics on Kafka.
     Agent {
         /// Agent kinds to run (default: all).
@@ -53,6 +58,9 @@ enum Command {
         /// for another agent to retry.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// Serve this process's Prometheus metrics (`/metrics`) and `/healthz` here.
+        #[arg(long, env = "LIFEBOAT_AGENT_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Check workflows, groups and routes; exit 1 with file:line:col errors.
     Validate {
@@ -78,6 +86,13 @@ enum Command {
         /// Approve every approval gate without asking.
         #[arg(long)]
         yes: bool,
+        /// Start and follow the run on the service at this URL, through its API, instead of
+        /// in this process (the token is $LIFEBOAT_API_TOKEN).
+        #[arg(long, conflicts_with = "database")]
+        server: Option<String>,
+        /// The store (default: $LIFEBOAT_DATABASE_URL, else sqlite://lifeboat.db).
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Alert routes.
     Routes {
@@ -125,7 +140,7 @@ pub fn main() -> ExitCode {
     crate::tls::install_crypto_provider();
     crate::telemetry::init(matches!(
         cli.command,
-        Command::Serve | Command::Agent { .. }
+        Command::Serve { .. } | Command::Agent { .. }
     ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,7 +164,17 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Serve {
+        database: Some(url),
+    }
+    | Command::Run {
+        database: Some(url),
+        ..
+    } = &cli.command
+    {
+        settings.database_url = crate::secret::DatabaseUrl::new(url.clone());
+    }
     match cli.command {
         Command::Validate { path } => Ok(validate(&path.unwrap_or(settings.workflows))),
         Command::Routes {
@@ -186,9 +211,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => serve(settings).await,
-        Command::Agent { agents, grace } => {
-            crate::app::run_agents(&settings, &agents, grace, shutdown_signal()).await?;
+        Command::Serve { .. } => serve(settings).await,
+        Command::Agent {
+            agents,
+            grace,
+            metrics_listen,
+        } => {
+            let options = crate::app::AgentOptions {
+                kinds: agents,
+                grace,
+                metrics_listen,
+            };
+            crate::app::run_agents(&settings, &options, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -197,6 +231,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             reason,
             yes,
+            server: Some(server),
+            ..
+        } => {
+            remote::run(remote::RemoteRun {
+                server,
+                group,
+                action,
+                dry_run,
+                reason,
+                yes,
+            })
+            .await
+        }
+        Command::Run {
+            group,
+            action,
+            dry_run,
+            reason,
+            yes,
+            ..
         } => {
             let app = App::start(&settings, Options::default()).await?;
             let actor = Actor::terminal();

@@ -1,6 +1,6 @@
 //! What happened to a run, in the words the audit log, the bus and the API use:
 //! `run.created`, `run.<state>`, `stage.<state>`, `approval.requested`, `stage.approved`,
-//! `stage.rejected`, `run.resumed`, `preflight.overridden`.
+//! `stage.rejected`, `run.resumed`, `preflight.overridden`, `work.refused`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +34,9 @@ pub enum EventKind {
     /// `alerts.joined`: more alerts were folded into the run. Sent on the bus for cards to
     /// count them; not a state change, so never in the audit log.
     AlertsJoined,
+    /// `work.refused`: an agent refused a work request for the run that does not match
+    /// what the store holds (a forged or stale message); nothing ran.
+    WorkRefused,
 }
 
 impl EventKind {
@@ -55,6 +58,7 @@ impl fmt::Display for EventKind {
             EventKind::AlertsJoined => f.write_str("alerts.joined"),
             EventKind::RunResumed => f.write_str("run.resumed"),
             EventKind::PreflightOverridden => f.write_str("preflight.overridden"),
+            EventKind::WorkRefused => f.write_str("work.refused"),
         }
     }
 }
@@ -71,6 +75,7 @@ impl FromStr for EventKind {
             "alerts.joined" => EventKind::AlertsJoined,
             "run.resumed" => EventKind::RunResumed,
             "preflight.overridden" => EventKind::PreflightOverridden,
+            "work.refused" => EventKind::WorkRefused,
             _ => {
                 if let Some(state) = s.strip_prefix("run.") {
                     EventKind::Run(state.parse().map_err(|_| unknown())?)
@@ -127,6 +132,9 @@ mod tests {
             EventKind::StageApproved,
             EventKind::StageRejected,
             EventKind::AlertsJoined,
+            EventKind::RunResumed,
+            EventKind::PreflightOverridden,
+            EventKind::WorkRefused,
         ];
         kinds.extend(RunState::ALL.iter().map(|s| EventKind::Run(*s)));
         kinds.extend(StageState::ALL.iter().map(|s| EventKind::Stage(*s)));

@@ -188,16 +188,7 @@ impl Run {
 
     /// The lease key of a stage: its declared resource, or one only it uses.
     pub fn resource(&self, stage: usize) -> String {
-        let resource = self.plan[stage]
-            .resource
-            .clone()
-            .unwrap_or_else(|| format!("stage:{}/{}", self.id, self.plan[stage].name));
-        // A dry run never contends with real work for a resource.
-        if self.dry_run {
-            format!("dry-run:{resource}")
-        } else {
-            resource
-        }
+        resource_key(self.id, &self.plan[stage], self.dry_run)
     }
 
     /// Gates open now: ready, needing approval, not yet approved.
@@ -226,6 +217,20 @@ impl Run {
     /// One run per group, action and dry-run-ness may be active at a time.
     pub fn active_key(&self) -> String {
         active_key(&self.group, self.action, self.dry_run)
+    }
+}
+
+/// The lease key of a planned stage of a run: its declared resource, or one only it uses.
+pub fn resource_key(run: RunId, stage: &PlannedStage, dry_run: bool) -> String {
+    let resource = stage
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("stage:{run}/{}", stage.name));
+    // A dry run never contends with real work for a resource.
+    if dry_run {
+        format!("dry-run:{resource}")
+    } else {
+        resource
     }
 }
 

@@ -6,9 +6,11 @@
 mod agents;
 mod alerts;
 mod chat;
+mod exclusive;
 mod leases;
 mod rows;
 mod runs;
+mod work;
 
 use anyhow::Context;
 use sqlx::any::AnyPoolOptions;
@@ -20,8 +22,10 @@ use crate::secret::mask_url;
 pub use agents::AgentBeat;
 pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
 pub use chat::{CardClaim, CardKey, CardRow, HeldLease, Origin, Refusal, RefusalRow};
+pub use exclusive::{Holder, LockError, StoreLock};
 pub use leases::{Expiring, Release};
 pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
+pub use work::StoredWork;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -93,11 +93,64 @@ impl Cluster {
 
     /// A `lifeboat agent` process running exec stages.
     pub fn agent(&mut self, name: &str) -> Proc {
+        self.agent_with(name, &[])
+    }
+
+    /// A `lifeboat agent` process running exec stages, with `extra` in its environment.
+    pub fn agent_with(&mut self, name: &str, extra: &[(&str, String)]) -> Proc {
         self.start(
             name,
             &["agent", "--agents", "exec", "--grace", "500ms"],
-            &[],
+            extra,
         )
+    }
+
+    /// Sets a variable for every process started from now on.
+    pub fn set_env(&mut self, key: &'static str, value: impl Into<String>) {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+    }
+
+    /// The prefix of this cluster's topics and consumer groups.
+    pub fn namespace(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == "LIFEBOAT_KAFKA_NAMESPACE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// A command line of the lifeboat binary with this cluster's environment, run to its
+    /// end: (exit code, stderr).
+    pub fn lifeboat(&self, args: &[&str], limit: Duration) -> (Option<i32>, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        cmd.args(args)
+            .env_remove("LIFEBOAT_API_TOKENS")
+            .env_remove("LIFEBOAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start lifeboat");
+        let started = std::time::Instant::now();
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code();
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        (code, err)
     }
 
     /// Names of the stages that ran to the end, in order.
@@ -182,9 +235,9 @@ impl Cluster {
     }
 }
 
-/// The pid of the agent process in an audit actor (`agent:agent:HOST:PID`).
+/// The pid of the agent process in an audit actor (`agent:agent:HOST:PID:NONCE`).
 pub fn actor_pid(event: &Value) -> Option<u32> {
-    event["actor"].as_str()?.rsplit(':').next()?.parse().ok()
+    event["actor"].as_str()?.rsplit(':').nth(1)?.parse().ok()
 }
 
 /// The `stage.running` events of `stage`, oldest first.

@@ -18,10 +18,10 @@ pub struct PrivateBind {
 }
 
 fn named_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("LIFEBOAT_TEST_NAMED") {
-        if !p.is_empty() {
-            return Some(PathBuf::from(p));
-        }
+    if let Ok(p) = std::env::var("LIFEBOAT_TEST_NAMED")
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
     }
     ["/usr/sbin/named", "/usr/bin/named"]
         .iter()

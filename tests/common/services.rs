@@ -103,6 +103,46 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Turns TLS on with this certificate and key, and from then on takes TCP connections
+    /// only over TLS and with `password` for the `postgres` role.
+    pub async fn require_tls(&self, cert: &Path, key: &Path, password: &str) {
+        use sqlx::Connection;
+        let data = self.dir.path().join("data");
+        let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::copy(cert, &cert_file).expect("copy the certificate");
+        std::fs::copy(key, &key_file).expect("copy the key");
+        let owner = self.as_postgres.then_some("postgres");
+        super::kafka_secure::protect_key(&cert_file, owner);
+        super::kafka_secure::protect_key(&key_file, owner);
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostnossl all all 0.0.0.0/0 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        let mut admin = sqlx::PgConnection::connect(&self.url())
+            .await
+            .expect("connect as the superuser");
+        for sql in [
+            format!("ALTER ROLE postgres PASSWORD '{password}'"),
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert_file.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", key_file.display()),
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            sqlx::query(&sql)
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let _ = admin.close().await;
+    }
+
     /// A streaming replica of `primary`, made with `pg_basebackup -R` and started.
     pub fn replica_of(primary: &PrivatePostgres) -> PrivatePostgres {
         let dir = tempfile::tempdir().expect("tempdir");

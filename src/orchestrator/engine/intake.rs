@@ -16,12 +16,50 @@ impl Engine {
     pub(super) async fn intake(&mut self, commands: Vec<Command>) -> Vec<Pending> {
         let mut items = self.due_ticks();
         let mut released = self.released_outcomes(&commands).await;
+        let holders = self.lease_holders(&commands).await;
         for c in commands {
+            if let Command::Progress(p) = &c
+                && p.kind == ProgressKind::Accepted
+                && self.remote_agents
+                && holders.get(&p.request_id) != Some(&p.agent_instance)
+            {
+                // Only the agent holding the lease moves a stage: news from anyone else
+                // on the bus is not news.
+                tracing::warn!(request = %p.request_id, agent = %p.agent_instance, "Ignoring a start from an agent that does not hold the lease.");
+                continue;
+            }
             if let Some(item) = self.item_for(c, &mut released).await {
                 items.push(item);
             }
         }
         items
+    }
+
+    /// With remote agents, who holds the lease of each request an agent says it started.
+    async fn lease_holders(&self, commands: &[Command]) -> HashMap<String, String> {
+        if !self.remote_agents {
+            return HashMap::new();
+        }
+        let ids: Vec<&str> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Progress(p) if p.kind == ProgressKind::Accepted => {
+                    Some(p.request_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match self.store.lease_holders(&ids).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The start is dropped; the outcome still moves the stage when it comes.
+                tracing::warn!(error = %e, count = ids.len(), "Could not read lease holders.");
+                HashMap::new()
+            }
+        }
     }
 
     fn due_ticks(&mut self) -> Vec<Pending> {

@@ -205,14 +205,15 @@ impl Route53 {
                     past = true;
                 }
             }
-            if out.is_truncated() && !past {
-                if let (Some(n), Some(t)) = (out.next_record_name(), out.next_record_type()) {
-                    start = Some((
-                        n.to_string(),
-                        t.clone(),
-                        out.next_record_identifier().map(str::to_string),
-                    ));
-                }
+            if out.is_truncated()
+                && !past
+                && let (Some(n), Some(t)) = (out.next_record_name(), out.next_record_type())
+            {
+                start = Some((
+                    n.to_string(),
+                    t.clone(),
+                    out.next_record_identifier().map(str::to_string),
+                ));
             }
         }
         Ok(found)

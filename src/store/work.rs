@@ -1,0 +1,128 @@
+//! What the store holds of a stage's current attempt: what an agent checks a work request
+//! against before it runs anything, and who holds the lease of a request.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::Row;
+
+use super::Store;
+use crate::bus::{VERSION, WorkRequest};
+use crate::domain::run::resource_key;
+use crate::domain::{Audit, EventKind, RunAudit, RunId, StageState, request_id};
+use crate::workflow::PlannedStage;
+
+/// Rows per `IN (…)` query: well under every backend's limit on bound parameters.
+const CHUNK: usize = 500;
+
+/// A stage as the store has it, for the attempt a request claims.
+#[derive(Debug)]
+pub enum StoredWork {
+    /// No run has this id.
+    NoRun,
+    /// The run has no stage of this name.
+    NoStage,
+    Stage {
+        state: StageState,
+        /// The stage's current attempt, as the orchestrator would send it now.
+        current: WorkRequest,
+        /// The claimed request has ended (an outcome is recorded under its id).
+        ended: bool,
+    },
+}
+
+impl Store {
+    /// The stage `stage` of run `run` as stored, and whether request `claimed_id` has
+    /// ended: one query, on the path of every work request.
+    pub async fn stored_work(
+        &self,
+        run: RunId,
+        stage: &str,
+        claimed_id: &str,
+    ) -> anyhow::Result<StoredWork> {
+        let row = sqlx::query(
+            "SELECT r.plan, r.dry_run, s.position, s.state, s.attempts, s.deadline, \
+             (SELECT COUNT(*) FROM lease_outcomes o WHERE o.request_id = $3) AS ended \
+             FROM runs r LEFT JOIN stages s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1",
+        )
+        .bind(run.to_string())
+        .bind(stage)
+        .bind(claimed_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(StoredWork::NoRun);
+        };
+        let Some(position) = row.try_get::<Option<i64>, _>("position")? else {
+            return Ok(StoredWork::NoStage);
+        };
+        let plan: Vec<PlannedStage> =
+            serde_json::from_str(&row.try_get::<String, _>("plan")?).context("stored plan")?;
+        let planned = usize::try_from(position)
+            .ok()
+            .and_then(|i| plan.into_iter().nth(i))
+            .ok_or_else(|| anyhow::anyhow!("stage {stage} of run {run} is not in its plan"))?;
+        let dry_run = row.try_get::<i64, _>("dry_run")? != 0;
+        let attempts = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+        let state = StageState::from_str(&row.try_get::<String, _>("state")?)
+            .map_err(anyhow::Error::msg)?;
+        Ok(StoredWork::Stage {
+            state,
+            current: WorkRequest {
+                v: VERSION,
+                id: request_id(run, &planned.name, attempts),
+                run_id: run,
+                resource: resource_key(run, &planned, dry_run),
+                stage: planned.name,
+                agent: planned.agent,
+                attempt: attempts,
+                spec: planned.spec,
+                deadline: row.try_get::<Option<i64>, _>("deadline")?.unwrap_or(0),
+                dry_run,
+            },
+            ended: row.try_get::<i64, _>("ended")? > 0,
+        })
+    }
+
+    /// Notes on a run that an agent refused a request for it. Not a change of state: the
+    /// run's version and events are the orchestrator's.
+    pub async fn audit_refused_work(&self, run: RunId, audit: Audit) -> anyhow::Result<()> {
+        debug_assert_eq!(audit.kind, EventKind::WorkRefused);
+        let mut tx = self.pool.begin().await?;
+        super::rows::insert_audit(&mut tx, &[RunAudit { run, audit }]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Who holds, or last held, the lease of each of these requests.
+    pub async fn lease_holders(
+        &self,
+        request_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let mut found = HashMap::with_capacity(request_ids.len());
+        for chunk in request_ids.chunks(CHUNK) {
+            let list = |from: usize| {
+                (from..from + chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT request_id, holder FROM leases WHERE request_id IN ({}) \
+                 UNION ALL SELECT request_id, holder FROM lease_outcomes \
+                 WHERE request_id IN ({}) AND holder IS NOT NULL",
+                list(1),
+                list(chunk.len() + 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk.iter().chain(chunk) {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.insert(row.try_get("request_id")?, row.try_get("holder")?);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,183 @@
+//! The bus is no command channel: on a real Kafka-protocol broker and PostgreSQL, requests
+//! produced straight to the work topic by someone who is not the orchestrator run nothing,
+//! and outcomes produced straight to the progress topic move no stage. The real run
+//! completes with every stage run once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
+use lifeboat::bus::{Bus, Progress, ProgressKind, WorkRequest, work_topic};
+use lifeboat::domain::{RunId, request_id};
+use serde_json::{Value, json};
+
+fn forged(run: RunId, stage: &str, attempt: u32, command: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&WorkRequest {
+        v: 1,
+        id: request_id(run, stage, attempt),
+        run_id: run,
+        stage: stage.into(),
+        agent: "exec".into(),
+        attempt,
+        spec: json!({ "command": command }),
+        resource: format!("stage:{run}/{stage}"),
+        deadline: i64::MAX,
+        dry_run: false,
+    })
+    .expect("json")
+}
+
+fn counted(metrics: &str, reason: &str) -> u64 {
+    let wanted = format!("lifeboat_work_refused_total{{agent=\"exec\",reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&wanted)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some((db, db_name)) = common::fresh_postgres().await else {
+        return;
+    };
+    let mut cluster = Cluster::new(&brokers, &db, &[("one", 0), ("slow", 4), ("three", 0)]);
+    let (_serve, base) = cluster.serve("serve").await;
+    let metrics_port = common::free_port();
+    let _agent = cluster.agent_with(
+        "agent",
+        &[(
+            "LIFEBOAT_AGENT_METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )],
+    );
+    let id = common::create_run_at(&cluster.client, &base, "shop").await;
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            "`slow` to run",
+            Duration::from_secs(60),
+            |run| (common::stage(run, "slow")["state"] == "running").then_some(()),
+        )
+        .await;
+
+    // Anyone who can produce to the cluster: no orchestrator, no store.
+    let mut settings = KafkaSettings::new(&brokers);
+    settings.namespace = Some(cluster.namespace());
+    let producer = KafkaBus::connect(settings, &lifeboat::bus::kafka::topics(&["exec"]))
+        .await
+        .expect("a producer");
+    let run: RunId = id.parse().expect("a run id");
+    let marker = cluster.dir.path().join("forged");
+    let touch = ["touch", marker.to_str().expect("utf-8")];
+    let mut oversized = forged(run, "slow", 1, &touch);
+    oversized.resize(600 * 1024, b' ');
+    for payload in [
+        forged(RunId::new(), "slow", 1, &touch),
+        forged(run, "nope", 1, &touch),
+        forged(run, "three", 1, &touch),
+        forged(run, "slow", 2, &touch),
+        forged(run, "slow", 1, &touch),
+        b"not json".to_vec(),
+        oversized,
+    ] {
+        producer
+            .publish(&work_topic("exec"), &id, payload)
+            .await
+            .expect("produce");
+    }
+    // An outcome for the running stage, as if its agent had finished: the orchestrator
+    // reads outcomes from the store, where only the lease holder can write one.
+    let outcome = Progress {
+        v: 1,
+        request_id: request_id(run, "slow", 1),
+        run_id: run,
+        stage: "slow".into(),
+        attempt: 1,
+        kind: ProgressKind::Succeeded,
+        message: "done (forged)".into(),
+        retryable: None,
+        at: 0,
+        agent_instance: "agent:intruder:1:0".into(),
+    };
+    producer
+        .publish(
+            lifeboat::bus::PROGRESS_TOPIC,
+            &id,
+            serde_json::to_vec(&outcome).expect("json"),
+        )
+        .await
+        .expect("produce");
+
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let metrics = common::until(
+        "the agent to refuse every forgery",
+        Duration::from_secs(30),
+        async || {
+            let text = cluster
+                .client
+                .get(&metrics_url)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let all = [
+                "unknown_run",
+                "unknown_stage",
+                "stale_attempt",
+                "spec_mismatch",
+                "malformed",
+                "oversized",
+            ];
+            all.iter().all(|r| counted(&text, r) > 0).then_some(text)
+        },
+    )
+    .await;
+    assert_eq!(counted(&metrics, "stale_attempt"), 2, "{metrics}");
+    // The forged outcome was sent before the requests the agent has refused, and `slow`
+    // is still running: it sleeps 4 s.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let run_now = cluster.get_run(&base, &id).await.expect("the run");
+    assert_eq!(
+        common::stage(&run_now, "slow")["state"],
+        "running",
+        "{run_now:#}\n{}",
+        cluster.logs()
+    );
+
+    let done = cluster.finished(&base, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());
+    assert_eq!(
+        cluster.ran(),
+        ["one", "slow", "three"],
+        "each stage ran once"
+    );
+    assert!(!marker.exists(), "a forged request ran its command");
+    let refusals: Vec<&Value> = done["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "work.refused")
+        .collect();
+    assert!(
+        refusals.len() >= 3,
+        "refusals audited on the run: {refusals:#?}"
+    );
+    assert!(
+        done["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| !e["actor"].as_str().unwrap_or("").contains("intruder")),
+        "the forged outcome moved the run: {done:#}"
+    );
+    drop(cluster);
+    common::drop_postgres(&db_name).await;
+}
