@@ -71,9 +71,9 @@ pub struct Options {
     /// Workflows already loaded (the benchmark writes its own); otherwise they are read
     /// from the settings' directory and checked against `registry`.
     pub catalog: Option<Arc<Catalog>>,
-    /// Where this process's HTTP API answers, for the message a second process on the same
-    /// store shows.
-    pub serving: Option<std::net::SocketAddr>,
+    /// The embedded store's lock, when the caller took it already (`serve` does, before it
+    /// listens).
+    pub store_lock: Option<StoreLock>,
     /// Record how long in-process agents take to check each request against the store
     /// (the benchmark).
     pub work_checks: Option<OverheadLog>,
@@ -86,10 +86,33 @@ impl Default for Options {
             clock: Clock::system(),
             registry: Registry::builtin(),
             catalog: None,
-            serving: None,
+            store_lock: None,
             work_checks: None,
         }
     }
+}
+
+/// Takes the embedded store's lock: only an embedded deployment (no Kafka) on a SQLite
+/// file has one.
+pub fn lock_store(
+    settings: &Settings,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<StoreLock>> {
+    if settings.kafka().is_some() {
+        return Ok(None);
+    }
+    Ok(StoreLock::take(
+        settings.database_url.expose(),
+        &holder(listen),
+    )?)
+}
+
+/// This process, as the holder of a store.
+pub fn holder(listen: Option<std::net::SocketAddr>) -> Holder {
+    Holder::this_process(
+        crate::agents::heartbeat::host(),
+        listen.map(|a| a.to_string()),
+    )
 }
 
 /// This process's name in leases, progress and logs: `role:host:pid:nonce`. Containers
@@ -163,14 +186,9 @@ impl App {
         let kafka = settings.kafka();
         let embedded = kafka.is_none();
         // Taken before anything touches the store: a second process changes nothing.
-        let store_lock = if embedded {
-            let holder = Holder::this_process(
-                crate::agents::heartbeat::host(),
-                options.serving.map(|a| a.to_string()),
-            );
-            StoreLock::take(settings.database_url.expose(), &holder)?
-        } else {
-            None
+        let store_lock = match options.store_lock {
+            Some(lock) => Some(lock),
+            None => lock_store(settings, None)?,
         };
         let catalog = match options.catalog {
             Some(c) => c,

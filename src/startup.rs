@@ -28,12 +28,19 @@ impl Service {
     /// and serves the HTTP API.
     pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Service> {
         http::check_exposure(settings.listen, &settings.api_tokens)?;
+        // Before the listener: a second `serve` on a locked store is told who holds it,
+        // not that the address is taken.
+        let mut store_lock = crate::app::lock_store(settings, None)?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(lock) = &mut store_lock {
+            lock.write(&crate::app::holder(Some(addr)))
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", lock.path.display()))?;
+        }
         let options = Options {
-            serving: Some(addr),
+            store_lock,
             ..options
         };
         let app = App::start(settings, options).await?;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 fn workflow(dir: &std::path::Path) -> String {
     let log = dir.join("ran.log");
     format!(
-        "name: shop\nstages:\n  slow:\n    agent: exec\n    spec: {{ command: [sh, -c, 'sleep 2; echo slow >> {log}'] }}\n  last:\n    agent: exec\n    after: [slow]\n    spec: {{ command: [sh, -c, 'echo last >> {log}'] }}\n",
+        "name: shop\nstages:\n  slow:\n    agent: exec\n    spec: {{ command: [sh, -c, 'sleep 3; echo slow >> {log}'] }}\n  last:\n    agent: exec\n    after: [slow]\n    spec: {{ command: [sh, -c, 'echo last >> {log}'] }}\n",
         log = log.display()
     )
 }

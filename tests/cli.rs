@@ -194,3 +194,44 @@ fn lifeboat_in(cwd: &Path, repo: &Path, file: &Path) -> Output {
         .output()
         .expect("lifeboat runs")
 }
+
+/// `kafka_properties` in a settings file: librdkafka properties pass, a secret or a setting
+/// that has its own variable is refused with the file and the key named, before anything
+/// starts.
+#[test]
+fn settings_files_may_not_hold_kafka_secrets() {
+    let dir = setup("name: shop\nstages:\n  a: { agent: noop }\n");
+    let config = dir.path().join("lifeboat.yaml");
+    let with = |properties: &str| {
+        std::fs::write(&config, format!("kafka_properties:\n{properties}")).expect("write");
+        lifeboat(
+            dir.path(),
+            &["validate", "--config", config.to_str().expect("utf-8")],
+        )
+    };
+    let out = with("  client.id: lifeboat-eu\n  socket.keepalive.enable: true\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (line, said) in [
+        ("  sasl.password: hunter2-secret\n", "holds a secret"),
+        ("  ssl.key.password: hunter2-secret\n", "holds a secret"),
+        (
+            "  security.protocol: SASL_SSL\n",
+            "LIFEBOAT_KAFKA_SECURITY_PROTOCOL",
+        ),
+    ] {
+        let out = with(line);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{line}: {stderr}");
+        assert!(
+            stderr.contains("lifeboat.yaml: kafka_properties."),
+            "{stderr}"
+        );
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}

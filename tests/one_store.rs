@@ -96,6 +96,29 @@ async fn a_second_embedded_process_is_refused_and_serve_runs_its_stage_once() {
         assert!(said.contains(part), "{part:?} missing from: {said}");
     }
 
+    // A second `serve` on the same store and address hears who holds it, not that the
+    // address is taken.
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "LIFEBOAT_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("lifeboat.db").display()),
+        )
+        .env("LIFEBOAT_WORKFLOWS", dir.path().join("workflows"))
+        .env("LIFEBOAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("LIFEBOAT_API_TOKENS")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("LIFEBOAT_KAFKA_BROKERS")
+        .output()
+        .expect("lifeboat runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("is in use by") && said.contains(&pid),
+        "{said}"
+    );
+
     // Driving the service instead: the same live progress, the same exit code.
     let out = lifeboat(dir.path(), &["run", "other", "--yes", "--server", &base]);
     let stdout = String::from_utf8_lossy(&out.stdout);

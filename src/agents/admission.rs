@@ -62,6 +62,15 @@ impl fmt::Display for Refused {
     }
 }
 
+/// A claimed name as logs and the audit show it: the sender chose it, so at most 64
+/// characters of it.
+pub fn clip(claimed: &str) -> &str {
+    match claimed.char_indices().nth(64) {
+        Some((end, _)) => &claimed[..end],
+        None => claimed,
+    }
+}
+
 fn refuse(reason: Reason, detail: String) -> Verdict {
     Verdict::Refuse(Refused { reason, detail })
 }
@@ -79,7 +88,11 @@ pub fn judge(claimed: &WorkRequest, kind: &str, stored: StoredWork) -> Verdict {
         StoredWork::NoStage => {
             return refuse(
                 Reason::UnknownStage,
-                format!("run {} has no stage `{}`", claimed.run_id, claimed.stage),
+                format!(
+                    "run {} has no stage `{}`",
+                    claimed.run_id,
+                    clip(&claimed.stage)
+                ),
             );
         }
         StoredWork::Stage {
@@ -131,7 +144,17 @@ pub fn judge(claimed: &WorkRequest, kind: &str, stored: StoredWork) -> Verdict {
             ),
         );
     }
-    Verdict::Admit(current)
+    // An in-flight stage always has its deadline stored; a row without one (0) would
+    // otherwise never run.
+    let deadline = if current.deadline == 0 {
+        claimed.deadline
+    } else {
+        current.deadline
+    };
+    Verdict::Admit(WorkRequest {
+        deadline,
+        ..current
+    })
 }
 
 #[cfg(test)]

@@ -62,13 +62,14 @@ pub struct Runtime {
     kinds: Arc<Mutex<Vec<String>>>,
     /// Where refused requests are counted.
     metrics: Arc<Metrics>,
-    /// Refusals already in a run's audit: (run, stage, attempt, reason).
+    /// Refusals already in a run's audit, by run and reason: a sender can make up stages
+    /// and attempts without end, not runs that exist.
     refusals_noted: Arc<Mutex<HashSet<RefusalKey>>>,
     /// Where the time each check against the store took goes, in µs (the benchmark).
     check_log: Option<Arc<Mutex<Vec<u32>>>>,
 }
 
-type RefusalKey = (RunId, String, u32, Reason);
+type RefusalKey = (RunId, Reason);
 
 /// Refusals remembered for the audit before the memory starts again.
 const MAX_REFUSALS_NOTED: usize = 4096;
@@ -296,8 +297,8 @@ impl Runtime {
         let (run, stage, agent, attempt) = match claimed {
             Some(c) => (
                 c.run_id.to_string(),
-                c.stage.as_str(),
-                c.agent.as_str(),
+                admission::clip(&c.stage),
+                admission::clip(&c.agent),
                 c.attempt,
             ),
             None => (String::new(), "", "", 0),
@@ -315,15 +316,10 @@ impl Runtime {
         self.metrics.work_refused(kind, why.reason.as_str());
     }
 
-    /// Puts a refusal in the audit of the run it claimed, once per attempt and reason: a
-    /// flood of forged messages is told once, not written once each.
+    /// Puts a refusal in the audit of the run it claimed, once per run and reason in this
+    /// process: a flood of forged messages is told once, not written once each.
     async fn note_refusal(&self, kind: &str, topic: &str, claimed: &WorkRequest, why: &Refused) {
-        let key = (
-            claimed.run_id,
-            claimed.stage.clone(),
-            claimed.attempt,
-            why.reason,
-        );
+        let key = (claimed.run_id, why.reason);
         {
             let mut noted = self
                 .refusals_noted
@@ -347,13 +343,18 @@ impl Runtime {
                 why.detail
             )),
         };
-        if let Err(e) = self
+        let write = self
             .semaphore
             .store()
-            .audit_refused_work(claimed.run_id, audit)
-            .await
-        {
-            tracing::warn!(error = %e, run = %claimed.run_id, "Could not audit a refused work request.");
+            .audit_refused_work(claimed.run_id, audit);
+        match tokio::time::timeout(STORE_CALL_LIMIT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, run = %claimed.run_id, "Could not audit a refused work request.")
+            }
+            Err(_) => {
+                tracing::warn!(run = %claimed.run_id, "Could not audit a refused work request: the store did not answer in time.")
+            }
         }
     }
 
@@ -366,6 +367,12 @@ impl Runtime {
         topic: &str,
         claimed: WorkRequest,
     ) -> Option<(WorkRequest, Claim)> {
+        if self.clock.now_ms() >= claimed.deadline {
+            // How a replay of old requests ends, without a store read each; a request that
+            // says it is late runs nothing, whoever sent it.
+            tracing::debug!(request = %claimed.id, "Skipping work: past its deadline.");
+            return None;
+        }
         let req = match self.admit(kind, topic, &claimed).await {
             Ok(Some(req)) => req,
             Ok(None) => return None,
@@ -375,8 +382,7 @@ impl Runtime {
             }
         };
         if self.clock.now_ms() >= req.deadline {
-            // The orchestrator times the attempt out; also how a replay of old requests ends.
-            tracing::debug!(request = %req.id, "Skipping work: past its deadline.");
+            tracing::debug!(request = %req.id, "Skipping work: past its stored deadline.");
             return None;
         }
         let asked = Instant::now();

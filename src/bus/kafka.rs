@@ -3,7 +3,7 @@
 //! idempotent with `acks=all`; consumers of one group share the topic's partitions, and
 //! offsets are committed only when the consumer says the message's effect is stored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -94,12 +94,18 @@ pub fn topics(agents: &[&str]) -> Vec<String> {
 impl KafkaBus {
     /// Connects, creating any missing topic of `topics`.
     pub async fn connect(settings: KafkaSettings, topics: &[String]) -> anyhow::Result<KafkaBus> {
-        probe(&settings).await?;
+        let existing = probe(&settings).await?;
         let admin: AdminClient<Watch> = settings
             .client()
             .create_with_context(Watch::default())
             .with_context(|| format!("cannot set up a Kafka client for {}", settings.describe()))?;
-        let names: Vec<String> = topics.iter().map(|t| settings.name(t)).collect();
+        // Only the missing ones: a cluster whose ACLs give no CREATE, with the topics made
+        // by its operators, must not fail here.
+        let names: Vec<String> = topics
+            .iter()
+            .map(|t| settings.name(t))
+            .filter(|t| !existing.contains(t))
+            .collect();
         let new: Vec<NewTopic> = names
             .iter()
             .map(|t| {
@@ -111,10 +117,14 @@ impl KafkaBus {
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin
-            .create_topics(&new, &opts)
-            .await
-            .with_context(|| format!("cannot create topics on {}", settings.describe()))?;
+        let results = if new.is_empty() {
+            Vec::new()
+        } else {
+            admin
+                .create_topics(&new, &opts)
+                .await
+                .with_context(|| format!("cannot create topics on {}", settings.describe()))?
+        };
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -147,7 +157,7 @@ impl KafkaBus {
 /// Asks the cluster for its metadata, and says why it could not: a refused login or an
 /// untrusted certificate fails the call only by its timeout, and the reason reaches the
 /// client's context when the client is polled.
-async fn probe(settings: &KafkaSettings) -> anyhow::Result<()> {
+async fn probe(settings: &KafkaSettings) -> anyhow::Result<HashSet<String>> {
     let watch = Watch::default();
     let client: BaseProducer<Watch> = settings
         .client()
@@ -157,7 +167,7 @@ async fn probe(settings: &KafkaSettings) -> anyhow::Result<()> {
         let reached = client
             .client()
             .fetch_metadata(None, CONNECT_WAIT)
-            .map(|_| ());
+            .map(|m| m.topics().iter().map(|t| t.name().to_string()).collect());
         if reached.is_err() {
             for _ in 0..5 {
                 client.poll(Duration::from_millis(100));
@@ -168,7 +178,7 @@ async fn probe(settings: &KafkaSettings) -> anyhow::Result<()> {
     .await
     .context("the Kafka metadata probe failed")?;
     match reached {
-        Ok(()) => Ok(()),
+        Ok(topics) => Ok(topics),
         Err(e) => {
             let why = watch.last_error().unwrap_or_else(|| e.to_string());
             anyhow::bail!("cannot reach Kafka at {}: {why}", settings.describe())

@@ -265,9 +265,16 @@ pub fn check_properties(
 }
 
 fn holds_secret(name: &str) -> bool {
-    ["password", "secret", "jaas", "ssl.key.pem"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "password",
+        "passphrase",
+        "secret",
+        "jaas",
+        "ssl.key.pem",
+        "private.key",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// A client's context: keeps the last error librdkafka reported, which says why a

@@ -6,7 +6,8 @@
 //! (`kill -9` included), so a crash never leaves the store locked.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ pub struct Holder {
 /// The lock, held until dropped.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
 }
 
@@ -98,18 +99,18 @@ impl StoreLock {
         let Some(database) = sqlite_file(url) else {
             return Ok(None);
         };
-        let mut name = database.clone().into_os_string();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let path = lock_path(&database);
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
+        // Readable by this user alone: whoever can open it can lock it.
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
         match file.try_lock() {
@@ -123,12 +124,41 @@ impl StoreLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let text = serde_json::to_string(holder).unwrap_or_default();
-        file.set_len(0).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.flush().map_err(io)?;
-        Ok(Some(StoreLock { _file: file, path }))
+        let mut lock = StoreLock {
+            file,
+            path: path.clone(),
+        };
+        lock.write(holder).map_err(io)?;
+        Ok(Some(lock))
     }
+
+    /// Says who holds the store, for the next process that asks.
+    pub fn write(&mut self, holder: &Holder) -> std::io::Result<()> {
+        let text = serde_json::to_string(holder).unwrap_or_default();
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+}
+
+/// `DATABASE.lock` in the database's directory, resolved: a symlink or another spelling
+/// of the same directory must find the same lock.
+fn lock_path(database: &Path) -> PathBuf {
+    let dir = match database.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let file = database
+        .file_name()
+        .map(|f| f.to_os_string())
+        .unwrap_or_default();
+    // The file itself may be a symlink to a database elsewhere.
+    let target = std::fs::canonicalize(dir.join(&file)).unwrap_or_else(|_| dir.join(&file));
+    let mut name = target.into_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 impl Holder {

@@ -31,7 +31,15 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{Proc, free_port, required, until};
 
 const OPENSSL: &str = "/usr/bin/openssl";
+/// Where stunnel is when `LIFEBOAT_TEST_STUNNEL` (from scripts/tls.sh) does not say.
 const STUNNEL: &str = "/usr/bin/stunnel4";
+
+fn stunnel() -> PathBuf {
+    std::env::var_os("LIFEBOAT_TEST_STUNNEL")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(STUNNEL))
+}
 
 // ---------------------------------------------------------------------------------------
 // Certificates
@@ -412,9 +420,12 @@ fn tools() -> Option<PathBuf> {
         required("tansu (scripts/kafka.sh installs it)");
         return None;
     };
-    for (tool, package) in [(STUNNEL, "stunnel4"), (OPENSSL, "openssl")] {
-        if !Path::new(tool).exists() {
-            required(&format!("{tool} (Debian package {package})"));
+    for (tool, package) in [(stunnel(), "stunnel4"), (PathBuf::from(OPENSSL), "openssl")] {
+        if !tool.exists() {
+            required(&format!(
+                "{} (Debian package {package}; scripts/tls.sh installs it)",
+                tool.display()
+            ));
             return None;
         }
     }
@@ -469,7 +480,7 @@ fn start_stunnel(dir: &Path, certs: &Certs, port: u16, next: u16, mutual: bool) 
     let path = dir.join("stunnel.conf");
     std::fs::write(&path, conf).expect("write stunnel.conf");
     let log = std::fs::File::create(dir.join("stunnel.log")).expect("stunnel log");
-    let child = Command::new(STUNNEL)
+    let child = Command::new(stunnel())
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{Engine, Pending};
 use crate::bus::{Progress, ProgressKind};
-use crate::domain::{Actor, LeaseOutcome, OutcomeKind, Run, RunId};
+use crate::domain::{Actor, LeaseOutcome, OutcomeKind, Run, RunId, request_id};
 use crate::orchestrator::batch::Item;
 use crate::orchestrator::command::{Command, CommandError, Reply};
 use crate::orchestrator::machine::{Input, Outcome, Refusal};
@@ -21,10 +21,11 @@ impl Engine {
             if let Command::Progress(p) = &c
                 && p.kind == ProgressKind::Accepted
                 && self.remote_agents
-                && holders.get(&p.request_id) != Some(&p.agent_instance)
+                && (holders.get(&p.request_id) != Some(&p.agent_instance)
+                    || p.request_id != request_id(p.run_id, &p.stage, p.attempt))
             {
-                // Only the agent holding the lease moves a stage: news from anyone else
-                // on the bus is not news.
+                // Only the agent holding the lease moves a stage, and only the stage the
+                // lease is for: news from anyone else on the bus is not news.
                 tracing::warn!(request = %p.request_id, agent = %p.agent_instance, "Ignoring a start from an agent that does not hold the lease.");
                 continue;
             }
