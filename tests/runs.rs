@@ -363,3 +363,29 @@ async fn lifecycle_events_carry_distinct_ids() {
     assert!(seen.iter().any(|e| e.id.ends_with("/2")), "{seen:#?}");
     t.shutdown().await;
 }
+
+/// Runs asked for back to back on one group, each as the one before may be finishing: each
+/// answer is 201 (the group was free) or 409 (it was not), never a 500 for a run that ended
+/// between the refused insert and the look-up of who held the group.
+#[tokio::test]
+async fn runs_started_back_to_back_on_one_group_get_201_or_409() {
+    let t = common::spawn(
+        &[
+            ("shop.yaml", "name: shop\nstages:\n  a: { agent: noop }\n"),
+            ("groups.yaml", common::GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    let (mut created, mut busy) = (0, 0);
+    for _ in 0..300 {
+        let (status, body) = t.post("/api/v1/runs", r#"{"group": "shop"}"#).await;
+        match status {
+            201 => created += 1,
+            409 => busy += 1,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(created > 1 && busy > 0, "{created} created, {busy} busy");
+    t.shutdown().await;
+}

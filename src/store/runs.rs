@@ -2,13 +2,17 @@
 
 use std::str::FromStr;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Store, leases, rows};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{Audit, Revocation, Run, RunAudit, RunId};
+
+/// How often a new run's insert is tried while the run in its way keeps ending just before
+/// it is looked up.
+const INSERT_TRIES: usize = 3;
 
 /// Why a run could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,41 @@ impl Store {
     /// Inserts a run with its first audit records (its creation, and what was decided
     /// about it before it began).
     pub async fn insert_run_with(&self, run: &Run, audit: &[Audit]) -> Result<(), CreateError> {
+        // The run holding the group's slot may end between a refused insert and the look-up
+        // of who holds it: the slot is free then, and the insert is tried again.
+        for _ in 0..INSERT_TRIES {
+            let Some(tx) = self.insert_run_row(run).await? else {
+                let same: Option<AnyRow> = sqlx::query("SELECT id FROM runs WHERE id = $1")
+                    .bind(run.id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                if same.is_some() {
+                    return Err(CreateError::Exists(run.id));
+                }
+                if let Some(active) = self.active_run(&run.active_key()).await? {
+                    return Err(CreateError::Busy {
+                        group: run.group.clone(),
+                        action: run.action.to_string(),
+                        active,
+                    });
+                }
+                continue;
+            };
+            return self.insert_run_rest(tx, run, audit).await;
+        }
+        Err(CreateError::Store(anyhow::anyhow!(
+            "run {} could not be inserted: the group's active run kept changing",
+            run.id
+        )))
+    }
+
+    /// Inserts the run's row, in a transaction left open for the rest; `None` when another
+    /// row (the same run, or the group's active run) is in the way.
+    async fn insert_run_row(
+        &self,
+        run: &Run,
+    ) -> Result<Option<Transaction<'static, Any>>, CreateError> {
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, group_name, action, workflow, dry_run, reason, requested_by, \
@@ -94,26 +133,16 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(anyhow::Error::from)?;
-        if inserted.rows_affected() == 0 {
-            drop(tx);
-            let same: Option<AnyRow> = sqlx::query("SELECT id FROM runs WHERE id = $1")
-                .bind(run.id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(anyhow::Error::from)?;
-            if same.is_some() {
-                return Err(CreateError::Exists(run.id));
-            }
-            let active = self
-                .active_run(&run.active_key())
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("run {} could not be inserted", run.id))?;
-            return Err(CreateError::Busy {
-                group: run.group.clone(),
-                action: run.action.to_string(),
-                active,
-            });
-        }
+        Ok((inserted.rows_affected() == 1).then_some(tx))
+    }
+
+    /// The stages and audit of a run whose row `tx` inserted, and the commit.
+    async fn insert_run_rest(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        run: &Run,
+        audit: &[Audit],
+    ) -> Result<(), CreateError> {
         for i in 0..run.stages.len() {
             rows::insert_stage(&mut tx, run, i).await?;
         }
