@@ -1,4 +1,4 @@
-//! The command grammar shared by Slack, Discord and the demo (DESIGN.md section 10). The
+//! The command grammar shared by Slack, Discord and the demo (the README's "Chat"). The
 //! platforms only translate what they receive into this text (or, for Discord's
 //! subcommands, into the same words) and parse it here into one `Command`.
 

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN.md sections 5 and 12) against the real embedded app.
+//! The HTTP API (the README's "HTTP API") against the real embedded app.
 
 mod common;
 

@@ -27,7 +27,7 @@ pub struct KafkaSettings {
     /// How long a consumer's fetch may wait for data: the floor of delivery latency.
     pub fetch_wait_ms: u32,
     /// A prefix for every topic and consumer group, so that several installations
-    /// (staging, production) can share one cluster. None: the names of DESIGN.md.
+    /// (staging, production) can share one cluster. None: the names the README gives.
     pub namespace: Option<String>,
     /// TLS and SASL.
     pub security: Security,

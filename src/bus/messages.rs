@@ -1,4 +1,4 @@
-//! What travels on the bus (DESIGN.md section 7): JSON, versioned by `v`, keyed by run id.
+//! What travels on the bus (the README's "Production deployment"): JSON, versioned by `v`, keyed by run id.
 //! Each message has one constructor, and `Envelope` turns it into what a topic carries.
 
 use serde::{Deserialize, Serialize};

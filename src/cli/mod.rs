@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md section 4): `serve`, `agent`, `validate`, `plan`, `run`, and
+//! The command line (the README's "Command line"): `serve`, `agent`, `validate`, `plan`, `run`, and
 //! the front ends in this folder: `demo`, `bench`, and the terminal `progress` that `run`
 //! and the demo share. Exit codes: 0 success, 1 the run or check failed, 2 bad usage or
 //! configuration.

@@ -1,4 +1,4 @@
-//! A run and its stages as the store keeps them (DESIGN.md section 8).
+//! A run and its stages as the store keeps them (the README's "How it works").
 
 use std::fmt;
 use std::str::FromStr;

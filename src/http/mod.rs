@@ -1,4 +1,4 @@
-//! The HTTP surface (DESIGN.md section 5): the runs and groups API, health, readiness and
+//! The HTTP surface (the README's "HTTP API"): the runs and groups API, health, readiness and
 //! metrics. Chat and alert webhooks mount here as their own modules, each verifying the
 //! request before parsing it.
 

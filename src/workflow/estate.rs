@@ -1,5 +1,5 @@
 //! The estate as `targets.yaml` describes it: where each logical name a workflow uses
-//! lives and which provider drives it (DESIGN.md section 9). A database stage's `cluster`
+//! lives and which provider drives it (the README's "Providers"). A database stage's `cluster`
 //! names a database, a capacity stage's `cluster` a cluster, a dial stage's `endpoint` an
 //! endpoint. Without a `targets.yaml` every target is simulated (provider `sim`), as it
 //! was before targets existed; with one, every target a stage names must be in it.

@@ -1,4 +1,4 @@
-//! Providers drive the systems behind targets (DESIGN.md section 9): `targets.yaml` names
+//! Providers drive the systems behind targets (the README's "Providers"): `targets.yaml` names
 //! one per target, and the capacity, database and dial agents hand their work to it.
 //! `capability` holds one trait per capability; `sim` is the simulated estate.
 
