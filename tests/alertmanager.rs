@@ -33,6 +33,7 @@ async fn alerts(t: &common::TestApp, query: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_ALERTMANAGER"]
 async fn alerts_from_the_real_alertmanager_start_one_run_and_no_more() {
     let Some(binary) = binary() else { return };
     let t = common::spawn_configured(

@@ -22,6 +22,7 @@ fn bench(brokers: &str, database: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn bench_runs_twice_on_one_database() {
     let Some(brokers) = common::kafka_brokers() else {
         return;

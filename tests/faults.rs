@@ -72,6 +72,7 @@ fn assert_each_stage_ran_once(cluster: &Cluster, done: &Value) {
 /// PostgreSQL; `/readyz` says the bus is down; the run completes once the broker is back,
 /// with `three` dispatched through it, and no stage runs twice.
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_S3_URL and tansu"]
 async fn a_run_completes_after_the_broker_is_restarted() {
     let Some(mut broker) = PrivateBroker::start().await else {
         return;
@@ -122,6 +123,7 @@ async fn a_run_completes_after_the_broker_is_restarted() {
 /// PostgreSQL is back the service recovers without a restart, the lease is not mistaken
 /// for a dead agent's, and the run completes with no stage run twice.
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn a_run_completes_after_postgres_is_restarted() {
     let Some(brokers) = common::kafka_brokers() else {
         return;
@@ -222,6 +224,7 @@ async fn store_outage_during_work(work: u32, outage: u64) -> Option<(Cluster, Va
 /// a lease (and risk the stage running twice at once), the agent stops the work, hands the
 /// stage back once the store answers, and the stage runs again, to its end, once.
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
     // Down well past the 12 s an agent works on without renewing its lease, and shorter
     // than the work itself.
@@ -238,6 +241,7 @@ async fn work_whose_lease_cannot_be_renewed_stops_and_runs_again() {
 /// A store outage shorter than the lease's margin misses a heartbeat or two, and the work
 /// goes on: the agent keeps trying to renew, and stops only when the lease could be lost.
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn running_work_outlasts_a_short_store_outage() {
     // Down across the first heartbeat (5 s into the lease), back before the 12 s margin.
     let Some((cluster, done)) = store_outage_during_work(12, 7).await else {
@@ -249,6 +253,7 @@ async fn running_work_outlasts_a_short_store_outage() {
 /// An alert sent while the store is down gets a 503, which senders retry; sent again once
 /// the store is back, it is filed, and only once.
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
 async fn an_alert_during_a_store_outage_gets_503_and_is_filed_when_sent_again() {
     let Some(pg) = PrivatePostgres::start() else {
         return;

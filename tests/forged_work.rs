@@ -38,6 +38,7 @@ fn counted(metrics: &str, reason: &str) -> u64 {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
     let Some(brokers) = common::kafka_brokers() else {
         return;

@@ -122,6 +122,7 @@ fn metadata_error(config: &ClientConfig) -> (KafkaError, Vec<String>) {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn sasl_ssl_with_scram_sha_512_round_trips() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: true }).await else {
         return;
@@ -132,6 +133,7 @@ async fn sasl_ssl_with_scram_sha_512_round_trips() {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn sasl_plaintext_with_plain_round_trips() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: false }).await else {
         return;
@@ -142,6 +144,7 @@ async fn sasl_plaintext_with_plain_round_trips() {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn sasl_plaintext_with_scram_sha_256_logs_in() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: false }).await else {
         return;
@@ -158,6 +161,7 @@ async fn sasl_plaintext_with_scram_sha_256_logs_in() {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn mutual_tls_needs_a_client_certificate() {
     let Some(kafka) = SecureKafka::start(Front::Tls { mutual: true }).await else {
         return;
@@ -177,6 +181,7 @@ async fn mutual_tls_needs_a_client_certificate() {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn a_wrong_password_is_refused() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: true }).await else {
         return;
@@ -193,6 +198,7 @@ async fn a_wrong_password_is_refused() {
 }
 
 #[tokio::test]
+#[ignore = "needs tansu and stunnel4"]
 async fn an_untrusted_ca_is_refused() {
     let Some(kafka) = SecureKafka::start(Front::Tls { mutual: false }).await else {
         return;

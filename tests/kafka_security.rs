@@ -61,6 +61,7 @@ async fn whole_run(cluster: &mut Cluster) {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, tansu and stunnel4"]
 async fn a_whole_run_over_sasl_ssl_with_scram_sha_512() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: true }).await else {
         return;
@@ -81,6 +82,7 @@ async fn a_whole_run_over_sasl_ssl_with_scram_sha_512() {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, tansu and stunnel4"]
 async fn a_wrong_password_or_an_untrusted_ca_gets_one_clear_error() {
     let Some(kafka) = SecureKafka::start(Front::Sasl { tls: true }).await else {
         return;
@@ -124,6 +126,7 @@ async fn a_wrong_password_or_an_untrusted_ca_gets_one_clear_error() {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, tansu and stunnel4"]
 async fn a_whole_run_over_mutual_tls_and_none_without_a_client_certificate() {
     let Some(kafka) = SecureKafka::start(Front::Tls { mutual: true }).await else {
         return;

@@ -11,6 +11,7 @@ use lifeboat::bus::Bus;
 use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn kafka_bus_delivers_by_key_to_each_group_once() {
     let Some(brokers) = common::kafka_brokers() else {
         return;
@@ -114,6 +115,7 @@ async fn start_with_slow_running() -> Option<Running> {
 /// the stage. Later the replica that started the run is `kill -9`'d too: the other replica
 /// adopts the run and finishes it. Every completed stage ran exactly once.
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn a_run_survives_its_agent_and_then_its_replica_being_killed() {
     let Some(mut r) = start_with_slow_running().await else {
         return;
@@ -182,6 +184,7 @@ async fn a_run_survives_its_agent_and_then_its_replica_being_killed() {
 /// SIGTERM: no new work, a grace period for running work, then the stage is released as
 /// retryable and the other agent runs it at once (not after the 15 s a dead holder costs).
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn a_stopped_agent_releases_its_stage_for_another_at_once() {
     let Some(mut r) = start_with_slow_running().await else {
         return;

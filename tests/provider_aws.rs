@@ -247,6 +247,7 @@ async fn asg(conf: &SdkConfig, name: &str) -> (i32, i32, i32, usize) {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
 async fn rds_aurora_route53_and_autoscaling_move_and_dry_runs_change_nothing() {
     let Some(endpoint) = moto() else {
         return;
@@ -489,6 +490,7 @@ async fn stoppable(conf: &SdkConfig, instance: &str) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
 async fn rds_replicas_are_promoted_only_within_max_lag() {
     let Some(endpoint) = moto() else {
         return;
@@ -578,6 +580,7 @@ async fn rds_replicas_are_promoted_only_within_max_lag() {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
 async fn weighted_route53_records_move_all_weight_to_the_region_dialed() {
     let Some(endpoint) = moto() else {
         return;
@@ -626,6 +629,7 @@ async fn weighted_route53_records_move_all_weight_to_the_region_dialed() {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
 async fn failover_route53_records_make_the_region_dialed_primary() {
     let Some(endpoint) = moto() else {
         return;

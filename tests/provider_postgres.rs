@@ -129,6 +129,7 @@ fn checks(stage: &Value) -> Vec<(String, bool)> {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
 async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
     let Some((primary, replica)) = pair().await else {
         return;
@@ -232,6 +233,7 @@ async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
 async fn a_replica_past_max_lag_is_refused_before_anything_changes() {
     let Some((primary, replica)) = pair().await else {
         return;
@@ -333,6 +335,7 @@ async fn an_unreachable_writer_fails_retryably_unless_it_counts_as_fenced() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
 async fn lifeboat_run_dry_run_prints_what_would_change() {
     let Some((primary, replica)) = pair().await else {
         return;

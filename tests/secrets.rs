@@ -43,6 +43,7 @@ fn unique(prefix: &str) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL"]
 async fn serve_prints_neither_its_database_password_nor_its_token() {
     use sqlx::Connection;
     let Some(admin) = common::postgres_url() else {

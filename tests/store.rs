@@ -797,6 +797,7 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
 
 /// The whole engine on PostgreSQL: a run with a retry, through the real app.
 #[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL"]
 async fn a_run_completes_on_postgres() {
     let Some((url, name)) = common::fresh_postgres().await else {
         return;

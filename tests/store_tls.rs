@@ -19,6 +19,7 @@ fn url(port: u16, ca: &std::path::Path, mode: &str) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
 async fn the_store_runs_over_verified_tls_and_refuses_another_ca() {
     let Some(pg) = PrivatePostgres::start() else {
         return;
