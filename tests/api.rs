@@ -384,3 +384,29 @@ async fn a_finished_run_has_a_scorecard_with_its_critical_path() {
     let (status, _) = t.get("/api/v1/runs/not-a-run/report").await;
     assert_eq!(status, 400);
 }
+
+/// A 500 says only that something went wrong and under which id the service logged it: no
+/// store error, query or path reaches the client.
+#[tokio::test]
+async fn an_internal_error_answers_an_id_and_nothing_of_the_store() {
+    let t = common::spawn(
+        &[
+            ("shop.yaml", "name: shop\nstages:\n  a: { agent: noop }\n"),
+            ("groups.yaml", common::GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    t.app().store.close().await;
+    let (status, body) = t.get("/api/v1/runs").await;
+    assert_eq!(status, 500, "{body}");
+    let id = body["error_id"].as_str().expect("an error id");
+    assert_eq!(id.len(), 32, "{body}");
+    assert_eq!(
+        body["error"],
+        format!("internal error; the service logged it as {id}"),
+        "{body}"
+    );
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+    t.shutdown().await;
+}

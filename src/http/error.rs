@@ -39,12 +39,27 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            return internal(&self.message);
+        }
         let mut body = json!({ "error": self.message });
         if let (Some((k, v)), Some(map)) = (self.extra, body.as_object_mut()) {
             map.insert(k.to_string(), v);
         }
         (self.status, Json(body)).into_response()
     }
+}
+
+/// A 500: what went wrong is logged under an id of its own and only the id is answered, so
+/// that no store error, query or path reaches a client.
+fn internal(message: &str) -> Response {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    tracing::error!(error_id = %id, error = %message, "Internal error answered with a 500.");
+    let body = json!({
+        "error": format!("internal error; the service logged it as {id}"),
+        "error_id": id,
+    });
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }
 
 impl From<StartError> for ApiError {
@@ -69,7 +84,6 @@ impl From<CreateRunError> for ApiError {
             CreateRunError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             CreateRunError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
             CreateRunError::Busy(_) | CreateRunError::Store(_) => {
-                tracing::error!(error = %message, "Run creation failed.");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
             }
         }
