@@ -150,20 +150,29 @@ pub async fn run_report(
     Ok(Json(out))
 }
 
+/// A person's word on a run, each with its own path: matched in full, so that no word can
+/// fall through to another.
+#[derive(Clone, Copy)]
+enum RunDecision {
+    Approve,
+    Reject,
+    Cancel,
+}
+
 async fn decide(
     state: &AppState,
     actor: Actor,
     id: &str,
     bytes: &Bytes,
-    what: &str,
+    what: RunDecision,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(id)?;
     let d: Decision = body::body(bytes, true)?;
     let o = &state.orchestrator;
     let run = match what {
-        "approve" => o.approve(id, d.stage, &actor).await?,
-        "reject" => o.reject(id, &actor, d.reason).await?,
-        _ => o.cancel(id, &actor, d.reason).await?,
+        RunDecision::Approve => o.approve(id, d.stage, &actor).await?,
+        RunDecision::Reject => o.reject(id, &actor, d.reason).await?,
+        RunDecision::Cancel => o.cancel(id, &actor, d.reason).await?,
     };
     Ok(Json(body::run(&run, None)))
 }
@@ -222,7 +231,7 @@ pub async fn cancel_run(
     Path(id): Path<String>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, "cancel").await
+    decide(&s, a, &id, &b, RunDecision::Cancel).await
 }
 
 pub async fn approve_run(
@@ -231,7 +240,7 @@ pub async fn approve_run(
     Path(id): Path<String>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, "approve").await
+    decide(&s, a, &id, &b, RunDecision::Approve).await
 }
 
 pub async fn reject_run(
@@ -240,7 +249,7 @@ pub async fn reject_run(
     Path(id): Path<String>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, "reject").await
+    decide(&s, a, &id, &b, RunDecision::Reject).await
 }
 
 pub async fn list_groups(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
