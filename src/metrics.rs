@@ -232,13 +232,28 @@ impl Metrics {
     }
 }
 
+/// Prometheus's text exposition as an HTTP answer.
+pub fn exposition(text: String) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// Serves `/metrics` (what this process observed) and `/healthz` on `addr`: the exporter of
 /// an agent process, which has no API of its own.
 pub async fn serve_observed(
     addr: std::net::SocketAddr,
     metrics: std::sync::Arc<Metrics>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use axum::http::{StatusCode, header};
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -247,15 +262,7 @@ pub async fn serve_observed(
         .route(
             "/metrics",
             axum::routing::get(async move || match metrics.render_observed() {
-                Ok(text) => (
-                    StatusCode::OK,
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-                    .into_response(),
+                Ok(text) => exposition(text),
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
             }),
         )

@@ -5,9 +5,10 @@
 
 mod common;
 
-use lifeboat::bus::{WorkRequest, work_topic};
-use lifeboat::domain::{RunId, request_id};
-use serde_json::{Value, json};
+use common::forgery::{forged, forgeries, refused};
+use lifeboat::bus::work_topic;
+use lifeboat::domain::RunId;
+use serde_json::Value;
 
 fn workflow(dir: &std::path::Path) -> String {
     let log = dir.join("ran.log");
@@ -15,31 +16,6 @@ fn workflow(dir: &std::path::Path) -> String {
         "name: shop\nstages:\n  slow:\n    agent: exec\n    spec: {{ command: [sh, -c, 'sleep 3; echo slow >> {log}'] }}\n  last:\n    agent: exec\n    after: [slow]\n    spec: {{ command: [sh, -c, 'echo last >> {log}'] }}\n",
         log = log.display()
     )
-}
-
-/// A request that claims `stage` of `run`, attempt `attempt`, running `command`.
-fn forged(run: RunId, stage: &str, attempt: u32, command: &[&str]) -> Vec<u8> {
-    let req = WorkRequest {
-        v: 1,
-        id: request_id(run, stage, attempt),
-        run_id: run,
-        stage: stage.into(),
-        agent: "exec".into(),
-        attempt,
-        spec: json!({ "command": command }),
-        resource: format!("stage:{run}/{stage}"),
-        deadline: i64::MAX,
-        dry_run: false,
-    };
-    serde_json::to_vec(&req).expect("json")
-}
-
-fn refused(metrics: &str, reason: &str) -> u64 {
-    let wanted = format!("lifeboat_work_refused_total{{agent=\"exec\",reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&wanted)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn refusals(run: &Value) -> Vec<String> {
@@ -68,18 +44,10 @@ async fn forged_work_requests_run_nothing_and_the_real_run_completes() {
     let run: RunId = id.parse().expect("a run id");
     let bus = &t.app().bus;
     let topic = work_topic("exec");
-    let mut oversized = forged(run, "slow", 1, &touch);
-    oversized.resize(600 * 1024, b' ');
-    for payload in [
-        forged(RunId::new(), "slow", 1, &touch),
-        forged(run, "nope", 1, &touch),
-        forged(run, "slow", 2, &touch),
-        forged(run, "slow", 1, &touch),
-        // The same forgery again: counted again, audited once.
-        forged(run, "slow", 1, &touch),
-        b"{\"v\": 1, \"id\": ".to_vec(),
-        oversized,
-    ] {
+    let mut payloads = forgeries(run, &touch);
+    // The altered spec again: counted again, audited once.
+    payloads.push(forged(run, "slow", 1, &touch));
+    for payload in payloads {
         bus.publish(&topic, &id, payload).await.expect("publish");
     }
 

@@ -8,34 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::Cluster;
+use common::forgery::{forged, forgeries, refused};
 use lifeboat::bus::kafka::{KafkaBus, KafkaSettings};
-use lifeboat::bus::{Bus, Progress, ProgressKind, WorkRequest, work_topic};
+use lifeboat::bus::{Bus, Progress, ProgressKind, work_topic};
 use lifeboat::domain::{RunId, request_id};
-use serde_json::{Value, json};
-
-fn forged(run: RunId, stage: &str, attempt: u32, command: &[&str]) -> Vec<u8> {
-    serde_json::to_vec(&WorkRequest {
-        v: 1,
-        id: request_id(run, stage, attempt),
-        run_id: run,
-        stage: stage.into(),
-        agent: "exec".into(),
-        attempt,
-        spec: json!({ "command": command }),
-        resource: format!("stage:{run}/{stage}"),
-        deadline: i64::MAX,
-        dry_run: false,
-    })
-    .expect("json")
-}
-
-fn counted(metrics: &str, reason: &str) -> u64 {
-    let wanted = format!("lifeboat_work_refused_total{{agent=\"exec\",reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&wanted)?.trim().parse().ok())
-        .unwrap_or(0)
-}
+use serde_json::Value;
 
 #[tokio::test]
 #[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
@@ -76,17 +53,10 @@ async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
     let run: RunId = id.parse().expect("a run id");
     let marker = cluster.dir.path().join("forged");
     let touch = ["touch", marker.to_str().expect("utf-8")];
-    let mut oversized = forged(run, "slow", 1, &touch);
-    oversized.resize(600 * 1024, b' ');
-    for payload in [
-        forged(RunId::new(), "slow", 1, &touch),
-        forged(run, "nope", 1, &touch),
-        forged(run, "three", 1, &touch),
-        forged(run, "slow", 2, &touch),
-        forged(run, "slow", 1, &touch),
-        b"not json".to_vec(),
-        oversized,
-    ] {
+    let mut payloads = forgeries(run, &touch);
+    // A stage that is not in flight yet.
+    payloads.push(forged(run, "three", 1, &touch));
+    for payload in payloads {
         producer
             .publish(&work_topic("exec"), &id, payload)
             .await
@@ -137,11 +107,11 @@ async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
                 "malformed",
                 "oversized",
             ];
-            all.iter().all(|r| counted(&text, r) > 0).then_some(text)
+            all.iter().all(|r| refused(&text, r) > 0).then_some(text)
         },
     )
     .await;
-    assert_eq!(counted(&metrics, "stale_attempt"), 2, "{metrics}");
+    assert_eq!(refused(&metrics, "stale_attempt"), 2, "{metrics}");
 
     let done = cluster.finished(&base, &id, Duration::from_secs(60)).await;
     assert_eq!(done["state"], "succeeded", "{done:#}\n{}", cluster.logs());

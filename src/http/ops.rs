@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
@@ -40,15 +40,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => Err(e),
     };
     match rendered {
-        Ok(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => crate::metrics::exposition(text),
         Err(e) => super::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("metrics unavailable: {e}"),

@@ -416,7 +416,7 @@ impl Drop for SecureKafka {
 
 /// tansu's path if tansu, stunnel4 and openssl are all there, else `None` (skip).
 fn tools() -> Option<PathBuf> {
-    let Some(tansu) = tansu() else {
+    let Some(tansu) = super::services::tansu() else {
         required("tansu (scripts/kafka.sh installs it)");
         return None;
     };
@@ -430,17 +430,6 @@ fn tools() -> Option<PathBuf> {
         }
     }
     Some(tansu)
-}
-
-/// tansu from PATH or `~/.cargo/bin` (where scripts/kafka.sh installs it).
-fn tansu() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/tansu"));
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("tansu"))
-        .chain(home)
-        .find(|p| p.exists())
 }
 
 fn start_tansu(tansu: &Path, dir: &Path, port: u16, advertised: u16) -> Proc {

@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod cluster;
 pub mod discord;
 pub mod dns;
+pub mod forgery;
 pub mod kafka_secure;
 pub mod services;
 pub mod slack;

@@ -237,7 +237,7 @@ impl Drop for PrivatePostgres {
 }
 
 /// tansu from PATH or `~/.cargo/bin` (where scripts/kafka.sh installs it).
-fn tansu() -> Option<PathBuf> {
+pub fn tansu() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/tansu"));
     std::env::var_os("PATH")
         .into_iter()
