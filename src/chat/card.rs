@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::capitalised;
 use super::people::mention;
 use crate::clock::{Millis, short_duration};
 use crate::domain::{
@@ -377,14 +378,6 @@ impl Card {
     /// The card shows the run's final state.
     pub fn is_final(&self) -> bool {
         self.state.is_final()
-    }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -350,15 +350,8 @@ async fn confirm_skip(cx: &ChatContext, who: &Requester, id: RunId, stage: &str)
     };
     Reply::ephemeral(format!(
         "Skip `{stage}` of run `{id}`? {}. To confirm, say why: `/dr skip {id} {stage} REASON`",
-        capital(&then)
+        super::capitalised(&then)
     ))
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 /// A person's word on an offer, if its group allows them.

@@ -24,3 +24,12 @@ pub mod text;
 pub use context::ChatContext;
 pub use people::{Membership, Requester, Roles};
 pub use reply::Reply;
+
+/// `word` with its first letter a capital, as a sentence starts.
+pub(crate) fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -2,6 +2,7 @@
 //! countdown to the run, or a question), the buttons that apply, and once decided, how it
 //! ended and by whose word.
 
+use super::capitalised;
 use super::card::{Button, link};
 use super::people::mention;
 use crate::clock::Millis;
@@ -110,14 +111,6 @@ impl OfferCard {
                     || incident.is_some()
                     || now - offer.decided_at.unwrap_or(offer.opened_at) > INCIDENT_WAIT_MS),
         }
-    }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 
