@@ -152,3 +152,98 @@ async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
     drop(cluster);
     common::drop_postgres(&db_name).await;
 }
+
+/// A start produced straight to the progress topic, for a stage sent to agents but taken by
+/// none, moves nothing: only the agent holding the lease says a stage started.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
+async fn a_forged_start_moves_no_stage() {
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some((db, db_name)) = common::fresh_postgres().await else {
+        return;
+    };
+    let mut cluster = Cluster::new(&brokers, &db, &[("one", 0)]);
+    let (_serve, base) = cluster.serve("serve").await;
+    // No agent yet: `one` is sent and waits, untaken (`force` past the preflight).
+    let (status, created) = common::post_json(
+        &cluster.client,
+        &format!("{base}/api/v1/runs"),
+        None,
+        &serde_json::json!({ "group": "shop", "force": true }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("a run id").to_string();
+    cluster
+        .wait_run(
+            &base,
+            &id,
+            "`one` to be sent",
+            Duration::from_secs(30),
+            |run| (common::stage(run, "one")["state"] == "dispatched").then_some(()),
+        )
+        .await;
+
+    let mut settings = KafkaSettings::new(&brokers);
+    settings.namespace = Some(cluster.namespace());
+    let producer = KafkaBus::connect(settings, &lifeboat::bus::kafka::topics(&["exec"]))
+        .await
+        .expect("a producer");
+    let run: RunId = id.parse().expect("a run id");
+    let start = Progress {
+        v: 1,
+        request_id: request_id(run, "one", 1),
+        run_id: run,
+        stage: "one".into(),
+        attempt: 1,
+        kind: ProgressKind::Accepted,
+        message: "exec started attempt 1".into(),
+        retryable: None,
+        at: 0,
+        agent_instance: "agent:intruder:1:0".into(),
+    };
+    producer
+        .publish(
+            lifeboat::bus::PROGRESS_TOPIC,
+            &id,
+            serde_json::to_vec(&start).expect("json"),
+        )
+        .await
+        .expect("produce");
+    // Until serve has refused it, or acted on it.
+    common::until(
+        "serve to read the forged start",
+        Duration::from_secs(30),
+        async || {
+            let refused = cluster
+                .log_of("serve")
+                .contains("Ignoring a start from an agent that does not hold the lease");
+            let run = cluster.get_run(&base, &id).await?;
+            (refused || common::stage(&run, "one")["state"] != "dispatched").then_some(())
+        },
+    )
+    .await;
+    let now = cluster.get_run(&base, &id).await.expect("the run");
+    assert_eq!(
+        common::stage(&now, "one")["state"],
+        "dispatched",
+        "{now:#}\n{}",
+        cluster.logs()
+    );
+
+    let _agent = cluster.agent("agent");
+    let done = cluster.finished(&base, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(
+        done["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| !e["actor"].as_str().unwrap_or("").contains("intruder")),
+        "the forged start moved the run: {done:#}"
+    );
+    drop(cluster);
+    common::drop_postgres(&db_name).await;
+}

@@ -162,6 +162,11 @@ impl Cluster {
             .collect()
     }
 
+    /// The whole log of the process started as `name`.
+    pub fn log_of(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     /// The last lines of every process's log, for a failure message.
     pub fn logs(&self) -> String {
         self.logs
