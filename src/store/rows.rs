@@ -99,8 +99,7 @@ pub async fn insert_stage(
     run: &Run,
     i: usize,
 ) -> anyhow::Result<()> {
-    let s = &run.stages[i];
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
          message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
@@ -108,22 +107,31 @@ pub async fn insert_stage(
     .bind(run.id.to_string())
     .bind(i as i64)
     .bind(&run.plan[i].name)
-    .bind(&run.plan[i].agent)
-    .bind(s.state.as_str())
-    .bind(s.attempts as i64)
-    .bind(s.started_at)
-    .bind(s.finished_at)
-    .bind(s.message.clone())
-    .bind(s.retry_at)
-    .bind(s.deadline)
-    .bind(s.approved_by.as_ref().map(Actor::to_string))
-    .bind(super::leases::report_json(s.report.as_ref())?)
-    .bind(approvals_json(s)?)
-    .bind(s.skipped_by.as_ref().map(Actor::to_string))
-    .bind(s.budget_from as i64)
-    .execute(&mut **tx)
-    .await?;
+    .bind(&run.plan[i].agent);
+    bind_stage(query, &run.stages[i])?
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds a stage's twelve stored columns, `state` to `budget_from`, in the order both the
+/// insert and the update name them.
+fn bind_stage<'q>(query: AnyQuery<'q>, s: &'q StageRun) -> anyhow::Result<AnyQuery<'q>> {
+    Ok(query
+        .bind(s.state.as_str())
+        .bind(s.attempts as i64)
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .bind(s.message.clone())
+        .bind(s.retry_at)
+        .bind(s.deadline)
+        .bind(s.approved_by.as_ref().map(Actor::to_string))
+        .bind(super::leases::report_json(s.report.as_ref())?)
+        .bind(approvals_json(s)?)
+        .bind(s.skipped_by.as_ref().map(Actor::to_string))
+        .bind(s.budget_from as i64))
 }
 
 /// Writes a run and its changed `stages`, unless its row moved on from `expected_version`.
@@ -156,28 +164,16 @@ pub async fn update_run(
         );
     }
     for &i in stages {
-        let s = &run.stages[i];
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
              retry_at = $6, deadline = $7, approved_by = $8, report = $9, approvals = $10, skipped_by = $11, \
              budget_from = $12 WHERE run_id = $13 AND position = $14",
-        )
-        .bind(s.state.as_str())
-        .bind(s.attempts as i64)
-        .bind(s.started_at)
-        .bind(s.finished_at)
-        .bind(s.message.clone())
-        .bind(s.retry_at)
-        .bind(s.deadline)
-        .bind(s.approved_by.as_ref().map(Actor::to_string))
-        .bind(super::leases::report_json(s.report.as_ref())?)
-        .bind(approvals_json(s)?)
-        .bind(s.skipped_by.as_ref().map(Actor::to_string))
-        .bind(s.budget_from as i64)
-        .bind(run.id.to_string())
-        .bind(i as i64)
-        .execute(&mut **tx)
-        .await?;
+        );
+        bind_stage(query, &run.stages[i])?
+            .bind(run.id.to_string())
+            .bind(i as i64)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
