@@ -6,7 +6,8 @@
 //! reports progress, and releases the lease with the outcome, which moves the run on.
 //!
 //! Layout, lowest first (no module imports one above it):
-//! - `clock`, `secret`: time as a handed-in `Clock`; values that never print.
+//! - `clock`, `secret`, `string_enum`: time as a handed-in `Clock`; values that never
+//!   print; enums stored and sent as words.
 //! - `workflow`: the YAML formats (workflows, groups, routes, targets), their checks, and
 //!   plans. It asks what agents accept through a trait, and so depends on none.
 //! - `domain`: runs, stages, audit records and event kinds, actors, leases, ids.
@@ -43,6 +44,7 @@ pub mod secret;
 pub mod semaphore;
 pub mod startup;
 pub mod store;
+mod string_enum;
 pub(crate) mod telemetry;
 pub mod tls;
 pub(crate) mod trigger;

@@ -14,32 +14,10 @@ pub enum Platform {
     Discord,
 }
 
-impl Platform {
-    pub const ALL: [Platform; 2] = [Platform::Slack, Platform::Discord];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Slack => "slack",
-            Platform::Discord => "discord",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown chat platform `{s}` (slack or discord)"))
-    }
-}
+crate::string_enum::string_enum!(Platform, "chat platform", " (slack or discord)" {
+    Slack = "slack",
+    Discord = "discord",
+});
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Actor {
@@ -55,7 +33,7 @@ pub enum Actor {
     Alert(String),
     /// Someone at this machine's terminal.
     Terminal(String),
-    /// An agent process, by its instance name (`agent:host:pid`, `embedded:host:pid`).
+    /// An agent process, by its instance name (`agent:host:pid:nonce`, `embedded:…`).
     Agent(String),
 }
 

@@ -2,7 +2,6 @@
 //! link), whether it fires or has resolved, and the keys that recognise it again.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
@@ -17,17 +16,13 @@ pub enum Source {
     Grafana,
 }
 
+crate::string_enum::string_enum!(Source, "alert source", "" {
+    Alertmanager = "alertmanager",
+    Pagerduty = "pagerduty",
+    Grafana = "grafana",
+});
+
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Alertmanager, Source::Pagerduty, Source::Grafana];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Alertmanager => "alertmanager",
-            Source::Pagerduty => "pagerduty",
-            Source::Grafana => "grafana",
-        }
-    }
-
     /// Whether a route for `from` takes alerts from here.
     pub fn routed_by(self, from: AlertSource) -> bool {
         matches!(
@@ -37,22 +32,6 @@ impl Source {
                 | (AlertSource::Pagerduty, Source::Pagerduty)
                 | (AlertSource::Grafana, Source::Grafana)
         )
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Source::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown alert source `{s}`"))
     }
 }
 
@@ -150,57 +129,25 @@ pub enum Decision {
     Failed,
 }
 
+crate::string_enum::string_enum!(Decision, "alert decision", "" {
+    Started = "started",
+    Offered = "offered",
+    Joined = "joined",
+    Cooldown = "cooldown",
+    Held = "held",
+    Resolved = "resolved",
+    Withdrew = "withdrew",
+    Unrouted = "unrouted",
+    NoGroup = "no_group",
+    Ignored = "ignored",
+    Failed = "failed",
+});
+
 impl Decision {
-    pub const ALL: [Decision; 11] = [
-        Decision::Started,
-        Decision::Offered,
-        Decision::Joined,
-        Decision::Cooldown,
-        Decision::Held,
-        Decision::Resolved,
-        Decision::Withdrew,
-        Decision::Unrouted,
-        Decision::NoGroup,
-        Decision::Ignored,
-        Decision::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Started => "started",
-            Decision::Offered => "offered",
-            Decision::Joined => "joined",
-            Decision::Cooldown => "cooldown",
-            Decision::Held => "held",
-            Decision::Resolved => "resolved",
-            Decision::Withdrew => "withdrew",
-            Decision::Unrouted => "unrouted",
-            Decision::NoGroup => "no_group",
-            Decision::Ignored => "ignored",
-            Decision::Failed => "failed",
-        }
-    }
-
     /// Whether a re-send of the alert is only counted: every decision but `held`, which
     /// a re-send may get past.
     pub fn settles(self) -> bool {
         self != Decision::Held
-    }
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Decision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Decision::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| format!("unknown alert decision `{s}`"))
     }
 }
 

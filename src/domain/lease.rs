@@ -1,7 +1,5 @@
 //! Leases as the semaphore hands them out and records their ends.
 
-use std::str::FromStr;
-
 use super::ids::RunId;
 use super::report::Report;
 
@@ -13,29 +11,12 @@ pub enum OutcomeKind {
     Revoked,
 }
 
-impl OutcomeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Succeeded => "succeeded",
-            OutcomeKind::Failed => "failed",
-            OutcomeKind::Expired => "expired",
-            OutcomeKind::Revoked => "revoked",
-        }
-    }
-}
-
-impl FromStr for OutcomeKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "succeeded" => OutcomeKind::Succeeded,
-            "failed" => OutcomeKind::Failed,
-            "expired" => OutcomeKind::Expired,
-            "revoked" => OutcomeKind::Revoked,
-            other => return Err(format!("unknown lease outcome `{other}`")),
-        })
-    }
-}
+crate::string_enum::string_enum!(OutcomeKind, "lease outcome", "" {
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Expired = "expired",
+    Revoked = "revoked",
+});
 
 /// How a request's lease ended.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,9 +3,6 @@
 //! allowed vetoes it. Its id is the id of the run it starts, so that starting it again
 //! (after a crash, or from another replica) finds that run instead of making a second.
 
-use std::fmt;
-use std::str::FromStr;
-
 use super::actor::Actor;
 use super::alert::AlertBrief;
 use super::ids::RunId;
@@ -32,50 +29,21 @@ pub enum OfferState {
     Failed,
 }
 
+crate::string_enum::string_enum!(OfferState, "offer state", "" {
+    Open = "open",
+    Starting = "starting",
+    Started = "started",
+    Joined = "joined",
+    Vetoed = "vetoed",
+    Rejected = "rejected",
+    Withdrawn = "withdrawn",
+    Failed = "failed",
+});
+
 impl OfferState {
-    pub const ALL: [OfferState; 8] = [
-        OfferState::Open,
-        OfferState::Starting,
-        OfferState::Started,
-        OfferState::Joined,
-        OfferState::Vetoed,
-        OfferState::Rejected,
-        OfferState::Withdrawn,
-        OfferState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OfferState::Open => "open",
-            OfferState::Starting => "starting",
-            OfferState::Started => "started",
-            OfferState::Joined => "joined",
-            OfferState::Vetoed => "vetoed",
-            OfferState::Rejected => "rejected",
-            OfferState::Withdrawn => "withdrawn",
-            OfferState::Failed => "failed",
-        }
-    }
-
     /// Nothing more happens to it.
     pub fn is_final(self) -> bool {
         !matches!(self, OfferState::Open | OfferState::Starting)
-    }
-}
-
-impl fmt::Display for OfferState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OfferState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        OfferState::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown offer state `{s}`"))
     }
 }
 
@@ -86,25 +54,11 @@ pub enum OfferMode {
     Countdown,
 }
 
-impl OfferMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OfferMode::Auto => "auto",
-            OfferMode::Confirm => "confirm",
-            OfferMode::Countdown => "countdown",
-        }
-    }
-}
-
-impl FromStr for OfferMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [OfferMode::Auto, OfferMode::Confirm, OfferMode::Countdown]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown offer mode `{s}`"))
-    }
-}
+crate::string_enum::string_enum!(OfferMode, "offer mode", "" {
+    Auto = "auto",
+    Confirm = "confirm",
+    Countdown = "countdown",
+});
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Offer {

@@ -1,8 +1,5 @@
 //! A run and its stages as the store keeps them (the README's "How it works").
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::actor::Actor;
@@ -39,29 +36,7 @@ pub enum StageState {
     Cancelled,
 }
 
-macro_rules! string_enum {
-    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
-        impl $t {
-            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$t>::$v => $s),* }
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($s => Ok(<$t>::$v),)* other => Err(format!("unknown state `{other}`")) }
-            }
-        }
-    };
-}
-
-string_enum!(RunState {
+crate::string_enum::string_enum!(RunState, "run state", "" {
     Pending = "pending",
     Running = "running",
     AwaitingApproval = "awaiting_approval",
@@ -70,7 +45,7 @@ string_enum!(RunState {
     Cancelled = "cancelled",
 });
 
-string_enum!(StageState {
+crate::string_enum::string_enum!(StageState, "stage state", "" {
     Pending = "pending",
     Ready = "ready",
     Dispatched = "dispatched",

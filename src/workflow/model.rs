@@ -1,7 +1,5 @@
 //! The words every file shares: actions and retry policies.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -48,30 +46,8 @@ pub enum Action {
     Drill,
 }
 
-impl Action {
-    pub const ALL: [Action; 3] = [Action::Failover, Action::Failback, Action::Drill];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Failover => "failover",
-            Action::Failback => "failback",
-            Action::Drill => "drill",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Action {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action `{s}` (expected failover, failback or drill)"))
-    }
-}
+crate::string_enum::string_enum!(Action, "action", " (expected failover, failback or drill)" {
+    Failover = "failover",
+    Failback = "failback",
+    Drill = "drill",
+});
