@@ -4,11 +4,12 @@
 //! grammar (`crate::commands`) or a button press, and hands it to `handle`, which checks
 //! the group's `allow` (`access`) and acts through the orchestrator. Outbound, the
 //! `notifier` reads run events and keeps one card per run per platform (`card`), posted
-//! once and edited in place, through the platform's `Outbound`; the `offer_keeper` does
+//! once and edited in place (`card_slot`), through the platform's `Outbound`; the `offer_keeper` does
 //! the same for the offers alerts open (`offer_card`), in each group's standing channel.
 
 pub mod access;
 pub mod card;
+pub mod card_slot;
 pub mod context;
 pub mod discord;
 pub mod handle;

@@ -13,20 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::card::Card;
+use super::card_slot::{CardSlot, Synced};
 use super::context::ChatContext;
 use super::outbound::{Outbound, Posted, SendError};
 use super::people::mention;
 use super::text;
 use crate::bus::{RunEvent, Subscription};
 use crate::domain::{Actor, EventKind, RunId, RunState, StageState};
-use crate::store::CardClaim;
+use crate::store::CardKey;
 
 /// How long a batch waits for more events once one has come.
 const GATHER: Duration = Duration::from_millis(100);
 /// Most events in one batch.
 const MOST: usize = 2000;
-/// A claim on a card with no message this old is taken over: its claimer died.
-const STALE_CLAIM_MS: i64 = 30_000;
 /// How often a card is tried again after a failure other than a 429, and how long apart.
 const TRIES: u32 = 5;
 const BACKOFF: Duration = Duration::from_millis(500);
@@ -141,54 +140,39 @@ impl Notifier {
         )
         .with_recovery(recovery.as_ref());
         let rendering = self.out.rendering(&card);
-        let claim = store
-            .claim_card(platform, id, &self.instance, STALE_CLAIM_MS)
-            .await
-            .map_err(failed)?;
-        let at = match claim {
-            CardClaim::Won { channel } => {
-                let origin = store.origin(id, platform).await.map_err(failed)?;
-                let channel = match channel {
-                    Some(c) => c,
-                    None => {
-                        let c = self.out.open(&run, group, origin.as_ref()).await?;
-                        store
-                            .set_card_channel(platform, id, &c)
-                            .await
-                            .map_err(failed)?;
-                        c
+        let slot = CardSlot {
+            store,
+            platform,
+            key: CardKey::Run(id),
+            claimer: &self.instance,
+        };
+        let synced = slot
+            .sync(
+                &rendering,
+                card.is_final(),
+                async || {
+                    let origin = store.origin(id, platform).await.map_err(failed)?;
+                    self.out.open(&run, group, origin.as_ref()).await
+                },
+                async |channel: &str| self.out.post_card(channel, &card).await,
+                async |at: &Posted| self.out.edit_card(at, &card).await,
+            )
+            .await?;
+        let at = match synced {
+            Synced::Shown { at, new } => {
+                if new {
+                    let origin = store.origin(id, platform).await.map_err(failed)?;
+                    let notice = format!("{}: follow it in <#{}>", card.title, at.channel);
+                    for elsewhere in self.out.announce_in(group, origin.as_ref()) {
+                        let key = format!("announce:{id}:{elsewhere}");
+                        self.once(&key, id, self.out.announce(&elsewhere, &notice))
+                            .await?;
                     }
-                };
-                let message = self.out.post_card(&channel, &card).await?;
-                store
-                    .set_card_shown(platform, id, Some(&message), &rendering, card.is_final())
-                    .await
-                    .map_err(failed)?;
-                let at = Posted { channel, message };
-                let notice = format!("{}: follow it in <#{}>", card.title, at.channel);
-                for elsewhere in self.out.announce_in(group, origin.as_ref()) {
-                    let key = format!("announce:{id}:{elsewhere}");
-                    self.once(&key, id, self.out.announce(&elsewhere, &notice))
-                        .await?;
-                }
-                at
-            }
-            CardClaim::Posted(row) => {
-                let (Some(channel), Some(message)) = (row.channel, row.message) else {
-                    return Err(SendError::Failed("a posted card without its place".into()));
-                };
-                let at = Posted { channel, message };
-                if row.shown.as_deref() != Some(rendering.as_str()) {
-                    self.out.edit_card(&at, &card).await?;
-                    store
-                        .set_card_shown(platform, id, None, &rendering, card.is_final())
-                        .await
-                        .map_err(failed)?;
                 }
                 at
             }
             // Another replica is posting it; this event's state must still reach it.
-            CardClaim::Busy => return Err(SendError::Failed("the card is being posted".into())),
+            Synced::Busy => return Err(SendError::Failed("the card is being posted".into())),
         };
         // A rejection cancels the run: its thread hears of the rejection once, not twice.
         let rejected = events.iter().any(|e| e.kind == EventKind::StageRejected);

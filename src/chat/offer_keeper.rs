@@ -12,16 +12,16 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
+use super::card_slot::CardSlot;
 use super::context::ChatContext;
 use super::offer_card::OfferCard;
 use super::outbound::{Outbound, Posted, SendError};
 use crate::domain::{OfferMode, RunId};
-use crate::store::{CardClaim, CardKey};
+use crate::store::CardKey;
 
 /// How often open offers are looked at when nothing moved: a countdown's face changes at
 /// this pace, within every platform's rate limits.
 const TICK: Duration = Duration::from_secs(5);
-const STALE_CLAIM_MS: i64 = 30_000;
 
 pub struct OfferKeeper {
     cx: ChatContext,
@@ -122,39 +122,21 @@ impl OfferKeeper {
             self.cx.clock.now_ms(),
         );
         let rendering = self.out.offer_rendering(&card);
-        match store
-            .claim_card(platform, key, &self.instance, STALE_CLAIM_MS)
-            .await
-            .map_err(failed)?
-        {
-            CardClaim::Won { .. } => {
-                store
-                    .set_card_channel(platform, key, &channel)
-                    .await
-                    .map_err(failed)?;
-                let message = self.out.post_offer(&channel, &card).await?;
-                store
-                    .set_card_shown(platform, key, Some(&message), &rendering, card.settled)
-                    .await
-                    .map_err(failed)?;
-            }
-            CardClaim::Posted(row) => {
-                let (Some(channel), Some(message)) = (row.channel, row.message) else {
-                    return Err(SendError::Failed("a posted card without its place".into()));
-                };
-                if row.shown.as_deref() != Some(rendering.as_str()) {
-                    self.out
-                        .edit_offer(&Posted { channel, message }, &card)
-                        .await?;
-                    store
-                        .set_card_shown(platform, key, None, &rendering, card.settled)
-                        .await
-                        .map_err(failed)?;
-                }
-            }
-            // Another replica posts it; the next tick edits it if need be.
-            CardClaim::Busy => {}
-        }
+        let slot = CardSlot {
+            store,
+            platform,
+            key,
+            claimer: &self.instance,
+        };
+        // Busy: another replica posts it; the next tick edits it if need be.
+        slot.sync(
+            &rendering,
+            card.settled,
+            async || Ok(channel),
+            async |channel: &str| self.out.post_offer(channel, &card).await,
+            async |at: &Posted| self.out.edit_offer(at, &card).await,
+        )
+        .await?;
         Ok(())
     }
 }
