@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
-use crate::alerts::pagerduty::Notes;
+use crate::alerts::pagerduty_notes::Notes;
 use crate::alerts::{Desk, DeskTask, Offers};
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
@@ -20,7 +20,7 @@ use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::discord::interaction;
 use crate::chat::discord::outbound::DiscordOut;
 use crate::chat::notifier::Notifier;
-use crate::chat::offer_keeper::OfferKeeper;
+use crate::chat::offer_notifier::OfferNotifier;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackBot;
 use crate::chat::slack::outbound::SlackOut;
@@ -262,8 +262,8 @@ impl App {
                 let out = Arc::new(SlackOut { api: api.clone() });
                 let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
                 tasks.push(tokio::spawn(notifier.run(events)));
-                let keeper = OfferKeeper::new(chat.clone(), out, instance.clone());
-                tasks.push(tokio::spawn(keeper.run()));
+                let offer_notifier = OfferNotifier::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(offer_notifier.run()));
                 Some(Arc::new(SlackBot {
                     cx: chat.clone(),
                     api,
@@ -299,8 +299,8 @@ impl App {
                 let out = Arc::new(DiscordOut { api: api.clone() });
                 let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
                 tasks.push(tokio::spawn(notifier.run(events)));
-                let keeper = OfferKeeper::new(chat.clone(), out, instance.clone());
-                tasks.push(tokio::spawn(keeper.run()));
+                let offer_notifier = OfferNotifier::new(chat.clone(), out, instance.clone());
+                tasks.push(tokio::spawn(offer_notifier.run()));
                 // `/dr` is (re)registered at every start: the definition is this build's.
                 let registrar = api.clone();
                 tasks.push(tokio::spawn(async move {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::{checked_target, on_target, opt_duration, run_target};
 use super::providers::capability::Move;
+use super::spec_fields::{checked_target, on_target, opt_duration, run_target};
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, TargetKind, Targets};
 

@@ -13,7 +13,6 @@ mod capacity;
 mod database;
 mod dial;
 mod exec;
-mod fields;
 pub mod heartbeat;
 mod http;
 mod noop;
@@ -22,6 +21,7 @@ mod registry;
 pub(crate) mod runtime;
 #[cfg(test)]
 mod runtime_tests;
+mod spec_fields;
 mod wait;
 mod work;
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::fields::duration;
+use super::spec_fields::duration;
 use super::work::{Failure, Work};
 use crate::workflow::{SpecError, Targets};
 

@@ -5,7 +5,7 @@
 
 pub mod desk;
 pub mod offers;
-pub mod pagerduty;
+pub mod pagerduty_notes;
 pub mod receive;
 pub mod routing;
 pub mod sources;

@@ -4,7 +4,7 @@
 //! grammar (`crate::commands`) or a button press, and hands it to `handle`, which checks
 //! the group's `allow` (`access`) and acts through the orchestrator. Outbound, the
 //! `notifier` reads run events and keeps one card per run per platform (`card`), posted
-//! once and edited in place (`card_slot`), through the platform's `Outbound`; the `offer_keeper` does
+//! once and edited in place (`card_slot`), through the platform's `Outbound`; the `offer_notifier` does
 //! the same for the offers alerts open (`offer_card`), in each group's standing channel.
 
 pub mod access;
@@ -15,7 +15,7 @@ pub mod discord;
 pub mod handle;
 pub mod notifier;
 pub mod offer_card;
-pub mod offer_keeper;
+pub mod offer_notifier;
 pub mod outbound;
 pub mod people;
 pub mod reply;

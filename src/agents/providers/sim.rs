@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::capability::{Capacity, Database, Demote, Dial, Move, Promote, Provider, Scale};
 use super::records::{self, Regions};
-use crate::agents::fields::opt_duration;
+use crate::agents::spec_fields::opt_duration;
 use crate::agents::work::{Failure, Work};
 use crate::workflow::{SpecError, Target, kinds};
 

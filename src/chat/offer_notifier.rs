@@ -23,15 +23,15 @@ use crate::store::CardKey;
 /// this pace, within every platform's rate limits.
 const TICK: Duration = Duration::from_secs(5);
 
-pub struct OfferKeeper {
+pub struct OfferNotifier {
     cx: ChatContext,
     out: Arc<dyn Outbound>,
     instance: String,
 }
 
-impl OfferKeeper {
-    pub fn new(cx: ChatContext, out: Arc<dyn Outbound>, instance: String) -> OfferKeeper {
-        OfferKeeper { cx, out, instance }
+impl OfferNotifier {
+    pub fn new(cx: ChatContext, out: Arc<dyn Outbound>, instance: String) -> OfferNotifier {
+        OfferNotifier { cx, out, instance }
     }
 
     /// Runs until aborted.

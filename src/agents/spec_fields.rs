@@ -38,7 +38,7 @@ pub trait OnTarget {
 /// Implements `OnTarget` for a spec from the name of its target field.
 macro_rules! on_target {
     ($spec:ty, $kind:expr, $field:ident) => {
-        impl $crate::agents::fields::OnTarget for $spec {
+        impl $crate::agents::spec_fields::OnTarget for $spec {
             const KIND: $crate::workflow::TargetKind = $kind;
             const FIELD: &'static str = stringify!($field);
             fn target(&self) -> &str {
