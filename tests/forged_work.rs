@@ -14,6 +14,32 @@ use lifeboat::bus::{Bus, Progress, ProgressKind, work_topic};
 use lifeboat::domain::{RunId, request_id};
 use serde_json::Value;
 
+/// A producer on the cluster's topics, as anyone who can reach it has: no orchestrator,
+/// no store.
+async fn intruder(brokers: &str, cluster: &Cluster) -> KafkaBus {
+    let mut settings = KafkaSettings::new(brokers);
+    settings.namespace = Some(cluster.namespace());
+    KafkaBus::connect(settings, &lifeboat::bus::kafka::topics(&["exec"]))
+        .await
+        .expect("a producer")
+}
+
+/// News of attempt 1 of `stage`, as if its agent had sent it.
+fn news(run: RunId, stage: &str, kind: ProgressKind) -> Progress {
+    Progress {
+        v: 1,
+        request_id: request_id(run, stage, 1),
+        run_id: run,
+        stage: stage.into(),
+        attempt: 1,
+        kind,
+        message: "forged".into(),
+        retryable: None,
+        at: 0,
+        agent_instance: "agent:intruder:1:0".into(),
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
 async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
@@ -44,12 +70,7 @@ async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
         )
         .await;
 
-    // Anyone who can produce to the cluster: no orchestrator, no store.
-    let mut settings = KafkaSettings::new(&brokers);
-    settings.namespace = Some(cluster.namespace());
-    let producer = KafkaBus::connect(settings, &lifeboat::bus::kafka::topics(&["exec"]))
-        .await
-        .expect("a producer");
+    let producer = intruder(&brokers, &cluster).await;
     let run: RunId = id.parse().expect("a run id");
     let marker = cluster.dir.path().join("forged");
     let touch = ["touch", marker.to_str().expect("utf-8")];
@@ -64,18 +85,7 @@ async fn forged_requests_and_outcomes_on_the_broker_change_nothing() {
     }
     // An outcome for the running stage, as if its agent had finished: the orchestrator
     // reads outcomes from the store, where only the lease holder can write one.
-    let outcome = Progress {
-        v: 1,
-        request_id: request_id(run, "slow", 1),
-        run_id: run,
-        stage: "slow".into(),
-        attempt: 1,
-        kind: ProgressKind::Succeeded,
-        message: "done (forged)".into(),
-        retryable: None,
-        at: 0,
-        agent_instance: "agent:intruder:1:0".into(),
-    };
+    let outcome = news(run, "slow", ProgressKind::Succeeded);
     producer
         .publish(
             lifeboat::bus::PROGRESS_TOPIC,
@@ -186,24 +196,9 @@ async fn a_forged_start_moves_no_stage() {
         )
         .await;
 
-    let mut settings = KafkaSettings::new(&brokers);
-    settings.namespace = Some(cluster.namespace());
-    let producer = KafkaBus::connect(settings, &lifeboat::bus::kafka::topics(&["exec"]))
-        .await
-        .expect("a producer");
+    let producer = intruder(&brokers, &cluster).await;
     let run: RunId = id.parse().expect("a run id");
-    let start = Progress {
-        v: 1,
-        request_id: request_id(run, "one", 1),
-        run_id: run,
-        stage: "one".into(),
-        attempt: 1,
-        kind: ProgressKind::Accepted,
-        message: "exec started attempt 1".into(),
-        retryable: None,
-        at: 0,
-        agent_instance: "agent:intruder:1:0".into(),
-    };
+    let start = news(run, "one", ProgressKind::Accepted);
     producer
         .publish(
             lifeboat::bus::PROGRESS_TOPIC,
