@@ -326,7 +326,11 @@ async fn discords_rate_limit_headers_and_429s_are_honoured() {
         bucket_reset_after: Some(RESET_AFTER),
     })
     .await;
-    let t = app_with(&standin, &SHOP.replace("approval: required", "")).await;
+    // Long enough that the card is posted while the run goes on, so that it is edited.
+    let workflow = SHOP
+        .replace("approval: required", "")
+        .replace("duration: 100ms", "duration: 1s");
+    let t = app_with(&standin, &workflow).await;
     t.create(r#"{"group": "shop"}"#).await;
     let thread = incident_thread(&standin).await;
     // Every post to the thread waits for its bucket to refill.

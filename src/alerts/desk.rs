@@ -22,16 +22,15 @@ use std::sync::Mutex;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
 
+use super::firing::{self, Live, Step};
 use super::offers::Offers;
 use super::routing;
 use crate::bus::{Bus, Envelope, RunEvent};
-use crate::domain::{
-    Actor, Alert, AlertBrief, Decision, EventKind, Offer, OfferMode, OfferState, RunId, Status,
-};
+use crate::domain::{Actor, Alert, Decision, EventKind, Offer, OfferMode, RunId, Status};
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 use crate::store::{AlertTx, Filing, Store};
-use crate::workflow::{Action, Route, RouteMode};
+use crate::workflow::{Action, Route};
 
 /// Most alerts filed in one transaction.
 const MOST: usize = 2000;
@@ -79,19 +78,6 @@ impl Desk {
             .map_err(|_| DeskError::Closed)?;
         rx.await.map_err(|_| DeskError::Closed)?
     }
-}
-
-/// The state of a group's action as a batch sees it.
-#[derive(Clone)]
-enum Live {
-    Run(RunId),
-    Offer(RunId),
-    /// Nothing open, and this route's cooldown for the group running since then.
-    Cooling {
-        route: String,
-        since: i64,
-    },
-    Nothing,
 }
 
 pub struct DeskTask {
@@ -363,97 +349,58 @@ impl DeskTask {
                 s
             }
         };
-        match state {
-            Live::Run(run) => {
+        let last = match firing::needs_last_start(&state, route) {
+            Some(known) => known,
+            None => tx.last_start(&route.name, group).await?,
+        };
+        let step = firing::step(alert, route, group, &state, last, tx.now, || {
+            self.may_start(route)
+        });
+        match step {
+            Step::JoinRun(run) => {
                 f.decision = Decision::Joined;
                 f.run = Some(run);
                 after.joined.insert(run, (group.to_string(), route.action));
-                return Ok(());
             }
-            Live::Offer(offer) => {
+            Step::JoinOffer(offer) => {
                 f.decision = Decision::Joined;
                 f.offer = Some(offer);
-                return Ok(());
             }
-            Live::Cooling { .. } | Live::Nothing => {}
-        }
-        let last = match state {
-            Live::Cooling { route: r, since } if r == route.name => Some(since),
-            _ => tx.last_start(&route.name, group).await?,
-        };
-        if let Some(last) = last
-            && tx.now - last < route.cooldown.as_millis() as i64
-        {
-            live.insert(
-                key,
-                Live::Cooling {
-                    route: route.name.clone(),
-                    since: last,
-                },
-            );
-            f.decision = Decision::Cooldown;
-            f.detail = Some(format!(
-                "route `{}` started or was refused a run of `{group}` {} ago; its cooldown is {}",
-                route.name,
-                crate::clock::short_duration(tx.now - last),
-                humantime::format_duration(route.cooldown)
-            ));
-            return Ok(());
-        }
-        if !self.may_start(route) {
-            f.decision = Decision::Held;
-            f.detail = Some(format!(
-                "route `{}` opened {} runs or offers in the last minute",
-                route.name, route.starts_per_minute
-            ));
-            return Ok(());
-        }
-        let (mode, state, deadline, decided) = match route.mode {
-            RouteMode::Auto => (
-                OfferMode::Auto,
-                OfferState::Starting,
-                None,
-                Some((Actor::Alert(route.name.clone()), tx.now)),
-            ),
-            RouteMode::Confirm => (OfferMode::Confirm, OfferState::Open, None, None),
-            RouteMode::Countdown(delay) => (
-                OfferMode::Countdown,
-                OfferState::Open,
-                Some(tx.now + delay.as_millis() as i64),
-                None,
-            ),
-        };
-        let offer = Offer {
-            id: RunId::new(),
-            route: route.name.clone(),
-            group: group.to_string(),
-            action: route.action,
-            mode,
-            state,
-            opened_at: tx.now,
-            deadline,
-            decided_by: decided.as_ref().map(|d| d.0.clone()),
-            decided_at: decided.map(|d| d.1),
-            run_id: None,
-            message: None,
-            alert: AlertBrief::from(alert),
-        };
-        if tx.open_offer(&offer).await? {
-            f.decision = if mode == OfferMode::Auto {
-                Decision::Started
-            } else {
-                Decision::Offered
-            };
-            f.offer = Some(offer.id);
-            live.insert(key, Live::Offer(offer.id));
-            after.moved.push(offer.id);
-            if mode == OfferMode::Auto {
-                after.start.push(offer);
+            Step::Cooldown { since, detail } => {
+                live.insert(
+                    key,
+                    Live::Cooling {
+                        route: route.name.clone(),
+                        since,
+                    },
+                );
+                f.decision = Decision::Cooldown;
+                f.detail = Some(detail);
             }
-        } else {
-            // Another replica opened one a moment ago: join it.
-            f.decision = Decision::Joined;
-            f.offer = tx.live_offer(group, route.action).await?;
+            Step::Held { detail } => {
+                f.decision = Decision::Held;
+                f.detail = Some(detail);
+            }
+            Step::Open(offer) => {
+                if tx.open_offer(&offer).await? {
+                    let auto = offer.mode == OfferMode::Auto;
+                    f.decision = if auto {
+                        Decision::Started
+                    } else {
+                        Decision::Offered
+                    };
+                    f.offer = Some(offer.id);
+                    live.insert(key, Live::Offer(offer.id));
+                    after.moved.push(offer.id);
+                    if auto {
+                        after.start.push(*offer);
+                    }
+                } else {
+                    // Another replica opened one a moment ago: join it.
+                    f.decision = Decision::Joined;
+                    f.offer = tx.live_offer(group, route.action).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! notes on the PagerDuty incidents runs came from (`pagerduty`).
 
 pub mod desk;
+pub mod firing;
 pub mod offers;
 pub mod pagerduty_notes;
 pub mod receive;
