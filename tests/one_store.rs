@@ -169,7 +169,7 @@ async fn run_on_a_server_that_refuses_says_so() {
     let out = lifeboat(dir.path(), &["run", "other", "--server", &base]);
     assert_eq!(out.status.code(), Some(2), "no token: 401");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("refused (401)"),
+        String::from_utf8_lossy(&out.stderr).contains("refused (401 Unauthorized)"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -76,8 +76,6 @@ impl KafkaSettings {
 pub struct KafkaBus {
     settings: KafkaSettings,
     producer: FutureProducer<Watch>,
-    /// The producer's view of the connection: why the bus is not ready, when it is not.
-    watch: Watch,
 }
 
 /// How long start-up waits for the cluster to answer before it says why it could not.
@@ -131,7 +129,6 @@ impl KafkaBus {
                 Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
             }
         }
-        let watch = Watch::default();
         let producer: FutureProducer<Watch> = settings
             .client()
             .set("enable.idempotence", "true")
@@ -139,18 +136,9 @@ impl KafkaBus {
             // Latency over batching: a DR step should leave at once.
             .set("linger.ms", "0")
             .set("message.timeout.ms", "30000")
-            .create_with_context(watch.clone())
+            .create_with_context(Watch::default())
             .context("cannot create the Kafka producer")?;
-        Ok(KafkaBus {
-            settings,
-            producer,
-            watch,
-        })
-    }
-
-    /// Why the bus last failed, as librdkafka said it.
-    pub fn last_error(&self) -> Option<String> {
-        self.watch.last_error()
+        Ok(KafkaBus { settings, producer })
     }
 }
 

@@ -4,10 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use super::api_client::ApiClient;
 
 #[derive(Subcommand)]
 pub enum Control {
@@ -77,26 +78,9 @@ impl Control {
 /// not allow it, or four eyes), 2 for bad usage, a bad token or no service.
 pub async fn run(control: Control, server: &str) -> anyhow::Result<ExitCode> {
     let (segments, body) = control.call();
-    let mut url = reqwest::Url::parse(server)
-        .with_context(|| format!("`{server}` is not a URL (e.g. http://127.0.0.1:8080)"))?;
-    url.path_segments_mut()
-        .map_err(|_| anyhow::anyhow!("`{server}` cannot take a path"))?
-        .pop_if_empty()
-        .extend(segments);
-    let client = reqwest::Client::new();
-    let mut request = match &body {
-        Some(b) => client.post(url).json(b),
-        None => client.get(url),
-    };
-    if let Ok(token) = std::env::var("LIFEBOAT_API_TOKEN") {
-        request = request.bearer_auth(token.trim());
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("no answer from {server} (is `lifeboat serve` running there?)"))?;
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, answer) = ApiClient::new(server)?
+        .call(&segments, body.as_ref())
+        .await?;
     if !status.is_success() {
         let message = answer["error"].as_str().unwrap_or("no message");
         eprintln!("refused ({status}): {message}");

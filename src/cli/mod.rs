@@ -3,6 +3,7 @@
 //! and the demo share. Exit codes: 0 success, 1 the run or check failed, 2 bad usage or
 //! configuration.
 
+mod api_client;
 mod bench;
 mod bench_alerts;
 mod control;

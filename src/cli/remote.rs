@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
+use super::api_client::ApiClient;
 use crate::workflow::Action;
 
 /// How often the run is read while it goes on.
@@ -24,57 +24,14 @@ pub struct RemoteRun {
     pub yes: bool,
 }
 
-struct Api {
-    client: reqwest::Client,
-    base: reqwest::Url,
-    token: Option<String>,
-}
-
-impl Api {
-    fn new(server: &str) -> anyhow::Result<Api> {
-        let base = reqwest::Url::parse(server)
-            .with_context(|| format!("`{server}` is not a URL (e.g. http://127.0.0.1:8080)"))?;
-        Ok(Api {
-            client: reqwest::Client::new(),
-            base,
-            token: std::env::var("LIFEBOAT_API_TOKEN")
-                .ok()
-                .map(|t| t.trim().to_string()),
-        })
-    }
-
-    async fn call(&self, path: &[&str], body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| anyhow::anyhow!("`{}` cannot take a path", self.base))?
-            .pop_if_empty()
-            .extend(path);
-        let mut request = match body {
-            Some(b) => self.client.post(url).json(&b),
-            None => self.client.get(url),
-        };
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.with_context(|| {
-            format!(
-                "no answer from {} (is `lifeboat serve` running there?)",
-                self.base
-            )
-        })?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-}
-
 /// Starts the run and prints each stage's moves until it ends: exit 0 when it succeeded,
 /// 1 when it did not or the service refused it, 2 when the service cannot be reached.
 pub async fn run(r: RemoteRun) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&r.server)?;
+    let api = ApiClient::new(&r.server)?;
     let (status, created) = api
         .call(
             &["api", "v1", "runs"],
-            Some(json!({
+            Some(&json!({
                 "group": r.group,
                 "action": r.action.to_string(),
                 "dry_run": r.dry_run,
@@ -114,7 +71,7 @@ pub async fn run(r: RemoteRun) -> anyhow::Result<ExitCode> {
                 let (status, answer) = api
                     .call(
                         &["api", "v1", "runs", &id, "approve"],
-                        Some(json!({ "stage": gate })),
+                        Some(&json!({ "stage": gate })),
                     )
                     .await?;
                 if status != 200 {

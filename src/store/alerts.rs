@@ -9,7 +9,7 @@ use std::str::FromStr;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, rows};
+use super::{Store, holes, rows};
 use crate::clock::Millis;
 use crate::domain::{
     Actor, Alert, AlertBrief, AlertTally, Decision, Offer, OfferMode, OfferState, RunId, active_key,
@@ -424,10 +424,9 @@ impl AlertTx {
     ) -> anyhow::Result<HashMap<(String, String), (i64, Decision)>> {
         let mut found = HashMap::new();
         for chunk in alerts.chunks(LOOKUP_CHUNK) {
-            let holes: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT id, source, dedupe_key, decision FROM alerts WHERE dedupe_key IN ({})",
-                holes.join(", ")
+                holes(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for a in chunk {
@@ -459,10 +458,9 @@ impl AlertTx {
             .map(|(id, _)| *id)
             .collect();
         for chunk in ones.chunks(LOOKUP_CHUNK) {
-            let holes: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE alerts SET repeats = repeats + 1, last_seen_at = $1 WHERE id IN ({})",
-                holes.join(", ")
+                holes(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(self.now);
             for id in chunk {

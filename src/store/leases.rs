@@ -9,15 +9,12 @@ use std::time::Duration;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::Store;
+use super::{CHUNK, Store, holes};
 use crate::clock;
 use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId};
 
 const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us \
      FROM lease_outcomes";
-
-/// Rows per `IN (…)` query: well under every backend's limit on bound parameters.
-const CHUNK: usize = 500;
 
 /// Which leases an expiry takes.
 pub enum Expiring<'a> {
@@ -201,10 +198,9 @@ impl Store {
     pub async fn lease_outcomes(&self, request_ids: &[&str]) -> anyhow::Result<Vec<LeaseOutcome>> {
         let mut found = Vec::with_capacity(request_ids.len());
         for chunk in request_ids.chunks(CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "{OUTCOME_SELECT} WHERE request_id IN ({})",
-                placeholders.join(", ")
+                holes(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {

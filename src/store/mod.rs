@@ -27,6 +27,17 @@ pub use leases::{Expiring, Release};
 pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
 pub use work::StoredWork;
 
+/// Rows (or ids) per statement: well inside both databases' parameter limits.
+const CHUNK: usize = 500;
+
+/// `$first, $first+1, …` for `n` parameters: an `IN (…)` list.
+fn holes(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

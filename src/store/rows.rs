@@ -6,6 +6,7 @@ use anyhow::Context;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use super::{CHUNK, holes};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{
@@ -187,9 +188,6 @@ fn approvals_json(s: &StageRun) -> anyhow::Result<Option<String>> {
     })
 }
 
-/// Rows per multi-row statement: well inside both databases' parameter limits.
-const CHUNK: usize = 500;
-
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
 fn values(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
@@ -256,11 +254,7 @@ pub async fn insert_outbox(
 
 pub async fn delete_outbox(tx: &mut Transaction<'_, Any>, ids: &[i64]) -> anyhow::Result<()> {
     for chunk in ids.chunks(CHUNK) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("DELETE FROM outbox WHERE id IN ({list})");
+        let sql = format!("DELETE FROM outbox WHERE id IN ({})", holes(1, chunk.len()));
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);

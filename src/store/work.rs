@@ -7,14 +7,11 @@ use std::str::FromStr;
 use anyhow::Context;
 use sqlx::Row;
 
-use super::Store;
+use super::{CHUNK, Store, holes};
 use crate::bus::{VERSION, WorkRequest};
 use crate::domain::run::resource_key;
 use crate::domain::{Audit, EventKind, RunAudit, RunId, StageState, request_id};
 use crate::workflow::PlannedStage;
-
-/// Rows per `IN (…)` query: well under every backend's limit on bound parameters.
-const CHUNK: usize = 500;
 
 /// A stage as the store has it, for the attempt a request claims.
 #[derive(Debug)]
@@ -102,18 +99,12 @@ impl Store {
     ) -> anyhow::Result<HashMap<String, String>> {
         let mut found = HashMap::with_capacity(request_ids.len());
         for chunk in request_ids.chunks(CHUNK) {
-            let list = |from: usize| {
-                (from..from + chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
             let sql = format!(
                 "SELECT request_id, holder FROM leases WHERE request_id IN ({}) \
                  UNION ALL SELECT request_id, holder FROM lease_outcomes \
                  WHERE request_id IN ({}) AND holder IS NOT NULL",
-                list(1),
-                list(chunk.len() + 1)
+                holes(1, chunk.len()),
+                holes(chunk.len() + 1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk.iter().chain(chunk) {
