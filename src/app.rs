@@ -2,6 +2,7 @@
 //! returns handles for the HTTP layer, the command line and tests. The embedded deployment
 //! (SQLite, in-process bus, in-process agents) is this same code with the defaults.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agents::Registry;
 use crate::agents::runtime::Runtime;
 use crate::alerts::pagerduty_notes::Notes;
-use crate::alerts::{Desk, DeskTask, Offers};
+use crate::alerts::{Desk, DeskTask, Offers, Sources};
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
 use crate::chat::discord::api::DiscordApi;
@@ -26,7 +27,7 @@ use crate::chat::slack::inbound::SlackBot;
 use crate::chat::slack::outbound::SlackOut;
 use crate::chat::slack::socket::SocketMode;
 use crate::clock::Clock;
-use crate::config::{AlertSettings, Settings};
+use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::orchestrator::{self, Engine, Orchestrator, OverheadLog};
 use crate::semaphore::Semaphore;
@@ -53,7 +54,8 @@ pub struct App {
     pub desk: Desk,
     /// The runs alerts proposed, and people's word on them.
     pub offers: Offers,
-    pub(crate) alert_settings: Arc<AlertSettings>,
+    /// The alert sources and their secrets.
+    pub(crate) sources: Arc<Sources>,
     /// Slack's Socket Mode connection and Discord's gateway, closed before the rest stops.
     connections: Vec<(CancellationToken, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
@@ -176,7 +178,17 @@ fn discord_verifier(key: &str) -> anyhow::Result<serenity::interactions_endpoint
 
 /// Reads and checks a workflows directory against these agent kinds.
 pub fn load_catalog(settings: &Settings, registry: &Registry) -> Result<Catalog, InvalidWorkflows> {
-    Catalog::load(&settings.workflows, Arc::new(registry.clone())).map_err(InvalidWorkflows)
+    catalog_at(&settings.workflows, registry).map_err(InvalidWorkflows)
+}
+
+/// Reads and checks a workflows directory (or one file): its stages against these agent
+/// kinds, its routes against the alert sources there are.
+pub fn catalog_at(path: &Path, registry: &Registry) -> Result<Catalog, Vec<Diagnostic>> {
+    let catalog = Catalog::load(path, Arc::new(registry.clone()))?;
+    let builtin = crate::alerts::sources::builtin();
+    let names: Vec<&str> = builtin.iter().map(|s| s.name()).collect();
+    catalog.check_sources(&names)?;
+    Ok(catalog)
 }
 
 impl App {
@@ -194,6 +206,9 @@ impl App {
             Some(c) => c,
             None => Arc::new(load_catalog(settings, &options.registry)?),
         };
+        let sources = Arc::new(Sources::new(&settings.alerts, &catalog.sources, &|var| {
+            std::env::var(var).ok()
+        })?);
         let clock = options.clock;
         let registry = options.registry;
         let store = Store::connect(settings.database_url.expose())
@@ -386,7 +401,7 @@ impl App {
             discord,
             desk,
             offers,
-            alert_settings: Arc::new(settings.alerts.clone()),
+            sources,
             connections,
             tasks,
             store_lock,

@@ -2,6 +2,7 @@
 //! platforms only translate what they receive into this text (or, for Discord's
 //! subcommands, into the same words) and parse it here into one `Command`.
 
+use crate::domain::Control;
 use crate::workflow::Action;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,30 +26,11 @@ pub enum Command {
     },
     Locks,
     Agents,
-    Resume {
+    /// `approve RUN`, `reject RUN [REASON]`, `cancel|abort RUN [REASON]`,
+    /// `resume RUN [--force]`, `retry RUN STAGE`, `skip RUN STAGE REASON`.
+    Control {
         run: String,
-        /// Go on although the workflow plans differently now.
-        force: bool,
-    },
-    Retry {
-        run: String,
-        stage: String,
-    },
-    Skip {
-        run: String,
-        stage: String,
-        reason: String,
-    },
-    Approve {
-        run: String,
-    },
-    Reject {
-        run: String,
-        reason: Option<String>,
-    },
-    Cancel {
-        run: String,
-        reason: Option<String>,
+        control: Control,
     },
     Help,
 }
@@ -100,53 +82,60 @@ pub fn parse(text: &str) -> Result<Command, String> {
             _ => fail("`plan` takes a group and, optionally, an action".into()),
         },
         "resume" => match rest {
-            [run] => Ok(Command::Resume {
-                run: run.to_string(),
-                force: false,
-            }),
-            [run, "--force"] => Ok(Command::Resume {
-                run: run.to_string(),
-                force: true,
-            }),
+            [run] => control(run, Control::Resume { force: false }),
+            [run, "--force"] => control(run, Control::Resume { force: true }),
             _ => fail("`resume` takes one run id (and `--force`)".into()),
         },
         "retry" => match rest {
-            [run, stage] => Ok(Command::Retry {
-                run: run.to_string(),
-                stage: stage.to_string(),
-            }),
+            [run, stage] => control(
+                run,
+                Control::RetryNow {
+                    stage: stage.to_string(),
+                },
+            ),
             _ => fail("`retry` takes a run id and a stage".into()),
         },
         "skip" => match rest {
-            [run, stage, why @ ..] if !why.is_empty() => Ok(Command::Skip {
-                run: run.to_string(),
-                stage: stage.to_string(),
-                reason: why.join(" "),
-            }),
+            [run, stage, why @ ..] if !why.is_empty() => control(
+                run,
+                Control::Skip {
+                    stage: stage.to_string(),
+                    reason: why.join(" "),
+                },
+            ),
             _ => fail("`skip` takes a run id, a stage and a reason".into()),
         },
         "approve" => match rest {
-            [run] => Ok(Command::Approve {
-                run: run.to_string(),
-            }),
+            [run] => control(run, Control::Approve { stage: None }),
             _ => fail("`approve` takes one run id".into()),
         },
         "reject" => match rest {
-            [run, why @ ..] => Ok(Command::Reject {
-                run: run.to_string(),
-                reason: reason(why),
-            }),
+            [run, why @ ..] => control(
+                run,
+                Control::Reject {
+                    reason: reason(why),
+                },
+            ),
             [] => fail("`reject` takes a run id".into()),
         },
         "cancel" | "abort" => match rest {
-            [run, why @ ..] => Ok(Command::Cancel {
-                run: run.to_string(),
-                reason: reason(why),
-            }),
+            [run, why @ ..] => control(
+                run,
+                Control::Cancel {
+                    reason: reason(why),
+                },
+            ),
             [] => fail("`cancel` takes a run id".into()),
         },
         other => fail(format!("unknown command `{other}`")),
     }
+}
+
+fn control(run: &str, control: Control) -> Result<Command, String> {
+    Ok(Command::Control {
+        run: run.to_string(),
+        control,
+    })
 }
 
 fn start(verb: &str, rest: &[&str]) -> Result<Command, String> {
@@ -238,24 +227,28 @@ mod tests {
         );
         assert_eq!(
             parse("skip R dial the DNS is fine already"),
-            Ok(Command::Skip {
+            Ok(Command::Control {
                 run: "R".into(),
-                stage: "dial".into(),
-                reason: "the DNS is fine already".into()
+                control: Control::Skip {
+                    stage: "dial".into(),
+                    reason: "the DNS is fine already".into()
+                }
             })
         );
         assert_eq!(
             parse("cancel R false alarm"),
-            Ok(Command::Cancel {
+            Ok(Command::Control {
                 run: "R".into(),
-                reason: Some("false alarm".into())
+                control: Control::Cancel {
+                    reason: Some("false alarm".into())
+                }
             })
         );
         assert_eq!(
             parse("reject R"),
-            Ok(Command::Reject {
+            Ok(Command::Control {
                 run: "R".into(),
-                reason: None
+                control: Control::Reject { reason: None }
             })
         );
         for bad in [

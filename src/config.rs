@@ -2,6 +2,7 @@
 //! `LIFEBOAT_CONFIG`) may set any key; the environment overrides both. Secrets come only
 //! from the environment, and are held so that printing the settings shows none of them.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -39,17 +40,15 @@ pub struct Settings {
     pub public_url: Option<String>,
 }
 
-/// The alert receivers' secrets. A receiver whose secret is unset refuses every request,
-/// unless `LIFEBOAT_OPEN_WEBHOOKS` names it.
+/// The alert receivers' settings. Each source reads its own secret from its variable
+/// (`ALERTMANAGER_TOKEN`, `PAGERDUTY_WEBHOOK_SECRET`, `GRAFANA_WEBHOOK_SECRET`, or a
+/// generic source's `${env:…}`) when the service starts; a receiver whose secret is unset
+/// refuses every request, unless `LIFEBOAT_OPEN_WEBHOOKS` names it.
 #[derive(Clone, Debug, Default)]
 pub struct AlertSettings {
-    /// `ALERTMANAGER_TOKEN`: the bearer token (or basic-auth password) Alertmanager sends.
-    pub alertmanager_token: Option<SecretString>,
-    /// `PAGERDUTY_WEBHOOK_SECRET`: the v3 webhook subscription's signing secret.
-    pub pagerduty_secret: Option<SecretString>,
-    /// `GRAFANA_WEBHOOK_SECRET`: the contact point's HMAC secret (or bearer token).
-    pub grafana_secret: Option<SecretString>,
-    /// `LIFEBOAT_OPEN_WEBHOOKS`: receivers that take requests with no credentials at all
+    /// Secrets by source name, used instead of the source's variable.
+    pub secrets: BTreeMap<String, SecretString>,
+    /// `LIFEBOAT_OPEN_WEBHOOKS`: sources that take requests with no credentials at all
     /// (`alertmanager,pagerduty,grafana`), for a network where only senders reach them.
     pub open: Vec<String>,
     /// Notes on the PagerDuty incidents runs come from; off when `None`.
@@ -223,10 +222,8 @@ impl Settings {
                 }),
             },
             alerts: AlertSettings {
-                alertmanager_token: env("ALERTMANAGER_TOKEN").map(SecretString::from),
-                pagerduty_secret: env("PAGERDUTY_WEBHOOK_SECRET").map(SecretString::from),
-                grafana_secret: env("GRAFANA_WEBHOOK_SECRET").map(SecretString::from),
-                open: open_webhooks(env("LIFEBOAT_OPEN_WEBHOOKS"))?,
+                secrets: BTreeMap::new(),
+                open: open_webhooks(env("LIFEBOAT_OPEN_WEBHOOKS")),
                 pagerduty_api: env("PAGERDUTY_API_TOKEN").map(|token| PagerDutyApi {
                     token: SecretString::from(token),
                     url: env("PAGERDUTY_API_URL")
@@ -241,19 +238,23 @@ impl Settings {
     }
 }
 
-fn open_webhooks(raw: Option<String>) -> anyhow::Result<Vec<String>> {
+/// The sources named, checked against those there are when the service starts.
+fn open_webhooks(raw: Option<String>) -> Vec<String> {
     raw.unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            anyhow::ensure!(
-                ["alertmanager", "pagerduty", "grafana"].contains(&s),
-                "LIFEBOAT_OPEN_WEBHOOKS: `{s}` is not a receiver (alertmanager, pagerduty, grafana)"
-            );
-            Ok(s.to_string())
-        })
+        .map(str::to_string)
         .collect()
+}
+
+impl AlertSettings {
+    /// These settings with `secret` for the source `name`.
+    pub fn with_secret(mut self, name: &str, secret: &str) -> AlertSettings {
+        self.secrets
+            .insert(name.to_string(), SecretString::from(secret.to_string()));
+        self
+    }
 }
 
 /// The Web API's base URL, without the `/` slack-morphism puts before each method's name.

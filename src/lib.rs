@@ -6,8 +6,8 @@
 //! reports progress, and releases the lease with the outcome, which moves the run on.
 //!
 //! Layout, lowest first (no module imports one above it):
-//! - `clock`, `secret`, `string_enum`: time as a handed-in `Clock`; values that never
-//!   print; enums stored and sent as words.
+//! - `clock`, `secret`, `signing`, `string_enum`: time as a handed-in `Clock`; values
+//!   that never print; request signatures; enums stored and sent as words.
 //! - `workflow`: the YAML formats (workflows, groups, routes, targets), their checks, and
 //!   plans. It asks what agents accept through a trait, and so depends on none.
 //! - `domain`: runs, stages, audit records and event kinds, actors, leases, ids.
@@ -42,6 +42,7 @@ pub(crate) mod metrics;
 pub mod orchestrator;
 pub mod secret;
 pub mod semaphore;
+pub mod signing;
 pub mod startup;
 pub mod store;
 mod string_enum;

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::domain::{Decision, EventKind, Run, RunAudit, RunId, RunState, StageState};
+use crate::domain::{AlertDecision, EventKind, Run, RunAudit, RunId, RunState, StageState};
 
 /// Counts of runs and of stages by state, as the store has them.
 pub struct StateCounts {
@@ -153,7 +153,7 @@ impl Metrics {
     }
 
     /// Counts an alert filed: a re-send as decision `repeat`.
-    pub fn alert_filed(&self, source: &str, route: &str, decision: Decision, repeat: bool) {
+    pub fn alert_filed(&self, source: &str, route: &str, decision: AlertDecision, repeat: bool) {
         self.alerts
             .get_or_create(&AlertLabel {
                 source: source.to_string(),

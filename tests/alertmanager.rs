@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::alertmanager::{Alertmanager, Timing, binary};
 use lifeboat::app::Options;
 use lifeboat::config::AlertSettings;
-use lifeboat::secret::SecretString;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "alertmanager-test-token-3f9a";
@@ -44,12 +43,7 @@ async fn alerts_from_the_real_alertmanager_start_one_run_and_no_more() {
         ],
         &[],
         Options::default(),
-        |s| {
-            s.alerts = AlertSettings {
-                alertmanager_token: Some(SecretString::from(TOKEN)),
-                ..AlertSettings::default()
-            }
-        },
+        |s| s.alerts = AlertSettings::default().with_secret("alertmanager", TOKEN),
     )
     .await;
     // Repeats every ~1.2 s, so that a test sees several.

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::TestApp;
-use lifeboat::alerts::verify::sign;
 use lifeboat::app::Options;
 use lifeboat::config::AlertSettings;
 use lifeboat::secret::SecretString;
+use lifeboat::signing::sign;
 use serde_json::{Value, json};
 
 pub const AM_TOKEN: &str = "am-token-5d1c9e0f";
@@ -58,12 +58,10 @@ routes:
 ";
 
 fn alerts_settings() -> AlertSettings {
-    AlertSettings {
-        alertmanager_token: Some(SecretString::from(AM_TOKEN)),
-        pagerduty_secret: Some(SecretString::from(PD_SECRET)),
-        grafana_secret: Some(SecretString::from(GRAFANA_SECRET)),
-        ..AlertSettings::default()
-    }
+    AlertSettings::default()
+        .with_secret("alertmanager", AM_TOKEN)
+        .with_secret("pagerduty", PD_SECRET)
+        .with_secret("grafana", GRAFANA_SECRET)
 }
 
 async fn app(files: &[(&str, &str)], alerts: AlertSettings) -> TestApp {
@@ -1250,5 +1248,208 @@ routes:
         ended.starts_with("Lifeboat's failover of shop succeeded after") && ended.contains(&run),
         "{ended}"
     );
+    t.shutdown().await;
+}
+
+/// A Datadog-style and a Zabbix-style webhook, configured as generic sources in
+/// routes.yaml: signed with their secrets (read from files), read through their JSON
+/// pointers, and routed like any source.
+#[tokio::test]
+async fn generic_sources_take_datadog_and_zabbix_bodies_through_their_pointers() {
+    let secrets = tempfile::tempdir().expect("a temporary directory");
+    let dd_secret = secrets.path().join("datadog");
+    let zbx_secret = secrets.path().join("zabbix");
+    std::fs::write(&dd_secret, "dd-secret-41\n").expect("write");
+    std::fs::write(&zbx_secret, "zbx-secret-93\n").expect("write");
+    let routes = format!(
+        "\
+sources:
+  - name: datadog
+    secret: ${{file:{dd}}}
+    alertname: $.title
+    status: $.alert_transition
+    firing: [Triggered, Re-Triggered]
+    resolved: [Recovered]
+    fingerprint: $.alert_id
+    tags: [$.tags]
+    summary: $.body
+    link: $.link
+  - name: zabbix
+    secret: ${{file:{zbx}}}
+    signature_header: X-Zabbix-Signature
+    timestamp_header: X-Zabbix-Timestamp
+    alertname: $.trigger.name
+    status: $.event.value
+    firing: ['1']
+    resolved: ['0']
+    fingerprint: $.event.id
+    labels: {{ host: $.host.name, severity: $.event.severity }}
+    tags: [$.event.tags]
+routes:
+  - name: datadog-shop
+    source: datadog
+    match: {{ service: shop-api }}
+    group: shop
+    mode: auto
+  - name: alertmanager-only
+    source: alertmanager
+    match: {{ severity: Disaster }}
+    group: held
+    mode: auto
+  - name: zabbix-disaster
+    source: zabbix
+    match: {{ severity: Disaster }}
+    group_label: dr_group
+    mode: auto
+",
+        dd = dd_secret.display(),
+        zbx = zbx_secret.display()
+    );
+    let t = app(
+        &[
+            ("shop.yaml", SHOP),
+            ("slow.yaml", SLOW),
+            ("groups.yaml", GROUPS),
+            ("routes.yaml", &routes),
+        ],
+        alerts_settings(),
+    )
+    .await;
+
+    let datadog = json!({
+        "alert_id": "7311", "title": "[Triggered] shop p99 over 2s",
+        "alert_transition": "Triggered", "priority": "P1",
+        "tags": "env:prod,service:shop-api,region:region-b",
+        "body": "p99 latency is 2.4s", "link": "https://app.datadoghq.com/monitors/7311",
+        "date": 1_800_000_000_000_i64
+    })
+    .to_string();
+    // Refused: no credentials, a wrong bearer, a signature over other bytes.
+    let forged = sign(b"dd-secret-41", &[b"{}"]);
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer dd-secret-4")],
+        vec![("x-lifeboat-signature", forged.as_str())],
+    ] {
+        let (status, reply) =
+            post(&t, "/webhooks/generic/datadog", datadog.clone(), &headers).await;
+        assert_eq!(status, 401, "{headers:?}: {reply}");
+        assert!(
+            reply["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("datadog")),
+            "{reply}"
+        );
+    }
+    assert_eq!(run_count(&t).await, 0);
+    let (_, alerts) = t.get("/api/v1/alerts").await;
+    assert_eq!(alerts["alerts"], json!([]), "nothing refused is recorded");
+
+    // Datadog can only set a header: the secret as a bearer token.
+    let (status, reply) = post(
+        &t,
+        "/webhooks/generic/datadog",
+        datadog.clone(),
+        &[("authorization", "Bearer dd-secret-41")],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(decisions(&reply), ["started"]);
+    assert_eq!(reply["alerts"][0]["route"], "datadog-shop");
+    assert_eq!(reply["alerts"][0]["group"], "shop");
+    // Sent again: the same notification, counted once.
+    let signed = format!("sha256={}", sign(b"dd-secret-41", &[datadog.as_bytes()]));
+    let (status, reply) = post(
+        &t,
+        "/webhooks/generic/datadog",
+        datadog.clone(),
+        &[("x-lifeboat-signature", &signed)],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["alerts"][0]["repeat"], true, "{reply}");
+    assert_eq!(run_count(&t).await, 1);
+    let (_, alerts) = t.get("/api/v1/alerts").await;
+    let first = &alerts["alerts"][0];
+    assert_eq!(first["source"], "datadog", "{alerts}");
+    assert_eq!(first["name"], "[Triggered] shop p99 over 2s", "{alerts}");
+
+    // Zabbix signs `timestamp:body`, with a timestamp that must be fresh.
+    let zabbix = |value: &str| {
+        json!({
+            "event": {
+                "id": "88412", "value": value, "severity": "Disaster",
+                "tags": [{ "tag": "dr_group", "value": "slow" }, { "tag": "service", "value": "slow-api" }]
+            },
+            "trigger": { "name": "Database replication stopped" },
+            "host": { "name": "db-01.region-b" }
+        })
+        .to_string()
+    };
+    let post_zabbix = |body: String, ts: i64| {
+        let t = &t;
+        async move {
+            let ts = ts.to_string();
+            let sig = sign(b"zbx-secret-93", &[ts.as_bytes(), b":", body.as_bytes()]);
+            post(
+                t,
+                "/webhooks/generic/zabbix",
+                body,
+                &[("x-zabbix-signature", &sig), ("x-zabbix-timestamp", &ts)],
+            )
+            .await
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let (status, reply) = post_zabbix(zabbix("1"), now - 600).await;
+    assert_eq!(status, 401, "a stale timestamp: {reply}");
+    let (status, reply) = post_zabbix(zabbix("1"), i64::MIN).await;
+    assert_eq!(status, 401, "a timestamp that would wrap: {reply}");
+    let (status, reply) = post_zabbix(zabbix("1"), now).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(decisions(&reply), ["started"], "{reply}");
+    assert_eq!(
+        reply["alerts"][0]["route"], "zabbix-disaster",
+        "a Zabbix alert is not taken by a route for alertmanager: {reply}"
+    );
+    assert_eq!(reply["alerts"][0]["group"], "slow", "from its tag: {reply}");
+    let (status, reply) = post_zabbix(zabbix("0"), now).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(decisions(&reply), ["resolved"], "{reply}");
+    assert_eq!(run_count(&t).await, 2);
+
+    // A body without the status its source reads, and sources there are not.
+    let (status, reply) = post(
+        &t,
+        "/webhooks/generic/datadog",
+        "{\"title\": \"x\"}",
+        &[("authorization", "Bearer dd-secret-41")],
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/alert_transition")),
+        "{reply}"
+    );
+    for path in [
+        "/webhooks/generic/nagios",
+        "/webhooks/nagios",
+        "/webhooks/generic/alertmanager",
+    ] {
+        let (status, reply) = post(&t, path, "{}", &[]).await;
+        assert_eq!(status, 404, "{path}: {reply}");
+        assert!(
+            reply["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("generic/datadog")),
+            "{path}: {reply}"
+        );
+    }
+    assert_eq!(run_count(&t).await, 2);
     t.shutdown().await;
 }

@@ -176,6 +176,17 @@ fn routes_test_says_what_each_alert_would_do_and_starts_nothing() {
         stdout.contains("asks in chat (Approve / Reject)"),
         "{stdout}"
     );
+    // A generic source's body, recognised by the pointers routes.yaml gives it.
+    let dd = dir.path().join("datadog.json");
+    std::fs::write(
+        &dd,
+        r#"{"alert_id":"7311","title":"[Triggered] petstore p99","alert_transition":"Triggered","tags":"env:prod,service:petstore-api","body":"p99 2.4s"}"#,
+    )
+    .expect("write");
+    let out = lifeboat_in(dir.path(), repo, &dd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 datadog alert"), "{stdout}");
+    assert!(stdout.contains("route `petstore-datadog`"), "{stdout}");
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"version\": \"4\",\n \"alerts\": [}").expect("write");
     let out = lifeboat_in(dir.path(), repo, &bad);

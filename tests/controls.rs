@@ -513,3 +513,45 @@ async fn the_preflight_refuses_a_run_no_live_agent_can_serve() {
     assert_eq!(done["state"], "succeeded", "{}", cluster.logs());
     common::drop_postgres(&db_name).await;
 }
+
+/// A word that is no control answers 404 and changes nothing; it never falls through to a
+/// cancel. `abort` is cancel's other word, and an offer's controls are refused on a run.
+#[tokio::test]
+async fn a_word_that_is_no_control_changes_nothing() {
+    let t = spawn(
+        &[
+            (
+                "shop.yaml",
+                "name: shop\nstages:\n  hold: { agent: capacity, spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 60s } }\n",
+            ),
+            ("groups.yaml", common::GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "running").await;
+    for (path, status) in [
+        (format!("/api/v1/runs/{id}/frobnicate"), 404),
+        (format!("/api/v1/runs/{id}/Cancel"), 404),
+        (format!("/api/v1/runs/{id}/stages/hold/cancel"), 404),
+        (format!("/api/v1/runs/{id}/stages/hold/frobnicate"), 404),
+        (format!("/api/v1/runs/{id}/veto"), 404),
+        (format!("/api/v1/offers/{id}/cancel"), 404),
+    ] {
+        let (got, body) = t.post(&path, r#"{"reason": "x"}"#).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+        let (_, run) = t.get(&format!("/api/v1/runs/{id}")).await;
+        assert_eq!(run["state"], "running", "{path} changed the run: {run}");
+    }
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/runs/{id}/abort"),
+            r#"{"reason": "drill over"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.wait_state(&id, "cancelled").await;
+    t.shutdown().await;
+}

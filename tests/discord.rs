@@ -440,7 +440,8 @@ async fn an_alert_countdown_is_posted_in_the_groups_channel_and_start_now_starts
         Options::default(),
         move |s| {
             s.discord = Some(settings);
-            s.alerts.alertmanager_token = Some(SecretString::from("am-token-for-discord"));
+            s.alerts =
+                std::mem::take(&mut s.alerts).with_secret("alertmanager", "am-token-for-discord");
         },
     )
     .await;

@@ -271,8 +271,7 @@ async fn an_alert_during_a_store_outage_gets_503_and_is_filed_when_sent_again() 
         lifeboat::app::Options::default(),
         move |s| {
             s.database_url = lifeboat::secret::DatabaseUrl::new(url);
-            s.alerts.alertmanager_token =
-                Some(lifeboat::secret::SecretString::from("faults-am-token"));
+            s.alerts = std::mem::take(&mut s.alerts).with_secret("alertmanager", "faults-am-token");
         },
     )
     .await;

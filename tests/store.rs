@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use lifeboat::bus::Envelope;
 use lifeboat::domain::{
-    self as ids, Acquire, Actor, Alert, AlertBrief, Audit, Change, Check, Decision, LeaseRequest,
-    Offer, OfferMode, OfferState, OutcomeKind, Platform, Report, Revocation, Run, RunAudit, RunId,
-    RunState, Source, StageRun, StageState, Status,
+    self as ids, Acquire, Actor, Alert, AlertBrief, AlertDecision, Audit, Change, Check,
+    LeaseRequest, Offer, OfferMode, OfferState, OutcomeKind, Platform, Report, Revocation, Run,
+    RunAudit, RunId, RunState, Source, StageRun, StageState, Status,
 };
 use lifeboat::semaphore::Semaphore;
 use lifeboat::store::{
@@ -616,7 +616,7 @@ async fn origins_refusals_and_held_leases(s: Store) {
 
 fn alert(fp: &str, status: Status) -> Alert {
     Alert {
-        source: Source::Alertmanager,
+        source: Source::from_static("alertmanager"),
         dedupe_key: format!("{fp}:{}", status.as_str()),
         fingerprint: fp.into(),
         status,
@@ -628,7 +628,7 @@ fn alert(fp: &str, status: Status) -> Alert {
     }
 }
 
-fn filing(a: &Alert, decision: Decision, offer: Option<RunId>) -> Filing<'_> {
+fn filing(a: &Alert, decision: AlertDecision, offer: Option<RunId>) -> Filing<'_> {
     Filing {
         alert: a,
         route: Some("r".into()),
@@ -662,7 +662,7 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
     assert_eq!(tx.previous(&first).await.expect("previous"), None);
     assert!(tx.open_offer(&offer).await.expect("open"));
     let filed = tx
-        .insert(&[filing(&first, Decision::Offered, Some(offer.id))])
+        .insert(&[filing(&first, AlertDecision::Offered, Some(offer.id))])
         .await
         .expect("insert");
     assert_eq!(
@@ -683,9 +683,9 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
     let second = alert("f2", Status::Firing);
     let filed = tx
         .insert(&[
-            filing(&first, Decision::Offered, None),
-            filing(&second, Decision::Joined, Some(offer.id)),
-            filing(&second, Decision::Joined, Some(offer.id)),
+            filing(&first, AlertDecision::Offered, None),
+            filing(&second, AlertDecision::Joined, Some(offer.id)),
+            filing(&second, AlertDecision::Joined, Some(offer.id)),
         ])
         .await
         .expect("again");
@@ -694,7 +694,7 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
         vec![("alertmanager".to_string(), "f2:firing".to_string())]
     );
     let (id, decision) = tx.previous(&first).await.expect("previous").expect("filed");
-    assert_eq!(decision, Decision::Offered);
+    assert_eq!(decision, AlertDecision::Offered);
     let known = tx
         .filed(&[&first, &second, &alert("f9", Status::Firing)])
         .await
@@ -702,7 +702,7 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
     assert_eq!(known.len(), 2);
     assert_eq!(
         known[&("alertmanager".to_string(), "f1:firing".to_string())],
-        (id, Decision::Offered)
+        (id, AlertDecision::Offered)
     );
     tx.add_repeats(&[(id, 1)].into()).await.expect("repeat");
     tx.commit().await.expect("commit");
@@ -721,7 +721,7 @@ async fn alerts_are_filed_once_and_offers_move_once(s: Store) {
         1
     );
     assert_eq!(
-        tx.insert(&[filing(&resolved, Decision::Resolved, Some(offer.id))])
+        tx.insert(&[filing(&resolved, AlertDecision::Resolved, Some(offer.id))])
             .await
             .expect("insert")
             .len(),

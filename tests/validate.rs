@@ -672,6 +672,97 @@ routes:
 }
 
 #[test]
+fn generic_sources_and_the_sources_routes_name() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        ("groups.yaml", PETSTORE_GROUP),
+        (
+            "routes.yaml",
+            "\
+sources:
+  - name: datadog
+    secret: ${env:DATADOG_WEBHOOK_SECRET}
+    status: $.alert_transition
+    tags: [$.tags]
+  - name: grafana
+    secret: ${env:X}
+    status: $.state
+  - name: zabbix
+    secret: hunter2
+    status: event.value
+routes:
+  - name: from-datadog
+    source: datadog
+    group: petstore
+  - name: from-nowhere
+    source: datadgo
+    group: petstore
+",
+        ),
+    ]);
+    // The file's own problems first; the sources routes name are checked once it is clean.
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "routes.yaml",
+                10,
+                13,
+                "source `zabbix`: a secret is never written here: read it with ${env:NAME} or ${file:PATH}",
+            ),
+            at(
+                "routes.yaml",
+                11,
+                13,
+                "source `zabbix`: `event.value` is not a path: write `$.field.inner` or `/field/inner`",
+            ),
+        ],
+    );
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        ("groups.yaml", PETSTORE_GROUP),
+        (
+            "routes.yaml",
+            "\
+sources:
+  - name: datadog
+    secret: ${env:DATADOG_WEBHOOK_SECRET}
+    status: $.alert_transition
+  - name: grafana
+    secret: ${env:X}
+    status: $.state
+routes:
+  - name: from-datadog
+    source: datadog
+    group: petstore
+  - name: from-nowhere
+    source: datadgo
+    group: petstore
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "routes.yaml",
+                5,
+                11,
+                "source `grafana`: the name is a built-in source's",
+            ),
+            at(
+                "routes.yaml",
+                13,
+                13,
+                "route `from-nowhere`: unknown source `datadgo` (alertmanager, pagerduty, grafana, datadog or any)",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn repository_workflows_validate() {
     let cwd = tempfile::tempdir().expect("a temporary directory");
     let workflows = repo_workflows();

@@ -26,7 +26,7 @@ use super::firing::{self, Live, Step};
 use super::offers::Offers;
 use super::routing;
 use crate::bus::{Bus, Envelope, RunEvent};
-use crate::domain::{Actor, Alert, Decision, EventKind, Offer, OfferMode, RunId, Status};
+use crate::domain::{Actor, Alert, AlertDecision, EventKind, Offer, OfferMode, RunId, Status};
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 use crate::store::{AlertTx, Filing, Store};
@@ -38,7 +38,7 @@ const MOST: usize = 2000;
 /// What became of one alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Receipt {
-    pub decision: Decision,
+    pub decision: AlertDecision,
     /// A re-send of an alert filed before.
     pub repeat: bool,
     pub route: Option<String>,
@@ -131,7 +131,7 @@ impl Batch<'_> {
     }
 }
 
-fn repeat(decision: Decision) -> Receipt {
+fn repeat(decision: AlertDecision) -> Receipt {
     Receipt {
         decision,
         repeat: true,
@@ -287,7 +287,7 @@ impl DeskTask {
             route: None,
             group: None,
             action: route.map(|r| r.action),
-            decision: Decision::Ignored,
+            decision: AlertDecision::Ignored,
             detail: None,
             offer: None,
             run: None,
@@ -295,24 +295,24 @@ impl DeskTask {
         f.route = route.map(|r| r.name.clone());
         f.group = group.as_ref().and_then(|g| g.as_ref().ok()).cloned();
         match (&alert.status, route, &group) {
-            (Status::Other(_), _, _) => f.decision = Decision::Ignored,
+            (Status::Other(_), _, _) => f.decision = AlertDecision::Ignored,
             (Status::Resolved, _, _) => {
-                f.decision = Decision::Resolved;
+                f.decision = AlertDecision::Resolved;
                 if let Some(offer) = tx.offers_firing(alert).await?.first().copied() {
                     f.offer = Some(offer);
                     if tx.still_firing_besides(offer, alert).await? == 0
                         && tx.withdraw(offer).await?
                     {
-                        f.decision = Decision::Withdrew;
+                        f.decision = AlertDecision::Withdrew;
                         after.moved.push(offer);
                     }
                 }
             }
             (Status::Firing, None, _) | (Status::Firing, Some(_), None) => {
-                f.decision = Decision::Unrouted
+                f.decision = AlertDecision::Unrouted
             }
             (Status::Firing, Some(_), Some(Err(why))) => {
-                f.decision = Decision::NoGroup;
+                f.decision = AlertDecision::NoGroup;
                 f.detail = Some(why.clone());
             }
             (Status::Firing, Some(r), Some(Ok(g))) => {
@@ -358,12 +358,12 @@ impl DeskTask {
         });
         match step {
             Step::JoinRun(run) => {
-                f.decision = Decision::Joined;
+                f.decision = AlertDecision::Joined;
                 f.run = Some(run);
                 after.joined.insert(run, (group.to_string(), route.action));
             }
             Step::JoinOffer(offer) => {
-                f.decision = Decision::Joined;
+                f.decision = AlertDecision::Joined;
                 f.offer = Some(offer);
             }
             Step::Cooldown { since, detail } => {
@@ -374,20 +374,20 @@ impl DeskTask {
                         since,
                     },
                 );
-                f.decision = Decision::Cooldown;
+                f.decision = AlertDecision::Cooldown;
                 f.detail = Some(detail);
             }
             Step::Held { detail } => {
-                f.decision = Decision::Held;
+                f.decision = AlertDecision::Held;
                 f.detail = Some(detail);
             }
             Step::Open(offer) => {
                 if tx.open_offer(&offer).await? {
                     let auto = offer.mode == OfferMode::Auto;
                     f.decision = if auto {
-                        Decision::Started
+                        AlertDecision::Started
                     } else {
-                        Decision::Offered
+                        AlertDecision::Offered
                     };
                     f.offer = Some(offer.id);
                     live.insert(key, Live::Offer(offer.id));
@@ -397,7 +397,7 @@ impl DeskTask {
                     }
                 } else {
                     // Another replica opened one a moment ago: join it.
-                    f.decision = Decision::Joined;
+                    f.decision = AlertDecision::Joined;
                     f.offer = tx.live_offer(group, route.action).await?;
                 }
             }

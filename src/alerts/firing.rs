@@ -128,14 +128,15 @@ fn millis(d: Duration) -> Millis {
 mod tests {
     use super::*;
     use crate::domain::{Source, Status};
-    use crate::workflow::{Action, AlertSource, RouteTarget};
+    use crate::workflow::{Action, RouteTarget};
 
     const NOW: Millis = 1_000_000;
 
     fn route(mode: RouteMode) -> Route {
         Route {
             name: "region-down".into(),
-            source: AlertSource::Any,
+            source: None,
+            source_pos: None,
             matchers: Default::default(),
             matchers_re: Vec::new(),
             target: RouteTarget::Group("petstore".into()),
@@ -148,7 +149,7 @@ mod tests {
 
     fn alert() -> Alert {
         Alert {
-            source: Source::Alertmanager,
+            source: Source::from_static("alertmanager"),
             dedupe_key: "k".into(),
             fingerprint: "f".into(),
             status: Status::Firing,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
 use crate::clock::Clock;
-use crate::domain::{Actor, Offer, OfferMode, OfferState, RunId};
+use crate::domain::{Actor, Control, Offer, OfferMode, OfferState, RunId};
 use crate::orchestrator::{CreateRunError, NewRun, Orchestrator};
 use crate::store::{CreateError, Store};
 
@@ -20,43 +20,15 @@ use crate::store::{CreateError, Store};
 /// another replica opened.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
 
-/// What a person may say to an offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Choice {
-    /// Start a confirmation's run.
-    Approve,
-    /// Say no to a confirmation.
-    Reject,
-    /// Stop a countdown.
-    Veto,
-    /// End a countdown early: start the run now.
-    StartNow,
-}
-
-impl Choice {
-    fn fits(self, mode: OfferMode) -> bool {
-        matches!(
-            (self, mode),
-            (Choice::Approve | Choice::Reject, OfferMode::Confirm)
-                | (Choice::Veto | Choice::StartNow, OfferMode::Countdown)
-        )
-    }
-
-    fn to(self) -> OfferState {
-        match self {
-            Choice::Approve | Choice::StartNow => OfferState::Starting,
-            Choice::Reject => OfferState::Rejected,
-            Choice::Veto => OfferState::Vetoed,
-        }
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            Choice::Approve => "approve",
-            Choice::Reject => "reject",
-            Choice::Veto => "veto",
-            Choice::StartNow => "start now",
-        }
+/// The state a person's control moves an offer of `mode` to, or `None` when the control
+/// is not for that kind of offer.
+fn moves_to(control: &Control, mode: OfferMode) -> Option<OfferState> {
+    match (control, mode) {
+        (Control::Approve { .. }, OfferMode::Confirm)
+        | (Control::StartNow, OfferMode::Countdown) => Some(OfferState::Starting),
+        (Control::Reject { .. }, OfferMode::Confirm) => Some(OfferState::Rejected),
+        (Control::Veto, OfferMode::Countdown) => Some(OfferState::Vetoed),
+        _ => None,
     }
 }
 
@@ -118,19 +90,24 @@ impl Offers {
     }
 
     /// A person's word on an offer, once they are known to be allowed.
-    pub async fn decide(&self, id: RunId, choice: Choice, by: &Actor) -> Result<Offer, OfferError> {
+    pub async fn decide(
+        &self,
+        id: RunId,
+        control: &Control,
+        by: &Actor,
+    ) -> Result<Offer, OfferError> {
         let offer = self
             .store
             .offer(id)
             .await?
             .ok_or(OfferError::NotFound(id))?;
-        if !choice.fits(offer.mode) {
+        let Some(to) = moves_to(control, offer.mode) else {
             return Err(OfferError::Mismatch {
                 mode: offer.mode.as_str(),
-                choice: choice.word(),
+                choice: control.word(),
             });
-        }
-        let Some(moved) = self.store.decide_offer(id, choice.to(), by).await? else {
+        };
+        let Some(moved) = self.store.decide_offer(id, to, by).await? else {
             let now = self
                 .store
                 .offer(id)
@@ -138,7 +115,7 @@ impl Offers {
                 .ok_or(OfferError::NotFound(id))?;
             return Err(OfferError::Decided(now.state));
         };
-        tracing::info!(offer = %id, by = %by, choice = choice.word(), "An offer was answered.");
+        tracing::info!(offer = %id, by = %by, control = control.word(), "An offer was answered.");
         self.moved(id);
         if moved.state == OfferState::Starting {
             return Ok(self.start(moved).await?);

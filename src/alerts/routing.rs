@@ -14,7 +14,7 @@ pub fn route<'a>(routes: &'a [Route], alert: &Alert) -> Option<&'a Route> {
 
 fn fits(route: &Route, alert: &Alert) -> bool {
     let label = |name: &str| alert.labels.get(name).map(String::as_str).unwrap_or("");
-    alert.source.routed_by(route.source)
+    alert.source.routed_by(route.source.as_deref())
         && route.matchers.iter().all(|(k, v)| label(k) == v)
         && route
             .matchers_re

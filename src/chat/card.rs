@@ -177,6 +177,14 @@ impl Button {
         }
     }
 
+    /// Whether it answers an alert's offer rather than controls a run.
+    pub fn for_offer(self) -> bool {
+        matches!(
+            self,
+            Button::OfferApprove | Button::OfferReject | Button::Veto | Button::StartNow
+        )
+    }
+
     /// The label of a stage's button: `Retry now: dial`.
     pub fn label_for(self, stage: &str) -> String {
         format!("{}: {stage}", self.label())

@@ -7,9 +7,8 @@ use super::context::ChatContext;
 use super::people::{Requester, mention};
 use super::reply::Reply;
 use super::text;
-use crate::alerts::Choice;
 use crate::commands::{Command, USAGE};
-use crate::domain::{Run, RunId};
+use crate::domain::{Control, Run, RunId};
 use crate::orchestrator::CommandError;
 use crate::store::Origin;
 use crate::trigger::{self, StartError, Trigger};
@@ -113,14 +112,7 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             let agents = o.agents().await?;
             Reply::ephemeral(text::agents(&agents, cx.clock.now_ms()))
         }
-        Command::Resume { run, force } => decide(cx, who, &run, Decision::Resume { force }).await?,
-        Command::Retry { run, stage } => decide(cx, who, &run, Decision::RetryNow(stage)).await?,
-        Command::Skip { run, stage, reason } => {
-            decide(cx, who, &run, Decision::Skip { stage, reason }).await?
-        }
-        Command::Approve { run } => decide(cx, who, &run, Decision::Approve).await?,
-        Command::Reject { run, reason } => decide(cx, who, &run, Decision::Reject(reason)).await?,
-        Command::Cancel { run, reason } => decide(cx, who, &run, Decision::Cancel(reason)).await?,
+        Command::Control { run, control } => decide(cx, who, &run, control).await?,
     })
 }
 
@@ -174,76 +166,36 @@ async fn start(
     }
 }
 
-enum Decision {
-    Approve,
-    Reject(Option<String>),
-    Cancel(Option<String>),
-    Resume { force: bool },
-    RetryNow(String),
-    Skip { stage: String, reason: String },
-}
-
 async fn decide(
     cx: &ChatContext,
     who: &Requester,
     run: &str,
-    decision: Decision,
+    control: Control,
 ) -> anyhow::Result<Reply> {
     let Ok(id) = RunId::from_str(run) else {
         return Ok(Reply::ephemeral(format!(
             "`{run}` is not a run id. {USAGE}"
         )));
     };
-    decide_on(cx, who, id, decision_word(&decision), decision).await
+    decide_on(cx, who, id, control).await
 }
 
-fn decision_word(d: &Decision) -> &'static str {
-    match d {
-        Decision::Approve => "approve",
-        Decision::Reject(_) => "reject",
-        Decision::Cancel(_) => "cancel",
-        Decision::Resume { .. } => "resume",
-        Decision::RetryNow(_) => "retry",
-        Decision::Skip { .. } => "skip",
-    }
-}
-
-/// What the channel is told a person did.
-fn done_words(d: &Decision) -> String {
-    match d {
-        Decision::Approve => "approved".into(),
-        Decision::Reject(_) => "rejected".into(),
-        Decision::Cancel(_) => "cancelled".into(),
-        Decision::Resume { .. } => "resumed".into(),
-        Decision::RetryNow(stage) => format!("retried `{stage}` now in"),
-        Decision::Skip { stage, reason } => format!("skipped `{stage}` ({reason}) in"),
-    }
-}
-
-/// Approve, reject or cancel a run, for a person the run's group allows: from a command or
-/// a button.
+/// A person's control over a run, if the run's group allows them: from a command or a
+/// button.
 async fn decide_on(
     cx: &ChatContext,
     who: &Requester,
     id: RunId,
-    word: &str,
-    decision: Decision,
+    control: Control,
 ) -> anyhow::Result<Reply> {
-    let o = &cx.orchestrator;
+    let word = control.word();
     let allowed = match permitted(cx, who, id, &format!("{word} {id}")).await? {
         Ok((_, allowed)) => allowed,
         Err(refusal) => return Ok(refusal),
     };
     let actor = &allowed.actor;
-    let did = done_words(&decision);
-    let done = match decision {
-        Decision::Approve => o.approve(id, None, actor).await,
-        Decision::Reject(reason) => o.reject(id, actor, reason).await,
-        Decision::Cancel(reason) => o.cancel(id, actor, reason).await,
-        Decision::Resume { force } => o.resume(id, actor, force).await,
-        Decision::RetryNow(stage) => o.retry_now(id, &stage, actor).await,
-        Decision::Skip { stage, reason } => o.skip(id, &stage, actor, reason).await,
-    };
+    let did = control.done();
+    let done = cx.orchestrator.control(id, control, actor).await;
     Ok(match done {
         Ok(run) => Reply::channel(format!(
             "{} {did} {} of `{}` (run `{id}`): it is {} now.",
@@ -273,26 +225,28 @@ pub async fn press(
     use super::card::Button;
     let id = target.run;
     let stage = || target.stage.clone().ok_or("That button names no stage.");
-    let decision = match button {
-        Button::Approve => Decision::Approve,
-        Button::Reject => Decision::Reject(None),
-        Button::Cancel => Decision::Cancel(None),
-        Button::Resume => Decision::Resume { force: false },
+    let control = match button {
+        Button::Approve => Control::Approve { stage: None },
+        Button::Reject => Control::Reject { reason: None },
+        Button::Cancel => Control::Cancel { reason: None },
+        Button::Resume => Control::Resume { force: false },
         Button::RetryNow => match stage() {
-            Ok(stage) => Decision::RetryNow(stage),
+            Ok(stage) => Control::RetryNow { stage },
             Err(e) => return Reply::ephemeral(e),
         },
         Button::Skip => match stage() {
             Ok(stage) => return confirm_skip(cx, who, id, &stage).await,
             Err(e) => return Reply::ephemeral(e),
         },
-        Button::OfferApprove => return on_offer(cx, who, id, Choice::Approve).await,
-        Button::OfferReject => return on_offer(cx, who, id, Choice::Reject).await,
-        Button::Veto => return on_offer(cx, who, id, Choice::Veto).await,
-        Button::StartNow => return on_offer(cx, who, id, Choice::StartNow).await,
+        Button::OfferApprove => Control::Approve { stage: None },
+        Button::OfferReject => Control::Reject { reason: None },
+        Button::Veto => Control::Veto,
+        Button::StartNow => Control::StartNow,
     };
-    let word = decision_word(&decision);
-    match decide_on(cx, who, id, word, decision).await {
+    if button.for_offer() {
+        return on_offer(cx, who, id, control).await;
+    }
+    match decide_on(cx, who, id, control).await {
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "A button press failed.");
@@ -355,7 +309,7 @@ async fn confirm_skip(cx: &ChatContext, who: &Requester, id: RunId, stage: &str)
 }
 
 /// A person's word on an offer, if its group allows them.
-async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, choice: Choice) -> Reply {
+async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, control: Control) -> Reply {
     let offer = match cx.offers.offer(id).await {
         Ok(Some(o)) => o,
         Ok(None) => return Reply::ephemeral(format!("Offer `{id}` not found.")),
@@ -367,21 +321,21 @@ async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, choice: Choice) 
             offer.group
         ));
     };
-    let request = format!("{} offer {id}", choice.word());
+    let request = format!("{} offer {id}", control.word());
     let allowed = match access::check(cx, who, group, &request, Some(id)).await {
         Ok(a) => a,
         Err(refusal) => return Reply::ephemeral(refusal),
     };
     let what = format!("{} of `{}`", offer.action, offer.group);
     let by = mention(&allowed.actor, Some(who.platform));
-    match cx.offers.decide(id, choice, &allowed.actor).await {
-        Ok(o) => Reply::channel(match (choice, o.run_id) {
-            (Choice::Veto, _) => format!("{by} vetoed the {what}."),
-            (Choice::Reject, _) => format!("{by} rejected the {what}."),
+    match cx.offers.decide(id, &control, &allowed.actor).await {
+        Ok(o) => Reply::channel(match (&control, o.run_id) {
+            (Control::Veto, _) => format!("{by} vetoed the {what}."),
+            (Control::Reject { .. }, _) => format!("{by} rejected the {what}."),
             (_, Some(run)) => format!("{by} started the {what}: run `{run}`."),
             (_, None) => format!("{by} started the {what}; it is {} now.", o.state),
         }),
-        Err(e) => Reply::ephemeral(format!("Cannot {} the {what}: {e}.", choice.word())),
+        Err(e) => Reply::ephemeral(format!("Cannot {} the {what}: {e}.", control.word())),
     }
 }
 

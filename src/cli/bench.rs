@@ -21,7 +21,6 @@ use crate::config::Settings;
 use crate::domain::{Actor, EventKind, RunId, RunState};
 use crate::orchestrator::OverheadLog;
 use crate::secret::DatabaseUrl;
-use crate::secret::SecretString;
 use crate::semaphore::Semaphore;
 use crate::startup::Service;
 use crate::trigger::{self, Trigger};
@@ -222,7 +221,8 @@ pub async fn run(
             ("kafka+postgres", s)
         }
     };
-    settings.alerts.alertmanager_token = Some(SecretString::from(bench_alerts::TOKEN));
+    settings.alerts =
+        std::mem::take(&mut settings.alerts).with_secret("alertmanager", bench_alerts::TOKEN);
     let overhead = Arc::new(Mutex::new(Vec::new()));
     let checks: OverheadLog = Arc::new(Mutex::new(Vec::new()));
     let service = Service::start(

@@ -14,7 +14,6 @@ mod routes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -125,14 +124,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RoutesCommand {
-    /// Say which route each alert of an Alertmanager, PagerDuty or Grafana body takes, and
-    /// what would happen; starts nothing.
+    /// Say which route each alert of a webhook body (Alertmanager, PagerDuty, Grafana, or
+    /// a generic source of routes.yaml) takes, and what would happen; starts nothing.
     Test {
         /// A webhook body, as JSON.
         file: PathBuf,
-        /// The sender, when its shape does not tell: alertmanager, pagerduty or grafana.
+        /// The sender, when its shape does not tell: alertmanager, pagerduty, grafana, or
+        /// a generic source's name.
         #[arg(long)]
-        source: Option<crate::domain::Source>,
+        source: Option<String>,
     },
 }
 
@@ -182,7 +182,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command: RoutesCommand::Test { file, source },
         } => {
             let catalog = app::load_catalog(&settings, &Registry::builtin())?;
-            let (source, alerts) = routes::read(&file, source)?;
+            let sources =
+                crate::alerts::Sources::new(&settings.alerts, &catalog.sources, &|_| None)?;
+            let (source, alerts) = routes::read(&file, &sources, source.as_deref())?;
             println!(
                 "{}: {} {source} alert{}",
                 file.display(),
@@ -323,7 +325,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
         eprintln!("error: {} does not exist", path.display());
         return ExitCode::from(2);
     }
-    match Catalog::load(path, Arc::new(Registry::builtin())) {
+    match app::catalog_at(path, &Registry::builtin()) {
         Ok(catalog) => {
             println!("{}", catalog.summary());
             for warning in unset_secrets(&catalog) {

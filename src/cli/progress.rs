@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::app::App;
 use crate::bus::{self, Progress, RunEvent, Subscription};
 use crate::clock;
-use crate::domain::{Actor, EventKind, Run, StageState};
+use crate::domain::{Actor, Control, EventKind, Run, StageState};
 use crate::orchestrator::Orchestrator;
 
 /// Who answers approval gates while following a run in the terminal.
@@ -230,8 +230,9 @@ async fn answer(
             if yes {
                 approve_here(orchestrator, run.id, stage, actor).await
             } else {
+                let reason = Some("declined at the terminal".into());
                 orchestrator
-                    .reject(run.id, actor, Some("declined at the terminal".into()))
+                    .control(run.id, Control::Reject { reason }, actor)
                     .await
             }
         }
@@ -239,8 +240,9 @@ async fn answer(
             say(format!(
                 "approval requested for `{stage}`: rejecting, {why}"
             ));
+            let reason = Some(why.clone());
             orchestrator
-                .reject(run.id, &Actor::System, Some(why.clone()))
+                .control(run.id, Control::Reject { reason }, &Actor::System)
                 .await
         }
     };
@@ -259,14 +261,18 @@ async fn approve_here(
     actor: &Actor,
 ) -> Result<Run, crate::orchestrator::CommandError> {
     use crate::orchestrator::{CommandError, Refusal};
+    let stage = Some(stage.to_string());
     match orchestrator
-        .approve(id, Some(stage.to_string()), actor)
+        .control(id, Control::Approve { stage }, actor)
         .await
     {
         Err(CommandError::Refused(why @ (Refusal::OwnRun(_) | Refusal::AlreadyApproved(_)))) => {
             let reason =
                 format!("{why}; approve through `lifeboat serve` (chat or the API) instead");
-            orchestrator.reject(id, &Actor::System, Some(reason)).await
+            let reason = Some(reason);
+            orchestrator
+                .control(id, Control::Reject { reason }, &Actor::System)
+                .await
         }
         other => other,
     }

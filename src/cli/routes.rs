@@ -1,29 +1,23 @@
-//! `lifeboat routes test FILE.json`: reads an Alertmanager, PagerDuty or Grafana body and
+//! `lifeboat routes test FILE.json`: reads a webhook body, as its source would, and
 //! says, for each alert in it, which route takes it and what would happen. Starts nothing
 //! and reads no store, so what it cannot know (a run already active, a cooldown running)
 //! it names as a condition.
 
 use std::path::Path;
 
-use crate::alerts::{routing, sources};
-use crate::domain::{Alert, Source, Status};
+use crate::alerts::Sources;
+use crate::alerts::routing;
+use crate::alerts::sources::{Headers, Request};
+use crate::domain::{Alert, Status};
 use crate::workflow::{Catalog, RouteMode};
 
-/// Which sender wrote `body`, from its shape.
-pub fn detect(body: &serde_json::Value) -> Option<Source> {
-    if body.get("event").is_some_and(|e| e.is_object()) {
-        return Some(Source::Pagerduty);
-    }
-    match body.get("version").and_then(|v| v.as_str()) {
-        Some("4") => Some(Source::Alertmanager),
-        Some("1") => Some(Source::Grafana),
-        _ if body.get("orgId").is_some() => Some(Source::Grafana),
-        _ => None,
-    }
-}
-
-/// Reads the file's alerts, as the receiver of `source` (or of the detected sender) would.
-pub fn read(file: &Path, source: Option<Source>) -> anyhow::Result<(Source, Vec<Alert>)> {
+/// Reads the file's alerts, as the receiver of `source` (or of the sender whose shape it
+/// has) would.
+pub fn read(
+    file: &Path,
+    sources: &Sources,
+    source: Option<&str>,
+) -> anyhow::Result<(String, Vec<Alert>)> {
     let text =
         std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
@@ -34,20 +28,39 @@ pub fn read(file: &Path, source: Option<Source>) -> anyhow::Result<(Source, Vec<
             e.column()
         )
     })?;
-    let source = match source.or_else(|| detect(&value)) {
-        Some(s) => s,
-        None => anyhow::bail!(
-            "{}: not an Alertmanager (version \"4\"), Grafana (version \"1\") or PagerDuty (event) body; say which with --source",
-            file.display()
-        ),
+    let sender = match source {
+        Some(name) => sources.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--source {name}: no such source ({})",
+                sources.names().join(", ")
+            )
+        })?,
+        None => sources.detect(&value).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: not a body of any source ({}); say which with --source",
+                file.display(),
+                sources.names().join(", ")
+            )
+        })?,
     };
-    let alerts = match source {
-        Source::Alertmanager => sources::alertmanager::parse(&text),
-        Source::Grafana => sources::grafana::parse(&text),
-        Source::Pagerduty => sources::pagerduty::parse(&text, None),
+    let request = Request {
+        headers: &NoHeaders,
+        body: &text,
+        now_secs: 0,
+    };
+    let alerts = sender
+        .parse(&request)
+        .map_err(|e| anyhow::anyhow!("{}: not a {} body: {e}", file.display(), sender.name()))?;
+    Ok((sender.name().to_string(), alerts))
+}
+
+/// A file has no headers.
+struct NoHeaders;
+
+impl Headers for NoHeaders {
+    fn get(&self, _: &str) -> Option<&str> {
+        None
     }
-    .map_err(|e| anyhow::anyhow!("{}: not a {source} body: {e}", file.display()))?;
-    Ok((source, alerts))
 }
 
 /// What the routes would do with one alert, in words.

@@ -1,37 +1,39 @@
 //! An alert as Lifeboat keeps it, whichever sender it came from: what it is (name, labels,
 //! link), whether it fires or has resolved, and the keys that recognise it again.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::workflow::AlertSource;
-
-/// Where an alert came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Alertmanager,
-    Pagerduty,
-    Grafana,
-}
-
-crate::string_enum::string_enum!(Source, "alert source", "" {
-    Alertmanager = "alertmanager",
-    Pagerduty = "pagerduty",
-    Grafana = "grafana",
-});
+/// The sender an alert came from, by name: `alertmanager`, `pagerduty`, `grafana`, or a
+/// generic source's name from routes.yaml.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Source(Cow<'static, str>);
 
 impl Source {
-    /// Whether a route for `from` takes alerts from here.
-    pub fn routed_by(self, from: AlertSource) -> bool {
-        matches!(
-            (from, self),
-            (AlertSource::Any, _)
-                | (AlertSource::Alertmanager, Source::Alertmanager)
-                | (AlertSource::Pagerduty, Source::Pagerduty)
-                | (AlertSource::Grafana, Source::Grafana)
-        )
+    pub const fn from_static(name: &'static str) -> Source {
+        Source(Cow::Borrowed(name))
+    }
+
+    pub fn new(name: impl Into<String>) -> Source {
+        Source(Cow::Owned(name.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a route for `from` (`None`: any source) takes alerts from here.
+    pub fn routed_by(&self, from: Option<&str>) -> bool {
+        from.is_none_or(|f| f == self.as_str())
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -104,7 +106,7 @@ impl Alert {
 
 /// What an alert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decision {
+pub enum AlertDecision {
     /// It started a run (mode `auto`).
     Started,
     /// It opened an offer in chat (mode `confirm` or `countdown`).
@@ -129,7 +131,7 @@ pub enum Decision {
     Failed,
 }
 
-crate::string_enum::string_enum!(Decision, "alert decision", "" {
+crate::string_enum::string_enum!(AlertDecision, "alert decision", "" {
     Started = "started",
     Offered = "offered",
     Joined = "joined",
@@ -143,11 +145,11 @@ crate::string_enum::string_enum!(Decision, "alert decision", "" {
     Failed = "failed",
 });
 
-impl Decision {
+impl AlertDecision {
     /// Whether a re-send of the alert is only counted: every decision but `held`, which
     /// a re-send may get past.
     pub fn settles(self) -> bool {
-        self != Decision::Held
+        self != AlertDecision::Held
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod alert;
+pub mod control;
 pub mod event;
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -15,7 +16,8 @@ pub mod run;
 pub mod scorecard;
 
 pub use actor::{Actor, Platform};
-pub use alert::{Alert, AlertBrief, AlertTally, Decision, Source, Status};
+pub use alert::{Alert, AlertBrief, AlertDecision, AlertTally, Source, Status};
+pub use control::Control;
 pub use event::{Audit, EventKind, RunAudit};
 pub use ids::{RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};

@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::json::{self as body, CreateRun, Decision};
+use super::json::{self as body, ControlBody, CreateRun};
 use super::{ApiError, AppState};
-use crate::domain::{Actor, RunId};
+use crate::domain::{Actor, Control, RunId};
 use crate::trigger::{self, Trigger};
 use crate::workflow::{Action, Params, plan};
 
@@ -150,106 +150,83 @@ pub async fn run_report(
     Ok(Json(out))
 }
 
-/// A person's word on a run, each with its own path: matched in full, so that no word can
-/// fall through to another.
-#[derive(Clone, Copy)]
-enum RunDecision {
-    Approve,
-    Reject,
-    Cancel,
+/// A run's control from its path's word and its body. A word that is no control is a
+/// 404, never another control.
+fn run_control(word: &str, bytes: &Bytes) -> Result<Control, ApiError> {
+    Ok(match word {
+        "approve" => Control::Approve {
+            stage: body::body::<ControlBody>(bytes, true)?.stage,
+        },
+        "reject" => Control::Reject {
+            reason: body::body::<ControlBody>(bytes, true)?.reason,
+        },
+        "cancel" | "abort" => Control::Cancel {
+            reason: body::body::<ControlBody>(bytes, true)?.reason,
+        },
+        "resume" => Control::Resume {
+            force: body::body::<body::Resume>(bytes, true)?.force,
+        },
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no run control `{other}` (approve, reject, cancel, abort, resume; a stage's: retry, skip)"
+            )));
+        }
+    })
 }
 
-async fn decide(
-    state: &AppState,
-    actor: Actor,
-    id: &str,
-    bytes: &Bytes,
-    what: RunDecision,
-) -> Result<Json<Value>, ApiError> {
-    let id = run_id(id)?;
-    let d: Decision = body::body(bytes, true)?;
-    let o = &state.orchestrator;
-    let run = match what {
-        RunDecision::Approve => o.approve(id, d.stage, &actor).await?,
-        RunDecision::Reject => o.reject(id, &actor, d.reason).await?,
-        RunDecision::Cancel => o.cancel(id, &actor, d.reason).await?,
-    };
-    Ok(Json(body::run(&run, None)))
+/// A stage's control: `retry` (a stage in backoff goes out now) or `skip` (a person gives
+/// up on a failed stage, saying why).
+fn stage_control(word: &str, stage: String, bytes: &Bytes) -> Result<Control, ApiError> {
+    Ok(match word {
+        "retry" => {
+            let _: ControlBody = body::body(bytes, true)?;
+            Control::RetryNow { stage }
+        }
+        "skip" => {
+            let skip: body::Skip = body::body(bytes, false)?;
+            let reason = skip.reason.trim();
+            if reason.is_empty() {
+                return Err(ApiError::bad_request(
+                    "`reason` is empty: say why the stage is skipped",
+                ));
+            }
+            Control::Skip {
+                stage,
+                reason: reason.to_string(),
+            }
+        }
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no stage control `{other}` (retry, skip)"
+            )));
+        }
+    })
 }
 
-/// `POST /api/v1/runs/{id}/resume`: go on from a failed or cancelled run.
-pub async fn resume_run(
+/// `POST /api/v1/runs/{id}/{approve|reject|cancel|abort|resume}`.
+pub async fn control_run(
     State(s): State<AppState>,
     Caller(a): Caller,
-    Path(id): Path<String>,
+    Path((id, word)): Path<(String, String)>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
-    let r: body::Resume = body::body(&b, true)?;
-    let run = s.orchestrator.resume(id, &a, r.force).await?;
+    let control = run_control(&word, &b)?;
+    let run = s.orchestrator.control(id, control, &a).await?;
     Ok(Json(body::run(&run, None)))
 }
 
-/// `POST /api/v1/runs/{id}/stages/{stage}/retry`: a stage in backoff goes out now.
-pub async fn retry_stage(
+/// `POST /api/v1/runs/{id}/stages/{stage}/{retry|skip}`.
+pub async fn control_stage(
     State(s): State<AppState>,
     Caller(a): Caller,
-    Path((id, stage)): Path<(String, String)>,
+    Path((id, stage, word)): Path<(String, String, String)>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
-    let _: body::Decision = body::body(&b, true)?;
-    let run = s.orchestrator.retry_now(id, &stage, &a).await?;
+    let control = stage_control(&word, stage, &b)?;
+    let run = s.orchestrator.control(id, control, &a).await?;
     Ok(Json(body::run(&run, None)))
-}
-
-/// `POST /api/v1/runs/{id}/stages/{stage}/skip`: a person gives up on a failed stage.
-pub async fn skip_stage(
-    State(s): State<AppState>,
-    Caller(a): Caller,
-    Path((id, stage)): Path<(String, String)>,
-    b: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let id = run_id(&id)?;
-    let skip: body::Skip = body::body(&b, false)?;
-    let reason = skip.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::bad_request(
-            "`reason` is empty: say why the stage is skipped",
-        ));
-    }
-    let run = s
-        .orchestrator
-        .skip(id, &stage, &a, reason.to_string())
-        .await?;
-    Ok(Json(body::run(&run, None)))
-}
-
-pub async fn cancel_run(
-    State(s): State<AppState>,
-    Caller(a): Caller,
-    Path(id): Path<String>,
-    b: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, RunDecision::Cancel).await
-}
-
-pub async fn approve_run(
-    State(s): State<AppState>,
-    Caller(a): Caller,
-    Path(id): Path<String>,
-    b: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, RunDecision::Approve).await
-}
-
-pub async fn reject_run(
-    State(s): State<AppState>,
-    Caller(a): Caller,
-    Path(id): Path<String>,
-    b: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    decide(&s, a, &id, &b, RunDecision::Reject).await
 }
 
 pub async fn list_groups(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -414,7 +391,7 @@ pub async fn alerts(
     let decision = q
         .decision
         .as_deref()
-        .map(|d| d.parse::<crate::domain::Decision>())
+        .map(|d| d.parse::<crate::domain::AlertDecision>())
         .transpose()
         .map_err(ApiError::bad_request)?;
     let filter = crate::store::AlertFilter {
@@ -483,20 +460,20 @@ pub async fn decide_offer(
     Caller(actor): Caller,
     Path((id, choice)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    use crate::alerts::{Choice, OfferError};
+    use crate::alerts::OfferError;
     let id = run_id(&id)?;
-    let choice = match choice.as_str() {
-        "approve" => Choice::Approve,
-        "reject" => Choice::Reject,
-        "veto" => Choice::Veto,
-        "start" => Choice::StartNow,
+    let control = match choice.as_str() {
+        "approve" => Control::Approve { stage: None },
+        "reject" => Control::Reject { reason: None },
+        "veto" => Control::Veto,
+        "start" => Control::StartNow,
         other => {
             return Err(ApiError::not_found(format!(
                 "no offer action `{other}` (approve, reject, veto, start)"
             )));
         }
     };
-    match state.offers.decide(id, choice, &actor).await {
+    match state.offers.decide(id, &control, &actor).await {
         Ok(offer) => Ok(Json(body::offer(&offer))),
         Err(e @ OfferError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),
         Err(e @ (OfferError::Decided(_) | OfferError::Mismatch { .. })) => {

@@ -46,9 +46,10 @@ pub struct CreateRun {
     pub force: bool,
 }
 
+/// The body of approve, reject and cancel (all optional).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Decision {
+pub struct ControlBody {
     #[serde(default)]
     pub stage: Option<String>,
     #[serde(default)]

@@ -18,12 +18,12 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 
-use crate::alerts::{Desk, Offers};
+use crate::alerts::{Desk, Offers, Sources};
 use crate::app::App;
 use crate::bus::Bus;
 use crate::chat::discord::inbound::DiscordBot;
 use crate::chat::slack::inbound::SlackBot;
-use crate::config::{AlertSettings, ApiToken};
+use crate::config::ApiToken;
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 
@@ -36,8 +36,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<ApiToken>>,
     pub slack: Option<Arc<SlackBot>>,
     pub discord: Option<Arc<DiscordBot>>,
-    /// The alert receivers' secrets.
-    pub alerts: Arc<AlertSettings>,
+    /// The alert sources and their secrets.
+    pub sources: Arc<Sources>,
     pub desk: Desk,
     pub offers: Offers,
 }
@@ -51,7 +51,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             slack: app.slack.clone(),
             discord: app.discord.clone(),
-            alerts: app.alert_settings.clone(),
+            sources: app.sources.clone(),
             desk: app.desk.clone(),
             offers: app.offers.clone(),
         }
@@ -63,17 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
         .route("/api/v1/runs/{id}", get(api::get_run))
         .route("/api/v1/runs/{id}/report", get(api::run_report))
-        .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
-        .route("/api/v1/runs/{id}/approve", post(api::approve_run))
-        .route("/api/v1/runs/{id}/reject", post(api::reject_run))
-        .route("/api/v1/runs/{id}/resume", post(api::resume_run))
+        .route("/api/v1/runs/{id}/{control}", post(api::control_run))
         .route(
-            "/api/v1/runs/{id}/stages/{stage}/retry",
-            post(api::retry_stage),
-        )
-        .route(
-            "/api/v1/runs/{id}/stages/{stage}/skip",
-            post(api::skip_stage),
+            "/api/v1/runs/{id}/stages/{stage}/{control}",
+            post(api::control_stage),
         )
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/leases", get(api::leases))
@@ -82,9 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/offers", get(api::offers))
         .route("/api/v1/offers/{id}/{choice}", post(api::decide_offer))
-        .route("/webhooks/alertmanager", post(webhooks::alertmanager))
-        .route("/webhooks/pagerduty", post(webhooks::pagerduty))
-        .route("/webhooks/grafana", post(webhooks::grafana))
+        .route("/webhooks/{source}", post(webhooks::builtin))
+        .route("/webhooks/generic/{name}", post(webhooks::generic))
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/discord/interactions", post(discord::interactions))

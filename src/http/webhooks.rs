@@ -1,34 +1,39 @@
-//! `POST /webhooks/alertmanager`, `/webhooks/pagerduty`, `/webhooks/grafana`. The answers
+//! `POST /webhooks/{source}` (alertmanager, pagerduty, grafana) and
+//! `/webhooks/generic/{name}` (routes.yaml `sources:`). The answers
 //! are what the senders act on: 200 once every alert is recorded with its decision; 401
-//! for credentials that fail (nothing recorded); 400 for a body that cannot be read; 413
+//! for credentials that fail (nothing recorded); 404 for a source there is not; 400 for a body that cannot be read; 413
 //! over 1 MiB; 503 when the store cannot take them, so that the sender tries again.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::alerts::{DeskError, Rejected, receive};
-use crate::domain::Source;
+use crate::alerts::{DeskError, Rejected};
 
 async fn take(
     state: &AppState,
-    source: Source,
+    source: &str,
+    generic: bool,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let now_secs = state.orchestrator.clock().now_ms() / 1000;
-    let alerts = receive(&state.alerts, source, headers, &body, now_secs).map_err(|r| match r {
-        Rejected::Unauthorized(m) => {
-            tracing::warn!(%source, why = %m, "Refused an alert webhook.");
-            ApiError::new(StatusCode::UNAUTHORIZED, m)
-        }
-        Rejected::BadBody(m) => ApiError::bad_request(m),
-    })?;
+    let alerts = state
+        .sources
+        .receive(source, generic, headers, &body, now_secs)
+        .map_err(|r| match r {
+            Rejected::Unknown(m) => ApiError::not_found(m),
+            Rejected::Unauthorized(m) => {
+                tracing::warn!(%source, why = %m, "Refused an alert webhook.");
+                ApiError::new(StatusCode::UNAUTHORIZED, m)
+            }
+            Rejected::BadBody(m) => ApiError::bad_request(m),
+        })?;
     let receipts = state.desk.file(alerts).await.map_err(|e| match e {
         DeskError::Unavailable(_) | DeskError::Closed => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -60,26 +65,22 @@ async fn take(
     Ok(Json(json!({ "accepted": alerts.len(), "alerts": alerts })))
 }
 
-pub async fn alertmanager(
+/// `POST /webhooks/{source}`: a built-in source (`alertmanager`, `pagerduty`, `grafana`).
+pub async fn builtin(
     State(state): State<AppState>,
+    Path(source): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    take(&state, Source::Alertmanager, &headers, body).await
+    take(&state, &source, false, &headers, body).await
 }
 
-pub async fn pagerduty(
+/// `POST /webhooks/generic/{name}`: a source configured under `sources:` in routes.yaml.
+pub async fn generic(
     State(state): State<AppState>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    take(&state, Source::Pagerduty, &headers, body).await
-}
-
-pub async fn grafana(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    take(&state, Source::Grafana, &headers, body).await
+    take(&state, &name, true, &headers, body).await
 }

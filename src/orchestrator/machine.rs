@@ -126,6 +126,8 @@ pub enum Refusal {
     OwnRun(u8),
     #[error("`{0}` has approved this gate already; it needs another person")]
     AlreadyApproved(String),
+    #[error("`{0}` is for an alert's offer, not a run")]
+    OfferOnly(&'static str),
 }
 
 /// The delay before attempt `failed + 1`, given `failed` failures so far.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock;
 use crate::clock::Clock;
 use crate::domain::{
-    Actor, Audit, Check, EventKind, Report, Run, RunId, RunState, StageRun, StageState,
+    Actor, Audit, Check, Control, EventKind, Report, Run, RunId, RunState, StageRun, StageState,
 };
 use crate::metrics::StateCounts;
 use crate::store::{CreateError, Store};
@@ -304,7 +304,26 @@ impl Orchestrator {
             .unwrap_or_else(|| actor.to_string())
     }
 
-    pub async fn approve(
+    /// A person's control over a run: the one way in for the API, chat and the command
+    /// line. Veto and start now are an offer's, and are refused here.
+    pub async fn control(
+        &self,
+        run: RunId,
+        control: Control,
+        actor: &Actor,
+    ) -> Result<Run, CommandError> {
+        match control {
+            Control::Approve { stage } => self.approve(run, stage, actor).await,
+            Control::Reject { reason } => self.reject(run, actor, reason).await,
+            Control::Cancel { reason } => self.cancel(run, actor, reason).await,
+            Control::Resume { force } => self.resume(run, actor, force).await,
+            Control::RetryNow { stage } => self.retry_now(run, &stage, actor).await,
+            Control::Skip { stage, reason } => self.skip(run, &stage, actor, reason).await,
+            c @ (Control::Veto | Control::StartNow) => Err(Refusal::OfferOnly(c.word()).into()),
+        }
+    }
+
+    async fn approve(
         &self,
         run: RunId,
         stage: Option<String>,
@@ -332,7 +351,7 @@ impl Orchestrator {
     /// Refused if the run's workflow now plans differently, or (with agents elsewhere) no
     /// live agent serves a stage still to run, unless `force`; a forced resume goes on with
     /// the plan the run started with.
-    pub async fn resume(&self, id: RunId, actor: &Actor, force: bool) -> Result<Run, CommandError> {
+    async fn resume(&self, id: RunId, actor: &Actor, force: bool) -> Result<Run, CommandError> {
         let run = self.stored(id).await?;
         match run.state {
             RunState::Failed | RunState::Cancelled => {}
@@ -405,12 +424,7 @@ impl Orchestrator {
     }
 
     /// Dispatches a stage waiting out its backoff now.
-    pub async fn retry_now(
-        &self,
-        id: RunId,
-        stage: &str,
-        actor: &Actor,
-    ) -> Result<Run, CommandError> {
+    async fn retry_now(&self, id: RunId, stage: &str, actor: &Actor) -> Result<Run, CommandError> {
         let stage = self.stage_of(id, stage).await?;
         self.apply(
             id,
@@ -424,7 +438,7 @@ impl Orchestrator {
 
     /// Marks a failed stage skipped by a person, so that its dependents go on; a failed run
     /// is reopened for them.
-    pub async fn skip(
+    async fn skip(
         &self,
         id: RunId,
         stage: &str,
@@ -440,7 +454,7 @@ impl Orchestrator {
         self.reopen(id, input).await
     }
 
-    pub async fn reject(
+    async fn reject(
         &self,
         run: RunId,
         actor: &Actor,
@@ -456,7 +470,7 @@ impl Orchestrator {
         .await
     }
 
-    pub async fn cancel(
+    async fn cancel(
         &self,
         run: RunId,
         actor: &Actor,

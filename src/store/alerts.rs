@@ -12,7 +12,8 @@ use sqlx::{Any, Row, Transaction};
 use super::{Store, holes, rows};
 use crate::clock::Millis;
 use crate::domain::{
-    Actor, Alert, AlertBrief, AlertTally, Decision, Offer, OfferMode, OfferState, RunId, active_key,
+    Actor, Alert, AlertBrief, AlertDecision, AlertTally, Offer, OfferMode, OfferState, RunId,
+    active_key,
 };
 use crate::workflow::Action;
 
@@ -29,7 +30,7 @@ pub struct Filing<'a> {
     pub route: Option<String>,
     pub group: Option<String>,
     pub action: Option<Action>,
-    pub decision: Decision,
+    pub decision: AlertDecision,
     pub detail: Option<String>,
     pub offer: Option<RunId>,
     pub run: Option<RunId>,
@@ -60,7 +61,7 @@ pub struct AlertRow {
 pub struct AlertFilter {
     pub run: Option<RunId>,
     pub route: Option<String>,
-    pub decision: Option<Decision>,
+    pub decision: Option<AlertDecision>,
     pub limit: i64,
 }
 
@@ -421,7 +422,7 @@ impl AlertTx {
     pub async fn filed(
         &mut self,
         alerts: &[&Alert],
-    ) -> anyhow::Result<HashMap<(String, String), (i64, Decision)>> {
+    ) -> anyhow::Result<HashMap<(String, String), (i64, AlertDecision)>> {
         let mut found = HashMap::new();
         for chunk in alerts.chunks(LOOKUP_CHUNK) {
             let sql = format!(
@@ -482,7 +483,7 @@ impl AlertTx {
     }
 
     /// The row and decision an alert was filed with before.
-    pub async fn previous(&mut self, a: &Alert) -> anyhow::Result<Option<(i64, Decision)>> {
+    pub async fn previous(&mut self, a: &Alert) -> anyhow::Result<Option<(i64, AlertDecision)>> {
         let row =
             sqlx::query("SELECT id, decision FROM alerts WHERE source = $1 AND dedupe_key = $2")
                 .bind(a.source.as_str())

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::alert_sources::{self, GenericSource};
 use super::estate::Targets;
 use super::fields::io_diag;
 use super::groups::{self, Group};
@@ -27,6 +28,9 @@ pub struct Catalog {
     pub workflows: IndexMap<String, Workflow>,
     pub groups: IndexMap<String, Group>,
     pub routes: Vec<Route>,
+    /// Generic webhook sources (`sources:` in routes.yaml).
+    pub sources: Vec<GenericSource>,
+    routes_file: Option<PathBuf>,
     pub targets: Targets,
     pub files: usize,
     /// The agent kinds the catalog was checked against, which planning consults again.
@@ -104,6 +108,8 @@ impl Catalog {
             workflows: IndexMap::new(),
             groups: IndexMap::new(),
             routes: Vec::new(),
+            sources: Vec::new(),
+            routes_file: None,
             targets: Targets::default(),
             files: files.len(),
             kinds,
@@ -189,14 +195,63 @@ impl Catalog {
         if let Some(f) = routes_file {
             match source::parse::<RawRoutes>(&f.path, &f.text) {
                 Ok(raw) => {
-                    catalog.routes =
-                        routes::check(&f.path, raw, whole.then_some(&catalog.groups), &mut errors)
+                    catalog.sources = alert_sources::check(&f.path, raw.sources, &mut errors);
+                    catalog.routes = routes::check(
+                        &f.path,
+                        raw.routes,
+                        whole.then_some(&catalog.groups),
+                        &mut errors,
+                    );
+                    catalog.routes_file = Some(f.path.clone());
                 }
                 Err(d) => errors.push(d),
             }
         }
         if errors.is_empty() {
             Ok(catalog)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks that every route's `source` is one there is: `builtin` (the senders
+    /// Lifeboat knows by code) or a generic source of routes.yaml, whose names must not
+    /// take a built-in one's.
+    pub fn check_sources(&self, builtin: &[&str]) -> Result<(), Vec<Diagnostic>> {
+        let Some(file) = &self.routes_file else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        for s in &self.sources {
+            if builtin.contains(&s.name.as_str()) {
+                errors.push(s.pos.diag(
+                    file,
+                    format!("source `{}`: the name is a built-in source's", s.name),
+                ));
+            }
+        }
+        let mut known: Vec<&str> = builtin.to_vec();
+        for s in &self.sources {
+            if !known.contains(&s.name.as_str()) {
+                known.push(&s.name);
+            }
+        }
+        for r in &self.routes {
+            if let (Some(name), Some(pos)) = (&r.source, r.source_pos)
+                && !known.contains(&name.as_str())
+            {
+                errors.push(pos.diag(
+                    file,
+                    format!(
+                        "route `{}`: unknown source `{name}` ({} or any)",
+                        r.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
         } else {
             Err(errors)
         }

@@ -5,6 +5,7 @@
 //! workflow into the stages a run executes. What the agents accept is asked through
 //! `kinds`, so this module depends on no agent.
 
+pub(crate) mod alert_sources;
 mod catalog;
 pub(crate) mod estate;
 mod fields;
@@ -20,6 +21,7 @@ pub(crate) mod targets;
 pub mod templates;
 mod workflows;
 
+pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
 pub use estate::{Target, TargetKind, Targets};
 pub use groups::{Allow, Group, Owners};
@@ -27,6 +29,6 @@ pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
 pub use params::Params;
 pub use plan::PlannedStage;
-pub use routes::{AlertSource, Route, RouteMode, RouteTarget};
+pub use routes::{Route, RouteMode, RouteTarget};
 pub use source::{Diagnostic, PathSegment, Pos};
 pub use workflows::{Stage, Workflow};

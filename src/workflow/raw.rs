@@ -125,6 +125,9 @@ pub struct RawAllow {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoutes {
+    #[serde(default)]
+    pub sources: Vec<Spanned<super::alert_sources::RawSource>>,
+    #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
 }
 

@@ -5,22 +5,12 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use regex::Regex;
-use serde::Serialize;
 
 use super::fields;
 use super::groups::Group;
 use super::model::Action;
-use super::raw::RawRoutes;
-use super::source::{Diagnostic, Pos};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertSource {
-    Alertmanager,
-    Pagerduty,
-    Grafana,
-    Any,
-}
+use super::raw::RawRoute;
+use super::source::{Diagnostic, Pos, Spanned};
 
 /// What a matching alert does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +43,10 @@ pub enum RouteTarget {
 #[derive(Clone, Debug)]
 pub struct Route {
     pub name: String,
-    pub source: AlertSource,
+    /// The source the route takes alerts from; `None` for any. Checked against the
+    /// sources there are by `Catalog::check_sources`.
+    pub source: Option<String>,
+    pub source_pos: Option<Pos>,
     pub matchers: IndexMap<String, String>,
     pub matchers_re: Vec<(String, Regex)>,
     pub target: RouteTarget,
@@ -72,12 +65,12 @@ pub const STARTS_PER_MINUTE: u32 = 10;
 /// route may name.
 pub(super) fn check(
     file: &Path,
-    raw: RawRoutes,
+    raw: Vec<Spanned<RawRoute>>,
     groups: Option<&IndexMap<String, Group>>,
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<Route> {
     let mut out: Vec<Route> = Vec::new();
-    for spanned in raw.routes {
+    for spanned in raw {
         let route_pos = Pos::of(&spanned);
         let r = spanned.value;
         if out.iter().any(|o| o.name == r.name.value) {
@@ -85,19 +78,12 @@ pub(super) fn check(
                 Pos::of(&r.name).diag(file, format!("route `{}` is defined twice", r.name.value)),
             );
         }
-        let source = match r.source.as_ref().map(|s| s.value.as_str()) {
-            None | Some("any") => AlertSource::Any,
-            Some("alertmanager") => AlertSource::Alertmanager,
-            Some("pagerduty") => AlertSource::Pagerduty,
-            Some("grafana") => AlertSource::Grafana,
-            Some(other) => {
-                errors.push(Pos::of(r.source.as_ref().unwrap_or(&r.name)).diag(
-                    file,
-                    format!("route `{}`: unknown source `{other}` (alertmanager, pagerduty, grafana or any)", r.name.value),
-                ));
-                AlertSource::Any
-            }
-        };
+        let source = r
+            .source
+            .as_ref()
+            .filter(|s| s.value != "any")
+            .map(|s| s.value.clone());
+        let source_pos = r.source.as_ref().map(Pos::of);
         let mut matchers_re = Vec::new();
         for (label, re) in r.match_re.iter() {
             match Regex::new(&format!("^(?:{})$", re.value)) {
@@ -224,6 +210,7 @@ pub(super) fn check(
         out.push(Route {
             name: r.name.value.clone(),
             source,
+            source_pos,
             matchers: r.matchers,
             matchers_re,
             target,

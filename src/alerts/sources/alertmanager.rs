@@ -6,7 +6,36 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::{AlertSource, Request};
 use crate::domain::{Alert, Source, Status};
+use crate::signing::{self, Unverified};
+
+pub const NAME: &str = "alertmanager";
+
+/// Alertmanager, with a bearer token (or basic auth whose password is the token).
+pub struct Alertmanager;
+
+impl AlertSource for Alertmanager {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn secret_var(&self) -> &str {
+        "ALERTMANAGER_TOKEN"
+    }
+
+    fn verify(&self, secret: &[u8], request: &Request) -> Result<(), Unverified> {
+        signing::authorization(request.header("authorization"), secret)
+    }
+
+    fn parse(&self, request: &Request) -> Result<Vec<Alert>, String> {
+        parse(request.body)
+    }
+
+    fn recognises(&self, body: &serde_json::Value) -> bool {
+        body.get("version").and_then(|v| v.as_str()) == Some("4")
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,7 +69,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Alert>, String> {
             n.version
         ));
     }
-    alerts(Source::Alertmanager, n.alerts)
+    alerts(Source::from_static(NAME), n.alerts)
 }
 
 pub(super) fn alerts(source: Source, alerts: Vec<AmAlert>) -> Result<Vec<Alert>, String> {
@@ -63,7 +92,7 @@ pub(super) fn alerts(source: Source, alerts: Vec<AmAlert>) -> Result<Vec<Alert>,
                 a.fingerprint
             };
             Ok(Alert {
-                source,
+                source: source.clone(),
                 // Re-sent every repeat_interval with the same start: the same alert. A
                 // new firing after a resolve starts again, and is new.
                 dedupe_key: format!("{fingerprint}:{}:{}", a.starts_at, status.as_str()),

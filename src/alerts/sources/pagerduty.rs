@@ -7,7 +7,55 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::{AlertSource, Request};
 use crate::domain::{Alert, Source, Status};
+use crate::signing::{self, Unverified};
+
+pub const NAME: &str = "pagerduty";
+
+/// PagerDuty's v3 webhooks, signed with HMAC-SHA256 over the raw body (several
+/// signatures while a secret is rotated).
+pub struct Pagerduty;
+
+impl AlertSource for Pagerduty {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn secret_var(&self) -> &str {
+        "PAGERDUTY_WEBHOOK_SECRET"
+    }
+
+    fn verify(&self, secret: &[u8], request: &Request) -> Result<(), Unverified> {
+        verify(
+            request.header("x-pagerduty-signature"),
+            secret,
+            request.body,
+        )
+    }
+
+    fn parse(&self, request: &Request) -> Result<Vec<Alert>, String> {
+        parse(request.body, request.header("x-webhook-id"))
+    }
+
+    fn recognises(&self, body: &serde_json::Value) -> bool {
+        body.get("event").is_some_and(|e| e.is_object())
+    }
+}
+
+/// `X-PagerDuty-Signature: v1=HEX[,v1=HEX…]`: accepted when any `v1` matches.
+pub fn verify(header: Option<&str>, secret: &[u8], body: &[u8]) -> Result<(), Unverified> {
+    let header = header.ok_or(Unverified::Missing("X-PagerDuty-Signature"))?;
+    let any = header
+        .split(',')
+        .filter_map(|s| s.trim().strip_prefix("v1="))
+        .any(|sig| signing::hmac_matches(secret, &[body], sig));
+    if any {
+        Ok(())
+    } else {
+        Err(Unverified::Mismatch)
+    }
+}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -69,7 +117,7 @@ pub fn parse(body: &[u8], webhook_id: Option<&str>) -> Result<Vec<Alert>, String
     }
     let incident = d.id;
     Ok(vec![Alert {
-        source: Source::Pagerduty,
+        source: Source::from_static(NAME),
         dedupe_key: match webhook_id {
             Some(w) if !w.is_empty() => format!("{w}:{}", e.id),
             _ => e.id.clone(),
@@ -89,6 +137,27 @@ mod tests {
     use super::*;
 
     pub const TRIGGERED: &str = r#"{"event":{"id":"01DEN","event_type":"incident.triggered","resource_type":"incident","occurred_at":"2026-11-25T10:00:00.000Z","agent":null,"client":null,"data":{"id":"PGR0VU2","type":"incident","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","incident_key":"d3640fbd","title":"Region b is down","service":{"id":"PF9KMXH","summary":"petstore-api","type":"service_reference"},"priority":{"summary":"P1"},"urgency":"high"}}}"#;
+
+    #[test]
+    fn pagerdutys_published_vector_passes_among_several_signatures() {
+        let body = br#"{"event":{"id":"x"}}"#;
+        let good = "v1=6ffde868d5515a7f9a84c45bf3eb4ef120aa4991dce7d53835e17f63a9b778fd";
+        assert_eq!(verify(Some(good), b"pd-secret", body), Ok(()));
+        let rotated = format!("v1=00ff, {good}");
+        assert_eq!(verify(Some(&rotated), b"pd-secret", body), Ok(()));
+        assert_eq!(
+            verify(Some(good), b"other-secret", body),
+            Err(Unverified::Mismatch)
+        );
+        assert_eq!(
+            verify(Some(good), b"pd-secret", br#"{"event":{"id":"y"}}"#),
+            Err(Unverified::Mismatch)
+        );
+        assert!(matches!(
+            verify(None, b"pd-secret", body),
+            Err(Unverified::Missing(_))
+        ));
+    }
 
     #[test]
     fn an_incident_becomes_labels() {

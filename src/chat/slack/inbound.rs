@@ -129,16 +129,7 @@ impl SlackBot {
             Ok(command) => command,
             Err(usage) => return Reply::ephemeral(usage),
         };
-        let acts = matches!(
-            command,
-            Command::Start { .. }
-                | Command::Approve { .. }
-                | Command::Reject { .. }
-                | Command::Cancel { .. }
-                | Command::Resume { .. }
-                | Command::Retry { .. }
-                | Command::Skip { .. }
-        );
+        let acts = matches!(command, Command::Start { .. } | Command::Control { .. });
         let who = self.requester(&c.user_id, &c.channel_id);
         match (acts, c.response_url) {
             (true, Some(url)) => {
