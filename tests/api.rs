@@ -397,7 +397,20 @@ async fn an_internal_error_answers_an_id_and_nothing_of_the_store() {
         &[],
     )
     .await;
-    t.app().store.close().await;
+    // A store that answers, but not as the service expects: a bug, not an outage (which
+    // is a 503, `tests/runs.rs`).
+    let db = format!("sqlite://{}", t.dir.path().join("test.db").display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .expect("a second connection");
+    sqlx::query("DROP TABLE stages")
+        .execute(&mut other)
+        .await
+        .expect("drop");
+    sqlx::query("DROP TABLE runs")
+        .execute(&mut other)
+        .await
+        .expect("drop");
     let (status, body) = t.get("/api/v1/runs").await;
     assert_eq!(status, 500, "{body}");
     let id = body["error_id"].as_str().expect("an error id");

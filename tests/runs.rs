@@ -389,3 +389,42 @@ async fn runs_started_back_to_back_on_one_group_get_201_or_409() {
     assert!(created > 1 && busy > 0, "{created} created, {busy} busy");
     t.shutdown().await;
 }
+
+/// A store that stops answering is an outage, told apart from a bug: reads, starts and
+/// controls answer 503 (try later) with the cause, not a 500.
+#[tokio::test]
+async fn a_store_that_stops_answering_is_a_503_not_a_500() {
+    let t = spawn(
+        &[
+            (
+                "shop.yaml",
+                "name: shop\nstages:\n  hold: { agent: capacity, spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 60s } }\n",
+            ),
+            ("groups.yaml", common::GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "running").await;
+    t.app().store.close().await;
+    let (status, body) = t.get("/api/v1/runs").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = t.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the store is unavailable")),
+        "{body}"
+    );
+    assert!(
+        body.get("error_id").is_none(),
+        "an outage is not a bug: {body}"
+    );
+    let (status, body) = t.post("/api/v1/runs", r#"{"group": "shop"}"#).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = t.post(&format!("/api/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(status, 503, "{body}");
+    t.shutdown().await;
+}

@@ -205,7 +205,11 @@ async fn a_stale_write_is_refused_whole(s: Store) {
         }],
         ..Batch::default()
     };
-    assert!(s.commit(&stale).await.is_err());
+    let refused = s.commit(&stale).await.expect_err("a stale write");
+    assert!(
+        matches!(refused, lifeboat::store::StoreError::Conflict(_)),
+        "a stale write is a conflict, not an outage: {refused:?}"
+    );
     let kinds: Vec<String> = s
         .audit(run.id)
         .await

@@ -87,11 +87,7 @@ pub async fn list_runs(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let runs = state
-        .orchestrator
-        .runs(q.group.as_deref(), limit)
-        .await
-        .map_err(internal)?;
+    let runs = state.orchestrator.runs(q.group.as_deref(), limit).await?;
     Ok(Json(
         json!({ "runs": runs.iter().map(|r| body::run(r, None)).collect::<Vec<_>>() }),
     ))
@@ -103,12 +99,8 @@ pub async fn get_run(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let run = stored_run(&state, &id).await?;
-    let events = state.orchestrator.events(run.id).await.map_err(internal)?;
+    let events = state.orchestrator.events(run.id).await?;
     Ok(Json(body::run(&run, Some(&events))))
-}
-
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// The run a path names, as the store holds it; 400 for a malformed id, 404 for none.
@@ -117,8 +109,7 @@ async fn stored_run(state: &AppState, id: &str) -> Result<crate::domain::Run, Ap
     state
         .orchestrator
         .run(id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))
 }
 
@@ -130,21 +121,16 @@ pub async fn run_report(
 ) -> Result<Json<Value>, ApiError> {
     let run = stored_run(&state, &id).await?;
     let id = run.id;
-    let recovery = state
-        .orchestrator
-        .recovery(&run)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "run {id} is {}: its scorecard comes when it ends",
-                    run.state
-                ),
-            )
-        })?;
-    let mut out = serde_json::to_value(&recovery).map_err(|e| internal(e.into()))?;
+    let recovery = state.orchestrator.recovery(&run).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run {id} is {}: its scorecard comes when it ends",
+                run.state
+            ),
+        )
+    })?;
+    let mut out = serde_json::to_value(&recovery).map_err(anyhow::Error::from)?;
     out["run"] = serde_json::json!(run.id);
     out["state"] = serde_json::json!(run.state);
     Ok(Json(out))
@@ -298,7 +284,7 @@ pub async fn agents(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let agents = state.orchestrator.agents().await.map_err(internal)?;
+    let agents = state.orchestrator.agents().await?;
     let agents: Vec<Value> = agents
         .iter()
         .map(|(a, live)| {
@@ -322,7 +308,7 @@ pub async fn leases(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let leases = state.orchestrator.leases().await.map_err(internal)?;
+    let leases = state.orchestrator.leases().await?;
     let leases: Vec<Value> = leases
         .iter()
         .map(|l| {
@@ -353,8 +339,7 @@ pub async fn refusals(
     let refusals = state
         .orchestrator
         .refusals(q.limit.unwrap_or(50).clamp(1, 500))
-        .await
-        .map_err(internal)?;
+        .await?;
     let refusals: Vec<Value> = refusals
         .iter()
         .map(|r| {
@@ -400,7 +385,7 @@ pub async fn alerts(
         decision,
         limit: q.limit.unwrap_or(50).clamp(1, 1000),
     };
-    let rows = state.orchestrator.alerts(&filter).await.map_err(internal)?;
+    let rows = state.orchestrator.alerts(&filter).await?;
     let alerts: Vec<Value> = rows
         .iter()
         .map(|a| {
@@ -425,11 +410,7 @@ pub async fn alerts(
         .collect();
     let mut body = json!({ "alerts": alerts });
     if let (Some(run), Some(map)) = (run, body.as_object_mut()) {
-        let (total, repeats) = state
-            .orchestrator
-            .alert_count(run)
-            .await
-            .map_err(internal)?;
+        let (total, repeats) = state.orchestrator.alert_count(run).await?;
         map.insert("total".into(), json!(total));
         map.insert("repeats".into(), json!(repeats));
     }
@@ -447,8 +428,7 @@ pub async fn offers(
     let offers = state
         .orchestrator
         .offers(q.limit.unwrap_or(50).clamp(1, 500))
-        .await
-        .map_err(internal)?;
+        .await?;
     let offers: Vec<Value> = offers.iter().map(body::offer).collect();
     Ok(Json(json!({ "offers": offers })))
 }
@@ -479,9 +459,6 @@ pub async fn decide_offer(
         Err(e @ (OfferError::Decided(_) | OfferError::Mismatch { .. })) => {
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
         }
-        Err(OfferError::Store(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        )),
+        Err(OfferError::Store(e)) => Err(e.into()),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::orchestrator::machine::Refusal;
 use crate::orchestrator::{CommandError, CreateRunError};
-use crate::store::CreateError;
+use crate::store::{CreateError, StoreError};
 use crate::trigger::StartError;
 use crate::workflow::PlanError;
 
@@ -83,10 +83,31 @@ impl From<CreateRunError> for ApiError {
             },
             CreateRunError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             CreateRunError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
-            CreateRunError::Busy(_) | CreateRunError::Store(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            CreateRunError::Store(e) | CreateRunError::Busy(CreateError::Store(e)) => e.into(),
+            CreateRunError::Busy(CreateError::Exists(_)) => {
+                ApiError::new(StatusCode::CONFLICT, message)
             }
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, message),
+            StoreError::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            StoreError::NotFound(_) => ApiError::not_found(message),
+            StoreError::Other(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
+/// A store read that failed, answered by what it means: 503 when the store did not
+/// answer, else a logged 500.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        StoreError::from(e).into()
     }
 }
 
@@ -117,7 +138,9 @@ impl From<CommandError> for ApiError {
             | CommandError::Busy { .. }
             | CommandError::WorkflowChanged(_)
             | CommandError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
-            CommandError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            CommandError::Closed | CommandError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
             CommandError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }

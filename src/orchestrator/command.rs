@@ -27,6 +27,9 @@ pub enum CommandError {
     Unserved(String),
     #[error("the orchestrator could not store the change: {0}")]
     Store(String),
+    /// The store did not answer: try again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the orchestrator is shutting down")]
     Closed,
 }
@@ -51,4 +54,21 @@ pub enum Command {
     },
     Outcome(LeaseOutcome),
     Progress(Progress),
+}
+
+impl From<&crate::store::StoreError> for CommandError {
+    fn from(e: &crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            CommandError::Unavailable(e.to_string())
+        } else {
+            CommandError::Store(e.to_string())
+        }
+    }
+}
+
+impl From<anyhow::Error> for CommandError {
+    /// A store call's failure, told apart: an outage is `Unavailable`.
+    fn from(e: anyhow::Error) -> Self {
+        CommandError::from(&crate::store::StoreError::from(e))
+    }
 }

@@ -20,7 +20,7 @@ use crate::domain::{
     Actor, Audit, Check, Control, EventKind, Report, Run, RunId, RunState, StageRun, StageState,
 };
 use crate::metrics::StateCounts;
-use crate::store::{CreateError, Store};
+use crate::store::{CreateError, Store, StoreError};
 use crate::workflow::{Action, Catalog, Params, PlanError, PlannedStage};
 use command::Command;
 pub use command::CommandError;
@@ -53,7 +53,7 @@ pub enum CreateRunError {
     #[error(transparent)]
     Busy(CreateError),
     #[error("{0}")]
-    Store(anyhow::Error),
+    Store(StoreError),
     #[error("{0}")]
     Unserved(String),
     #[error("the orchestrator is shutting down")]
@@ -184,7 +184,7 @@ impl Orchestrator {
                 .store
                 .load_run(id)
                 .await
-                .map_err(CreateRunError::Store)?
+                .map_err(|e| CreateRunError::Store(e.into()))?
         {
             return Ok(run);
         }
@@ -221,7 +221,7 @@ impl Orchestrator {
         let unserved = self
             .unserved(&run.plan, |_| true)
             .await
-            .map_err(CreateRunError::Store)?;
+            .map_err(|e| CreateRunError::Store(e.into()))?;
         if !unserved.is_empty() {
             if run.dry_run {
                 audit.extend(unserved_checks(&mut run, &unserved, now));
@@ -248,8 +248,10 @@ impl Orchestrator {
                     .store
                     .load_run(id)
                     .await
-                    .map_err(CreateRunError::Store)?
-                    .ok_or_else(|| CreateRunError::Store(anyhow::anyhow!("run {id} vanished")));
+                    .map_err(|e| CreateRunError::Store(e.into()))?
+                    .ok_or_else(|| {
+                        CreateRunError::Store(StoreError::NotFound(format!("run {id}")))
+                    });
             }
             Err(e) => return Err(e),
         }
@@ -276,7 +278,7 @@ impl Orchestrator {
         self.store
             .load_run(id)
             .await
-            .map_err(|e| CommandError::Store(e.to_string()))?
+            .map_err(CommandError::from)?
             .ok_or(CommandError::NotFound(id))
     }
 
@@ -372,7 +374,7 @@ impl Orchestrator {
         let unserved = self
             .unserved(&run.plan, |i| !run.stages[i].lets_dependents_go())
             .await
-            .map_err(|e| CommandError::Store(e.to_string()))?;
+            .map_err(CommandError::from)?;
         if !unserved.is_empty() {
             if !force {
                 return Err(CommandError::Unserved(refusal(&run, &unserved)));

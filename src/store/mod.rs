@@ -6,6 +6,7 @@
 mod agents;
 mod alerts;
 mod chat;
+mod error;
 mod exclusive;
 mod leases;
 mod rows;
@@ -22,6 +23,7 @@ use crate::secret::mask_url;
 pub use agents::AgentBeat;
 pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
 pub use chat::{CardClaim, CardKey, CardRow, HeldLease, Origin, Refusal, RefusalRow};
+pub use error::StoreError;
 pub use exclusive::{Holder, LockError, StoreLock};
 pub use leases::{Expiring, Release};
 pub use runs::{Batch, CreateError, OutboxRow, RunWrite};

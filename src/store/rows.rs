@@ -158,11 +158,11 @@ pub async fn update_run(
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {
-        anyhow::bail!(
+        return Err(super::StoreError::Conflict(format!(
             "run {} changed underneath this writer (expected version {})",
-            run.id,
-            expected_version
-        );
+            run.id, expected_version
+        ))
+        .into());
     }
     for &i in stages {
         let query = sqlx::query(

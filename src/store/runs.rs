@@ -5,7 +5,7 @@ use std::str::FromStr;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, leases, rows};
+use super::{Store, StoreError, leases, rows};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{Audit, Revocation, Run, RunAudit, RunId};
@@ -27,7 +27,13 @@ pub enum CreateError {
     #[error("run {0} exists already")]
     Exists(RunId),
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] StoreError),
+}
+
+impl From<anyhow::Error> for CreateError {
+    fn from(e: anyhow::Error) -> Self {
+        CreateError::Store(e.into())
+    }
 }
 
 /// A run changed by the engine, to be written with its changed stages.
@@ -87,10 +93,10 @@ impl Store {
             };
             return self.insert_run_rest(tx, run, audit).await;
         }
-        Err(CreateError::Store(anyhow::anyhow!(
+        Err(CreateError::Store(StoreError::Conflict(format!(
             "run {} could not be inserted: the group's active run kept changing",
             run.id
-        )))
+        ))))
     }
 
     /// Inserts the run's row, in a transaction left open for the rest; `None` when another
@@ -172,7 +178,7 @@ impl Store {
 
     /// Writes a batch of state changes and their consequences in one transaction. Returns
     /// the outbox ids of `batch.outbox`.
-    pub async fn commit(&self, batch: &Batch<'_>) -> anyhow::Result<Vec<i64>> {
+    pub async fn commit(&self, batch: &Batch<'_>) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         rows::delete_outbox(&mut tx, batch.delivered).await?;
         for w in &batch.runs {

@@ -11,7 +11,7 @@ use crate::orchestrator::batch;
 use crate::orchestrator::command::{CommandError, Reply};
 use crate::orchestrator::machine::Ctx;
 use crate::orchestrator::publisher::Outgoing;
-use crate::store::{Batch, RunWrite};
+use crate::store::{Batch, RunWrite, StoreError};
 
 /// Published rows deleted along with each state change's commit: small enough that no one
 /// commit pays for a backlog, large enough to keep up with what a busy engine publishes.
@@ -19,6 +19,10 @@ const OUTBOX_TRIM_WITH_COMMIT: usize = 64;
 
 /// How often a batch is applied again after its write was refused.
 const TRIES: usize = 3;
+
+/// How long to wait before trying again a write the store did not answer, times the
+/// attempt: a lost race is retried at once, an outage is given a moment.
+const UNAVAILABLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Engine {
     /// Applies a batch and stores it. A write refused because a run moved on underneath
@@ -37,9 +41,12 @@ impl Engine {
                         self.runs.retain(|_, r| !r.state.is_final());
                         for item in &mut items {
                             if let Some(reply) = item.reply.take() {
-                                let _ = reply.send(Err(CommandError::Store(e.to_string())));
+                                let _ = reply.send(Err(CommandError::from(&e)));
                             }
                         }
+                    } else if e.is_unavailable() {
+                        tracing::warn!(error = %e, attempt, "The store did not answer; applying the state change again shortly.");
+                        tokio::time::sleep(UNAVAILABLE_PAUSE * attempt as u32).await;
                     } else {
                         tracing::warn!(error = %e, attempt, "A state change was not stored; reloading and applying again.");
                     }
@@ -48,10 +55,7 @@ impl Engine {
         }
     }
 
-    async fn try_process(
-        &mut self,
-        items: &mut [Pending],
-    ) -> Result<(), (Vec<RunId>, anyhow::Error)> {
+    async fn try_process(&mut self, items: &mut [Pending]) -> Result<(), (Vec<RunId>, StoreError)> {
         // A resume or skip retried after a failed write loads its run again, and asks
         // again whether another run has taken its group meanwhile.
         for p in items.iter_mut().filter(|p| p.reopens && !p.settled) {
@@ -82,7 +86,7 @@ impl Engine {
                 Ok(c) => c,
                 Err(e) => {
                     let named = live.iter().map(|&i| items[i].item.run).collect();
-                    return Err((named, e.into()));
+                    return Err((named, StoreError::Other(e.into())));
                 }
             };
         for m in std::mem::take(&mut changes.missing) {

@@ -184,7 +184,7 @@ impl Engine {
         if self.runs.contains_key(&id) {
             return Ok(());
         }
-        let store = |e: anyhow::Error| CommandError::Store(e.to_string());
+        let store = CommandError::from;
         let run = self
             .store
             .load_run(id)
@@ -283,7 +283,7 @@ impl Engine {
         match self.store.load_run(id).await {
             Ok(Some(run)) => CommandError::Refused(Refusal::Finished(run.state)),
             Ok(None) => CommandError::NotFound(id),
-            Err(e) => CommandError::Store(e.to_string()),
+            Err(e) => CommandError::from(e),
         }
     }
 }
