@@ -4,7 +4,7 @@
 # (and their unit tests) with them. Prints the Alertmanager binary's path on stdout, e.g.
 #   /usr/bin/prometheus-alertmanager
 # progress goes to stderr. Starts no daemon: each test starts an Alertmanager of its own
-# (tests/common/alertmanager.rs). Safe to run any number of times.
+# (tests/it/common/alertmanager.rs). Safe to run any number of times.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

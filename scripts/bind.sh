@@ -3,7 +3,7 @@
 # `named`, `tsig-keygen`, `nsupdate` and `dig`. Prints named's path on stdout, e.g.
 #   /usr/sbin/named
 # progress goes to stderr. Starts no daemon: each test starts a named of its own on a free
-# loopback port with a zone and a TSIG key (tests/common/dns.rs), and
+# loopback port with a zone and a TSIG key (tests/it/common/dns.rs), and
 # scripts/local-estate.sh starts one for a person to try. Safe to run any number of times.
 set -euo pipefail
 

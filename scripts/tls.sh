@@ -3,7 +3,7 @@
 # the Kafka security tests put before the test broker, and openssl, which makes their test
 # CA and certificates; and the headers librdkafka's TLS is built against (libssl-dev,
 # pkg-config). Prints stunnel's path on stdout; progress goes to stderr. Starts nothing:
-# each test starts the fronts it needs (tests/common/kafka_secure.rs). Safe to run again.
+# each test starts the fronts it needs (tests/it/common/kafka_secure.rs). Safe to run again.
 set -euo pipefail
 
 log() { echo "tls.sh: $*" >&2; }

@@ -2,7 +2,7 @@
 //! and SASL fronts with the right credentials, and is turned away with a wrong password or
 //! a CA it should not trust. Runs where tansu and stunnel4 are installed.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! changes nothing and says what would, an A-to-CNAME move leaves no conflict, and a wrong
 //! key is a permanent, clearly worded failure.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Runs end to end on the embedded deployment: parallel stages, retries, timeouts, failure,
 //! dry runs, the shipped agents, and leases that keep two runs off one resource.
 
-mod common;
+use crate::common;
 
 use common::{spawn, stage};
 use serde_json::Value;

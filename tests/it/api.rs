@@ -1,6 +1,6 @@
 //! The HTTP API (the README's "HTTP API") against the real embedded app.
 
-mod common;
+use crate::common;
 
 use common::{GROUPS, spawn, stage};
 
@@ -398,7 +398,7 @@ async fn an_internal_error_answers_an_id_and_nothing_of_the_store() {
     )
     .await;
     // A store that answers, but not as the service expects: a bug, not an outage (which
-    // is a 503, `tests/runs.rs`).
+    // is a 503, `tests/it/runs.rs`).
     let db = format!("sqlite://{}", t.dir.path().join("test.db").display());
     let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
         .await

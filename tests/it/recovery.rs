@@ -2,7 +2,7 @@
 //! died before the orchestrator applied it. On restart the outcome is found in the store,
 //! the stage counts as done, and it is not run again.
 
-mod common;
+use crate::common;
 
 use lifeboat::app::{App, Options};
 use lifeboat::config::Settings;

@@ -2,7 +2,7 @@
 //! and no stage whose lease was released with success runs again. Each `exec` stage appends
 //! its name to a file, so the file is the record of what ran.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! store and what to do instead, and changes nothing: serve's stage runs once. `run
 //! --server` starts the run on the service instead. A `kill -9` lets go of the store.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! lag refused before anything changes, an unreachable writer, and dry runs that change
 //! nothing and say what a run would.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Slack, end to end against a loopback stand-in of its Web API: `/dr` with real request
 //! signing, the incident channel, the live card, buttons, refusals, rate limits.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

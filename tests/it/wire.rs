@@ -21,7 +21,7 @@ fn round_trip<T: DeserializeOwned + Serialize>(recorded: &str) -> Vec<T> {
 
 #[test]
 fn recorded_run_events_decode_typed_and_encode_back_unchanged() {
-    let events: Vec<RunEvent> = round_trip(include_str!("fixtures/events.jsonl"));
+    let events: Vec<RunEvent> = round_trip(include_str!("../fixtures/events.jsonl"));
     assert_eq!(events.len(), 20);
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
     for expected in [
@@ -54,13 +54,13 @@ fn recorded_run_events_decode_typed_and_encode_back_unchanged() {
 
 #[test]
 fn recorded_progress_and_work_requests_encode_back_unchanged() {
-    let progress: Vec<Progress> = round_trip(include_str!("fixtures/progress.jsonl"));
+    let progress: Vec<Progress> = round_trip(include_str!("../fixtures/progress.jsonl"));
     assert!(
         progress
             .iter()
             .any(|p| p.kind == ProgressKind::Failed && p.retryable == Some(true))
     );
-    let work: Vec<WorkRequest> = round_trip(include_str!("fixtures/work.jsonl"));
+    let work: Vec<WorkRequest> = round_trip(include_str!("../fixtures/work.jsonl"));
     assert_eq!(
         work.iter().map(|w| w.attempt).collect::<Vec<_>>(),
         vec![1, 2]
@@ -69,7 +69,7 @@ fn recorded_progress_and_work_requests_encode_back_unchanged() {
 
 #[test]
 fn an_event_of_an_unknown_kind_is_refused_with_its_name() {
-    let line = include_str!("fixtures/events.jsonl")
+    let line = include_str!("../fixtures/events.jsonl")
         .lines()
         .next()
         .expect("an event")

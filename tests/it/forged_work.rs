@@ -3,7 +3,7 @@
 //! and outcomes produced straight to the progress topic move no stage. The real run
 //! completes with every stage run once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

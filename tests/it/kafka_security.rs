@@ -2,9 +2,9 @@
 //! SASL_SSL with SCRAM-SHA-512, one over mutual TLS, and the one clear error (broker,
 //! protocol, mechanism; never the password) that a wrong password, an untrusted CA or a
 //! missing client certificate gets. The broker sits behind stunnel and a SASL front
-//! (`tests/common/kafka_secure.rs`), since the test broker does neither itself.
+//! (`tests/it/common/kafka_secure.rs`), since the test broker does neither itself.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! LIFEBOAT_TEST_POSTGRES_URL is set (each test gets a fresh database); with
 //! LIFEBOAT_REQUIRE_SERVICES=1 a missing server fails instead of skipping.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! PostgreSQL. Runs when LIFEBOAT_TEST_KAFKA_BROKERS and LIFEBOAT_TEST_POSTGRES_URL are set
 //! (`scripts/kafka.sh`, `scripts/postgres.sh`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

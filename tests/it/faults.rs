@@ -1,8 +1,8 @@
 //! The production deployment's services fail mid-run and come back: the broker, then
-//! PostgreSQL. Each test owns the service it stops (tests/common/services.rs); the shared
+//! PostgreSQL. Each test owns the service it stops (tests/it/common/services.rs); the shared
 //! ones serve the other tests meanwhile.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! bodies with real credentials and signatures, routes and their modes, repeats, storms,
 //! cooldowns, countdowns and what a restart does to them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! Agents act only on work the store holds. Forged requests, sent straight to the work
 //! topic as anyone who can reach the bus could, run nothing; each is told in the log, the
 //! metric and (where the run exists) the run's audit; the real run goes on unharmed.
-//! Here on the embedded deployment; `tests/forged_work.rs` does the same on Kafka.
+//! Here on the embedded deployment; `tests/it/forged_work.rs` does the same on Kafka.
 
-mod common;
+use crate::common;
 
 use common::forgery::{forged, forgeries, refused};
 use lifeboat::bus::work_topic;

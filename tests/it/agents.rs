@@ -1,7 +1,7 @@
-//! Adding an agent: the toy of `tests/common/toy.rs` is one file, and one line registers it
+//! Adding an agent: the toy of `tests/it/common/toy.rs` is one file, and one line registers it
 //! with validation, planning and the runtime alike.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

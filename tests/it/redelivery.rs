@@ -1,7 +1,7 @@
 //! At-least-once delivery: the same work request delivered twice — at once, and again after
 //! it finished — does the work once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

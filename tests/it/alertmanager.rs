@@ -3,7 +3,7 @@
 //! Alertmanager's API reach Lifeboat; a repeating alert starts one run; a resolve starts
 //! nothing; an alert no route takes starts nothing and is recorded.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! and an API token set prints neither, at the most talkative log level, whether it
 //! serves or fails to start; it names the database with the password masked.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

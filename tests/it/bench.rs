@@ -2,7 +2,7 @@
 //! invocation has groups of its own, and counts only the runs it started, although the
 //! database re-sends what its outbox held when the last one stopped.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

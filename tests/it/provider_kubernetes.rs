@@ -5,7 +5,7 @@
 
 #![cfg(feature = "kubernetes")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! from a CA made here. `sslmode=verify-full` with `sslrootcert` runs Lifeboat on it; a
 //! certificate from another CA is refused with a clear error that never shows the password.
 
-mod common;
+use crate::common;
 
 use common::kafka_secure::make_certs;
 use common::services::PrivatePostgres;

@@ -2,7 +2,7 @@
 //! with real Ed25519 signatures, `/dr` registered at start-up, and each run's card in an
 //! incident thread.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::discord::{APPLICATION_ID, Call, DiscordStandIn, public_key, sign};

@@ -1,7 +1,7 @@
 //! Operator controls through the API and the command line: resume, retry now, skip,
 //! four eyes, and the agent preflight on the Kafka bus.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,36 @@
+//! The integration tests, one binary: each module is one suite (`cargo test --test it
+//! alerts::` runs one). One binary links the service (AWS SDK, kube, serenity) once, not
+//! once per suite.
+
+mod common;
+
+mod admission;
+mod agents;
+mod alertmanager;
+mod alerts;
+mod api;
+mod bench;
+mod cli;
+mod controls;
+mod crash;
+mod discord;
+mod faults;
+mod forged_work;
+mod kafka_front;
+mod kafka_security;
+mod layering;
+mod one_store;
+mod production;
+mod provider_aws;
+mod provider_dns;
+mod provider_kubernetes;
+mod provider_postgres;
+mod recovery;
+mod redelivery;
+mod runs;
+mod secrets;
+mod slack;
+mod store;
+mod store_tls;
+mod validate;
+mod wire;
