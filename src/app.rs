@@ -15,17 +15,7 @@ use crate::alerts::pagerduty_notes::Notes;
 use crate::alerts::{Desk, DeskTask, Offers, Sources};
 use crate::bus::{self, Bus, kafka::KafkaBus, memory::MemoryBus};
 use crate::chat::ChatContext;
-use crate::chat::discord::api::DiscordApi;
-use crate::chat::discord::gateway;
-use crate::chat::discord::inbound::DiscordBot;
-use crate::chat::discord::interaction;
-use crate::chat::discord::outbound::DiscordOut;
-use crate::chat::notifier::Notifier;
-use crate::chat::offer_notifier::OfferNotifier;
-use crate::chat::slack::api::SlackApi;
-use crate::chat::slack::inbound::SlackBot;
-use crate::chat::slack::outbound::SlackOut;
-use crate::chat::slack::socket::SocketMode;
+use crate::chat::launch::Launch;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -46,10 +36,8 @@ pub struct App {
     pub(crate) metrics: Arc<Metrics>,
     pub catalog: Arc<Catalog>,
     pub instance: String,
-    /// Slack's commands and buttons, when Slack is configured.
-    pub(crate) slack: Option<Arc<SlackBot>>,
-    /// Discord's `/dr` and buttons, when Discord is configured.
-    pub(crate) discord: Option<Arc<DiscordBot>>,
+    /// The chat platforms' inbound paths.
+    pub(crate) chat_routes: axum::Router,
     /// Where alert webhooks file alerts.
     pub desk: Desk,
     /// The runs alerts proposed, and people's word on them.
@@ -133,47 +121,21 @@ pub fn instance_name_on(role: &str, host: &str, pid: u32) -> String {
     format!("{role}:{host}:{pid}:{nonce}")
 }
 
-/// Keeps a Socket Mode connection to Slack until `stop`, connecting again after a failure:
-/// Slack being away at start-up is no reason for the service not to start.
-async fn socket_mode(
-    bot: Arc<SlackBot>,
-    settings: crate::config::SlackSettings,
-    stop: CancellationToken,
-) {
-    const AGAIN: std::time::Duration = std::time::Duration::from_secs(5);
-    loop {
-        let connected = tokio::select! {
-            _ = stop.cancelled() => return,
-            c = SocketMode::connect(bot.clone(), &settings) => c,
-        };
-        match connected {
-            Ok(socket) => {
-                tracing::info!("Slack Socket Mode connected.");
-                stop.cancelled().await;
-                socket.shutdown().await;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Slack Socket Mode could not connect; trying again.")
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(AGAIN) => {}
-        }
+/// A platform that is not configured refuses its paths, saying so.
+fn not_configured(platform: &'static dyn crate::chat::ChatPlatform) -> axum::Router {
+    let mut router = axum::Router::new();
+    for path in platform.paths() {
+        router = router.route(
+            path,
+            axum::routing::post(move || async move {
+                crate::chat::launch::refuse(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    format!("{} is not configured here", platform.title()),
+                )
+            }),
+        );
     }
-}
-
-/// The verifier of `/discord/interactions`, from the application's public key.
-fn discord_verifier(key: &str) -> anyhow::Result<serenity::interactions_endpoint::Verifier> {
-    let bytes: [u8; 32] = hex::decode(key.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            anyhow::anyhow!("DISCORD_PUBLIC_KEY is not a 64-digit hex Ed25519 public key")
-        })?;
-    serenity::interactions_endpoint::Verifier::try_new(bytes)
-        .map_err(|e| anyhow::anyhow!("DISCORD_PUBLIC_KEY: {e}"))
+    router
 }
 
 /// Reads and checks a workflows directory against these agent kinds.
@@ -182,12 +144,15 @@ pub fn load_catalog(settings: &Settings, registry: &Registry) -> Result<Catalog,
 }
 
 /// Reads and checks a workflows directory (or one file): its stages against these agent
-/// kinds, its routes against the alert sources there are.
+/// kinds, its routes against the alert sources there are, its groups' chat keys against
+/// the chat platforms.
 pub fn catalog_at(path: &Path, registry: &Registry) -> Result<Catalog, Vec<Diagnostic>> {
     let catalog = Catalog::load(path, Arc::new(registry.clone()))?;
     let builtin = crate::alerts::sources::builtin();
     let names: Vec<&str> = builtin.iter().map(|s| s.name()).collect();
     catalog.check_sources(&names)?;
+    let chat: Vec<_> = crate::chat::platforms().iter().map(|p| p.keys()).collect();
+    catalog.check_chat(&chat)?;
     Ok(catalog)
 }
 
@@ -270,23 +235,30 @@ impl App {
             clock: clock.clone(),
             offers: offers.clone(),
         };
-        let slack = match &settings.slack {
-            Some(s) => {
-                let api = Arc::new(SlackApi::new(s).context("setting up the Slack client")?);
-                let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.slack").await?;
-                let out = Arc::new(SlackOut { api: api.clone() });
-                let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
-                tasks.push(tokio::spawn(notifier.run(events)));
-                let offer_notifier = OfferNotifier::new(chat.clone(), out, instance.clone());
-                tasks.push(tokio::spawn(offer_notifier.run()));
-                Some(Arc::new(SlackBot {
-                    cx: chat.clone(),
-                    api,
-                    signing_secret: s.signing_secret.clone(),
-                }))
-            }
-            None => None,
+        let mut connections = Vec::new();
+        let mut chat_routes = axum::Router::new();
+        let env = |name: &str| std::env::var(name).ok();
+        let launch = Launch {
+            settings,
+            env: &env,
+            chat,
+            bus: bus.clone(),
+            instance: instance.clone(),
         };
+        for platform in crate::chat::platforms() {
+            let started = platform
+                .start(&launch)
+                .await
+                .with_context(|| format!("starting {}", platform.title()))?;
+            chat_routes = chat_routes.merge(match started {
+                Some(running) => {
+                    tasks.extend(running.tasks);
+                    connections.extend(running.connections);
+                    running.routes
+                }
+                None => not_configured(platform),
+            });
+        }
         if let Some(api) = &settings.alerts.pagerduty_api {
             let events = bus
                 .subscribe(bus::EVENTS_TOPIC, "notifier.pagerduty")
@@ -295,53 +267,6 @@ impl App {
                 .context("setting up the PagerDuty client")?;
             tasks.push(tokio::spawn(notes.run(events)));
         }
-        let mut connections = Vec::new();
-        if let (Some(bot), Some(s)) = (&slack, &settings.slack)
-            && s.app_token.is_some()
-        {
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(socket_mode(bot.clone(), s.clone(), stop.clone()));
-            connections.push((stop, task));
-        }
-        let discord = match &settings.discord {
-            Some(d) => {
-                let verifier = match &d.public_key {
-                    Some(key) => Some(discord_verifier(key)?),
-                    None => None,
-                };
-                let api = Arc::new(DiscordApi::new(d).context("setting up the Discord client")?);
-                let events = bus.subscribe(bus::EVENTS_TOPIC, "notifier.discord").await?;
-                let out = Arc::new(DiscordOut { api: api.clone() });
-                let notifier = Notifier::new(chat.clone(), out.clone(), instance.clone());
-                tasks.push(tokio::spawn(notifier.run(events)));
-                let offer_notifier = OfferNotifier::new(chat.clone(), out, instance.clone());
-                tasks.push(tokio::spawn(offer_notifier.run()));
-                // `/dr` is (re)registered at every start: the definition is this build's.
-                let registrar = api.clone();
-                tasks.push(tokio::spawn(async move {
-                    match registrar.register(&interaction::definition()).await {
-                        Ok(()) => tracing::info!("Registered /dr with Discord."),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "Could not register /dr with Discord.")
-                        }
-                    }
-                }));
-                let bot = Arc::new(DiscordBot {
-                    cx: chat.clone(),
-                    api,
-                    verifier,
-                });
-                // Without an Interactions Endpoint, interactions come over the gateway.
-                if d.public_key.is_none() {
-                    let stop = CancellationToken::new();
-                    let task = tokio::spawn(gateway::run(bot.clone(), d.clone(), stop.clone()));
-                    connections.push((stop, task));
-                }
-                Some(bot)
-            }
-            None => None,
-        };
-
         let mut engine = Engine::new(
             store.clone(),
             bus.clone(),
@@ -397,8 +322,7 @@ impl App {
             metrics,
             catalog,
             instance,
-            slack,
-            discord,
+            chat_routes,
             desk,
             offers,
             sources,

@@ -2,9 +2,11 @@
 //! `LIFEBOAT_CONFIG`) may set any key; the environment overrides both. Secrets come only
 //! from the environment, and are held so that printing the settings shows none of them.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -30,10 +32,8 @@ pub struct Settings {
     pub workflows: PathBuf,
     /// From `LIFEBOAT_API_TOKENS`.
     pub api_tokens: Vec<ApiToken>,
-    /// On when `SLACK_BOT_TOKEN` is set.
-    pub slack: Option<SlackSettings>,
-    /// On when `DISCORD_TOKEN` is set.
-    pub discord: Option<DiscordSettings>,
+    /// Chat platforms' settings given here rather than read from the environment.
+    pub chat: ChatSettings,
     pub alerts: AlertSettings,
     /// `LIFEBOAT_PUBLIC_URL`: where people reach this service, for links written elsewhere
     /// (PagerDuty notes).
@@ -66,33 +66,26 @@ pub struct PagerDutyApi {
     pub from: Option<String>,
 }
 
-#[derive(Clone, Debug)]
-pub struct SlackSettings {
-    /// `SLACK_BOT_TOKEN` (`xoxb-…`): what Lifeboat posts and creates channels with.
-    pub bot_token: SecretString,
-    /// `SLACK_SIGNING_SECRET`: verifies `/slack/*` requests; without it they are refused.
-    pub signing_secret: Option<SecretString>,
-    /// `SLACK_APP_TOKEN` (`xapp-…`): Socket Mode, for workspaces that cannot reach
-    /// Lifeboat over HTTP.
-    pub app_token: Option<SecretString>,
-    /// `SLACK_API_URL`: the Web API's base URL, `https://slack.com/api` by default.
-    pub api_url: String,
-    /// `LIFEBOAT_SLACK_TIER_SCALE`: Slack's published rate tiers are multiplied by this,
-    /// for workspaces with raised limits (and test stand-ins).
-    pub tier_scale: f64,
+/// Each chat platform's settings, by their type: set here (tests, embedders), or else
+/// read by the platform from the environment when the service starts
+/// (`chat::ChatPlatform::start`). Printing them shows none of their values.
+#[derive(Clone, Default)]
+pub struct ChatSettings(BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl ChatSettings {
+    pub fn set<T: Any + Send + Sync>(&mut self, settings: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(settings));
+    }
+
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
 }
 
-#[derive(Clone, Debug)]
-pub struct DiscordSettings {
-    /// `DISCORD_TOKEN`: the bot's token.
-    pub token: SecretString,
-    /// `DISCORD_PUBLIC_KEY`: verifies `/discord/interactions`. With it, interactions come
-    /// over HTTP; without it, over the gateway.
-    pub public_key: Option<String>,
-    /// `DISCORD_APPLICATION_ID`: where the `/dr` command is registered.
-    pub application_id: Option<u64>,
-    /// `DISCORD_API_URL`: another base URL for the REST API (a proxy, a test stand-in).
-    pub api_url: Option<String>,
+impl std::fmt::Debug for ChatSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChatSettings({} set)", self.0.len())
+    }
 }
 
 /// A bearer token of the API and the name it acts under (`api:<name>` in the audit).
@@ -192,35 +185,7 @@ impl Settings {
                 .or(file.workflows)
                 .unwrap_or_else(|| "workflows".into()),
             api_tokens: parse_tokens(&env("LIFEBOAT_API_TOKENS").unwrap_or_default())?,
-            slack: match env("SLACK_BOT_TOKEN") {
-                None => None,
-                Some(token) => Some(SlackSettings {
-                    bot_token: SecretString::from(token),
-                    signing_secret: env("SLACK_SIGNING_SECRET").map(SecretString::from),
-                    app_token: env("SLACK_APP_TOKEN").map(SecretString::from),
-                    api_url: slack_api_url(env("SLACK_API_URL")),
-                    tier_scale: number(
-                        env("LIFEBOAT_SLACK_TIER_SCALE"),
-                        "LIFEBOAT_SLACK_TIER_SCALE",
-                        1.0,
-                    )?,
-                }),
-            },
-            discord: match env("DISCORD_TOKEN") {
-                None => None,
-                Some(token) => Some(DiscordSettings {
-                    token: SecretString::from(token),
-                    public_key: env("DISCORD_PUBLIC_KEY"),
-                    application_id: env("DISCORD_APPLICATION_ID")
-                        .map(|id| {
-                            id.trim().parse().map_err(|_| {
-                                anyhow::anyhow!("DISCORD_APPLICATION_ID {id:?} is not a number")
-                            })
-                        })
-                        .transpose()?,
-                    api_url: env("DISCORD_API_URL"),
-                }),
-            },
+            chat: ChatSettings::default(),
             alerts: AlertSettings {
                 secrets: BTreeMap::new(),
                 open: open_webhooks(env("LIFEBOAT_OPEN_WEBHOOKS")),
@@ -257,13 +222,6 @@ impl AlertSettings {
     }
 }
 
-/// The Web API's base URL, without the `/` slack-morphism puts before each method's name.
-fn slack_api_url(raw: Option<String>) -> String {
-    raw.unwrap_or_else(|| "https://slack.com/api".into())
-        .trim_end_matches('/')
-        .to_string()
-}
-
 fn number<T: std::str::FromStr>(raw: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
     match raw {
         None => Ok(default),
@@ -290,8 +248,7 @@ impl Settings {
             kafka_properties: Vec::new(),
             workflows,
             api_tokens: Vec::new(),
-            slack: None,
-            discord: None,
+            chat: ChatSettings::default(),
             alerts: AlertSettings::default(),
             public_url: None,
         }

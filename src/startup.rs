@@ -44,7 +44,10 @@ impl Service {
             ..options
         };
         let app = App::start(settings, options).await?;
-        let router = http::router(http::AppState::new(&app, settings.api_tokens.clone()));
+        let router = http::router(
+            http::AppState::new(&app, settings.api_tokens.clone()),
+            app.chat_routes.clone(),
+        );
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let server = tokio::spawn(async move {

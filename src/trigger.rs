@@ -2,7 +2,7 @@
 //! the demo) builds a `Trigger` and goes through `start`, so authorisation and the audit
 //! trail are the same whichever way a run begins.
 
-use crate::domain::{Actor, Platform, Run};
+use crate::domain::{Actor, Run};
 use crate::orchestrator::{CreateRunError, NewRun, Orchestrator};
 use crate::workflow::{Action, Group, Params};
 
@@ -52,16 +52,15 @@ pub fn authorize(group: &Group, actor: &Actor, roles: &[String]) -> Result<(), S
     let Actor::Chat { platform, user } = actor else {
         return Ok(());
     };
-    let allow = &group.allow;
-    let allowed = match platform {
-        Platform::Slack => {
-            allow.slack_users.contains(user) || roles.iter().any(|g| allow.slack_groups.contains(g))
-        }
-        Platform::Discord => {
-            allow.discord_users.contains(user)
-                || roles.iter().any(|g| allow.discord_roles.contains(g))
-        }
-    };
+    // A platform's lists are `{platform}_users` and its other `{platform}_…` keys
+    // (`chat::ChatPlatform::keys`), so they are told apart here without knowing which
+    // platforms there are.
+    let users = format!("{platform}_users");
+    let prefix = format!("{platform}_");
+    let allowed = group.allowed(&users).contains(user)
+        || group.allow.iter().any(|(key, list)| {
+            key != &users && key.starts_with(&prefix) && roles.iter().any(|r| list.contains(r))
+        });
     if allowed {
         Ok(())
     } else {
@@ -93,28 +92,35 @@ pub async fn start(orchestrator: &Orchestrator, t: Trigger) -> Result<Run, Start
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflow::Allow;
+    use crate::domain::Platform;
 
     fn group() -> Group {
         Group {
             name: "petstore".into(),
+            pos: Default::default(),
             description: None,
             services: vec![],
             workflows: Default::default(),
-            channel: None,
-            discord_channel: None,
+            channels: Default::default(),
             params: Default::default(),
-            allow: Allow {
-                slack_users: vec!["U1".into()],
-                slack_groups: vec!["S0SRE".into()],
-                discord_roles: vec!["123".into()],
-                discord_users: vec![],
-            },
+            allow: [
+                ("slack_users", vec!["U1".to_string()]),
+                ("slack_groups", vec!["S0SRE".to_string()]),
+                ("discord_roles", vec!["123".to_string()]),
+                ("discord_users", vec![]),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
             owners: Default::default(),
             approvals: 1,
             people: Default::default(),
+            chat_keys: Vec::new(),
         }
     }
+
+    const SLACK: Platform = Platform::from_static("slack");
+    const DISCORD: Platform = Platform::from_static("discord");
 
     fn check(platform: Platform, user: &str, roles: &[&str]) -> Result<(), String> {
         let actor = Actor::Chat {
@@ -128,16 +134,16 @@ mod tests {
     #[test]
     fn chat_users_need_the_allow_list_and_others_are_trusted() {
         let g = group();
-        assert!(check(Platform::Slack, "U1", &[]).is_ok());
-        assert!(check(Platform::Slack, "U2", &["S0SRE"]).is_ok());
-        assert!(check(Platform::Discord, "99", &["123"]).is_ok());
-        let refused = check(Platform::Slack, "U2", &["S0DEV"]).expect_err("not allowed");
+        assert!(check(SLACK, "U1", &[]).is_ok());
+        assert!(check(SLACK, "U2", &["S0SRE"]).is_ok());
+        assert!(check(DISCORD, "99", &["123"]).is_ok());
+        let refused = check(SLACK, "U2", &["S0DEV"]).expect_err("not allowed");
         assert_eq!(
             refused,
             "slack:U2 may not run DR actions for group `petstore`"
         );
         assert!(
-            check(Platform::Discord, "U1", &[]).is_err(),
+            check(DISCORD, "U1", &[]).is_err(),
             "a Slack id means nothing on Discord"
         );
         assert!(authorize(&g, &Actor::Api("ops".into()), &[]).is_ok());

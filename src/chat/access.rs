@@ -1,9 +1,9 @@
-//! Who may do what from chat: the group's `allow` for the platform, in person or through a
-//! user group (Slack) or role (Discord). A refusal is said plainly and recorded.
+//! Who may do what from chat: the group's `allow` lists the platform owns, in person or
+//! through a user group (Slack), role (Discord) or team. A refusal is said plainly and recorded.
 
 use super::context::ChatContext;
 use super::people::{Requester, mention};
-use crate::domain::{Actor, Platform, RunId};
+use crate::domain::{Actor, RunId};
 use crate::store::Refusal;
 use crate::trigger;
 use crate::workflow::Group;
@@ -24,25 +24,15 @@ pub async fn check(
     run: Option<RunId>,
 ) -> Result<Allowed, String> {
     let actor = who.actor();
-    let allow = &group.allow;
-    let (users, groups, how) = match who.platform {
-        Platform::Slack => (
-            &allow.slack_users,
-            &allow.slack_groups,
-            "`allow: { slack_users: [U012ABC], slack_groups: [S0SRE] }`",
-        ),
-        Platform::Discord => (
-            &allow.discord_users,
-            &allow.discord_roles,
-            "`allow: { discord_users: [\"53908232506183680\"], discord_roles: [\"123\"] }`",
-        ),
-    };
+    let keys = who.platform.keys();
+    let (users, groups) = (group.allowed(keys.users), group.allowed(keys.groups));
     let refusal = if users.is_empty() && groups.is_empty() {
         format!(
             "Group `{}` cannot be run from {}: its `allow` in groups.yaml names no one there. \
-             Add {how} to the group to let people run it.",
+             Add {} to the group to let people run it.",
             group.name,
-            platform_name(who.platform)
+            who.platform.title(),
+            who.platform.allow_example()
         )
     } else {
         let roles = who.membership.which(groups).await;
@@ -50,7 +40,7 @@ pub async fn check(
             Ok(()) => return Ok(Allowed { actor, roles }),
             Err(_) => format!(
                 "{} may not do that: `{request}` needs someone in the `allow` list of group `{}`.",
-                mention(&actor, Some(who.platform)),
+                mention(&actor, who.platform),
                 group.name
             ),
         }
@@ -70,11 +60,4 @@ pub async fn check(
     }
     tracing::info!(actor = %actor, group = %group.name, request, "Refused a chat request.");
     Err(refusal)
-}
-
-fn platform_name(p: Platform) -> &'static str {
-    match p {
-        Platform::Slack => "Slack",
-        Platform::Discord => "Discord",
-    }
 }

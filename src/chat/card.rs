@@ -7,11 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::capitalised;
-use super::people::mention;
+use super::markup::{Markup, link, mention};
 use crate::clock::{Millis, short_duration};
-use crate::domain::{
-    Actor, AlertTally, Audit, EventKind, Platform, Run, RunId, RunState, StageState,
-};
+use crate::domain::{Actor, AlertTally, Audit, EventKind, Run, RunId, RunState, StageState};
 use crate::orchestrator::machine::RETRIED_NOW;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -232,7 +230,7 @@ pub enum Tone {
 }
 
 /// The alerts behind a run, as its card says them.
-fn alert_lines(tally: &AlertTally, on: Option<Platform>) -> Vec<String> {
+fn alert_lines(tally: &AlertTally, on: &dyn Markup) -> Vec<String> {
     let a = &tally.first;
     let mut first = format!(
         "Started by alert {}",
@@ -254,16 +252,6 @@ fn alert_lines(tally: &AlertTally, on: Option<Platform>) -> Vec<String> {
     lines
 }
 
-/// `text` linking to `url` in the platform's markup.
-pub fn link(url: Option<&str>, text: &str, on: Option<Platform>) -> String {
-    match (url, on) {
-        (Some(u), Some(Platform::Slack)) => format!("<{u}|{text}>"),
-        (Some(u), Some(Platform::Discord)) => format!("[{text}]({u})"),
-        (Some(u), None) => format!("{text} ({u})"),
-        (None, _) => format!("`{text}`"),
-    }
-}
-
 impl Card {
     /// The card of `run` as seen on `on` (mentions are that platform's), at `now`, with the
     /// alerts behind it if any.
@@ -271,7 +259,7 @@ impl Card {
         run: &Run,
         audit: &[Audit],
         alerts: Option<&AlertTally>,
-        on: Option<Platform>,
+        on: &dyn Markup,
         now: Millis,
     ) -> Card {
         let open_gates = run.open_gates();
@@ -392,6 +380,7 @@ impl Card {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::markup::Plain;
     use crate::domain::{StageRun, fixture};
 
     #[test]
@@ -400,7 +389,7 @@ mod tests {
         run.state = RunState::Failed;
         run.stages[0].state = StageState::Failed;
         run.stages[1].state = StageState::Skipped;
-        let card = Card::of(&run, &[], None, None, 0);
+        let card = Card::of(&run, &[], None, &Plain, 0);
         assert_eq!(card.buttons, [Button::Resume]);
         assert_eq!(
             card.stage_buttons,
@@ -409,14 +398,14 @@ mod tests {
 
         run.state = RunState::Running;
         run.stages[0].state = StageState::Retrying;
-        let card = Card::of(&run, &[], None, None, 0);
+        let card = Card::of(&run, &[], None, &Plain, 0);
         assert_eq!(card.buttons, [Button::Cancel]);
         assert_eq!(
             card.stage_buttons,
             [("scale".to_string(), vec![Button::RetryNow, Button::Skip])]
         );
 
-        let done = Card::of(&fixture::run(), &[], None, None, 0);
+        let done = Card::of(&fixture::run(), &[], None, &Plain, 0);
         assert!(done.buttons.is_empty() && done.stage_buttons.is_empty());
     }
 
@@ -450,7 +439,7 @@ mod tests {
             }],
             ..StageRun::default()
         };
-        let card = Card::of(&run, &[], None, Some(Platform::Slack), 0);
+        let card = Card::of(&run, &[], None, &crate::chat::slack::SLACK, 0);
         assert_eq!(
             card.stages[2].describe(),
             "⏸️ `dial` (dial) waiting for approval · 1 of 2 approvals"

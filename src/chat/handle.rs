@@ -146,7 +146,7 @@ async fn start(
             cx.store
                 .record_origin(
                     run.id,
-                    who.platform,
+                    who.platform.name(),
                     &Origin {
                         channel: who.channel.clone(),
                         user: who.user.clone(),
@@ -155,7 +155,7 @@ async fn start(
                 .await?;
             Ok(Reply::channel(format!(
                 "{} started {}{} of `{group}`: run `{}`. Its incident opens in a moment.",
-                mention(&allowed.actor, Some(who.platform)),
+                mention(&allowed.actor, who.platform),
                 action,
                 if run.dry_run { " (dry run)" } else { "" },
                 run.id
@@ -199,7 +199,7 @@ async fn decide_on(
     Ok(match done {
         Ok(run) => Reply::channel(format!(
             "{} {did} {} of `{}` (run `{id}`): it is {} now.",
-            mention(actor, Some(who.platform)),
+            mention(actor, who.platform),
             run.action,
             run.group,
             text::state_word(run.state)
@@ -327,7 +327,7 @@ async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, control: Control
         Err(refusal) => return Reply::ephemeral(refusal),
     };
     let what = format!("{} of `{}`", offer.action, offer.group);
-    let by = mention(&allowed.actor, Some(who.platform));
+    let by = mention(&allowed.actor, who.platform);
     match cx.offers.decide(id, &control, &allowed.actor).await {
         Ok(o) => Reply::channel(match (&control, o.run_id) {
             (Control::Veto, _) => format!("{by} vetoed the {what}."),
@@ -342,7 +342,13 @@ async fn on_offer(cx: &ChatContext, who: &Requester, id: RunId, control: Control
 async fn status(cx: &ChatContext, run: &Run) -> anyhow::Result<String> {
     let audit = cx.orchestrator.events(run.id).await?;
     let alerts = cx.store.alert_tally(run.id).await?;
-    let card = super::card::Card::of(run, &audit, alerts.as_ref(), None, cx.clock.now_ms());
+    let card = super::card::Card::of(
+        run,
+        &audit,
+        alerts.as_ref(),
+        &super::Plain,
+        cx.clock.now_ms(),
+    );
     Ok(format!("{}\n{}", text::run_line(run), text::card(&card)))
 }
 

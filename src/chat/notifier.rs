@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::card::Card;
 use super::card_slot::{CardSlot, Synced};
 use super::context::ChatContext;
+use super::markup::{Markup, mention};
 use super::outbound::{Outbound, Posted, SendError};
-use super::people::mention;
 use super::text;
 use crate::bus::{RunEvent, Subscription};
 use crate::domain::{Actor, EventKind, RunId, RunState, StageState};
@@ -135,7 +135,7 @@ impl Notifier {
             &run,
             &audit,
             alerts.as_ref(),
-            Some(platform),
+            self.out.markup(),
             self.cx.clock.now_ms(),
         )
         .with_recovery(recovery.as_ref());
@@ -162,7 +162,11 @@ impl Notifier {
             Synced::Shown { at, new } => {
                 if new {
                     let origin = store.origin(id, platform).await.map_err(failed)?;
-                    let notice = format!("{}: follow it in <#{}>", card.title, at.channel);
+                    let notice = format!(
+                        "{}: follow it in {}",
+                        card.title,
+                        self.out.markup().channel(&at.channel)
+                    );
                     for elsewhere in self.out.announce_in(group, origin.as_ref()) {
                         let key = format!("announce:{id}:{elsewhere}");
                         self.once(&key, id, self.out.announce(&elsewhere, &notice))
@@ -180,7 +184,7 @@ impl Notifier {
             if rejected && e.kind == EventKind::Run(RunState::Cancelled) {
                 continue;
             }
-            if let Some(said) = notable(e, platform) {
+            if let Some(said) = notable(e, self.out.markup()) {
                 let key = if e.id.is_empty() {
                     format!("{}:{}:{}", e.run_id, e.kind, e.at)
                 } else {
@@ -229,10 +233,10 @@ fn failed(e: anyhow::Error) -> SendError {
 }
 
 /// What the thread hears of an event, if anything.
-fn notable(e: &RunEvent, on: crate::domain::Platform) -> Option<String> {
+fn notable(e: &RunEvent, on: &dyn Markup) -> Option<String> {
     let stage = e.stage.as_deref().unwrap_or("the run");
     let message = e.message.as_deref().unwrap_or("");
-    let who = mention(&e.actor, Some(on));
+    let who = mention(&e.actor, on);
     match e.kind {
         EventKind::Stage(StageState::Retrying) => Some(format!(
             "🔁 `{stage}` attempt {} failed: {message}. It will be retried.",

@@ -3,10 +3,10 @@
 //! ended and by whose word.
 
 use super::capitalised;
-use super::card::{Button, link};
-use super::people::mention;
+use super::card::Button;
+use super::markup::{Markup, link, mention};
 use crate::clock::Millis;
-use crate::domain::{Offer, OfferMode, OfferState, Platform, RunId};
+use crate::domain::{Offer, OfferMode, OfferState, RunId};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferCard {
@@ -39,7 +39,7 @@ impl OfferCard {
         offer: &Offer,
         alerts: i64,
         incident: Option<&str>,
-        on: Option<Platform>,
+        on: &dyn Markup,
         now: Millis,
     ) -> OfferCard {
         let what = format!("{} of {}", capitalised(offer.action.as_str()), offer.group);
@@ -93,7 +93,7 @@ impl OfferCard {
         }
         if let Some(run) = offer.run_id {
             lines.push(match incident {
-                Some(channel) => format!("Run `{run}`: follow it in <#{channel}>"),
+                Some(channel) => format!("Run `{run}`: follow it in {}", on.channel(channel)),
                 None => format!("Run `{run}`"),
             });
         }
@@ -131,7 +131,7 @@ mod tests {
             opened_at: 0,
             deadline: Some(120_000),
             decided_by: Some(Actor::Chat {
-                platform: Platform::Slack,
+                platform: crate::chat::slack::PLATFORM,
                 user: "U1".into(),
             }),
             decided_at: None,
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_countdown_counts_down_and_ends_by_whose_word() {
         let open = offer(OfferState::Open, OfferMode::Countdown);
-        let card = OfferCard::of(&open, 3, None, Some(Platform::Slack), 15_500);
+        let card = OfferCard::of(&open, 3, None, &crate::chat::slack::SLACK, 15_500);
         assert_eq!(card.title, "⏳ Failover of petstore starts in 1:45");
         assert_eq!(card.buttons, vec![Button::Veto, Button::StartNow]);
         assert_eq!(
@@ -159,18 +159,24 @@ mod tests {
         );
         assert_eq!(card.lines[1], "3 alerts folded in");
         assert!(!card.settled);
-        let late = OfferCard::of(&open, 1, None, None, 200_000);
+        let late = OfferCard::of(&open, 1, None, &crate::chat::Plain, 200_000);
         assert!(late.title.ends_with("starts in 0:00"), "{}", late.title);
 
         let vetoed = offer(OfferState::Vetoed, OfferMode::Countdown);
-        let card = OfferCard::of(&vetoed, 1, None, Some(Platform::Slack), 0);
+        let card = OfferCard::of(&vetoed, 1, None, &crate::chat::slack::SLACK, 0);
         assert_eq!(card.title, "🛑 Failover of petstore vetoed by <@U1>");
         assert!(card.buttons.is_empty());
         assert!(card.settled);
 
         let mut started = offer(OfferState::Started, OfferMode::Confirm);
         started.run_id = Some(started.id);
-        let card = OfferCard::of(&started, 1, Some("CINC1"), Some(Platform::Discord), 0);
+        let card = OfferCard::of(
+            &started,
+            1,
+            Some("CINC1"),
+            &crate::chat::discord::DISCORD,
+            0,
+        );
         assert!(
             card.lines
                 .iter()

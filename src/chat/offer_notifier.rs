@@ -118,7 +118,7 @@ impl OfferNotifier {
             &offer,
             alerts,
             incident.as_deref(),
-            Some(platform),
+            self.out.markup(),
             self.cx.clock.now_ms(),
         );
         let rendering = self.out.offer_rendering(&card);

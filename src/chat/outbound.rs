@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::card::Card;
+use super::markup::Markup;
 use super::offer_card::OfferCard;
 use crate::domain::{Platform, Run};
 use crate::store::Origin;
@@ -33,6 +34,9 @@ pub enum SendError {
 #[async_trait]
 pub trait Outbound: Send + Sync {
     fn platform(&self) -> Platform;
+
+    /// The platform's markup, which its cards are written in.
+    fn markup(&self) -> &'static dyn Markup;
 
     /// Whether a run of this group has a card here.
     fn covers(&self, group: &Group) -> bool;

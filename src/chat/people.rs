@@ -1,9 +1,12 @@
 //! Who is asking, and what they belong to. Slack resolves user-group membership through
 //! its API; Discord sends a member's roles with each interaction.
 
+pub use super::markup::mention;
+
 use async_trait::async_trait;
 
-use crate::domain::{Actor, Platform};
+use super::platform::ChatPlatform;
+use crate::domain::Actor;
 
 /// Which of a group's allowed user groups (Slack) or roles (Discord) a person is in.
 #[async_trait]
@@ -27,7 +30,7 @@ impl Membership for Roles {
 
 /// A person asking from chat.
 pub struct Requester {
-    pub platform: Platform,
+    pub platform: &'static dyn ChatPlatform,
     pub user: String,
     /// Where they asked.
     pub channel: String,
@@ -37,17 +40,8 @@ pub struct Requester {
 impl Requester {
     pub fn actor(&self) -> Actor {
         Actor::Chat {
-            platform: self.platform,
+            platform: self.platform.name(),
             user: self.user.clone(),
         }
-    }
-}
-
-/// How an actor is named on a platform: a mention there for one of its people, the
-/// actor's name otherwise.
-pub fn mention(actor: &Actor, on: Option<Platform>) -> String {
-    match actor {
-        Actor::Chat { platform, user } if Some(*platform) == on => format!("<@{user}>"),
-        other => format!("`{other}`"),
     }
 }

@@ -89,7 +89,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         &done,
         &audit,
         None,
-        None,
+        &crate::chat::Plain,
         done.finished_at.unwrap_or_default(),
     )
     .with_recovery(recovery.as_ref());

@@ -33,7 +33,7 @@ fn done(attempts: u32, started: i64, finished: i64) -> StageRun {
 
 pub fn slack(user: &str) -> Actor {
     Actor::Chat {
-        platform: Platform::Slack,
+        platform: Platform::from_static("slack"),
         user: user.into(),
     }
 }

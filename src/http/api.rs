@@ -227,7 +227,7 @@ pub async fn list_groups(State(state): State<AppState>, _caller: Caller) -> Json
                 "description": g.description,
                 "services": g.services,
                 "workflows": g.workflows.iter().map(|(a, w)| (a.to_string(), Value::String(w.clone()))).collect::<serde_json::Map<_, _>>(),
-                "channel": g.channel,
+                "channel": g.channel("channel"),
             })
         })
         .collect();

@@ -1,13 +1,11 @@
 //! The HTTP surface (the README's "HTTP API"): the runs and groups API, health, readiness and
-//! metrics. Chat and alert webhooks mount here as their own modules, each verifying the
-//! request before parsing it.
+//! metrics, and the alert webhooks. Each chat platform's paths are its own routes, merged
+//! here; every request is verified before it is parsed.
 
 mod api;
-mod discord;
 mod error;
 mod json;
 mod ops;
-mod slack;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -21,8 +19,6 @@ pub use error::ApiError;
 use crate::alerts::{Desk, Offers, Sources};
 use crate::app::App;
 use crate::bus::Bus;
-use crate::chat::discord::inbound::DiscordBot;
-use crate::chat::slack::inbound::SlackBot;
 use crate::config::ApiToken;
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
@@ -34,8 +30,6 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Empty means the API is open, which `serve` allows only on loopback.
     pub tokens: Arc<Vec<ApiToken>>,
-    pub slack: Option<Arc<SlackBot>>,
-    pub discord: Option<Arc<DiscordBot>>,
     /// The alert sources and their secrets.
     pub sources: Arc<Sources>,
     pub desk: Desk,
@@ -49,8 +43,6 @@ impl AppState {
             metrics: app.metrics.clone(),
             bus: app.bus.clone(),
             tokens: Arc::new(tokens),
-            slack: app.slack.clone(),
-            discord: app.discord.clone(),
             sources: app.sources.clone(),
             desk: app.desk.clone(),
             offers: app.offers.clone(),
@@ -58,7 +50,8 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API, the alert webhooks and health, with each chat platform's own paths.
+pub fn router(state: AppState, chat: Router) -> Router {
     Router::new()
         .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
         .route("/api/v1/runs/{id}", get(api::get_run))
@@ -77,16 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/offers/{id}/{choice}", post(api::decide_offer))
         .route("/webhooks/{source}", post(webhooks::builtin))
         .route("/webhooks/generic/{name}", post(webhooks::generic))
-        .route("/slack/commands", post(slack::commands))
-        .route("/slack/interactions", post(slack::interactions))
-        .route("/discord/interactions", post(discord::interactions))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .with_state(state)
+        .merge(chat)
         .fallback(|| async { ApiError::not_found("no such path") })
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
-        .with_state(state)
 }
 
 /// Refuses an open API anywhere but on loopback.

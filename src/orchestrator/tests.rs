@@ -363,7 +363,7 @@ fn reject_cancels_the_run() {
         &mut run,
         Input::Reject {
             actor: Actor::Chat {
-                platform: crate::domain::Platform::Slack,
+                platform: crate::domain::Platform::from_static("slack"),
                 user: "U1".into(),
             },
             reason: None,
@@ -671,11 +671,11 @@ fn four_eyes_needs_two_people_neither_the_requester() {
     assert_eq!(run, before, "a refusal changes nothing");
     // Alice on Slack, then Alice on Discord: one person, counted once.
     let alice_slack = Actor::Chat {
-        platform: crate::domain::Platform::Slack,
+        platform: crate::domain::Platform::from_static("slack"),
         user: "U1".into(),
     };
     let alice_discord = Actor::Chat {
-        platform: crate::domain::Platform::Discord,
+        platform: crate::domain::Platform::from_static("discord"),
         user: "42".into(),
     };
     let t = apply(&mut run, approve_as(alice_slack, "alice"), &at(3)).expect("applied");

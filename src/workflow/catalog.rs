@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use super::alert_sources::{self, GenericSource};
 use super::estate::Targets;
 use super::fields::io_diag;
-use super::groups::{self, Group};
+use super::groups::{self, ChatKeys, Group};
 use super::kinds::StageKinds;
 use super::model::Action;
 use super::params::Params;
@@ -31,6 +31,7 @@ pub struct Catalog {
     /// Generic webhook sources (`sources:` in routes.yaml).
     pub sources: Vec<GenericSource>,
     routes_file: Option<PathBuf>,
+    groups_file: Option<PathBuf>,
     pub targets: Targets,
     pub files: usize,
     /// The agent kinds the catalog was checked against, which planning consults again.
@@ -110,6 +111,7 @@ impl Catalog {
             routes: Vec::new(),
             sources: Vec::new(),
             routes_file: None,
+            groups_file: None,
             targets: Targets::default(),
             files: files.len(),
             kinds,
@@ -187,7 +189,8 @@ impl Catalog {
                         whole.then_some(&catalog.workflows),
                         &cx,
                         &mut errors,
-                    )
+                    );
+                    catalog.groups_file = Some(f.path.clone());
                 }
                 Err(d) => errors.push(d),
             }
@@ -250,6 +253,20 @@ impl Catalog {
                 ));
             }
         }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks the keys groups give chat platforms (channels, `allow` lists, `owners`,
+    /// `people`) against the platforms there are.
+    pub fn check_chat(&self, platforms: &[ChatKeys]) -> Result<(), Vec<Diagnostic>> {
+        let Some(file) = &self.groups_file else {
+            return Ok(());
+        };
+        let errors = groups::check_chat(file, &self.groups, platforms);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -10,35 +10,32 @@ use super::model::Action;
 use super::params::Params;
 use super::plan;
 use super::raw::RawGroups;
-use super::source::{Diagnostic, Pos};
+use super::source::{Diagnostic, Node, OrderedMap, Pos, Spanned};
 use super::workflows::{Context, Workflow};
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Allow {
-    pub slack_users: Vec<String>,
-    pub slack_groups: Vec<String>,
-    pub discord_roles: Vec<String>,
-    pub discord_users: Vec<String>,
-}
+/// Who may run a group from chat: lists by the key each platform owns (`slack_users`,
+/// `slack_groups`, `discord_users`, `discord_roles`, …).
+pub type Allow = IndexMap<String, Vec<String>>;
 
 /// People invited to every incident of a group, by their user id on each platform.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Owners {
-    pub slack: Vec<String>,
-    pub discord: Vec<String>,
-}
+pub type Owners = IndexMap<String, Vec<String>>;
+
+/// A person's ids by platform (`slack`, `discord`, …), `api` (a token's name) and
+/// `terminal` (a login name).
+pub type Person = IndexMap<String, String>;
 
 #[derive(Clone, Debug)]
 pub struct Group {
     pub name: String,
+    /// Where its name is written.
+    pub pos: Pos,
     pub description: Option<String>,
     pub services: Vec<String>,
     /// Workflow name per action; a drill rehearses the failover workflow.
     pub workflows: IndexMap<Action, String>,
-    /// Slack: the standing DR channel, told of every run.
-    pub channel: Option<String>,
-    /// Discord: the channel incident threads open in.
-    pub discord_channel: Option<String>,
+    /// Each platform's channel for the group, by the key the platform owns: `channel`
+    /// (Slack's standing DR channel), `discord_channel` (where incident threads open), …
+    pub channels: IndexMap<String, String>,
     pub params: Params,
     pub allow: Allow,
     pub owners: Owners,
@@ -46,14 +43,29 @@ pub struct Group {
     pub approvals: u8,
     /// People by name, with their id on each platform: one person whichever way they press.
     pub people: IndexMap<String, Person>,
+    /// Where each key a chat platform should own is written, for `check_chat`.
+    pub(crate) chat_keys: Vec<(ChatKey, String, Pos)>,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Person {
-    pub slack: Option<String>,
-    pub discord: Option<String>,
-    pub api: Option<String>,
-    pub terminal: Option<String>,
+/// Which kind of key a chat platform owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChatKey {
+    Channel,
+    Allow,
+    Owners,
+    Person,
+}
+
+/// The groups.yaml keys a chat platform owns.
+#[derive(Clone, Copy, Debug)]
+pub struct ChatKeys {
+    /// Its name: the key of `owners` and of each of `people`.
+    pub platform: &'static str,
+    /// The group's channel there.
+    pub channel: &'static str,
+    /// `allow`'s list of people, and of the user groups (or roles, or teams) they are in.
+    pub users: &'static str,
+    pub groups: &'static str,
 }
 
 /// Most approvals a gate may ask for.
@@ -65,18 +77,23 @@ impl Group {
     pub fn person(&self, platform: &str, id: &str) -> Option<&str> {
         self.people
             .iter()
-            .find(|(_, p)| {
-                match platform {
-                    "slack" => &p.slack,
-                    "discord" => &p.discord,
-                    "api" => &p.api,
-                    "terminal" => &p.terminal,
-                    _ => return false,
-                }
-                .as_deref()
-                    == Some(id)
-            })
+            .find(|(_, p)| p.get(platform).map(String::as_str) == Some(id))
             .map(|(name, _)| name.as_str())
+    }
+
+    /// The group's channel under `key` (a platform's), if it names one.
+    pub fn channel(&self, key: &str) -> Option<&str> {
+        self.channels.get(key).map(String::as_str)
+    }
+
+    /// `allow`'s list under `key`; empty when it has none.
+    pub fn allowed(&self, key: &str) -> &[String] {
+        self.allow.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The owners to invite on `platform`.
+    pub fn owners_on(&self, platform: &str) -> &[String] {
+        self.owners.get(platform).map_or(&[], Vec::as_slice)
     }
 
     pub fn workflow_for(&self, action: Action) -> Option<&str> {
@@ -169,7 +186,6 @@ pub(super) fn check(
                 }
             }
         }
-        let allow = g.allow.unwrap_or_default();
         let approvals = match &g.approvals {
             None => 1,
             Some(n) if (1..=MAX_APPROVALS).contains(&n.value) => n.value as u8,
@@ -184,32 +200,57 @@ pub(super) fn check(
                 1
             }
         };
+        let mut chat_keys = Vec::new();
+        for (k, _) in g.allow.iter() {
+            chat_keys.push((ChatKey::Allow, k.value.clone(), Pos::of(k)));
+        }
+        for (k, _) in g.owners.iter() {
+            chat_keys.push((ChatKey::Owners, k.value.clone(), Pos::of(k)));
+        }
+        for (_, p) in g.people.iter() {
+            for (k, _) in p.value.iter() {
+                chat_keys.push((ChatKey::Person, k.value.clone(), Pos::of(k)));
+            }
+        }
+        // Keys of the group's own have no position here: the group's is given.
+        for key in g.chat.keys() {
+            chat_keys.push((ChatKey::Channel, key.clone(), Pos::of(&name)));
+        }
         let people = people(file, &name.value, g.people, errors);
+        let mut channels = IndexMap::new();
+        for (key, value) in g.chat {
+            match value {
+                Node::Str(v) => {
+                    channels.insert(key, v);
+                }
+                Node::Int(v) => {
+                    channels.insert(key, v.to_string());
+                }
+                other => errors.push(Pos::of(&name).diag(
+                    file,
+                    format!(
+                        "group `{}`: `{key}` is {}, where a channel's name or id belongs",
+                        name.value,
+                        other.kind()
+                    ),
+                )),
+            }
+        }
         out.insert(
             name.value.clone(),
             Group {
+                pos: Pos::of(&name),
                 name: name.value,
                 description: g.description,
                 services: g.services,
                 workflows: map,
-                channel: g.channel,
-                discord_channel: g.discord_channel,
+                channels,
                 params,
-                allow: Allow {
-                    slack_users: allow.slack_users,
-                    slack_groups: allow.slack_groups,
-                    discord_roles: allow.discord_roles,
-                    discord_users: allow.discord_users,
-                },
-                owners: {
-                    let o = g.owners.unwrap_or_default();
-                    Owners {
-                        slack: o.slack,
-                        discord: o.discord,
-                    }
-                },
+                allow: g.allow.0.into_iter().map(|(k, v)| (k.value, v)).collect(),
+                owners: g.owners.0.into_iter().map(|(k, v)| (k.value, v)).collect(),
                 approvals,
                 people,
+                chat_keys,
             },
         );
     }
@@ -221,36 +262,15 @@ pub(super) fn check(
 fn people(
     file: &Path,
     group: &str,
-    raw: super::source::OrderedMap<super::source::Spanned<super::raw::RawPerson>>,
+    raw: OrderedMap<Spanned<OrderedMap<String>>>,
     errors: &mut Vec<Diagnostic>,
 ) -> IndexMap<String, Person> {
     let mut out: IndexMap<String, Person> = IndexMap::new();
     for (name, p) in raw.0 {
         let pos = Pos::of(&p);
-        let p = p.value;
-        let person = Person {
-            slack: p.slack,
-            discord: p.discord,
-            api: p.api,
-            terminal: p.terminal,
-        };
-        for (platform, id) in [
-            ("slack", &person.slack),
-            ("discord", &person.discord),
-            ("api", &person.api),
-            ("terminal", &person.terminal),
-        ] {
-            let Some(id) = id else { continue };
-            let taken = out.iter().find(|(_, o)| {
-                match platform {
-                    "slack" => &o.slack,
-                    "discord" => &o.discord,
-                    "api" => &o.api,
-                    _ => &o.terminal,
-                }
-                .as_ref()
-                    == Some(id)
-            });
+        let person: Person = p.value.0.into_iter().map(|(k, v)| (k.value, v)).collect();
+        for (platform, id) in &person {
+            let taken = out.iter().find(|(_, o)| o.get(platform) == Some(id));
             if let Some((other, _)) = taken {
                 errors.push(pos.diag(
                     file,
@@ -264,4 +284,39 @@ fn people(
         out.insert(name.value, person);
     }
     out
+}
+
+/// Checks the keys each group gives chat platforms against the platforms there are.
+pub(super) fn check_chat(
+    file: &Path,
+    groups: &IndexMap<String, Group>,
+    platforms: &[ChatKeys],
+) -> Vec<Diagnostic> {
+    let channels: Vec<&str> = platforms.iter().map(|p| p.channel).collect();
+    let lists: Vec<&str> = platforms.iter().flat_map(|p| [p.users, p.groups]).collect();
+    let names: Vec<&str> = platforms.iter().map(|p| p.platform).collect();
+    let mut ids = names.clone();
+    ids.extend(["api", "terminal"]);
+    let mut errors = Vec::new();
+    for g in groups.values() {
+        for (kind, key, pos) in &g.chat_keys {
+            let (what, known) = match kind {
+                ChatKey::Channel => ("key", &channels),
+                ChatKey::Allow => ("`allow` list", &lists),
+                ChatKey::Owners => ("`owners` platform", &names),
+                ChatKey::Person => ("kind of id in `people`", &ids),
+            };
+            if !known.contains(&key.as_str()) {
+                errors.push(pos.diag(
+                    file,
+                    format!(
+                        "group `{}`: unknown {what} `{key}` ({})",
+                        g.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    errors
 }

@@ -24,7 +24,7 @@ mod workflows;
 pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
 pub use estate::{Target, TargetKind, Targets};
-pub use groups::{Allow, Group, Owners};
+pub use groups::{Allow, ChatKeys, Group, Owners, Person};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
 pub use params::Params;

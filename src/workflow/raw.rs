@@ -60,8 +60,11 @@ pub struct RawGroups {
     pub groups: OrderedMap<Spanned<RawGroup>>,
 }
 
+/// A group. Each chat platform owns some of its keys (`channel` and `slack_…` are
+/// Slack's, `discord_…` Discord's): a platform's channel is a key of the group's own,
+/// gathered in `chat`; its lists are keys of `allow`, `owners` and each of `people`. The
+/// platforms check their keys once the file is read (`Catalog::check_chat`).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawGroup {
     #[serde(default)]
     pub description: Option<String>,
@@ -69,57 +72,22 @@ pub struct RawGroup {
     pub services: Vec<String>,
     pub workflows: Spanned<OrderedMap<Spanned<String>>>,
     #[serde(default)]
-    pub channel: Option<String>,
-    #[serde(default)]
     pub params: OrderedMap<Spanned<Node>>,
+    /// Who may run it from chat: `slack_users`, `slack_groups`, `discord_roles`, …
     #[serde(default)]
-    pub allow: Option<RawAllow>,
+    pub allow: OrderedMap<Vec<String>>,
+    /// People invited to every incident, by platform: `{ slack: [U1], discord: ["42"] }`.
     #[serde(default)]
-    pub discord_channel: Option<String>,
-    #[serde(default)]
-    pub owners: Option<RawOwners>,
+    pub owners: OrderedMap<Vec<String>>,
     #[serde(default)]
     pub approvals: Option<Spanned<i64>>,
+    /// One person's ids on each platform (and `api`, `terminal`), so that their presses
+    /// count once.
     #[serde(default)]
-    pub people: OrderedMap<Spanned<RawPerson>>,
-}
-
-/// One person's ids on each platform, so that their presses count once.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawPerson {
-    #[serde(default)]
-    pub slack: Option<String>,
-    #[serde(default)]
-    pub discord: Option<String>,
-    /// An API token's name.
-    #[serde(default)]
-    pub api: Option<String>,
-    /// A login name at a terminal (`lifeboat run`).
-    #[serde(default)]
-    pub terminal: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawOwners {
-    #[serde(default)]
-    pub slack: Vec<String>,
-    #[serde(default)]
-    pub discord: Vec<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawAllow {
-    #[serde(default)]
-    pub slack_users: Vec<String>,
-    #[serde(default)]
-    pub slack_groups: Vec<String>,
-    #[serde(default)]
-    pub discord_roles: Vec<String>,
-    #[serde(default)]
-    pub discord_users: Vec<String>,
+    pub people: OrderedMap<Spanned<OrderedMap<String>>>,
+    /// Every other key: a platform's channel (`channel`, `discord_channel`, …).
+    #[serde(flatten)]
+    pub chat: IndexMap<String, Node>,
 }
 
 #[derive(Deserialize)]

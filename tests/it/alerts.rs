@@ -780,7 +780,7 @@ async fn countdowns_fire_unless_vetoed_or_resolved_and_confirmations_wait_for_a_
 mod in_chat {
     use super::*;
     use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, press, shown};
-    use lifeboat::config::SlackSettings;
+    use lifeboat::chat::slack::SlackSettings;
 
     const GROUPS_IN_CHAT: &str = "\
 groups:
@@ -834,7 +834,7 @@ routes:
             Options::default(),
             move |s| {
                 s.alerts = alerts_settings();
-                s.slack = Some(slack);
+                s.chat.set(slack);
             },
         )
         .await

@@ -7,7 +7,7 @@ use crate::common;
 use common::TestApp;
 use common::discord::{APPLICATION_ID, Call, DiscordStandIn, public_key, sign};
 use lifeboat::app::Options;
-use lifeboat::config::DiscordSettings;
+use lifeboat::chat::discord::DiscordSettings;
 use lifeboat::secret::SecretString;
 use serde_json::{Value, json};
 
@@ -47,7 +47,7 @@ async fn app_with(standin: &DiscordStandIn, workflow: &str) -> TestApp {
         &[("shop.yaml", workflow), ("groups.yaml", GROUPS)],
         &[],
         Options::default(),
-        move |s| s.discord = Some(settings),
+        move |s| s.chat.set(settings),
     )
     .await
 }
@@ -385,7 +385,7 @@ async fn without_a_public_key_interactions_come_over_the_gateway() {
         ],
         &[],
         Options::default(),
-        move |s| s.discord = Some(settings),
+        move |s| s.chat.set(settings),
     )
     .await;
     common::until(
@@ -439,7 +439,7 @@ async fn an_alert_countdown_is_posted_in_the_groups_channel_and_start_now_starts
         &[],
         Options::default(),
         move |s| {
-            s.discord = Some(settings);
+            s.chat.set(settings);
             s.alerts =
                 std::mem::take(&mut s.alerts).with_secret("alertmanager", "am-token-for-discord");
         },

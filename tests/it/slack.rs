@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, Tamper, post_form, press, shown};
 use common::{TestApp, stage};
 use lifeboat::app::Options;
-use lifeboat::config::SlackSettings;
+use lifeboat::chat::slack::SlackSettings;
 use lifeboat::secret::SecretString;
 use serde_json::Value;
 
@@ -49,7 +49,7 @@ fn slack(standin: &SlackStandIn, scale: f64) -> SlackSettings {
 async fn app(standin: &SlackStandIn, files: &[(&str, &str)]) -> TestApp {
     let settings = slack(standin, 20.0);
     common::spawn_configured(files, &[], Options::default(), move |s| {
-        s.slack = Some(settings)
+        s.chat.set(settings)
     })
     .await
 }
@@ -702,7 +702,7 @@ async fn socket_mode_takes_commands_and_presses_over_the_socket() {
         &[("shop.yaml", GATED), ("groups.yaml", GROUPS)],
         &[],
         Options::default(),
-        move |s| s.slack = Some(settings),
+        move |s| s.chat.set(settings),
     )
     .await;
     common::until(
@@ -1004,7 +1004,7 @@ groups:
             ("bob", "bob-token-0123456789"),
         ],
         Options::default(),
-        move |s| s.slack = Some(settings),
+        move |s| s.chat.set(settings),
     )
     .await;
     let api_approve = async |token: &str, id: &str| {

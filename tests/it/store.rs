@@ -433,7 +433,7 @@ async fn counts_by_state(s: Store) {
 
 async fn a_card_is_posted_by_one_claimer(s: Store) {
     let run = RunId::new();
-    let slack = Platform::Slack;
+    let slack = Platform::from_static("slack");
     let hour = 3_600_000;
     assert_eq!(
         s.claim_card(slack, run, "replica-a", hour)
@@ -456,7 +456,7 @@ async fn a_card_is_posted_by_one_claimer(s: Store) {
     );
     // The other platform's card is its own.
     assert_eq!(
-        s.claim_card(Platform::Discord, run, "replica-b", hour)
+        s.claim_card(Platform::from_static("discord"), run, "replica-b", hour)
             .await
             .expect("claim"),
         CardClaim::Won { channel: None }
@@ -513,7 +513,7 @@ async fn a_card_is_posted_by_one_claimer(s: Store) {
             .is_empty()
     );
     assert_eq!(
-        s.unsettled_cards(Platform::Discord)
+        s.unsettled_cards(Platform::from_static("discord"))
             .await
             .expect("unsettled"),
         vec![run]
@@ -524,25 +524,25 @@ async fn a_post_is_made_once_unless_given_back(s: Store) {
     let run = RunId::new();
     let key = format!("{run}:stage.succeeded:a:1");
     assert!(
-        s.claim_post(Platform::Slack, &key, run)
+        s.claim_post(Platform::from_static("slack"), &key, run)
             .await
             .expect("claim")
     );
     assert!(
-        !s.claim_post(Platform::Slack, &key, run)
+        !s.claim_post(Platform::from_static("slack"), &key, run)
             .await
             .expect("again")
     );
     assert!(
-        s.claim_post(Platform::Discord, &key, run)
+        s.claim_post(Platform::from_static("discord"), &key, run)
             .await
             .expect("discord")
     );
-    s.release_post(Platform::Slack, &key)
+    s.release_post(Platform::from_static("slack"), &key)
         .await
         .expect("release");
     assert!(
-        s.claim_post(Platform::Slack, &key, run)
+        s.claim_post(Platform::from_static("slack"), &key, run)
             .await
             .expect("retry")
     );
@@ -550,12 +550,17 @@ async fn a_post_is_made_once_unless_given_back(s: Store) {
 
 async fn origins_refusals_and_held_leases(s: Store) {
     let run = RunId::new();
-    assert_eq!(s.origin(run, Platform::Slack).await.expect("origin"), None);
+    assert_eq!(
+        s.origin(run, Platform::from_static("slack"))
+            .await
+            .expect("origin"),
+        None
+    );
     let asked = Origin {
         channel: "C-ops".into(),
         user: "U1".into(),
     };
-    s.record_origin(run, Platform::Slack, &asked)
+    s.record_origin(run, Platform::from_static("slack"), &asked)
         .await
         .expect("record");
     // The first record stands: a redelivered command does not move it.
@@ -563,20 +568,24 @@ async fn origins_refusals_and_held_leases(s: Store) {
         channel: "C-other".into(),
         user: "U2".into(),
     };
-    s.record_origin(run, Platform::Slack, &again)
+    s.record_origin(run, Platform::from_static("slack"), &again)
         .await
         .expect("record");
     assert_eq!(
-        s.origin(run, Platform::Slack).await.expect("origin"),
+        s.origin(run, Platform::from_static("slack"))
+            .await
+            .expect("origin"),
         Some(asked)
     );
     assert_eq!(
-        s.origin(run, Platform::Discord).await.expect("origin"),
+        s.origin(run, Platform::from_static("discord"))
+            .await
+            .expect("origin"),
         None
     );
 
     let who = Actor::Chat {
-        platform: Platform::Slack,
+        platform: Platform::from_static("slack"),
         user: "U9".into(),
     };
     for (request, reason) in [

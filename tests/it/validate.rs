@@ -763,6 +763,42 @@ routes:
 }
 
 #[test]
+fn chat_keys_a_group_gives_no_platform_are_named() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  petstore:
+    workflows: { failover: petstore-failover }
+    channel: dr-petstore
+    discrd_channel: \"5000\"
+    allow: { slack_users: [U1], slak_groups: [S1], discord_roles: [\"123\"] }
+    owners: { slack: [U1], teams: [x] }
+    people:
+      alice: { slack: U1, icq: \"12345\" }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "groups.yaml",
+                2,
+                3,
+                "group `petstore`: unknown key `discrd_channel` (channel, discord_channel",
+            ),
+            at("groups.yaml", 6, 33, "unknown `allow` list `slak_groups`"),
+            at("groups.yaml", 7, 28, "unknown `owners` platform `teams`"),
+            at("groups.yaml", 9, 27, "unknown kind of id in `people` `icq`"),
+        ],
+    );
+}
+
+#[test]
 fn repository_workflows_validate() {
     let cwd = tempfile::tempdir().expect("a temporary directory");
     let workflows = repo_workflows();

@@ -40,7 +40,7 @@ fn recorded_run_events_decode_typed_and_encode_back_unchanged() {
     assert_eq!(
         approved.actor,
         Actor::Chat {
-            platform: Platform::Slack,
+            platform: Platform::from_static("slack"),
             user: "U1".into()
         }
     );

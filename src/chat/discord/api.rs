@@ -17,7 +17,7 @@ use serenity::model::id::{ApplicationId, ChannelId, MessageId, UserId};
 use tokio::time::Instant;
 
 use super::super::outbound::SendError;
-use crate::config::DiscordSettings;
+use super::DiscordSettings;
 use crate::secret::{ExposeSecret, SecretString};
 
 /// How often an interaction's answer is tried again after a 429.

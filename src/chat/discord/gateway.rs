@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use serenity::all::{ClientBuilder, Context, EventHandler, GatewayIntents, HttpBuilder, Ready};
 use tokio_util::sync::CancellationToken;
 
+use super::DiscordSettings;
 use super::inbound::DiscordBot;
 use super::interaction::Interaction;
-use crate::config::DiscordSettings;
 use crate::secret::ExposeSecret;
 
 struct Handler {

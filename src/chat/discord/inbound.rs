@@ -15,7 +15,6 @@ use super::super::reply::Reply;
 use super::api::DiscordApi;
 use super::interaction::{self, COMMAND, COMPONENT, Interaction, PING};
 use crate::commands;
-use crate::domain::Platform;
 
 /// Discord's "only you can see this" flag.
 const EPHEMERAL: u64 = 64;
@@ -100,7 +99,7 @@ impl DiscordBot {
     fn requester(&self, i: &Interaction) -> Result<Requester, String> {
         let (user, roles) = i.person().ok_or("an interaction from no one")?;
         Ok(Requester {
-            platform: Platform::Discord,
+            platform: &super::DISCORD,
             user,
             channel: i.channel_id.clone().unwrap_or_default(),
             membership: Box::new(Roles(roles)),

@@ -11,10 +11,15 @@ use super::super::offer_card::OfferCard;
 use super::super::outbound::{Outbound, Posted, SendError};
 use super::api::DiscordApi;
 use super::render;
+use crate::chat::markup::Markup;
 use crate::clock::rfc3339;
 use crate::domain::{Platform, Run};
+
 use crate::store::Origin;
 use crate::workflow::Group;
+
+/// The group's key for the channel incident threads open in.
+const CHANNEL: &str = "discord_channel";
 
 pub struct DiscordOut {
     pub api: Arc<DiscordApi>,
@@ -32,11 +37,15 @@ pub fn thread_name(run: &Run) -> String {
 #[async_trait]
 impl Outbound for DiscordOut {
     fn platform(&self) -> Platform {
-        Platform::Discord
+        super::PLATFORM
+    }
+
+    fn markup(&self) -> &'static dyn Markup {
+        &super::DISCORD
     }
 
     fn covers(&self, group: &Group) -> bool {
-        group.discord_channel.is_some()
+        group.channel(CHANNEL).is_some()
     }
 
     async fn open(
@@ -45,7 +54,7 @@ impl Outbound for DiscordOut {
         group: &Group,
         origin: Option<&Origin>,
     ) -> Result<String, SendError> {
-        let Some(channel) = &group.discord_channel else {
+        let Some(channel) = group.channel(CHANNEL) else {
             return Err(SendError::Failed(format!(
                 "group `{}` names no discord_channel",
                 group.name
@@ -53,7 +62,7 @@ impl Outbound for DiscordOut {
         };
         let thread = self.api.thread(channel, &thread_name(run)).await?;
         let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
-        for owner in &group.owners.discord {
+        for owner in group.owners_on("discord") {
             if !people.contains(owner) {
                 people.push(owner.clone());
             }
@@ -95,7 +104,7 @@ impl Outbound for DiscordOut {
     }
 
     fn offer_channel(&self, group: &Group) -> Option<String> {
-        group.discord_channel.clone()
+        group.channel(CHANNEL).map(str::to_string)
     }
 
     async fn post_offer(&self, channel: &str, card: &OfferCard) -> Result<String, SendError> {
@@ -114,10 +123,10 @@ impl Outbound for DiscordOut {
 
     fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {
         let mut channels: Vec<String> = origin.map(|o| o.channel.clone()).into_iter().collect();
-        if let Some(home) = &group.discord_channel
-            && !channels.contains(home)
+        if let Some(home) = group.channel(CHANNEL)
+            && !channels.iter().any(|c| c == home)
         {
-            channels.push(home.clone());
+            channels.push(home.to_string());
         }
         channels
     }

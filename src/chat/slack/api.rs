@@ -12,7 +12,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
 use super::super::outbound::SendError;
-use crate::config::SlackSettings;
+use super::SlackSettings;
 use crate::secret::ExposeSecret;
 
 /// How long a user group's members are trusted before they are asked for again.

@@ -17,7 +17,6 @@ use super::super::people::{Membership, Requester};
 use super::super::reply::Reply;
 use super::api::SlackApi;
 use crate::commands::{self, Command};
-use crate::domain::Platform;
 use crate::secret::{ExposeSecret, SecretString};
 
 /// A slash command's fields that Lifeboat reads (PROTOCOLS.md section 1).
@@ -112,7 +111,7 @@ impl SlackBot {
 
     fn requester(&self, user: &str, channel: &str) -> Requester {
         Requester {
-            platform: Platform::Slack,
+            platform: &super::SLACK,
             user: user.to_string(),
             channel: channel.to_string(),
             membership: Box::new(SlackMembership {

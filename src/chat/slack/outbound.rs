@@ -11,10 +11,15 @@ use super::super::offer_card::OfferCard;
 use super::super::outbound::{Outbound, Posted, SendError};
 use super::api::SlackApi;
 use super::blocks;
+use crate::chat::markup::Markup;
 use crate::clock::rfc3339;
 use crate::domain::{Platform, Run};
+
 use crate::store::Origin;
 use crate::workflow::Group;
+
+/// The group's key for its standing DR channel.
+const CHANNEL: &str = "channel";
 
 /// How many numbered names are tried after the first is taken.
 const NAME_TRIES: usize = 9;
@@ -52,7 +57,11 @@ pub fn channel_name(run: &Run) -> String {
 #[async_trait]
 impl Outbound for SlackOut {
     fn platform(&self) -> Platform {
-        Platform::Slack
+        super::PLATFORM
+    }
+
+    fn markup(&self) -> &'static dyn Markup {
+        &super::SLACK
     }
 
     fn covers(&self, _group: &Group) -> bool {
@@ -88,7 +97,7 @@ impl Outbound for SlackOut {
                 .ok_or_else(|| SendError::Failed("no free channel name".into()))?,
         };
         let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
-        for owner in &group.owners.slack {
+        for owner in group.owners_on("slack") {
             if !people.contains(owner) {
                 people.push(owner.clone());
             }
@@ -126,7 +135,7 @@ impl Outbound for SlackOut {
     }
 
     fn offer_channel(&self, group: &Group) -> Option<String> {
-        group.channel.clone()
+        group.channel(CHANNEL).map(str::to_string)
     }
 
     async fn post_offer(&self, channel: &str, card: &OfferCard) -> Result<String, SendError> {
@@ -145,10 +154,10 @@ impl Outbound for SlackOut {
 
     fn announce_in(&self, group: &Group, origin: Option<&Origin>) -> Vec<String> {
         let mut channels: Vec<String> = origin.map(|o| o.channel.clone()).into_iter().collect();
-        if let Some(standing) = &group.channel
-            && !channels.contains(standing)
+        if let Some(standing) = group.channel(CHANNEL)
+            && !channels.iter().any(|c| c == standing)
         {
-            channels.push(standing.clone());
+            channels.push(standing.to_string());
         }
         channels
     }

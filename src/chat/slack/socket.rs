@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use slack_morphism::prelude::*;
 
+use super::SlackSettings;
 use super::api;
 use super::inbound::{
     Interaction, InteractionAction, InteractionChannel, InteractionUser, SlackBot, SlashCommand,
 };
-use crate::config::SlackSettings;
 use crate::secret::ExposeSecret;
 
 pub struct SocketMode {
