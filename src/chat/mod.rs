@@ -18,6 +18,7 @@ pub mod discord;
 pub mod handle;
 pub mod launch;
 pub mod markup;
+pub mod mattermost;
 pub mod notifier;
 pub mod offer_card;
 pub mod offer_notifier;
@@ -36,7 +37,7 @@ pub use reply::Reply;
 
 /// The chat platforms Lifeboat speaks, one line each.
 pub fn platforms() -> Vec<&'static dyn ChatPlatform> {
-    vec![&slack::SLACK, &discord::DISCORD]
+    vec![&slack::SLACK, &discord::DISCORD, &mattermost::MATTERMOST]
 }
 
 /// `word` with its first letter a capital, as a sentence starts.

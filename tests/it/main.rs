@@ -19,6 +19,7 @@ mod forged_work;
 mod kafka_front;
 mod kafka_security;
 mod layering;
+mod mattermost;
 mod one_store;
 mod production;
 mod provider_aws;

@@ -8,6 +8,7 @@ pub mod discord;
 pub mod dns;
 pub mod forgery;
 pub mod kafka_secure;
+pub mod mattermost;
 pub mod services;
 pub mod slack;
 pub mod toy;
