@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::orchestrator::{self, Engine, Orchestrator, OverheadLog};
 use crate::semaphore::Semaphore;
 use crate::store::{Holder, Store, StoreLock};
-use crate::workflow::{Catalog, Diagnostic, targets};
+use crate::workflow::{Catalog, Diagnostic, targets_file};
 
 /// Workflows that fail validation: nothing starts.
 #[derive(Debug, thiserror::Error)]
@@ -382,7 +382,7 @@ pub async fn run_agents(
     } else {
         kinds.iter().map(String::as_str).collect()
     };
-    let targets = targets::load(&settings.workflows, &registry).map_err(InvalidWorkflows)?;
+    let targets = targets_file::load(&settings.workflows, &registry).map_err(InvalidWorkflows)?;
     match &targets.file {
         Some(file) => {
             tracing::info!(file = %file.display(), count = targets.len(), "Targets loaded.")

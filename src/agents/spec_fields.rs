@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::work::Failure;
-use crate::workflow::estate::SIMULATED;
+use crate::workflow::targets::SIMULATED;
 use crate::workflow::{SpecError, Target, TargetKind, Targets};
 
 /// A duration written as people write them: `2s`, `10m`, `1h30m`.

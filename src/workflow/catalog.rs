@@ -10,7 +10,6 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::alert_sources::{self, GenericSource};
-use super::estate::Targets;
 use super::fields::io_diag;
 use super::groups::{self, ChatKeys, Group};
 use super::kinds::StageKinds;
@@ -20,7 +19,8 @@ use super::plan::{self, PlannedStage};
 use super::raw::{RawGroups, RawRoutes, RawTargets, RawWorkflow};
 use super::routes::{self, Route};
 use super::source::{self, Diagnostic, Pos};
-use super::targets;
+use super::targets::Targets;
+use super::targets_file;
 use super::workflows::{self, Context, Workflow};
 
 #[derive(Clone)]
@@ -140,7 +140,8 @@ impl Catalog {
             let before = errors.len();
             match source::parse::<RawTargets>(&f.path, &f.text) {
                 Ok(raw) => {
-                    let targets = targets::check(&f.path, raw, catalog.kinds.as_ref(), &mut errors);
+                    let targets =
+                        targets_file::check(&f.path, raw, catalog.kinds.as_ref(), &mut errors);
                     if errors.len() == before {
                         catalog.targets = targets;
                     }

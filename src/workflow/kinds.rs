@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::estate::{TargetKind, Targets};
 use super::source::{Diagnostic, Node, PathSegment, Pos, Spanned};
+use super::targets::{TargetKind, Targets};
 
 /// A spec (or a target's fields) that its agent (or provider) rejects, with the path
 /// inside it where it went wrong.

@@ -1,13 +1,12 @@
 //! DR intent as YAML: workflows (stages run by agents), service groups, alert routes and
 //! targets. `catalog` reads a directory and checks it as a whole; each file kind has its
-//! own module (`workflows`, `groups`, `routes`, `targets`, the last read into `estate`),
-//! over the raw serde types in `raw` and the located YAML of `source`; `plan` turns a
-//! workflow into the stages a run executes. What the agents accept is asked through
-//! `kinds`, so this module depends on no agent.
+//! own module (`workflows`, `groups`, `routes` with its `alert_sources`, and
+//! `targets_file`, read into `targets`), over the raw serde types in `raw` and the located
+//! YAML of `source`; `plan` turns a workflow into the stages a run executes. What the
+//! agents accept is asked through `kinds`, so this module depends on no agent.
 
 pub(crate) mod alert_sources;
 mod catalog;
-pub(crate) mod estate;
 mod fields;
 mod groups;
 pub(crate) mod kinds;
@@ -18,12 +17,12 @@ mod raw;
 mod routes;
 pub(crate) mod source;
 pub(crate) mod targets;
+pub(crate) mod targets_file;
 pub mod templates;
 mod workflows;
 
 pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
-pub use estate::{Target, TargetKind, Targets};
 pub use groups::{Allow, ChatKeys, Group, Owners, Person};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
@@ -31,4 +30,5 @@ pub use params::Params;
 pub use plan::PlannedStage;
 pub use routes::{Route, RouteMode, RouteTarget};
 pub use source::{Diagnostic, PathSegment, Pos};
+pub use targets::{Target, TargetKind, Targets};
 pub use workflows::{Stage, Workflow};

@@ -1,157 +1,136 @@
-//! Reading `targets.yaml` into the estate (`estate`): every target names a provider that
-//! can drive its kind, with fields that provider accepts. Moving from the simulated estate
-//! to the real one is an edit of this file alone.
+//! Targets: the estate as `targets.yaml` describes it (read and checked by
+//! `targets_file`): where each logical name a workflow uses lives and which provider drives
+//! it (the README's "Providers"). A database stage's `cluster` names a database, a capacity
+//! stage's `cluster` a cluster, a dial stage's `endpoint` an endpoint. Without a
+//! `targets.yaml` every target is simulated (provider `sim`), as it was before targets
+//! existed; with one, every target a stage names must be in it.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
 
-use super::estate::{Target, TargetKind, Targets};
-use super::kinds::StageKinds;
-use super::raw::RawTargets;
-use super::source::{Diagnostic, Node, OrderedMap, Pos, Spanned};
+use indexmap::IndexMap;
+use serde_json::Value;
 
-/// Checks `targets.yaml`: every target names a provider that can drive its kind, with
-/// fields that provider accepts.
-pub(super) fn check(
-    file: &Path,
-    raw: RawTargets,
-    kinds: &dyn StageKinds,
-    errors: &mut Vec<Diagnostic>,
-) -> Targets {
-    let mut targets = Targets::from_file(file.to_path_buf());
-    let sections = [
-        (TargetKind::Database, raw.databases),
-        (TargetKind::Cluster, raw.clusters),
-        (TargetKind::Endpoint, raw.endpoints),
+use super::source::Pos;
+
+/// The three kinds of target, one per section of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    /// `databases:`, which the database agent's `cluster` names.
+    Database,
+    /// `clusters:`, which the capacity agent's `cluster` names.
+    Cluster,
+    /// `endpoints:`, which the dial agent's `endpoint` names.
+    Endpoint,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 3] = [
+        TargetKind::Database,
+        TargetKind::Cluster,
+        TargetKind::Endpoint,
     ];
-    for (kind, entries) in sections {
-        section(file, kind, entries, kinds, &mut targets, errors);
-    }
-    targets
-}
 
-fn section(
-    file: &Path,
-    kind: TargetKind,
-    entries: OrderedMap<Spanned<Node>>,
-    kinds: &dyn StageKinds,
-    targets: &mut Targets,
-    errors: &mut Vec<Diagnostic>,
-) {
-    for (name, node) in entries.0 {
-        let Node::Map(fields) = &node.value else {
-            errors.push(Pos::of(&node).diag(
-                file,
-                format!(
-                    "{kind} `{}` must be a mapping with a `provider`, not {}",
-                    name.value,
-                    node.value.kind()
-                ),
-            ));
-            continue;
-        };
-        let provider = fields.iter().find(|(k, _)| k.value == "provider");
-        let provider = match provider.map(|(_, v)| &v.value) {
-            Some(Node::Str(p)) => p.clone(),
-            Some(other) => {
-                errors.push(Pos::of(provider.map_or(&node, |(_, v)| v)).diag(
-                    file,
-                    format!(
-                        "{kind} `{}`: provider must be a name, not {}",
-                        name.value,
-                        other.kind()
-                    ),
-                ));
-                continue;
-            }
-            None => {
-                errors.push(Pos::of(&name).diag(
-                    file,
-                    format!(
-                        "{kind} `{}` needs a `provider` ({})",
-                        name.value,
-                        kinds.providers(kind).join(", ")
-                    ),
-                ));
-                continue;
-            }
-        };
-        let known = kinds.providers(kind);
-        if !known.contains(&provider.as_str()) {
-            let at = provider_node(&node).unwrap_or(&node);
-            errors.push(Pos::of(at).diag(
-                file,
-                format!(
-                    "{kind} `{}`: unknown provider `{provider}` ({kind} providers: {})",
-                    name.value,
-                    known.join(", ")
-                ),
-            ));
-            continue;
-        }
-        let rest = Spanned::new(
-            Node::Map(
-                fields
-                    .iter()
-                    .filter(|(k, _)| k.value != "provider")
-                    .cloned()
-                    .collect(),
-            ),
-            node.referenced,
-            node.defined,
-        );
-        let values = rest.value.to_json();
-        if let Err(e) = kinds.check_target(kind, &provider, &values) {
-            errors.push(e.diag(
-                file,
-                &rest,
-                &format!("{kind} `{}`: {provider} target", name.value),
-            ));
-            continue;
-        }
-        let added = targets.add(Target {
-            name: name.value.clone(),
-            kind,
-            provider,
-            fields: values,
-            pos: Pos::of(&name),
-        });
-        if !added {
-            errors.push(
-                Pos::of(&name).diag(file, format!("{kind} `{}` is defined twice", name.value)),
-            );
+    /// The section of `targets.yaml`.
+    pub fn section(self) -> &'static str {
+        match self {
+            TargetKind::Database => "databases",
+            TargetKind::Cluster => "clusters",
+            TargetKind::Endpoint => "endpoints",
         }
     }
 }
 
-fn provider_node(node: &Spanned<Node>) -> Option<&Spanned<Node>> {
-    match &node.value {
-        Node::Map(fields) => fields
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Database => "database",
+            TargetKind::Cluster => "cluster",
+            TargetKind::Endpoint => "endpoint",
+        })
+    }
+}
+
+/// The provider every target has when there is no `targets.yaml`.
+pub const SIMULATED: &str = "sim";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+    pub provider: String,
+    /// Every field but `provider`, for the provider to read.
+    pub fields: Value,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    /// The file they came from; `None`: there is none, and every target is simulated.
+    pub file: Option<PathBuf>,
+    by_kind: IndexMap<(TargetKind, String), Target>,
+}
+
+impl Targets {
+    /// The target a stage names: from the file, or a simulated one when there is no file.
+    pub fn get(&self, kind: TargetKind, name: &str) -> Result<Cow<'_, Target>, String> {
+        if self.file.is_none() {
+            return Ok(Cow::Owned(Target {
+                name: name.to_string(),
+                kind,
+                provider: SIMULATED.into(),
+                fields: Value::Object(Default::default()),
+                pos: Pos::default(),
+            }));
+        }
+        if let Some(t) = self.by_kind.get(&(kind, name.to_string())) {
+            return Ok(Cow::Borrowed(t));
+        }
+        let known: Vec<&str> = self.of(kind).map(|t| t.name.as_str()).collect();
+        Err(if known.is_empty() {
+            format!(
+                "{kind} `{name}` is not in targets.yaml, which has no {}",
+                kind.section()
+            )
+        } else {
+            format!(
+                "{kind} `{name}` is not in targets.yaml ({}: {})",
+                kind.section(),
+                known.join(", ")
+            )
+        })
+    }
+
+    pub fn of(&self, kind: TargetKind) -> impl Iterator<Item = &Target> {
+        self.by_kind
             .iter()
-            .find(|(k, _)| k.value == "provider")
-            .map(|(_, v)| v),
-        _ => None,
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|(_, t)| t)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_kind.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.is_empty()
     }
 }
 
-/// `targets.yaml` (or `.yml`) of a workflows directory alone, for a process that runs
-/// agents and needs no workflow: no file, or no directory, means every target is
-/// simulated.
-pub fn load(dir: &Path, kinds: &dyn StageKinds) -> Result<Targets, Vec<Diagnostic>> {
-    let Some(file) = ["targets.yaml", "targets.yml"]
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|p| p.is_file())
-    else {
-        return Ok(Targets::default());
-    };
-    let text =
-        std::fs::read_to_string(&file).map_err(|e| vec![super::fields::io_diag(&file, &e)])?;
-    let raw = super::source::parse::<RawTargets>(&file, &text).map_err(|d| vec![d])?;
-    let mut errors = Vec::new();
-    let targets = check(&file, raw, kinds, &mut errors);
-    if errors.is_empty() {
-        Ok(targets)
-    } else {
-        Err(errors)
+impl Targets {
+    /// An empty set read from `file`, for its targets to be added.
+    pub(super) fn from_file(file: PathBuf) -> Targets {
+        Targets {
+            file: Some(file),
+            by_kind: IndexMap::new(),
+        }
+    }
+
+    /// Adds a target; `false` if one of its kind and name was there already.
+    pub(super) fn add(&mut self, target: Target) -> bool {
+        self.by_kind
+            .insert((target.kind, target.name.clone()), target)
+            .is_none()
     }
 }

@@ -8,13 +8,13 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::estate::Targets;
 use super::fields::{self, describe, param_map};
 use super::kinds::{self, StageKinds};
 use super::model::{DEFAULT_TIMEOUT, RetryPolicy};
 use super::params::{self, Params};
 use super::raw::RawWorkflow;
 use super::source::{Diagnostic, Node, Pos, Spanned};
+use super::targets::Targets;
 use super::templates;
 
 /// A stage that is only a gate: the approval is the whole of its work, and no agent runs
