@@ -12,6 +12,10 @@
 //!   recorded as such;
 //! - the route's rate limit is spent: held back, and a re-send is decided again;
 //! - else it opens an offer: started at once (`auto`), or asked about in chat.
+//!
+//! The rules themselves are pure and tested on their own: `triage` sorts an alert and says
+//! when a resolve withdraws, `firing` decides a firing alert. The desk does the reads and
+//! writes around them.
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -25,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::firing::{self, Live, Step};
 use super::offers::Offers;
 use super::routing;
+use super::triage::{Triage, triage, withdraws};
 use crate::bus::{Bus, Envelope, RunEvent};
 use crate::domain::{Actor, Alert, AlertDecision, EventKind, Offer, OfferMode, RunId, Status};
 use crate::metrics::Metrics;
@@ -294,13 +299,17 @@ impl DeskTask {
         };
         f.route = route.map(|r| r.name.clone());
         f.group = group.as_ref().and_then(|g| g.as_ref().ok()).cloned();
-        match (&alert.status, route, &group) {
-            (Status::Other(_), _, _) => f.decision = AlertDecision::Ignored,
-            (Status::Resolved, _, _) => {
+        match triage(alert, route, group) {
+            Triage::Settled(decision, detail) => {
+                f.decision = decision;
+                f.detail = detail;
+            }
+            Triage::Resolve => {
                 f.decision = AlertDecision::Resolved;
                 if let Some(offer) = tx.offers_firing(alert).await?.first().copied() {
                     f.offer = Some(offer);
-                    if tx.still_firing_besides(offer, alert).await? == 0
+                    let others = tx.still_firing_besides(offer, alert).await?;
+                    if let Some(offer) = withdraws(Some(offer), others)
                         && tx.withdraw(offer).await?
                     {
                         f.decision = AlertDecision::Withdrew;
@@ -308,15 +317,8 @@ impl DeskTask {
                     }
                 }
             }
-            (Status::Firing, None, _) | (Status::Firing, Some(_), None) => {
-                f.decision = AlertDecision::Unrouted
-            }
-            (Status::Firing, Some(_), Some(Err(why))) => {
-                f.decision = AlertDecision::NoGroup;
-                f.detail = Some(why.clone());
-            }
-            (Status::Firing, Some(r), Some(Ok(g))) => {
-                self.decide_firing(tx, alert, r, g, live, after, &mut f)
+            Triage::Firing { route, group } => {
+                self.decide_firing(tx, alert, route, &group, live, after, &mut f)
                     .await?;
             }
         }
