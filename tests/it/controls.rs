@@ -518,19 +518,7 @@ async fn the_preflight_refuses_a_run_no_live_agent_can_serve() {
 /// cancel. `abort` is cancel's other word, and an offer's controls are refused on a run.
 #[tokio::test]
 async fn a_word_that_is_no_control_changes_nothing() {
-    let t = spawn(
-        &[
-            (
-                "shop.yaml",
-                "name: shop\nstages:\n  hold: { agent: capacity, spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 60s } }\n",
-            ),
-            ("groups.yaml", common::GROUPS),
-        ],
-        &[],
-    )
-    .await;
-    let id = t.create(r#"{"group": "shop"}"#).await;
-    t.wait_state(&id, "running").await;
+    let (t, id) = common::holding_run().await;
     for (path, status) in [
         (format!("/api/v1/runs/{id}/frobnicate"), 404),
         (format!("/api/v1/runs/{id}/Cancel"), 404),

@@ -394,19 +394,7 @@ async fn runs_started_back_to_back_on_one_group_get_201_or_409() {
 /// controls answer 503 (try later) with the cause, not a 500.
 #[tokio::test]
 async fn a_store_that_stops_answering_is_a_503_not_a_500() {
-    let t = spawn(
-        &[
-            (
-                "shop.yaml",
-                "name: shop\nstages:\n  hold: { agent: capacity, spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 60s } }\n",
-            ),
-            ("groups.yaml", common::GROUPS),
-        ],
-        &[],
-    )
-    .await;
-    let id = t.create(r#"{"group": "shop"}"#).await;
-    t.wait_state(&id, "running").await;
+    let (t, id) = common::holding_run().await;
     t.app().store.close().await;
     let (status, body) = t.get("/api/v1/runs").await;
     assert_eq!(status, 503, "{body}");

@@ -77,17 +77,8 @@ impl DiscordStandIn {
             ..Inner::default()
         }));
         let router = Router::new().fallback(api).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Discord stand-in");
-        let addr = listener.local_addr().expect("an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        DiscordStandIn {
-            base: format!("http://{addr}"),
-            inner,
-        }
+        let base = super::serve_loopback(router, "Discord stand-in").await;
+        DiscordStandIn { base, inner }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

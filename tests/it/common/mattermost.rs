@@ -45,17 +45,8 @@ impl MattermostStandIn {
             ..Inner::default()
         }));
         let router = Router::new().fallback(api).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Mattermost stand-in");
-        let addr = listener.local_addr().expect("an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        MattermostStandIn {
-            base: format!("http://{addr}"),
-            inner,
-        }
+        let base = super::serve_loopback(router, "Mattermost stand-in").await;
+        MattermostStandIn { base, inner }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -313,6 +313,28 @@ pub async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) 
 
 pub const GROUPS: &str = "groups:\n  shop:\n    workflows: { failover: shop }\n";
 
+/// The app with group `shop`, whose one stage holds its run for a minute, and that run
+/// started and running.
+pub async fn holding_run() -> (TestApp, String) {
+    const HOLD: &str = "name: shop\nstages:\n  hold: { agent: capacity, spec: { cluster: k8s, namespace: shop, replicas: 2, duration: 60s } }\n";
+    let t = spawn(&[("shop.yaml", HOLD), ("groups.yaml", GROUPS)], &[]).await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "running").await;
+    (t, id)
+}
+
+/// Serves `router` on a free loopback port; its base URL.
+pub async fn serve_loopback(router: axum::Router, what: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind the {what}: {e}"));
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
+}
+
 /// A child process killed when the test lets go of it, pass or fail.
 /// `lifeboat serve` on the embedded store in `dir` (its workflows in `dir/workflows`) on
 /// `port`, with `env` besides; its log goes to `dir/serve-PORT.log`.
