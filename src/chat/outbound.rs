@@ -79,3 +79,15 @@ pub trait Outbound: Send + Sync {
     /// The offer's card as this platform sends it.
     fn offer_rendering(&self, card: &OfferCard) -> String;
 }
+
+/// Who an incident brings in on `platform`: the person who asked there, then the group's
+/// owners, each once.
+pub fn invitees(group: &Group, origin: Option<&Origin>, platform: Platform) -> Vec<String> {
+    let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
+    for owner in group.owners_on(platform.as_str()) {
+        if !people.contains(owner) {
+            people.push(owner.clone());
+        }
+    }
+    people
+}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::super::card::Card;
 use super::super::offer_card::OfferCard;
-use super::super::outbound::{Outbound, Posted, SendError};
+use super::super::outbound::{Outbound, Posted, SendError, invitees};
 use super::api::DiscordApi;
 use super::render;
 use crate::chat::markup::Markup;
@@ -61,12 +61,7 @@ impl Outbound for DiscordOut {
             )));
         };
         let thread = self.api.thread(channel, &thread_name(run)).await?;
-        let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
-        for owner in group.owners_on("discord") {
-            if !people.contains(owner) {
-                people.push(owner.clone());
-            }
-        }
+        let people = invitees(group, origin, super::PLATFORM);
         for person in people {
             if let Err(e) = self.api.add_to_thread(&thread, &person).await {
                 tracing::warn!(error = %e, person, "Could not add someone to an incident thread.");

@@ -13,7 +13,7 @@ use crate::chat::capitalised;
 use crate::chat::card::Card;
 use crate::chat::markup::Markup;
 use crate::chat::offer_card::OfferCard;
-use crate::chat::outbound::{Outbound, Posted, SendError};
+use crate::chat::outbound::{Outbound, Posted, SendError, invitees};
 use crate::domain::{Platform, Run};
 use crate::store::Origin;
 use crate::workflow::Group;
@@ -73,15 +73,9 @@ impl Outbound for MattermostOut {
                 group.name
             )));
         };
-        let mut people: Vec<&str> = origin.map(|o| o.user.as_str()).into_iter().collect();
-        for owner in group.owners_on(super::NAME) {
-            if !people.contains(&owner.as_str()) {
-                people.push(owner);
-            }
-        }
         let mut mentions = Vec::new();
-        for person in people {
-            mentions.push(self.at(person).await);
+        for person in invitees(group, origin, super::PLATFORM) {
+            mentions.push(self.at(&person).await);
         }
         let mut text = format!(
             "🛟 {} of `{}`: its incident thread.",

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::super::card::Card;
 use super::super::offer_card::OfferCard;
-use super::super::outbound::{Outbound, Posted, SendError};
+use super::super::outbound::{Outbound, Posted, SendError, invitees};
 use super::api::SlackApi;
 use super::blocks;
 use crate::chat::markup::Markup;
@@ -96,12 +96,7 @@ impl Outbound for SlackOut {
                 .await?
                 .ok_or_else(|| SendError::Failed("no free channel name".into()))?,
         };
-        let mut people: Vec<String> = origin.map(|o| o.user.clone()).into_iter().collect();
-        for owner in group.owners_on("slack") {
-            if !people.contains(owner) {
-                people.push(owner.clone());
-            }
-        }
+        let people = invitees(group, origin, super::PLATFORM);
         self.api.invite(&channel, &people).await?;
         Ok(channel)
     }
