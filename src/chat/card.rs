@@ -237,7 +237,7 @@ fn alert_lines(tally: &AlertTally, on: &dyn Markup) -> Vec<String> {
         link(a.link.as_deref(), &a.headline, on)
     );
     if let Some(summary) = &a.summary {
-        first.push_str(&format!(": {summary}"));
+        first.push_str(&format!(": {}", on.escape(summary)));
     }
     let mut lines = vec![first];
     if tally.alerts > 1 || tally.repeats > 0 {
@@ -282,14 +282,18 @@ impl Card {
             })
             .collect();
         let mut context = vec![match &run.reason {
-            Some(reason) => format!("Requested by {}: {reason}", mention(&run.requested_by, on)),
+            Some(reason) => format!(
+                "Requested by {}: {}",
+                mention(&run.requested_by, on),
+                on.escape(reason)
+            ),
             None => format!("Requested by {}", mention(&run.requested_by, on)),
         }];
         if let Some(tally) = alerts {
             context.extend(alert_lines(tally, on));
         }
         if let (true, Some(message)) = (run.state.is_final(), &run.message) {
-            context.push(message.clone());
+            context.push(on.escape(message));
         }
         let decisions = audit
             .iter()
@@ -444,5 +448,33 @@ mod tests {
             card.stages[2].describe(),
             "⏸️ `dial` (dial) waiting for approval · 1 of 2 approvals"
         );
+    }
+
+    #[test]
+    fn text_from_elsewhere_mentions_no_one_on_any_platform() {
+        let mut run = fixture::run();
+        run.reason = Some("<!channel> @all see [this](http://evil) & <@U1>".into());
+        let slack = Card::of(&run, &[], None, &crate::chat::slack::SLACK, 0);
+        assert!(
+            slack.context[0]
+                .ends_with(": &lt;!channel&gt; @all see [this](http://evil) &amp; &lt;@U1&gt;"),
+            "{:?}",
+            slack.context
+        );
+        let mm = Card::of(&run, &[], None, &crate::chat::mattermost::MATTERMOST, 0);
+        assert!(
+            mm.context[0].contains("@\u{200B}all") && mm.context[0].contains("\\[this]"),
+            "{:?}",
+            mm.context
+        );
+        assert!(!mm.context[0].contains("@all"), "{:?}", mm.context);
+        let discord = Card::of(&run, &[], None, &crate::chat::discord::DISCORD, 0);
+        assert!(
+            !discord.context[0].contains("<@U1>"),
+            "{:?}",
+            discord.context
+        );
+        let plain = Card::of(&run, &[], None, &Plain, 0);
+        assert!(plain.context[0].ends_with("& <@U1>"), "{:?}", plain.context);
     }
 }

@@ -10,10 +10,13 @@ pub trait Markup: Send + Sync {
     fn platform(&self) -> Option<Platform>;
     /// A mention of one of the platform's users, by id.
     fn mention(&self, user: &str) -> String;
-    /// `text` linking to `url`.
+    /// `text` (already escaped) linking to `url` (as given: the platform keeps it whole).
     fn link(&self, url: &str, text: &str) -> String;
     /// A reference to a channel, by id.
     fn channel(&self, id: &str) -> String;
+    /// Text from elsewhere (a reason, an alert, an agent's message) made inert: it shows
+    /// as written, and mentions or links no one.
+    fn escape(&self, text: &str) -> String;
 }
 
 /// Text with no platform's markup.
@@ -32,6 +35,20 @@ impl Markup for Plain {
     fn channel(&self, id: &str) -> String {
         format!("#{id}")
     }
+    fn escape(&self, text: &str) -> String {
+        text.to_string()
+    }
+}
+
+/// A Markdown link; a `)`, `<`, `>` or space in the URL is percent-encoded so that it
+/// cannot end the link early.
+pub fn markdown_link(url: &str, text: &str) -> String {
+    let url = url
+        .replace(' ', "%20")
+        .replace(')', "%29")
+        .replace('<', "%3C")
+        .replace('>', "%3E");
+    format!("[{text}]({url})")
 }
 
 /// How an actor is named on a platform: a mention there for one of its people, the
@@ -46,7 +63,7 @@ pub fn mention(actor: &Actor, on: &dyn Markup) -> String {
 /// `text` linking to `url` in the platform's markup; `text` alone without one.
 pub fn link(url: Option<&str>, text: &str, on: &dyn Markup) -> String {
     match url {
-        Some(u) => on.link(u, text),
-        None => format!("`{text}`"),
+        Some(u) => on.link(u, &on.escape(text)),
+        None => format!("`{}`", on.escape(text)),
     }
 }

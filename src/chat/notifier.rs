@@ -235,7 +235,7 @@ fn failed(e: anyhow::Error) -> SendError {
 /// What the thread hears of an event, if anything.
 fn notable(e: &RunEvent, on: &dyn Markup) -> Option<String> {
     let stage = e.stage.as_deref().unwrap_or("the run");
-    let message = e.message.as_deref().unwrap_or("");
+    let message = on.escape(e.message.as_deref().unwrap_or(""));
     let who = mention(&e.actor, on);
     match e.kind {
         EventKind::Stage(StageState::Retrying) => Some(format!(

@@ -74,7 +74,7 @@ impl OfferCard {
         let a = &offer.alert;
         let mut alert = format!("Alert {}", link(a.link.as_deref(), &a.headline, on));
         if let Some(summary) = &a.summary {
-            alert.push_str(&format!(": {summary}"));
+            alert.push_str(&format!(": {}", on.escape(summary)));
         }
         let mut lines = vec![alert];
         if alerts > 1 {
@@ -98,7 +98,7 @@ impl OfferCard {
             });
         }
         if let Some(message) = &offer.message {
-            lines.push(message.clone());
+            lines.push(on.escape(message));
         }
         OfferCard {
             offer: offer.id,

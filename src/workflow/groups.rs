@@ -229,7 +229,7 @@ pub(super) fn check(
                 other => errors.push(Pos::of(&name).diag(
                     file,
                     format!(
-                        "group `{}`: `{key}` is {}, where a channel's name or id belongs",
+                        "group `{}`: unknown key `{key}` (or a chat platform's channel given {}: it is one name or id)",
                         name.value,
                         other.kind()
                     ),

@@ -42,10 +42,18 @@ impl Markup for Discord {
         format!("<@{user}>")
     }
     fn link(&self, url: &str, text: &str) -> String {
-        format!("[{text}]({url})")
+        super::markup::markdown_link(url, text)
     }
     fn channel(&self, id: &str) -> String {
         format!("<#{id}>")
+    }
+    fn escape(&self, text: &str) -> String {
+        // What Lifeboat sends pings no one (`allowed_mentions`); a zero-width space keeps
+        // `@everyone` and `<@…>` from even looking like a mention, and a bracket from
+        // making a link.
+        text.replace('@', "@\u{200B}")
+            .replace('<', "<\u{200B}")
+            .replace('[', "\\[")
     }
 }
 

@@ -48,7 +48,12 @@ impl Markup for Mattermost {
         }
     }
     fn link(&self, url: &str, text: &str) -> String {
-        format!("[{text}]({url})")
+        super::markup::markdown_link(url, text)
+    }
+    fn escape(&self, text: &str) -> String {
+        // `@channel`, `@all`, `@here` and `@name` in text from elsewhere notify no one: a
+        // zero-width space after the `@`; and a bracket makes no link.
+        text.replace('@', "@\u{200B}").replace('[', "\\[")
     }
     fn channel(&self, id: &str) -> String {
         // An incident is `CHANNEL/ROOT`: its channel is named.

@@ -43,10 +43,19 @@ impl Markup for Slack {
         format!("<@{user}>")
     }
     fn link(&self, url: &str, text: &str) -> String {
+        // A `|` or `>` in the URL would end it early.
+        let url = self.escape(url).replace('|', "%7C");
         format!("<{url}|{text}>")
     }
     fn channel(&self, id: &str) -> String {
         format!("<#{id}>")
+    }
+    fn escape(&self, text: &str) -> String {
+        // Slack's control characters: `<!channel>`, `<@U…>` and `<url|text>` start with
+        // `<`, and Slack reads `&` as the start of an escape.
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     }
 }
 
