@@ -172,7 +172,7 @@ impl App {
             None => Arc::new(load_catalog(settings, &options.registry)?),
         };
         let sources = Arc::new(Sources::new(&settings.alerts, &catalog.sources, &|var| {
-            std::env::var(var).ok()
+            settings.component_env(var)
         })?);
         let clock = options.clock;
         let registry = options.registry;
@@ -237,7 +237,7 @@ impl App {
         };
         let mut connections = Vec::new();
         let mut chat_routes = axum::Router::new();
-        let env = |name: &str| std::env::var(name).ok();
+        let env = |name: &str| settings.component_env(name);
         let launch = Launch {
             settings,
             env: &env,

@@ -34,6 +34,11 @@ pub struct Settings {
     pub api_tokens: Vec<ApiToken>,
     /// Chat platforms' settings given here rather than read from the environment.
     pub chat: ChatSettings,
+    /// Whether components read their own settings from the environment when the service
+    /// starts (chat platforms, alert sources' secrets): so for `serve`, not for the
+    /// embedded deployment of the demo, the benchmark and tests, which take only what
+    /// they are given.
+    pub components_read_env: bool,
     pub alerts: AlertSettings,
     /// `LIFEBOAT_PUBLIC_URL`: where people reach this service, for links written elsewhere
     /// (PagerDuty notes).
@@ -186,6 +191,7 @@ impl Settings {
                 .unwrap_or_else(|| "workflows".into()),
             api_tokens: parse_tokens(&env("LIFEBOAT_API_TOKENS").unwrap_or_default())?,
             chat: ChatSettings::default(),
+            components_read_env: true,
             alerts: AlertSettings {
                 secrets: BTreeMap::new(),
                 open: open_webhooks(env("LIFEBOAT_OPEN_WEBHOOKS")),
@@ -233,6 +239,16 @@ fn number<T: std::str::FromStr>(raw: Option<String>, name: &str, default: T) -> 
 }
 
 impl Settings {
+    /// What a component reads from the environment: the variable, when
+    /// `components_read_env`; nothing otherwise.
+    pub fn component_env(&self, name: &str) -> Option<String> {
+        if self.components_read_env {
+            std::env::var(name).ok()
+        } else {
+            None
+        }
+    }
+
     /// The embedded deployment on this database and workflows: for the demo, the benchmark
     /// and tests.
     pub fn embedded(database_url: impl Into<String>, workflows: PathBuf) -> Settings {
@@ -249,6 +265,7 @@ impl Settings {
             workflows,
             api_tokens: Vec::new(),
             chat: ChatSettings::default(),
+            components_read_env: false,
             alerts: AlertSettings::default(),
             public_url: None,
         }
@@ -293,6 +310,16 @@ pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_deployment_takes_no_component_settings_from_the_environment() {
+        // PATH is set wherever tests run; a Slack token in a developer's shell must not
+        // put the demo or a test into their workspace.
+        let mut s = Settings::embedded("sqlite://x.db", "workflows".into());
+        assert_eq!(s.component_env("PATH"), None);
+        s.components_read_env = true;
+        assert!(s.component_env("PATH").is_some());
+    }
 
     #[test]
     fn printing_the_settings_shows_no_secret() {
