@@ -1,7 +1,11 @@
 //! `exec`: runs a command for a customised stage: `{ command: [argv…], env: {…}, workdir }`.
 //! Exit 0 is success; a non-zero exit is retryable; a command that cannot start at all is
-//! permanent. The command sees `LIFEBOAT_RUN_ID`, `LIFEBOAT_STAGE`, `LIFEBOAT_ATTEMPT` and
-//! `LIFEBOAT_DRY_RUN`, and is killed if Lifeboat dies, so an orphan never finishes a stage
+//! permanent. The command starts with a cleared environment: it sees `PATH`, `HOME`,
+//! `LANG` and `TZ`, the spec's `env`, and `LIFEBOAT_RUN_ID`, `LIFEBOAT_STAGE`,
+//! `LIFEBOAT_ATTEMPT` and `LIFEBOAT_DRY_RUN`, never the agent's own secrets (chat tokens,
+//! API tokens, the database URL, cloud keys). Of what it prints, the last 64 KiB of each
+//! stream are kept, so a command printing gigabytes does not grow the agent. It is killed
+//! if Lifeboat dies, so an orphan never finishes a stage
 //! the orchestrator will run again. It runs in a process group of its own, and an attempt
 //! stopped early (a timeout, a lost lease, a stop) kills the whole group: what a shell
 //! started in the background would otherwise finish the work later.
@@ -41,11 +45,62 @@ impl ExecSpec {
 
 pub struct Exec;
 
-fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(3);
-    lines[start..].join(" | ")
+/// The variables of the agent's own environment a command may see.
+const PASSED: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
+
+/// How much of each stream is kept: the last bytes, where the error is.
+const KEPT: usize = 64 * 1024;
+
+/// The last `KEPT` bytes a stream wrote, and how many before them were dropped.
+#[derive(Default)]
+struct Output {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+impl Output {
+    async fn read(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> Output {
+        use tokio::io::AsyncReadExt;
+        let mut out = Output::default();
+        let Some(mut stream) = stream else {
+            return out;
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        // A read error ends the stream as an end of file would: the exit status decides.
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            out.kept.extend_from_slice(&buf[..n]);
+            // Trimmed in large steps, so that the copy costs little per byte.
+            if out.kept.len() > 2 * KEPT {
+                out.trim();
+            }
+        }
+        out.trim();
+        out
+    }
+
+    fn trim(&mut self) {
+        if self.kept.len() > KEPT {
+            let cut = self.kept.len() - KEPT;
+            self.kept.drain(..cut);
+            self.dropped += cut as u64;
+        }
+    }
+
+    /// The last lines, and what was dropped before them.
+    fn tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.kept);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let start = lines.len().saturating_sub(3);
+        let said = lines[start..].join(" | ");
+        if self.dropped == 0 {
+            said
+        } else {
+            format!(
+                "{said} ({} bytes of output before the last 64 KiB dropped)",
+                self.dropped
+            )
+        }
+    }
 }
 
 #[async_trait]
@@ -75,6 +130,12 @@ impl Agent for Exec {
             };
         }
         let mut cmd = Command::new(program);
+        cmd.env_clear();
+        for name in PASSED {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
         cmd.args(&spec.command[1..])
             .envs(&spec.env)
             .env("LIFEBOAT_RUN_ID", work.request.run_id.to_string())
@@ -90,31 +151,32 @@ impl Agent for Exec {
             cmd.current_dir(dir);
         }
         die_with_parent(&mut cmd);
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| Failure::permanent(format!("cannot start `{program}`: {e}")))?;
         let mut group = GroupKill(child.id());
         work.say(format!("running {}", shell_words(&spec.command)))
             .await;
-        let out = child
-            .wait_with_output()
-            .await
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (stdout, stderr, status) =
+            tokio::join!(Output::read(stdout), Output::read(stderr), child.wait());
+        let status = status
             .map_err(|e| Failure::retryable(format!("waiting for `{program}` failed: {e}")))?;
         // Ended by itself: what it left running in the background is its own business.
         group.0 = None;
-        if out.status.success() {
-            let said = tail(&out.stdout);
+        if status.success() {
+            let said = stdout.tail();
             Ok(if said.is_empty() {
                 "exit 0".into()
             } else {
                 format!("exit 0: {said}")
             })
         } else {
-            let code = out.status.code().map_or_else(
+            let code = status.code().map_or_else(
                 || "killed by a signal".to_string(),
                 |c| format!("exit code {c}"),
             );
-            let said = tail(&out.stderr);
+            let said = stderr.tail();
             Err(Failure::retryable(if said.is_empty() {
                 code
             } else {

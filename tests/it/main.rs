@@ -14,6 +14,7 @@ mod cli;
 mod controls;
 mod crash;
 mod discord;
+mod exec;
 mod faults;
 mod forged_work;
 mod kafka_front;
