@@ -111,9 +111,33 @@ pub fn short_duration(ms: Millis) -> String {
     }
 }
 
+/// The longest any service may make Lifeboat wait before a call is made again.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+/// A wait a service asked for (`Retry-After`, `X-RateLimit-Reset-After`, `retry_after`),
+/// in seconds, bounded: negative is none, NaN is a second, and anything over a minute (an
+/// infinity included) is a minute. Whatever a server says, it never panics.
+pub fn bounded_wait(secs: f64) -> Duration {
+    if secs.is_nan() {
+        return Duration::from_secs(1);
+    }
+    Duration::from_secs_f64(secs.clamp(0.0, LONGEST_WAIT.as_secs_f64()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_wait_a_server_asks_for_is_bounded_and_never_panics() {
+        assert_eq!(bounded_wait(2.5), Duration::from_millis(2500));
+        assert_eq!(bounded_wait(-3.0), Duration::ZERO);
+        assert_eq!(bounded_wait(f64::NAN), Duration::from_secs(1));
+        assert_eq!(bounded_wait(f64::INFINITY), LONGEST_WAIT);
+        assert_eq!(bounded_wait(f64::NEG_INFINITY), Duration::ZERO);
+        assert_eq!(bounded_wait(1e300), LONGEST_WAIT);
+        assert_eq!(bounded_wait(u64::MAX as f64), LONGEST_WAIT);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_tokio_clock_moves_only_with_tokio_time() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::bus::{RunEvent, Subscription};
-use crate::clock::short_duration;
+use crate::clock::{bounded_wait, short_duration};
 use crate::config::PagerDutyApi;
 use crate::domain::{EventKind, RunState};
 use crate::secret::ExposeSecret;
@@ -163,8 +163,8 @@ impl Notes {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::from_secs(2), Duration::from_secs);
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map_or(Duration::from_secs(2), bounded_wait);
             return Err(Failure::Again(wait));
         }
         let body = resp.text().await.unwrap_or_default();

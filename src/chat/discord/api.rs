@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::super::outbound::SendError;
 use super::DiscordSettings;
+use crate::clock::bounded_wait;
 use crate::secret::{ExposeSecret, SecretString};
 
 /// How often an interaction's answer is tried again after a 429.
@@ -137,10 +138,7 @@ impl DiscordApi {
             self.buckets
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    key.clone(),
-                    Instant::now() + Duration::from_secs_f64(after.max(0.0)),
-                );
+                .insert(key.clone(), Instant::now() + bounded_wait(after));
         }
         let text = response.text().await.unwrap_or_default();
         if status.as_u16() == 429 {
@@ -149,9 +147,8 @@ impl DiscordApi {
                 .as_ref()
                 .map(|l| l.retry_after)
                 .or_else(|| header_f64(&headers, "retry-after"))
-                .unwrap_or(1.0)
-                .max(0.0);
-            let wait = Duration::from_secs_f64(wait);
+                .unwrap_or(1.0);
+            let wait = bounded_wait(wait);
             let until = Instant::now() + wait;
             if limited.is_some_and(|l| l.global) {
                 *self.global.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::settings::MattermostSettings;
 use crate::chat::outbound::SendError;
+use crate::clock::bounded_wait;
 use crate::secret::{ExposeSecret, SecretString};
 
 pub struct MattermostApi {
@@ -43,9 +44,8 @@ impl MattermostApi {
             };
             let wait = header("retry-after")
                 .or_else(|| header("x-ratelimit-reset"))
-                .unwrap_or(1.0)
-                .clamp(0.0, 60.0);
-            return Err(SendError::RateLimited(Duration::from_secs_f64(wait)));
+                .unwrap_or(1.0);
+            return Err(SendError::RateLimited(bounded_wait(wait)));
         }
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -13,6 +13,7 @@ use slack_morphism::prelude::*;
 
 use super::super::outbound::SendError;
 use super::SlackSettings;
+use crate::clock::bounded_wait;
 use crate::secret::ExposeSecret;
 
 /// How long a user group's members are trusted before they are asked for again.
@@ -210,9 +211,10 @@ impl SlackApi {
 
 fn failure(e: SlackClientError) -> SendError {
     match e {
-        SlackClientError::RateLimitError(r) => {
-            SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
-        }
+        SlackClientError::RateLimitError(r) => SendError::RateLimited(
+            r.retry_after
+                .map_or(Duration::from_secs(1), |d| bounded_wait(d.as_secs_f64())),
+        ),
         SlackClientError::ApiError(e) if e.code == "ratelimited" => {
             SendError::RateLimited(Duration::from_secs(1))
         }
