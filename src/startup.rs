@@ -27,7 +27,7 @@ impl Service {
     /// Refuses an open API on a public address, binds `settings.listen`, starts the app,
     /// and serves the HTTP API.
     pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Service> {
-        http::check_exposure(settings.listen, &settings.api_tokens)?;
+        http::check_exposure(settings.listen, &settings.api_tokens, &settings.alerts.open)?;
         // Before the listener: a second `serve` on a locked store is told who holds it,
         // not that the address is taken.
         let mut store_lock = crate::app::lock_store(settings, None)?;

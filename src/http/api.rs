@@ -24,6 +24,17 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if state.tokens.is_empty() {
+            // An open API is for this machine only; a proxy in front would put it on the
+            // network, and a proxy says so in these headers.
+            let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+                .iter()
+                .any(|h| parts.headers.contains_key(*h));
+            if proxied {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "this API has no tokens and answers only on this machine; the request came through a proxy: set LIFEBOAT_API_TOKENS",
+                ));
+            }
             return Ok(Caller(Actor::Api("local".into())));
         }
         let presented = parts

@@ -80,11 +80,21 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
 }
 
-/// Refuses an open API anywhere but on loopback.
-pub fn check_exposure(listen: SocketAddr, tokens: &[ApiToken]) -> anyhow::Result<()> {
+/// Refuses an open API, or webhooks taken with no credentials, anywhere but on loopback.
+pub fn check_exposure(
+    listen: SocketAddr,
+    tokens: &[ApiToken],
+    open_webhooks: &[String],
+) -> anyhow::Result<()> {
     if tokens.is_empty() && !listen.ip().is_loopback() {
         anyhow::bail!(
             "refusing to serve the API on {listen} without LIFEBOAT_API_TOKENS: set tokens, or listen on 127.0.0.1"
+        );
+    }
+    if !open_webhooks.is_empty() && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to take alerts with no credentials ({}, from LIFEBOAT_OPEN_WEBHOOKS) on {listen}: set their secrets, or listen on 127.0.0.1",
+            open_webhooks.join(", ")
         );
     }
     Ok(())
@@ -95,11 +105,20 @@ mod tests {
     #[test]
     fn an_open_api_is_served_only_on_loopback() {
         let token = vec![crate::config::ApiToken::new("ops", "0123456789abcdef")];
-        assert!(super::check_exposure("127.0.0.1:8080".parse().expect("addr"), &[]).is_ok());
-        assert!(super::check_exposure("[::1]:8080".parse().expect("addr"), &[]).is_ok());
-        let refused = super::check_exposure("0.0.0.0:8080".parse().expect("addr"), &[])
-            .expect_err("open on all");
+        let check = |addr: &str, tokens: &[crate::config::ApiToken], open: &[String]| {
+            super::check_exposure(addr.parse().expect("addr"), tokens, open)
+        };
+        assert!(check("127.0.0.1:8080", &[], &[]).is_ok());
+        assert!(check("[::1]:8080", &[], &[]).is_ok());
+        let refused = check("0.0.0.0:8080", &[], &[]).expect_err("open on all");
         assert!(refused.to_string().contains("without LIFEBOAT_API_TOKENS"));
-        assert!(super::check_exposure("0.0.0.0:8080".parse().expect("addr"), &token).is_ok());
+        assert!(check("0.0.0.0:8080", &token, &[]).is_ok());
+        let open = ["alertmanager".to_string()];
+        let refused = check("0.0.0.0:8080", &token, &open).expect_err("open webhooks on all");
+        assert!(
+            refused.to_string().contains("LIFEBOAT_OPEN_WEBHOOKS"),
+            "{refused}"
+        );
+        assert!(check("127.0.0.1:8080", &token, &open).is_ok());
     }
 }

@@ -423,3 +423,36 @@ async fn an_internal_error_answers_an_id_and_nothing_of_the_store() {
     assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
     t.shutdown().await;
 }
+
+/// An API with no tokens answers this machine only: a request that came through a proxy
+/// (which would put it on the network) is refused, whatever it asks, and changes nothing.
+#[tokio::test]
+async fn an_open_api_refuses_what_came_through_a_proxy() {
+    let t = spawn(&[("shop.yaml", SHOP), ("groups.yaml", GROUPS)], &[]).await;
+    for (header, value) in [
+        ("x-forwarded-for", "203.0.113.7"),
+        ("forwarded", "for=203.0.113.7;proto=https"),
+        ("x-real-ip", "203.0.113.7"),
+    ] {
+        let resp = t
+            .client
+            .post(t.url("/api/v1/runs"))
+            .header(header, value)
+            .json(&serde_json::json!({ "group": "shop" }))
+            .send()
+            .await
+            .expect("a request");
+        assert_eq!(resp.status().as_u16(), 401, "{header}");
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("LIFEBOAT_API_TOKENS")),
+            "{header}: {body}"
+        );
+    }
+    let (status, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(status, 200, "from this machine it answers");
+    assert_eq!(runs["runs"], serde_json::json!([]), "nothing was started");
+    t.shutdown().await;
+}
