@@ -20,7 +20,7 @@ pub struct Service {
     pub addr: SocketAddr,
     pub app: App,
     stop: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
 }
 
 impl Service {
@@ -50,11 +50,7 @@ impl Service {
         );
         let stop = CancellationToken::new();
         let stopped = stop.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-        });
+        let server = tokio::spawn(http::serve::serve(listener, router, stopped, DRAIN));
         Ok(Service {
             addr,
             app,
@@ -81,8 +77,7 @@ impl Service {
             ended = &mut self.server => {
                 self.app.shutdown().await;
                 match ended {
-                    Ok(Ok(())) => anyhow::bail!("the HTTP server stopped by itself"),
-                    Ok(Err(e)) => Err(anyhow::anyhow!("the HTTP server failed: {e}")),
+                    Ok(()) => anyhow::bail!("the HTTP server stopped by itself"),
                     Err(e) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
                 }
             }
@@ -94,9 +89,9 @@ impl Service {
     pub async fn stop(self) {
         self.stop.cancel();
         let mut server = self.server;
-        match tokio::time::timeout(DRAIN, &mut server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server stopped with an error."),
+        // The server drains for DRAIN itself; a moment more before it is cut off.
+        match tokio::time::timeout(DRAIN + Duration::from_secs(1), &mut server).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "The HTTP server task failed."),
             Err(_) => {
                 tracing::warn!("Requests still in flight after the drain period; closing them.");

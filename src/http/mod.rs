@@ -6,6 +6,7 @@ mod api;
 mod error;
 mod json;
 mod ops;
+pub mod serve;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .with_state(state)
         .merge(chat)
         .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::middleware::from_fn(serve::bounded))
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
 }
 

@@ -456,3 +456,66 @@ async fn an_open_api_refuses_what_came_through_a_proxy() {
     assert_eq!(runs["runs"], serde_json::json!([]), "nothing was started");
     t.shutdown().await;
 }
+
+/// A client that sends slowly is cut off and holds nothing: one whose headers never end
+/// is closed once they have taken 10 s, one whose body trickles in gets 408 once the
+/// request has taken 30 s, and others are served all the while.
+#[tokio::test]
+async fn a_slow_client_is_cut_off_and_holds_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let t = shop().await;
+    let addr = t.addr;
+
+    /// Writes `piece` every second until the server answers or closes; what it answered.
+    async fn trickle(mut stream: TcpStream, start: &[u8], piece: &[u8]) -> String {
+        let _ = stream.write_all(start).await;
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..60 {
+            if stream.write_all(piece).await.is_err() {
+                return String::new();
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut buf))
+                .await
+            {
+                Ok(Ok(n)) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+                Ok(Err(_)) => return String::new(),
+                Err(_) => {}
+            }
+        }
+        panic!("a client sending one piece a second was never cut off")
+    }
+
+    let headers = async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        trickle(
+            stream,
+            b"GET /healthz HTTP/1.1\r\nHost: lifeboat\r\n",
+            b"X-Slow: a\r\n",
+        )
+        .await
+    };
+    let body = async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let start = format!(
+            "POST /api/v1/runs HTTP/1.1\r\nHost: lifeboat\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        trickle(stream, start.as_bytes(), b" ").await
+    };
+    let others = async {
+        // Served all the while.
+        for _ in 0..5 {
+            let (status, _) = t.get("/api/v1/runs").await;
+            assert_eq!(status, 200);
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    };
+    let (headers, body, ()) = tokio::join!(headers, body, others);
+    assert!(
+        headers.is_empty() || headers.starts_with("HTTP/1.1 408"),
+        "headers that never end: {headers}"
+    );
+    assert!(body.starts_with("HTTP/1.1 408"), "a trickled body: {body}");
+    assert_eq!(t.get("/api/v1/runs").await.1["runs"], serde_json::json!([]));
+    t.shutdown().await;
+}
