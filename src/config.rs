@@ -98,6 +98,8 @@ impl std::fmt::Debug for ChatSettings {
 pub struct ApiToken {
     pub name: String,
     pub token: SecretString,
+    /// `name:token:read`: the token reads, and is refused (403) on every POST.
+    pub read_only: bool,
 }
 
 impl ApiToken {
@@ -105,6 +107,15 @@ impl ApiToken {
         ApiToken {
             name: name.into(),
             token: SecretString::from(token.into()),
+            read_only: false,
+        }
+    }
+
+    /// A token that may only read.
+    pub fn read_only(name: impl Into<String>, token: impl Into<String>) -> ApiToken {
+        ApiToken {
+            read_only: true,
+            ..ApiToken::new(name, token)
         }
     }
 
@@ -286,12 +297,17 @@ impl Settings {
     }
 }
 
-/// `name:token,name:token`; a bare token is named `api`.
+/// `name:token,name:token:read`; a bare token is named `api`, and one ending in `:read`
+/// may only read.
 pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|entry| {
+            let (entry, read_only) = match entry.strip_suffix(":read") {
+                Some(rest) => (rest, true),
+                None => (entry, false),
+            };
             let (name, token) = entry.split_once(':').unwrap_or(("api", entry));
             let name = name.trim();
             anyhow::ensure!(
@@ -302,7 +318,8 @@ pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {
                 token.len() >= 16,
                 "LIFEBOAT_API_TOKENS: the token of `{name}` is shorter than 16 characters"
             );
-            Ok(ApiToken::new(name, token))
+            let token = ApiToken::new(name, token);
+            Ok(ApiToken { read_only, ..token })
         })
         .collect()
 }
@@ -337,5 +354,25 @@ mod tests {
         );
         assert!(s.api_tokens[0].matches("token-9c1e-0123456789"));
         assert!(!s.api_tokens[0].matches("token-9c1e-012345678"));
+    }
+
+    #[test]
+    fn a_token_ending_in_read_may_only_read() {
+        let tokens =
+            parse_tokens("ops:0123456789abcdef, viewer:fedcba9876543210:read").expect("tokens");
+        assert_eq!(
+            tokens
+                .iter()
+                .map(|t| (t.name.as_str(), t.read_only))
+                .collect::<Vec<_>>(),
+            [("ops", false), ("viewer", true)]
+        );
+        assert!(
+            tokens[1].matches("fedcba9876543210"),
+            "`:read` is no part of the token"
+        );
+        assert!(!tokens[1].matches("fedcba9876543210:read"));
+        // A scope with too short a token left is still refused.
+        assert!(parse_tokens("viewer:short:read").is_err());
     }
 }

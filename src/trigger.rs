@@ -45,10 +45,23 @@ pub enum StartError {
     Create(#[from] CreateRunError),
 }
 
-/// Who may start runs of a group. API tokens, alert routes and the local terminal are
-/// trusted by configuration; chat users must be on the group's `allow` lists, in person or
-/// through one of `roles`.
+/// Who may start runs of a group. Alert routes and the local terminal are trusted by
+/// configuration; API tokens too, unless the group's `allow.api` names the ones it takes;
+/// chat users must be on the group's `allow` lists, in person or through one of `roles`.
 pub fn authorize(group: &Group, actor: &Actor, roles: &[String]) -> Result<(), String> {
+    if let Actor::Api(token) = actor {
+        // A group that names no tokens is open to every full token.
+        let tokens = group.allowed("api");
+        return if tokens.is_empty() || tokens.contains(token) {
+            Ok(())
+        } else {
+            Err(format!(
+                "API token `{token}` may not act on group `{}`: its `allow.api` names {}",
+                group.name,
+                tokens.join(", ")
+            ))
+        };
+    }
     let Actor::Chat { platform, user } = actor else {
         return Ok(());
     };

@@ -328,7 +328,11 @@ fn validate(path: &std::path::Path) -> ExitCode {
     match app::catalog_at(path, &Registry::builtin()) {
         Ok(catalog) => {
             println!("{}", catalog.summary());
-            for warning in unset_secrets(&catalog) {
+            for warning in catalog
+                .warnings()
+                .into_iter()
+                .chain(unset_secrets(&catalog))
+            {
                 eprintln!("{warning}");
             }
             ExitCode::SUCCESS

@@ -5,18 +5,20 @@ use std::str::FromStr;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json::{self as body, ControlBody, CreateRun};
 use super::{ApiError, AppState};
 use crate::domain::{Actor, Control, RunId};
+use crate::store::Refusal;
 use crate::trigger::{self, Trigger};
 use crate::workflow::{Action, Params, plan};
 
-/// The caller, from `Authorization: Bearer <token>`.
+/// The caller, from `Authorization: Bearer <token>`. A read-only token gets this far only
+/// on a read.
 pub struct Caller(pub Actor);
 
 impl FromRequestParts<AppState> for Caller {
@@ -43,12 +45,63 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthorized)?;
-        state
+        let token = state
             .tokens
             .iter()
             .find(|t| t.matches(presented.trim()))
-            .map(|t| Caller(Actor::Api(t.name.clone())))
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(ApiError::unauthorized)?;
+        let actor = Actor::Api(token.name.clone());
+        let reads = matches!(parts.method, Method::GET | Method::HEAD);
+        if token.read_only && !reads {
+            let why = format!("API token `{}` may only read", token.name);
+            refused(state, &actor, None, None, parts.uri.path(), &why).await;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, why));
+        }
+        Ok(Caller(actor))
+    }
+}
+
+/// Records a refusal with the chat ones, for `GET /api/v1/refusals`.
+async fn refused(
+    state: &AppState,
+    actor: &Actor,
+    group: Option<&str>,
+    run: Option<RunId>,
+    request: &str,
+    reason: &str,
+) {
+    let refusal = Refusal {
+        actor,
+        group,
+        run,
+        request,
+        reason,
+    };
+    if let Err(e) = state.orchestrator.record_refusal(&refusal).await {
+        tracing::error!(error = %e, actor = %actor, "Could not record a refusal.");
+    }
+    tracing::info!(actor = %actor, group, request, "Refused an API request.");
+}
+
+/// Whether `actor` may act on `group` (its `allow.api`): 403 naming the group otherwise,
+/// recorded with the chat refusals.
+async fn may_act(
+    state: &AppState,
+    actor: &Actor,
+    group: &str,
+    run: Option<RunId>,
+    request: &str,
+) -> Result<(), ApiError> {
+    let Some(g) = state.orchestrator.catalog().groups.get(group) else {
+        // An unknown group is answered by what comes next, as before.
+        return Ok(());
+    };
+    match trigger::authorize(g, actor, &[]) {
+        Ok(()) => Ok(()),
+        Err(why) => {
+            refused(state, actor, Some(group), run, request, &why).await;
+            Err(ApiError::new(StatusCode::FORBIDDEN, why))
+        }
     }
 }
 
@@ -69,6 +122,14 @@ pub async fn create_run(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: CreateRun = body::body(&bytes, false)?;
     let action = action(req.action.as_deref())?;
+    may_act(
+        &state,
+        &actor,
+        &req.group,
+        None,
+        &format!("{action} {}", req.group),
+    )
+    .await?;
     let params: Params = req.params.into_iter().collect();
     let run = trigger::start(
         &state.orchestrator,
@@ -109,14 +170,13 @@ pub async fn get_run(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let run = stored_run(&state, &id).await?;
+    let run = stored_run(&state, run_id(&id)?).await?;
     let events = state.orchestrator.events(run.id).await?;
     Ok(Json(body::run(&run, Some(&events))))
 }
 
-/// The run a path names, as the store holds it; 400 for a malformed id, 404 for none.
-async fn stored_run(state: &AppState, id: &str) -> Result<crate::domain::Run, ApiError> {
-    let id = run_id(id)?;
+/// The run a path names, as the store holds it; 404 for none.
+async fn stored_run(state: &AppState, id: RunId) -> Result<crate::domain::Run, ApiError> {
     state
         .orchestrator
         .run(id)
@@ -130,7 +190,7 @@ pub async fn run_report(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let run = stored_run(&state, &id).await?;
+    let run = stored_run(&state, run_id(&id)?).await?;
     let id = run.id;
     let recovery = state.orchestrator.recovery(&run).await?.ok_or_else(|| {
         ApiError::new(
@@ -209,6 +269,8 @@ pub async fn control_run(
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
     let control = run_control(&word, &b)?;
+    let group = stored_run(&s, id).await?.group;
+    may_act(&s, &a, &group, Some(id), control.word()).await?;
     let run = s.orchestrator.control(id, control, &a).await?;
     Ok(Json(body::run(&run, None)))
 }
@@ -222,6 +284,8 @@ pub async fn control_stage(
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
     let control = stage_control(&word, stage, &b)?;
+    let group = stored_run(&s, id).await?.group;
+    may_act(&s, &a, &group, Some(id), control.word()).await?;
     let run = s.orchestrator.control(id, control, &a).await?;
     Ok(Json(body::run(&run, None)))
 }
@@ -340,7 +404,8 @@ pub struct RefusalQuery {
     limit: Option<i64>,
 }
 
-/// `GET /api/v1/refusals`: chat requests refused for want of permission, newest first.
+/// `GET /api/v1/refusals`: chat and API requests refused for want of permission, newest
+/// first.
 pub async fn refusals(
     State(state): State<AppState>,
     _caller: Caller,
@@ -464,6 +529,12 @@ pub async fn decide_offer(
             )));
         }
     };
+    let offer = state
+        .offers
+        .offer(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("offer {id} not found")))?;
+    may_act(&state, &actor, &offer.group, Some(id), control.word()).await?;
     match state.offers.decide(id, &control, &actor).await {
         Ok(offer) => Ok(Json(body::offer(&offer))),
         Err(e @ OfferError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),

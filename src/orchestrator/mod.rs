@@ -579,6 +579,11 @@ impl Orchestrator {
         self.store.refusals(limit).await
     }
 
+    /// Records a request refused for want of permission.
+    pub async fn record_refusal(&self, r: &crate::store::Refusal<'_>) -> anyhow::Result<()> {
+        self.store.record_refusal(r).await
+    }
+
     /// Whether the store answers.
     pub async fn store_ready(&self) -> bool {
         self.store.ping().await

@@ -275,6 +275,25 @@ impl Catalog {
         }
     }
 
+    /// Warnings for valid files that leave a door open: each group whose `allow` names no
+    /// API tokens, so every full token may act on it.
+    pub fn warnings(&self) -> Vec<String> {
+        let file = self.groups_file.clone().unwrap_or_default();
+        self.groups
+            .values()
+            .filter(|g| g.allowed("api").is_empty())
+            .map(|g| {
+                format!(
+                    "warning: {}:{}:{}: group `{}` has no `allow.api`: every API token that is not read-only may act on it",
+                    file.display(),
+                    g.pos.line,
+                    g.pos.column,
+                    g.name
+                )
+            })
+            .collect()
+    }
+
     /// `ok: …`, the line `lifeboat validate` prints for a clean directory.
     pub fn summary(&self) -> String {
         let stages: usize = self.workflows.values().map(|w| w.stages.len()).sum();

@@ -293,7 +293,8 @@ pub(super) fn check_chat(
     platforms: &[ChatKeys],
 ) -> Vec<Diagnostic> {
     let channels: Vec<&str> = platforms.iter().map(|p| p.channel).collect();
-    let lists: Vec<&str> = platforms.iter().flat_map(|p| [p.users, p.groups]).collect();
+    let mut lists: Vec<&str> = platforms.iter().flat_map(|p| [p.users, p.groups]).collect();
+    lists.push("api");
     let names: Vec<&str> = platforms.iter().map(|p| p.platform).collect();
     let mut ids = names.clone();
     ids.extend(["api", "terminal"]);

@@ -30,6 +30,7 @@ mod provider_postgres;
 mod recovery;
 mod redelivery;
 mod runs;
+mod scopes;
 mod secrets;
 mod slack;
 mod store;

@@ -1360,3 +1360,32 @@ groups:
         ],
     );
 }
+
+#[test]
+fn a_group_open_to_every_api_token_is_a_warning() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  petstore:
+    workflows: { failover: petstore-failover }
+  guarded:
+    workflows: { failover: petstore-failover }
+    allow: { api: [ci] }
+",
+        ),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    let groups = dir.path().join("groups.yaml");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {}:2:3: group `petstore` has no `allow.api`",
+            groups.display()
+        )),
+        "{}",
+        out.dump()
+    );
+    assert!(!out.stderr.contains("`guarded`"), "{}", out.dump());
+}
