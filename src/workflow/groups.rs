@@ -169,6 +169,30 @@ pub(super) fn check(
                 if !unknown.is_empty() {
                     continue;
                 }
+                // Each value where it is written, against what the workflow declares.
+                let mut unfit = false;
+                for (k, v) in g.params.iter() {
+                    let Some(value) = params.get(&k.value) else {
+                        continue;
+                    };
+                    let fits = match wf.declared.get(&k.value) {
+                        Some(d) => d.check(&k.value, value),
+                        None => super::declared::scalar(&k.value, value),
+                    };
+                    if let Err(e) = fits {
+                        unfit = true;
+                        errors.push(Pos::of(v).diag(
+                            file,
+                            format!(
+                                "group `{}`: {action} workflow `{}`: {e}",
+                                name.value, wf.name
+                            ),
+                        ));
+                    }
+                }
+                if unfit {
+                    continue;
+                }
                 if let Err(problems) =
                     wf.params_with(&[&params])
                         .map_err(|e| vec![e])

@@ -7,6 +7,7 @@
 
 pub(crate) mod alert_sources;
 mod catalog;
+mod declared;
 mod fields;
 mod groups;
 pub(crate) mod kinds;

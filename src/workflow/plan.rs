@@ -80,7 +80,8 @@ impl From<StoredStage> for PlannedStage {
 
 impl Workflow {
     /// Parameters in force: workflow defaults, then each override in order. An override of
-    /// a parameter the workflow does not define is an error.
+    /// a parameter the workflow does not define is an error, and so is a value that is not
+    /// a string, number or boolean, or that its declaration does not take.
     pub fn params_with(&self, overrides: &[&Params]) -> Result<Params, String> {
         let mut merged = self.params.clone();
         for layer in overrides {
@@ -91,6 +92,10 @@ impl Workflow {
                         self.name,
                         self.params.keys().cloned().collect::<Vec<_>>().join(", ")
                     ));
+                }
+                match self.declared.get(k) {
+                    Some(d) => d.check(k, v)?,
+                    None => super::declared::scalar(k, v)?,
                 }
                 merged.insert(k.clone(), v.clone());
             }

@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{self, describe, param_map};
+use super::declared::{self, Declarations};
+use super::fields::{self, describe};
 use super::kinds::{self, StageKinds};
 use super::model::{DEFAULT_TIMEOUT, RetryPolicy};
 use super::params::{self, Params};
@@ -41,7 +42,10 @@ pub struct Stage {
 pub struct Workflow {
     pub name: String,
     pub description: Option<String>,
+    /// The defaults of its params.
     pub params: Params,
+    /// What its declared params take (`enum`, `pattern`).
+    pub declared: Declarations,
     pub stages: Vec<Stage>,
     pub file: PathBuf,
 }
@@ -67,7 +71,7 @@ pub(super) fn check(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Workflow> {
     let before = errors.len();
-    let params = param_map(file, &raw.params, errors);
+    let (params, declared) = declared::read(file, &raw.params, errors);
     if raw.name.value.trim().is_empty() {
         errors.push(Pos::of(&raw.name).diag(file, "workflow name is empty"));
     }
@@ -260,6 +264,7 @@ pub(super) fn check(
         name: raw.name.value,
         description: raw.description,
         params,
+        declared,
         stages,
         file: file.to_path_buf(),
     })

@@ -519,3 +519,59 @@ async fn a_slow_client_is_cut_off_and_holds_nothing() {
     assert_eq!(t.get("/api/v1/runs").await.1["runs"], serde_json::json!([]));
     t.shutdown().await;
 }
+
+/// A run's params must be declared by the workflow, be a string, number or boolean, and fit
+/// the declaration's `enum` and `pattern`; anything else is a 400 naming the param, and
+/// starts nothing.
+#[tokio::test]
+async fn a_run_takes_only_the_params_its_workflow_declares() {
+    const DECLARED: &str = r#"
+name: shop
+params:
+  to: { default: region-a, enum: [region-a, region-b] }
+  replicas: { default: 3, pattern: "[0-9]{1,2}" }
+  note: hello
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: "k8s-${to}", namespace: shop, replicas: "${replicas}", duration: 10ms }
+"#;
+    let t = spawn(
+        &[("shop.yaml", DECLARED), ("groups.yaml", GROUPS)],
+        &[("ops", TOKEN)],
+    )
+    .await;
+    for (params, names) in [
+        (r#"{"region": "region-b"}"#, "param `region`"),
+        (r#"{"to": ["region-a"]}"#, "param `to`"),
+        (r#"{"note": {"a": 1}}"#, "param `note`"),
+        (r#"{"note": null}"#, "param `note`"),
+        (r#"{"to": "region-a; drop table runs"}"#, "param `to`"),
+        (r#"{"replicas": "3; rm -rf /"}"#, "param `replicas`"),
+        (r#"{"replicas": 100}"#, "param `replicas`"),
+    ] {
+        let (status, body) = t
+            .post(
+                "/api/v1/runs",
+                &format!(r#"{{"group": "shop", "params": {params}}}"#),
+            )
+            .await;
+        assert_eq!(status, 400, "{params}: {body}");
+        let error = error_of(&body);
+        assert!(error.contains(names), "{params}: `{error}` names {names}");
+    }
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], serde_json::json!([]), "nothing was started");
+
+    let id = t
+        .create(r#"{"group": "shop", "params": {"to": "region-b", "replicas": 12, "note": "hi"}}"#)
+        .await;
+    let run = t.wait_state(&id, "succeeded").await;
+    let scale = stage(&run, "scale");
+    assert_eq!(
+        scale["report"]["changes"][0]["target"], "k8s-region-b/shop/all workloads replicas",
+        "{run}"
+    );
+    assert_eq!(scale["report"]["changes"][0]["to"], "12", "{run}");
+    t.shutdown().await;
+}

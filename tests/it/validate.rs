@@ -1389,3 +1389,84 @@ groups:
     );
     assert!(!out.stderr.contains("`guarded`"), "{}", out.dump());
 }
+
+#[test]
+fn declared_params_and_the_group_params_that_do_not_fit_them() {
+    let (dir, out) = validate(&[
+        (
+            "shop.yaml",
+            "\
+name: shop
+params:
+  to: { default: region-c, enum: [region-a, region-b] }
+  size: { default: 3, pattern: \"[0-9\" }
+  tier: { default: gold, colour: red }
+  zone: { enum: [] }
+stages:
+  scale: { agent: noop, spec: {} }
+",
+        ),
+        (
+            "ok.yaml",
+            "\
+name: ok
+params:
+  to: { default: region-a, enum: [region-a, region-b] }
+  size: { default: 3, pattern: \"[0-9]+\" }
+stages:
+  scale: { agent: noop, spec: {} }
+",
+        ),
+        (
+            "groups.yaml",
+            "\
+groups:
+  shop:
+    workflows: { failover: ok }
+    params: { to: region-z, size: \"3;\" }
+",
+        ),
+    ]);
+    assert_errors(
+        &dir,
+        &out,
+        &[
+            at(
+                "groups.yaml",
+                4,
+                19,
+                "group `shop`: failover workflow `ok`: param `to`: \"region-z\" is not one of region-a, region-b",
+            ),
+            at(
+                "groups.yaml",
+                4,
+                35,
+                "group `shop`: failover workflow `ok`: param `size`: \"3;\" does not match its pattern `[0-9]+`",
+            ),
+            at(
+                "shop.yaml",
+                3,
+                7,
+                "the default of param `to`: \"region-c\" is not one of region-a, region-b",
+            ),
+            at(
+                "shop.yaml",
+                4,
+                32,
+                "param `size`: `pattern` is not a regular expression: unclosed character class",
+            ),
+            at(
+                "shop.yaml",
+                5,
+                26,
+                "param `tier`: unknown field `colour` (default, enum, pattern)",
+            ),
+            at(
+                "shop.yaml",
+                6,
+                17,
+                "param `zone`: `enum` must be a list of the values it may take, not an empty list",
+            ),
+        ],
+    );
+}
