@@ -35,6 +35,21 @@ pub enum Command {
     Help,
 }
 
+impl Command {
+    /// The word of a command that only reads; `None` for help and for what acts.
+    pub fn reads(&self) -> Option<&'static str> {
+        match self {
+            Command::Status { .. } => Some("status"),
+            Command::Runs => Some("runs"),
+            Command::Groups => Some("groups"),
+            Command::Plan { .. } => Some("plan"),
+            Command::Locks => Some("locks"),
+            Command::Agents => Some("agents"),
+            Command::Start { .. } | Command::Control { .. } | Command::Help => None,
+        }
+    }
+}
+
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] | \
 drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
 resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \

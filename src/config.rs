@@ -297,6 +297,17 @@ impl Settings {
     }
 }
 
+/// A comma list from the environment (`SLACK_TEAM_IDS`): its items, trimmed, empty ones
+/// left out.
+pub fn list(raw: Option<&str>) -> Vec<String> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// `name:token,name:token:read`; a bare token is named `api`, and one ending in `:read`
 /// may only read.
 pub fn parse_tokens(raw: &str) -> anyhow::Result<Vec<ApiToken>> {

@@ -45,11 +45,74 @@ pub async fn check(
             ),
         }
     };
+    Err(record(cx, &actor, Some(&group.name), run, request, refusal).await)
+}
+
+/// Checks that `who` is allowed in at least one group, for what only reads (`status`,
+/// `runs`, `groups`, `plan`, `locks`, `agents`): which runs there are, who started them
+/// and what the estate looks like is not for everyone in the workspace.
+pub async fn check_any(cx: &ChatContext, who: &Requester, request: &str) -> Result<(), String> {
+    let actor = who.actor();
+    let keys = who.platform.keys();
+    let groups = &cx.catalog().groups;
+    let mut candidates: Vec<String> = Vec::new();
+    for g in groups.values() {
+        for c in g.allowed(keys.groups) {
+            if !candidates.contains(c) {
+                candidates.push(c.clone());
+            }
+        }
+    }
+    let roles = who.membership.which(&candidates).await;
+    if groups
+        .values()
+        .any(|g| trigger::authorize(g, &actor, &roles).is_ok())
+    {
+        return Ok(());
+    }
+    let refusal = format!(
+        "{} may not do that: `{request}` needs someone in the `allow` list of a group.",
+        mention(&actor, who.platform)
+    );
+    Err(record(cx, &actor, None, None, request, refusal).await)
+}
+
+/// Checks that a request comes from a workspace or server this Lifeboat serves (`pins`,
+/// from `SLACK_TEAM_IDS` or `DISCORD_GUILD_IDS`; empty serves every one): a bot
+/// installed somewhere else is not a way in. `place` is what it is called ("Slack
+/// workspace") and its id, if the request names one.
+pub async fn pinned(
+    cx: &ChatContext,
+    actor: &Actor,
+    place: (&str, Option<&str>),
+    pins: &[String],
+    request: &str,
+) -> Result<(), String> {
+    let (what, place) = place;
+    if pins.is_empty() || place.is_some_and(|p| pins.iter().any(|pin| pin == p)) {
+        return Ok(());
+    }
+    let refusal = format!(
+        "This Lifeboat does not serve this {what} ({}); the request was refused and recorded.",
+        place.unwrap_or("none named")
+    );
+    Err(record(cx, actor, None, None, request, refusal).await)
+}
+
+/// Records a refusal, for `GET /api/v1/refusals`; the reply that says it.
+async fn record(
+    cx: &ChatContext,
+    actor: &Actor,
+    group: Option<&str>,
+    run: Option<RunId>,
+    request: &str,
+    refusal: String,
+) -> String {
     let recorded = cx
         .store
         .record_refusal(&Refusal {
-            actor: &actor,
-            group: Some(&group.name),
+            actor,
+            group,
             run,
             request,
             reason: &refusal,
@@ -58,6 +121,6 @@ pub async fn check(
     if let Err(e) = recorded {
         tracing::error!(error = %e, actor = %actor, "Could not record a refusal.");
     }
-    tracing::info!(actor = %actor, group = %group.name, request, "Refused a chat request.");
-    Err(refusal)
+    tracing::info!(actor = %actor, group, request, "Refused a chat request.");
+    refusal
 }

@@ -29,6 +29,12 @@ pub async fn handle(cx: &ChatContext, who: &Requester, command: Command) -> Repl
 
 async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Result<Reply> {
     let o = &cx.orchestrator;
+    // What only reads is for people allowed in some group; acting checks its own group.
+    if let Some(read) = command.reads()
+        && let Err(refusal) = access::check_any(cx, who, read).await
+    {
+        return Ok(Reply::ephemeral(refusal));
+    }
     Ok(match command {
         Command::Help => Reply::ephemeral(USAGE),
         Command::Start {

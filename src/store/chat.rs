@@ -346,6 +346,27 @@ impl Store {
         Ok(())
     }
 
+    /// Whether this is the first time the chat interaction `id` of `platform` is taken:
+    /// `false` for a replay. Forgets what it saw more than an hour ago.
+    pub async fn first_sight(&self, platform: &str, id: &str) -> anyhow::Result<bool> {
+        const KEPT_MS: i64 = 3_600_000;
+        let now = self.clock.now_ms();
+        sqlx::query("DELETE FROM chat_seen WHERE seen_at < $1")
+            .bind(now - KEPT_MS)
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO chat_seen (platform, seen_id, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(platform)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
     /// The most recent refusals first.
     pub async fn refusals(&self, limit: i64) -> anyhow::Result<Vec<RefusalRow>> {
         let rows = sqlx::query(

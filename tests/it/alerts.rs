@@ -459,18 +459,21 @@ async fn pagerduty_and_grafana_are_checked_by_signature_and_redeliveries_count_o
     assert_eq!(status, 200, "{reply}");
     assert_eq!(decisions(&reply), ["started"]);
     assert_eq!(reply["alerts"][0]["route"], "pagerduty-p1");
-    // PagerDuty retries with the same webhook id: counted once.
-    let (_, again) = post(
-        &t,
-        "/webhooks/pagerduty",
-        body.clone(),
-        &[
-            ("x-pagerduty-signature", &signature),
-            ("x-webhook-id", "W1"),
-        ],
-    )
-    .await;
-    assert_eq!(again["alerts"][0]["repeat"], true);
+    // A re-delivery is the same signed event id, counted once, whatever the unsigned
+    // `X-Webhook-Id` says: a replayer cannot make it new by changing that header.
+    for webhook_id in ["W1", "W9-replayed"] {
+        let (_, again) = post(
+            &t,
+            "/webhooks/pagerduty",
+            body.clone(),
+            &[
+                ("x-pagerduty-signature", &signature),
+                ("x-webhook-id", webhook_id),
+            ],
+        )
+        .await;
+        assert_eq!(again["alerts"][0]["repeat"], true, "{webhook_id}: {again}");
+    }
     // Other incident events are recorded and start nothing.
     let acked = pd_event("E2", "incident.acknowledged", "P1");
     let sig = format!("v1={}", sign(PD_SECRET.as_bytes(), &[acked.as_bytes()]));
@@ -822,6 +825,7 @@ routes:
             app_token: None,
             api_url: standin.api_url(),
             tier_scale: 20.0,
+            team_ids: Vec::new(),
         };
         common::spawn_configured(
             &[

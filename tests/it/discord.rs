@@ -42,6 +42,7 @@ async fn app_with(standin: &DiscordStandIn, workflow: &str) -> TestApp {
         public_key: Some(public_key()),
         application_id: Some(APPLICATION_ID.parse().expect("an id")),
         api_url: Some(standin.base.clone()),
+        guild_ids: Vec::new(),
     };
     common::spawn_configured(
         &[("shop.yaml", workflow), ("groups.yaml", GROUPS)],
@@ -73,7 +74,7 @@ async fn interact(t: &TestApp, body: &Value, signature: Option<String>) -> (u16,
 /// An interaction as Discord sends one in a guild, with the fields serenity's models need.
 fn interaction(kind: u8, user: &str, roles: &[&str], token: &str, data: Value) -> Value {
     json!({
-        "id": "1234567890",
+        "id": common::fresh_id(),
         "application_id": APPLICATION_ID,
         "type": kind,
         "token": token,
@@ -377,6 +378,7 @@ async fn without_a_public_key_interactions_come_over_the_gateway() {
         public_key: None,
         application_id: Some(APPLICATION_ID.parse().expect("an id")),
         api_url: Some(standin.base.clone()),
+        guild_ids: Vec::new(),
     };
     let t = common::spawn_configured(
         &[
@@ -401,6 +403,7 @@ async fn without_a_public_key_interactions_come_over_the_gateway() {
 
     let mut command = interaction(2, "77", &["123"], "tok-gateway", failover());
     command["data"]["id"] = json!("5555");
+    command["id"] = json!("1234567890");
     gateway.interaction(&command);
     let callback = standin
         .until("the interaction's callback", |s| {
@@ -428,6 +431,7 @@ async fn an_alert_countdown_is_posted_in_the_groups_channel_and_start_now_starts
         public_key: Some(public_key()),
         application_id: Some(APPLICATION_ID.parse().expect("an id")),
         api_url: Some(standin.base.clone()),
+        guild_ids: Vec::new(),
     };
     let routes = "routes:\n  - name: shop-down\n    match: { alertname: RegionDown }\n    group: shop\n    mode: countdown\n    delay: 10m\n";
     let t = common::spawn_configured(
@@ -602,5 +606,108 @@ stages:
         })
         .await;
     assert!(shown(&last).contains("<@77> retried `scale` now"));
+    t.shutdown().await;
+}
+
+/// An interaction signed at `ts`.
+async fn interact_at(t: &TestApp, body: &Value, ts: &str) -> u16 {
+    let body = body.to_string();
+    t.client
+        .post(t.url("/discord/interactions"))
+        .header("content-type", "application/json")
+        .header("x-signature-ed25519", sign(ts, &body))
+        .header("x-signature-timestamp", ts)
+        .body(body)
+        .send()
+        .await
+        .expect("a request")
+        .status()
+        .as_u16()
+}
+
+/// A validly signed interaction older (or newer) than five minutes gets 401, whatever
+/// number its timestamp holds; one seen before (its id) is answered as before and starts
+/// nothing; one from a server `DISCORD_GUILD_IDS` does not name is refused to its sender
+/// and recorded; ids sent as JSON numbers are read.
+#[tokio::test]
+async fn stale_replayed_and_foreign_interactions_start_nothing() {
+    let standin = DiscordStandIn::start().await;
+    let settings = DiscordSettings {
+        token: SecretString::from("discord-test-token"),
+        public_key: Some(public_key()),
+        application_id: Some(APPLICATION_ID.parse().expect("an id")),
+        api_url: Some(standin.base.clone()),
+        guild_ids: vec!["4000".into()],
+    };
+    let t = common::spawn_configured(
+        &[("shop.yaml", SHOP), ("groups.yaml", GROUPS)],
+        &[],
+        Options::default(),
+        move |s| s.chat.set(settings),
+    )
+    .await;
+    let now = common::slack::now_secs();
+    let command = interaction(2, "77", &["123"], "tok-old", failover());
+    for ts in [
+        (now - 301).to_string(),
+        (now + 301).to_string(),
+        i64::MIN.to_string(),
+        i64::MAX.to_string(),
+        "-1".into(),
+    ] {
+        assert_eq!(interact_at(&t, &command, &ts).await, 401, "timestamp {ts}");
+    }
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]), "nothing started");
+
+    // From another server: refused to the sender, and recorded.
+    let mut foreign = interaction(2, "77", &["123"], "tok-foreign", failover());
+    foreign["guild_id"] = json!("9999");
+    let (status, _) = interact(&t, &foreign, None).await;
+    assert_eq!(status, 200);
+    let refused = answer(&standin, "tok-foreign").await;
+    assert!(
+        refused.contains("does not serve this Discord server (9999)"),
+        "{refused}"
+    );
+
+    // Ids as numbers; the same interaction twice (a fresh token, to see if it answers).
+    let mut numeric = interaction(2, "77", &["123"], "tok-first", failover());
+    numeric["id"] = json!(1_300_000_000_000_999_999u64);
+    numeric["guild_id"] = json!(4000);
+    numeric["member"]["user"]["id"] = json!(77);
+    numeric["member"]["roles"] = json!([123]);
+    let (status, _) = interact(&t, &numeric, None).await;
+    assert_eq!(status, 200);
+    let started = answer(&standin, "tok-first").await;
+    assert!(
+        started.contains("<@77> started failover of `shop`"),
+        "{started}"
+    );
+    let mut copy = numeric.clone();
+    copy["token"] = json!("tok-copy");
+    let (status, body) = interact(&t, &copy, None).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "type": 5, "data": { "flags": 64 } }))
+    );
+
+    // A fresh interaction is the barrier: by its answer, the copy has had its chance.
+    let runs =
+        json!({ "id": "78", "name": "dr", "type": 1, "options": [{ "name": "runs", "type": 1 }] });
+    let (status, _) = interact(&t, &interaction(2, "77", &["123"], "tok-last", runs), None).await;
+    assert_eq!(status, 200);
+    answer(&standin, "tok-last").await;
+    assert!(
+        standin
+            .calls_to("PATCH", "tok-copy/messages/@original")
+            .is_empty(),
+        "the copy was answered"
+    );
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+    let refusals = t.app().store.refusals(10).await.expect("refusals");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].actor, "discord:77");
     t.shutdown().await;
 }

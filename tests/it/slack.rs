@@ -43,6 +43,7 @@ fn slack(standin: &SlackStandIn, scale: f64) -> SlackSettings {
         app_token: None,
         api_url: standin.api_url(),
         tier_scale: scale,
+        team_ids: Vec::new(),
     }
 }
 
@@ -71,6 +72,7 @@ async fn slash_with_hook(
     text: &str,
 ) -> (u16, Value, String) {
     let hook = standin.hook(&format!("cmd-{}", uuid::Uuid::now_v7().simple()));
+    let trigger = common::fresh_id();
     let (status, ack) = post_form(
         t,
         "/slack/commands",
@@ -81,7 +83,7 @@ async fn slash_with_hook(
             ("command", "/dr"),
             ("text", text),
             ("response_url", &hook),
-            ("trigger_id", "1.2.3"),
+            ("trigger_id", &trigger),
         ],
         |_, _, _| {},
     )
@@ -723,7 +725,7 @@ async fn socket_mode_takes_commands_and_presses_over_the_socket() {
         "payload": {
             "team_id": "T1", "team_domain": "shop", "channel_id": "CREQ", "channel_name": "ops",
             "user_id": "U1", "user_name": "one", "command": "/dr", "text": "failover shop",
-            "response_url": hook, "trigger_id": "1.2.3", "api_app_id": "A1"
+            "response_url": hook, "trigger_id": "socket-1", "api_app_id": "A1"
         }
     }));
     let ack = common::until(
@@ -753,7 +755,7 @@ async fn socket_mode_takes_commands_and_presses_over_the_socket() {
             "team": { "id": "T1", "domain": "shop" },
             "api_app_id": "A1",
             "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
-            "trigger_id": "1.2.3",
+            "trigger_id": "socket-2",
             "channel": { "id": "CINC1", "name": "incident" },
             "response_url": standin.hook("socket-press"),
             "actions": [{ "type": "button", "action_id": "approve", "block_id": format!("run:{id}"), "value": id, "action_ts": "1700000001.0" }]
@@ -836,7 +838,7 @@ stages:
 ";
     let standin = SlackStandIn::start(Script::default()).await;
     let t = app(&standin, &[("shop.yaml", SLOW), ("groups.yaml", GROUPS)]).await;
-    let (_, none) = slash(&t, &standin, "U9", "locks").await;
+    let (_, none) = slash(&t, &standin, "U1", "locks").await;
     assert_eq!(none["text"], "No leases are held.");
 
     let id = t.create(r#"{"group": "shop"}"#).await;
@@ -856,8 +858,8 @@ stages:
     assert_eq!(lease["run_id"], id.as_str());
     assert_eq!(lease["stage"], "scale");
 
-    // Anyone may look: `locks` changes nothing.
-    let (status, reply) = slash(&t, &standin, "U9", "locks").await;
+    // Someone a group allows may look; `locks` changes nothing.
+    let (status, reply) = slash(&t, &standin, "U1", "locks").await;
     assert_eq!(status, 200);
     assert_eq!(reply["response_type"], "ephemeral");
     let said = reply["text"].as_str().unwrap_or("");
@@ -872,6 +874,41 @@ stages:
             .await
             .expect("refusals")
             .is_empty()
+    );
+
+    // Anyone else in the workspace is refused every read, as for acting, and it is
+    // recorded: which runs there are and what they hold is not theirs to see.
+    for read in [
+        "locks",
+        "status",
+        &format!("status {id}"),
+        "status shop",
+        "runs",
+        "groups",
+        "plan shop",
+        "agents",
+    ] {
+        let (status, reply) = slash(&t, &standin, "U9", read).await;
+        assert_eq!(status, 200);
+        let said = reply["text"].as_str().unwrap_or("");
+        assert!(
+            said.contains("may not do that") && !said.contains(&id) && !said.contains("k8s"),
+            "{read}: {said}"
+        );
+    }
+    let refusals = t.app().store.refusals(50).await.expect("refusals");
+    assert_eq!(refusals.len(), 8, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|r| r.actor == "slack:U9"),
+        "{refusals:?}"
+    );
+    // `help` is for everyone.
+    let (_, help) = slash(&t, &standin, "U9", "help").await;
+    assert!(
+        help["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("usage:")),
+        "{help}"
     );
     t.shutdown().await;
 }
@@ -1059,5 +1096,158 @@ groups:
     assert_eq!(status, 200, "{body}");
     let done = t.wait_state(&id, "succeeded").await;
     assert_eq!(stage(&done, "dial")["approved_by"], "api:bob");
+    t.shutdown().await;
+}
+
+/// A slash command as Slack sends it, from `team`, with this `trigger_id` and
+/// `response_url`: the acknowledgement.
+async fn command_as(t: &TestApp, team: &str, trigger: &str, hook: &str, text: &str) -> Value {
+    let (status, ack) = post_form(
+        t,
+        "/slack/commands",
+        &[
+            ("team_id", team),
+            ("channel_id", "CREQ"),
+            ("user_id", "U1"),
+            ("command", "/dr"),
+            ("text", text),
+            ("response_url", hook),
+            ("trigger_id", trigger),
+        ],
+        |_, _, _| {},
+    )
+    .await;
+    assert_eq!(status, 200, "{ack}");
+    ack
+}
+
+/// A press of `action` on run `run` by U1, from `team`, with this `trigger_id`.
+async fn press_as(t: &TestApp, team: &str, trigger: &str, hook: &str, action: &str, run: &str) {
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": { "id": "U1", "username": "one", "team_id": team },
+        "team": { "id": team, "domain": "shop" },
+        "api_app_id": "A1",
+        "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
+        "trigger_id": trigger,
+        "channel": { "id": "CINC1", "name": "incident" },
+        "response_url": hook,
+        "actions": [{ "type": "button", "action_id": action, "block_id": format!("run:{run}"), "value": run, "action_ts": "1700000001.0" }]
+    });
+    let (status, _) = post_form(
+        t,
+        "/slack/interactions",
+        &[("payload", &payload.to_string())],
+        |_, _, _| {},
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// A command or press delivered again (its `trigger_id` seen before, each copy validly
+/// signed) is answered as before and starts and decides nothing; one from a workspace
+/// `SLACK_TEAM_IDS` does not name is refused in a reply to its sender alone, and recorded;
+/// a payload with no user (another app's view submission) is taken and does nothing.
+#[tokio::test]
+async fn replays_and_other_workspaces_start_and_decide_nothing() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let mut settings = slack(&standin, 20.0);
+    settings.team_ids = vec!["T1".into(), "T3".into()];
+    let t = common::spawn_configured(
+        &[("shop.yaml", GATED), ("groups.yaml", GROUPS)],
+        &[],
+        Options::default(),
+        move |s| s.chat.set(settings),
+    )
+    .await;
+
+    // The command twice: the same acknowledgement, one run, and no answer to the copy.
+    let (first, copy) = (standin.hook("first"), standin.hook("copy"));
+    let ack = command_as(&t, "T1", "TRIG-1", &first, "failover shop").await;
+    let again = command_as(&t, "T1", "TRIG-1", &copy, "failover shop").await;
+    assert_eq!(ack, again);
+    let started = standin.answer_at(&first).await;
+    let id = run_id_in(started["text"].as_str().unwrap_or(""));
+    t.wait_state(&id, "awaiting_approval").await;
+
+    // Another workspace: refused to its sender, recorded, nothing started or decided.
+    let ack = command_as(
+        &t,
+        "T2",
+        &common::fresh_id(),
+        &standin.hook("other"),
+        "runs",
+    )
+    .await;
+    let said = ack["text"].as_str().unwrap_or("");
+    assert_eq!(ack["response_type"], "ephemeral");
+    assert!(
+        said.contains("does not serve this Slack workspace (T2)"),
+        "{said}"
+    );
+    let other = standin.hook("other-press");
+    press_as(&t, "T2", &common::fresh_id(), &other, "reject", &id).await;
+    let refused = standin.answer_at(&other).await;
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("does not serve this Slack workspace")),
+        "{refused}"
+    );
+    let (_, run) = t.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(run["state"], "awaiting_approval");
+
+    // The press twice: approved once; the copy gets no answer.
+    let (pressed, copied) = (standin.hook("pressed"), standin.hook("copied"));
+    press_as(&t, "T1", "TRIG-2", &pressed, "approve", &id).await;
+    let approved = standin.answer_at(&pressed).await;
+    assert!(
+        approved["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("<@U1> approved")),
+        "{approved}"
+    );
+    press_as(&t, "T1", "TRIG-2", &copied, "reject", &id).await;
+    t.wait_state(&id, "succeeded").await;
+
+    // A payload with no user at all.
+    let (status, _) = post_form(
+        &t,
+        "/slack/interactions",
+        &[(
+            "payload",
+            &serde_json::json!({ "type": "view_submission", "team": { "id": "T1" }, "view": { "id": "V1" } })
+                .to_string(),
+        )],
+        |_, _, _| {},
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A fresh command is the barrier: by its answer, the copies have had their chance.
+    let last = standin.hook("last");
+    command_as(&t, "T3", &common::fresh_id(), &last, "failover shop").await;
+    standin.answer_at(&last).await;
+    assert!(
+        standin.hooks_at("copy").is_empty(),
+        "{:?}",
+        standin.hooks_at("copy")
+    );
+    assert!(
+        standin.hooks_at("copied").is_empty(),
+        "{:?}",
+        standin.hooks_at("copied")
+    );
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs}");
+    let refusals = t.app().store.refusals(10).await.expect("refusals");
+    assert_eq!(
+        refusals
+            .iter()
+            .map(|r| r.request.as_str())
+            .collect::<Vec<_>>(),
+        ["press", "runs"],
+        "{refusals:?}"
+    );
     t.shutdown().await;
 }

@@ -843,6 +843,20 @@ async fn a_run_completes_on_postgres() {
     common::drop_postgres(&name).await;
 }
 
+async fn a_chat_interaction_is_taken_once(s: Store) {
+    assert!(s.first_sight("discord", "1001").await.expect("first"));
+    assert!(
+        !s.first_sight("discord", "1001").await.expect("again"),
+        "a replay"
+    );
+    assert!(
+        s.first_sight("slack", "1001")
+            .await
+            .expect("another platform's")
+    );
+    assert!(s.first_sight("discord", "1002").await.expect("another id"));
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -873,4 +887,5 @@ suite!(
     a_post_is_made_once_unless_given_back,
     origins_refusals_and_held_leases,
     alerts_are_filed_once_and_offers_move_once,
+    a_chat_interaction_is_taken_once,
 );

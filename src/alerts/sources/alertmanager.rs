@@ -41,6 +41,9 @@ impl AlertSource for Alertmanager {
 #[serde(rename_all = "camelCase")]
 pub(super) struct Notification {
     pub version: String,
+    /// The group's status: an alert that leaves out its own has this one.
+    #[serde(default)]
+    pub status: Option<String>,
     #[serde(default)]
     pub alerts: Vec<AmAlert>,
 }
@@ -48,7 +51,8 @@ pub(super) struct Notification {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AmAlert {
-    pub status: String,
+    #[serde(default)]
+    pub status: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -69,20 +73,30 @@ pub fn parse(body: &[u8]) -> Result<Vec<Alert>, String> {
             n.version
         ));
     }
-    alerts(Source::from_static(NAME), n.alerts)
+    alerts(Source::from_static(NAME), n.status.as_deref(), n.alerts)
 }
 
-pub(super) fn alerts(source: Source, alerts: Vec<AmAlert>) -> Result<Vec<Alert>, String> {
+/// The alerts of a notification whose own status is `group_status`.
+pub(super) fn alerts(
+    source: Source,
+    group_status: Option<&str>,
+    alerts: Vec<AmAlert>,
+) -> Result<Vec<Alert>, String> {
     alerts
         .into_iter()
         .enumerate()
         .map(|(i, a)| {
-            let status = match a.status.as_str() {
-                "firing" => Status::Firing,
-                "resolved" => Status::Resolved,
-                other => {
+            let status = match a.status.as_deref().or(group_status) {
+                Some("firing") => Status::Firing,
+                Some("resolved") => Status::Resolved,
+                Some(other) => {
                     return Err(format!(
                         "alerts[{i}].status: `{other}` is neither `firing` nor `resolved`"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "alerts[{i}].status: missing, and the notification has none"
                     ));
                 }
             };
@@ -164,6 +178,22 @@ mod tests {
         assert!(e.contains("version \"4\""), "{e}");
         let e = parse(b"{").expect_err("truncated");
         assert!(e.contains("EOF"), "{e}");
+    }
+
+    #[test]
+    fn an_alert_without_a_status_has_its_notifications() {
+        let bare = BODY.replace("[{\"status\":\"firing\",", "[{");
+        assert_ne!(bare, BODY);
+        let alerts = parse(bare.as_bytes()).expect("a body");
+        assert_eq!(alerts[0].status, Status::Firing);
+        let resolved = bare.replace("\"status\":\"firing\"", "\"status\":\"resolved\"");
+        assert_eq!(
+            parse(resolved.as_bytes()).expect("a body")[0].status,
+            Status::Resolved
+        );
+        let none = bare.replace("\"status\":\"firing\",", "");
+        let e = parse(none.as_bytes()).expect_err("no status anywhere");
+        assert!(e.starts_with("alerts[0].status: missing"), "{e}");
     }
 
     #[test]

@@ -78,6 +78,8 @@ struct Notification {
     #[serde(default)]
     version: Option<String>,
     #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
     alerts: Vec<AmAlert>,
 }
 
@@ -90,7 +92,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Alert>, String> {
             "version: this is webhook version {v:?}; Lifeboat reads Grafana's version \"1\""
         ));
     }
-    alerts(Source::from_static(NAME), n.alerts)
+    alerts(Source::from_static(NAME), n.status.as_deref(), n.alerts)
 }
 
 #[cfg(test)]

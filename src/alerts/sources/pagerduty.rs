@@ -35,7 +35,7 @@ impl AlertSource for Pagerduty {
     }
 
     fn parse(&self, request: &Request) -> Result<Vec<Alert>, String> {
-        parse(request.body, request.header("x-webhook-id"))
+        parse(request.body)
     }
 
     fn recognises(&self, body: &serde_json::Value) -> bool {
@@ -92,8 +92,10 @@ struct Summary {
     summary: Option<String>,
 }
 
-/// Reads a webhook's body; `webhook_id` is its `X-Webhook-Id`, the same on every retry.
-pub fn parse(body: &[u8], webhook_id: Option<&str>) -> Result<Vec<Alert>, String> {
+/// Reads a webhook's body. A delivery is known by its event's id, which the signature
+/// covers; the `X-Webhook-Id` header does not count, since anyone replaying a delivery
+/// can change it.
+pub fn parse(body: &[u8]) -> Result<Vec<Alert>, String> {
     let env: Envelope = super::read(body)?;
     let e = env.event;
     let status = match e.event_type.as_str() {
@@ -118,10 +120,7 @@ pub fn parse(body: &[u8], webhook_id: Option<&str>) -> Result<Vec<Alert>, String
     let incident = d.id;
     Ok(vec![Alert {
         source: Source::from_static(NAME),
-        dedupe_key: match webhook_id {
-            Some(w) if !w.is_empty() => format!("{w}:{}", e.id),
-            _ => e.id.clone(),
-        },
+        dedupe_key: e.id.clone(),
         fingerprint: incident.clone().unwrap_or_else(|| e.id.clone()),
         status,
         name: d.title.unwrap_or_else(|| e.event_type.clone()),
@@ -161,9 +160,9 @@ mod tests {
 
     #[test]
     fn an_incident_becomes_labels() {
-        let a = &parse(TRIGGERED.as_bytes(), Some("w-1")).expect("pd")[0];
+        let a = &parse(TRIGGERED.as_bytes()).expect("pd")[0];
         assert_eq!(a.status, Status::Firing);
-        assert_eq!(a.dedupe_key, "w-1:01DEN");
+        assert_eq!(a.dedupe_key, "01DEN");
         assert_eq!(a.fingerprint, "PGR0VU2");
         assert_eq!(a.incident.as_deref(), Some("PGR0VU2"));
         assert_eq!(a.labels["service"], "petstore-api");
@@ -178,12 +177,11 @@ mod tests {
         let acked = TRIGGERED
             .replace("incident.triggered", "incident.acknowledged")
             .replace("\"priority\":{\"summary\":\"P1\"}", "\"priority\":null");
-        let a = &parse(acked.as_bytes(), None).expect("pd")[0];
+        let a = &parse(acked.as_bytes()).expect("pd")[0];
         assert_eq!(a.status, Status::Other("incident.acknowledged".into()));
         assert_eq!(a.dedupe_key, "01DEN");
         assert!(!a.labels.contains_key("priority"));
-        let e =
-            parse(br#"{"event":{"event_type":"incident.triggered"}}"#, None).expect_err("no id");
+        let e = parse(br#"{"event":{"event_type":"incident.triggered"}}"#).expect_err("no id");
         assert!(e.contains("missing field `id`"), "{e}");
     }
 }

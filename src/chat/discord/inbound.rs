@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::super::access;
 use super::super::card::{Button, Target};
 use super::super::context::ChatContext;
 use super::super::handle;
@@ -25,10 +26,14 @@ pub struct DiscordBot {
     pub api: Arc<DiscordApi>,
     /// Verifies `/discord/interactions`; without it, HTTP interactions are refused.
     pub verifier: Option<serenity::interactions_endpoint::Verifier>,
+    /// `DISCORD_GUILD_IDS`: the servers served; empty serves every one.
+    pub guild_ids: Vec<String>,
 }
 
 impl DiscordBot {
-    /// Checks an HTTP interaction's Ed25519 signature over its timestamp and raw body.
+    /// Checks an HTTP interaction's Ed25519 signature over its timestamp and raw body, and
+    /// that the timestamp is within five minutes of now: an old signed request replayed
+    /// is refused.
     pub fn verify(
         &self,
         signature: Option<&str>,
@@ -43,7 +48,8 @@ impl DiscordBot {
         };
         verifier
             .verify(signature, timestamp, body)
-            .map_err(|()| "the request's signature does not match".to_string())
+            .map_err(|()| "the request's signature does not match".to_string())?;
+        crate::signing::fresh(timestamp, self.cx.clock.now_ms() / 1000).map_err(|e| e.to_string())
     }
 
     /// The immediate answer to an interaction; the work it calls for goes on after it.
@@ -65,7 +71,11 @@ impl DiscordBot {
                 let who = self.requester(&i)?;
                 let bot = self.clone();
                 tokio::spawn(async move {
-                    let reply = handle::handle(&bot.cx, &who, command).await;
+                    let reply = match bot.admit(&i, &who, &words).await {
+                        Ok(()) => handle::handle(&bot.cx, &who, command).await,
+                        Err(None) => return,
+                        Err(Some(refusal)) => refusal,
+                    };
                     bot.answer(&i.token, &reply).await;
                 });
                 Ok(deferred())
@@ -85,7 +95,11 @@ impl DiscordBot {
                 let who = self.requester(&i)?;
                 let bot = self.clone();
                 tokio::spawn(async move {
-                    let reply = handle::press(&bot.cx, &who, button, target).await;
+                    let reply = match bot.admit(&i, &who, "press").await {
+                        Ok(()) => handle::press(&bot.cx, &who, button, target).await,
+                        Err(None) => return,
+                        Err(Some(refusal)) => refusal,
+                    };
                     bot.answer(&i.token, &reply).await;
                 });
                 Ok(deferred())
@@ -93,6 +107,46 @@ impl DiscordBot {
             other => Err(format!(
                 "interaction type {other} is not one Lifeboat handles"
             )),
+        }
+    }
+
+    /// Whether an interaction may go on: from a server this Lifeboat serves, and not seen
+    /// before. `Err(None)` is a replay, which does nothing again (its first answer stands);
+    /// `Err(Some(reply))` a refusal to send.
+    async fn admit(
+        &self,
+        i: &Interaction,
+        who: &Requester,
+        request: &str,
+    ) -> Result<(), Option<Reply>> {
+        let guild = i.guild_id.as_deref();
+        access::pinned(
+            &self.cx,
+            &who.actor(),
+            ("Discord server", guild),
+            &self.guild_ids,
+            request,
+        )
+        .await
+        .map_err(|refusal| Some(Reply::ephemeral(refusal)))?;
+        let Some(id) = i.id.as_deref().filter(|id| !id.is_empty()) else {
+            return Ok(());
+        };
+        match self.cx.store.first_sight("discord", id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::info!(
+                    interaction = id,
+                    "Ignoring a Discord interaction seen before."
+                );
+                Err(None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Could not check a Discord interaction against replays.");
+                Err(Some(Reply::ephemeral(
+                    "Lifeboat could not take that just now; try again.",
+                )))
+            }
         }
     }
 

@@ -5,14 +5,21 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// An interaction, over HTTP or the gateway: only the fields Lifeboat reads.
+/// An interaction, over HTTP or the gateway: only the fields Lifeboat reads. Ids are
+/// snowflakes, which Discord sends as strings and some senders as numbers; both are read.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Interaction {
+    /// Its own id: the same interaction seen again is a replay.
+    #[serde(default, deserialize_with = "maybe_snowflake")]
+    pub id: Option<String>,
     #[serde(rename = "type")]
     pub kind: u8,
     #[serde(default)]
     pub token: String,
-    #[serde(default)]
+    /// The server it came from; none in a direct message.
+    #[serde(default, deserialize_with = "maybe_snowflake")]
+    pub guild_id: Option<String>,
+    #[serde(default, deserialize_with = "maybe_snowflake")]
     pub channel_id: Option<String>,
     #[serde(default)]
     pub member: Option<Member>,
@@ -25,13 +32,46 @@ pub struct Interaction {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Member {
     pub user: User,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "snowflakes")]
     pub roles: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct User {
+    #[serde(deserialize_with = "snowflake")]
     pub id: String,
+}
+
+/// A snowflake as a string or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Snowflake {
+    Text(String),
+    Number(u64),
+}
+
+impl From<Snowflake> for String {
+    fn from(s: Snowflake) -> String {
+        match s {
+            Snowflake::Text(t) => t,
+            Snowflake::Number(n) => n.to_string(),
+        }
+    }
+}
+
+fn snowflake<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Snowflake::deserialize(d).map(String::from)
+}
+
+fn maybe_snowflake<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Snowflake>::deserialize(d)?.map(String::from))
+}
+
+fn snowflakes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Vec::<Snowflake>::deserialize(d)?
+        .into_iter()
+        .map(String::from)
+        .collect())
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -263,6 +303,29 @@ mod tests {
 
     fn data(value: Value) -> Data {
         serde_json::from_value(value).expect("data")
+    }
+
+    #[test]
+    fn snowflakes_sent_as_numbers_are_read() {
+        let i: Interaction = serde_json::from_value(json!({
+            "id": 1234567890123456789u64, "type": 2, "token": "t",
+            "guild_id": 81384788765712384u64, "channel_id": 41771983423143937u64,
+            "member": { "user": { "id": 53908232506183680u64 }, "roles": [41771983423143936u64, "7"] },
+        }))
+        .expect("an interaction with numeric ids");
+        assert_eq!(i.id.as_deref(), Some("1234567890123456789"));
+        assert_eq!(i.guild_id.as_deref(), Some("81384788765712384"));
+        assert_eq!(i.channel_id.as_deref(), Some("41771983423143937"));
+        assert_eq!(
+            i.person(),
+            Some((
+                "53908232506183680".to_string(),
+                vec!["41771983423143936".to_string(), "7".to_string()]
+            ))
+        );
+        let e = serde_json::from_value::<Interaction>(json!({ "type": 2, "user": { "id": -1 } }))
+            .expect_err("a negative id");
+        assert!(e.to_string().contains("untagged"), "{e}");
     }
 
     #[test]

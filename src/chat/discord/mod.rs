@@ -101,10 +101,16 @@ impl ChatPlatform for Discord {
                 Err(e) => tracing::warn!(error = %e, "Could not register /dr with Discord."),
             }
         }));
+        if settings.guild_ids.is_empty() {
+            tracing::warn!(
+                "DISCORD_GUILD_IDS is not set: interactions from any server Lifeboat's bot is in are taken. Set it to your server's id."
+            );
+        }
         let bot = Arc::new(DiscordBot {
             cx: launch.chat.clone(),
             api,
             verifier,
+            guild_ids: settings.guild_ids.clone(),
         });
         let mut connections = Vec::new();
         // Without an Interactions Endpoint, interactions come over the gateway.

@@ -114,6 +114,41 @@ fn row(buttons: &[Button], stage: Option<&str>, target: &str) -> Vec<Value> {
 const MAX_CUSTOM_ID: usize = 100;
 const MAX_LABEL: usize = 80;
 
+/// A thread reply. It pings exactly the users Lifeboat mentions in it (`<@id>`, which
+/// escaped text from elsewhere can no longer form), never `@everyone` or a role.
 pub fn message(text: &str) -> Value {
-    json!({ "content": text, "allowed_mentions": { "parse": ["users"] } })
+    json!({ "content": text, "allowed_mentions": { "parse": [], "users": mentioned(text) } })
+}
+
+/// The user ids `<@id>` (or `<@!id>`) names in `text`, each once, at most Discord's 100.
+fn mentioned(text: &str) -> Vec<String> {
+    let mut users: Vec<String> = Vec::new();
+    for (i, _) in text.match_indices("<@") {
+        let rest = &text[i + 2..];
+        let rest = rest.strip_prefix('!').unwrap_or(rest);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !digits.is_empty() && rest[digits.len()..].starts_with('>') && !users.contains(&digits) {
+            users.push(digits);
+        }
+    }
+    users.truncate(100);
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::discord::DISCORD;
+    use crate::chat::markup::Markup;
+
+    #[test]
+    fn a_reply_pings_only_the_users_lifeboat_mentions() {
+        let untrusted = DISCORD.escape("@everyone <@999> <@&42> look");
+        let text = format!("<@77> approved; <@!78> too, and <@77> again. Reason: {untrusted}");
+        let body = message(&text);
+        assert_eq!(
+            body["allowed_mentions"],
+            json!({ "parse": [], "users": ["77", "78"] })
+        );
+    }
 }

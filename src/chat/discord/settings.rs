@@ -13,6 +13,9 @@ pub struct DiscordSettings {
     pub application_id: Option<u64>,
     /// `DISCORD_API_URL`: another base URL for the REST API (a proxy, a test stand-in).
     pub api_url: Option<String>,
+    /// `DISCORD_GUILD_IDS`: the servers this Lifeboat serves (a comma list); interactions
+    /// from any other are refused. Empty serves every server the bot is in.
+    pub guild_ids: Vec<String>,
 }
 
 impl DiscordSettings {
@@ -34,6 +37,7 @@ impl DiscordSettings {
                 })
                 .transpose()?,
             api_url: env("DISCORD_API_URL"),
+            guild_ids: crate::config::list(env("DISCORD_GUILD_IDS").as_deref()),
         }))
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::super::access;
 use super::super::card::{Button, Target};
 use super::super::context::ChatContext;
 use super::super::handle;
@@ -30,6 +31,9 @@ pub struct SlashCommand {
     pub response_url: Option<String>,
     #[serde(default)]
     pub team_id: Option<String>,
+    /// Slack's id for this invocation: the same command seen again is a replay.
+    #[serde(default)]
+    pub trigger_id: Option<String>,
 }
 
 /// A `block_actions` payload's fields that Lifeboat reads (PROTOCOLS.md section 2).
@@ -37,7 +41,13 @@ pub struct SlashCommand {
 pub struct Interaction {
     #[serde(rename = "type")]
     pub kind: String,
-    pub user: InteractionUser,
+    /// None for some payloads (another app's view submission): those do nothing.
+    #[serde(default)]
+    pub user: Option<InteractionUser>,
+    #[serde(default)]
+    pub team: Option<InteractionTeam>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
     #[serde(default)]
     pub channel: Option<InteractionChannel>,
     #[serde(default)]
@@ -52,6 +62,11 @@ pub struct InteractionUser {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+pub struct InteractionTeam {
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 pub struct InteractionChannel {
     pub id: String,
 }
@@ -61,6 +76,8 @@ pub struct InteractionAction {
     pub action_id: String,
     #[serde(default)]
     pub value: Option<String>,
+    #[serde(default)]
+    pub action_ts: Option<String>,
 }
 
 /// The user groups a Slack user is in, asked of Slack when a group's `allow` names some.
@@ -85,6 +102,8 @@ pub struct SlackBot {
     pub api: Arc<SlackApi>,
     /// Verifies what comes over HTTP; without it, HTTP requests are refused.
     pub signing_secret: Option<SecretString>,
+    /// `SLACK_TEAM_IDS`: the workspaces served; empty serves every one.
+    pub team_ids: Vec<String>,
 }
 
 impl SlackBot {
@@ -124,12 +143,32 @@ impl SlackBot {
     /// Answers a slash command: at once for what reads, and for what acts, an
     /// acknowledgement now and the outcome on `response_url`.
     pub async fn command(&self, c: SlashCommand) -> Reply {
+        let who = self.requester(&c.user_id, &c.channel_id);
+        let team = c.team_id.as_deref();
+        if let Err(refusal) = access::pinned(
+            &self.cx,
+            &who.actor(),
+            ("Slack workspace", team),
+            &self.team_ids,
+            &c.text,
+        )
+        .await
+        {
+            return Reply::ephemeral(refusal);
+        }
         let command = match commands::parse(&c.text) {
             Ok(command) => command,
             Err(usage) => return Reply::ephemeral(usage),
         };
         let acts = matches!(command, Command::Start { .. } | Command::Control { .. });
-        let who = self.requester(&c.user_id, &c.channel_id);
+        if acts {
+            // A replayed command is answered as before, and does nothing again.
+            match self.first_sight(c.trigger_id.as_deref()).await {
+                Ok(true) => {}
+                Ok(false) => return Reply::ephemeral(acknowledgement(&command)),
+                Err(refused) => return refused,
+            }
+        }
         match (acts, c.response_url) {
             (true, Some(url)) => {
                 let bot = self.clone();
@@ -147,17 +186,50 @@ impl SlackBot {
     /// Handles a button press after it is acknowledged; the outcome goes to its
     /// `response_url`, and the card shows it once the run moves.
     pub async fn press(&self, i: Interaction) {
-        if i.kind != "block_actions" {
+        let (true, Some(user)) = (i.kind == "block_actions", &i.user) else {
+            return;
+        };
+        let channel = i.channel.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        let who = self.requester(&user.id, &channel);
+        let team = i.team.as_ref().map(|t| t.id.as_str());
+        if let Err(refusal) = access::pinned(
+            &self.cx,
+            &who.actor(),
+            ("Slack workspace", team),
+            &self.team_ids,
+            "press",
+        )
+        .await
+        {
+            if let Some(url) = &i.response_url {
+                self.api
+                    .respond(url, &body(&Reply::ephemeral(refusal)))
+                    .await;
+            }
             return;
         }
-        let channel = i.channel.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        // A press is known by its trigger, or else by its action's time.
+        let id = i
+            .trigger_id
+            .as_deref()
+            .or_else(|| i.actions.iter().find_map(|a| a.action_ts.as_deref()));
+        match self.first_sight(id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(refused) => {
+                if let Some(url) = &i.response_url {
+                    self.api.respond(url, &body(&refused)).await;
+                }
+                return;
+            }
+        }
         for action in &i.actions {
             let Some(button) = Button::from_id(&action.action_id) else {
                 continue;
             };
             let reply = match action.value.as_deref().map(Target::from_str) {
                 Some(Ok(target)) => {
-                    let who = self.requester(&i.user.id, &channel);
+                    let who = self.requester(&user.id, &channel);
                     handle::press(&self.cx, &who, button, target).await
                 }
                 _ => Reply::ephemeral("That button names no run."),
@@ -168,6 +240,20 @@ impl SlackBot {
                 self.api.respond(url, &answer).await;
             }
         }
+    }
+}
+
+impl SlackBot {
+    /// Whether the interaction `id` is new: `Ok(false)` for a replay. One without an id
+    /// (an older sender) is taken; one the store cannot check is not.
+    async fn first_sight(&self, id: Option<&str>) -> Result<bool, Reply> {
+        let Some(id) = id.filter(|id| !id.is_empty()) else {
+            return Ok(true);
+        };
+        self.cx.store.first_sight("slack", id).await.map_err(|e| {
+            tracing::error!(error = %e, "Could not check a Slack interaction against replays.");
+            Reply::ephemeral("Lifeboat could not take that just now; try again.")
+        })
     }
 }
 

@@ -92,10 +92,16 @@ impl ChatPlatform for Slack {
         let tasks = launch
             .notifiers(Arc::new(SlackOut { api: api.clone() }))
             .await?;
+        if settings.team_ids.is_empty() {
+            tracing::warn!(
+                "SLACK_TEAM_IDS is not set: requests from any workspace Lifeboat's Slack app is installed in are taken. Set it to your workspace's team id."
+            );
+        }
         let bot = Arc::new(SlackBot {
             cx: launch.chat.clone(),
             api,
             signing_secret: settings.signing_secret.clone(),
+            team_ids: settings.team_ids.clone(),
         });
         let mut connections = Vec::new();
         if settings.app_token.is_some() {

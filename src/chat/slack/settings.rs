@@ -16,6 +16,9 @@ pub struct SlackSettings {
     /// `LIFEBOAT_SLACK_TIER_SCALE`: Slack's published rate tiers are multiplied by this,
     /// for workspaces with raised limits (and test stand-ins).
     pub tier_scale: f64,
+    /// `SLACK_TEAM_IDS`: the workspaces this Lifeboat serves (a comma list); requests
+    /// from any other are refused. Empty serves every workspace the app is installed in.
+    pub team_ids: Vec<String>,
 }
 
 impl SlackSettings {
@@ -41,6 +44,7 @@ impl SlackSettings {
                 .trim_end_matches('/')
                 .to_string(),
             tier_scale,
+            team_ids: crate::config::list(env("SLACK_TEAM_IDS").as_deref()),
         }))
     }
 }

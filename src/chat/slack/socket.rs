@@ -10,7 +10,8 @@ use slack_morphism::prelude::*;
 use super::SlackSettings;
 use super::api;
 use super::inbound::{
-    Interaction, InteractionAction, InteractionChannel, InteractionUser, SlackBot, SlashCommand,
+    Interaction, InteractionAction, InteractionChannel, InteractionTeam, InteractionUser, SlackBot,
+    SlashCommand,
 };
 use crate::secret::ExposeSecret;
 
@@ -74,6 +75,7 @@ async fn on_command(
             text: event.text.unwrap_or_default(),
             response_url: Some(event.response_url.value().to_string()),
             team_id: Some(event.team_id.to_string()),
+            trigger_id: Some(event.trigger_id.to_string()),
         })
         .await;
     Ok(
@@ -94,14 +96,15 @@ async fn on_interaction(
     let SlackInteractionEvent::BlockActions(press) = event else {
         return Ok(());
     };
-    let Some(user) = press.user else {
-        return Ok(());
-    };
     let interaction = Interaction {
         kind: "block_actions".into(),
-        user: InteractionUser {
+        user: press.user.map(|user| InteractionUser {
             id: user.id.to_string(),
-        },
+        }),
+        team: Some(InteractionTeam {
+            id: press.team.id.to_string(),
+        }),
+        trigger_id: Some(press.trigger_id.to_string()),
         channel: press.channel.map(|c| InteractionChannel {
             id: c.id.to_string(),
         }),
@@ -113,6 +116,7 @@ async fn on_interaction(
             .map(|a| InteractionAction {
                 action_id: a.action_id.to_string(),
                 value: a.value,
+                action_ts: a.action_ts.map(|ts| ts.to_string()),
             })
             .collect(),
     };

@@ -323,6 +323,14 @@ pub async fn holding_run() -> (TestApp, String) {
     (t, id)
 }
 
+/// A fresh id, as Slack's `trigger_id` and Discord's interaction id are for every
+/// interaction (Lifeboat takes each one once).
+pub fn fresh_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{n:06}", 1_300_000_000_000u64)
+}
+
 /// Serves `router` on a free loopback port; its base URL.
 pub async fn serve_loopback(router: axum::Router, what: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

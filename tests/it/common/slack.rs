@@ -391,13 +391,14 @@ pub async fn press(
     run: &str,
 ) -> (u16, String) {
     let hook = standin.hook(&format!("press-{}", uuid::Uuid::now_v7().simple()));
+    let trigger = super::fresh_id();
     let payload = serde_json::json!({
         "type": "block_actions",
         "user": { "id": user, "username": "someone", "team_id": "T1" },
         "team": { "id": "T1", "domain": "shop" },
         "api_app_id": "A1",
         "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": "CINC1", "is_ephemeral": false },
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger,
         "channel": { "id": "CINC1", "name": "incident" },
         "response_url": hook,
         "actions": [{ "type": "button", "action_id": action, "block_id": format!("run:{run}"), "value": run, "action_ts": "1700000001.0" }]
