@@ -40,6 +40,7 @@ pub mod domain;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub mod orchestrator;
+pub mod references;
 pub mod secret;
 pub mod semaphore;
 pub mod signing;

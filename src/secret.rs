@@ -6,6 +6,13 @@ use std::fmt;
 
 pub use secrecy::{ExposeSecret, SecretString};
 
+/// What went wrong with an HTTP request, without the URL it went to: a Slack
+/// `response_url`, a Discord interaction's webhook or a PagerDuty call carries a
+/// credential in its URL, and errors end up in logs and messages.
+pub fn unsent(e: reqwest::Error) -> String {
+    e.without_url().to_string()
+}
+
 /// A database URL. A PostgreSQL URL may carry a password, so it prints masked and is
 /// exposed only to connect.
 #[derive(Clone)]
@@ -130,6 +137,21 @@ fn mask_query(query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_request_error_does_not_say_its_url() {
+        // Nothing listens on port 1: the request fails, and the error would name the URL.
+        let url = "http://127.0.0.1:1/webhooks/1/interaction-token-7f3a/messages/@original";
+        let e = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect_err("nothing listens there");
+        assert!(e.to_string().contains("interaction-token-7f3a"), "{e}");
+        let said = super::unsent(e);
+        assert!(!said.contains("interaction-token-7f3a"), "{said}");
+        assert!(!said.is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -101,11 +101,10 @@ impl Agent for Http {
             None => req,
         };
         let left = work.time_left().max(Duration::from_secs(1));
-        let resp = req
-            .timeout(left)
-            .send()
-            .await
-            .map_err(|e| Failure::retryable(format!("{method} {} failed: {e}", spec.url)))?;
+        let resp = req.timeout(left).send().await.map_err(|e| {
+            let e = crate::secret::unsent(e);
+            Failure::retryable(format!("{method} {} failed: {e}", spec.url))
+        })?;
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         let status_ok = match &spec.expect_status {

@@ -562,8 +562,8 @@ impl Runtime {
             }
         };
         let (kind, retryable, message) = match result {
-            Ok(m) => (OutcomeKind::Succeeded, false, m),
-            Err(f) => (OutcomeKind::Failed, f.retryable, f.message),
+            Ok(m) => (OutcomeKind::Succeeded, false, work.scrub(&m)),
+            Err(f) => (OutcomeKind::Failed, f.retryable, work.scrub(&f.message)),
         };
         match self
             .release(&lease.request_id, kind, retryable, &message, work.report())

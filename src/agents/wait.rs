@@ -75,7 +75,7 @@ impl Wait {
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("{url}: {}", crate::secret::unsent(e)))?;
             let status = resp.status();
             return if status.is_success() {
                 Ok(format!("{url} answered {}", status.as_u16()))

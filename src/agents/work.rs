@@ -9,7 +9,36 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{self, Bus, Delivery, Progress, ProgressKind, WorkRequest};
 use crate::clock::Clock;
 use crate::domain::{Change, Check, Report};
+use crate::references;
 use crate::workflow::kinds::{self, SpecError};
+
+/// Shorter values read into a spec are not blanked out of messages: a one-letter secret
+/// would blank out every word it is in, and is no secret.
+const MIN_SCRUBBED: usize = 4;
+
+/// Reads the references in every string of a spec, in place, gathering the values read.
+fn resolve(v: &mut serde_json::Value, at: &str, read: &mut Vec<String>) -> Result<(), Failure> {
+    match v {
+        serde_json::Value::String(s) if s.contains("${") => {
+            let (resolved, values) =
+                references::resolve_in_spec(at, s).map_err(Failure::permanent)?;
+            *s = resolved;
+            read.extend(values);
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve(item, &format!("{at}[{i}]"), read)?;
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (k, item) in fields.iter_mut() {
+                resolve(item, &format!("{at}.{k}"), read)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
 
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +84,9 @@ pub struct Work {
     /// slow or absent broker does not hold the work up; `flush` waits for it at the end.
     sent: Mutex<Vec<Delivery>>,
     report: Mutex<Report>,
+    /// Values the spec's `${env:…}` and `${file:…}` were read into: what the agent says
+    /// and reports has them blanked out, so a secret reaches neither the bus nor the store.
+    secrets: Mutex<Vec<String>>,
 }
 
 impl Work {
@@ -73,6 +105,7 @@ impl Work {
             clock,
             sent: Mutex::new(Vec::new()),
             report: Mutex::new(Report::default()),
+            secrets: Mutex::new(Vec::new()),
         }
     }
 
@@ -84,9 +117,9 @@ impl Work {
     /// Records a precondition and whether it holds, and tells people.
     pub async fn check(&self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
         let check = Check {
-            name: name.into(),
+            name: self.scrub(&name.into()),
             ok,
-            detail: detail.into(),
+            detail: self.scrub(&detail.into()),
         };
         self.say(check.to_string()).await;
         self.lock_report().checks.push(check);
@@ -100,9 +133,9 @@ impl Work {
         to: impl Into<String>,
     ) {
         let change = Change {
-            target: target.into(),
-            from: from.into(),
-            to: to.into(),
+            target: self.scrub(&target.into()),
+            from: self.scrub(&from.into()),
+            to: self.scrub(&to.into()),
         };
         let verb = if self.request.dry_run {
             "would change"
@@ -128,9 +161,37 @@ impl Work {
         Duration::from_millis((self.request.deadline - self.clock.now_ms()).max(0) as u64)
     }
 
-    /// The spec, as the agent reads it; one it cannot read fails the attempt for good.
+    /// The spec, as the agent reads it, with its `${env:NAME}` and `${file:PATH}` read now
+    /// (the plan, the bus and the store hold only the references); one it cannot read
+    /// fails the attempt for good.
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {
-        kinds::parse(&self.request.spec).map_err(Failure::bad_spec)
+        let mut spec = self.request.spec.clone();
+        let mut read = Vec::new();
+        resolve(&mut spec, "spec", &mut read)?;
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(read.into_iter().filter(|s| s.len() >= MIN_SCRUBBED));
+        kinds::parse(&spec)
+            .map_err(Failure::bad_spec)
+            .map_err(|f| Failure {
+                message: self.scrub(&f.message),
+                ..f
+            })
+    }
+
+    /// `text` with every secret the spec was read into blanked out.
+    pub fn scrub(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = text.to_string();
+        for secret in secrets.iter() {
+            out = out.replace(secret.as_str(), "***");
+            let encoded = references::percent_encoded(secret);
+            if encoded != *secret {
+                out = out.replace(&encoded, "***");
+            }
+        }
+        out
     }
 
     /// Queues a progress message; `flush` waits until the bus has them all.
@@ -143,7 +204,7 @@ impl Work {
             stage: r.stage.clone(),
             attempt: r.attempt,
             kind,
-            message,
+            message: self.scrub(&message),
             retryable,
             at: self.clock.now_ms(),
             agent_instance: self.instance.clone(),

@@ -153,7 +153,7 @@ impl Notes {
         let resp = req
             .send()
             .await
-            .map_err(|e| Failure::Again(backoff(&e.to_string())))?;
+            .map_err(|e| Failure::Again(backoff(&crate::secret::unsent(e))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

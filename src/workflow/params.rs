@@ -50,6 +50,12 @@ fn split(s: &str) -> Result<Vec<Piece<'_>>, String> {
                 .find('}')
                 .ok_or_else(|| format!("unclosed `${{` in {s:?}"))?;
             let name = body[..end].trim();
+            if name.starts_with("env:") || name.starts_with("file:") {
+                // A secret, read by the agent when it runs: the plan keeps the reference.
+                pieces.push(Piece::Text(&rest[..i + 2 + end + 1]));
+                rest = &body[end + 1..];
+                continue;
+            }
             if name.is_empty()
                 || !name
                     .chars()
@@ -158,6 +164,13 @@ mod tests {
         assert_eq!(substitute("x${n}", &params()), Ok(Value::from("x6")));
         assert_eq!(substitute("cost $5", &params()), Ok(Value::from("cost $5")));
         assert_eq!(substitute("$${to}", &params()), Ok(Value::from("${to}")));
+        // Secrets are the agent's to read when it runs; planning keeps the reference.
+        assert_eq!(
+            substitute("Bearer ${env:TOKEN} in ${to} ${file:/run/key}", &params()),
+            Ok(Value::from(
+                "Bearer ${env:TOKEN} in region-a ${file:/run/key}"
+            ))
+        );
     }
 
     #[test]

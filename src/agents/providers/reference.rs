@@ -6,6 +6,7 @@
 use secrecy::SecretString;
 
 use crate::agents::work::Failure;
+use crate::references::{self, is_env_name};
 
 /// One `${…}` in a value.
 #[derive(Debug, PartialEq)]
@@ -50,12 +51,6 @@ fn pieces(value: &str) -> Result<Vec<Piece<'_>>, String> {
     Ok(out)
 }
 
-fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Checks a value's references are well formed (for validation; nothing is read).
 pub fn check(value: &str) -> Result<(), String> {
     pieces(value).map(drop)
@@ -93,18 +88,6 @@ pub fn resolve_url(what: &str, value: &str) -> Result<SecretString, Failure> {
     read(what, value, true)
 }
 
-fn percent_encoded(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn read(what: &str, value: &str, url: bool) -> Result<SecretString, Failure> {
     let bad = |m: String| Failure::permanent(format!("{what}: {m}"));
     let all = pieces(value).map_err(bad)?;
@@ -116,24 +99,25 @@ fn read(what: &str, value: &str, url: bool) -> Result<SecretString, Failure> {
                 out.push_str(t);
                 continue;
             }
-            Piece::Env(name) => std::env::var(name).map_err(|_| {
-                bad(format!(
-                    "environment variable {name} is not set (targets.yaml reads it with ${{env:{name}}})"
-                ))
-            })?,
-            Piece::File(path) => {
-                let v = std::fs::read_to_string(path)
-                    .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
-                v.strip_suffix('\n').unwrap_or(&v).to_string()
-            }
+            reference => read_one(what, &reference)?,
         };
         if encode {
-            out.push_str(&percent_encoded(&secret));
+            out.push_str(&references::percent_encoded(&secret));
         } else {
             out.push_str(&secret);
         }
     }
     Ok(SecretString::from(out))
+}
+
+/// What one reference names; an unset variable or unreadable file fails for good.
+fn read_one(what: &str, piece: &Piece<'_>) -> Result<String, Failure> {
+    let read = match piece {
+        Piece::Text(t) => Ok(t.to_string()),
+        Piece::Env(name) => references::env(name),
+        Piece::File(path) => references::file(path),
+    };
+    read.map_err(|m| Failure::permanent(format!("{what}: {m}")))
 }
 
 #[cfg(test)]

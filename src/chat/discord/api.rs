@@ -124,12 +124,14 @@ impl DiscordApi {
             )
             .map_err(|e| SendError::Failed(format!("Discord request: {e}")))?
             .build()
-            .map_err(|e| SendError::Failed(format!("Discord request: {e}")))?;
+            .map_err(|e| {
+                SendError::Failed(format!("Discord request: {}", crate::secret::unsent(e)))
+            })?;
         let response = self
             .client
             .execute(request)
             .await
-            .map_err(|e| SendError::Failed(format!("Discord: {e}")))?;
+            .map_err(|e| SendError::Failed(format!("Discord: {}", crate::secret::unsent(e))))?;
         let status = response.status();
         let headers = response.headers().clone();
         if header_f64(&headers, "x-ratelimit-remaining") == Some(0.0)

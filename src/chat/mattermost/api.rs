@@ -33,7 +33,7 @@ impl MattermostApi {
             .bearer_auth(self.token.expose_secret())
             .send()
             .await
-            .map_err(|e| SendError::Failed(format!("Mattermost: {e}")))?;
+            .map_err(|e| SendError::Failed(format!("Mattermost: {}", crate::secret::unsent(e))))?;
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let header = |name: &str| {

@@ -204,7 +204,9 @@ impl SlackApi {
         match sent {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => tracing::warn!(status = %r.status(), "Slack refused a response_url reply."),
-            Err(e) => tracing::warn!(error = %e, "Could not send a response_url reply."),
+            Err(e) => {
+                tracing::warn!(error = %crate::secret::unsent(e), "Could not send a response_url reply.")
+            }
         }
     }
 }
