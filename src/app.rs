@@ -243,7 +243,13 @@ impl App {
             env: &env,
             chat,
             bus: bus.clone(),
-            instance: instance.clone(),
+            // A process holding its store's lock is the only one posting cards there, so
+            // what its previous incarnation claimed is its own to take up at once, rather
+            // than after the claim goes stale.
+            instance: match &store_lock {
+                Some(_) => "embedded".to_string(),
+                None => instance.clone(),
+            },
         };
         for platform in crate::chat::platforms() {
             let started = platform

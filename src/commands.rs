@@ -188,6 +188,10 @@ fn start(verb: &str, rest: &[&str]) -> Result<Command, String> {
 }
 
 #[cfg(test)]
+#[path = "commands_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,7 @@
 use super::outbound::{Posted, SendError};
 use crate::clock::Millis;
 use crate::domain::Platform;
-use crate::store::{CardClaim, CardKey, Store};
+use crate::store::{CardClaim, CardKey, CardStep, Store};
 
 /// A claim on a card with no message this old is taken over: its claimer died. Longer than
 /// any post takes, short enough that a crashed poster's card still appears.
@@ -21,7 +21,8 @@ pub struct CardSlot<'a> {
 
 /// Where the card stands after a sync.
 pub enum Synced {
-    /// Shown where `at` says; `new` when this sync posted it.
+    /// Shown where `at` says; `new` when this sync placed it (posted it, or found it where
+    /// a claimer that died left it).
     Shown { at: Posted, new: bool },
     /// Another claimer is posting it now.
     Busy,
@@ -31,17 +32,24 @@ fn failed(e: anyhow::Error) -> SendError {
     SendError::Failed(e.to_string())
 }
 
+/// Whether an earlier claimer began this step and died before the store heard how it
+/// went: what it made (an incident, a card) may be there already, to be found rather than
+/// made again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retake(pub bool);
+
 impl CardSlot<'_> {
     /// Posts the card if no one has, or edits it if `rendering` differs from what it
     /// shows. `channel` names where a first post goes (called only when no earlier
-    /// claimer chose one); `post` posts and answers the message's id; `edit` edits.
-    /// `settled`: the card will not change again.
+    /// claimer chose one); `post` posts, or finds what an earlier claimer posted, and
+    /// answers the message's id and whether it was found; `edit` edits. `settled`: the
+    /// card will not change again.
     pub async fn sync(
         &self,
         rendering: &str,
         settled: bool,
-        channel: impl AsyncFnOnce() -> Result<String, SendError>,
-        post: impl AsyncFnOnce(&str) -> Result<String, SendError>,
+        channel: impl AsyncFnOnce(Retake) -> Result<String, SendError>,
+        post: impl AsyncFnOnce(&str, Retake) -> Result<(String, bool), SendError>,
         edit: impl AsyncFnOnce(&Posted) -> Result<(), SendError>,
     ) -> Result<Synced, SendError> {
         let (store, platform, key) = (self.store, self.platform, self.key);
@@ -51,10 +59,17 @@ impl CardSlot<'_> {
             .map_err(failed)?;
         match claim {
             CardClaim::Won { channel: chosen } => {
+                // What an earlier claimer began: read only here, on the first post.
+                let began = store.card(platform, key).await.map_err(failed)?;
+                let (opening, posting) = began.map_or((false, false), |c| (c.opening, c.posting));
                 let channel = match chosen {
                     Some(c) => c,
                     None => {
-                        let c = channel().await?;
+                        store
+                            .mark_card(platform, key, CardStep::Opening)
+                            .await
+                            .map_err(failed)?;
+                        let c = channel(Retake(opening)).await?;
                         store
                             .set_card_channel(platform, key, &c)
                             .await
@@ -62,15 +77,21 @@ impl CardSlot<'_> {
                         c
                     }
                 };
-                let message = post(&channel).await?;
                 store
-                    .set_card_shown(platform, key, Some(&message), rendering, settled)
+                    .mark_card(platform, key, CardStep::Posting)
                     .await
                     .map_err(failed)?;
-                Ok(Synced::Shown {
-                    at: Posted { channel, message },
-                    new: true,
-                })
+                let (message, found) = post(&channel, Retake(posting)).await?;
+                let at = Posted { channel, message };
+                if found {
+                    // Found as it was posted then: it shows what it showed then.
+                    edit(&at).await?;
+                }
+                store
+                    .set_card_shown(platform, key, Some(&at.message), rendering, settled)
+                    .await
+                    .map_err(failed)?;
+                Ok(Synced::Shown { at, new: true })
             }
             CardClaim::Posted(row) => {
                 let (Some(channel), Some(message)) = (row.channel, row.message) else {

@@ -150,11 +150,34 @@ impl Notifier {
             .sync(
                 &rendering,
                 card.is_final(),
-                async || {
+                async |retake| {
                     let origin = store.origin(id, platform).await.map_err(failed)?;
+                    if retake.0 {
+                        // An incident the platform made for this run and no other card
+                        // claims: an earlier claimer's, which died before recording it.
+                        for found in self.out.find_incident(&run, group).await? {
+                            let taken = store
+                                .channel_taken(platform, CardKey::Run(id), &found)
+                                .await
+                                .map_err(failed)?;
+                            if !taken {
+                                tracing::info!(run_id = %id, platform = %platform, channel = %found, "Found the incident an earlier attempt opened.");
+                                self.out.bring_in(&found, group, origin.as_ref()).await?;
+                                return Ok(found);
+                            }
+                        }
+                    }
                     self.out.open(&run, group, origin.as_ref()).await
                 },
-                async |channel: &str| self.out.post_card(channel, &card).await,
+                async |channel: &str, retake| {
+                    if retake.0
+                        && let Some(found) = self.out.find_card(channel, &run).await?
+                    {
+                        tracing::info!(run_id = %id, platform = %platform, "Found the card an earlier attempt posted.");
+                        return Ok((found, true));
+                    }
+                    Ok((self.out.post_card(channel, &card).await?, false))
+                },
                 async |at: &Posted| self.out.edit_card(at, &card).await,
             )
             .await?;

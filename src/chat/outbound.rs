@@ -50,8 +50,31 @@ pub trait Outbound: Send + Sync {
         origin: Option<&Origin>,
     ) -> Result<String, SendError>;
 
+    /// Incidents the platform holds that `open` may have made for this run, most likely
+    /// first: for a claimer that died between the platform making one and the store
+    /// recording it. None where the platform cannot tell.
+    async fn find_incident(&self, _run: &Run, _group: &Group) -> Result<Vec<String>, SendError> {
+        Ok(Vec::new())
+    }
+
+    /// Brings into a found incident who `open` would have (again: one already there stays).
+    async fn bring_in(
+        &self,
+        _channel: &str,
+        _group: &Group,
+        _origin: Option<&Origin>,
+    ) -> Result<(), SendError> {
+        Ok(())
+    }
+
     /// Posts the card in the incident; returns the message.
     async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError>;
+
+    /// The run's card in `channel`, if an earlier claimer posted it there and died before
+    /// recording it. None where the platform cannot tell.
+    async fn find_card(&self, _channel: &str, _run: &Run) -> Result<Option<String>, SendError> {
+        Ok(None)
+    }
 
     async fn edit_card(&self, at: &Posted, card: &Card) -> Result<(), SendError>;
 

@@ -691,4 +691,6 @@ pub(crate) fn channel() -> (
 }
 
 #[cfg(test)]
+mod machine_props;
+#[cfg(test)]
 mod tests;

@@ -44,6 +44,17 @@ pub struct CardRow {
     pub claimed_at: Millis,
     pub shown: Option<String>,
     pub settled: bool,
+    /// A claimer began opening the incident, or posting the card: what it made may be
+    /// there unrecorded.
+    pub opening: bool,
+    pub posting: bool,
+}
+
+/// What a card's claimer is about to ask the platform for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardStep {
+    Opening,
+    Posting,
 }
 
 /// Who may post a run's card now.
@@ -94,8 +105,8 @@ pub struct Refusal<'a> {
     pub reason: &'a str,
 }
 
-const CARD_SELECT: &str =
-    "SELECT channel, message, claimed_by, claimed_at, shown, settled FROM chat_cards";
+const CARD_SELECT: &str = "SELECT channel, message, claimed_by, claimed_at, shown, settled, \
+     opening, posting FROM chat_cards";
 
 fn card_from_row(r: &AnyRow) -> anyhow::Result<CardRow> {
     Ok(CardRow {
@@ -105,6 +116,8 @@ fn card_from_row(r: &AnyRow) -> anyhow::Result<CardRow> {
         claimed_at: r.try_get("claimed_at")?,
         shown: r.try_get("shown")?,
         settled: r.try_get::<i64, _>("settled")? != 0,
+        opening: r.try_get::<i64, _>("opening")? != 0,
+        posting: r.try_get::<i64, _>("posting")? != 0,
     })
 }
 
@@ -196,6 +209,47 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Records, before asking the platform, that a card's incident is being opened or its
+    /// card posted.
+    pub async fn mark_card(
+        &self,
+        platform: Platform,
+        run: impl Into<CardKey>,
+        step: CardStep,
+    ) -> anyhow::Result<()> {
+        let column = match step {
+            CardStep::Opening => "opening",
+            CardStep::Posting => "posting",
+        };
+        sqlx::query(&format!(
+            "UPDATE chat_cards SET {column} = 1 WHERE platform = $1 AND run_id = $2"
+        ))
+        .bind(platform.as_str())
+        .bind(run.into().to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether another card than `run`'s has `channel` as its place.
+    pub async fn channel_taken(
+        &self,
+        platform: Platform,
+        run: impl Into<CardKey>,
+        channel: &str,
+    ) -> anyhow::Result<bool> {
+        let row = sqlx::query(
+            "SELECT run_id FROM chat_cards WHERE platform = $1 AND channel = $2 AND run_id <> $3 \
+             LIMIT 1",
+        )
+        .bind(platform.as_str())
+        .bind(channel)
+        .bind(run.into().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Records what the card shows now (and, once posted, which message it is).

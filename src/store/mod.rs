@@ -22,7 +22,7 @@ use crate::secret::mask_url;
 
 pub use agents::AgentBeat;
 pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
-pub use chat::{CardClaim, CardKey, CardRow, HeldLease, Origin, Refusal, RefusalRow};
+pub use chat::{CardClaim, CardKey, CardRow, CardStep, HeldLease, Origin, Refusal, RefusalRow};
 pub use error::StoreError;
 pub use exclusive::{Holder, LockError, StoreLock};
 pub use leases::{Expiring, Release};

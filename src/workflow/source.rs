@@ -56,12 +56,21 @@ impl Pos {
     }
 }
 
+/// How deep a file's mappings and lists may nest.
+const MAX_DEPTH: usize = 24;
+
 /// Parses a whole file; a syntax or shape error becomes one located diagnostic.
 pub fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, Diagnostic> {
     // YAML 1.2 booleans only: under YAML 1.1 a namespace called `n` or a region called `no`
     // would silently turn into `false`.
     let mut options = serde_saphyr::Options::default();
     options.strict_booleans = true;
+    // A file nested deeper than any workflow needs is refused where it goes too deep,
+    // before reading it costs more stack than a worker thread has (each level is about
+    // twenty frames of the located-value reader).
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let plain = e.without_snippet();
         let (line, column) = plain

@@ -17,6 +17,7 @@ mod discord;
 mod exec;
 mod faults;
 mod forged_work;
+mod fuzz;
 mod kafka_front;
 mod kafka_security;
 mod layering;

@@ -1470,3 +1470,32 @@ groups:
         ],
     );
 }
+
+/// A spec nested far deeper than any workflow needs is refused where it goes too deep,
+/// on a worker thread's stack, not by overflowing it.
+#[test]
+fn a_spec_nested_too_deep_is_refused_where_it_goes_too_deep() {
+    let depth = 60;
+    let deep = format!(
+        "name: x\nstages:\n  a:\n    agent: capacity\n    spec: {}1{}\n",
+        "{a: ".repeat(depth),
+        "}".repeat(depth)
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("x.yaml"), &deep).expect("write");
+    // Loaded as `serve` and a test would: on a 2 MiB thread.
+    let path = dir.path().to_path_buf();
+    let loaded = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            lifeboat::app::catalog_at(&path, &lifeboat::agents::Registry::builtin()).map(drop)
+        })
+        .expect("a thread")
+        .join()
+        .expect("no overflow");
+    let diagnostics = loaded.expect_err("refused");
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    let d = &diagnostics[0];
+    assert_eq!(d.line, 5, "{d}");
+    assert!(d.message.contains("limits breached"), "{d}");
+}

@@ -92,6 +92,58 @@ impl SlackApi {
         }
     }
 
+    /// The ids of the channels with these names, in the names' order: a look through the
+    /// workspace's channels, made only to find an incident opened by a claimer that died.
+    pub async fn channels_named(&self, names: &[String]) -> Result<Vec<String>, SendError> {
+        /// Enough for a large workspace; each page is one tier-2 call.
+        const PAGES: usize = 50;
+        let session = self.client.open_session(&self.token);
+        let mut found: HashMap<String, String> = HashMap::new();
+        let mut cursor = None;
+        for _ in 0..PAGES {
+            self.members.until_ready().await;
+            let request = SlackApiConversationsListRequest::new()
+                .with_limit(1000)
+                .with_exclude_archived(true)
+                .opt_cursor(cursor.take());
+            let page = session
+                .conversations_list(&request)
+                .await
+                .map_err(failure)?;
+            for c in page.channels {
+                if let Some(name) = c.name.filter(|n| names.contains(n)) {
+                    found.insert(name, c.id.to_string());
+                }
+            }
+            cursor = page.response_metadata.and_then(|m| m.next_cursor);
+            if cursor.is_none() || found.len() == names.len() {
+                break;
+            }
+        }
+        Ok(names.iter().filter_map(|n| found.remove(n)).collect())
+    }
+
+    /// The oldest message in `channel` that a bot posted with blocks: in a run's own
+    /// incident channel, its card (its replies are in the card's thread).
+    pub async fn first_bot_card(&self, channel: &str) -> Result<Option<String>, SendError> {
+        self.members.until_ready().await;
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiConversationsHistoryRequest::new()
+            .with_channel(channel.into())
+            .with_limit(200);
+        let history = session
+            .conversations_history(&request)
+            .await
+            .map_err(failure)?;
+        Ok(history
+            .messages
+            .iter()
+            .filter(|m| m.sender.bot_id.is_some())
+            .filter(|m| m.content.blocks.as_ref().is_some_and(|b| !b.is_empty()))
+            .min_by(|a, b| a.origin.ts.0.cmp(&b.origin.ts.0))
+            .map(|m| m.origin.ts.to_string()))
+    }
+
     pub async fn invite(&self, channel: &str, users: &[String]) -> Result<(), SendError> {
         if users.is_empty() {
             return Ok(());

@@ -54,6 +54,16 @@ pub fn channel_name(run: &Run) -> String {
     name
 }
 
+/// The names a run's channel may have, in the order they are tried: its own, then
+/// numbered ones, then, every numbered name taken, one from the run's id.
+fn channel_names(run: &Run) -> Vec<String> {
+    let base = channel_name(run);
+    let mut names = vec![base.clone()];
+    names.extend((2..=NAME_TRIES + 1).map(|n| format!("{base}-{n}")));
+    names.push(format!("dr-{}", run.id.to_string().replace('-', "")));
+    names
+}
+
 #[async_trait]
 impl Outbound for SlackOut {
     fn platform(&self) -> Platform {
@@ -74,31 +84,34 @@ impl Outbound for SlackOut {
         group: &Group,
         origin: Option<&Origin>,
     ) -> Result<String, SendError> {
-        let base = channel_name(run);
         let mut channel = None;
-        for n in 0..=NAME_TRIES {
-            let name = if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{}", n + 1)
-            };
+        for name in channel_names(run) {
             if let Some(id) = self.api.create_channel(&name).await? {
                 channel = Some(id);
                 break;
             }
         }
-        let channel = match channel {
-            Some(c) => c,
-            // Every numbered name is taken: the run's own id is not.
-            None => self
-                .api
-                .create_channel(&format!("dr-{}", run.id.to_string().replace('-', "")))
-                .await?
-                .ok_or_else(|| SendError::Failed("no free channel name".into()))?,
-        };
-        let people = invitees(group, origin, super::PLATFORM);
-        self.api.invite(&channel, &people).await?;
+        let channel = channel.ok_or_else(|| SendError::Failed("no free channel name".into()))?;
+        self.bring_in(&channel, group, origin).await?;
         Ok(channel)
+    }
+
+    async fn find_incident(&self, run: &Run, _group: &Group) -> Result<Vec<String>, SendError> {
+        self.api.channels_named(&channel_names(run)).await
+    }
+
+    async fn bring_in(
+        &self,
+        channel: &str,
+        group: &Group,
+        origin: Option<&Origin>,
+    ) -> Result<(), SendError> {
+        let people = invitees(group, origin, super::PLATFORM);
+        self.api.invite(channel, &people).await
+    }
+
+    async fn find_card(&self, channel: &str, _run: &Run) -> Result<Option<String>, SendError> {
+        self.api.first_bot_card(channel).await
     }
 
     async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError> {

@@ -37,7 +37,7 @@ fn verified(bot: &SlackBot, headers: &HeaderMap, body: &[u8]) -> Result<(), Refu
 }
 
 /// The fields of a form body, as JSON strings, read into `T`.
-fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
+pub fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     let fields: Map<String, Value> = form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();

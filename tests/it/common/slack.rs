@@ -35,6 +35,10 @@ pub struct Script {
     pub rate_limit_updates: usize,
     /// User-group members, by group.
     pub usergroups: HashMap<String, Vec<String>>,
+    /// Methods after whose effect `crash` is called instead of answering: the caller dies
+    /// between Slack acting and the caller hearing so. Each is taken once.
+    pub crash_after: Vec<String>,
+    pub crash: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -48,6 +52,10 @@ struct Inner {
     script: Script,
     channels: usize,
     messages: usize,
+    /// Channels made, by name: their ids.
+    named: Vec<(String, String)>,
+    /// Top-level messages with blocks, as `conversations.history` gives them: channel, ts.
+    cards: Vec<(String, String)>,
     /// 429s answered so far.
     limited: usize,
 }
@@ -121,6 +129,11 @@ impl SlackStandIn {
             .filter(|(i, _)| i == id)
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// Changes the script from here on.
+    pub fn script(&self, change: impl FnOnce(&mut Script)) {
+        change(&mut self.lock().script);
     }
 
     pub fn rate_limited(&self) -> usize {
@@ -222,7 +235,9 @@ async fn api(
             } else {
                 s.script.taken.insert(name.clone());
                 s.channels += 1;
-                json!({ "ok": true, "channel": { "id": format!("CINC{}", s.channels), "name": name, "created": 1_700_000_000 } })
+                let id = format!("CINC{}", s.channels);
+                s.named.push((name.clone(), id.clone()));
+                json!({ "ok": true, "channel": { "id": id, "name": name, "created": 1_700_000_000 } })
             }
         }
         "conversations.invite" => {
@@ -231,10 +246,33 @@ async fn api(
         "chat.postMessage" => {
             s.messages += 1;
             let ts = format!("1700000000.{:06}", s.messages);
+            if body["thread_ts"].is_null() && body["blocks"].is_array() {
+                let channel = body["channel"].as_str().unwrap_or_default().to_string();
+                s.cards.push((channel, ts.clone()));
+            }
             json!({ "ok": true, "channel": body["channel"], "ts": ts, "message": { "ts": ts, "text": body["text"] } })
         }
         "chat.update" => {
             json!({ "ok": true, "channel": body["channel"], "ts": body["ts"], "message": { "text": body["text"] } })
+        }
+        "conversations.list" => {
+            let channels: Vec<Value> = s
+                .named
+                .iter()
+                .map(|(name, id)| json!({ "id": id, "name": name, "created": 1_700_000_000 }))
+                .collect();
+            json!({ "ok": true, "channels": channels, "response_metadata": { "next_cursor": "" } })
+        }
+        "conversations.history" => {
+            let channel = body["channel"].as_str().unwrap_or_default();
+            let messages: Vec<Value> = s
+                .cards
+                .iter()
+                .rev()
+                .filter(|(c, _)| c == channel)
+                .map(|(_, ts)| json!({ "type": "message", "ts": ts, "bot_id": "B1", "text": "card", "blocks": [{ "type": "section", "text": { "type": "mrkdwn", "text": "card" } }] }))
+                .collect();
+            json!({ "ok": true, "messages": messages, "has_more": false })
         }
         "usergroups.users.list" => {
             let group = body["usergroup"].as_str().unwrap_or_default();
@@ -243,6 +281,14 @@ async fn api(
         }
         _ => json!({ "ok": false, "error": "unknown_method" }),
     };
+    if let Some(i) = s.script.crash_after.iter().position(|m| *m == method) {
+        s.script.crash_after.remove(i);
+        if let Some(crash) = s.script.crash.clone() {
+            drop(s);
+            crash();
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
     axum::Json(answer).into_response()
 }
 
