@@ -325,6 +325,7 @@ async fn discords_rate_limit_headers_and_429s_are_honoured() {
         limited_edits: 1,
         retry_after: 0.5,
         bucket_reset_after: Some(RESET_AFTER),
+        ..Default::default()
     })
     .await;
     // Long enough that the card is posted while the run goes on, so that it is edited.
@@ -710,4 +711,122 @@ async fn stale_replayed_and_foreign_interactions_start_nothing() {
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert_eq!(refusals[0].actor, "discord:77");
     t.shutdown().await;
+}
+
+/// `lifeboat serve` on the embedded store in `dir`, talking to the stand-in.
+fn serve(dir: &std::path::Path, standin: &DiscordStandIn, port: u16) -> common::Proc {
+    common::serve(
+        dir,
+        port,
+        &[
+            ("DISCORD_TOKEN", "discord-test-token"),
+            ("DISCORD_PUBLIC_KEY", &public_key()),
+            ("DISCORD_APPLICATION_ID", APPLICATION_ID),
+            ("DISCORD_API_URL", &standin.base),
+        ],
+    )
+}
+
+/// Waits for a process the stand-in kills; the stand-in answers on this test's runtime,
+/// so the wait must not block it.
+async fn died(proc: &mut common::Proc) {
+    common::until(
+        "the service to die",
+        std::time::Duration::from_secs(60),
+        async || proc.0.try_wait().ok().flatten().map(drop),
+    )
+    .await;
+}
+
+/// The service dies after Discord opened the incident thread but before the store heard
+/// of it, and again after Discord took the card but before the store heard of that: each
+/// time, the restarted service finds what it made (the thread by its name under the
+/// group's channel, the card as the thread's first message of a bot) instead of making a
+/// second, and the run's one card ends on its final state.
+#[tokio::test]
+async fn a_crash_between_discord_acting_and_the_store_recording_makes_nothing_twice() {
+    use std::sync::Arc;
+    let pid: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
+    let crash = {
+        let pid = pid.clone();
+        Arc::new(move || {
+            if let Some(pid) = *pid.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        })
+    };
+    let standin = DiscordStandIn::start().await;
+    standin.script(|s| {
+        s.crash_after = vec!["POST threads".into()];
+        s.crash = Some(crash);
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '2'] } }\n";
+    common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
+    let client = reqwest::Client::new();
+    let start = |pid: &Arc<std::sync::Mutex<Option<u32>>>| {
+        let port = common::free_port();
+        let proc = serve(dir.path(), &standin, port);
+        *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(proc.0.id());
+        (proc, format!("http://127.0.0.1:{port}"))
+    };
+
+    // Dies as Discord opens the thread.
+    let (mut first, base) = start(&pid);
+    common::until_ready(&client, &base).await;
+    let id = common::create_run_at(&client, &base, "shop").await;
+    died(&mut first).await;
+    let threads = standin.calls_to("POST", "/channels/5000/threads");
+    assert_eq!(threads.len(), 1);
+    let thread = threads[0].id.clone();
+
+    // Dies as Discord takes the card, in the thread it found; at start-up, so perhaps
+    // before it is ready.
+    standin.script(|s| s.crash_after = vec!["POST messages".into()]);
+    let (mut second, _) = start(&pid);
+    died(&mut second).await;
+    assert!(
+        !standin.calls_to("GET", "/threads/active").is_empty(),
+        "it looked"
+    );
+    let cards = standin.calls_to("POST", &format!("/channels/{thread}/messages"));
+    assert_eq!(cards.len(), 1, "the card went into the thread");
+    let card = cards[0].id.clone();
+
+    // Finds the card and goes on with it.
+    let (_third, base) = start(&pid);
+    common::until_ready(&client, &base).await;
+    common::until(
+        "the run to succeed",
+        std::time::Duration::from_secs(60),
+        async || {
+            let run = common::get_json(&client, &format!("{base}/api/v1/runs/{id}"), None).await?;
+            (run["state"] == "succeeded").then_some(())
+        },
+    )
+    .await;
+    standin
+        .until("the card's final state", |s| {
+            s.calls_to("PATCH", &format!("/channels/{thread}/messages/{card}"))
+                .last()
+                .filter(|c| c.body.to_string().contains("Total recovery time"))
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        standin.calls_to("POST", "/channels/5000/threads").len(),
+        1,
+        "one incident thread"
+    );
+    let posted = standin.calls_to("POST", &format!("/channels/{thread}/messages"));
+    assert_eq!(
+        posted
+            .iter()
+            .filter(|c| c.body["components"].is_array() || c.body["embeds"].is_array())
+            .count(),
+        1,
+        "one card: {posted:?}"
+    );
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use serenity::http::{LightMethod, Request, Route};
-use serenity::model::id::{ApplicationId, ChannelId, MessageId, UserId};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId, UserId};
 use tokio::time::Instant;
 
 use super::super::outbound::SendError;
@@ -192,6 +192,69 @@ impl DiscordApi {
             )
             .await?;
         Self::created(answer)
+    }
+
+    /// The active threads under `channel` named `name`, oldest first: a look made only to
+    /// find an incident opened by a claimer that died.
+    pub async fn threads_named(&self, channel: &str, name: &str) -> Result<Vec<String>, SendError> {
+        let channel_id: ChannelId = id(channel, "channel")?;
+        let parent = self
+            .call(
+                Route::Channel { channel_id },
+                LightMethod::Get,
+                &Value::Null,
+            )
+            .await?;
+        let Some(guild) = parent["guild_id"].as_str() else {
+            return Ok(Vec::new());
+        };
+        let guild_id: GuildId = id(guild, "guild")?;
+        let active = self
+            .call(
+                Route::GuildThreadsActive { guild_id },
+                LightMethod::Get,
+                &Value::Null,
+            )
+            .await?;
+        let mut found: Vec<(u64, String)> = active["threads"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| {
+                t["parent_id"].as_str() == Some(channel) && t["name"].as_str() == Some(name)
+            })
+            .filter_map(|t| {
+                let id = t["id"].as_str()?;
+                Some((id.parse().ok()?, id.to_string()))
+            })
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// The oldest message a bot posted in `thread`: in a run's incident thread, its card.
+    pub async fn first_bot_message(&self, thread: &str) -> Result<Option<String>, SendError> {
+        let channel_id: ChannelId = id(thread, "thread")?;
+        let messages = self
+            .call(
+                Route::ChannelMessages { channel_id },
+                LightMethod::Get,
+                &Value::Null,
+            )
+            .await?;
+        Ok(messages
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m["author"]["bot"].as_bool() == Some(true))
+            .filter_map(|m| {
+                let id = m["id"].as_str()?;
+                Some((id.parse::<u64>().ok()?, id.to_string()))
+            })
+            .min()
+            .map(|(_, id)| id))
     }
 
     /// Adds a person to a thread.

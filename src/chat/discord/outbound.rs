@@ -61,13 +61,33 @@ impl Outbound for DiscordOut {
             )));
         };
         let thread = self.api.thread(channel, &thread_name(run)).await?;
-        let people = invitees(group, origin, super::PLATFORM);
-        for person in people {
-            if let Err(e) = self.api.add_to_thread(&thread, &person).await {
+        self.bring_in(&thread, group, origin).await?;
+        Ok(thread)
+    }
+
+    async fn find_incident(&self, run: &Run, group: &Group) -> Result<Vec<String>, SendError> {
+        match group.channel(CHANNEL) {
+            Some(channel) => self.api.threads_named(channel, &thread_name(run)).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn bring_in(
+        &self,
+        thread: &str,
+        group: &Group,
+        origin: Option<&Origin>,
+    ) -> Result<(), SendError> {
+        for person in invitees(group, origin, super::PLATFORM) {
+            if let Err(e) = self.api.add_to_thread(thread, &person).await {
                 tracing::warn!(error = %e, person, "Could not add someone to an incident thread.");
             }
         }
-        Ok(thread)
+        Ok(())
+    }
+
+    async fn find_card(&self, thread: &str, _run: &Run) -> Result<Option<String>, SendError> {
+        self.api.first_bot_message(thread).await
     }
 
     async fn post_card(&self, channel: &str, card: &Card) -> Result<String, SendError> {

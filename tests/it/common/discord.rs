@@ -25,8 +25,13 @@ pub struct Call {
 }
 
 /// What the stand-in does to the unlucky.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Script {
+    /// Calls (`POST threads`, `POST messages`: the method and the path's last part) after
+    /// whose effect `crash` is called instead of answering: the caller dies between
+    /// Discord acting and the caller hearing so. Each is taken once.
+    pub crash_after: Vec<String>,
+    pub crash: Option<Arc<dyn Fn() + Send + Sync>>,
     /// How many of the next message edits get a 429 with this `retry_after`.
     pub limited_edits: usize,
     pub retry_after: f64,
@@ -95,6 +100,11 @@ impl DiscordStandIn {
             .into_iter()
             .filter(|c| c.method == method && c.path.ends_with(path_end))
             .collect()
+    }
+
+    /// Changes the script from here on.
+    pub fn script(&self, change: impl FnOnce(&mut Script)) {
+        change(&mut self.lock().script);
     }
 
     pub fn limited(&self) -> usize {
@@ -173,6 +183,30 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         ("PUT", ["channels", _, "thread-members", _]) => {
             return StatusCode::NO_CONTENT.into_response();
         }
+        ("GET", ["channels", channel]) => json!({ "id": channel, "type": 0, "guild_id": "4000" }),
+        ("GET", ["guilds", _, "threads", "active"]) => {
+            let threads: Vec<Value> = s
+                .calls
+                .iter()
+                .filter(|c| c.method == "POST" && c.path.ends_with("/threads"))
+                .map(|c| {
+                    let parent = c.path.split('/').rev().nth(1).unwrap_or_default();
+                    json!({ "id": c.id, "type": 11, "parent_id": parent, "name": c.body["name"] })
+                })
+                .collect();
+            json!({ "threads": threads, "members": [] })
+        }
+        ("GET", ["channels", channel, "messages"]) => {
+            let posted = format!("/channels/{channel}/messages");
+            let messages: Vec<Value> = s
+                .calls
+                .iter()
+                .rev()
+                .filter(|c| c.method == "POST" && c.path.ends_with(&posted))
+                .map(|c| json!({ "id": c.id, "channel_id": channel, "content": c.body["content"], "author": { "id": APPLICATION_ID, "username": "lifeboat", "bot": true } }))
+                .collect();
+            json!(messages)
+        }
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) => json!({ "id": id }),
         ("PUT", ["applications", _, "commands"]) => body.clone(),
         ("GET", ["gateway"]) => json!({ "url": s.gateway_url }),
@@ -187,6 +221,15 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
                 .into_response();
         }
     };
+    let step = format!("{method} {}", parts.last().copied().unwrap_or_default());
+    if let Some(i) = s.script.crash_after.iter().position(|c| *c == step) {
+        s.script.crash_after.remove(i);
+        if let Some(crash) = s.script.crash.clone() {
+            drop(s);
+            crash();
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
     axum::Json(answer).into_response()
 }
 
