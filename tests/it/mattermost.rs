@@ -237,3 +237,109 @@ async fn without_mattermost_configured_its_paths_refuse() {
     assert_eq!(body["error"], "Mattermost is not configured here");
     t.shutdown().await;
 }
+
+/// The service dies after Mattermost took the incident's root post but before the store
+/// heard of it, and again after it took the card: each time the restarted service finds
+/// what it made (the root by the run it names, the card in its thread) instead of making
+/// a second, and the one card ends on the run's final state.
+#[tokio::test]
+async fn a_crash_between_mattermost_acting_and_the_store_recording_makes_nothing_twice() {
+    use std::sync::Arc;
+    let pid: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
+    let crash: Arc<dyn Fn() + Send + Sync> = {
+        let pid = pid.clone();
+        Arc::new(move || {
+            if let Some(pid) = *pid.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        })
+    };
+    let standin = MattermostStandIn::start(0).await;
+    standin.crash_after(&["POST posts"], crash.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '2'] } }\n";
+    common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
+    let client = reqwest::Client::new();
+    let start = |pid: &Arc<std::sync::Mutex<Option<u32>>>| {
+        let port = common::free_port();
+        let proc = common::serve(
+            dir.path(),
+            port,
+            &[
+                ("MATTERMOST_URL", &standin.base),
+                ("MATTERMOST_BOT_TOKEN", BOT_TOKEN),
+                ("MATTERMOST_COMMAND_TOKENS", COMMAND_TOKEN),
+            ],
+        );
+        *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(proc.0.id());
+        (proc, format!("http://127.0.0.1:{port}"))
+    };
+    let died = async |proc: &mut common::Proc| {
+        common::until(
+            "the service to die",
+            std::time::Duration::from_secs(60),
+            async || proc.0.try_wait().ok().flatten().map(drop),
+        )
+        .await
+    };
+
+    // Dies as Mattermost takes the root post.
+    let (mut first, base) = start(&pid);
+    common::until_ready(&client, &base).await;
+    let id = common::create_run_at(&client, &base, "shop").await;
+    died(&mut first).await;
+    let roots = standin.posts();
+    assert_eq!(roots.len(), 1, "{roots:?}");
+    let root = roots[0].id.clone();
+
+    // Dies as Mattermost takes the card, in the thread it found.
+    standin.crash_after(&["POST posts"], crash);
+    let (mut second, _) = start(&pid);
+    died(&mut second).await;
+    let posts = standin.posts();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(
+        posts[1].body["root_id"],
+        root.as_str(),
+        "the card is in the thread"
+    );
+    let card = posts[1].id.clone();
+
+    // Finds the card and goes on with it.
+    let (_third, base) = start(&pid);
+    common::until_ready(&client, &base).await;
+    common::until(
+        "the run to succeed",
+        std::time::Duration::from_secs(60),
+        async || {
+            let run = common::get_json(&client, &format!("{base}/api/v1/runs/{id}"), None).await?;
+            (run["state"] == "succeeded").then_some(())
+        },
+    )
+    .await;
+    common::until(
+        "the card's final state",
+        std::time::Duration::from_secs(60),
+        async || {
+            standin
+                .calls()
+                .into_iter()
+                .rev()
+                .find(|c| c.method == "PUT" && c.path == format!("/api/v4/posts/{card}/patch"))
+                .filter(|c| c.body.to_string().contains("Total recovery time"))
+        },
+    )
+    .await;
+    let posts = standin.posts();
+    let roots = posts
+        .iter()
+        .filter(|p| p.body["root_id"].as_str().is_none_or(str::is_empty))
+        .count();
+    let cards = posts
+        .iter()
+        .filter(|p| p.body["props"]["lifeboat_card"] == id.as_str())
+        .count();
+    assert_eq!((roots, cards), (1, 1), "one thread, one card: {posts:?}");
+}

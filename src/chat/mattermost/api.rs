@@ -80,6 +80,18 @@ impl MattermostApi {
             .ok_or_else(|| SendError::Failed("Mattermost answered a post with no id".into()))
     }
 
+    /// The posts in `channel` made since `since` (ms).
+    pub async fn posts(&self, channel: &str, since: i64) -> Result<Vec<Value>, SendError> {
+        let url = format!("{}/channels/{channel}/posts?since={since}", self.base);
+        Ok(listed(self.call(self.http.get(url)).await?))
+    }
+
+    /// The posts of the thread that hangs from `root`, the root included.
+    pub async fn thread(&self, root: &str) -> Result<Vec<Value>, SendError> {
+        let url = format!("{}/posts/{root}/thread", self.base);
+        Ok(listed(self.call(self.http.get(url)).await?))
+    }
+
     /// Replaces a post's `message` and `props`.
     pub async fn edit(&self, post: &str, body: Value) -> Result<(), SendError> {
         self.call(
@@ -101,4 +113,16 @@ impl MattermostApi {
             .map(str::to_string)
             .ok_or_else(|| SendError::Failed(format!("Mattermost knows no user {user}")))
     }
+}
+
+/// The posts of a `{order, posts}` answer.
+fn listed(answer: Value) -> Vec<Value> {
+    let posts = &answer["posts"];
+    answer["order"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|id| posts.get(id.as_str()?).cloned())
+        .collect()
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::api::MattermostApi;
 use super::names;
@@ -86,15 +87,45 @@ impl Outbound for MattermostOut {
             text.push(' ');
             text.push_str(&mentions.join(" "));
         }
-        let root = self.api.post(channel, None, render::message(&text)).await?;
+        let mut root = render::message(&text);
+        // Which run it opens, for finding it again after a crash before it was recorded.
+        root["props"]["lifeboat_run"] = Value::String(run.id.to_string());
+        let root = self.api.post(channel, None, root).await?;
         Ok(format!("{channel}/{root}"))
+    }
+
+    async fn find_incident(&self, run: &Run, group: &Group) -> Result<Vec<String>, SendError> {
+        let Some(channel) = group.channel(CHANNEL) else {
+            return Ok(Vec::new());
+        };
+        let id = run.id.to_string();
+        let posts = self.api.posts(channel, run.created_at).await?;
+        Ok(posts
+            .iter()
+            .filter(|p| p["props"]["lifeboat_run"].as_str() == Some(&id))
+            .filter(|p| p["root_id"].as_str().is_none_or(str::is_empty))
+            .filter_map(|p| Some(format!("{channel}/{}", p["id"].as_str()?)))
+            .collect())
     }
 
     async fn post_card(&self, at: &str, card: &Card) -> Result<String, SendError> {
         let (channel, root) = incident(at);
-        self.api
-            .post(channel, root, render::card(card, self.actions.as_ref()))
-            .await
+        let mut body = render::card(card, self.actions.as_ref());
+        body["props"]["lifeboat_card"] = Value::String(card.run.to_string());
+        self.api.post(channel, root, body).await
+    }
+
+    async fn find_card(&self, at: &str, run: &Run) -> Result<Option<String>, SendError> {
+        let (_, Some(root)) = incident(at) else {
+            return Ok(None);
+        };
+        let id = run.id.to_string();
+        let posts = self.api.thread(root).await?;
+        Ok(posts
+            .iter()
+            .filter(|p| p["props"]["lifeboat_card"].as_str() == Some(&id))
+            .min_by_key(|p| p["create_at"].as_i64().unwrap_or(i64::MAX))
+            .and_then(|p| p["id"].as_str().map(str::to_string)))
     }
 
     async fn edit_card(&self, at: &Posted, card: &Card) -> Result<(), SendError> {

@@ -29,6 +29,10 @@ struct Inner {
     /// How many of the next patches get a 429.
     limited_patches: usize,
     limited: usize,
+    /// Calls (`POST posts`) after whose effect `crash` is called instead of answering:
+    /// the caller dies between Mattermost acting and hearing so. Each is taken once.
+    crash_after: Vec<String>,
+    crash: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Clone)]
@@ -51,6 +55,13 @@ impl MattermostStandIn {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After the next calls named (`POST posts`), `crash` instead of an answer.
+    pub fn crash_after(&self, calls: &[&str], crash: Arc<dyn Fn() + Send + Sync>) {
+        let mut inner = self.lock();
+        inner.crash_after = calls.iter().map(|c| c.to_string()).collect();
+        inner.crash = Some(crash);
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -161,6 +172,12 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
             post
         }
         ("PUT", ["posts", post, "patch"]) => json!({ "id": post }),
+        ("GET", ["channels", channel, "posts"]) => {
+            listed(&s.calls, |p| p["channel_id"] == *channel)
+        }
+        ("GET", ["posts", root, "thread"]) => {
+            listed(&s.calls, |p| p["id"] == *root || p["root_id"] == *root)
+        }
         ("GET", ["users", user]) => json!({ "id": user, "username": format!("name-of-{user}") }),
         _ => {
             return (
@@ -170,5 +187,33 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
                 .into_response();
         }
     };
+    let step = format!("{method} {}", parts.first().copied().unwrap_or_default());
+    if let Some(i) = s.crash_after.iter().position(|c| *c == step) {
+        s.crash_after.remove(i);
+        if let Some(crash) = s.crash.clone() {
+            drop(s);
+            crash();
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
     axum::Json(answer).into_response()
+}
+
+/// The posts made so far that `which` picks, as `{order, posts}`, newest first.
+fn listed(calls: &[Call], which: impl Fn(&Value) -> bool) -> Value {
+    let mut order = Vec::new();
+    let mut posts = serde_json::Map::new();
+    for (n, c) in calls.iter().enumerate().rev() {
+        if c.method != "POST" || c.path != "/api/v4/posts" {
+            continue;
+        }
+        let mut post = c.body.clone();
+        post["id"] = Value::String(c.id.clone());
+        post["create_at"] = json!(1_700_000_000_000i64 + n as i64);
+        if which(&post) {
+            order.push(Value::String(c.id.clone()));
+            posts.insert(c.id.clone(), post);
+        }
+    }
+    json!({ "order": order, "posts": posts })
 }
