@@ -41,15 +41,15 @@ pub struct Retake(pub bool);
 impl CardSlot<'_> {
     /// Posts the card if no one has, or edits it if `rendering` differs from what it
     /// shows. `channel` names where a first post goes (called only when no earlier
-    /// claimer chose one); `post` posts, or finds what an earlier claimer posted, and
-    /// answers the message's id and whether it was found; `edit` edits. `settled`: the
-    /// card will not change again.
+    /// claimer chose one); `post` posts it there (or, on a retake, may bring what an
+    /// earlier claimer posted up to date instead) and answers the message's id; `edit`
+    /// edits. `settled`: the card will not change again.
     pub async fn sync(
         &self,
         rendering: &str,
         settled: bool,
         channel: impl AsyncFnOnce(Retake) -> Result<String, SendError>,
-        post: impl AsyncFnOnce(&str, Retake) -> Result<(String, bool), SendError>,
+        post: impl AsyncFnOnce(&str, Retake) -> Result<String, SendError>,
         edit: impl AsyncFnOnce(&Posted) -> Result<(), SendError>,
     ) -> Result<Synced, SendError> {
         let (store, platform, key) = (self.store, self.platform, self.key);
@@ -81,12 +81,8 @@ impl CardSlot<'_> {
                     .mark_card(platform, key, CardStep::Posting)
                     .await
                     .map_err(failed)?;
-                let (message, found) = post(&channel, Retake(posting)).await?;
+                let message = post(&channel, Retake(posting)).await?;
                 let at = Posted { channel, message };
-                if found {
-                    // Found as it was posted then: it shows what it showed then.
-                    edit(&at).await?;
-                }
                 store
                     .set_card_shown(platform, key, Some(&at.message), rendering, settled)
                     .await

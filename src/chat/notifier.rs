@@ -19,8 +19,9 @@ use super::markup::{Markup, mention};
 use super::outbound::{Outbound, Posted, SendError};
 use super::text;
 use crate::bus::{RunEvent, Subscription};
-use crate::domain::{Actor, EventKind, RunId, RunState, StageState};
+use crate::domain::{Actor, EventKind, Run, RunId, RunState, StageState};
 use crate::store::CardKey;
+use crate::workflow::Group;
 
 /// How long a batch waits for more events once one has come.
 const GATHER: Duration = Duration::from_millis(100);
@@ -152,31 +153,21 @@ impl Notifier {
                 card.is_final(),
                 async |retake| {
                     let origin = store.origin(id, platform).await.map_err(failed)?;
-                    if retake.0 {
-                        // An incident the platform made for this run and no other card
-                        // claims: an earlier claimer's, which died before recording it.
-                        for found in self.out.find_incident(&run, group).await? {
-                            let taken = store
-                                .channel_taken(platform, CardKey::Run(id), &found)
-                                .await
-                                .map_err(failed)?;
-                            if !taken {
-                                tracing::info!(run_id = %id, platform = %platform, channel = %found, "Found the incident an earlier attempt opened.");
-                                self.out.bring_in(&found, group, origin.as_ref()).await?;
-                                return Ok(found);
-                            }
-                        }
+                    if retake.0
+                        && let Some(found) = self.found_incident(&run, group).await?
+                    {
+                        self.out.bring_in(&found, group, origin.as_ref()).await?;
+                        return Ok(found);
                     }
                     self.out.open(&run, group, origin.as_ref()).await
                 },
                 async |channel: &str, retake| {
                     if retake.0
-                        && let Some(found) = self.out.find_card(channel, &run).await?
+                        && let Some(found) = self.found_card(channel, &run, &card).await?
                     {
-                        tracing::info!(run_id = %id, platform = %platform, "Found the card an earlier attempt posted.");
-                        return Ok((found, true));
+                        return Ok(found);
                     }
-                    Ok((self.out.post_card(channel, &card).await?, false))
+                    self.out.post_card(channel, &card).await
                 },
                 async |at: &Posted| self.out.edit_card(at, &card).await,
             )
@@ -222,6 +213,70 @@ impl Notifier {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The incident the platform made for `run` and no other card claims: an earlier
+    /// claimer's, which died before recording it. A look that fails finds nothing (the
+    /// incident is opened again rather than never); one rate-limited is tried later.
+    async fn found_incident(&self, run: &Run, group: &Group) -> Result<Option<String>, SendError> {
+        let platform = self.out.platform();
+        let candidates = match self.out.find_incident(run, group).await {
+            Ok(c) => c,
+            Err(e @ SendError::RateLimited(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, platform = %platform, error = %e, "Could not look for an incident an earlier attempt opened; opening one.");
+                return Ok(None);
+            }
+        };
+        for found in candidates {
+            let taken = self
+                .cx
+                .store
+                .channel_taken(platform, CardKey::Run(run.id), &found)
+                .await
+                .map_err(failed)?;
+            if !taken {
+                tracing::info!(run_id = %run.id, platform = %platform, channel = %found, "Found the incident an earlier attempt opened.");
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The card an earlier claimer posted in `channel` and died before recording, brought
+    /// up to date. One that cannot be found or edited is not taken: the card is posted
+    /// again rather than never; a rate limit is waited out and tried again.
+    async fn found_card(
+        &self,
+        channel: &str,
+        run: &Run,
+        card: &Card,
+    ) -> Result<Option<String>, SendError> {
+        let platform = self.out.platform();
+        let message = match self.out.find_card(channel, run).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e @ SendError::RateLimited(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, platform = %platform, error = %e, "Could not look for a card an earlier attempt posted; posting one.");
+                return Ok(None);
+            }
+        };
+        let at = Posted {
+            channel: channel.to_string(),
+            message,
+        };
+        match self.out.edit_card(&at, card).await {
+            Ok(()) => {
+                tracing::info!(run_id = %run.id, platform = %platform, "Found the card an earlier attempt posted.");
+                Ok(Some(at.message))
+            }
+            Err(e @ SendError::RateLimited(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, platform = %platform, error = %e, "Could not take up a card an earlier attempt posted; posting one.");
+                Ok(None)
+            }
+        }
     }
 
     /// Makes a post once: claimed by `key` first, given back if it could not be made.

@@ -135,7 +135,7 @@ impl OfferNotifier {
             async |_| Ok(channel),
             // An offer's card is one among many in the standing channel, and an offer is
             // short-lived: one posted by a claimer that died is posted again.
-            async |channel: &str, _| Ok((self.out.post_offer(channel, &card).await?, false)),
+            async |channel: &str, _| self.out.post_offer(channel, &card).await,
             async |at: &Posted| self.out.edit_offer(at, &card).await,
         )
         .await?;

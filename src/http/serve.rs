@@ -1,6 +1,8 @@
 //! Serving the router, with limits on how long a client may take: 10 s to send its request
-//! headers, 30 s for the whole request. A client that sends slowly is cut off and holds
-//! nothing.
+//! headers (from the moment it connects), 30 s for the whole request. A client that sends
+//! slowly, or connects and sends nothing, is cut off and holds nothing. HTTP/1.1 only:
+//! every sender Lifeboat serves speaks it, and a protocol sniff or an HTTP/2 connection
+//! would be one more thing a silent client could hold open.
 
 use std::time::Duration;
 
@@ -8,8 +10,8 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -43,9 +45,8 @@ pub async fn serve(
     stop: CancellationToken,
     drain: Duration,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADERS);
     let graceful = GracefulShutdown::new();
@@ -63,10 +64,7 @@ pub async fn serve(
             },
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away, or is cut off, ends only its own connection.
             let _ = connection.await;

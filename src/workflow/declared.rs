@@ -59,8 +59,13 @@ impl Declared {
 }
 
 /// A value given for a param must be a string, number or boolean: it is pasted into specs.
+/// A string may not hold `${`: pasted in, `${env:…}` or `${file:…}` would have the agent
+/// read a secret of its host the workflow's author never named.
 pub fn scalar(name: &str, value: &Value) -> Result<(), String> {
     match value {
+        Value::String(s) if s.contains("${") => Err(format!(
+            "param `{name}`: a value may not hold `${{` (secrets are named by the workflow, not by a run)"
+        )),
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
         other => Err(format!(
             "param `{name}`: {} is not a string, number or boolean",
@@ -221,7 +226,13 @@ mod tests {
     fn only_strings_numbers_and_booleans_are_values() {
         let any = Declared::default();
         assert!(any.check("flag", &json!(true)).is_ok());
-        for bad in [json!(null), json!([1]), json!({ "a": 1 })] {
+        for bad in [
+            json!(null),
+            json!([1]),
+            json!({ "a": 1 }),
+            json!("x/${file:/etc/shadow}"),
+            json!("${env:AWS_SECRET_ACCESS_KEY}"),
+        ] {
             let e = any.check("to", &bad).expect_err("refused");
             assert!(e.starts_with("param `to`: "), "{e}");
         }

@@ -457,9 +457,9 @@ async fn an_open_api_refuses_what_came_through_a_proxy() {
     t.shutdown().await;
 }
 
-/// A client that sends slowly is cut off and holds nothing: one whose headers never end
-/// is closed once they have taken 10 s, one whose body trickles in gets 408 once the
-/// request has taken 30 s, and others are served all the while.
+/// A client that sends slowly is cut off and holds nothing: one that sends nothing, or
+/// whose headers never end, is closed once they have taken 10 s, one whose body trickles
+/// in gets 408 once the request has taken 30 s, and others are served all the while.
 #[tokio::test]
 async fn a_slow_client_is_cut_off_and_holds_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -495,6 +495,17 @@ async fn a_slow_client_is_cut_off_and_holds_nothing() {
         )
         .await
     };
+    // Connects and sends nothing at all: closed once its headers are 10 s late.
+    let silent = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let mut buf = [0u8; 64];
+        let wait = std::time::Duration::from_secs(20);
+        let read = tokio::time::timeout(wait, stream.read(&mut buf)).await;
+        assert!(
+            read.is_ok(),
+            "a silent connection was still open after 20 s"
+        );
+    };
     let body = async {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let start = format!(
@@ -510,7 +521,7 @@ async fn a_slow_client_is_cut_off_and_holds_nothing() {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     };
-    let (headers, body, ()) = tokio::join!(headers, body, others);
+    let (headers, body, (), ()) = tokio::join!(headers, body, others, silent);
     assert!(
         headers.is_empty() || headers.starts_with("HTTP/1.1 408"),
         "headers that never end: {headers}"
@@ -549,6 +560,11 @@ stages:
         (r#"{"to": "region-a; drop table runs"}"#, "param `to`"),
         (r#"{"replicas": "3; rm -rf /"}"#, "param `replicas`"),
         (r#"{"replicas": 100}"#, "param `replicas`"),
+        // A bare default takes any string, but not a reference to the agent's secrets.
+        (
+            r#"{"note": "x ${env:HOME} ${file:/etc/shadow}"}"#,
+            "param `note`",
+        ),
     ] {
         let (status, body) = t
             .post(

@@ -233,7 +233,8 @@ impl DiscordApi {
         Ok(found.into_iter().map(|(_, id)| id).collect())
     }
 
-    /// The oldest message a bot posted in `thread`: in a run's incident thread, its card.
+    /// The oldest message this application's bot posted in `thread`: in a run's incident
+    /// thread, its card.
     pub async fn first_bot_message(&self, thread: &str) -> Result<Option<String>, SendError> {
         let channel_id: ChannelId = id(thread, "thread")?;
         let messages = self
@@ -248,7 +249,12 @@ impl DiscordApi {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter(|m| m["author"]["bot"].as_bool() == Some(true))
+            // This application's bot (a bot's user id is its application's id), or, not
+            // knowing that, a bot.
+            .filter(|m| match self.application {
+                Some(app) => m["author"]["id"].as_str() == Some(app.to_string().as_str()),
+                None => m["author"]["bot"].as_bool() == Some(true),
+            })
             .filter_map(|m| {
                 let id = m["id"].as_str()?;
                 Some((id.parse::<u64>().ok()?, id.to_string()))

@@ -103,6 +103,17 @@ impl MattermostApi {
         .map(drop)
     }
 
+    /// The bot's own user id.
+    pub async fn own_id(&self) -> Result<String, SendError> {
+        let me = self
+            .call(self.http.get(format!("{}/users/me", self.base)))
+            .await?;
+        me["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| SendError::Failed("Mattermost did not say who the bot is".into()))
+    }
+
     /// A user's name, for a mention.
     pub async fn username(&self, user: &str) -> Result<String, SendError> {
         let found = self

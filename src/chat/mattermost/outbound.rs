@@ -99,9 +99,13 @@ impl Outbound for MattermostOut {
             return Ok(Vec::new());
         };
         let id = run.id.to_string();
-        let posts = self.api.posts(channel, run.created_at).await?;
+        let own = self.api.own_id().await?;
+        // A minute early, for a server whose clock is behind this one's.
+        let posts = self.api.posts(channel, run.created_at - 60_000).await?;
         Ok(posts
             .iter()
+            // The bot's own: anyone may give a post of theirs the same props.
+            .filter(|p| p["user_id"].as_str() == Some(&own))
             .filter(|p| p["props"]["lifeboat_run"].as_str() == Some(&id))
             .filter(|p| p["root_id"].as_str().is_none_or(str::is_empty))
             .filter_map(|p| Some(format!("{channel}/{}", p["id"].as_str()?)))
@@ -120,9 +124,11 @@ impl Outbound for MattermostOut {
             return Ok(None);
         };
         let id = run.id.to_string();
+        let own = self.api.own_id().await?;
         let posts = self.api.thread(root).await?;
         Ok(posts
             .iter()
+            .filter(|p| p["user_id"].as_str() == Some(&own))
             .filter(|p| p["props"]["lifeboat_card"].as_str() == Some(&id))
             .min_by_key(|p| p["create_at"].as_i64().unwrap_or(i64::MAX))
             .and_then(|p| p["id"].as_str().map(str::to_string)))

@@ -95,8 +95,9 @@ impl SlackApi {
     /// The ids of the channels with these names, in the names' order: a look through the
     /// workspace's channels, made only to find an incident opened by a claimer that died.
     pub async fn channels_named(&self, names: &[String]) -> Result<Vec<String>, SendError> {
-        /// Enough for a large workspace; each page is one tier-2 call.
-        const PAGES: usize = 50;
+        /// A few thousand channels: each page is one tier-2 call, and the look must end
+        /// well within the 30 s a card's claim holds.
+        const PAGES: usize = 3;
         let session = self.client.open_session(&self.token);
         let mut found: HashMap<String, String> = HashMap::new();
         let mut cursor = None;
@@ -123,11 +124,14 @@ impl SlackApi {
         Ok(names.iter().filter_map(|n| found.remove(n)).collect())
     }
 
-    /// The oldest message in `channel` that a bot posted with blocks: in a run's own
-    /// incident channel, its card (its replies are in the card's thread).
+    /// The oldest message in `channel` that this app's bot posted with blocks: in a run's
+    /// own incident channel, its card (its replies are in the card's thread).
     pub async fn first_bot_card(&self, channel: &str) -> Result<Option<String>, SendError> {
         self.members.until_ready().await;
         let session = self.client.open_session(&self.token);
+        let Some(own) = session.auth_test().await.map_err(failure)?.bot_id else {
+            return Ok(None);
+        };
         let request = SlackApiConversationsHistoryRequest::new()
             .with_channel(channel.into())
             .with_limit(200);
@@ -138,7 +142,7 @@ impl SlackApi {
         Ok(history
             .messages
             .iter()
-            .filter(|m| m.sender.bot_id.is_some())
+            .filter(|m| m.sender.bot_id.as_ref() == Some(&own))
             .filter(|m| m.content.blocks.as_ref().is_some_and(|b| !b.is_empty()))
             .min_by(|a, b| a.origin.ts.0.cmp(&b.origin.ts.0))
             .map(|m| m.origin.ts.to_string()))

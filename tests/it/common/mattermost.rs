@@ -178,6 +178,7 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         ("GET", ["posts", root, "thread"]) => {
             listed(&s.calls, |p| p["id"] == *root || p["root_id"] == *root)
         }
+        ("GET", ["users", "me"]) => json!({ "id": "u-lifeboat", "username": "lifeboat" }),
         ("GET", ["users", user]) => json!({ "id": user, "username": format!("name-of-{user}") }),
         _ => {
             return (
@@ -210,6 +211,7 @@ fn listed(calls: &[Call], which: impl Fn(&Value) -> bool) -> Value {
         let mut post = c.body.clone();
         post["id"] = Value::String(c.id.clone());
         post["create_at"] = json!(1_700_000_000_000i64 + n as i64);
+        post["user_id"] = json!("u-lifeboat");
         if which(&post) {
             order.push(Value::String(c.id.clone()));
             posts.insert(c.id.clone(), post);

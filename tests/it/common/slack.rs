@@ -255,6 +255,9 @@ async fn api(
         "chat.update" => {
             json!({ "ok": true, "channel": body["channel"], "ts": body["ts"], "message": { "text": body["text"] } })
         }
+        "auth.test" => {
+            json!({ "ok": true, "url": "https://shop.slack.com/", "team": "shop", "user": "lifeboat", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1" })
+        }
         "conversations.list" => {
             let channels: Vec<Value> = s
                 .named
