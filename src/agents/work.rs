@@ -16,6 +16,17 @@ use crate::workflow::kinds::{self, SpecError};
 /// would blank out every word it is in, and is no secret.
 const MIN_SCRUBBED: usize = 4;
 
+/// Whether any string of a spec may hold a reference: most hold none, and are read as
+/// they are, without a copy.
+fn references_in(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains("${"),
+        serde_json::Value::Array(items) => items.iter().any(references_in),
+        serde_json::Value::Object(fields) => fields.values().any(references_in),
+        _ => false,
+    }
+}
+
 /// Reads the references in every string of a spec, in place, gathering the values read.
 fn resolve(v: &mut serde_json::Value, at: &str, read: &mut Vec<String>) -> Result<(), Failure> {
     match v {
@@ -165,6 +176,9 @@ impl Work {
     /// (the plan, the bus and the store hold only the references); one it cannot read
     /// fails the attempt for good.
     pub fn spec<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Failure> {
+        if !references_in(&self.request.spec) {
+            return kinds::parse(&self.request.spec).map_err(Failure::bad_spec);
+        }
         let mut spec = self.request.spec.clone();
         let mut read = Vec::new();
         resolve(&mut spec, "spec", &mut read)?;

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::TestApp;
+use common::crash::{CrashAfter, Victim, died};
 use common::discord::{APPLICATION_ID, Call, DiscordStandIn, public_key, sign};
 use lifeboat::app::Options;
 use lifeboat::chat::discord::DiscordSettings;
@@ -727,17 +728,6 @@ fn serve(dir: &std::path::Path, standin: &DiscordStandIn, port: u16) -> common::
     )
 }
 
-/// Waits for a process the stand-in kills; the stand-in answers on this test's runtime,
-/// so the wait must not block it.
-async fn died(proc: &mut common::Proc) {
-    common::until(
-        "the service to die",
-        std::time::Duration::from_secs(60),
-        async || proc.0.try_wait().ok().flatten().map(drop),
-    )
-    .await;
-}
-
 /// The service dies after Discord opened the incident thread but before the store heard
 /// of it, and again after Discord took the card but before the store heard of that: each
 /// time, the restarted service finds what it made (the thread by its name under the
@@ -745,36 +735,22 @@ async fn died(proc: &mut common::Proc) {
 /// second, and the run's one card ends on its final state.
 #[tokio::test]
 async fn a_crash_between_discord_acting_and_the_store_recording_makes_nothing_twice() {
-    use std::sync::Arc;
-    let pid: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
-    let crash = {
-        let pid = pid.clone();
-        Arc::new(move || {
-            if let Some(pid) = *pid.lock().unwrap_or_else(|e| e.into_inner()) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        })
-    };
+    let victim = Victim::default();
     let standin = DiscordStandIn::start().await;
-    standin.script(|s| {
-        s.crash_after = vec!["POST threads".into()];
-        s.crash = Some(crash);
-    });
+    standin.script(|s| s.crash = CrashAfter::new(&["POST threads"], victim.crash()));
     let dir = tempfile::tempdir().expect("tempdir");
     let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '2'] } }\n";
     common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
     let client = reqwest::Client::new();
-    let start = |pid: &Arc<std::sync::Mutex<Option<u32>>>| {
+    let start = || {
         let port = common::free_port();
         let proc = serve(dir.path(), &standin, port);
-        *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(proc.0.id());
+        victim.is(&proc);
         (proc, format!("http://127.0.0.1:{port}"))
     };
 
     // Dies as Discord opens the thread.
-    let (mut first, base) = start(&pid);
+    let (mut first, base) = start();
     common::until_ready(&client, &base).await;
     let id = common::create_run_at(&client, &base, "shop").await;
     died(&mut first).await;
@@ -784,8 +760,8 @@ async fn a_crash_between_discord_acting_and_the_store_recording_makes_nothing_tw
 
     // Dies as Discord takes the card, in the thread it found; at start-up, so perhaps
     // before it is ready.
-    standin.script(|s| s.crash_after = vec!["POST messages".into()]);
-    let (mut second, _) = start(&pid);
+    standin.script(|s| s.crash = CrashAfter::new(&["POST messages"], victim.crash()));
+    let (mut second, _) = start();
     died(&mut second).await;
     assert!(
         !standin.calls_to("GET", "/threads/active").is_empty(),
@@ -796,7 +772,7 @@ async fn a_crash_between_discord_acting_and_the_store_recording_makes_nothing_tw
     let card = cards[0].id.clone();
 
     // Finds the card and goes on with it.
-    let (_third, base) = start(&pid);
+    let (_third, base) = start();
     common::until_ready(&client, &base).await;
     common::until(
         "the run to succeed",

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::TestApp;
+use common::crash::{CrashAfter, Victim, died};
 use common::mattermost::{BOT_TOKEN, MattermostStandIn, buttons, shown};
 use lifeboat::app::Options;
 use lifeboat::chat::mattermost::MattermostSettings;
@@ -244,25 +245,14 @@ async fn without_mattermost_configured_its_paths_refuse() {
 /// a second, and the one card ends on the run's final state.
 #[tokio::test]
 async fn a_crash_between_mattermost_acting_and_the_store_recording_makes_nothing_twice() {
-    use std::sync::Arc;
-    let pid: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
-    let crash: Arc<dyn Fn() + Send + Sync> = {
-        let pid = pid.clone();
-        Arc::new(move || {
-            if let Some(pid) = *pid.lock().unwrap_or_else(|e| e.into_inner()) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        })
-    };
+    let victim = Victim::default();
     let standin = MattermostStandIn::start(0).await;
-    standin.crash_after(&["POST posts"], crash.clone());
+    standin.crash(CrashAfter::new(&["POST posts"], victim.crash()));
     let dir = tempfile::tempdir().expect("tempdir");
     let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '2'] } }\n";
     common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
     let client = reqwest::Client::new();
-    let start = |pid: &Arc<std::sync::Mutex<Option<u32>>>| {
+    let start = || {
         let port = common::free_port();
         let proc = common::serve(
             dir.path(),
@@ -273,20 +263,11 @@ async fn a_crash_between_mattermost_acting_and_the_store_recording_makes_nothing
                 ("MATTERMOST_COMMAND_TOKENS", COMMAND_TOKEN),
             ],
         );
-        *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(proc.0.id());
+        victim.is(&proc);
         (proc, format!("http://127.0.0.1:{port}"))
     };
-    let died = async |proc: &mut common::Proc| {
-        common::until(
-            "the service to die",
-            std::time::Duration::from_secs(60),
-            async || proc.0.try_wait().ok().flatten().map(drop),
-        )
-        .await
-    };
-
     // Dies as Mattermost takes the root post.
-    let (mut first, base) = start(&pid);
+    let (mut first, base) = start();
     common::until_ready(&client, &base).await;
     let id = common::create_run_at(&client, &base, "shop").await;
     died(&mut first).await;
@@ -295,8 +276,8 @@ async fn a_crash_between_mattermost_acting_and_the_store_recording_makes_nothing
     let root = roots[0].id.clone();
 
     // Dies as Mattermost takes the card, in the thread it found.
-    standin.crash_after(&["POST posts"], crash);
-    let (mut second, _) = start(&pid);
+    standin.crash(CrashAfter::new(&["POST posts"], victim.crash()));
+    let (mut second, _) = start();
     died(&mut second).await;
     let posts = standin.posts();
     assert_eq!(posts.len(), 2, "{posts:?}");
@@ -308,7 +289,7 @@ async fn a_crash_between_mattermost_acting_and_the_store_recording_makes_nothing
     let card = posts[1].id.clone();
 
     // Finds the card and goes on with it.
-    let (_third, base) = start(&pid);
+    let (_third, base) = start();
     common::until_ready(&client, &base).await;
     common::until(
         "the run to succeed",

@@ -3,9 +3,9 @@
 
 use crate::common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::crash::{CrashAfter, Victim, died};
 use common::slack::{Call, SIGNING_SECRET, Script, SlackStandIn, Tamper, post_form, press, shown};
 use common::{TestApp, stage};
 use lifeboat::app::Options;
@@ -1253,15 +1253,6 @@ async fn replays_and_other_workspaces_start_and_decide_nothing() {
     t.shutdown().await;
 }
 
-/// Waits for a process the stand-in kills; the stand-in answers on this test's runtime,
-/// so the wait must not block it.
-async fn died(proc: &mut common::Proc) {
-    common::until("the service to die", Duration::from_secs(60), async || {
-        proc.0.try_wait().ok().flatten().map(drop)
-    })
-    .await;
-}
-
 /// The service dies after Slack made the incident channel but before the store heard of
 /// it, and again after Slack posted the card but before the store heard of that: each
 /// time, the restarted service finds what it made (the channel by its name, the card in
@@ -1269,20 +1260,9 @@ async fn died(proc: &mut common::Proc) {
 /// state.
 #[tokio::test]
 async fn a_crash_between_slack_acting_and_the_store_recording_makes_nothing_twice() {
-    let pid: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
-    let crash = {
-        let pid = pid.clone();
-        Arc::new(move || {
-            if let Some(pid) = *pid.lock().unwrap_or_else(|e| e.into_inner()) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        })
-    };
+    let victim = Victim::default();
     let standin = SlackStandIn::start(Script {
-        crash_after: vec!["conversations.create".into()],
-        crash: Some(crash),
+        crash: CrashAfter::new(&["conversations.create"], victim.crash()),
         ..Script::default()
     })
     .await;
@@ -1290,24 +1270,24 @@ async fn a_crash_between_slack_acting_and_the_store_recording_makes_nothing_twic
     let wf = "name: shop\nstages:\n  a: { agent: noop }\n  slow: { agent: exec, spec: { command: [sleep, '2'] } }\n";
     common::write_workflows(dir.path(), &[("shop.yaml", wf), ("groups.yaml", GROUPS)]);
     let client = reqwest::Client::new();
-    let start = |pid: &Arc<std::sync::Mutex<Option<u32>>>| {
+    let start = || {
         let port = common::free_port();
         let proc = serve(dir.path(), &standin, port);
-        *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(proc.0.id());
+        victim.is(&proc);
         (proc, format!("http://127.0.0.1:{port}"))
     };
 
     // Dies as Slack makes the channel.
-    let (mut first, base) = start(&pid);
+    let (mut first, base) = start();
     common::until_ready(&client, &base).await;
     let id = common::create_run_at(&client, &base, "shop").await;
     died(&mut first).await;
     assert_eq!(standin.calls("conversations.create").len(), 1);
 
     // Dies as Slack posts the card, in the channel it found.
-    standin.script(|s| s.crash_after = vec!["chat.postMessage".into()]);
+    standin.script(|s| s.crash = CrashAfter::new(&["chat.postMessage"], victim.crash()));
     // At start-up it takes up the run's card: it may die before it is ready.
-    let (mut second, _) = start(&pid);
+    let (mut second, _) = start();
     died(&mut second).await;
     assert!(!standin.calls("conversations.list").is_empty(), "it looked");
     assert_eq!(
@@ -1317,7 +1297,7 @@ async fn a_crash_between_slack_acting_and_the_store_recording_makes_nothing_twic
     );
 
     // Finds the card and goes on with it.
-    let (_third, base) = start(&pid);
+    let (_third, base) = start();
     common::until_ready(&client, &base).await;
     common::until("the run to succeed", Duration::from_secs(60), async || {
         let run = common::get_json(&client, &format!("{base}/api/v1/runs/{id}"), None).await?;

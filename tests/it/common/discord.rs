@@ -28,10 +28,8 @@ pub struct Call {
 #[derive(Clone, Default)]
 pub struct Script {
     /// Calls (`POST threads`, `POST messages`: the method and the path's last part) after
-    /// whose effect `crash` is called instead of answering: the caller dies between
-    /// Discord acting and the caller hearing so. Each is taken once.
-    pub crash_after: Vec<String>,
-    pub crash: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// whose effect the caller is crashed instead of answered.
+    pub crash: super::crash::CrashAfter,
     /// How many of the next message edits get a 429 with this `retry_after`.
     pub limited_edits: usize,
     pub retry_after: f64,
@@ -222,13 +220,10 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         }
     };
     let step = format!("{method} {}", parts.last().copied().unwrap_or_default());
-    if let Some(i) = s.script.crash_after.iter().position(|c| *c == step) {
-        s.script.crash_after.remove(i);
-        if let Some(crash) = s.script.crash.clone() {
-            drop(s);
-            crash();
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    if let Some(crash) = s.script.crash.take(&step) {
+        drop(s);
+        crash();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     axum::Json(answer).into_response()
 }

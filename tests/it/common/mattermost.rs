@@ -29,10 +29,8 @@ struct Inner {
     /// How many of the next patches get a 429.
     limited_patches: usize,
     limited: usize,
-    /// Calls (`POST posts`) after whose effect `crash` is called instead of answering:
-    /// the caller dies between Mattermost acting and hearing so. Each is taken once.
-    crash_after: Vec<String>,
-    crash: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Calls (`POST posts`) after whose effect the caller is crashed instead of answered.
+    crash: super::crash::CrashAfter,
 }
 
 #[derive(Clone)]
@@ -57,11 +55,9 @@ impl MattermostStandIn {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// After the next calls named (`POST posts`), `crash` instead of an answer.
-    pub fn crash_after(&self, calls: &[&str], crash: Arc<dyn Fn() + Send + Sync>) {
-        let mut inner = self.lock();
-        inner.crash_after = calls.iter().map(|c| c.to_string()).collect();
-        inner.crash = Some(crash);
+    /// From here on, crashes the caller after these calls (`POST posts`).
+    pub fn crash(&self, after: super::crash::CrashAfter) {
+        self.lock().crash = after;
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -189,13 +185,10 @@ async fn api(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Respon
         }
     };
     let step = format!("{method} {}", parts.first().copied().unwrap_or_default());
-    if let Some(i) = s.crash_after.iter().position(|c| *c == step) {
-        s.crash_after.remove(i);
-        if let Some(crash) = s.crash.clone() {
-            drop(s);
-            crash();
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    if let Some(crash) = s.crash.take(&step) {
+        drop(s);
+        crash();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     axum::Json(answer).into_response()
 }

@@ -35,10 +35,8 @@ pub struct Script {
     pub rate_limit_updates: usize,
     /// User-group members, by group.
     pub usergroups: HashMap<String, Vec<String>>,
-    /// Methods after whose effect `crash` is called instead of answering: the caller dies
-    /// between Slack acting and the caller hearing so. Each is taken once.
-    pub crash_after: Vec<String>,
-    pub crash: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Methods after whose effect the caller is crashed instead of answered.
+    pub crash: super::crash::CrashAfter,
 }
 
 #[derive(Default)]
@@ -284,13 +282,10 @@ async fn api(
         }
         _ => json!({ "ok": false, "error": "unknown_method" }),
     };
-    if let Some(i) = s.script.crash_after.iter().position(|m| *m == method) {
-        s.script.crash_after.remove(i);
-        if let Some(crash) = s.script.crash.clone() {
-            drop(s);
-            crash();
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    if let Some(crash) = s.script.crash.take(&method) {
+        drop(s);
+        crash();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     axum::Json(answer).into_response()
 }
