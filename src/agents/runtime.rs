@@ -535,7 +535,7 @@ impl Runtime {
         // the heartbeat stopped, rather than the stage held until someone notices.
         let execute = std::panic::AssertUnwindSafe(agent.execute(work)).catch_unwind();
         let result = tokio::select! {
-            r = execute => Ok(r.unwrap_or_else(|panic| Err(panicked(agent.kind(), panic.as_ref())))),
+            r = execute => Ok(r.unwrap_or_else(|panic| Err(panicked(agent.kind(), panic.as_ref(), work)))),
             lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),
             _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
             _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
@@ -730,13 +730,15 @@ async fn heartbeat(
     }
 }
 
-/// A panic's message as a permanent failure: a bug, which trying again will not fix.
-fn panicked(kind: &str, panic: &(dyn std::any::Any + Send)) -> Failure {
+/// A panic's message as a permanent failure: a bug, which trying again will not fix. The
+/// message may quote the spec, so it is scrubbed before it is logged.
+fn panicked(kind: &str, panic: &(dyn std::any::Any + Send), work: &Work) -> Failure {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into());
+    let what = work.scrub(&what);
     tracing::error!(agent = kind, panic = %what, "An agent panicked.");
     Failure::permanent(format!("the {kind} agent failed unexpectedly: {what}"))
 }

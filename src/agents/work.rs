@@ -182,10 +182,17 @@ impl Work {
         let mut spec = self.request.spec.clone();
         let mut read = Vec::new();
         resolve(&mut spec, "spec", &mut read)?;
-        self.secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(read.into_iter().filter(|s| s.len() >= MIN_SCRUBBED));
+        {
+            let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+            secrets.extend(
+                read.iter()
+                    .filter(|s| s.len() >= MIN_SCRUBBED)
+                    .flat_map(|s| references::disguises(s)),
+            );
+            // Longest first, so that no form is half blanked by a shorter one inside it.
+            secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+            secrets.dedup();
+        }
         kinds::parse(&spec)
             .map_err(Failure::bad_spec)
             .map_err(|f| Failure {
@@ -194,16 +201,12 @@ impl Work {
             })
     }
 
-    /// `text` with every secret the spec was read into blanked out.
+    /// `text` with every secret the spec was read into blanked out, in each of its forms.
     pub fn scrub(&self, text: &str) -> String {
         let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = text.to_string();
-        for secret in secrets.iter() {
-            out = out.replace(secret.as_str(), "***");
-            let encoded = references::percent_encoded(secret);
-            if encoded != *secret {
-                out = out.replace(&encoded, "***");
-            }
+        for form in secrets.iter() {
+            out = out.replace(form.as_str(), "***");
         }
         out
     }
@@ -254,5 +257,74 @@ impl Work {
                 tracing::warn!(request = %self.request.id, "Progress not yet delivered; moving on.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::bus::memory::MemoryBus;
+    use crate::domain::RunId;
+
+    fn work_on(spec: Value) -> Work {
+        let request = WorkRequest {
+            v: bus::VERSION,
+            id: "run/stage/1".into(),
+            run_id: RunId::default(),
+            stage: "stage".into(),
+            agent: "exec".into(),
+            attempt: 1,
+            spec,
+            resource: "exec:stage".into(),
+            deadline: i64::MAX,
+            dry_run: false,
+        };
+        Work::new(
+            request,
+            CancellationToken::new(),
+            Arc::new(MemoryBus::new()),
+            "test".into(),
+            Clock::system(),
+        )
+    }
+
+    /// A library that prints a URL encodes the password in it partly, a JSON error escapes
+    /// its quotes: either way the secret is blanked, in messages and in the report.
+    #[tokio::test]
+    async fn a_secret_is_blanked_in_every_form_it_is_repeated_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "p@ss \"w!rd\"/9\n").expect("write");
+        let work = work_on(serde_json::json!({
+            "url": format!("postgres://u:${{file:{}}}@db/app", file.display()),
+        }));
+        let spec: Value = work.spec().expect("the spec is read");
+        assert_eq!(spec["url"], "postgres://u:p%40ss%20%22w%21rd%22%2F9@db/app");
+        for said in [
+            r#"p@ss "w!rd"/9"#,
+            r#"{"password":"p@ss \"w!rd\"/9"}"#,
+            "postgres://u:p%40ss%20%22w%21rd%22%2F9@db/app",
+            "postgres://u:p%40ss%20%22w!rd%22%2F9@db/app",
+            "password=p%40ss+%22w%21rd%22%2F9",
+        ] {
+            let scrubbed = work.scrub(said);
+            assert!(scrubbed.contains("***"), "{said} → {scrubbed}");
+            assert!(
+                !scrubbed.contains("w!rd") && !scrubbed.contains("w%21rd"),
+                "{said} → {scrubbed}"
+            );
+        }
+        work.check("login", false, "refused p@ss \"w!rd\"/9").await;
+        work.change("db", "p%40ss%20%22w%21rd%22%2F9", "primary")
+            .await;
+        let report = work.report().expect("a report");
+        assert_eq!(report.checks[0].detail, "refused ***");
+        assert_eq!(report.changes[0].from, "***");
     }
 }

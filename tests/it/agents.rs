@@ -104,3 +104,34 @@ async fn an_agent_that_panics_fails_its_stage_and_frees_the_resource() {
     assert_eq!(common::stage(&run, "again")["state"], "succeeded");
     t.shutdown().await;
 }
+
+/// A panic's message may quote the spec as the agent read it: the secret in it is blanked,
+/// as in anything else the agent says.
+#[tokio::test]
+async fn a_panic_that_quotes_a_secret_does_not_repeat_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("word");
+    std::fs::write(&file, "s3cret-w0rd\n").expect("write");
+    let workflow = format!(
+        "name: shop\nstages:\n  speak:\n    agent: toy\n    spec: {{ word: '${{file:{}}}', panic: true }}\n",
+        file.display()
+    );
+    let t = common::spawn_with(
+        &[("shop.yaml", &workflow), ("groups.yaml", common::GROUPS)],
+        &[],
+        Options {
+            registry: Registry::builtin().with::<Toy>(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    let run = t.wait_state(&id, "failed").await;
+    assert_eq!(
+        common::stage(&run, "speak")["message"],
+        "the toy agent failed unexpectedly: told to panic at ***",
+        "{run:#}"
+    );
+    assert!(!run.to_string().contains("s3cret-w0rd"), "{run:#}");
+    t.shutdown().await;
+}

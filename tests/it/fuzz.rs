@@ -35,7 +35,7 @@ use proptest::sample::Index;
 use serde_json::Value;
 
 /// A failure prints its smallest input; nothing is written into the source tree.
-fn config(cases: u32) -> ProptestConfig {
+pub(crate) fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
         failure_persistence: None,
@@ -48,7 +48,7 @@ fn config(cases: u32) -> ProptestConfig {
 
 /// Text put where a value was, or anywhere: JSON of another type, or not quite JSON.
 #[derive(Clone, Debug)]
-enum Junk {
+pub(crate) enum Junk {
     Null,
     Bool(bool),
     Int(i64),
@@ -220,7 +220,7 @@ fn junk() -> impl Strategy<Value = Junk> {
 
 /// One change to a body: to its bytes, or (when it still reads as JSON) to its values.
 #[derive(Clone, Debug)]
-enum Mutation {
+pub(crate) enum Mutation {
     Flip {
         at: Index,
         mask: u8,
@@ -297,7 +297,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![1 => byte_mutation(), 2 => value_mutation()]
 }
 
-fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+pub(crate) fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
     prop::collection::vec(mutation(), 0..5)
 }
 
@@ -444,7 +444,7 @@ fn revalued(v: &mut Value, m: &Mutation) -> Vec<u8> {
     }
 }
 
-fn broken(seed: &str, ms: &[Mutation]) -> Vec<u8> {
+pub(crate) fn broken(seed: &str, ms: &[Mutation]) -> Vec<u8> {
     let mut body = seed.as_bytes().to_vec();
     for m in ms {
         mutate(&mut body, m);
@@ -455,7 +455,7 @@ fn broken(seed: &str, ms: &[Mutation]) -> Vec<u8> {
 /// One change to a urlencoded form: to its bytes, to its fields, or to the JSON one of
 /// them carries.
 #[derive(Clone, Debug)]
-enum FormMutation {
+pub(crate) enum FormMutation {
     Bytes(Mutation),
     Drop(Index),
     Set(Index, String),
@@ -473,7 +473,7 @@ fn form_value() -> impl Strategy<Value = String> {
     ]
 }
 
-fn form_mutations() -> impl Strategy<Value = Vec<FormMutation>> {
+pub(crate) fn form_mutations() -> impl Strategy<Value = Vec<FormMutation>> {
     let one = prop_oneof![
         2 => byte_mutation().prop_map(FormMutation::Bytes),
         1 => any::<Index>().prop_map(FormMutation::Drop),
@@ -500,7 +500,7 @@ fn encode(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn broken_form(seed: &[(&str, &str)], ms: &[FormMutation]) -> Vec<u8> {
+pub(crate) fn broken_form(seed: &[(&str, &str)], ms: &[FormMutation]) -> Vec<u8> {
     let fields: Vec<(Vec<u8>, Vec<u8>)> = seed
         .iter()
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
@@ -551,11 +551,11 @@ fn broken_form(seed: &[(&str, &str)], ms: &[FormMutation]) -> Vec<u8> {
 
 const SECRET: &str = "webhook-secret";
 
-const ALERTMANAGER: &str = r#"{"receiver":"lifeboat","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"RegionDown","region":"region-b"},"annotations":{"summary":"region b is down"},"startsAt":"2026-11-25T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"a1b2"},{"labels":{"alertname":"Other"},"annotations":{"description":"d"},"startsAt":"2026-11-25T10:00:00Z","fingerprint":""}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","version":"4","groupKey":"{}:{alertname=\"RegionDown\"}","truncatedAlerts":0}"#;
+pub(crate) const ALERTMANAGER: &str = r#"{"receiver":"lifeboat","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"RegionDown","region":"region-b"},"annotations":{"summary":"region b is down"},"startsAt":"2026-11-25T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"a1b2"},{"labels":{"alertname":"Other"},"annotations":{"description":"d"},"startsAt":"2026-11-25T10:00:00Z","fingerprint":""}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","version":"4","groupKey":"{}:{alertname=\"RegionDown\"}","truncatedAlerts":0}"#;
 
-const GRAFANA: &str = r#"{"receiver":"lifeboat","status":"resolved","orgId":1,"alerts":[{"status":"resolved","labels":{"alertname":"HighLatency","grafana_folder":"shop"},"annotations":{"description":"p99 over 2s"},"startsAt":"2026-11-25T10:00:00Z","endsAt":"2026-11-25T10:05:00Z","generatorURL":"http://grafana/alerting/grafana/x/view","fingerprint":"f00d","silenceURL":"http://grafana/s","values":{"B":2.5},"valueString":"[ var='B' value=2.5 ]"}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://grafana/","version":"1","groupKey":"{}:{}","truncatedAlerts":0,"title":"[RESOLVED]","state":"ok","message":"resolved"}"#;
+pub(crate) const GRAFANA: &str = r#"{"receiver":"lifeboat","status":"resolved","orgId":1,"alerts":[{"status":"resolved","labels":{"alertname":"HighLatency","grafana_folder":"shop"},"annotations":{"description":"p99 over 2s"},"startsAt":"2026-11-25T10:00:00Z","endsAt":"2026-11-25T10:05:00Z","generatorURL":"http://grafana/alerting/grafana/x/view","fingerprint":"f00d","silenceURL":"http://grafana/s","values":{"B":2.5},"valueString":"[ var='B' value=2.5 ]"}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://grafana/","version":"1","groupKey":"{}:{}","truncatedAlerts":0,"title":"[RESOLVED]","state":"ok","message":"resolved"}"#;
 
-const PAGERDUTY: &str = r#"{"event":{"id":"01DEN","event_type":"incident.triggered","resource_type":"incident","occurred_at":"2026-11-25T10:00:00.000Z","agent":null,"client":null,"data":{"id":"PGR0VU2","type":"incident","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","incident_key":"d3640fbd","title":"Region b is down","service":{"id":"PF9KMXH","summary":"petstore-api","type":"service_reference"},"priority":{"summary":"P1"},"urgency":"high"}}}"#;
+pub(crate) const PAGERDUTY: &str = r#"{"event":{"id":"01DEN","event_type":"incident.triggered","resource_type":"incident","occurred_at":"2026-11-25T10:00:00.000Z","agent":null,"client":null,"data":{"id":"PGR0VU2","type":"incident","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","incident_key":"d3640fbd","title":"Region b is down","service":{"id":"PF9KMXH","summary":"petstore-api","type":"service_reference"},"priority":{"summary":"P1"},"urgency":"high"}}}"#;
 
 const DATADOG: &str = r#"{"alert_id":"1234","title":"[Triggered] petstore p99","alert_transition":"Triggered","priority":"P1","tags":"env:prod,service:petstore-api,region:region-b","body":"p99 over 2s","link":"https://app.datadoghq.com/monitors/1234","date":1800000000}"#;
 
@@ -847,9 +847,9 @@ fn the_alert_seeds_are_read() {
 // ---------------------------------------------------------------------------------------
 // Chat.
 
-const RUN: &str = "0196b7a2-7d3c-7c4e-9a7e-0a1b2c3d4e5f";
+pub(crate) const RUN: &str = "0196b7a2-7d3c-7c4e-9a7e-0a1b2c3d4e5f";
 
-fn discord_seeds() -> &'static [String] {
+pub(crate) fn discord_seeds() -> &'static [String] {
     static SEEDS: OnceLock<Vec<String>> = OnceLock::new();
     SEEDS.get_or_init(|| {
         [
@@ -931,7 +931,7 @@ fn form_refused(
     said("a form", body["error"].as_str().unwrap_or(""))
 }
 
-const SLACK_COMMAND: &[(&str, &str)] = &[
+pub(crate) const SLACK_COMMAND: &[(&str, &str)] = &[
     ("token", "xyzz0WbapA4vBCDEFasx0q6G"),
     ("team_id", "T1DC2JH3J"),
     ("team_domain", "testteamnow"),
@@ -954,7 +954,7 @@ const SLACK_COMMAND: &[(&str, &str)] = &[
     ),
 ];
 
-fn slack_payload() -> &'static str {
+pub(crate) fn slack_payload() -> &'static str {
     static PAYLOAD: OnceLock<String> = OnceLock::new();
     PAYLOAD.get_or_init(|| {
         serde_json::json!({
@@ -1008,7 +1008,7 @@ fn slack_answers(
     Ok(())
 }
 
-const MATTERMOST_COMMAND: &[(&str, &str)] = &[
+pub(crate) const MATTERMOST_COMMAND: &[(&str, &str)] = &[
     ("token", "mm-token"),
     ("team_id", "team1"),
     ("team_domain", "acme"),

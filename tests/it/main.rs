@@ -18,6 +18,7 @@ mod exec;
 mod faults;
 mod forged_work;
 mod fuzz;
+mod fuzz_routes;
 mod kafka_front;
 mod kafka_security;
 mod layering;
