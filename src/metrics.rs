@@ -3,6 +3,7 @@
 //! by the engine as they happen.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -63,6 +64,7 @@ pub struct Metrics {
     retries: Family<AgentLabel, Counter>,
     overhead_seconds: Histogram,
     recovery_seconds: Family<RecoveryLabel, Histogram, fn() -> Histogram>,
+    recovery_point_seconds: Family<RecoveryLabel, Gauge<f64, AtomicU64>>,
     work_refused: Family<RefusedLabel, Counter>,
 }
 
@@ -98,6 +100,12 @@ impl Metrics {
             "Alerts received, by source, route and what they did (`repeat` for re-sends)",
             alerts.clone(),
         );
+        let recovery_point_seconds = Family::<RecoveryLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "recovery_point_seconds",
+            "The recovery point a promote last measured: the writes, in seconds, that promoting loses",
+            recovery_point_seconds.clone(),
+        );
         let work_refused = Family::<RefusedLabel, Counter>::default();
         registry.register(
             "work_refused",
@@ -130,6 +138,7 @@ impl Metrics {
             retries,
             overhead_seconds,
             recovery_seconds,
+            recovery_point_seconds,
             work_refused,
         }
     }
@@ -188,6 +197,15 @@ impl Metrics {
                 continue;
             };
             let agent = run.plan[i].agent.clone();
+            let rpo = run.stages[i].report.as_ref().and_then(|r| r.rpo.as_ref());
+            if let (EventKind::Stage(_), Some(seconds)) = (a.kind, rpo.and_then(|r| r.seconds)) {
+                self.recovery_point_seconds
+                    .get_or_create(&RecoveryLabel {
+                        group: run.group.clone(),
+                        action: run.action.to_string(),
+                    })
+                    .set(seconds);
+            }
             match a.kind {
                 EventKind::Stage(StageState::Retrying) => {
                     self.retries.get_or_create(&AgentLabel { agent }).inc();

@@ -110,7 +110,10 @@ impl Semaphore {
     ) -> anyhow::Result<Option<LeaseOutcome>> {
         let found = self.outcomes(&[request_id]).await?.into_iter().find(|o| {
             o.holder.as_deref() == Some(holder)
-                && matches!(o.kind, OutcomeKind::Succeeded | OutcomeKind::Failed)
+                && matches!(
+                    o.kind,
+                    OutcomeKind::Succeeded | OutcomeKind::Failed | OutcomeKind::Held
+                )
         });
         if let Some(o) = &found {
             self.notify(std::slice::from_ref(o));

@@ -129,6 +129,10 @@ pub fn judge(claimed: &WorkRequest, kind: &str, stored: StoredWork) -> Verdict {
         ("spec", claimed.spec != current.spec),
         ("resource", claimed.resource != current.resource),
         ("dry_run", claimed.dry_run != current.dry_run),
+        (
+            "accept_data_loss",
+            claimed.accept_data_loss != current.accept_data_loss,
+        ),
     ]
     .into_iter()
     .filter_map(|(field, differs)| differs.then_some(field))
@@ -176,6 +180,7 @@ mod tests {
             resource: "database:db-b".into(),
             deadline: 1_000,
             dry_run: true,
+            accept_data_loss: false,
         };
         let s = StoredWork::Stage {
             state,
@@ -242,6 +247,13 @@ mod tests {
         claimed.resource = "database:db-b".into();
         match judge(&claimed, "database", s) {
             Verdict::Refuse(r) => assert!(r.detail.contains("dry_run"), "{r}"),
+            other => panic!("{other:?}"),
+        }
+        // Only a person's approval, as stored, lets a promote lose writes.
+        let (mut claimed, s) = stored(StageState::Running, false);
+        claimed.accept_data_loss = true;
+        match judge(&claimed, "database", s) {
+            Verdict::Refuse(r) => assert!(r.detail.contains("accept_data_loss"), "{r}"),
             other => panic!("{other:?}"),
         }
     }

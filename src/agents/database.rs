@@ -11,6 +11,7 @@ use super::agent::{Agent, Env};
 use super::providers::capability::{Demote, Promote};
 use super::spec_fields::{checked_target, on_target, opt_duration, run_target};
 use super::work::{Failure, Work};
+use crate::workflow::targets::SIMULATED;
 use crate::workflow::{SpecError, TargetKind, Targets};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -43,6 +44,16 @@ pub struct DatabaseSpec {
     /// Refuse to promote while the replica is further behind than this.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_lag: Option<Duration>,
+    /// Stop at a data-loss gate when promoting would lose more writes than this.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_data_loss: Option<Duration>,
+    /// The longest to wait for the replica to come within `max_data_loss` first.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub catchup: Option<Duration>,
+    /// The writer a promote takes over from (a database target of the same provider): the
+    /// recovery point is measured against it while it answers.
+    #[serde(default)]
+    pub from: Option<String>,
     /// aurora-global: the member (a key of the target's `members`) to make the primary.
     #[serde(default)]
     pub member: Option<String>,
@@ -61,6 +72,9 @@ pub struct DatabaseSpec {
     /// `sim` only: how long the simulated work takes.
     #[serde(default, deserialize_with = "opt_duration")]
     pub duration: Option<Duration>,
+    /// `sim` only: the recovery point a promote measures.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub rpo: Option<Duration>,
 }
 
 on_target!(DatabaseSpec, TargetKind::Database, cluster);
@@ -75,7 +89,44 @@ impl Agent for Database {
     type Spec = DatabaseSpec;
 
     fn check(spec: &DatabaseSpec, targets: &Targets) -> Result<(), SpecError> {
-        checked_target(spec, targets).map(drop)
+        let target = checked_target(spec, targets)?;
+        if spec.rpo.is_some() && target.provider != SIMULATED {
+            return Err(SpecError::at(
+                &["rpo"],
+                format!(
+                    "`rpo` is for simulated targets, and database `{}` is driven by {}",
+                    target.name, target.provider
+                ),
+            ));
+        }
+        let promote_only = [
+            ("max_data_loss", spec.max_data_loss.is_some()),
+            ("catchup", spec.catchup.is_some()),
+            ("from", spec.from.is_some()),
+        ];
+        if spec.role != DatabaseRole::Writer
+            && let Some((field, _)) = promote_only.iter().find(|(_, set)| *set)
+        {
+            return Err(SpecError::at(
+                &[field],
+                format!("`{field}` is for a promote (`role: writer`)"),
+            ));
+        }
+        if let Some(from) = &spec.from {
+            let writer = targets
+                .get(TargetKind::Database, from)
+                .map_err(|m| SpecError::at(&["from"], m))?;
+            if writer.provider != target.provider {
+                return Err(SpecError::at(
+                    &["from"],
+                    format!(
+                        "database `{from}` is driven by {}, and `{}` by {}: the recovery point is measured between two of one provider",
+                        writer.provider, target.name, target.provider
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn resource(spec: &DatabaseSpec) -> Option<String> {
@@ -91,8 +142,22 @@ impl Agent for Database {
         let provider = self.env.providers.database(&target)?;
         match spec.role {
             DatabaseRole::Writer => {
+                let from = match &spec.from {
+                    Some(name) => Some(
+                        self.env
+                            .targets
+                            .get(TargetKind::Database, name)
+                            .map_err(Failure::permanent)?
+                            .into_owned(),
+                    ),
+                    None => None,
+                };
                 let promote = Promote {
                     max_lag: spec.max_lag,
+                    max_data_loss: spec.max_data_loss,
+                    catchup: spec.catchup.unwrap_or(Duration::ZERO),
+                    from,
+                    simulated_rpo: spec.rpo,
                     member: spec.member.clone(),
                     allow_data_loss: spec.allow_data_loss,
                 };

@@ -563,6 +563,7 @@ impl Runtime {
         };
         let (kind, retryable, message) = match result {
             Ok(m) => (OutcomeKind::Succeeded, false, work.scrub(&m)),
+            Err(f) if f.held => (OutcomeKind::Held, false, work.scrub(&f.message)),
             Err(f) => (OutcomeKind::Failed, f.retryable, work.scrub(&f.message)),
         };
         match self
@@ -570,10 +571,10 @@ impl Runtime {
             .await
         {
             Ok(Some(_)) => {
-                let pk = if kind == OutcomeKind::Succeeded {
-                    ProgressKind::Succeeded
-                } else {
-                    ProgressKind::Failed
+                let pk = match kind {
+                    OutcomeKind::Succeeded => ProgressKind::Succeeded,
+                    OutcomeKind::Held => ProgressKind::Held,
+                    _ => ProgressKind::Failed,
                 };
                 work.publish(
                     pk,

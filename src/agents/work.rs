@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Bus, Delivery, Progress, ProgressKind, WorkRequest};
 use crate::clock::Clock;
-use crate::domain::{Change, Check, Report};
+use crate::domain::{Change, Check, RecoveryPoint, Report};
 use crate::references;
 use crate::workflow::kinds::{self, SpecError};
 
@@ -56,6 +56,8 @@ fn resolve(v: &mut serde_json::Value, at: &str, read: &mut Vec<String>) -> Resul
 pub struct Failure {
     pub retryable: bool,
     pub message: String,
+    /// Not a failure: the agent stopped short for a person to decide (a data-loss gate).
+    pub held: bool,
 }
 
 impl Failure {
@@ -63,12 +65,22 @@ impl Failure {
         Failure {
             retryable: true,
             message: message.into(),
+            held: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Failure {
             retryable: false,
             message: message.into(),
+            held: false,
+        }
+    }
+    /// Stops the stage at a gate: `message` says what a person decides on.
+    pub fn held(message: impl Into<String>) -> Self {
+        Failure {
+            retryable: false,
+            message: message.into(),
+            held: true,
         }
     }
 
@@ -155,6 +167,11 @@ impl Work {
         };
         self.say(format!("{verb} {change}")).await;
         self.lock_report().changes.push(change);
+    }
+
+    /// Records the recovery point measured before a promote.
+    pub fn recovery_point(&self, rpo: RecoveryPoint) {
+        self.lock_report().rpo = Some(rpo);
     }
 
     /// The checks and changes recorded so far.
@@ -284,6 +301,7 @@ mod tests {
             resource: "exec:stage".into(),
             deadline: i64::MAX,
             dry_run: false,
+            accept_data_loss: false,
         };
         Work::new(
             request,

@@ -29,6 +29,9 @@ pub struct WorkRequest {
     pub resource: String,
     pub deadline: Millis,
     pub dry_run: bool,
+    /// A person approved the stage's data-loss gate: promote although writes are lost.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_data_loss: bool,
 }
 
 impl WorkRequest {
@@ -48,6 +51,7 @@ impl WorkRequest {
             resource: run.resource(stage),
             deadline: s.deadline.unwrap_or_else(|| clock::add(now, p.timeout)),
             dry_run: run.dry_run,
+            accept_data_loss: s.hold.is_some() && s.approved_by.is_some(),
         }
     }
 }
@@ -59,6 +63,8 @@ pub enum ProgressKind {
     Progress,
     Succeeded,
     Failed,
+    /// Stopped for a person to decide: a data-loss gate.
+    Held,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,6 +45,8 @@ pub struct StageLine {
     pub elapsed: Option<Millis>,
     /// At a gate that needs more than one person: approvals given, and needed.
     pub approvals: Option<(usize, u8)>,
+    /// What its agent stopped to ask (a data-loss gate), written for the platform.
+    pub held: Option<String>,
 }
 
 impl StageLine {
@@ -90,6 +92,11 @@ impl StageLine {
         }
         if let Some(ms) = self.elapsed {
             line.push_str(&format!(" · {}", short_duration(ms)));
+        }
+        if let (true, Some(held)) = (self.awaiting_approval, &self.held) {
+            line.push_str(&format!(
+                "\n      ⚠️ {held}: approve to go on, reject to stop"
+            ));
         }
         line
     }
@@ -277,8 +284,9 @@ impl Card {
                 elapsed: s
                     .started_at
                     .map(|start| s.finished_at.unwrap_or(now) - start),
-                approvals: (p.approval && p.approvals > 1)
-                    .then_some((s.approvals.len(), p.approvals)),
+                approvals: (run.gated(i) && run.approvals_needed(i) > 1)
+                    .then_some((s.approvals.len(), run.approvals_needed(i))),
+                held: s.hold.as_ref().map(|h| on.escape(&h.message)),
             })
             .collect();
         let mut context = vec![match &run.reason {

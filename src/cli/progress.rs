@@ -136,7 +136,8 @@ pub async fn follow(
                 }
                 if e.kind == EventKind::ApprovalRequested {
                     let stage = e.stage.clone().unwrap_or_default();
-                    answer(&orchestrator, run, &stage, &approver, &multi, tty).await;
+                    let asks = Asked { stage: &stage, why: e.message.as_deref() };
+                    answer(&orchestrator, run, asks, &approver, &multi, tty).await;
                 }
                 if e.kind.ends_run() {
                     break;
@@ -177,10 +178,17 @@ fn redraw(l: &Line) {
     ));
 }
 
+/// A gate that asks for a person: its stage, and what it asks about (a data-loss gate
+/// says what promoting loses).
+struct Asked<'a> {
+    stage: &'a str,
+    why: Option<&'a str>,
+}
+
 async fn answer(
     orchestrator: &Orchestrator,
     run: &Run,
-    stage: &str,
+    asks: Asked<'_>,
     approver: &Approver,
     multi: &MultiProgress,
     tty: bool,
@@ -192,10 +200,12 @@ async fn answer(
             println!("{line}");
         }
     };
+    let stage = asks.stage;
+    let why = asks.why.map(|w| format!(" ({w})")).unwrap_or_default();
     let result = match approver {
         Approver::Auto { actor, after } => {
             say(format!(
-                "approval requested for `{stage}`; approving as {actor}"
+                "approval requested for `{stage}`{why}; approving as {actor}"
             ));
             // Approve from the side so that progress keeps streaming meanwhile.
             let (o, id, stage, actor, after) = (
@@ -215,7 +225,7 @@ async fn answer(
         }
         Approver::Prompt { actor } => {
             let question = format!(
-                "Approve stage `{stage}` of {} {}? [y/N] ",
+                "Approve stage `{stage}` of {} {}{why}? [y/N] ",
                 run.group, run.action
             );
             let yes = multi
@@ -236,11 +246,12 @@ async fn answer(
                     .await
             }
         }
-        Approver::Reject { why } => {
+        Approver::Reject { why: why_not } => {
             say(format!(
-                "approval requested for `{stage}`: rejecting, {why}"
+                "approval requested for `{stage}`: rejecting, {}",
+                why_not
             ));
-            let reason = Some(why.clone());
+            let reason = Some(why_not.clone());
             orchestrator
                 .control(run.id, Control::Reject { reason }, &Actor::System)
                 .await

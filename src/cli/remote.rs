@@ -140,7 +140,11 @@ fn open_gates(run: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|s| s["state"] == "ready" && s["approval"] == true && s["approved_by"].is_null())
+        .filter(|s| {
+            s["state"] == "ready"
+                && (s["approval"] == true || s["held"].is_string())
+                && s["approved_by"].is_null()
+        })
         .filter_map(|s| s["name"].as_str().map(str::to_string))
         .collect()
 }

@@ -7,6 +7,9 @@ use super::report::Report;
 pub enum OutcomeKind {
     Succeeded,
     Failed,
+    /// The agent stopped short for a person to decide: a promote that would lose more
+    /// writes than the stage allows.
+    Held,
     Expired,
     Revoked,
 }
@@ -14,6 +17,7 @@ pub enum OutcomeKind {
 crate::string_enum::string_enum!(OutcomeKind, "lease outcome", "" {
     Succeeded = "succeeded",
     Failed = "failed",
+    Held = "held",
     Expired = "expired",
     Revoked = "revoked",
 });

@@ -22,5 +22,5 @@ pub use event::{Audit, EventKind, RunAudit};
 pub use ids::{RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
 pub use offer::{Offer, OfferMode, OfferState};
-pub use report::{Change, Check, Report};
-pub use run::{Approval, Run, RunState, StageRun, StageState, active_key};
+pub use report::{Basis, Change, Check, RecoveryPoint, Report};
+pub use run::{Approval, Hold, Run, RunState, StageRun, StageState, active_key};

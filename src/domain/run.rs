@@ -109,6 +109,21 @@ pub struct StageRun {
     /// What the provider checked and changed (or would change, in a dry run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Report>,
+    /// The agent stopped at a data-loss gate: a person decides whether to go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+/// A gate an agent raised while it worked: promoting now would lose more writes than the
+/// stage allows. Approving runs the stage again, accepting the loss; rejecting fails it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    /// What a person decides on: "promoting petstore-region-a now loses about 42 s / 18 MB
+    /// of writes (measured)".
+    pub message: String,
+    /// Different people needed: the group's `approvals`, and at least two when the stage
+    /// allows no loss at all.
+    pub approvals: u8,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -166,15 +181,27 @@ impl Run {
         resource_key(self.id, &self.plan[stage], self.dry_run)
     }
 
-    /// Gates open now: ready, needing approval, not yet approved.
+    /// Gates open now: ready, needing approval (planned, or raised by its agent), not yet
+    /// approved.
     pub fn open_gates(&self) -> Vec<usize> {
         (0..self.plan.len())
             .filter(|&i| {
                 self.stages[i].state == StageState::Ready
-                    && self.plan[i].approval
+                    && self.gated(i)
                     && self.stages[i].approved_by.is_none()
             })
             .collect()
+    }
+
+    /// Whether stage `i` waits for a person before it runs: an approval gate, or a hold.
+    pub fn gated(&self, i: usize) -> bool {
+        self.plan[i].approval || self.stages[i].hold.is_some()
+    }
+
+    /// Different people stage `i`'s gate needs.
+    pub fn approvals_needed(&self, i: usize) -> u8 {
+        let held = self.stages[i].hold.as_ref().map_or(0, |h| h.approvals);
+        self.plan[i].approvals.max(held).max(1)
     }
 
     /// The earliest timer this run waits for.

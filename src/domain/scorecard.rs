@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::event::{Audit, EventKind};
+use super::report::RecoveryPoint;
 use super::run::Run;
 use crate::clock::Millis;
 
@@ -17,6 +18,9 @@ pub struct Scorecard {
     pub overhead_ms: i64,
     pub waiting_on_people_ms: i64,
     pub stages: Vec<StageTime>,
+    /// The writes the run's promotes lost (the largest, when it promoted several).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<RecoveryPoint>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -83,6 +87,9 @@ impl Recovery {
                 short_duration(c.waiting_on_people_ms)
             ),
         ];
+        if let Some(rpo) = &c.rpo {
+            out.push(format!("recovery point: {}", rpo.loss()));
+        }
         for (what, earlier) in [
             ("previous run", &self.previous),
             ("last drill", &self.last_drill),
@@ -126,7 +133,11 @@ pub fn score(run: &Run, audit: &[Audit]) -> Option<Scorecard> {
     let span: Vec<i64> = (0..n)
         .map(|i| {
             let s = &run.stages[i];
-            let begin = gate_opened[i].or(s.started_at);
+            // A gate its agent raised opened after the stage began.
+            let begin = match (gate_opened[i], s.started_at) {
+                (Some(g), Some(st)) => Some(g.min(st)),
+                (g, st) => g.or(st),
+            };
             match (begin, s.finished_at) {
                 (Some(b), Some(f)) => (f - b).max(0),
                 _ => 0,
@@ -184,6 +195,16 @@ pub fn score(run: &Run, audit: &[Audit]) -> Option<Scorecard> {
                 on_critical_path: path.contains(&i),
             })
             .collect(),
+        rpo: run
+            .stages
+            .iter()
+            .filter_map(|s| s.report.as_ref()?.rpo.clone())
+            .max_by(|a, b| {
+                let key = |r: &RecoveryPoint| (r.seconds.unwrap_or(f64::INFINITY), r.bytes);
+                key(a)
+                    .partial_cmp(&key(b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            }),
     })
 }
 

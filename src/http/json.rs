@@ -87,7 +87,8 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
         .plan
         .iter()
         .zip(&run.stages)
-        .map(|(p, s)| {
+        .enumerate()
+        .map(|(i, (p, s))| {
             let mut stage = json!({
                 "name": p.name,
                 "agent": p.agent,
@@ -103,8 +104,11 @@ pub fn run(run: &Run, events: Option<&[Audit]>) -> Value {
                 "retry_at": time(s.retry_at),
             });
             // Added only where they say something, so that older clients' fixtures hold.
-            if p.approval && p.approvals > 1 {
-                stage["approvals_needed"] = json!(p.approvals);
+            if run.gated(i) && run.approvals_needed(i) > 1 {
+                stage["approvals_needed"] = json!(run.approvals_needed(i));
+            }
+            if let Some(hold) = &s.hold {
+                stage["held"] = json!(hold.message);
             }
             if !s.approvals.is_empty() {
                 stage["approvals"] = s

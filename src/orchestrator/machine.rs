@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::{self, Millis};
-use crate::domain::{Actor, Approval, Audit, EventKind, Report, Run, RunState, StageState};
+use crate::domain::{Actor, Approval, Audit, EventKind, Hold, Report, Run, RunState, StageState};
 
 /// What happened to a run, as the engine feeds it in.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +67,11 @@ pub enum Outcome {
     },
     Failed {
         retryable: bool,
+        message: String,
+    },
+    /// The agent stopped short for a person to decide (a promote that would lose more
+    /// writes than the stage allows): the stage waits at a gate.
+    Held {
         message: String,
     },
     /// The holder stopped heartbeating: the agent died or lost its way.
@@ -387,6 +392,7 @@ impl Step<'_, '_> {
                 retryable: true,
                 message,
             } => self.retry_or_fail(i, attempt, max, message, actor),
+            Outcome::Held { message } => self.hold(i, message, actor),
             Outcome::Expired => self.retry_or_fail(
                 i,
                 attempt,
@@ -395,6 +401,34 @@ impl Step<'_, '_> {
                 actor,
             ),
         }
+    }
+
+    /// Stops stage `i` at a gate its agent raised: approving runs it again, accepting what
+    /// the gate says; rejecting fails it. No loss allowed at all takes two people.
+    fn hold(&mut self, i: usize, message: String, actor: &Actor) {
+        let no_loss = self.run.stages[i]
+            .report
+            .as_ref()
+            .and_then(|r| r.rpo.as_ref())
+            .and_then(|r| r.limit)
+            .is_some_and(|limit| limit <= 0.0);
+        let approvals = self.run.plan[i].approvals.max(if no_loss { 2 } else { 1 });
+        let s = &mut self.run.stages[i];
+        s.hold = Some(Hold {
+            message: message.clone(),
+            approvals,
+        });
+        s.approvals.clear();
+        s.approved_by = None;
+        s.deadline = None;
+        self.set_stage(
+            i,
+            StageState::Ready,
+            actor,
+            Some(format!("waiting for approval: {message}")),
+        );
+        self.audit(SYSTEM, EventKind::ApprovalRequested, Some(i), Some(message));
+        self.advance(actor);
     }
 
     /// Plans again what a stop left undone: stages skipped because the run was failing,
@@ -412,8 +446,10 @@ impl Step<'_, '_> {
             if !again {
                 continue;
             }
-            let gated = self.run.plan[i].approval;
+            let gated = self.run.gated(i);
             let s = &mut self.run.stages[i];
+            // A gate its agent raised is raised again if it still holds.
+            s.hold = None;
             if gated {
                 // A gate is asked again: approvals given before a failure, a rejection or
                 // a cancel were for the run as it was then.
@@ -508,7 +544,7 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             };
             // Every gate is checked before any changes, so a refusal changes nothing.
             for &i in &chosen {
-                let need = step.run.plan[i].approvals;
+                let need = step.run.approvals_needed(i);
                 if need >= 2 && person == requester {
                     return Err(Refusal::OwnRun(need));
                 }
@@ -521,7 +557,7 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
                 }
             }
             for i in chosen {
-                let need = step.run.plan[i].approvals.max(1);
+                let need = step.run.approvals_needed(i);
                 let now = step.now;
                 let given = &mut step.run.stages[i].approvals;
                 given.push(Approval {
@@ -608,7 +644,30 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             for &i in &gates {
                 step.audit(&actor, EventKind::StageRejected, Some(i), Some(why.clone()));
             }
-            cancel(&mut step, &actor, why);
+            // A gate an agent raised fails its stage for good: the run fails, rather than
+            // being cancelled, and says what was refused.
+            let held: Vec<usize> = gates
+                .into_iter()
+                .filter(|&i| step.run.stages[i].hold.is_some())
+                .collect();
+            if held.is_empty() {
+                cancel(&mut step, &actor, why);
+            } else {
+                for i in held {
+                    let what = step.run.stages[i]
+                        .hold
+                        .as_ref()
+                        .map(|h| h.message.clone())
+                        .unwrap_or_default();
+                    step.set_stage(
+                        i,
+                        StageState::Failed,
+                        &actor,
+                        Some(format!("{why}; {what}")),
+                    );
+                }
+                step.advance(&actor);
+            }
         }
         Input::Cancel { actor, reason } => {
             if step.run.state.is_final() {

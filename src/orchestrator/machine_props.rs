@@ -113,6 +113,8 @@ enum Lease {
     Permanent,
     Expired,
     Revoked,
+    /// A data-loss gate the agent raised; `true`: no loss allowed (two people).
+    Held(bool),
 }
 
 /// A stage, chosen when the op is applied: with `live`, among those the op can act on
@@ -176,6 +178,7 @@ fn lease() -> impl Strategy<Value = Lease> {
         1 => Just(Lease::Permanent),
         1 => Just(Lease::Expired),
         1 => Just(Lease::Revoked),
+        1 => any::<bool>().prop_map(Lease::Held),
     ]
 }
 
@@ -258,13 +261,28 @@ fn input(op: &Op, run: &Run, now: &mut i64, delivered: &[Input]) -> Option<Input
                 },
                 Lease::Expired => Outcome::Expired,
                 Lease::Revoked => Outcome::Revoked,
+                Lease::Held(_) => Outcome::Held {
+                    message: "promoting now loses about 4 s of writes (measured)".into(),
+                },
+            };
+            let report = match lease {
+                Lease::Held(no_loss) => Some(crate::domain::Report {
+                    rpo: Some(crate::domain::RecoveryPoint {
+                        seconds: Some(4.0),
+                        bytes: None,
+                        basis: crate::domain::Basis::Measured,
+                        limit: Some(if *no_loss { 0.0 } else { 1.0 }),
+                    }),
+                    ..Default::default()
+                }),
+                _ => None,
             };
             Input::Outcome {
                 stage,
                 attempt: numbered(run, stage, *attempt),
                 outcome,
                 actor: Actor::Agent("agent-1".into()),
-                report: None,
+                report,
             }
         }
         Op::Tick(ms) => {
@@ -356,6 +374,19 @@ fn check(
             was.attempts,
             is.attempts
         );
+    }
+    for (i, s) in after.stages.iter().enumerate() {
+        // Writes are given up only as the gate's people agreed.
+        if s.state.in_flight() && s.hold.is_some() {
+            prop_assert!(
+                s.approved_by.is_some()
+                    && s.approvals.len() >= usize::from(after.approvals_needed(i)),
+                "stage s{} runs past its data-loss gate with {} of {} approvals",
+                i,
+                s.approvals.len(),
+                after.approvals_needed(i)
+            );
+        }
     }
     for a in &t.audit {
         if a.kind != EventKind::Stage(StageState::Succeeded) {

@@ -666,6 +666,7 @@ fn unserved_checks(run: &mut Run, unserved: &[(usize, String)], now: clock::Mill
                         detail,
                     }],
                     changes: Vec::new(),
+                    rpo: None,
                 }),
                 ..StageRun::default()
             };

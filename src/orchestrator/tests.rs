@@ -434,6 +434,7 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
     let first = Report {
         checks: vec![],
         changes: vec![change("writer")],
+        rpo: None,
     };
     let failed = Outcome::Failed {
         retryable: true,
@@ -448,6 +449,7 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
             detail: "already the writer".into(),
         }],
         changes: vec![],
+        rpo: None,
     };
     let done = Outcome::Succeeded { message: None };
     apply(&mut run, outcome(2, done, second), &at(1200)).expect("succeed");
@@ -743,4 +745,120 @@ fn a_resumed_gate_asks_for_its_approvals_again() {
     );
     let t = apply(&mut run, approve("carol"), &at(5)).expect("one of two again");
     assert!(t.effects.is_empty());
+}
+
+/// The promote's agent measured more loss than the stage allows and stopped.
+fn held(stage: usize, attempt: u32, limit: f64) -> Input {
+    Input::Outcome {
+        stage,
+        attempt,
+        outcome: Outcome::Held {
+            message: "promoting db-a now loses about 42 s / 18 MB of writes (measured)".into(),
+        },
+        actor: agent(),
+        report: Some(crate::domain::Report {
+            rpo: Some(crate::domain::RecoveryPoint {
+                seconds: Some(42.0),
+                bytes: Some(18_000_000),
+                basis: crate::domain::Basis::Measured,
+                limit: Some(limit),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[test]
+fn a_data_loss_gate_waits_for_a_person_and_approving_promotes_accepting_it() {
+    let mut run = petstore();
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(&mut run, held(1, 1, 5.0), &at(1)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Ready);
+    assert_eq!(run.state, RunState::AwaitingApproval);
+    assert_eq!(run.open_gates(), vec![1]);
+    assert_eq!(
+        run.stages[1].message.as_deref(),
+        Some(
+            "waiting for approval: promoting db-a now loses about 42 s / 18 MB of writes (measured)"
+        )
+    );
+    let now = crate::bus::WorkRequest::for_stage(&run, 1, 1);
+    assert!(!now.accept_data_loss, "held, not yet approved");
+    // A duplicate of the held outcome changes nothing.
+    let before = run.clone();
+    apply(&mut run, held(1, 1, 5.0), &at(2)).expect("applied");
+    assert_eq!(run, before);
+
+    let t = apply(&mut run, approve("ops"), &at(3)).expect("applied");
+    assert_eq!(dispatched(&t.effects), vec![1]);
+    assert_eq!(run.stages[1].attempts, 2);
+    assert_eq!(run.state, RunState::Running);
+    let again = crate::bus::WorkRequest::for_stage(&run, 1, 3);
+    assert!(
+        again.accept_data_loss,
+        "the approved attempt may lose what was shown"
+    );
+    apply(&mut run, ok(1, 2), &at(4)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Succeeded);
+}
+
+#[test]
+fn rejecting_a_data_loss_gate_fails_the_stage_and_the_run() {
+    let mut run = petstore();
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(&mut run, held(1, 1, 5.0), &at(1)).expect("applied");
+    let reject = Input::Reject {
+        actor: api("ops"),
+        reason: Some("too much".into()),
+    };
+    apply(&mut run, reject, &at(2)).expect("applied");
+    assert_eq!(run.stages[1].state, StageState::Failed);
+    assert_eq!(
+        run.stages[1].message.as_deref(),
+        Some(
+            "rejected by api:ops: too much; promoting db-a now loses about 42 s / 18 MB of writes (measured)"
+        )
+    );
+    // prescale is still in flight: the run fails once it ends.
+    assert_eq!(run.stages[0].state, StageState::Dispatched);
+    apply(&mut run, ok(0, 1), &at(3)).expect("applied");
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(
+        run.stages[1].attempts, 1,
+        "a rejected promote is not tried again"
+    );
+}
+
+#[test]
+fn a_gate_on_no_loss_at_all_takes_two_people_and_a_resume_asks_again() {
+    let mut run = petstore();
+    apply(&mut run, Input::Start, &at(0)).expect("applied");
+    apply(&mut run, held(1, 1, 0.0), &at(1)).expect("applied");
+    assert_eq!(run.approvals_needed(1), 2);
+    assert_eq!(
+        apply(&mut run, approve_as(api("test"), "test"), &at(2)).expect_err("refused"),
+        Refusal::OwnRun(2)
+    );
+    let t = apply(&mut run, approve("alice"), &at(3)).expect("applied");
+    assert!(dispatched(&t.effects).is_empty(), "one of two");
+    let reject = Input::Reject {
+        actor: api("bob"),
+        reason: None,
+    };
+    apply(&mut run, reject, &at(4)).expect("applied");
+    apply(&mut run, ok(0, 1), &at(5)).expect("applied");
+    assert_eq!(run.state, RunState::Failed);
+    let resume = Input::Resume {
+        actor: api("ops"),
+        message: None,
+    };
+    let t = apply(&mut run, resume, &at(6)).expect("applied");
+    assert_eq!(
+        dispatched(&t.effects),
+        vec![1],
+        "measured again, not let through"
+    );
+    assert_eq!(run.stages[1].hold, None);
+    assert!(run.stages[1].approvals.is_empty());
+    assert!(!crate::bus::WorkRequest::for_stage(&run, 1, 6).accept_data_loss);
 }

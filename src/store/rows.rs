@@ -54,7 +54,7 @@ pub fn run_from_row(row: &AnyRow) -> anyhow::Result<Run> {
 pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
     let rows = sqlx::query(
         "SELECT position, state, attempts, started_at, finished_at, message, report, retry_at, deadline, approved_by, \
-         approvals, skipped_by, budget_from FROM stages WHERE run_id = $1",
+         approvals, skipped_by, budget_from, hold FROM stages WHERE run_id = $1",
     )
     .bind(run.id.to_string())
     .fetch_all(pool)
@@ -90,6 +90,10 @@ pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
                 .map(|a| actor(&a))
                 .transpose()?,
             budget_from: r.try_get::<i64, _>("budget_from")? as u32,
+            hold: r
+                .try_get::<Option<String>, _>("hold")?
+                .map(|json| serde_json::from_str(&json).context("stored hold"))
+                .transpose()?,
         };
     }
     Ok(())
@@ -102,8 +106,8 @@ pub async fn insert_stage(
 ) -> anyhow::Result<()> {
     let query = sqlx::query(
         "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
-         message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from, hold) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(run.id.to_string())
     .bind(i as i64)
@@ -117,8 +121,8 @@ pub async fn insert_stage(
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds a stage's twelve stored columns, `state` to `budget_from`, in the order both the
-/// insert and the update name them.
+/// Binds a stage's thirteen stored columns, `state` to `hold`, in the order both the insert
+/// and the update name them.
 fn bind_stage<'q>(query: AnyQuery<'q>, s: &'q StageRun) -> anyhow::Result<AnyQuery<'q>> {
     Ok(query
         .bind(s.state.as_str())
@@ -132,7 +136,8 @@ fn bind_stage<'q>(query: AnyQuery<'q>, s: &'q StageRun) -> anyhow::Result<AnyQue
         .bind(super::leases::report_json(s.report.as_ref())?)
         .bind(approvals_json(s)?)
         .bind(s.skipped_by.as_ref().map(Actor::to_string))
-        .bind(s.budget_from as i64))
+        .bind(s.budget_from as i64)
+        .bind(s.hold.as_ref().map(serde_json::to_string).transpose()?))
 }
 
 /// Writes a run and its changed `stages`, unless its row moved on from `expected_version`.
@@ -168,7 +173,7 @@ pub async fn update_run(
         let query = sqlx::query(
             "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
              retry_at = $6, deadline = $7, approved_by = $8, report = $9, approvals = $10, skipped_by = $11, \
-             budget_from = $12 WHERE run_id = $13 AND position = $14",
+             budget_from = $12, hold = $13 WHERE run_id = $14 AND position = $15",
         );
         bind_stage(query, &run.stages[i])?
             .bind(run.id.to_string())

@@ -40,6 +40,8 @@ impl Store {
     ) -> anyhow::Result<StoredWork> {
         let row = sqlx::query(
             "SELECT r.plan, r.dry_run, s.position, s.state, s.attempts, s.deadline, \
+             CASE WHEN s.hold IS NOT NULL AND s.approved_by IS NOT NULL THEN 1 ELSE 0 END \
+             AS accept_data_loss, \
              (SELECT COUNT(*) FROM lease_outcomes o WHERE o.request_id = $3) AS ended \
              FROM runs r LEFT JOIN stages s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1",
         )
@@ -77,6 +79,7 @@ impl Store {
                 spec: planned.spec,
                 deadline: row.try_get::<Option<i64>, _>("deadline")?.unwrap_or(0),
                 dry_run,
+                accept_data_loss: row.try_get::<i64, _>("accept_data_loss")? != 0,
             },
             ended: row.try_get::<i64, _>("ended")? > 0,
         })

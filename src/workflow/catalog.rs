@@ -342,7 +342,8 @@ impl Catalog {
         let mut stages = plan::plan(workflow, &params, &cx).map_err(|errors| {
             PlanError::BadParams(errors.iter().map(|e| e.to_string()).collect())
         })?;
-        for s in stages.iter_mut().filter(|s| s.approval) {
+        // Any stage may stop at a gate: planned, or raised by its agent (data loss).
+        for s in stages.iter_mut() {
             s.approvals = g.approvals;
         }
         Ok(Plan {

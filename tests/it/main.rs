@@ -13,6 +13,7 @@ mod bench;
 mod cli;
 mod controls;
 mod crash;
+mod data_loss;
 mod discord;
 mod exec;
 mod faults;

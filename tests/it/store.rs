@@ -292,6 +292,12 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
             from: "replica".into(),
             to: "writer".into(),
         }],
+        rpo: Some(lifeboat::domain::RecoveryPoint {
+            seconds: Some(42.5),
+            bytes: Some(18_000_000),
+            basis: lifeboat::domain::Basis::Measured,
+            limit: Some(5.0),
+        }),
     };
     let a1 = lease(run, "a", 1, "database:x", "agent:1");
     assert_eq!(sem.acquire(&a1).await.expect("acquire"), Acquire::Acquired);

@@ -71,6 +71,14 @@ pub struct Demote {
 pub struct Promote {
     /// Refuse while the replica is further behind than this.
     pub max_lag: Option<Duration>,
+    /// Stop at a data-loss gate when promoting would lose more writes than this.
+    pub max_data_loss: Option<Duration>,
+    /// How long to wait for the replica to come within `max_data_loss` first.
+    pub catchup: Duration,
+    /// The writer it takes over from, to measure the recovery point against.
+    pub from: Option<Target>,
+    /// `sim` only: the recovery point to report.
+    pub simulated_rpo: Option<Duration>,
     /// Which member becomes the writer, for targets with several (aurora-global).
     pub member: Option<String>,
     /// Fail over rather than switch over, accepting the loss of unreplicated writes.

@@ -5,10 +5,12 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod capability;
+pub mod data_loss;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod poll;
 pub mod postgres;
+pub mod postgres_rpo;
 pub mod records;
 pub mod reference;
 pub mod registry;

@@ -19,21 +19,22 @@ use sqlx::{Connection, Row};
 
 use super::capability::{Database, Demote, Promote, Provider};
 use super::reference;
+use super::{data_loss, postgres_rpo};
 use crate::agents::work::{Failure, Work};
+use crate::domain::RecoveryPoint;
 use crate::workflow::{SpecError, Target, kinds};
 
 pub const DATABASE: Provider<dyn Database> = Provider {
     name: "postgres",
     check,
-    build: |target| {
-        let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
-        let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
-        Ok(Arc::new(Postgres { url }))
-    },
+    build: |target| Ok(Arc::new(Postgres::for_target(target)?)),
 };
 
 /// The longest a single connection attempt may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// The longest the old writer may take to answer when the recovery point is measured: a
+/// writer in a lost region must not hold each measurement for the full connect limit.
+const WRITER_LIMIT: Duration = Duration::from_secs(3);
 /// How long a fence may take to show on a new session (a reload is asynchronous).
 const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 
@@ -87,8 +88,43 @@ struct State {
 }
 
 impl Postgres {
+    fn for_target(target: &Target) -> Result<Postgres, Failure> {
+        let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
+        let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
+        Ok(Postgres { url })
+    }
+
     async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
         self.reach(name, work).await.map_err(|(f, _)| f)
+    }
+
+    /// The recovery point of promoting this replica: measured against `from`, the writer
+    /// it takes over from, while that answers as a writer; estimated otherwise.
+    async fn recovery_point(
+        &self,
+        name: &str,
+        from: Option<&Target>,
+        work: &Work,
+    ) -> Result<Option<RecoveryPoint>, Failure> {
+        let mut lsn = None;
+        if let Some(from) = from {
+            let writer = Postgres::for_target(from)?;
+            match writer.reach_within(&from.name, work, WRITER_LIMIT).await {
+                Ok(mut c) => {
+                    lsn = postgres_rpo::writer_lsn(&mut c).await.ok().flatten();
+                    let _ = c.close().await;
+                }
+                Err((f, _)) => {
+                    tracing::debug!(writer = %from.name, error = %f.message, "The old writer does not answer; estimating.")
+                }
+            }
+        }
+        let mut c = self.connect(name, work).await?;
+        let rpo = postgres_rpo::measure(&mut c, lsn.as_deref())
+            .await
+            .map_err(|e| failed(name, e))?;
+        let _ = c.close().await;
+        Ok(Some(rpo))
     }
 
     /// A connection, or the failure and whether the server is unreachable: nothing
@@ -96,6 +132,15 @@ impl Postgres {
     /// with an error (too many connections, starting up, a TLS or login problem) is alive,
     /// and is never taken for fenced.
     async fn reach(&self, name: &str, work: &Work) -> Result<PgConnection, (Failure, bool)> {
+        self.reach_within(name, work, CONNECT_LIMIT).await
+    }
+
+    async fn reach_within(
+        &self,
+        name: &str,
+        work: &Work,
+        most: Duration,
+    ) -> Result<PgConnection, (Failure, bool)> {
         let options = PgConnectOptions::from_str(self.url.expose_secret()).map_err(|_| {
             (
                 Failure::permanent(format!(
@@ -104,7 +149,7 @@ impl Postgres {
                 false,
             )
         })?;
-        let limit = CONNECT_LIMIT.min(work.time_left());
+        let limit = most.min(work.time_left());
         match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {
@@ -266,6 +311,12 @@ impl Database for Postgres {
             }
             (None, None) => 0.0,
         };
+        let _ = c.close().await;
+        data_loss::guard(name, p, work, || {
+            self.recovery_point(name, p.from.as_ref(), work)
+        })
+        .await?;
+        let mut c = self.connect(name, work).await?;
         work.change(name.clone(), "replica (in recovery)", "writer")
             .await;
         if work.request.dry_run {

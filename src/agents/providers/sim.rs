@@ -11,9 +11,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::capability::{Capacity, Database, Demote, Dial, Move, Promote, Provider, Scale};
+use super::data_loss;
 use super::records::{self, Regions};
 use crate::agents::spec_fields::opt_duration;
 use crate::agents::work::{Failure, Work};
+use crate::domain::{Basis, RecoveryPoint};
 use crate::workflow::{SpecError, Target, kinds};
 
 pub const CAPACITY: Provider<dyn Capacity> = Provider {
@@ -161,6 +163,17 @@ impl Capacity for Sim {
 impl Database for Sim {
     async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
         let cluster = &target.name;
+        // A healthy simulated replica loses nothing; `rpo` in the spec says otherwise.
+        let rpo = p.simulated_rpo.unwrap_or(Duration::ZERO).as_secs_f64();
+        data_loss::guard(cluster, p, work, || async {
+            Ok(Some(RecoveryPoint {
+                seconds: Some(rpo),
+                bytes: Some((rpo * 400_000.0) as u64),
+                basis: Basis::Measured,
+                limit: None,
+            }))
+        })
+        .await?;
         let limit = p
             .max_lag
             .map(|l| format!(" ≤ {}", humantime::format_duration(l)))

@@ -99,7 +99,10 @@ impl Engine {
             .iter()
             .filter_map(|c| match c {
                 Command::Progress(p)
-                    if matches!(p.kind, ProgressKind::Succeeded | ProgressKind::Failed) =>
+                    if matches!(
+                        p.kind,
+                        ProgressKind::Succeeded | ProgressKind::Failed | ProgressKind::Held
+                    ) =>
                 {
                     Some(p.request_id.as_str())
                 }
@@ -235,7 +238,9 @@ impl Engine {
                 ))
             }
             // The agent released its lease; the store has the outcome.
-            ProgressKind::Succeeded | ProgressKind::Failed if self.remote_agents => {
+            ProgressKind::Succeeded | ProgressKind::Failed | ProgressKind::Held
+                if self.remote_agents =>
+            {
                 let outcome = released.remove(&p.request_id)?;
                 let run = self
                     .current(outcome.run_id, &outcome.stage, outcome.attempt)
@@ -297,11 +302,16 @@ pub(super) fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Pending> {
             retryable: o.retryable,
             message: o.message.unwrap_or_else(|| "failed".into()),
         },
+        OutcomeKind::Held => Outcome::Held {
+            message: o.message.unwrap_or_else(|| "a person must decide".into()),
+        },
         OutcomeKind::Expired => Outcome::Expired,
         OutcomeKind::Revoked => Outcome::Revoked,
     };
     let actor = match (o.kind, o.holder) {
-        (OutcomeKind::Succeeded | OutcomeKind::Failed, Some(holder)) => Actor::Agent(holder),
+        (OutcomeKind::Succeeded | OutcomeKind::Failed | OutcomeKind::Held, Some(holder)) => {
+            Actor::Agent(holder)
+        }
         _ => Actor::System,
     };
     Some(Pending::new(

@@ -18,6 +18,7 @@ pub fn forged(run: RunId, stage: &str, attempt: u32, command: &[&str]) -> Vec<u8
         resource: format!("stage:{run}/{stage}"),
         deadline: i64::MAX,
         dry_run: false,
+        accept_data_loss: false,
     };
     serde_json::to_vec(&req).expect("json")
 }

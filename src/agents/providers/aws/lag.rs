@@ -10,6 +10,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 
 use super::failure;
 use crate::agents::work::{Failure, Work};
+use crate::domain::{Basis, RecoveryPoint};
 
 pub struct Metric<'a> {
     pub name: &'a str,
@@ -87,4 +88,23 @@ pub async fn check(
             )))
         }
     }
+}
+
+/// The recovery point from the first of `metrics` that has a datapoint: the time behind
+/// that the service reports (it says nothing of bytes).
+pub async fn recovery_point(
+    config: &SdkConfig,
+    metrics: &[Metric<'_>],
+) -> Result<Option<RecoveryPoint>, Failure> {
+    for m in metrics {
+        if let Some(seconds) = read(config, m).await? {
+            return Ok(Some(RecoveryPoint {
+                seconds: Some(seconds),
+                bytes: None,
+                basis: Basis::Measured,
+                limit: None,
+            }));
+        }
+    }
+    Ok(None)
 }

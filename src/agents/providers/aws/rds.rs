@@ -19,7 +19,9 @@ use serde_json::Value;
 use super::lag::{self, Metric};
 use super::{config, failure, wait_until};
 use crate::agents::providers::capability::{Database, Demote, Promote, Provider};
+use crate::agents::providers::data_loss;
 use crate::agents::work::{Failure, Work};
+use crate::domain::{Basis, RecoveryPoint};
 use crate::workflow::{SpecError, Target, kinds};
 
 pub const RDS: Provider<dyn Database> = Provider {
@@ -167,6 +169,10 @@ impl Database for Rds {
             unit_seconds: 1.0,
         };
         lag::check(&conf, &metric, p.max_lag, work).await?;
+        data_loss::guard(&target.name, p, work, || {
+            lag::recovery_point(&conf, std::slice::from_ref(&metric))
+        })
+        .await?;
         work.change(
             format!("{} ({id})", target.name),
             format!("read replica of {source}"),
@@ -255,6 +261,10 @@ impl Database for Aurora {
             work.check("replica cluster", true, format!("{id} replicates {source}"))
                 .await;
             lag::check(&conf, &metric, p.max_lag, work).await?;
+            data_loss::guard(&target.name, p, work, || {
+                lag::recovery_point(&conf, std::slice::from_ref(&metric))
+            })
+            .await?;
             work.change(
                 format!("{} ({id})", target.name),
                 format!("replica cluster of {source}"),
@@ -315,6 +325,10 @@ impl Database for Aurora {
         work.check("member", true, format!("{wanted} is a reader of {id}"))
             .await;
         lag::check(&conf, &metric, p.max_lag, work).await?;
+        data_loss::guard(&target.name, p, work, || {
+            lag::recovery_point(&conf, std::slice::from_ref(&metric))
+        })
+        .await?;
         let from = current.unwrap_or_else(|| "no writer".into());
         work.change(
             format!("{} writer", target.name),
@@ -438,6 +452,28 @@ impl Database for AuroraGlobal {
             unit_seconds: 0.001,
         };
         lag::check(&conf, &metric, p.max_lag, work).await?;
+        // A switchover waits until the secondary has everything: only a failover loses
+        // what the secondary had not yet received.
+        let rpo = [
+            Metric {
+                name: "AuroraGlobalDBRPOLag",
+                ..metric
+            },
+            metric,
+        ];
+        data_loss::guard(&target.name, p, work, || async {
+            if p.allow_data_loss {
+                lag::recovery_point(&conf, &rpo).await
+            } else {
+                Ok(Some(RecoveryPoint {
+                    seconds: Some(0.0),
+                    bytes: Some(0),
+                    basis: Basis::Measured,
+                    limit: None,
+                }))
+            }
+        })
+        .await?;
         let from = current
             .as_deref()
             .map(name_of)
