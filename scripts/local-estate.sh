@@ -129,14 +129,17 @@ done
 echo "postgres://postgres@127.0.0.1:${REPLICA_PORT}/postgres" > "$DIR/secrets/region-a.url"
 echo "postgres://postgres@127.0.0.1:${PRIMARY_PORT}/postgres" > "$DIR/secrets/region-b.url"
 cat > "$DIR/workflows/local.yaml" <<EOF
-# Move the local estate from region-b to region-a: promote the replica, fence the old
-# writer, point app.local.test at region-a. Three templated stages.
+# Move the local estate from region-b to region-a: promote the replica (if it loses at most
+# 5 s of writes), fence the old writer, point app.local.test at region-a. Three templated
+# stages.
 name: local-failover
 params: { from: region-b, to: region-a }
 stages:
   promote-database:
     uses: postgres-promote
-    spec: { cluster: "local-\${to}" }
+    # Measured against the old writer while it answers: more than 5 s of writes lost, after
+    # 30 s to catch up, stops at a gate for a person to decide.
+    spec: { cluster: "local-\${to}", from: "local-\${from}", max_data_loss: 5s, catchup: 30s }
   demote-database:
     uses: postgres-demote
     after: [promote-database]

@@ -808,3 +808,45 @@ async fn a_crash_between_discord_acting_and_the_store_recording_makes_nothing_tw
         "one card: {posted:?}"
     );
 }
+
+/// The data-loss gate on Discord's card: what promoting loses, with Approve and Reject, and
+/// approved from the card.
+#[tokio::test]
+async fn the_data_loss_gate_is_shown_and_passed_on_discord() {
+    let standin = DiscordStandIn::start().await;
+    let t = app_with(&standin, crate::slack::LOSSY).await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "awaiting_approval").await;
+    let thread = incident_thread(&standin).await;
+    let thread_id = thread.id.as_str();
+    standin
+        .until("the gate on the card", |s| {
+            card_calls(s, thread_id)
+                .last()
+                .filter(|c| {
+                    let shown = shown(c);
+                    shown.contains(
+                        "promoting db-a now loses about 42 s / 17 MB of writes (measured)",
+                    ) && shown.contains("Approve")
+                        && shown.contains("Reject")
+                })
+                .cloned()
+        })
+        .await;
+    let press = json!({ "custom_id": format!("approve:{id}"), "component_type": 2 });
+    let (status, _) = interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-approve-loss", press),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        answer(&standin, "tok-approve-loss")
+            .await
+            .contains("<@77> approved")
+    );
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(common::stage(&run, "promote")["attempts"], 2);
+    t.shutdown().await;
+}

@@ -14,6 +14,7 @@ mod cli;
 mod controls;
 mod crash;
 mod data_loss;
+mod data_loss_postgres;
 mod discord;
 mod exec;
 mod faults;

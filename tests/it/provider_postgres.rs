@@ -30,10 +30,10 @@ stages:
     retry: { max_attempts: 1 }
 "#;
 
-const GROUPS: &str = "groups:\n  pg:\n    workflows: { failover: pg-failover }\n";
+pub(crate) const GROUPS: &str = "groups:\n  pg:\n    workflows: { failover: pg-failover }\n";
 
 /// targets.yaml for the pair, each URL read from a file beside it.
-fn targets(dir: &Path, replica: &str, primary: &str) -> String {
+pub(crate) fn targets(dir: &Path, replica: &str, primary: &str) -> String {
     let a = dir.join("region-a.url");
     let b = dir.join("region-b.url");
     std::fs::write(&a, format!("{replica}\n")).expect("write");
@@ -45,11 +45,11 @@ fn targets(dir: &Path, replica: &str, primary: &str) -> String {
     )
 }
 
-async fn connect(url: &str) -> PgConnection {
+pub(crate) async fn connect(url: &str) -> PgConnection {
     PgConnection::connect(url).await.expect("connects")
 }
 
-async fn in_recovery(url: &str) -> bool {
+pub(crate) async fn in_recovery(url: &str) -> bool {
     let mut c = connect(url).await;
     sqlx::query_scalar("SELECT pg_is_in_recovery()")
         .fetch_one(&mut c)
@@ -58,7 +58,7 @@ async fn in_recovery(url: &str) -> bool {
 }
 
 /// Whether a new session may write.
-async fn writable(url: &str) -> Result<(), String> {
+pub(crate) async fn writable(url: &str) -> Result<(), String> {
     let mut c = connect(url).await;
     sqlx::query("INSERT INTO pets (name) VALUES ('check')")
         .execute(&mut c)
@@ -68,7 +68,7 @@ async fn writable(url: &str) -> Result<(), String> {
 }
 
 /// A primary with a table, and a replica that has replayed a row written after it began.
-async fn pair() -> Option<(PrivatePostgres, PrivatePostgres)> {
+pub(crate) async fn pair() -> Option<(PrivatePostgres, PrivatePostgres)> {
     let primary = PrivatePostgres::start()?;
     let mut c = connect(&primary.url()).await;
     sqlx::query("CREATE TABLE pets (id serial PRIMARY KEY, name text)")

@@ -1336,3 +1336,70 @@ async fn a_crash_between_slack_acting_and_the_store_recording_makes_nothing_twic
         "who should be there was brought in: {invited:?}"
     );
 }
+
+/// A promote whose replica is 42 s behind, allowed to lose 5 s.
+pub(crate) const LOSSY: &str = "\
+name: shop
+stages:
+  promote:
+    agent: database
+    spec: { cluster: db-a, role: writer, rpo: 42s, max_data_loss: 5s, duration: 10ms }
+";
+
+/// The data-loss gate on the card: what promoting now loses, in words, with Approve and
+/// Reject; approving from the card promotes, and the final card keeps the recovery point.
+#[tokio::test]
+async fn the_data_loss_gate_says_what_promoting_loses_and_is_passed_from_the_card() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = app(&standin, &[("shop.yaml", LOSSY), ("groups.yaml", GROUPS)]).await;
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "awaiting_approval").await;
+    let said = "promoting db-a now loses about 42 s / 17 MB of writes (measured)";
+    standin
+        .until("the gate on the card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| {
+                    let shown = shown(c);
+                    shown.contains(said)
+                        && shown.contains("\"Approve\"")
+                        && shown.contains("\"Reject\"")
+                })
+                .cloned()
+        })
+        .await;
+    let (status, hook) = press(&t, &standin, "U1", "approve", &id).await;
+    assert_eq!(status, 200);
+    assert!(
+        standin.answer_at(&hook).await["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<@U1> approved"),
+    );
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(stage(&run, "promote")["approved_by"], "slack:U1");
+    standin
+        .until("the recovery point on the final card", |s| {
+            card_calls(s, "CINC1")
+                .last()
+                .filter(|c| {
+                    shown(c).contains("recovery point: about 42 s / 17 MB of writes (measured)")
+                })
+                .cloned()
+        })
+        .await;
+
+    // Rejected from the card: the promote fails, and the card says by whom and why.
+    let id = t.create(r#"{"group": "shop"}"#).await;
+    t.wait_state(&id, "awaiting_approval").await;
+    let (_, hook) = press(&t, &standin, "U1", "reject", &id).await;
+    standin.answer_at(&hook).await;
+    let run = t.wait_state(&id, "failed").await;
+    assert!(
+        stage(&run, "promote")["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("rejected by slack:U1") && m.ends_with(said)),
+        "{run:#}"
+    );
+    t.shutdown().await;
+}
