@@ -97,6 +97,12 @@ impl Served {
 
     /// Runs `body` to its end; the run as the API shows it.
     async fn run(&self, body: Value) -> Value {
+        self.run_until(body, |run| run["finished_at"].is_string())
+            .await
+    }
+
+    /// Starts `body` and follows it until `done` holds; the run as the API shows it then.
+    async fn run_until(&self, body: Value, done: impl Fn(&Value) -> bool) -> Value {
         let created: Value = self
             .client
             .post(format!("{}/api/v1/runs", self.base))
@@ -118,14 +124,14 @@ impl Served {
             if let Ok(r) = self.client.get(&url).send().await
                 && let Ok(run) = r.json::<Value>().await
             {
-                if run["finished_at"].is_string() {
+                if done(&run) {
                     return run;
                 }
                 last = run;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the run did not end: {last:#}\n{}", self.log());
+        panic!("the run did not get there: {last:#}\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -576,6 +582,59 @@ async fn rds_replicas_are_promoted_only_within_max_lag() {
         format!(
             "timed out waiting until {fresh} is a standalone writer and available (attempt 1 of 1)"
         )
+    );
+}
+
+/// The data-loss gate on RDS: `ReplicaLag` is the recovery point; over `max_data_loss` the
+/// promote stops for a person before anything changes, and a rejection promotes nothing.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
+async fn an_rds_replica_over_max_data_loss_stops_at_the_gate() {
+    let Some(endpoint) = moto() else {
+        return;
+    };
+    let conf = sdk(&endpoint).await;
+    let behind = replica_pair(&conf, &unique("loss")).await;
+    lag(&conf, &behind, 20.0).await;
+    let targets = format!("databases:\n  behind: {{ provider: rds, instance: {behind} }}\n");
+    let workflow = "name: promote\nstages:\n  promote:\n    agent: database\n    spec: { cluster: behind, role: writer, max_data_loss: 5s }\n    retry: { max_attempts: 1 }\n    timeout: 30s\n";
+    let served = Served::start(
+        &endpoint,
+        &[
+            ("promote.yaml", workflow),
+            (
+                "groups.yaml",
+                "groups:\n  db:\n    workflows: { failover: promote }\n",
+            ),
+            ("targets.yaml", &targets),
+        ],
+    )
+    .await;
+    let run = served
+        .run_until(serde_json::json!({ "group": "db" }), |r| {
+            r["state"] == "awaiting_approval"
+        })
+        .await;
+    let promote = stage(&run, "promote");
+    assert_eq!(promote["report"]["rpo"]["seconds"], 20.0, "{run:#}");
+    assert_eq!(promote["report"]["rpo"]["basis"], "measured");
+    assert_eq!(
+        promote["held"],
+        "promoting behind now loses about 20 s of writes (measured)"
+    );
+    assert!(changes(promote).is_empty(), "nothing changed: {promote:#}");
+    let id = run["id"].as_str().unwrap_or_default();
+    let rejected = served
+        .client
+        .post(format!("{}/api/v1/runs/{id}/reject", served.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("reject");
+    assert_eq!(rejected.status().as_u16(), 200);
+    assert!(
+        !stoppable(&conf, &behind).await,
+        "the replica behind was not promoted"
     );
 }
 
