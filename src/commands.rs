@@ -51,7 +51,7 @@ impl Command {
 }
 
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] | \
-drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
+reprotect GROUP [--dry-run] | drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
 resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
 cancel (or abort) RUN [REASON] | help";
 
@@ -70,7 +70,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
     };
     let reason = |words: &[&str]| (!words.is_empty()).then(|| words.join(" "));
     match verb {
-        "failover" | "failback" | "drill" => start(verb, rest),
+        "failover" | "failback" | "drill" | "reprotect" => start(verb, rest),
         "status" => match rest {
             [] => Ok(Command::Status { target: None }),
             [target] => Ok(Command::Status {
@@ -237,6 +237,15 @@ mod tests {
         assert_eq!(parse("groups"), Ok(Command::Groups));
         assert_eq!(parse("locks"), Ok(Command::Locks));
         assert_eq!(parse("agents"), Ok(Command::Agents));
+        assert_eq!(
+            parse("reprotect petstore --dry-run"),
+            Ok(Command::Start {
+                action: Action::Reprotect,
+                group: "petstore".into(),
+                dry_run: true,
+                reason: None,
+            })
+        );
         assert_eq!(
             parse("plan petstore failback"),
             Ok(Command::Plan {

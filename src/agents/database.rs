@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent::{Agent, Env};
-use super::providers::capability::{Demote, Promote};
+use super::providers::capability::{Demote, Method, Promote, Reprotect};
 use super::spec_fields::{checked_target, on_target, opt_duration, run_target};
 use super::work::{Failure, Work};
 use crate::workflow::targets::SIMULATED;
@@ -19,6 +19,8 @@ use crate::workflow::{SpecError, TargetKind, Targets};
 pub enum DatabaseRole {
     Writer,
     Reader,
+    /// A replica of `source` again: re-protect after a failover.
+    Replica,
 }
 
 /// What a demote does when it cannot reach the writer.
@@ -54,6 +56,13 @@ pub struct DatabaseSpec {
     /// recovery point is measured against it while it answers.
     #[serde(default)]
     pub from: Option<String>,
+    /// For `role: replica`: the writer (a database target of the same provider) to
+    /// replicate.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// For `role: replica`: `auto` (the default), `rewind` or `clone`.
+    #[serde(default)]
+    pub method: Option<Method>,
     /// aurora-global: the member (a key of the target's `members`) to make the primary.
     #[serde(default)]
     pub member: Option<String>,
@@ -112,17 +121,42 @@ impl Agent for Database {
                 format!("`{field}` is for a promote (`role: writer`)"),
             ));
         }
-        if let Some(from) = &spec.from {
+        let replica_only = [
+            ("source", spec.source.is_some()),
+            ("method", spec.method.is_some()),
+        ];
+        if spec.role != DatabaseRole::Replica
+            && let Some((field, _)) = replica_only.iter().find(|(_, set)| *set)
+        {
+            return Err(SpecError::at(
+                &[field],
+                format!("`{field}` is for a re-protect (`role: replica`)"),
+            ));
+        }
+        if spec.role == DatabaseRole::Replica && spec.source.is_none() {
+            return Err(SpecError::at(
+                &["source"],
+                "a replica needs `source`: the database target it replicates",
+            ));
+        }
+        for (field, other) in [("from", &spec.from), ("source", &spec.source)] {
+            let Some(other) = other else { continue };
             let writer = targets
-                .get(TargetKind::Database, from)
-                .map_err(|m| SpecError::at(&["from"], m))?;
+                .get(TargetKind::Database, other)
+                .map_err(|m| SpecError::at(&[field], m))?;
             if writer.provider != target.provider {
                 return Err(SpecError::at(
-                    &["from"],
+                    &[field],
                     format!(
-                        "database `{from}` is driven by {}, and `{}` by {}: the recovery point is measured between two of one provider",
+                        "database `{other}` is driven by {}, and `{}` by {}: both must be of one provider",
                         writer.provider, target.name, target.provider
                     ),
+                ));
+            }
+            if writer.name == target.name {
+                return Err(SpecError::at(
+                    &[field],
+                    format!("database `{other}` is the stage's own `cluster`"),
                 ));
             }
         }
@@ -168,6 +202,21 @@ impl Agent for Database {
                     unreachable_ok: spec.unreachable == Unreachable::Ok,
                 };
                 provider.demote(&target, &demote, work).await
+            }
+            DatabaseRole::Replica => {
+                let Some(source) = &spec.source else {
+                    return Err(Failure::permanent("a replica needs `source`"));
+                };
+                let reprotect = Reprotect {
+                    source: self
+                        .env
+                        .targets
+                        .get(TargetKind::Database, source)
+                        .map_err(Failure::permanent)?
+                        .into_owned(),
+                    method: spec.method.unwrap_or_default(),
+                };
+                provider.reprotect(&target, &reprotect, work).await
             }
         }
     }

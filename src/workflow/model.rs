@@ -44,10 +44,13 @@ pub enum Action {
     Failback,
     /// A rehearsal of the failover: agents check preconditions, nothing changes.
     Drill,
+    /// Make what a failover left behind a replica again.
+    Reprotect,
 }
 
-crate::string_enum::string_enum!(Action, "action", " (expected failover, failback or drill)" {
+crate::string_enum::string_enum!(Action, "action", " (expected failover, failback, drill or reprotect)" {
     Failover = "failover",
     Failback = "failback",
     Drill = "drill",
+    Reprotect = "reprotect",
 });

@@ -33,6 +33,8 @@ mod provider_kubernetes;
 mod provider_postgres;
 mod recovery;
 mod redelivery;
+mod reprotect;
+mod reprotect_postgres;
 mod runs;
 mod scopes;
 mod secrets;

@@ -61,6 +61,40 @@ pub trait Database: Send + Sync {
         demote: &Demote,
         work: &Work,
     ) -> Result<String, Failure>;
+
+    /// Make it a replica of `source` again, after a failover left it behind: re-protect.
+    async fn reprotect(
+        &self,
+        target: &Target,
+        reprotect: &Reprotect,
+        work: &Work,
+    ) -> Result<String, Failure> {
+        let _ = (reprotect, work);
+        Err(Failure::permanent(format!(
+            "database `{}`: the {} provider cannot re-protect it",
+            target.name, target.provider
+        )))
+    }
+}
+
+pub struct Reprotect {
+    /// The writer it is to replicate.
+    pub source: Target,
+    pub method: Method,
+}
+
+/// How a PostgreSQL server is made a replica again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// `pg_rewind` when the server allows it (`wal_log_hints` or data checksums), else a
+    /// clone.
+    #[default]
+    Auto,
+    /// `pg_rewind`: only what diverged is copied.
+    Rewind,
+    /// A fresh `pg_basebackup`; the old data directory is kept beside it.
+    Clone,
 }
 
 pub struct Demote {

@@ -18,6 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
 use super::capability::{Database, Demote, Promote, Provider};
+use super::capability::{Method, Reprotect};
+use super::postgres_host::{Host, HostFields};
 use super::reference;
 use super::{data_loss, postgres_rpo};
 use crate::agents::work::{Failure, Work};
@@ -35,6 +37,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// The longest the old writer may take to answer when the recovery point is measured: a
 /// writer in a lost region must not hold each measurement for the full connect limit.
 const WRITER_LIMIT: Duration = Duration::from_secs(3);
+/// How long a re-protected server may take to stream from its source once started.
+const STREAM_LIMIT: Duration = Duration::from_secs(60);
 /// How long a fence may take to show on a new session (a reload is asynchronous).
 const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 
@@ -43,11 +47,38 @@ const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 struct PostgresTarget {
     /// A libpq URL; its password (or all of it) from `${env:…}` or `${file:…}`.
     url: String,
+    // The server's host, for re-protect (`HostFields`): written out here, since serde's
+    // `deny_unknown_fields` cannot take them flattened.
+    #[serde(default)]
+    data_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    bin_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    os_user: Option<String>,
+    #[serde(default)]
+    start: Option<Vec<String>>,
+    #[serde(default)]
+    stop: Option<Vec<String>>,
+}
+
+impl PostgresTarget {
+    fn host(&self) -> HostFields {
+        HostFields {
+            data_dir: self.data_dir.clone(),
+            bin_dir: self.bin_dir.clone(),
+            os_user: self.os_user.clone(),
+            start: self.start.clone(),
+            stop: self.stop.clone(),
+        }
+    }
 }
 
 fn check(fields: &Value) -> Result<(), SpecError> {
     let t: PostgresTarget = kinds::parse(fields)?;
     reference::check(&t.url).map_err(|m| SpecError::at(&["url"], m))?;
+    if let Some((field, problem)) = t.host().problem() {
+        return Err(SpecError::at(&[field], problem));
+    }
     // A password in the URL's user part or its query, other than a reference (whose `{`
     // the URL parser writes as %7B).
     let literal_password = reqwest::Url::parse(&t.url).is_ok_and(|u| {
@@ -70,6 +101,7 @@ fn check(fields: &Value) -> Result<(), SpecError> {
 
 pub struct Postgres {
     url: SecretString,
+    host: HostFields,
 }
 
 /// What the server says of itself.
@@ -91,11 +123,37 @@ impl Postgres {
     fn for_target(target: &Target) -> Result<Postgres, Failure> {
         let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
         let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
-        Ok(Postgres { url })
+        Ok(Postgres {
+            url,
+            host: fields.host(),
+        })
     }
 
     async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
         self.reach(name, work).await.map_err(|(f, _)| f)
+    }
+
+    /// Whether this server is a replica streaming from `source` (its WAL receiver's
+    /// sender is the source's host and port).
+    async fn streams_from(&self, name: &str, source: &Postgres, work: &Work) -> bool {
+        let Ok(options) = PgConnectOptions::from_str(source.url.expose_secret()) else {
+            return false;
+        };
+        let Ok(mut c) = self.reach_within(name, work, WRITER_LIMIT).await else {
+            return false;
+        };
+        let sender: Option<(Option<String>, Option<i32>)> = sqlx::query_as(
+            "SELECT sender_host, sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        )
+        .fetch_optional(&mut c)
+        .await
+        .ok()
+        .flatten();
+        let _ = c.close().await;
+        sender.is_some_and(|(host, port)| {
+            host.as_deref() == Some(options.get_host())
+                && port == Some(i32::from(options.get_port()))
+        })
     }
 
     /// The recovery point of promoting this replica: measured against `from`, the writer
@@ -353,6 +411,150 @@ impl Database for Postgres {
                 ""
             }
         ))
+    }
+
+    async fn reprotect(
+        &self,
+        target: &Target,
+        r: &Reprotect,
+        work: &Work,
+    ) -> Result<String, Failure> {
+        let (name, src) = (&target.name, &r.source.name);
+        let source = Postgres::for_target(&r.source)?;
+        let mut c = source.connect(src, work).await?;
+        let writer = Self::state(&mut c).await.map_err(|e| failed(src, e))?;
+        let _ = c.close().await;
+        match (writer.in_recovery, work.request.dry_run) {
+            (false, _) => {
+                work.check("source", true, format!("{src} is the writer"))
+                    .await
+            }
+            // A dry run promoted nothing before this stage.
+            (true, true) => {
+                work.check(
+                    "source",
+                    true,
+                    format!("{src} is a replica now; the run's promote makes it the writer"),
+                )
+                .await
+            }
+            (true, false) => {
+                work.check(
+                    "source",
+                    false,
+                    format!("{src} is in recovery, not the writer"),
+                )
+                .await;
+                return Err(Failure::retryable(format!(
+                    "database `{src}` is not the writer yet: {name} cannot replicate it"
+                )));
+            }
+        }
+        if self.streams_from(name, &source, work).await {
+            work.check("role", true, format!("{name} streams from {src}"))
+                .await;
+            return Ok(format!(
+                "{name} is already a replica of {src}; nothing to do"
+            ));
+        }
+        let host = Host::of(name, &self.host)?;
+        let (rewindable, why) = host.rewindable(work).await?;
+        let method = match (r.method, rewindable) {
+            (Method::Auto, true) | (Method::Rewind, true) => Method::Rewind,
+            (Method::Rewind, false) => {
+                work.check("method", false, format!("rewind: {why}")).await;
+                return Err(Failure::permanent(format!(
+                    "database `{name}`: method rewind asked, but {why}; use method: clone"
+                )));
+            }
+            (Method::Auto, false) | (Method::Clone, _) => Method::Clone,
+        };
+        let how = match method {
+            Method::Rewind => "rewind",
+            _ => "clone",
+        };
+        let chosen = match (r.method, method) {
+            (Method::Auto, Method::Rewind) => format!("rewind: {why}"),
+            (Method::Auto, _) => format!("clone: {why}"),
+            (_, _) => format!("{how}: as the stage asks"),
+        };
+        work.check("method", true, chosen).await;
+        work.change(
+            name.clone(),
+            "not a replica",
+            format!("replica of {src} ({how})"),
+        )
+        .await;
+        if work.request.dry_run {
+            return Ok(format!(
+                "would make {name} a replica of {src} by {how}; nothing changed"
+            ));
+        }
+        if host.running(work).await? {
+            work.say(format!("stopping {name}")).await;
+            host.stop(work).await?;
+        }
+        let url = source.url.expose_secret().to_string();
+        let kept = match method {
+            Method::Rewind => {
+                // A promoted server writes its new timeline to its control file at its
+                // next checkpoint; until then pg_rewind sees one timeline and does nothing.
+                let mut c = source.connect(src, work).await?;
+                run(&mut c, src, "CHECKPOINT").await?;
+                let _ = c.close().await;
+                work.say(format!(
+                    "rewinding {name} to {src}'s timeline with pg_rewind"
+                ))
+                .await;
+                match host.rewind(&url, work).await {
+                    Ok(()) => None,
+                    // The WAL back to where they diverged may be gone (no archive, no
+                    // wal_keep_size): a clone needs none of it.
+                    Err(f) if r.method == Method::Auto => {
+                        work.check("rewind", false, f.message.clone()).await;
+                        work.say(format!(
+                            "pg_rewind could not rewind {name}; cloning {src} instead"
+                        ))
+                        .await;
+                        Some(host.clone_from(&url, work).await?)
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
+            _ => {
+                work.say(format!("cloning {src} into {name} with pg_basebackup"))
+                    .await;
+                Some(host.clone_from(&url, work).await?)
+            }
+        };
+        work.say(format!("starting {name} as a replica of {src}"))
+            .await;
+        host.start(work).await?;
+        let until = tokio::time::Instant::now() + STREAM_LIMIT.min(work.time_left());
+        while !self.streams_from(name, &source, work).await {
+            if tokio::time::Instant::now() >= until {
+                work.check(
+                    "streaming",
+                    false,
+                    format!("{name} does not stream from {src}"),
+                )
+                .await;
+                return Err(Failure::retryable(format!(
+                    "database `{name}`: started as a replica, but not streaming from {src} after {}",
+                    humantime::format_duration(STREAM_LIMIT)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        work.check("streaming", true, format!("{name} streams from {src}"))
+            .await;
+        Ok(match kept {
+            Some(old) => format!(
+                "{name} is a replica of {src} again, by clone; its old data directory is kept at {}",
+                old.display()
+            ),
+            None => format!("{name} is a replica of {src} again, by rewind"),
+        })
     }
 
     async fn demote(&self, target: &Target, d: &Demote, work: &Work) -> Result<String, Failure> {

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::capability::{Capacity, Database, Demote, Dial, Move, Promote, Provider, Scale};
+use super::capability::{
+    Capacity, Database, Demote, Dial, Method, Move, Promote, Provider, Reprotect, Scale,
+};
 use super::data_loss;
 use super::records::{self, Regions};
 use crate::agents::spec_fields::opt_duration;
@@ -190,6 +192,39 @@ impl Database for Sim {
                 ("replica lag".into(), format!("0.2s{limit}")),
             ],
             changes: vec![(cluster.clone(), "replica".into(), "writer".into())],
+        }
+        .play(work)
+        .await
+    }
+
+    async fn reprotect(
+        &self,
+        target: &Target,
+        r: &Reprotect,
+        work: &Work,
+    ) -> Result<String, Failure> {
+        let (cluster, source) = (&target.name, &r.source.name);
+        let method = match r.method {
+            Method::Clone => "clone",
+            Method::Auto | Method::Rewind => "rewind",
+        };
+        Script {
+            steps: vec![
+                format!("stopped {cluster}"),
+                format!("{method} of {cluster} from {source}"),
+                format!("{cluster} streams from {source}"),
+            ],
+            total: Duration::from_millis(3000),
+            dry_run: format!("would make {cluster} a replica of {source} by {method}"),
+            checks: vec![
+                ("source".into(), format!("{source} is the writer")),
+                ("method".into(), format!("{method}: wal_log_hints is on")),
+            ],
+            changes: vec![(
+                cluster.clone(),
+                "writer (fenced)".into(),
+                format!("replica of {source}"),
+            )],
         }
         .play(work)
         .await

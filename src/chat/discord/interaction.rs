@@ -160,6 +160,11 @@ const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
     ("failover", "Fail a group over", &[GROUP, DRY_RUN, REASON]),
     ("failback", "Bring a group back", &[GROUP, DRY_RUN, REASON]),
     (
+        "reprotect",
+        "Make what a failover left behind a replica again",
+        &[GROUP, DRY_RUN, REASON],
+    ),
+    (
         "drill",
         "Rehearse a failover: check everything, change nothing",
         &[GROUP],
@@ -176,7 +181,11 @@ const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
         "A group's stages as waves",
         &[
             GROUP,
-            maybe("action", "failover, failback or drill", Kind::Word),
+            maybe(
+                "action",
+                "failover, failback, drill or reprotect",
+                Kind::Word,
+            ),
         ],
     ),
     ("locks", "Leases held now", &[]),

@@ -195,22 +195,49 @@ impl PrivatePostgres {
         run(self.as_postgres, &self.bin.join("pg_ctl"), &all)
     }
 
-    /// Starts the server (again) on the same port and data, and waits until it accepts.
-    pub fn start_again(&self) {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// `pg_ctl start`'s arguments after `-D DATA`: the port, socket directory and log.
+    fn start_args(&self) -> Vec<String> {
         let socket_dir = self.dir.path().to_str().expect("a UTF-8 path").to_string();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {socket_dir} -c fsync=off",
             self.port
         );
         let log = self.dir.path().join("server.log");
-        let out = self.pg_ctl(&[
-            "-o",
-            &options,
-            "-l",
-            log.to_str().expect("a UTF-8 path"),
-            "-w",
-            "start",
-        ]);
+        vec![
+            "-o".into(),
+            options,
+            "-l".into(),
+            log.to_str().expect("a UTF-8 path").into(),
+            "-w".into(),
+            "start".into(),
+        ]
+    }
+
+    /// The whole `pg_ctl … start` that starts this server, as a target's `start` says it.
+    pub fn start_command(&self) -> Vec<String> {
+        let mut argv = vec![
+            self.bin.join("pg_ctl").display().to_string(),
+            "-D".into(),
+            self.data_dir().display().to_string(),
+        ];
+        argv.extend(self.start_args());
+        argv
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until it accepts.
+    pub fn start_again(&self) {
+        let args = self.start_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = self.dir.path().join("server.log");
+        let out = self.pg_ctl(&args);
         assert!(
             out.status.success(),
             "pg_ctl start failed: {}\n{}",

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::lag::{self, Metric};
 use super::{config, failure, wait_until};
-use crate::agents::providers::capability::{Database, Demote, Promote, Provider};
+use crate::agents::providers::capability::{Database, Demote, Promote, Provider, Reprotect};
 use crate::agents::providers::data_loss;
 use crate::agents::work::{Failure, Work};
 use crate::domain::{Basis, RecoveryPoint};
@@ -529,5 +529,22 @@ impl Database for AuroraGlobal {
 
     async fn demote(&self, target: &Target, d: &Demote, _: &Work) -> Result<String, Failure> {
         no_demote("aurora-global", &target.name, d)
+    }
+
+    /// Nothing to do: after a switchover or failover, Aurora turns the old primary into a
+    /// secondary of the new one itself.
+    async fn reprotect(
+        &self,
+        target: &Target,
+        r: &Reprotect,
+        work: &Work,
+    ) -> Result<String, Failure> {
+        let detail = format!(
+            "global cluster {} re-protects itself: its old primary rejoins as a secondary of {}",
+            self.0.global_cluster, r.source.name
+        );
+        work.check("re-protect", true, detail.clone()).await;
+        let _ = target;
+        Ok(detail)
     }
 }

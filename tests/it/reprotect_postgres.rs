@@ -1,0 +1,221 @@
+//! Re-protect on a real primary and streaming replica: after a failover promotes the
+//! replica and fences the old writer, a `role: replica` stage turns the old writer into a
+//! streaming replica of the new one: by `pg_rewind` when the server allows it
+//! (`wal_log_hints`), and by a fresh `pg_basebackup` when it does not, keeping the old data
+//! directory beside it. A dry run changes nothing, and a second run finds it done.
+
+use crate::common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::services::PrivatePostgres;
+use common::{TestApp, stage};
+use lifeboat::app::Options;
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+
+use crate::provider_postgres::{connect, in_recovery};
+
+const WORKFLOW: &str = r#"
+name: pg-failover
+stages:
+  promote:
+    agent: database
+    spec: { cluster: pg-region-a, role: writer }
+    retry: { max_attempts: 1 }
+  demote:
+    agent: database
+    after: [promote]
+    spec: { cluster: pg-region-b, role: reader }
+    retry: { max_attempts: 1 }
+  reprotect:
+    agent: database
+    after: [demote]
+    spec: { cluster: pg-region-b, role: replica, source: pg-region-a }
+    retry: { max_attempts: 1 }
+    timeout: 2m
+"#;
+
+const GROUPS: &str = "groups:\n  pg:\n    workflows: { failover: pg-failover }\n";
+
+/// A primary (with `wal_log_hints` when `hints`, keeping 128 MB of WAL when `keep_wal`)
+/// holding a table, and a replica of it.
+async fn pair(hints: bool, keep_wal: bool) -> Option<(PrivatePostgres, PrivatePostgres)> {
+    let primary = PrivatePostgres::start()?;
+    let mut c = connect(&primary.url()).await;
+    sqlx::query("CREATE TABLE pets (id serial PRIMARY KEY, name text)")
+        .execute(&mut c)
+        .await
+        .expect("create");
+    if hints {
+        sqlx::query("ALTER SYSTEM SET wal_log_hints = on")
+            .execute(&mut c)
+            .await
+            .expect("wal_log_hints");
+    }
+    if keep_wal {
+        // What pg_rewind reads back to the point the two diverged.
+        sqlx::query("ALTER SYSTEM SET wal_keep_size = '128MB'")
+            .execute(&mut c)
+            .await
+            .expect("wal_keep_size");
+    }
+    let _ = c.close().await;
+    if hints {
+        primary.stop();
+        primary.start_again();
+    }
+    let replica = PrivatePostgres::replica_of(&primary);
+    Some((primary, replica))
+}
+
+/// targets.yaml: region-a the replica, region-b the primary with its host's details.
+fn targets(dir: &Path, replica: &PrivatePostgres, primary: &PrivatePostgres) -> String {
+    let a = dir.join("region-a.url");
+    let b = dir.join("region-b.url");
+    std::fs::write(&a, replica.url()).expect("write");
+    std::fs::write(&b, primary.url()).expect("write");
+    let start = serde_json::to_string(&primary.start_command()).expect("json");
+    format!(
+        "databases:\n  pg-region-a: {{ provider: postgres, url: \"${{file:{}}}\" }}\n  pg-region-b:\n    provider: postgres\n    url: \"${{file:{}}}\"\n    data_dir: {}\n    bin_dir: {}\n    start: {start}\n",
+        a.display(),
+        b.display(),
+        primary.data_dir().display(),
+        primary.bin_dir().display(),
+    )
+}
+
+async fn spawn(targets: &str) -> TestApp {
+    common::spawn_configured(
+        &[
+            ("pg.yaml", WORKFLOW),
+            ("groups.yaml", GROUPS),
+            ("targets.yaml", targets),
+        ],
+        &[],
+        Options::default(),
+        |_| {},
+    )
+    .await
+}
+
+fn check<'a>(stage: &'a Value, name: &str) -> &'a Value {
+    stage["report"]["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {stage:#}"))
+}
+
+/// How many pets `url` has, once it has at least `n` (a replica catching up), within 30 s.
+async fn pets_reach(url: &str, n: i64) -> i64 {
+    let url = url.to_string();
+    common::until("the rows to arrive", Duration::from_secs(30), async || {
+        let mut c = PgConnection::connect(&url).await.ok()?;
+        let have: i64 = sqlx::query_scalar("SELECT count(*) FROM pets")
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+        (have >= n).then_some(have)
+    })
+    .await
+}
+
+async fn write(url: &str, rows: usize) {
+    let mut c = connect(url).await;
+    for _ in 0..rows {
+        sqlx::query("INSERT INTO pets (name) VALUES ('after')")
+            .execute(&mut c)
+            .await
+            .expect("a write on the new writer");
+    }
+}
+
+/// Fails over, re-protecting the old writer: `chosen` is the method picked, `method` the
+/// one that did it. Checks it streams from the new writer and the new writer's rows reach
+/// it.
+async fn fail_over_and_reprotect(hints: bool, keep_wal: bool, chosen: &str, method: &str) {
+    let Some((primary, replica)) = pair(hints, keep_wal).await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let t = spawn(&targets(scratch.path(), &replica, &primary)).await;
+
+    // A dry run says how, and changes nothing.
+    let id = t.create(r#"{"group": "pg", "dry_run": true}"#).await;
+    let run = t.wait_state(&id, "succeeded").await;
+    let drill = stage(&run, "reprotect");
+    assert!(
+        check(drill, "method")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&format!("{chosen}: "))),
+        "{drill:#}"
+    );
+    assert!(
+        !in_recovery(&primary.url()).await,
+        "a dry run changes nothing"
+    );
+
+    let id = t.create(r#"{"group": "pg"}"#).await;
+    let run = t.wait_state(&id, "succeeded").await;
+    let reprotect = stage(&run, "reprotect");
+    assert_eq!(
+        check(reprotect, "streaming")["detail"],
+        "pg-region-b streams from pg-region-a",
+        "{run:#}"
+    );
+    assert!(
+        reprotect["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!(
+                "pg-region-b is a replica of pg-region-a again, by {method}"
+            ))),
+        "{run:#}"
+    );
+    assert!(!in_recovery(&replica.url()).await, "region-a writes now");
+    assert!(in_recovery(&primary.url()).await, "region-b replicates now");
+    let before = pets_reach(&replica.url(), 0).await;
+    write(&replica.url(), 3).await;
+    assert_eq!(pets_reach(&primary.url(), before + 3).await, before + 3);
+    if method == "clone" {
+        let kept = std::fs::read_dir(primary.data_dir().parent().expect("a parent"))
+            .expect("the directory")
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("data.before-reprotect-")
+            });
+        assert!(kept, "the old data directory is kept");
+    }
+
+    // Again: the re-protect finds it done.
+    let id = t.create(r#"{"group": "pg"}"#).await;
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(
+        stage(&run, "reprotect")["message"],
+        "pg-region-b is already a replica of pg-region-a; nothing to do",
+        "{run:#}"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn the_old_writer_is_rewound_into_a_replica_when_wal_log_hints_is_on() {
+    fail_over_and_reprotect(true, true, "rewind", "rewind").await;
+}
+
+/// pg_rewind needs the old writer's WAL back to where the two diverged; without it (no
+/// archive, no `wal_keep_size`), `auto` clones instead.
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn a_rewind_without_the_wal_it_needs_falls_back_to_a_clone() {
+    fail_over_and_reprotect(true, false, "rewind", "clone").await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn the_old_writer_is_cloned_into_a_replica_when_it_cannot_be_rewound() {
+    fail_over_and_reprotect(false, false, "clone", "clone").await;
+}
