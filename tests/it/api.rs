@@ -142,7 +142,7 @@ async fn bad_requests_get_a_json_400_and_create_nothing() {
         ),
         (
             r#"{"group": "shop", "action": "explode"}"#,
-            "unknown action `explode` (expected failover, failback or drill)",
+            "unknown action `explode` (expected failover, failback, drill or reprotect)",
         ),
         (
             r#"{"group": "shop", "params": {"region": "x"}}"#,
