@@ -56,6 +56,10 @@ pub struct DatabaseSpec {
     /// recovery point is measured against it while it answers.
     #[serde(default)]
     pub from: Option<String>,
+    /// For a promote: a planned switchover from `from` (fenced, then caught up with, then
+    /// promoted from), losing nothing.
+    #[serde(default)]
+    pub switchover: bool,
     /// For `role: replica`: the writer (a database target of the same provider) to
     /// replicate.
     #[serde(default)]
@@ -109,6 +113,7 @@ impl Agent for Database {
             ));
         }
         let promote_only = [
+            ("switchover", spec.switchover),
             ("max_data_loss", spec.max_data_loss.is_some()),
             ("catchup", spec.catchup.is_some()),
             ("from", spec.from.is_some()),
@@ -131,6 +136,12 @@ impl Agent for Database {
             return Err(SpecError::at(
                 &[field],
                 format!("`{field}` is for a re-protect (`role: replica`)"),
+            ));
+        }
+        if spec.switchover && spec.from.is_none() {
+            return Err(SpecError::at(
+                &["from"],
+                "a switchover needs `from`: the writer to hand over from",
             ));
         }
         if spec.role == DatabaseRole::Replica && spec.source.is_none() {
@@ -192,6 +203,7 @@ impl Agent for Database {
                     catchup: spec.catchup.unwrap_or(Duration::ZERO),
                     from,
                     simulated_rpo: spec.rpo,
+                    switchover: spec.switchover,
                     member: spec.member.clone(),
                     allow_data_loss: spec.allow_data_loss,
                 };

@@ -37,7 +37,25 @@ stages:
     timeout: 2m
 "#;
 
-const GROUPS: &str = "groups:\n  pg:\n    workflows: { failover: pg-failover }\n";
+/// The way back once region-b is re-protected: a planned switchover to region-b, losing
+/// nothing, then region-a made a replica of it.
+const FAILBACK: &str = r#"
+name: pg-failback
+stages:
+  switchover:
+    agent: database
+    spec: { cluster: pg-region-b, role: writer, from: pg-region-a, switchover: true }
+    retry: { max_attempts: 1 }
+  reprotect:
+    agent: database
+    after: [switchover]
+    spec: { cluster: pg-region-a, role: replica, source: pg-region-b }
+    retry: { max_attempts: 1 }
+    timeout: 2m
+"#;
+
+const GROUPS: &str =
+    "groups:\n  pg:\n    workflows: { failover: pg-failover, failback: pg-failback }\n";
 
 /// A primary (with `wal_log_hints` when `hints`, keeping 128 MB of WAL when `keep_wal`)
 /// holding a table, and a replica of it.
@@ -70,26 +88,28 @@ async fn pair(hints: bool, keep_wal: bool) -> Option<(PrivatePostgres, PrivatePo
     Some((primary, replica))
 }
 
-/// targets.yaml: region-a the replica, region-b the primary with its host's details.
+/// targets.yaml: region-a the replica, region-b the primary, each with its host's details.
 fn targets(dir: &Path, replica: &PrivatePostgres, primary: &PrivatePostgres) -> String {
-    let a = dir.join("region-a.url");
-    let b = dir.join("region-b.url");
-    std::fs::write(&a, replica.url()).expect("write");
-    std::fs::write(&b, primary.url()).expect("write");
-    let start = serde_json::to_string(&primary.start_command()).expect("json");
-    format!(
-        "databases:\n  pg-region-a: {{ provider: postgres, url: \"${{file:{}}}\" }}\n  pg-region-b:\n    provider: postgres\n    url: \"${{file:{}}}\"\n    data_dir: {}\n    bin_dir: {}\n    start: {start}\n",
-        a.display(),
-        b.display(),
-        primary.data_dir().display(),
-        primary.bin_dir().display(),
-    )
+    let mut out = String::from("databases:\n");
+    for (region, server) in [("a", replica), ("b", primary)] {
+        let url = dir.join(format!("region-{region}.url"));
+        std::fs::write(&url, server.url()).expect("write");
+        let start = serde_json::to_string(&server.start_command()).expect("json");
+        out.push_str(&format!(
+            "  pg-region-{region}:\n    provider: postgres\n    url: \"${{file:{}}}\"\n    data_dir: {}\n    bin_dir: {}\n    start: {start}\n",
+            url.display(),
+            server.data_dir().display(),
+            server.bin_dir().display(),
+        ));
+    }
+    out
 }
 
 async fn spawn(targets: &str) -> TestApp {
     common::spawn_configured(
         &[
             ("pg.yaml", WORKFLOW),
+            ("back.yaml", FAILBACK),
             ("groups.yaml", GROUPS),
             ("targets.yaml", targets),
         ],
@@ -218,4 +238,47 @@ async fn a_rewind_without_the_wal_it_needs_falls_back_to_a_clone() {
 #[ignore = "needs PostgreSQL's server binaries"]
 async fn the_old_writer_is_cloned_into_a_replica_when_it_cannot_be_rewound() {
     fail_over_and_reprotect(false, false, "clone", "clone").await;
+}
+
+async fn pets(url: &str) -> i64 {
+    let mut c = connect(url).await;
+    sqlx::query_scalar("SELECT count(*) FROM pets")
+        .fetch_one(&mut c)
+        .await
+        .expect("count")
+}
+
+/// Failover, re-protect, writes on the new writer, then back by a planned switchover: every
+/// row written on region-a is on region-b, which writes again, and region-a replicates it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn a_planned_switchover_back_loses_no_row_and_restores_both_roles() {
+    let Some((primary, replica)) = pair(true, true).await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let t = spawn(&targets(scratch.path(), &replica, &primary)).await;
+    let id = t.create(r#"{"group": "pg"}"#).await;
+    t.wait_state(&id, "succeeded").await;
+    write(&replica.url(), 25).await;
+    let written = pets(&replica.url()).await;
+
+    let id = t.create(r#"{"group": "pg", "action": "failback"}"#).await;
+    let run = t.wait_state(&id, "succeeded").await;
+    let switchover = stage(&run, "switchover");
+    assert!(
+        check(switchover, "caught up")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
+        "{run:#}"
+    );
+    assert!(!in_recovery(&primary.url()).await, "region-b writes again");
+    assert_eq!(pets(&primary.url()).await, written, "no row was lost");
+    assert!(
+        in_recovery(&replica.url()).await,
+        "region-a replicates again"
+    );
+    write(&primary.url(), 2).await;
+    assert_eq!(pets_reach(&replica.url(), written + 2).await, written + 2);
+    t.shutdown().await;
 }

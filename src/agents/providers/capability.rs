@@ -113,6 +113,9 @@ pub struct Promote {
     pub from: Option<Target>,
     /// `sim` only: the recovery point to report.
     pub simulated_rpo: Option<Duration>,
+    /// A planned switchover: fence `from`, wait until this replica has replayed all it
+    /// wrote, then promote; nothing is lost.
+    pub switchover: bool,
     /// Which member becomes the writer, for targets with several (aurora-global).
     pub member: Option<String>,
     /// Fail over rather than switch over, accepting the loss of unreplicated writes.

@@ -21,7 +21,7 @@ use super::capability::{Database, Demote, Promote, Provider};
 use super::capability::{Method, Reprotect};
 use super::postgres_host::{Host, HostFields};
 use super::reference;
-use super::{data_loss, postgres_rpo};
+use super::{data_loss, postgres_rpo, postgres_switchover};
 use crate::agents::work::{Failure, Work};
 use crate::domain::RecoveryPoint;
 use crate::workflow::{SpecError, Target, kinds};
@@ -120,7 +120,7 @@ struct State {
 }
 
 impl Postgres {
-    fn for_target(target: &Target) -> Result<Postgres, Failure> {
+    pub(super) fn for_target(target: &Target) -> Result<Postgres, Failure> {
         let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
         let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
         Ok(Postgres {
@@ -129,7 +129,7 @@ impl Postgres {
         })
     }
 
-    async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
+    pub(super) async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
         self.reach(name, work).await.map_err(|(f, _)| f)
     }
 
@@ -335,6 +335,16 @@ impl Database for Postgres {
             format!("{name} is a replica, {stream}"),
         )
         .await;
+        if p.switchover {
+            let Some(from) = &p.from else {
+                return Err(Failure::permanent(
+                    "a switchover needs `from`: the writer to hand over from",
+                ));
+            };
+            let _ = c.close().await;
+            postgres_switchover::fence_and_catch_up(self, name, from, work).await?;
+            c = self.connect(name, work).await?;
+        }
         let lag = match (state.lag, p.max_lag) {
             (Some(lag), Some(max)) => {
                 let ok = lag <= max.as_secs_f64();
@@ -680,7 +690,7 @@ fn refused(name: &str, e: sqlx::Error) -> Failure {
 }
 
 /// A statement that failed: missing rights won't change on a retry; the rest may.
-fn failed(name: &str, e: sqlx::Error) -> Failure {
+pub(super) fn failed(name: &str, e: sqlx::Error) -> Failure {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
             Failure::permanent(format!(

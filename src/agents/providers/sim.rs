@@ -165,6 +165,19 @@ impl Capacity for Sim {
 impl Database for Sim {
     async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
         let cluster = &target.name;
+        if let (true, Some(from)) = (p.switchover, &p.from) {
+            let from = &from.name;
+            work.check("fenced", true, format!("{from} is read-only (simulated)"))
+                .await;
+            work.change(format!("{from} default_transaction_read_only"), "off", "on")
+                .await;
+            work.check(
+                "caught up",
+                true,
+                format!("{cluster} has replayed everything {from} wrote (simulated)"),
+            )
+            .await;
+        }
         // A healthy simulated replica loses nothing; `rpo` in the spec says otherwise.
         let rpo = p.simulated_rpo.unwrap_or(Duration::ZERO).as_secs_f64();
         data_loss::guard(cluster, p, work, || async {

@@ -129,9 +129,22 @@ fn the_one<T: Clone>(
         .ok_or_else(|| Failure::permanent(format!("{what} {id} not found")))
 }
 
+/// A planned switchover (fence, catch up, promote) is PostgreSQL's and Aurora global
+/// database's; RDS and Aurora promote what they have.
+fn no_switchover(target: &Target, p: &Promote) -> Result<(), Failure> {
+    if p.switchover {
+        return Err(Failure::permanent(format!(
+            "database `{}`: the {} provider has no planned switchover; promote it without `switchover`",
+            target.name, target.provider
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Database for Rds {
     async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
+        no_switchover(target, p)?;
         let id = &self.0.instance;
         let conf = config(self.0.region.as_deref()).await;
         let client = Client::new(&conf);
@@ -245,6 +258,7 @@ fn writer(c: &DbCluster) -> Option<String> {
 #[async_trait]
 impl Database for Aurora {
     async fn promote(&self, target: &Target, p: &Promote, work: &Work) -> Result<String, Failure> {
+        no_switchover(target, p)?;
         let id = &self.0.cluster;
         let conf = config(self.0.region.as_deref()).await;
         let client = Client::new(&conf);
