@@ -202,9 +202,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan { group, action } => {
             let catalog = app::load_catalog(&settings, &Registry::builtin())?;
-            let planned = catalog
-                .plan_for(&group, action, &Params::new())
-                .map_err(|e| anyhow::anyhow!(e.explained()))?;
+            let planned = match catalog.plan_for(&group, action, &Params::new()) {
+                // No failback workflow: worked out from the failover in the store.
+                Err(crate::workflow::PlanError::NoWorkflow { .. })
+                    if action == Action::Failback =>
+                {
+                    let store =
+                        crate::store::Store::connect(settings.database_url.expose()).await?;
+                    let (planned, from) =
+                        crate::orchestrator::failback::work_out(&store, &catalog, &group).await?;
+                    println!("worked out from failover run {from}");
+                    planned
+                }
+                other => other.map_err(|e| anyhow::anyhow!(e.explained()))?,
+            };
             print!(
                 "{}",
                 plan::render(

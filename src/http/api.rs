@@ -323,11 +323,17 @@ pub async fn group_plan(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let action = action(q.action.as_deref())?;
-    let planned = state
+    let (planned, from_run) = match state
         .orchestrator
-        .catalog()
         .plan_for(&name, action, &Params::new())
-        .map_err(|e| ApiError::not_found(e.explained()))?;
+        .await
+    {
+        Ok(planned) => planned,
+        Err(crate::orchestrator::CreateRunError::Plan(e)) => {
+            return Err(ApiError::not_found(e.explained()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (workflow, stages) = (planned.workflow, planned.stages);
     let waves: Vec<Value> = plan::waves(&stages)
         .iter()
@@ -348,9 +354,12 @@ pub async fn group_plan(
             )
         })
         .collect();
-    Ok(Json(
-        json!({ "group": name, "action": action, "workflow": workflow, "waves": waves }),
-    ))
+    let mut out = json!({ "group": name, "action": action, "workflow": workflow, "waves": waves });
+    // A failback worked out from the record says which failover it reverses.
+    if let Some(run) = from_run {
+        out["from_run"] = json!(run);
+    }
+    Ok(Json(out))
 }
 
 /// `GET /api/v1/agents`: agent processes heard from in the last hour, live ones first

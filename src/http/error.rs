@@ -82,7 +82,9 @@ impl From<CreateRunError> for ApiError {
                 extra: Some(("active_run", Value::String(active.to_string()))),
             },
             CreateRunError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-            CreateRunError::Unserved(_) => ApiError::new(StatusCode::CONFLICT, message),
+            CreateRunError::Unserved(_) | CreateRunError::Unreversible(_) => {
+                ApiError::new(StatusCode::CONFLICT, message)
+            }
             CreateRunError::Store(e) | CreateRunError::Busy(CreateError::Store(e)) => e.into(),
             CreateRunError::Busy(CreateError::Exists(_)) => {
                 ApiError::new(StatusCode::CONFLICT, message)

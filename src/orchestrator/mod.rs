@@ -7,6 +7,7 @@ pub(crate) mod backoff;
 pub(crate) mod batch;
 mod command;
 pub(crate) mod engine;
+pub mod failback;
 pub(crate) mod machine;
 pub(crate) mod publisher;
 
@@ -21,7 +22,7 @@ use crate::domain::{
 };
 use crate::metrics::StateCounts;
 use crate::store::{CreateError, Store, StoreError};
-use crate::workflow::{Action, Catalog, Params, PlanError, PlannedStage};
+use crate::workflow::{Action, Catalog, Params, Plan, PlanError, PlannedStage};
 use command::Command;
 pub use command::CommandError;
 pub(crate) use engine::Engine;
@@ -56,6 +57,9 @@ pub enum CreateRunError {
     Store(StoreError),
     #[error("{0}")]
     Unserved(String),
+    /// A failback that cannot be worked out from the record.
+    #[error(transparent)]
+    Unreversible(#[from] failback::Unreversible),
     #[error("the orchestrator is shutting down")]
     Closed,
 }
@@ -188,7 +192,7 @@ impl Orchestrator {
         {
             return Ok(run);
         }
-        let plan = self.catalog.plan_for(&req.group, req.action, &req.params)?;
+        let (plan, _) = self.plan_for(&req.group, req.action, &req.params).await?;
         let now = self.clock.now_ms();
         let mut run = Run {
             id: req.id.unwrap_or_default(),
@@ -389,9 +393,30 @@ impl Orchestrator {
         self.reopen(id, input).await
     }
 
+    /// The stages a group runs for an action: its workflow's, or for a failback with no
+    /// workflow, worked out from the group's last successful failover (whose id comes
+    /// with it).
+    pub async fn plan_for(
+        &self,
+        group: &str,
+        action: Action,
+        params: &Params,
+    ) -> Result<(Plan, Option<RunId>), CreateRunError> {
+        match self.catalog.plan_for(group, action, params) {
+            Err(PlanError::NoWorkflow { .. }) if action == Action::Failback => {}
+            other => return Ok((other?, None)),
+        }
+        let (plan, from) = failback::work_out(&self.store, &self.catalog, group).await?;
+        Ok((plan, Some(from)))
+    }
+
     /// How the run's workflow, as the catalog has it now, differs from the plan the run
     /// started with; `None` if it plans the same.
     fn plan_change(&self, run: &Run) -> Option<String> {
+        // A failback worked out from a failover keeps the plan it was worked out to.
+        if run.workflow.starts_with(failback::PREFIX) {
+            return None;
+        }
         // Planned from the params it was asked with, so that a change to the workflow's
         // defaults or the group's params counts as a change too.
         let asked = run.overrides.as_ref().unwrap_or(&run.params);

@@ -311,6 +311,11 @@ impl Catalog {
         )
     }
 
+    /// The lease key of a stage of `agent` with `spec`, when the stage names none.
+    pub fn resource_of(&self, agent: &str, spec: &serde_json::Value) -> Option<String> {
+        self.kinds.resource(agent, spec)
+    }
+
     /// The stages a group runs for an action, with the workflow's parameters overridden by
     /// the group's and then by `overrides`.
     pub fn plan_for(

@@ -17,6 +17,7 @@ mod data_loss;
 mod data_loss_postgres;
 mod discord;
 mod exec;
+mod failback;
 mod faults;
 mod forged_work;
 mod fuzz;

@@ -54,8 +54,9 @@ stages:
     timeout: 2m
 "#;
 
-const GROUPS: &str =
-    "groups:\n  pg:\n    workflows: { failover: pg-failover, failback: pg-failback }\n";
+/// `pg` fails back by its written workflow; `record` has none, so its failback is worked
+/// out from its last failover.
+const GROUPS: &str = "groups:\n  pg:\n    workflows: { failover: pg-failover, failback: pg-failback }\n  record:\n    workflows: { failover: pg-failover }\n";
 
 /// A primary (with `wal_log_hints` when `hints`, keeping 128 MB of WAL when `keep_wal`)
 /// holding a table, and a replica of it.
@@ -268,6 +269,47 @@ async fn a_planned_switchover_back_loses_no_row_and_restores_both_roles() {
     let switchover = stage(&run, "switchover");
     assert!(
         check(switchover, "caught up")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
+        "{run:#}"
+    );
+    assert!(!in_recovery(&primary.url()).await, "region-b writes again");
+    assert_eq!(pets(&primary.url()).await, written, "no row was lost");
+    assert!(
+        in_recovery(&replica.url()).await,
+        "region-a replicates again"
+    );
+    write(&primary.url(), 2).await;
+    assert_eq!(pets_reach(&replica.url(), written + 2).await, written + 2);
+    t.shutdown().await;
+}
+
+/// The same way back, worked out from the record for a group with no failback workflow:
+/// the failover promoted region-a in place of region-b (fenced by its demote) and
+/// re-protected region-b, so the failback switches over to region-b and re-protects
+/// region-a, and no row written since the failover is lost.
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn a_failback_worked_out_from_the_record_loses_no_row() {
+    let Some((primary, replica)) = pair(true, true).await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let t = spawn(&targets(scratch.path(), &replica, &primary)).await;
+    let failover = t.create(r#"{"group": "record"}"#).await;
+    t.wait_state(&failover, "succeeded").await;
+    write(&replica.url(), 25).await;
+    let written = pets(&replica.url()).await;
+
+    let (status, plan) = t.get("/api/v1/groups/record/plan?action=failback").await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["from_run"], failover.as_str());
+    let id = t
+        .create(r#"{"group": "record", "action": "failback"}"#)
+        .await;
+    let run = t.wait_state(&id, "succeeded").await;
+    assert!(
+        check(stage(&run, "back-promote"), "caught up")["detail"]
             .as_str()
             .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
         "{run:#}"
