@@ -12,7 +12,6 @@ pub mod poll;
 pub mod postgres;
 pub mod postgres_host;
 pub mod postgres_rpo;
-pub mod postgres_switchover;
 pub mod records;
 pub mod reference;
 pub mod registry;

@@ -21,7 +21,7 @@ use super::capability::{Database, Demote, Promote, Provider};
 use super::capability::{Method, Reprotect};
 use super::postgres_host::{Host, HostFields};
 use super::reference;
-use super::{data_loss, postgres_rpo, postgres_switchover};
+use super::{data_loss, postgres_rpo};
 use crate::agents::work::{Failure, Work};
 use crate::domain::RecoveryPoint;
 use crate::workflow::{SpecError, Target, kinds};
@@ -37,6 +37,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// The longest the old writer may take to answer when the recovery point is measured: a
 /// writer in a lost region must not hold each measurement for the full connect limit.
 const WRITER_LIMIT: Duration = Duration::from_secs(3);
+/// How long a replica may take to catch up with the writer fenced for a switchover.
+const CATCHUP_LIMIT: Duration = Duration::from_secs(60);
 /// How long a re-protected server may take to stream from its source once started.
 const STREAM_LIMIT: Duration = Duration::from_secs(60);
 /// How long a fence may take to show on a new session (a reload is asynchronous).
@@ -120,7 +122,7 @@ struct State {
 }
 
 impl Postgres {
-    pub(super) fn for_target(target: &Target) -> Result<Postgres, Failure> {
+    fn for_target(target: &Target) -> Result<Postgres, Failure> {
         let fields: PostgresTarget = kinds::parse(&target.fields).map_err(Failure::bad_spec)?;
         let url = reference::resolve_url(&format!("database `{}` url", target.name), &fields.url)?;
         Ok(Postgres {
@@ -129,8 +131,87 @@ impl Postgres {
         })
     }
 
-    pub(super) async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
+    async fn connect(&self, name: &str, work: &Work) -> Result<PgConnection, Failure> {
         self.reach(name, work).await.map_err(|(f, _)| f)
+    }
+
+    /// A planned switchover's first half: fences `from` (read-only, its sessions ended)
+    /// and waits until this replica has replayed all it wrote, so that both end at one LSN.
+    async fn fence_and_catch_up(
+        &self,
+        name: &str,
+        from: &Target,
+        work: &Work,
+    ) -> Result<(), Failure> {
+        let writer = Postgres::for_target(from)?;
+        let fenced = writer
+            .demote(
+                from,
+                &Demote {
+                    unreachable_ok: false,
+                },
+                work,
+            )
+            .await?;
+        work.say(fenced).await;
+        if work.request.dry_run {
+            work.check(
+                "caught up",
+                true,
+                format!(
+                    "would wait until {name} has replayed everything {} wrote",
+                    from.name
+                ),
+            )
+            .await;
+            return Ok(());
+        }
+        let until = tokio::time::Instant::now() + CATCHUP_LIMIT.min(work.time_left());
+        loop {
+            let mut w = writer.connect(&from.name, work).await?;
+            let lsn = postgres_rpo::writer_lsn(&mut w)
+                .await
+                .map_err(|e| failed(&from.name, e))?;
+            let _ = w.close().await;
+            let Some(lsn) = lsn else {
+                return Err(Failure::permanent(format!(
+                    "database `{}` is in recovery, not the writer: there is nothing to switch over from",
+                    from.name
+                )));
+            };
+            let mut r = self.connect(name, work).await?;
+            let behind: Option<f64> = sqlx::query_scalar(
+                "SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::float8",
+            )
+            .bind(&lsn)
+            .fetch_one(&mut r)
+            .await
+            .map_err(|e| failed(name, e))?;
+            let _ = r.close().await;
+            if behind.is_some_and(|b| b <= 0.0) {
+                work.check(
+                    "caught up",
+                    true,
+                    format!("{name} has replayed {} up to {lsn}", from.name),
+                )
+                .await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                let detail = format!(
+                    "{name} is {} bytes behind {} after {}",
+                    behind.map_or_else(|| "an unknown number of".into(), |b| format!("{b:.0}")),
+                    from.name,
+                    humantime::format_duration(CATCHUP_LIMIT)
+                );
+                work.check("caught up", false, detail.clone()).await;
+                return Err(Failure::retryable(format!(
+                    "{detail}; {} stays fenced and nothing is promoted",
+                    from.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Whether this server is a replica streaming from `source` (its WAL receiver's
@@ -342,7 +423,7 @@ impl Database for Postgres {
                 ));
             };
             let _ = c.close().await;
-            postgres_switchover::fence_and_catch_up(self, name, from, work).await?;
+            self.fence_and_catch_up(name, from, work).await?;
             c = self.connect(name, work).await?;
         }
         let lag = match (state.lag, p.max_lag) {
@@ -690,7 +771,7 @@ fn refused(name: &str, e: sqlx::Error) -> Failure {
 }
 
 /// A statement that failed: missing rights won't change on a retry; the rest may.
-pub(super) fn failed(name: &str, e: sqlx::Error) -> Failure {
+fn failed(name: &str, e: sqlx::Error) -> Failure {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
             Failure::permanent(format!(
