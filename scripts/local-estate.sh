@@ -71,9 +71,12 @@ chmod 755 "$DIR"
 # --- region-b: the primary; region-a: its replica ---------------------------------
 log "PostgreSQL primary on 127.0.0.1:${PRIMARY_PORT}, replica on 127.0.0.1:${REPLICA_PORT}"
 as_postgres "$PG/initdb" -D "$DIR/primary" -U postgres --auth=trust --no-sync >/dev/null
+# wal_log_hints and wal_keep_size let a re-protect rewind the old writer with pg_rewind.
+pg_options() {
+    echo "-c listen_addresses=127.0.0.1 -p $1 -k $DIR -c wal_log_hints=on -c wal_keep_size=128MB"
+}
 start_pg() {
-    as_postgres "$PG/pg_ctl" -D "$DIR/$1" -l "$DIR/$1.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $2 -k $DIR" start >/dev/null
+    as_postgres "$PG/pg_ctl" -D "$DIR/$1" -l "$DIR/$1.log" -w -o "$(pg_options "$2")" start >/dev/null
 }
 start_pg primary "$PRIMARY_PORT"
 psql -q -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -c \
@@ -149,16 +152,38 @@ stages:
     after: [demote-database]
     spec: { endpoint: app.local.test, region: "\${to}" }
 EOF
+cat > "$DIR/workflows/local-reprotect.yaml" <<EOF
+# After the failover: make region-b's old writer a replica of region-a (pg_rewind, as
+# wal_log_hints is on; a clone if the WAL it needs is gone).
+name: local-reprotect
+params: { from: region-b, to: region-a }
+stages:
+  reprotect-database:
+    agent: database
+    spec: { cluster: "local-\${from}", role: replica, source: "local-\${to}" }
+    timeout: 10m
+EOF
 cat > "$DIR/workflows/groups.yaml" <<EOF
+# No failback workflow: the failback is worked out from the last failover.
 groups:
   local:
     description: The local estate from scripts/local-estate.sh
-    workflows: { failover: local-failover }
+    workflows: { failover: local-failover, reprotect: local-reprotect }
 EOF
 cat > "$DIR/workflows/targets.yaml" <<EOF
 databases:
-  local-region-a: { provider: postgres, url: "\${file:$DIR/secrets/region-a.url}" }
-  local-region-b: { provider: postgres, url: "\${file:$DIR/secrets/region-b.url}" }
+  local-region-a:
+    provider: postgres
+    url: "\${file:$DIR/secrets/region-a.url}"
+    data_dir: $DIR/replica
+    bin_dir: $PG
+    start: ["$PG/pg_ctl", -D, "$DIR/replica", -l, "$DIR/replica.log", -w, -o, "$(pg_options "$REPLICA_PORT")", start]
+  local-region-b:
+    provider: postgres
+    url: "\${file:$DIR/secrets/region-b.url}"
+    data_dir: $DIR/primary
+    bin_dir: $PG
+    start: ["$PG/pg_ctl", -D, "$DIR/primary", -l, "$DIR/primary.log", -w, -o, "$(pg_options "$PRIMARY_PORT")", start]
 endpoints:
   app.local.test:
     provider: rfc2136
@@ -178,6 +203,9 @@ The local estate is up. Region-b's primary writes; app.local.test answers 127.0.
   lifeboat validate
   lifeboat run local --action failover --dry-run    # says what would change
   lifeboat run local --action failover              # moves it
+  lifeboat run local --action reprotect             # region-b replicates region-a
+  lifeboat plan local --action failback             # worked out from the failover
+  lifeboat run local --action failback              # back, losing nothing
 
 Then look:
   dig @127.0.0.1 -p $DNS_PORT +short app.local.test                                        # 127.0.0.1
