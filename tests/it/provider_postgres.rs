@@ -152,7 +152,9 @@ async fn a_failover_promotes_the_replica_and_fences_the_old_writer_once() {
         checks(promote),
         [
             ("in recovery".to_string(), true),
-            ("replica lag".to_string(), true)
+            ("replica lag".to_string(), true),
+            // Measured at every promote; with no writer named, estimated from the replica.
+            ("recovery point".to_string(), true)
         ]
     );
     assert_eq!(
