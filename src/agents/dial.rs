@@ -24,6 +24,10 @@ pub struct DialSpec {
     pub region: String,
     #[serde(default)]
     pub ttl: Option<u32>,
+    /// What the endpoint answers now, by record type (`{ A: "192.0.2.1" }`), as a failover
+    /// left it: a move from anything else is refused as drift.
+    #[serde(default)]
+    pub expect: indexmap::IndexMap<String, String>,
     /// `sim` only: fail this many attempts (retryably) before succeeding.
     #[serde(default)]
     pub fail_attempts: u32,
@@ -77,6 +81,7 @@ impl Agent for Dial {
         let target = run_target(&spec, &self.env.targets)?;
         let provider = self.env.providers.dial(&target)?;
         let to = Move {
+            expect: spec.expect,
             region: spec.region,
             ttl: spec.ttl,
         };

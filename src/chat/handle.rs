@@ -101,16 +101,18 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
                 .collect::<Vec<_>>()
                 .join("\n"),
         ),
-        Command::Plan { group, action } => match o.plan_for(&group, action, &Params::new()).await {
-            Ok((p, _)) => Reply::ephemeral(format!(
-                "```\n{}```",
-                plan::render(&format!("{group} {action} → {}", p.workflow), &p.stages)
-            )),
-            Err(crate::orchestrator::CreateRunError::Plan(e)) => {
-                Reply::ephemeral(format!("{}. {USAGE}", e.explained()))
+        Command::Plan { group, action } => {
+            match o.plan_for(&group, action, &Params::new(), false).await {
+                Ok((p, _)) => Reply::ephemeral(format!(
+                    "```\n{}```",
+                    plan::render(&format!("{group} {action} → {}", p.workflow), &p.stages)
+                )),
+                Err(crate::orchestrator::CreateRunError::Plan(e)) => {
+                    Reply::ephemeral(format!("{}. {USAGE}", e.explained()))
+                }
+                Err(e) => Reply::ephemeral(e.to_string()),
             }
-            Err(e) => Reply::ephemeral(e.to_string()),
-        },
+        }
         Command::Locks => {
             let leases = cx.store.held_leases().await?;
             Reply::ephemeral(text::locks(&leases, cx.clock.now_ms()))

@@ -338,7 +338,9 @@ fn notable(e: &RunEvent, on: &dyn Markup) -> Option<String> {
         {
             Some(format!("▶️ {who} retried `{stage}` now."))
         }
-        EventKind::PreflightOverridden => Some(format!("⚠️ {who}: {message}")),
+        EventKind::PreflightOverridden | EventKind::DriftOverridden => {
+            Some(format!("⚠️ {who}: {message}"))
+        }
         _ => None,
     }
 }

@@ -210,7 +210,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     let store =
                         crate::store::Store::connect(settings.database_url.expose()).await?;
                     let (planned, from) =
-                        crate::orchestrator::failback::work_out(&store, &catalog, &group).await?;
+                        crate::orchestrator::failback::work_out(&store, &catalog, &group, false)
+                            .await?;
                     println!("worked out from failover run {from}");
                     planned
                 }

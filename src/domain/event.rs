@@ -31,6 +31,9 @@ pub enum EventKind {
     /// `preflight.overridden`: a run started although no live agent serves a kind it
     /// needs, because its requester said `force`.
     PreflightOverridden,
+    /// `drift.overridden`: a failback worked out from a failover started without checking
+    /// that the estate is as the failover left it, because its requester said `force`.
+    DriftOverridden,
     /// `alerts.joined`: more alerts were folded into the run. Sent on the bus for cards to
     /// count them; not a state change, so never in the audit log.
     AlertsJoined,
@@ -58,6 +61,7 @@ impl fmt::Display for EventKind {
             EventKind::AlertsJoined => f.write_str("alerts.joined"),
             EventKind::RunResumed => f.write_str("run.resumed"),
             EventKind::PreflightOverridden => f.write_str("preflight.overridden"),
+            EventKind::DriftOverridden => f.write_str("drift.overridden"),
             EventKind::WorkRefused => f.write_str("work.refused"),
         }
     }
@@ -75,6 +79,7 @@ impl FromStr for EventKind {
             "alerts.joined" => EventKind::AlertsJoined,
             "run.resumed" => EventKind::RunResumed,
             "preflight.overridden" => EventKind::PreflightOverridden,
+            "drift.overridden" => EventKind::DriftOverridden,
             "work.refused" => EventKind::WorkRefused,
             _ => {
                 if let Some(state) = s.strip_prefix("run.") {

@@ -325,7 +325,7 @@ pub async fn group_plan(
     let action = action(q.action.as_deref())?;
     let (planned, from_run) = match state
         .orchestrator
-        .plan_for(&name, action, &Params::new())
+        .plan_for(&name, action, &Params::new(), false)
         .await
     {
         Ok(planned) => planned,

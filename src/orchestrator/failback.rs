@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::CreateRunError;
+use crate::agents::providers::records;
 use crate::domain::{Run, RunId, RunState, StageState};
 use crate::store::Store;
 use crate::workflow::{Action, Catalog, Plan, PlannedStage, TargetKind, Targets};
@@ -28,6 +29,7 @@ pub async fn work_out(
     store: &Store,
     catalog: &Catalog,
     group: &str,
+    force: bool,
 ) -> Result<(Plan, RunId), CreateRunError> {
     let runs = store
         .list_runs(Some(group), LOOKBACK)
@@ -42,6 +44,7 @@ pub async fn work_out(
         &catalog.targets,
         &|agent, spec| catalog.resource_of(agent, spec),
         approvals,
+        force,
     )?;
     let plan = Plan {
         workflow: workflow_name(failover.id),
@@ -101,13 +104,15 @@ struct Step {
 }
 
 /// The failback of `failover`. `later` are the group's runs since (any order), where a
-/// re-protect may have happened; `resource` gives a spec's lease key.
+/// re-protect may have happened; `resource` gives a spec's lease key. Unless `force`, a
+/// dial back expects the endpoint to answer what the failover left, and refuses drift.
 pub fn reverse(
     failover: &Run,
     later: &[Run],
     targets: &Targets,
     resource: &dyn Fn(&str, &Value) -> Option<String>,
     approvals: u8,
+    force: bool,
 ) -> Result<Vec<PlannedStage>, Unreversible> {
     let unreversible = |i: usize, why: String| Unreversible::Stage {
         stage: failover.plan[i].name.clone(),
@@ -131,6 +136,17 @@ pub fn reverse(
                     .map_err(|why| unreversible(i, why))?;
                 let mut spec = p.spec.clone();
                 spec["region"] = json!(region);
+                if !force {
+                    // Moved back only from what the failover left it answering.
+                    let left: serde_json::Map<String, Value> = changes
+                        .iter()
+                        .map(|c| {
+                            let kind = c.target.rsplit(' ').next().unwrap_or_default();
+                            (kind.to_string(), json!(c.to))
+                        })
+                        .collect();
+                    spec["expect"] = Value::Object(left);
+                }
                 steps.push(Step {
                     name: format!("back-{}", p.name),
                     agent: p.agent.clone(),
@@ -215,23 +231,11 @@ fn region_before(
             "endpoint `{name}` lists no regions in targets.yaml, so the records it answered before name none"
         ));
     }
-    let set = |values: &str| -> BTreeSet<String> {
-        values
-            .split(", ")
-            .filter(|v| !v.is_empty() && *v != "nothing")
-            .map(|v| v.trim_end_matches('.').to_ascii_lowercase())
-            .collect()
-    };
     let matches = |sets: &HashMap<String, Vec<String>>| {
         changes.iter().all(|c| {
             let kind = c.target.rsplit(' ').next().unwrap_or_default();
-            let listed: BTreeSet<String> = sets
-                .get(kind)
-                .into_iter()
-                .flatten()
-                .map(|v| v.trim_end_matches('.').to_ascii_lowercase())
-                .collect();
-            listed == set(&c.from)
+            let listed = sets.get(kind).map(|v| v.join(", ")).unwrap_or_default();
+            records::same_values(&listed, &c.from)
         })
     };
     let mut found: Vec<&String> = regions
@@ -440,7 +444,7 @@ mod tests {
     fn a_failover_reverses_to_a_switchover_back_then_the_capacity_it_had() {
         let run = failover("2");
         let later = [reprotected(&run)];
-        let stages = reverse(&run, &later, &Targets::default(), &none, 2).expect("reversed");
+        let stages = reverse(&run, &later, &Targets::default(), &none, 2, false).expect("reversed");
         let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["back-promote", "reprotect-db-a", "back-scale"]);
         let back = &stages[0];
@@ -463,7 +467,7 @@ mod tests {
     fn what_cannot_be_reversed_is_refused_with_why() {
         let run = failover("2");
         assert_eq!(
-            reverse(&run, &[], &Targets::default(), &none, 1).expect_err("not re-protected"),
+            reverse(&run, &[], &Targets::default(), &none, 1, false).expect_err("not re-protected"),
             Unreversible::NotReprotected {
                 database: "db-b".into(),
                 writer: "db-a".into(),
@@ -473,7 +477,8 @@ mod tests {
         );
         let run = failover("current");
         let later = [reprotected(&run)];
-        let refused = reverse(&run, &later, &Targets::default(), &none, 1).expect_err("capacity");
+        let refused =
+            reverse(&run, &later, &Targets::default(), &none, 1, false).expect_err("capacity");
         assert!(
             refused
                 .to_string()
@@ -482,7 +487,8 @@ mod tests {
         );
         let mut run = failover("2");
         run.plan[2].spec = json!({ "cluster": "db-a", "role": "writer" });
-        let refused = reverse(&run, &later, &Targets::default(), &none, 1).expect_err("no from");
+        let refused =
+            reverse(&run, &later, &Targets::default(), &none, 1, false).expect_err("no from");
         assert!(
             refused.to_string().contains("give the promote `from:`"),
             "{refused}"

@@ -192,7 +192,9 @@ impl Orchestrator {
         {
             return Ok(run);
         }
-        let (plan, _) = self.plan_for(&req.group, req.action, &req.params).await?;
+        let (plan, worked_out) = self
+            .plan_for(&req.group, req.action, &req.params, req.force)
+            .await?;
         let now = self.clock.now_ms();
         let mut run = Run {
             id: req.id.unwrap_or_default(),
@@ -222,6 +224,18 @@ impl Orchestrator {
             attempt: None,
             message: req.reason.clone(),
         }];
+        if let (Some(from), true) = (worked_out, req.force) {
+            audit.push(Audit {
+                at: now,
+                actor: req.requested_by.clone(),
+                kind: EventKind::DriftOverridden,
+                stage: None,
+                attempt: None,
+                message: Some(format!(
+                    "failback from run {from} forced: the estate is not checked against what that failover left"
+                )),
+            });
+        }
         let unserved = self
             .unserved(&run.plan, |_| true)
             .await
@@ -401,12 +415,13 @@ impl Orchestrator {
         group: &str,
         action: Action,
         params: &Params,
+        force: bool,
     ) -> Result<(Plan, Option<RunId>), CreateRunError> {
         match self.catalog.plan_for(group, action, params) {
             Err(PlanError::NoWorkflow { .. }) if action == Action::Failback => {}
             other => return Ok((other?, None)),
         }
-        let (plan, from) = failback::work_out(&self.store, &self.catalog, group).await?;
+        let (plan, from) = failback::work_out(&self.store, &self.catalog, group, force).await?;
         Ok((plan, Some(from)))
     }
 

@@ -147,3 +147,62 @@ async fn a_wrong_tsig_key_fails_for_good_and_changes_nothing() {
     assert_eq!(bind.dig("petstore.example.com", "A"), ["198.51.100.10"]);
     t.shutdown().await;
 }
+
+/// A failback worked out from the failover moves the endpoint back only from what the
+/// failover left it answering: after someone else moved it, the failback fails before it
+/// changes anything, saying the estate drifted; with `force` it goes on, and the override
+/// is in the audit.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_NAMED"]
+async fn a_failback_from_the_record_refuses_dns_that_drifted_unless_forced() {
+    let Some(bind) = PrivateBind::start("petstore IN A 198.51.100.10").await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    // `other` moves the same endpoint behind the `dns` group's back.
+    let groups = "groups:\n  dns:\n    workflows: { failover: dns-failover }\n  other:\n    workflows: { failover: dns-failover }\n";
+    let t = common::spawn_configured(
+        &[
+            ("dns.yaml", WORKFLOW),
+            ("groups.yaml", groups),
+            ("targets.yaml", &targets(scratch.path(), &bind, KEY_SECRET)),
+        ],
+        &[],
+        Options::default(),
+        |_| {},
+    )
+    .await;
+    let failover = t.create(r#"{"group": "dns"}"#).await;
+    t.wait_state(&failover, "succeeded").await;
+    let moved = t
+        .create(r#"{"group": "other", "params": {"to": "region-c"}}"#)
+        .await;
+    t.wait_state(&moved, "succeeded").await;
+
+    let id = t.create(r#"{"group": "dns", "action": "failback"}"#).await;
+    let run = t.wait_state(&id, "failed").await;
+    let back = stage(&run, "back-dial");
+    assert_eq!(
+        back["message"],
+        "petstore.example.com A answers nothing, not 192.0.2.10, 192.0.2.11 as the failover left it: the estate has drifted since; fail back with force to move it anyway",
+        "{run:#}"
+    );
+    assert!(changes(back).is_empty(), "nothing changed");
+    assert_eq!(
+        bind.dig("petstore.example.com", "CNAME"),
+        ["lb-c.example.net."]
+    );
+
+    let id = t
+        .create(r#"{"group": "dns", "action": "failback", "force": true}"#)
+        .await;
+    let run = t.wait_state(&id, "succeeded").await;
+    assert_eq!(bind.dig("petstore.example.com", "A"), ["198.51.100.10"]);
+    let overridden = run["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["kind"] == "drift.overridden");
+    assert!(overridden, "the override is audited: {run:#}");
+    t.shutdown().await;
+}

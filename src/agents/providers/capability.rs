@@ -131,6 +131,9 @@ pub trait Dial: Send + Sync {
 pub struct Move {
     /// The endpoint's region to answer from.
     pub region: String,
+    /// What the endpoint must answer now, by record type, before it is moved: a failback
+    /// worked out from a failover expects what that failover left. Empty: no expectation.
+    pub expect: indexmap::IndexMap<String, String>,
     /// The record's time to live, when the stage sets one.
     pub ttl: Option<u32>,
 }

@@ -39,6 +39,59 @@ pub fn kinds(regions: &Regions) -> Vec<RecordKind> {
     kinds
 }
 
+/// Values as a set, whatever their order, case or trailing dot: `192.0.2.1, 192.0.2.2`.
+fn value_set(values: &str) -> std::collections::BTreeSet<String> {
+    values
+        .split(", ")
+        .filter(|v| !v.is_empty() && *v != "nothing")
+        .map(|v| v.trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether `a` and `b`, each values as a change records them, are the same records.
+pub fn same_values(a: &str, b: &str) -> bool {
+    value_set(a) == value_set(b)
+}
+
+/// Refuses a move of `endpoint` whose current `answers` (record type, values) are not what
+/// `expect` says the endpoint was left answering: the estate drifted since, and moving it
+/// back would undo someone else's change.
+pub async fn as_expected(
+    endpoint: &str,
+    expect: &IndexMap<String, String>,
+    answers: &[(String, String)],
+    work: &crate::agents::work::Work,
+) -> Result<(), crate::agents::work::Failure> {
+    if expect.is_empty() {
+        return Ok(());
+    }
+    for (kind, wanted) in expect {
+        let now = answers
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or("nothing", |(_, v)| v.as_str());
+        if !same_values(now, wanted) {
+            let detail = format!("{endpoint} {kind} answers {now}, not {wanted}");
+            work.check("as left", false, detail.clone()).await;
+            return Err(crate::agents::work::Failure::permanent(format!(
+                "{detail} as the failover left it: the estate has drifted since; fail back with force to move it anyway"
+            )));
+        }
+    }
+    let left = expect
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    work.check(
+        "as left",
+        true,
+        format!("{endpoint} answers {left}, as the failover left it"),
+    )
+    .await;
+    Ok(())
+}
+
 /// What DNS allows a name: one CNAME value, and nothing beside it.
 pub fn check(regions: &Regions) -> Result<(), SpecError> {
     for (region, sets) in regions {

@@ -336,6 +336,11 @@ impl Dial for Rfc2136 {
                 m.region
             ));
         }
+        let answers: Vec<(String, String)> = sets
+            .iter()
+            .map(|s| (s.kind.to_string(), list(&s.now)))
+            .collect();
+        records::as_expected(endpoint, &m.expect, &answers, work).await?;
         for s in &changing {
             work.change(
                 format!("{endpoint} {}", s.kind),
