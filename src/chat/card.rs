@@ -330,6 +330,9 @@ impl Card {
                     EventKind::PreflightOverridden => {
                         Some(format!("{who} forced the start without every agent"))
                     }
+                    EventKind::DriftOverridden => Some(format!(
+                        "{who} forced the failback without checking what the failover left"
+                    )),
                     _ => None,
                 }
             })
