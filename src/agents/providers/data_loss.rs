@@ -30,7 +30,8 @@ where
     let limit = p.max_data_loss;
     // Measured twice at least, a second apart, before a person is asked: a write caught
     // between the two sides' readings is no reason to stop a failover.
-    let until = tokio::time::Instant::now() + p.catchup.max(REMEASURE).min(work.time_left());
+    let wait = p.catchup.max(REMEASURE).min(work.time_left());
+    let until = tokio::time::Instant::now() + wait;
     let mut said_waiting = false;
     loop {
         // A measurement that fails is a loss unknown: with no limit set, it does not stand
@@ -69,7 +70,7 @@ where
                     "promoting {name} now loses {}, over max_data_loss {}: waiting up to {} for it to catch up",
                     rpo.loss(),
                     limit.map(humantime::format_duration).map(|d| d.to_string()).unwrap_or_default(),
-                    humantime::format_duration(p.catchup)
+                    humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1)))
                 ))
                 .await;
                 said_waiting = true;
