@@ -585,6 +585,85 @@ async fn rds_replicas_are_promoted_only_within_max_lag() {
     );
 }
 
+/// Re-protect on RDS: the old writer is kept aside under a new identifier, and a read
+/// replica of the new writer is made under its own; a dry run changes nothing, and a
+/// second run finds it done.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_AWS_URL or LIFEBOAT_TEST_S3_URL"]
+async fn an_rds_writer_left_behind_is_made_a_read_replica_of_the_new_one() {
+    let Some(endpoint) = moto() else {
+        return;
+    };
+    let conf = sdk(&endpoint).await;
+    let s = unique("rp");
+    let new = replica_pair(&conf, &s).await;
+    let old = format!("src-{s}");
+    let targets = format!(
+        "databases:\n  old: {{ provider: rds, instance: {old} }}\n  new: {{ provider: rds, instance: {new} }}\n"
+    );
+    let workflow = "name: reprotect\nstages:\n  reprotect:\n    agent: database\n    spec: { cluster: old, role: replica, source: new }\n    retry: { max_attempts: 1 }\n    timeout: 30s\n";
+    let served = Served::start(
+        &endpoint,
+        &[
+            ("reprotect.yaml", workflow),
+            (
+                "groups.yaml",
+                "groups:\n  db:\n    workflows: { failover: reprotect }\n",
+            ),
+            ("targets.yaml", &targets),
+        ],
+    )
+    .await;
+    let rds = aws_sdk_rds::Client::new(&conf);
+    let source_of = async |id: &str| {
+        rds.describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| {
+                o.db_instances()
+                    .iter()
+                    .find(|i| i.db_instance_identifier() == Some(id))
+                    .map(|i| {
+                        i.read_replica_source_db_instance_identifier()
+                            .map(str::to_string)
+                    })
+            })
+    };
+    let drill = served
+        .run(serde_json::json!({ "group": "db", "dry_run": true }))
+        .await;
+    assert_eq!(drill["state"], "succeeded", "{drill:#}");
+    assert_eq!(
+        source_of(&old).await,
+        Some(None),
+        "the dry run changed nothing"
+    );
+
+    let run = served.run(serde_json::json!({ "group": "db" })).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}\n{}", served.log());
+    assert_eq!(source_of(&old).await, Some(Some(new.clone())));
+    let kept = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .expect("describe")
+        .db_instances()
+        .iter()
+        .any(|i| {
+            i.db_instance_identifier()
+                .is_some_and(|n| n.starts_with(&format!("{old}-before-reprotect-")))
+        });
+    assert!(kept, "the old writer is kept aside");
+
+    let again = served.run(serde_json::json!({ "group": "db" })).await;
+    assert_eq!(
+        stage(&again, "reprotect")["message"],
+        format!("{old} is already a read replica of {new}; nothing to do")
+    );
+}
+
 /// The data-loss gate on RDS: `ReplicaLag` is the recovery point; over `max_data_loss` the
 /// promote stops for a person before anything changes, and a rejection promotes nothing.
 #[tokio::test]

@@ -99,6 +99,37 @@ fn no_demote(kind: &str, name: &str, d: &Demote) -> Result<String, Failure> {
 
 pub struct Rds(RdsTarget);
 
+/// The instance, or `None` when there is none of that identifier.
+async fn find_instance(client: &Client, id: &str) -> Result<Option<DbInstance>, Failure> {
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .db_instances()
+            .iter()
+            .find(|i| i.db_instance_identifier() == Some(id))
+            .cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(failure(&format!("describe DB instance {id}"), e)),
+    }
+}
+
+/// Seconds since the epoch: the suffix of an instance kept aside.
+fn stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 async fn instance(client: &Client, id: &str) -> Result<DbInstance, Failure> {
     let out = client
         .describe_db_instances()
@@ -207,6 +238,119 @@ impl Database for Rds {
 
     async fn demote(&self, target: &Target, d: &Demote, _: &Work) -> Result<String, Failure> {
         no_demote("rds", &target.name, d)
+    }
+
+    /// RDS cannot turn an instance into a replica: the old writer is renamed aside (kept,
+    /// with the writes the failover did not carry), and a read replica of the new writer is
+    /// made under its identifier, with its instance class.
+    async fn reprotect(
+        &self,
+        target: &Target,
+        r: &Reprotect,
+        work: &Work,
+    ) -> Result<String, Failure> {
+        let id = &self.0.instance;
+        let source: RdsTarget = parse(&r.source)?;
+        let src = &source.instance;
+        let conf = config(self.0.region.as_deref()).await;
+        let client = Client::new(&conf);
+        let writer = instance(&Client::new(&config(source.region.as_deref()).await), src).await?;
+        work.check(
+            "source",
+            writer.db_instance_status() == Some("available"),
+            format!(
+                "{src} is {}",
+                writer.db_instance_status().unwrap_or("unknown")
+            ),
+        )
+        .await;
+        // Across regions a replica names its source by ARN.
+        let source_ref = match (&self.0.region, &source.region) {
+            (a, b) if a == b => src.clone(),
+            _ => writer
+                .db_instance_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| src.clone()),
+        };
+        let now = find_instance(&client, id).await?;
+        if let Some(now) = &now {
+            let replicates = now.read_replica_source_db_instance_identifier();
+            if replicates == Some(src.as_str()) || replicates == Some(source_ref.as_str()) {
+                work.check("role", true, format!("{id} replicates {src}"))
+                    .await;
+                return Ok(format!(
+                    "{id} is already a read replica of {src}; nothing to do"
+                ));
+            }
+        }
+        let class = now
+            .as_ref()
+            .and_then(|i| i.db_instance_class())
+            .or(writer.db_instance_class())
+            .unwrap_or_default()
+            .to_string();
+        let aside = format!("{id}-before-reprotect-{}", stamp());
+        if now.is_some() {
+            work.change(format!("{} ({id})", target.name), id.clone(), aside.clone())
+                .await;
+        }
+        work.change(
+            format!("{} ({id})", target.name),
+            "not a replica",
+            format!("read replica of {src} ({class})"),
+        )
+        .await;
+        if work.request.dry_run {
+            return Ok(format!(
+                "would keep {id} aside and make {id} a read replica of {src}; nothing changed"
+            ));
+        }
+        if now.is_some() {
+            client
+                .modify_db_instance()
+                .db_instance_identifier(id)
+                .new_db_instance_identifier(&aside)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| failure(&format!("rename {id} to {aside}"), e))?;
+            work.say(format!("renamed {id} to {aside}, kept")).await;
+            wait_until(work, &format!("{id} is free"), || async {
+                Ok(find_instance(&client, id)
+                    .await?
+                    .is_none()
+                    .then(String::new))
+            })
+            .await?;
+        }
+        let mut create = client
+            .create_db_instance_read_replica()
+            .db_instance_identifier(id)
+            .source_db_instance_identifier(&source_ref);
+        if !class.is_empty() {
+            create = create.db_instance_class(&class);
+        }
+        create
+            .send()
+            .await
+            .map_err(|e| failure(&format!("create read replica {id} of {src}"), e))?;
+        work.say(format!("creating {id} as a read replica of {src}"))
+            .await;
+        wait_until(
+            work,
+            &format!("{id} is an available read replica of {src}"),
+            || async {
+                let now = instance(&client, id).await?;
+                Ok((now.db_instance_status() == Some("available")
+                    && now.read_replica_source_db_instance_identifier().is_some())
+                .then(|| {
+                    format!(
+                        "{id} is a read replica of {src} again; the old {id} is kept as {aside}"
+                    )
+                }))
+            },
+        )
+        .await
     }
 }
 
