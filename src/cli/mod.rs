@@ -86,6 +86,10 @@ enum Command {
         /// Approve every approval gate without asking.
         #[arg(long)]
         yes: bool,
+        /// Start although the preflight finds no live agent for a kind the run needs, or
+        /// a failback worked out from the record would refuse the estate's drift; audited.
+        #[arg(long)]
+        force: bool,
         /// Start and follow the run on the service at this URL, through its API, instead of
         /// in this process (the token is $LIFEBOAT_API_TOKEN).
         #[arg(long, conflicts_with = "database")]
@@ -246,6 +250,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             reason,
             yes,
+            force,
             server: Some(server),
             ..
         } => {
@@ -256,6 +261,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 dry_run,
                 reason,
                 yes,
+                force,
             })
             .await
         }
@@ -265,6 +271,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             reason,
             yes,
+            force,
             ..
         } => {
             let app = App::start(&settings, Options::default()).await?;
@@ -286,6 +293,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let trigger = Trigger {
                 dry_run,
                 reason,
+                force,
                 ..Trigger::new(actor, group, action)
             };
             let done = progress::run_in_terminal(&app, trigger, approver).await?;

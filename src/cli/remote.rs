@@ -22,6 +22,8 @@ pub struct RemoteRun {
     pub reason: Option<String>,
     /// Approve every gate as it opens.
     pub yes: bool,
+    /// Start past the preflight and a failback's drift check (audited).
+    pub force: bool,
 }
 
 /// Starts the run and prints each stage's moves until it ends: exit 0 when it succeeded,
@@ -36,6 +38,7 @@ pub async fn run(r: RemoteRun) -> anyhow::Result<ExitCode> {
                 "action": r.action.to_string(),
                 "dry_run": r.dry_run,
                 "reason": r.reason,
+                "force": r.force,
             })),
         )
         .await?;
