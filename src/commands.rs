@@ -13,6 +13,8 @@ pub enum Command {
         group: String,
         dry_run: bool,
         reason: Option<String>,
+        /// Past the agents' preflight and a worked-out failback's drift check (audited).
+        force: bool,
     },
     /// `status [RUN|GROUP]`: a run, a group's latest run, or the runs in progress.
     Status {
@@ -50,7 +52,7 @@ impl Command {
     }
 }
 
-pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] | \
+pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] [--force] | \
 reprotect GROUP [--dry-run] | drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
 resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
 cancel (or abort) RUN [REASON] | help";
@@ -158,10 +160,12 @@ fn start(verb: &str, rest: &[&str]) -> Result<Command, String> {
     let mut group = None;
     let mut dry_run = action == Action::Drill;
     let mut reason = None;
+    let mut force = false;
     let mut i = 0;
     while i < rest.len() {
         match rest[i] {
             "--dry-run" => dry_run = true,
+            "--force" => force = true,
             "--reason" => {
                 let text = rest[i + 1..].join(" ");
                 if text.is_empty() {
@@ -184,6 +188,7 @@ fn start(verb: &str, rest: &[&str]) -> Result<Command, String> {
         group,
         dry_run,
         reason,
+        force,
     })
 }
 
@@ -203,7 +208,8 @@ mod tests {
                 action: Action::Failover,
                 group: "petstore".into(),
                 dry_run: true,
-                reason: Some("region b is down".into())
+                reason: Some("region b is down".into()),
+                force: false,
             })
         );
         assert!(matches!(
@@ -244,6 +250,17 @@ mod tests {
                 group: "petstore".into(),
                 dry_run: true,
                 reason: None,
+                force: false,
+            })
+        );
+        assert_eq!(
+            parse("failback petstore --force"),
+            Ok(Command::Start {
+                action: Action::Failback,
+                group: "petstore".into(),
+                dry_run: false,
+                reason: None,
+                force: true,
             })
         );
         assert_eq!(

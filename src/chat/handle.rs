@@ -42,7 +42,8 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             group,
             dry_run,
             reason,
-        } => start(cx, who, action, &group, dry_run, reason).await?,
+            force,
+        } => start(cx, who, action, &group, dry_run, reason, force).await?,
         Command::Status { target: None } => {
             let active: Vec<String> = o
                 .runs(None, 50)
@@ -132,6 +133,7 @@ async fn start(
     group: &str,
     dry_run: bool,
     reason: Option<String>,
+    force: bool,
 ) -> anyhow::Result<Reply> {
     let Some(g) = cx.catalog().groups.get(group) else {
         return Ok(Reply::ephemeral(format!(
@@ -148,6 +150,7 @@ async fn start(
         roles: allowed.roles,
         dry_run,
         reason,
+        force,
         ..Trigger::new(allowed.actor.clone(), group, action)
     };
     match trigger::start(&cx.orchestrator, trigger).await {

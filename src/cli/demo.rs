@@ -68,6 +68,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         group,
         dry_run,
         reason,
+        ..
     } = commands::parse(text).map_err(anyhow::Error::msg)?
     else {
         anyhow::bail!("the demo command did not parse as a start");

@@ -154,11 +154,20 @@ const DRY_RUN: Option_ = maybe(
     Kind::Switch("--dry-run"),
 );
 const REASON: Option_ = maybe("reason", "Why, for the audit log", Kind::Flagged);
+const FORCE: Option_ = maybe(
+    "force",
+    "Start past the agents' preflight and a worked-out failback's drift check (audited)",
+    Kind::Switch("--force"),
+);
 
 /// `/dr`'s subcommands, in the grammar's words.
 const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
     ("failover", "Fail a group over", &[GROUP, DRY_RUN, REASON]),
-    ("failback", "Bring a group back", &[GROUP, DRY_RUN, REASON]),
+    (
+        "failback",
+        "Bring a group back",
+        &[GROUP, DRY_RUN, REASON, FORCE],
+    ),
     (
         "reprotect",
         "Make what a failover left behind a replica again",
