@@ -298,6 +298,16 @@ impl Dial for Route53 {
                 m.region
             ));
         }
+        // What the name answers now, keyed as its changes are recorded (a worked-out
+        // failback's `expect` is keyed the same way).
+        let answers: Vec<(String, String)> = plan
+            .iter()
+            .map(|p| {
+                let key = p.label.rsplit(' ').next().unwrap_or_default().to_string();
+                (key, describe(p.now.as_ref()))
+            })
+            .collect();
+        records::as_expected(name, &m.expect, &answers, work).await?;
         for p in &changing {
             work.change(
                 p.label.clone(),
