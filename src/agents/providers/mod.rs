@@ -10,8 +10,6 @@ pub mod data_loss;
 pub mod kubernetes;
 pub mod poll;
 pub mod postgres;
-pub mod postgres_host;
-pub mod postgres_rpo;
 pub mod records;
 pub mod reference;
 pub mod registry;

@@ -4,7 +4,9 @@
 //! reloaded, so that it outlives a restart) and ends every other client session, since a
 //! transaction begun read-write before the fence could still write. Each is verified on a
 //! new session. The role needs superuser, or `ALTER SYSTEM` on that parameter plus
-//! `pg_signal_backend` and `pg_promote` rights.
+//! `pg_signal_backend` and `pg_promote` rights. `rpo` measures what a promote would lose,
+//! `switchover` hands over from a fenced writer with nothing lost, and `reprotect` makes
+//! the old writer a replica again on the server's own host (`host`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,11 +19,14 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::capability::{Database, Demote, Promote, Provider};
-use super::capability::{Method, Reprotect};
-use super::postgres_host::{Host, HostFields};
-use super::reference;
-use super::{data_loss, postgres_rpo};
+use super::capability::{Database, Demote, Promote, Provider, Reprotect};
+use super::{data_loss, reference};
+use host::HostFields;
+
+mod host;
+mod reprotect;
+mod rpo;
+mod switchover;
 use crate::agents::work::{Failure, Work};
 use crate::domain::RecoveryPoint;
 use crate::workflow::{SpecError, Target, kinds};
@@ -135,85 +140,6 @@ impl Postgres {
         self.reach(name, work).await.map_err(|(f, _)| f)
     }
 
-    /// A planned switchover's first half: fences `from` (read-only, its sessions ended)
-    /// and waits until this replica has replayed all it wrote, so that both end at one LSN.
-    async fn fence_and_catch_up(
-        &self,
-        name: &str,
-        from: &Target,
-        work: &Work,
-    ) -> Result<(), Failure> {
-        let writer = Postgres::for_target(from)?;
-        let fenced = writer
-            .demote(
-                from,
-                &Demote {
-                    unreachable_ok: false,
-                },
-                work,
-            )
-            .await?;
-        work.say(fenced).await;
-        if work.request.dry_run {
-            work.check(
-                "caught up",
-                true,
-                format!(
-                    "would wait until {name} has replayed everything {} wrote",
-                    from.name
-                ),
-            )
-            .await;
-            return Ok(());
-        }
-        let until = tokio::time::Instant::now() + CATCHUP_LIMIT.min(work.time_left());
-        loop {
-            let mut w = writer.connect(&from.name, work).await?;
-            let lsn = postgres_rpo::writer_lsn(&mut w)
-                .await
-                .map_err(|e| failed(&from.name, e))?;
-            let _ = w.close().await;
-            let Some(lsn) = lsn else {
-                return Err(Failure::permanent(format!(
-                    "database `{}` is in recovery, not the writer: there is nothing to switch over from",
-                    from.name
-                )));
-            };
-            let mut r = self.connect(name, work).await?;
-            let behind: Option<f64> = sqlx::query_scalar(
-                "SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::float8",
-            )
-            .bind(&lsn)
-            .fetch_one(&mut r)
-            .await
-            .map_err(|e| failed(name, e))?;
-            let _ = r.close().await;
-            if behind.is_some_and(|b| b <= 0.0) {
-                work.check(
-                    "caught up",
-                    true,
-                    format!("{name} has replayed {} up to {lsn}", from.name),
-                )
-                .await;
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= until {
-                let detail = format!(
-                    "{name} is {} bytes behind {} after {}",
-                    behind.map_or_else(|| "an unknown number of".into(), |b| format!("{b:.0}")),
-                    from.name,
-                    humantime::format_duration(CATCHUP_LIMIT)
-                );
-                work.check("caught up", false, detail.clone()).await;
-                return Err(Failure::retryable(format!(
-                    "{detail}; {} stays fenced and nothing is promoted",
-                    from.name
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// Whether this server is a replica streaming from `source` (its WAL receiver's
     /// sender is the source's host and port).
     async fn streams_from(&self, name: &str, source: &Postgres, work: &Work) -> bool {
@@ -250,7 +176,7 @@ impl Postgres {
             let writer = Postgres::for_target(from)?;
             match writer.reach_within(&from.name, work, WRITER_LIMIT).await {
                 Ok(mut c) => {
-                    lsn = postgres_rpo::writer_lsn(&mut c).await.ok().flatten();
+                    lsn = rpo::writer_lsn(&mut c).await.ok().flatten();
                     let _ = c.close().await;
                 }
                 Err((f, _)) => {
@@ -259,7 +185,7 @@ impl Postgres {
             }
         }
         let mut c = self.connect(name, work).await?;
-        let rpo = postgres_rpo::measure(&mut c, lsn.as_deref())
+        let rpo = rpo::measure(&mut c, lsn.as_deref())
             .await
             .map_err(|e| failed(name, e))?;
         let _ = c.close().await;
@@ -510,142 +436,7 @@ impl Database for Postgres {
         r: &Reprotect,
         work: &Work,
     ) -> Result<String, Failure> {
-        let (name, src) = (&target.name, &r.source.name);
-        let source = Postgres::for_target(&r.source)?;
-        let mut c = source.connect(src, work).await?;
-        let writer = Self::state(&mut c).await.map_err(|e| failed(src, e))?;
-        let _ = c.close().await;
-        match (writer.in_recovery, work.request.dry_run) {
-            (false, _) => {
-                work.check("source", true, format!("{src} is the writer"))
-                    .await
-            }
-            // A dry run promoted nothing before this stage.
-            (true, true) => {
-                work.check(
-                    "source",
-                    true,
-                    format!("{src} is a replica now; the run's promote makes it the writer"),
-                )
-                .await
-            }
-            (true, false) => {
-                work.check(
-                    "source",
-                    false,
-                    format!("{src} is in recovery, not the writer"),
-                )
-                .await;
-                return Err(Failure::retryable(format!(
-                    "database `{src}` is not the writer yet: {name} cannot replicate it"
-                )));
-            }
-        }
-        if self.streams_from(name, &source, work).await {
-            work.check("role", true, format!("{name} streams from {src}"))
-                .await;
-            return Ok(format!(
-                "{name} is already a replica of {src}; nothing to do"
-            ));
-        }
-        let host = Host::of(name, &self.host)?;
-        let (rewindable, why) = host.rewindable(work).await?;
-        let method = match (r.method, rewindable) {
-            (Method::Auto, true) | (Method::Rewind, true) => Method::Rewind,
-            (Method::Rewind, false) => {
-                work.check("method", false, format!("rewind: {why}")).await;
-                return Err(Failure::permanent(format!(
-                    "database `{name}`: method rewind asked, but {why}; use method: clone"
-                )));
-            }
-            (Method::Auto, false) | (Method::Clone, _) => Method::Clone,
-        };
-        let how = match method {
-            Method::Rewind => "rewind",
-            _ => "clone",
-        };
-        let chosen = match (r.method, method) {
-            (Method::Auto, Method::Rewind) => format!("rewind: {why}"),
-            (Method::Auto, _) => format!("clone: {why}"),
-            (_, _) => format!("{how}: as the stage asks"),
-        };
-        work.check("method", true, chosen).await;
-        work.change(
-            name.clone(),
-            "not a replica",
-            format!("replica of {src} ({how})"),
-        )
-        .await;
-        if work.request.dry_run {
-            return Ok(format!(
-                "would make {name} a replica of {src} by {how}; nothing changed"
-            ));
-        }
-        if host.running(work).await? {
-            work.say(format!("stopping {name}")).await;
-            host.stop(work).await?;
-        }
-        let url = source.url.expose_secret().to_string();
-        let kept = match method {
-            Method::Rewind => {
-                // A promoted server writes its new timeline to its control file at its
-                // next checkpoint; until then pg_rewind sees one timeline and does nothing.
-                let mut c = source.connect(src, work).await?;
-                run(&mut c, src, "CHECKPOINT").await?;
-                let _ = c.close().await;
-                work.say(format!(
-                    "rewinding {name} to {src}'s timeline with pg_rewind"
-                ))
-                .await;
-                match host.rewind(&url, work).await {
-                    Ok(()) => None,
-                    // The WAL back to where they diverged may be gone (no archive, no
-                    // wal_keep_size): a clone needs none of it.
-                    Err(f) if r.method == Method::Auto => {
-                        work.check("rewind", false, f.message.clone()).await;
-                        work.say(format!(
-                            "pg_rewind could not rewind {name}; cloning {src} instead"
-                        ))
-                        .await;
-                        Some(host.clone_from(&url, work).await?)
-                    }
-                    Err(f) => return Err(f),
-                }
-            }
-            _ => {
-                work.say(format!("cloning {src} into {name} with pg_basebackup"))
-                    .await;
-                Some(host.clone_from(&url, work).await?)
-            }
-        };
-        work.say(format!("starting {name} as a replica of {src}"))
-            .await;
-        host.start(work).await?;
-        let until = tokio::time::Instant::now() + STREAM_LIMIT.min(work.time_left());
-        while !self.streams_from(name, &source, work).await {
-            if tokio::time::Instant::now() >= until {
-                work.check(
-                    "streaming",
-                    false,
-                    format!("{name} does not stream from {src}"),
-                )
-                .await;
-                return Err(Failure::retryable(format!(
-                    "database `{name}`: started as a replica, but not streaming from {src} after {}",
-                    humantime::format_duration(STREAM_LIMIT)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        work.check("streaming", true, format!("{name} streams from {src}"))
-            .await;
-        Ok(match kept {
-            Some(old) => format!(
-                "{name} is a replica of {src} again, by clone; its old data directory is kept at {}",
-                old.display()
-            ),
-            None => format!("{name} is a replica of {src} again, by rewind"),
-        })
+        self.reprotect_on_host(target, r, work).await
     }
 
     async fn demote(&self, target: &Target, d: &Demote, work: &Work) -> Result<String, Failure> {

@@ -4,7 +4,7 @@
 //! run as root, so an agent running as root runs them as `os_user` (`postgres` unless the
 //! target says otherwise).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use crate::agents::work::{Failure, Work};
@@ -86,10 +86,6 @@ impl Host {
             fields: fields.clone(),
             as_user,
         })
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     fn tool(&self, name: &str) -> String {
