@@ -190,12 +190,18 @@ async fn unknown_things_get_404() {
         (404, "unknown group `nope`".to_string())
     );
     let (status, body) = t
-        .post("/api/v1/runs", r#"{"group": "shop", "action": "failback"}"#)
+        .post("/api/v1/runs", r#"{"group": "shop", "action": "reprotect"}"#)
         .await;
     assert_eq!(
         (status, error_of(&body)),
-        (404, "group `shop` has no failback workflow".to_string())
+        (404, "group `shop` has no reprotect workflow".to_string())
     );
+    // A failback with no workflow is worked out from the last failover: with none, a
+    // conflict that says what to do (tests/it/failback.rs).
+    let (status, _) = t
+        .post("/api/v1/runs", r#"{"group": "shop", "action": "failback"}"#)
+        .await;
+    assert_eq!(status, 409);
     let missing = "01a20cdf-faa4-75b5-951f-d1ace3e1e237";
     let (status, body) = t.get(&format!("/api/v1/runs/{missing}")).await;
     assert_eq!(
