@@ -158,7 +158,11 @@ pub fn reverse(
             ("capacity", _) if !changes.is_empty() => {
                 let before = changes
                     .iter()
-                    .find(|c| c.target.ends_with(" replicas") || c.target.ends_with("minReplicas"))
+                    .find(|c| {
+                        [" replicas", "minReplicas", " desired capacity"]
+                            .iter()
+                            .any(|end| c.target.ends_with(end))
+                    })
                     .map(|c| c.from.clone())
                     .unwrap_or_default();
                 let replicas: u32 = before.trim().parse().map_err(|_| {

@@ -190,7 +190,10 @@ async fn unknown_things_get_404() {
         (404, "unknown group `nope`".to_string())
     );
     let (status, body) = t
-        .post("/api/v1/runs", r#"{"group": "shop", "action": "reprotect"}"#)
+        .post(
+            "/api/v1/runs",
+            r#"{"group": "shop", "action": "reprotect"}"#,
+        )
         .await;
     assert_eq!(
         (status, error_of(&body)),
