@@ -307,8 +307,9 @@ impl Host {
         };
         let out = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
-        work.say(format!("ran {what}")).await;
-        Ok((status.code().unwrap_or(-1), out))
+        let code = status.code().unwrap_or(-1);
+        work.say(format!("{what}: exit {code}")).await;
+        Ok((code, out))
     }
 }
 
