@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use indexmap::IndexMap;
+
 use serde_json::{Value, json};
 
 use super::CreateRunError;
@@ -228,17 +230,21 @@ fn region_before(
     changes: &[crate::domain::Change],
 ) -> Result<String, String> {
     let target = targets.get(TargetKind::Endpoint, name)?;
-    let regions: HashMap<String, HashMap<String, Vec<String>>> =
+    let regions: records::Regions =
         serde_json::from_value(target.fields["regions"].clone()).unwrap_or_default();
     if regions.is_empty() {
         return Err(format!(
             "endpoint `{name}` lists no regions in targets.yaml, so the records it answered before name none"
         ));
     }
-    let matches = |sets: &HashMap<String, Vec<String>>| {
+    let matches = |sets: &IndexMap<records::RecordKind, Vec<String>>| {
         changes.iter().all(|c| {
             let kind = c.target.rsplit(' ').next().unwrap_or_default();
-            let listed = sets.get(kind).map(|v| v.join(", ")).unwrap_or_default();
+            let listed = sets
+                .iter()
+                .find(|(k, _)| k.to_string() == kind)
+                .map(|(_, v)| v.join(", "))
+                .unwrap_or_default();
             records::same_values(&listed, &c.from)
         })
     };

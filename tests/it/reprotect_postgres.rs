@@ -241,6 +241,28 @@ async fn the_old_writer_is_cloned_into_a_replica_when_it_cannot_be_rewound() {
     fail_over_and_reprotect(false, false, "clone", "clone").await;
 }
 
+/// The switchover stage waited until region-b had replayed all region-a wrote.
+fn caught_up(run: &Value, switchover: &str) {
+    assert!(
+        check(stage(run, switchover), "caught up")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
+        "{run:#}"
+    );
+}
+
+/// Back where it began: region-b writes and has all `written` rows, region-a replicates it.
+async fn back_home(primary: &PrivatePostgres, replica: &PrivatePostgres, written: i64) {
+    assert!(!in_recovery(&primary.url()).await, "region-b writes again");
+    assert_eq!(pets(&primary.url()).await, written, "no row was lost");
+    assert!(
+        in_recovery(&replica.url()).await,
+        "region-a replicates again"
+    );
+    write(&primary.url(), 2).await;
+    assert_eq!(pets_reach(&replica.url(), written + 2).await, written + 2);
+}
+
 async fn pets(url: &str) -> i64 {
     let mut c = connect(url).await;
     sqlx::query_scalar("SELECT count(*) FROM pets")
@@ -266,21 +288,8 @@ async fn a_planned_switchover_back_loses_no_row_and_restores_both_roles() {
 
     let id = t.create(r#"{"group": "pg", "action": "failback"}"#).await;
     let run = t.wait_state(&id, "succeeded").await;
-    let switchover = stage(&run, "switchover");
-    assert!(
-        check(switchover, "caught up")["detail"]
-            .as_str()
-            .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
-        "{run:#}"
-    );
-    assert!(!in_recovery(&primary.url()).await, "region-b writes again");
-    assert_eq!(pets(&primary.url()).await, written, "no row was lost");
-    assert!(
-        in_recovery(&replica.url()).await,
-        "region-a replicates again"
-    );
-    write(&primary.url(), 2).await;
-    assert_eq!(pets_reach(&replica.url(), written + 2).await, written + 2);
+    caught_up(&run, "switchover");
+    back_home(&primary, &replica, written).await;
     t.shutdown().await;
 }
 
@@ -308,19 +317,7 @@ async fn a_failback_worked_out_from_the_record_loses_no_row() {
         .create(r#"{"group": "record", "action": "failback"}"#)
         .await;
     let run = t.wait_state(&id, "succeeded").await;
-    assert!(
-        check(stage(&run, "back-promote"), "caught up")["detail"]
-            .as_str()
-            .is_some_and(|d| d.starts_with("pg-region-b has replayed pg-region-a up to ")),
-        "{run:#}"
-    );
-    assert!(!in_recovery(&primary.url()).await, "region-b writes again");
-    assert_eq!(pets(&primary.url()).await, written, "no row was lost");
-    assert!(
-        in_recovery(&replica.url()).await,
-        "region-a replicates again"
-    );
-    write(&primary.url(), 2).await;
-    assert_eq!(pets_reach(&replica.url(), written + 2).await, written + 2);
+    caught_up(&run, "back-promote");
+    back_home(&primary, &replica, written).await;
     t.shutdown().await;
 }
