@@ -87,6 +87,15 @@ impl fmt::Debug for Clock {
     }
 }
 
+/// Whole seconds since the epoch, by the system clock: a suffix for names that must not
+/// repeat (a data directory or an instance kept aside).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 pub fn rfc3339(ms: Millis) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()

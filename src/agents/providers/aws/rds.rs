@@ -122,14 +122,6 @@ async fn find_instance(client: &Client, id: &str) -> Result<Option<DbInstance>, 
     }
 }
 
-/// Seconds since the epoch: the suffix of an instance kept aside.
-fn stamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 async fn instance(client: &Client, id: &str) -> Result<DbInstance, Failure> {
     let out = client
         .describe_db_instances()
@@ -289,7 +281,7 @@ impl Database for Rds {
             .or(writer.db_instance_class())
             .unwrap_or_default()
             .to_string();
-        let aside = format!("{id}-before-reprotect-{}", stamp());
+        let aside = format!("{id}-before-reprotect-{}", crate::clock::unix_seconds());
         if now.is_some() {
             work.change(format!("{} ({id})", target.name), id.clone(), aside.clone())
                 .await;

@@ -199,7 +199,7 @@ impl Host {
     /// which is kept beside it (renamed) rather than deleted: it holds the writes the
     /// failover did not carry over. The path it was moved to.
     pub async fn clone_from(&self, source_url: &str, work: &Work) -> Result<PathBuf, Failure> {
-        let stamp = chrono_free_stamp();
+        let stamp = crate::clock::unix_seconds();
         let mut kept = self.data_dir.clone().into_os_string();
         kept.push(format!(".before-reprotect-{stamp}"));
         let kept = PathBuf::from(kept);
@@ -311,14 +311,6 @@ impl Host {
         work.say(format!("{what}: exit {code}")).await;
         Ok((code, out))
     }
-}
-
-/// Seconds since the epoch, for the name the old data directory is kept under.
-fn chrono_free_stamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A file of this process's own for a command's output.
