@@ -19,8 +19,11 @@ pub struct Service {
     /// Where the HTTP API answers.
     pub addr: SocketAddr,
     pub app: App,
+    /// Stops the listener and ends the event streams.
     stop: CancellationToken,
     server: JoinHandle<()>,
+    /// Reads the events topic for `GET /api/v1/events` and the console.
+    feed: JoinHandle<()>,
 }
 
 impl Service {
@@ -44,11 +47,14 @@ impl Service {
             ..options
         };
         let app = App::start(settings, options).await?;
-        let router = http::router(
-            http::AppState::new(&app, settings.api_tokens.clone()),
-            app.chat_routes.clone(),
-        );
-        let stop = CancellationToken::new();
+        let mut state = http::AppState::new(&app, settings.api_tokens.clone());
+        state.https = settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        let feed = state.feed.start(app.bus.clone(), &app.instance);
+        let stop = state.closing.clone();
+        let router = http::router(state, app.chat_routes.clone());
         let stopped = stop.clone();
         let server = tokio::spawn(http::serve::serve(listener, router, stopped, DRAIN));
         Ok(Service {
@@ -56,6 +62,7 @@ impl Service {
             app,
             stop,
             server,
+            feed,
         })
     }
 
@@ -75,6 +82,7 @@ impl Service {
                 Ok(())
             }
             ended = &mut self.server => {
+                self.feed.abort();
                 self.app.shutdown().await;
                 match ended {
                     Ok(()) => anyhow::bail!("the HTTP server stopped by itself"),
@@ -98,6 +106,7 @@ impl Service {
                 server.abort();
             }
         }
+        self.feed.abort();
         self.app.shutdown().await;
     }
 }

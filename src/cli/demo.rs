@@ -1,7 +1,8 @@
 //! `lifeboat demo`: the whole product on the embedded deployment with no setup. It starts
 //! the service (store in a temporary directory, HTTP on a free loopback port), sends
 //! `failover petstore` through the chat command path, approves the gate as the demo user,
-//! streams the run and prints the summary.
+//! streams the run and prints the summary. With `--keep` it goes on serving, the console
+//! included, until Enter is pressed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,7 +46,7 @@ fn workflows(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(target)
 }
 
-pub async fn run() -> anyhow::Result<ExitCode> {
+pub async fn run(keep: bool) -> anyhow::Result<ExitCode> {
     let dir = tempfile_dir()?;
     let settings = Settings::embedded(
         format!("sqlite://{}", dir.join("demo.db").display()),
@@ -59,7 +60,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 
     let service = Service::start(&settings, Options::default()).await?;
     let addr = service.addr;
-    println!("Service up: http://{addr}/api/v1/runs (runs), /metrics, /readyz\n");
+    println!("Service up: http://{addr}/api/v1/runs (runs), /metrics, /readyz");
+    println!("Console: http://{addr}/ (open on this machine: no token is set)\n");
 
     let text = "failover petstore --reason region-b is down (demo)";
     println!("> /dr {text}");
@@ -103,6 +105,15 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         done.id
     );
 
+    if keep {
+        println!("\nStill serving: the console at http://{addr}/. Press Enter to stop.");
+        let enter = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)
+        });
+        // A closed stdin (no terminal) stops at once rather than serving forever unseen.
+        let _ = enter.await;
+    }
     service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(if done.state == RunState::Succeeded {

@@ -104,7 +104,11 @@ enum Command {
         command: RoutesCommand,
     },
     /// A failover of the simulated petstore estate, end to end, with no setup.
-    Demo,
+    Demo {
+        /// Keep serving afterwards (the console, the API) until Enter is pressed.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Operator controls on a running service: resume, retry, skip, abort, approve, agents.
     #[command(flatten)]
     Control(control::Control),
@@ -304,7 +308,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Demo => demo::run().await,
+        Command::Demo { keep } => demo::run(keep).await,
         Command::Control(c) => {
             let server = std::env::var("LIFEBOAT_SERVER")
                 .unwrap_or_else(|_| format!("http://{}", settings.listen));

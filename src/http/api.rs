@@ -105,7 +105,7 @@ async fn may_act(
     }
 }
 
-fn run_id(raw: &str) -> Result<RunId, ApiError> {
+pub(super) fn run_id(raw: &str) -> Result<RunId, ApiError> {
     RunId::from_str(raw).map_err(|_| ApiError::bad_request(format!("`{raw}` is not a run id")))
 }
 
@@ -121,9 +121,19 @@ pub async fn create_run(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: CreateRun = body::body(&bytes, false)?;
+    let run = start(&state, actor, req).await?;
+    Ok((StatusCode::CREATED, Json(body::run(&run, None))))
+}
+
+/// Starts a run for `actor`, if the group allows them: the API's and the console's way.
+pub(super) async fn start(
+    state: &AppState,
+    actor: crate::domain::Actor,
+    req: CreateRun,
+) -> Result<crate::domain::Run, ApiError> {
     let action = action(req.action.as_deref())?;
     may_act(
-        &state,
+        state,
         &actor,
         &req.group,
         None,
@@ -131,7 +141,7 @@ pub async fn create_run(
     )
     .await?;
     let params: Params = req.params.into_iter().collect();
-    let run = trigger::start(
+    Ok(trigger::start(
         &state.orchestrator,
         Trigger {
             dry_run: req.dry_run,
@@ -141,15 +151,42 @@ pub async fn create_run(
             ..Trigger::new(actor, req.group, action)
         },
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(body::run(&run, None))))
+    .await?)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    group: Option<String>,
-    limit: Option<i64>,
+    pub group: Option<String>,
+    pub state: Option<String>,
+    pub action: Option<String>,
+    /// The cursor: the last run id of the page before.
+    pub before: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// A query value, unless it is empty (a form's "any").
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl ListQuery {
+    /// The store's filter, or a 400 naming the value that is no state, action or run id.
+    pub(super) fn filter(&self, default_limit: i64) -> Result<crate::store::RunFilter, ApiError> {
+        Ok(crate::store::RunFilter {
+            group: given(&self.group).map(str::to_string),
+            state: given(&self.state)
+                .map(str::parse)
+                .transpose()
+                .map_err(ApiError::bad_request)?,
+            action: given(&self.action)
+                .map(str::parse)
+                .transpose()
+                .map_err(ApiError::bad_request)?,
+            before: given(&self.before).map(run_id).transpose()?,
+            limit: self.limit.unwrap_or(default_limit).clamp(1, 500),
+        })
+    }
 }
 
 pub async fn list_runs(
@@ -158,8 +195,7 @@ pub async fn list_runs(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let runs = state.orchestrator.runs(q.group.as_deref(), limit).await?;
+    let runs = state.store.find_runs(&q.filter(50)?).await?;
     Ok(Json(
         json!({ "runs": runs.iter().map(|r| body::run(r, None)).collect::<Vec<_>>() }),
     ))
@@ -176,7 +212,10 @@ pub async fn get_run(
 }
 
 /// The run a path names, as the store holds it; 404 for none.
-async fn stored_run(state: &AppState, id: RunId) -> Result<crate::domain::Run, ApiError> {
+pub(super) async fn stored_run(
+    state: &AppState,
+    id: RunId,
+) -> Result<crate::domain::Run, ApiError> {
     state
         .orchestrator
         .run(id)
@@ -269,10 +308,20 @@ pub async fn control_run(
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
     let control = run_control(&word, &b)?;
-    let group = stored_run(&s, id).await?.group;
-    may_act(&s, &a, &group, Some(id), control.word()).await?;
-    let run = s.orchestrator.control(id, control, &a).await?;
-    Ok(Json(body::run(&run, None)))
+    Ok(Json(body::run(&act(&s, &a, id, control).await?, None)))
+}
+
+/// A person's control over a run, if its group allows them: the API's and the console's
+/// way.
+pub(super) async fn act(
+    s: &AppState,
+    a: &crate::domain::Actor,
+    id: RunId,
+    control: Control,
+) -> Result<crate::domain::Run, ApiError> {
+    let group = stored_run(s, id).await?.group;
+    may_act(s, a, &group, Some(id), control.word()).await?;
+    Ok(s.orchestrator.control(id, control, a).await?)
 }
 
 /// `POST /api/v1/runs/{id}/stages/{stage}/{retry|skip}`.
@@ -284,10 +333,7 @@ pub async fn control_stage(
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&id)?;
     let control = stage_control(&word, stage, &b)?;
-    let group = stored_run(&s, id).await?.group;
-    may_act(&s, &a, &group, Some(id), control.word()).await?;
-    let run = s.orchestrator.control(id, control, &a).await?;
-    Ok(Json(body::run(&run, None)))
+    Ok(Json(body::run(&act(&s, &a, id, control).await?, None)))
 }
 
 pub async fn list_groups(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -525,9 +571,16 @@ pub async fn decide_offer(
     Caller(actor): Caller,
     Path((id, choice)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    use crate::alerts::OfferError;
     let id = run_id(&id)?;
-    let control = match choice.as_str() {
+    let control = offer_control(&choice)?;
+    Ok(Json(body::offer(
+        &decide(&state, &actor, id, control).await?,
+    )))
+}
+
+/// An offer's control from its path's word.
+pub(super) fn offer_control(choice: &str) -> Result<Control, ApiError> {
+    Ok(match choice {
         "approve" => Control::Approve { stage: None },
         "reject" => Control::Reject { reason: None },
         "veto" => Control::Veto,
@@ -537,15 +590,25 @@ pub async fn decide_offer(
                 "no offer action `{other}` (approve, reject, veto, start)"
             )));
         }
-    };
+    })
+}
+
+/// A person's word on an offer, if its group allows them: the API's and the console's way.
+pub(super) async fn decide(
+    state: &AppState,
+    actor: &crate::domain::Actor,
+    id: RunId,
+    control: Control,
+) -> Result<crate::domain::Offer, ApiError> {
+    use crate::alerts::OfferError;
     let offer = state
         .offers
         .offer(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("offer {id} not found")))?;
-    may_act(&state, &actor, &offer.group, Some(id), control.word()).await?;
-    match state.offers.decide(id, &control, &actor).await {
-        Ok(offer) => Ok(Json(body::offer(&offer))),
+    may_act(state, actor, &offer.group, Some(id), control.word()).await?;
+    match state.offers.decide(id, &control, actor).await {
+        Ok(offer) => Ok(offer),
         Err(e @ OfferError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),
         Err(e @ (OfferError::Decided(_) | OfferError::Mismatch { .. })) => {
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))

@@ -3,10 +3,14 @@
 //! here; every request is verified before it is parsed.
 
 mod api;
+mod console;
 mod error;
+mod events;
+pub mod feed;
 mod json;
 mod ops;
 pub mod serve;
+mod viewer;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -35,11 +39,22 @@ pub struct AppState {
     pub sources: Arc<Sources>,
     pub desk: Desk,
     pub offers: Offers,
+    pub store: crate::store::Store,
+    /// Lifecycle events for `GET /api/v1/events` and the console.
+    pub feed: feed::Feed,
+    /// Cancelled when the service stops: event streams end, so that the drain is short.
+    pub closing: tokio_util::sync::CancellationToken,
+    /// The console's cookie is `Secure` when the service is reached over https.
+    pub https: bool,
 }
 
 impl AppState {
     pub fn new(app: &App, tokens: Vec<ApiToken>) -> Self {
         AppState {
+            store: app.store.clone(),
+            feed: feed::Feed::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
+            https: false,
             orchestrator: app.orchestrator.clone(),
             metrics: app.metrics.clone(),
             bus: app.bus.clone(),
@@ -72,6 +87,8 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .route("/webhooks/{source}", post(webhooks::builtin))
         .route("/webhooks/generic/{name}", post(webhooks::generic))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
+        .route("/api/v1/events", get(events::events))
+        .merge(console::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

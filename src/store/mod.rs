@@ -11,6 +11,7 @@ mod exclusive;
 mod leases;
 mod rows;
 mod runs;
+mod sessions;
 mod work;
 
 use anyhow::Context;
@@ -26,7 +27,8 @@ pub use chat::{CardClaim, CardKey, CardRow, CardStep, HeldLease, Origin, Refusal
 pub use error::StoreError;
 pub use exclusive::{Holder, LockError, StoreLock};
 pub use leases::{Expiring, Release};
-pub use runs::{Batch, CreateError, OutboxRow, RunWrite};
+pub use runs::{Batch, CreateError, OutboxRow, RunFilter, RunWrite};
+pub use sessions::Session;
 pub use work::StoredWork;
 
 /// Rows (or ids) per statement: well inside both databases' parameter limits.

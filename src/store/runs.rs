@@ -15,6 +15,17 @@ use crate::domain::{Audit, Revocation, Run, RunAudit, RunId};
 const INSERT_TRIES: usize = 3;
 
 /// Why a run could not be created.
+/// Which runs a list holds: all filters optional; `before` is the cursor (the last run of
+/// the page before).
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub group: Option<String>,
+    pub state: Option<crate::domain::RunState>,
+    pub action: Option<crate::workflow::Action>,
+    pub before: Option<RunId>,
+    pub limit: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error("group `{group}` already has an active {action} run: {active}")]
@@ -262,45 +273,63 @@ impl Store {
 
     /// Every unfinished run, for recovery after a restart.
     pub async fn active_runs(&self) -> anyhow::Result<Vec<Run>> {
-        self.runs_where("WHERE finished_at IS NULL ORDER BY id", None, i64::MAX)
-            .await
+        let sql = format!("{} WHERE finished_at IS NULL ORDER BY id", rows::RUN_SELECT);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        self.with_stages(&rows).await
     }
 
     /// The most recent runs first, optionally of one group.
     pub async fn list_runs(&self, group: Option<&str>, limit: i64) -> anyhow::Result<Vec<Run>> {
-        match group {
-            Some(g) => {
-                self.runs_where(
-                    "WHERE group_name = $1 ORDER BY id DESC LIMIT $2",
-                    Some(g),
-                    limit,
-                )
-                .await
-            }
-            None => {
-                self.runs_where("ORDER BY id DESC LIMIT $1", None, limit)
-                    .await
-            }
-        }
+        self.find_runs(&RunFilter {
+            group: group.map(str::to_string),
+            limit,
+            ..RunFilter::default()
+        })
+        .await
     }
 
-    async fn runs_where(
-        &self,
-        clause: &str,
-        group: Option<&str>,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Run>> {
-        let sql = format!("{} {clause}", rows::RUN_SELECT);
+    /// The most recent runs that pass `filter`, newest first.
+    pub async fn find_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<Run>> {
+        let mut wheres = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut hole = |column: &str, value: String| {
+            binds.push(value);
+            wheres.push(format!("{column} ${}", binds.len()));
+        };
+        if let Some(g) = &filter.group {
+            hole("group_name =", g.clone());
+        }
+        if let Some(s) = filter.state {
+            hole("state =", s.to_string());
+        }
+        if let Some(a) = filter.action {
+            hole("action =", a.to_string());
+        }
+        // Run ids are UUIDv7: in id order is in time order, and the key is the cursor.
+        if let Some(before) = filter.before {
+            hole("id <", before.to_string());
+        }
+        let clause = if wheres.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", wheres.join(" AND "))
+        };
+        let sql = format!(
+            "{} {clause} ORDER BY id DESC LIMIT ${}",
+            rows::RUN_SELECT,
+            binds.len() + 1
+        );
         let mut q = sqlx::query(&sql);
-        if let Some(g) = group {
-            q = q.bind(g.to_string());
+        for b in binds {
+            q = q.bind(b);
         }
-        if clause.contains("LIMIT") {
-            q = q.bind(limit);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.bind(filter.limit).fetch_all(&self.pool).await?;
+        self.with_stages(&rows).await
+    }
+
+    async fn with_stages(&self, rows: &[AnyRow]) -> anyhow::Result<Vec<Run>> {
         let mut runs = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let mut run = rows::run_from_row(row)?;
             rows::load_stages(&self.pool, &mut run).await?;
             runs.push(run);

@@ -26,7 +26,7 @@ pub struct Declared {
 pub type Declarations = IndexMap<String, Declared>;
 
 /// The text a value is pasted into a spec as, which `enum` and `pattern` judge.
-fn as_text(v: &Value) -> String {
+pub fn as_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -24,6 +24,7 @@ mod workflows;
 
 pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
+pub use declared::as_text as param_text;
 pub use groups::{Allow, ChatKeys, Group, Owners, Person};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};

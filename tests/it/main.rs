@@ -11,6 +11,8 @@ mod alerts;
 mod api;
 mod bench;
 mod cli;
+mod console;
+mod console_browser;
 mod controls;
 mod crash;
 mod data_loss;

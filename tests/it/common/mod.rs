@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod cluster;
+pub mod console;
 pub mod crash;
 pub mod discord;
 pub mod dns;
