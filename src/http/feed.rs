@@ -58,13 +58,11 @@ impl Feed {
                 }
             };
             while let Some(message) = events.next().await {
+                // Nothing is committed: the group is this process's alone, and a restarted
+                // process reads the topic again under a new one.
                 match serde_json::from_slice::<RunEvent>(&message.payload) {
                     Ok(event) => feed.push(event),
                     Err(e) => tracing::warn!(error = %e, "An event the feed cannot read; skipped."),
-                }
-                // Nothing here is made durable: a restarted feed reads the topic again.
-                if let Err(e) = events.commit().await {
-                    tracing::debug!(error = %e, "The feed could not commit its position.");
                 }
             }
         })

@@ -132,6 +132,59 @@ fn demo_runs_with_no_setup() {
     );
 }
 
+/// `demo --keep` says where its console is, serves it with the demo's run on it, and stops
+/// when Enter is pressed.
+#[test]
+fn demo_keeps_serving_the_console_until_enter() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["demo", "--keep"])
+        .current_dir(dir.path())
+        .env_remove("LIFEBOAT_WORKFLOWS")
+        .env_remove("LIFEBOAT_DATABASE_URL")
+        .env_remove("LIFEBOAT_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = demo.stdout.take().expect("its output");
+    let mut said = Vec::new();
+    let console = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            said.push(line.clone());
+            line.strip_prefix("Still serving: the console at ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|url| url.trim_end_matches('.').to_string())
+        })
+        .unwrap_or_else(|| panic!("no console URL in:\n{}", said.join("\n")));
+    assert!(
+        said.iter().any(|l| l.starts_with("Console: http://")),
+        "the console's URL is printed when the service is up"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let page = runtime.block_on(async {
+        reqwest::get(&console)
+            .await
+            .expect("the console answers")
+            .text()
+            .await
+            .expect("a page")
+    });
+    assert!(
+        page.contains("petstore") && page.contains("succeeded"),
+        "{page}"
+    );
+    let mut stdin = demo.stdin.take().expect("its input");
+    stdin.write_all(b"\n").expect("Enter");
+    drop(stdin);
+    let status = demo.wait().expect("the demo ends");
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn routes_test_says_what_each_alert_would_do_and_starts_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

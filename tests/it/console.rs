@@ -501,3 +501,86 @@ async fn events_stream_filters_by_run_and_resumes_from_last_event_id() {
     assert_eq!(status, 400);
     t.shutdown().await;
 }
+
+/// On the production shape, each replica serves every event from the events topic, and a
+/// console session opened on one replica is known to the other (it lives in the store).
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
+async fn every_replica_streams_every_event_and_knows_every_session() {
+    use crate::common::cluster::Cluster;
+    let Some(brokers) = crate::common::kafka_brokers() else {
+        return;
+    };
+    let Some((db, db_name)) = crate::common::fresh_postgres().await else {
+        return;
+    };
+    let mut cluster = Cluster::new(&brokers, &db, &[("one", 0), ("two", 0)]);
+    let (_a, base_a) = cluster.serve("serve-a").await;
+    let (_b, base_b) = cluster.serve("serve-b").await;
+    let _agent = cluster.agent("agent-1");
+
+    let stream = cluster
+        .client
+        .get(format!("{base_b}/api/v1/events?group=shop"))
+        .send()
+        .await
+        .expect("a stream from replica b");
+    assert_eq!(stream.status().as_u16(), 200);
+    let id = crate::common::create_run_at(&cluster.client, &base_a, "shop").await;
+    let seen = read_events(stream, |e| {
+        e.iter()
+            .any(|(_, _, d)| d["run_id"] == id.as_str() && d["kind"] == "run.succeeded")
+    })
+    .await;
+    let stages: Vec<&str> = seen
+        .iter()
+        .filter(|(_, _, d)| d["kind"] == "stage.succeeded")
+        .filter_map(|(_, _, d)| d["stage"].as_str())
+        .collect();
+    assert_eq!(stages, ["one", "two"], "{seen:?}\n{}", cluster.logs());
+
+    // A session opened on replica b starts a run through replica a's console.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let page = client
+        .get(format!("{base_b}/groups/shop"))
+        .send()
+        .await
+        .expect("the group page");
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_string();
+    let token = csrf(&page.text().await.expect("html"));
+    let started = client
+        .post(format!("{base_a}/console/runs"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("group", "shop"),
+            ("reason", "from b's session"),
+        ])
+        .send()
+        .await
+        .expect("the start form");
+    assert_eq!(started.status().as_u16(), 303, "{}", cluster.logs());
+    let path = started
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("to the run")
+        .to_string();
+    let second = path.trim_start_matches("/runs/");
+    let done = cluster
+        .finished(&base_a, second, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["requested_by"], "api:local");
+    assert_eq!(done["reason"], "from b's session");
+    drop(cluster);
+    crate::common::drop_postgres(&db_name).await;
+}

@@ -23,6 +23,7 @@ mod failback;
 mod faults;
 mod forged_work;
 mod fuzz;
+mod fuzz_console;
 mod fuzz_routes;
 mod kafka_front;
 mod kafka_security;

@@ -14,7 +14,8 @@ use lifeboat::domain::{
 };
 use lifeboat::semaphore::Semaphore;
 use lifeboat::store::{
-    AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, Release, RunWrite, Store,
+    AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, Release, RunFilter,
+    RunWrite, Session, Store,
 };
 use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
 
@@ -863,6 +864,98 @@ async fn a_chat_interaction_is_taken_once(s: Store) {
     assert!(s.first_sight("discord", "1002").await.expect("another id"));
 }
 
+async fn console_sessions_expire_and_close(s: Store) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .expect("a clock after 1970");
+    let session = |expires_at| Session {
+        token_name: "ops".into(),
+        csrf: "form-token".into(),
+        expires_at,
+    };
+    s.open_session("live", &session(now + 60_000))
+        .await
+        .expect("a session");
+    s.open_session("gone", &session(now - 1))
+        .await
+        .expect("an expired one");
+    assert_eq!(
+        s.session("live").await.expect("read"),
+        Some(session(now + 60_000))
+    );
+    assert_eq!(s.session("gone").await.expect("read"), None, "expired");
+    assert_eq!(s.session("never").await.expect("read"), None);
+    s.close_session("live").await.expect("closed");
+    assert_eq!(s.session("live").await.expect("read"), None, "signed out");
+}
+
+async fn runs_are_listed_by_filter_and_cursor(s: Store) {
+    let mut ids = Vec::new();
+    // One run per group and action: each is active as far as the insert knows.
+    for (group, action, state) in [
+        ("a", Action::Failover, RunState::Succeeded),
+        ("b", Action::Failover, RunState::Failed),
+        ("a", Action::Drill, RunState::Failed),
+        ("a", Action::Failback, RunState::Succeeded),
+    ] {
+        let mut run = new_run(group);
+        run.action = action;
+        run.state = state;
+        s.insert_run(&run, &audit("run.created"))
+            .await
+            .expect("insert");
+        ids.push(run.id);
+    }
+    let list = |filter: RunFilter| {
+        let s = s.clone();
+        async move {
+            s.find_runs(&filter)
+                .await
+                .expect("a list")
+                .iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = RunFilter {
+        limit: 50,
+        ..RunFilter::default()
+    };
+    assert_eq!(list(all.clone()).await, [ids[3], ids[2], ids[1], ids[0]]);
+    let failed_in_a = RunFilter {
+        group: Some("a".into()),
+        state: Some(RunState::Failed),
+        ..all.clone()
+    };
+    assert_eq!(list(failed_in_a).await, [ids[2]]);
+    let succeeded = RunFilter {
+        state: Some(RunState::Succeeded),
+        ..all.clone()
+    };
+    assert_eq!(list(succeeded).await, [ids[3], ids[0]]);
+    let page = RunFilter {
+        limit: 2,
+        ..all.clone()
+    };
+    assert_eq!(list(page.clone()).await, [ids[3], ids[2]]);
+    let next = RunFilter {
+        before: Some(ids[2]),
+        ..page
+    };
+    assert_eq!(list(next).await, [ids[1], ids[0]]);
+    let drills = RunFilter {
+        action: Some(Action::Drill),
+        ..all.clone()
+    };
+    assert_eq!(list(drills).await, [ids[2]]);
+    let reprotects = RunFilter {
+        action: Some(Action::Reprotect),
+        ..all
+    };
+    assert!(list(reprotects).await.is_empty());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -894,4 +987,6 @@ suite!(
     origins_refusals_and_held_leases,
     alerts_are_filed_once_and_offers_move_once,
     a_chat_interaction_is_taken_once,
+    console_sessions_expire_and_close,
+    runs_are_listed_by_filter_and_cursor,
 );
