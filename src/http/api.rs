@@ -21,39 +21,45 @@ use crate::workflow::{Action, Params, plan};
 /// on a read.
 pub struct Caller(pub Actor);
 
+/// Who a request's bearer token (or, with no tokens, this machine) is, and whether the
+/// token may only read.
+pub(super) fn bearer(parts: &Parts, state: &AppState) -> Result<(Actor, bool), ApiError> {
+    if state.tokens.is_empty() {
+        // An open API is for this machine only; a proxy in front would put it on the
+        // network, and a proxy says so in these headers.
+        let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+            .iter()
+            .any(|h| parts.headers.contains_key(*h));
+        if proxied {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this API has no tokens and answers only on this machine; the request came through a proxy: set LIFEBOAT_API_TOKENS",
+            ));
+        }
+        return Ok((Actor::Api("local".into()), false));
+    }
+    let presented = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    let token = state
+        .tokens
+        .iter()
+        .find(|t| t.matches(presented.trim()))
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok((Actor::Api(token.name.clone()), token.read_only))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.tokens.is_empty() {
-            // An open API is for this machine only; a proxy in front would put it on the
-            // network, and a proxy says so in these headers.
-            let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
-                .iter()
-                .any(|h| parts.headers.contains_key(*h));
-            if proxied {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "this API has no tokens and answers only on this machine; the request came through a proxy: set LIFEBOAT_API_TOKENS",
-                ));
-            }
-            return Ok(Caller(Actor::Api("local".into())));
-        }
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = state
-            .tokens
-            .iter()
-            .find(|t| t.matches(presented.trim()))
-            .ok_or_else(ApiError::unauthorized)?;
-        let actor = Actor::Api(token.name.clone());
+        let (actor, read_only) = bearer(parts, state)?;
         let reads = matches!(parts.method, Method::GET | Method::HEAD);
-        if token.read_only && !reads {
-            let why = format!("API token `{}` may only read", token.name);
+        if let (true, false, Actor::Api(name)) = (read_only, reads, &actor) {
+            let why = format!("API token `{name}` may only read");
             refused(state, &actor, None, None, parts.uri.path(), &why).await;
             return Err(ApiError::new(StatusCode::FORBIDDEN, why));
         }

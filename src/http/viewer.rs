@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 
-use super::api::Caller;
+use super::api::bearer;
 use super::{ApiError, AppState};
 use crate::domain::Actor;
 use crate::store::Session;
@@ -64,24 +64,12 @@ pub fn cookie(headers: &HeaderMap) -> Option<String> {
 
 impl Viewer {
     /// The viewer a request shows, if any: a bearer token first, then a session cookie.
-    pub async fn of(parts: &mut Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
+    pub async fn of(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) || state.tokens.is_empty() {
-            let reads = parts.method.clone();
-            // A bearer caller is checked as the API checks it, as a read.
-            parts.method = axum::http::Method::GET;
-            let caller = Caller::from_request_parts(parts, state).await;
-            parts.method = reads;
-            let Caller(actor) = caller?;
-            let read_only = match &actor {
-                Actor::Api(name) => state
-                    .tokens
-                    .iter()
-                    .find(|t| &t.name == name)
-                    .is_some_and(|t| t.read_only),
-                _ => true,
-            };
+            let (actor, read_only) = bearer(parts, state)?;
+            // With no tokens, a local browser still has a session, for its forms' tokens.
             let session = match cookie(&parts.headers) {
-                Some(secret) if !parts.headers.contains_key(header::AUTHORIZATION) => {
+                Some(secret) if state.tokens.is_empty() => {
                     let id = session_key(&secret);
                     state
                         .store

@@ -9,8 +9,8 @@ use super::text::at;
 use super::{Page, Tab, error_page, respond, viewer};
 use crate::http::AppState;
 
-pub async fn page(State(s): State<AppState>, mut parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };

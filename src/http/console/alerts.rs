@@ -12,8 +12,8 @@ use crate::domain::{OfferMode, OfferState};
 use crate::http::AppState;
 use crate::store::AlertFilter;
 
-pub async fn page(State(s): State<AppState>, mut parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };

@@ -39,7 +39,7 @@ impl Fields {
 }
 
 /// The viewer, once their form's token and their token's scope allow a control.
-async fn writer(state: &AppState, parts: &mut Parts, fields: &Fields) -> Result<Viewer, Response> {
+async fn writer(state: &AppState, parts: &Parts, fields: &Fields) -> Result<Viewer, Response> {
     let viewer = match Viewer::of(parts, state).await {
         Ok(Some(v)) => v,
         Ok(None) => {
@@ -65,9 +65,9 @@ fn back_to_run(id: impl std::fmt::Display) -> Response {
 }
 
 /// `POST /console/runs`: the group page's start form.
-pub async fn start(State(state): State<AppState>, mut parts: Parts, body: Bytes) -> Response {
+pub async fn start(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &mut parts, &fields).await {
+    let viewer = match writer(&state, &parts, &fields).await {
         Ok(v) => v,
         Err(refused) => return refused,
     };
@@ -102,11 +102,11 @@ pub async fn start(State(state): State<AppState>, mut parts: Parts, body: Bytes)
 pub async fn control_run(
     State(state): State<AppState>,
     Path((id, word)): Path<(String, String)>,
-    mut parts: Parts,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &mut parts, &fields).await {
+    let viewer = match writer(&state, &parts, &fields).await {
         Ok(v) => v,
         Err(refused) => return refused,
     };
@@ -135,11 +135,11 @@ pub async fn control_run(
 pub async fn control_stage(
     State(state): State<AppState>,
     Path((id, stage, word)): Path<(String, String, String)>,
-    mut parts: Parts,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &mut parts, &fields).await {
+    let viewer = match writer(&state, &parts, &fields).await {
         Ok(v) => v,
         Err(refused) => return refused,
     };
@@ -175,11 +175,11 @@ async fn act(state: &AppState, viewer: &Viewer, id: &str, control: Control) -> R
 pub async fn decide_offer(
     State(state): State<AppState>,
     Path((id, choice)): Path<(String, String)>,
-    mut parts: Parts,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &mut parts, &fields).await {
+    let viewer = match writer(&state, &parts, &fields).await {
         Ok(v) => v,
         Err(refused) => return refused,
     };

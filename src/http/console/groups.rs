@@ -27,8 +27,8 @@ fn allowed(group: &Group) -> Markup {
     }
 }
 
-pub async fn list(State(s): State<AppState>, mut parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+pub async fn list(State(s): State<AppState>, parts: Parts) -> Response {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
@@ -74,9 +74,9 @@ pub async fn page(
     State(s): State<AppState>,
     Path(name): Path<String>,
     query: Result<Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
-    mut parts: Parts,
+    parts: Parts,
 ) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };

@@ -162,7 +162,7 @@ pub fn csrf(signed: &Signed) -> Markup {
 /// every local browser is a viewer, and gets a session of its own for its forms' tokens.
 pub async fn viewer(
     state: &AppState,
-    parts: &mut axum::http::request::Parts,
+    parts: &axum::http::request::Parts,
 ) -> Result<(Viewer, Option<HeaderValue>), Response> {
     let found = Viewer::of(parts, state)
         .await

@@ -15,8 +15,8 @@ use crate::domain::{Run, RunState, StageState};
 use crate::http::viewer::Signed;
 use crate::http::{AppState, api};
 
-pub async fn page(State(s): State<AppState>, Path(id): Path<String>, mut parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Parts) -> Response {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };

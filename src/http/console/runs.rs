@@ -17,10 +17,10 @@ const PAGE: i64 = 50;
 
 pub async fn page(
     State(s): State<AppState>,
-    mut parts: Parts,
+    parts: Parts,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (viewer, cookie) = match viewer(&s, &mut parts).await {
+    let (viewer, cookie) = match viewer(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };

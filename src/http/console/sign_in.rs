@@ -104,10 +104,10 @@ pub struct Token {
 /// `POST /sign-out`: the session ends here and in the store.
 pub async fn sign_out(
     State(state): State<AppState>,
-    mut parts: Parts,
+    parts: Parts,
     form: Result<Form<Token>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let viewer = match Viewer::of(&mut parts, &state).await {
+    let viewer = match Viewer::of(&parts, &state).await {
         Ok(Some(v)) => v,
         Ok(None) => return Redirect::to("/sign-in").into_response(),
         Err(e) => return error_page(None, e),
