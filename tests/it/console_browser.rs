@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -199,8 +200,31 @@ async fn a_console_user_runs_a_failover_end_to_end_in_a_browser() {
             .contains("succeeded")
     );
     shoot(&c, "run-waiting").await;
-    // 4. Approve its gate.
-    click(&c, "tr[data-stage='dial'] form[action$='/approve'] button").await;
+    // 4. Approve its gate, from the keyboard: the page begins with the way past the
+    // navigation, and the button takes Enter.
+    c.active_element()
+        .await
+        .expect("the page")
+        .send_keys(&Key::Tab.to_string())
+        .await
+        .expect("Tab");
+    let first = c.active_element().await.expect("a focused element");
+    assert_eq!(
+        first.text().await.expect("its text"),
+        "Skip to content",
+        "the first stop of Tab"
+    );
+    until("Enter on Approve", Duration::from_secs(10), async || {
+        c.find(Locator::Css(
+            "tr[data-stage='dial'] form[action$='/approve'] button",
+        ))
+        .await
+        .ok()?
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .ok()
+    })
+    .await;
     until(
         "broken to fail, live",
         Duration::from_secs(20),
@@ -289,6 +313,29 @@ async fn a_console_user_runs_a_failover_end_to_end_in_a_browser() {
         c.goto(&format!("{base}{path}")).await.expect("a page");
         shoot(&c, name).await;
     }
+
+    // At 200 % zoom (half the width, in CSS pixels) the pages reflow: nothing but a wide
+    // table's own box scrolls sideways.
+    c.set_window_size(640, 1000)
+        .await
+        .expect("a narrower window");
+    for path in [
+        "/".to_string(),
+        "/groups/shop".into(),
+        "/alerts".into(),
+        format!("/runs/{id}"),
+    ] {
+        c.goto(&format!("{base}{path}")).await.expect("a page");
+        let wide = c
+            .execute(
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .expect("a measure");
+        assert_eq!(wide, Value::Bool(false), "{path} scrolls sideways at 200 %");
+    }
+    shoot(&c, "run-at-200-percent").await;
     c.close().await.expect("the browser closes");
     t.shutdown().await;
 }
