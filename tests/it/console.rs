@@ -64,6 +64,10 @@ async fn a_signed_in_user_starts_approves_skips_and_each_is_audited_as_the_token
         "a start form"
     );
     assert!(group.body.contains("<svg"), "the plan graph");
+    assert!(
+        group.body.contains(r#"<select name="param.to">"#),
+        "the declared param, as a list of its values"
+    );
     let token = csrf(&group.body);
 
     let forged = v
@@ -93,6 +97,7 @@ async fn a_signed_in_user_starts_approves_skips_and_each_is_audited_as_the_token
                 ("group", "shop"),
                 ("action", "failover"),
                 ("reason", "region b is down"),
+                ("param.to", "region-a"),
             ],
         )
         .await;
@@ -102,6 +107,7 @@ async fn a_signed_in_user_starts_approves_skips_and_each_is_audited_as_the_token
     let run = t.wait_state(&id, "awaiting_approval").await;
     assert_eq!(run["requested_by"], "api:ops");
     assert_eq!(run["reason"], "region b is down");
+    assert_eq!(run["params"]["to"], "region-a", "{run}");
 
     let page = v.get(&path).await;
     assert_eq!(page.status, 200);
@@ -155,6 +161,13 @@ async fn a_signed_in_user_starts_approves_skips_and_each_is_audited_as_the_token
             "{shown} on the finished run's page"
         );
     }
+
+    let agents = v.get("/agents").await;
+    assert!(
+        agents.body.contains("embedded:") && agents.body.contains("✓ live"),
+        "the in-process agents, live: {}",
+        agents.body
+    );
 
     let out = v.post("/sign-out", &[("csrf", &token)]).await;
     assert_eq!(out.status, 303);

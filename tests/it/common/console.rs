@@ -14,6 +14,8 @@ pub const CI: &str = "console-ci-0123456789";
 
 pub const SHOP: &str = r#"
 name: shop
+params:
+  to: { default: region-b, enum: [region-a, region-b] }
 stages:
   scale:
     agent: capacity
@@ -22,7 +24,7 @@ stages:
     agent: dial
     approval: required
     after: [scale]
-    spec: { endpoint: shop.example.com, region: b, duration: 400ms }
+    spec: { endpoint: shop.example.com, region: "${to}", duration: 400ms }
   broken:
     agent: exec
     after: [dial]
