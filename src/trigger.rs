@@ -128,6 +128,7 @@ mod tests {
             owners: Default::default(),
             approvals: 1,
             people: Default::default(),
+            drill: None,
             chat_keys: Vec::new(),
         }
     }

@@ -119,6 +119,11 @@ impl Notifier {
         let Some(run) = self.cx.orchestrator.run(id).await.map_err(failed)? else {
             return Ok(());
         };
+        // A scheduled drill keeps no card: an incident channel every few hours would be
+        // noise. Its run is in the API and the console like any other.
+        if run.requested_by == Actor::Schedule {
+            return Ok(());
+        }
         let Some(group) = self.cx.catalog().groups.get(&run.group) else {
             return Ok(());
         };

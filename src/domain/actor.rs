@@ -101,6 +101,8 @@ pub enum Actor {
     Terminal(String),
     /// An agent process, by its instance name (`agent:host:pid:nonce`, `embedded:…`).
     Agent(String),
+    /// A group's drill schedule: the service drilling by itself.
+    Schedule,
 }
 
 impl Actor {
@@ -131,6 +133,7 @@ impl fmt::Display for Actor {
             Actor::Alert(route) => write!(f, "alert:{route}"),
             Actor::Terminal(user) => write!(f, "cli:{user}"),
             Actor::Agent(instance) => write!(f, "agent:{instance}"),
+            Actor::Schedule => f.write_str("schedule"),
         }
     }
 }
@@ -141,6 +144,7 @@ impl FromStr for Actor {
         match s {
             "lifeboat" => return Ok(Actor::System),
             "dry-run" => return Ok(Actor::DryRun),
+            "schedule" => return Ok(Actor::Schedule),
             _ => {}
         }
         let (kind, name) = s
@@ -196,6 +200,7 @@ mod tests {
             Actor::Alert("petstore-region-b-down".into()),
             Actor::Terminal("alice".into()),
             Actor::Agent("agent:host:42".into()),
+            Actor::Schedule,
         ];
         for a in actors {
             assert_eq!(a.to_string().parse::<Actor>(), Ok(a.clone()), "{a}");

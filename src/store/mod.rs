@@ -6,6 +6,7 @@
 mod agents;
 mod alerts;
 mod chat;
+mod drills;
 mod error;
 mod exclusive;
 mod leases;
@@ -24,6 +25,7 @@ use crate::secret::mask_url;
 pub use agents::AgentBeat;
 pub use alerts::{AlertFilter, AlertRow, AlertTx, Filing};
 pub use chat::{CardClaim, CardKey, CardRow, CardStep, HeldLease, Origin, Refusal, RefusalRow};
+pub use drills::DrillRow;
 pub use error::StoreError;
 pub use exclusive::{Holder, LockError, StoreLock};
 pub use leases::{Expiring, Release};

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
+use super::drill::DrillSchedule;
 use super::fields::param_map;
 use super::model::Action;
 use super::params::Params;
@@ -43,6 +44,8 @@ pub struct Group {
     pub approvals: u8,
     /// People by name, with their id on each platform: one person whichever way they press.
     pub people: IndexMap<String, Person>,
+    /// When the service drills the failover (a dry run through the real agents) by itself.
+    pub drill: Option<DrillSchedule>,
     /// Where each key a chat platform should own is written, for `check_chat`.
     pub(crate) chat_keys: Vec<(ChatKey, String, Pos)>,
 }
@@ -241,6 +244,7 @@ pub(super) fn check(
             chat_keys.push((ChatKey::Channel, key.clone(), Pos::of(&name)));
         }
         let people = people(file, &name.value, g.people, errors);
+        let drill = g.drill.and_then(|d| drill(file, &name.value, d, errors));
         let mut channels = IndexMap::new();
         for (key, value) in g.chat {
             match value {
@@ -274,11 +278,31 @@ pub(super) fn check(
                 owners: g.owners.0.into_iter().map(|(k, v)| (k.value, v)).collect(),
                 approvals,
                 people,
+                drill,
                 chat_keys,
             },
         );
     }
     out
+}
+
+/// A group's `drill:`, one of `every` and `cron`, checked where it is written.
+fn drill(
+    file: &Path,
+    group: &str,
+    raw: Spanned<super::raw::RawDrill>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<DrillSchedule> {
+    let pos = Pos::of(&raw);
+    let parsed = match (raw.value.every, raw.value.cron) {
+        (Some(every), None) => DrillSchedule::every(&every.value).map_err(|e| (Pos::of(&every), e)),
+        (None, Some(cron)) => DrillSchedule::cron(&cron.value).map_err(|e| (Pos::of(&cron), e)),
+        (Some(_), Some(_)) => Err((pos, "give `every` or `cron`, not both".to_string())),
+        (None, None) => Err((pos, "give `every: 6h` or `cron: \"0 3 * * *\"`".to_string())),
+    };
+    parsed
+        .map_err(|(at, e)| errors.push(at.diag(file, format!("group `{group}`: drill: {e}"))))
+        .ok()
 }
 
 /// A group's people; an id given to two people is an error, since approvals would count

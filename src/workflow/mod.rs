@@ -8,6 +8,7 @@
 pub(crate) mod alert_sources;
 mod catalog;
 mod declared;
+mod drill;
 mod fields;
 mod groups;
 pub(crate) mod kinds;
@@ -25,6 +26,7 @@ mod workflows;
 pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
 pub use declared::as_text as param_text;
+pub use drill::DrillSchedule;
 pub use groups::{Allow, ChatKeys, Group, Owners, Person};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};

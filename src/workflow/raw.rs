@@ -85,9 +85,21 @@ pub struct RawGroup {
     /// count once.
     #[serde(default)]
     pub people: OrderedMap<Spanned<OrderedMap<String>>>,
+    /// `{ every: 6h }` or `{ cron: "0 3 * * *" }`: a dry run of the failover on a schedule.
+    #[serde(default)]
+    pub drill: Option<Spanned<RawDrill>>,
     /// Every other key: a platform's channel (`channel`, `discord_channel`, …).
     #[serde(flatten)]
     pub chat: IndexMap<String, Node>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrill {
+    #[serde(default)]
+    pub every: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cron: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -113,6 +113,12 @@ async fn a_signed_in_user_starts_approves_skips_and_each_is_audited_as_the_token
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Approve dial"), "the gate's control");
     assert!(page.body.len() < 200 * 1024, "{} bytes", page.body.len());
+    for outside in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(
+            !page.body.contains(outside),
+            "nothing from elsewhere: {outside}"
+        );
+    }
     let approved = v
         .post(
             &format!("/console/runs/{id}/approve"),

@@ -18,6 +18,7 @@ mod crash;
 mod data_loss;
 mod data_loss_postgres;
 mod discord;
+mod drills;
 mod exec;
 mod failback;
 mod faults;

@@ -1362,6 +1362,50 @@ groups:
 }
 
 #[test]
+fn a_drill_schedule_is_refused_where_it_is_wrong() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  often:
+    workflows: { failover: petstore-failover }
+    drill: { every: 500ms }
+  cronless:
+    workflows: { failover: petstore-failover }
+    drill: { cron: \"61 * * * *\" }
+  both:
+    workflows: { failover: petstore-failover }
+    drill: { every: 1h, cron: \"0 3 * * *\" }
+",
+        ),
+    ]);
+    let text = out.dump();
+    assert_eq!(out.code, Some(1), "{text}");
+    for expected in [
+        "groups.yaml:4:21: group `often`: drill: `500ms` is under a second",
+        "groups.yaml:7:20: group `cronless`: drill: `61 * * * *` is not a cron schedule",
+        "groups.yaml:10:12: group `both`: drill: give `every` or `cron`, not both",
+    ] {
+        let expected = format!("{}/{expected}", dir.path().display());
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "groups:\n  typo:\n    workflows: { failover: petstore-failover }\n    drill: { evry: 1h }\n",
+        ),
+    ]);
+    let expected = format!(
+        "{}/groups.yaml:4:14: unknown field `evry`, expected one of every, cron",
+        dir.path().display()
+    );
+    assert!(out.dump().contains(&expected), "{}", out.dump());
+}
+
+#[test]
 fn a_group_open_to_every_api_token_is_a_warning() {
     let (dir, out) = validate(&[
         ("petstore.yaml", PETSTORE),

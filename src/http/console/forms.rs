@@ -4,7 +4,7 @@
 //! exactly as they do there. Success sends the browser back to the page it acts on.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -38,7 +38,27 @@ impl Fields {
     }
 }
 
-/// The viewer, once their form's token and their token's scope allow a control.
+/// A console form as posted: its fields, and who posted it, once the form's token and
+/// their token's scope allow a control (a refusal page otherwise, and nothing done).
+pub struct Posted {
+    viewer: Viewer,
+    fields: Fields,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| error_page(None, ApiError::new(e.status(), e.body_text())))?;
+        let fields = Fields::parse(&body);
+        let viewer = writer(state, &parts, &fields).await?;
+        Ok(Posted { viewer, fields })
+    }
+}
+
 async fn writer(state: &AppState, parts: &Parts, fields: &Fields) -> Result<Viewer, Response> {
     let viewer = match Viewer::of(parts, state).await {
         Ok(Some(v)) => v,
@@ -65,12 +85,7 @@ fn back_to_run(id: impl std::fmt::Display) -> Response {
 }
 
 /// `POST /console/runs`: the group page's start form.
-pub async fn start(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &parts, &fields).await {
-        Ok(v) => v,
-        Err(refused) => return refused,
-    };
+pub async fn start(State(state): State<AppState>, Posted { viewer, fields }: Posted) -> Response {
     let Some(group) = fields.text("group") else {
         return error_page(
             Some(&viewer),
@@ -102,14 +117,8 @@ pub async fn start(State(state): State<AppState>, parts: Parts, body: Bytes) -> 
 pub async fn control_run(
     State(state): State<AppState>,
     Path((id, word)): Path<(String, String)>,
-    parts: Parts,
-    body: Bytes,
+    Posted { viewer, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &parts, &fields).await {
-        Ok(v) => v,
-        Err(refused) => return refused,
-    };
     let control = match word.as_str() {
         "approve" => Control::Approve {
             stage: fields.text("stage"),
@@ -135,14 +144,8 @@ pub async fn control_run(
 pub async fn control_stage(
     State(state): State<AppState>,
     Path((id, stage, word)): Path<(String, String, String)>,
-    parts: Parts,
-    body: Bytes,
+    Posted { viewer, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &parts, &fields).await {
-        Ok(v) => v,
-        Err(refused) => return refused,
-    };
     let control = match word.as_str() {
         "retry" => Control::RetryNow { stage },
         "skip" => match fields.text("reason") {
@@ -175,14 +178,8 @@ async fn act(state: &AppState, viewer: &Viewer, id: &str, control: Control) -> R
 pub async fn decide_offer(
     State(state): State<AppState>,
     Path((id, choice)): Path<(String, String)>,
-    parts: Parts,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let viewer = match writer(&state, &parts, &fields).await {
-        Ok(v) => v,
-        Err(refused) => return refused,
-    };
     let decided = async {
         let id = api::run_id(&id)?;
         let control = api::offer_control(&choice)?;

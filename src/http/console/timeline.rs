@@ -31,6 +31,24 @@ struct Open {
     approval: Option<Millis>,
 }
 
+/// Ends a span that `start` says is open (none: nothing to end).
+fn close(
+    bars: &mut Vec<Bar>,
+    stage: usize,
+    span: Span,
+    start: Option<Millis>,
+    end: Option<Millis>,
+) {
+    if let Some(start) = start {
+        bars.push(Bar {
+            stage,
+            span,
+            start,
+            end,
+        });
+    }
+}
+
 /// The bars of `run`, worked out from its audit records in order.
 pub fn bars(run: &Run, audit: &[Audit]) -> Vec<Bar> {
     let mut open: Vec<Open> = (0..run.plan.len()).map(|_| Open::default()).collect();
@@ -40,80 +58,41 @@ pub fn bars(run: &Run, audit: &[Audit]) -> Vec<Bar> {
             continue;
         };
         let o = &mut open[i];
-        let mut close_attempt = |o: &mut Open, outcome: StageState| {
-            if let Some((n, start)) = o.attempt.take() {
-                bars.push(Bar {
-                    stage: i,
-                    span: Span::Attempt(n, Some(outcome)),
-                    start,
-                    end: Some(a.at),
-                });
-            }
-        };
+        let at = Some(a.at);
         match a.kind {
             EventKind::Stage(StageState::Dispatched | StageState::Running) => {
-                if let Some(start) = o.backoff.take() {
-                    bars.push(Bar {
-                        stage: i,
-                        span: Span::Backoff,
-                        start,
-                        end: Some(a.at),
-                    });
-                }
+                close(&mut bars, i, Span::Backoff, o.backoff.take(), at);
                 if o.attempt.is_none() {
                     o.attempt = Some((a.attempt.unwrap_or(1), a.at));
                 }
             }
-            EventKind::Stage(StageState::Retrying) => {
-                close_attempt(o, StageState::Retrying);
+            EventKind::Stage(s @ StageState::Retrying) => {
+                if let Some((n, start)) = o.attempt.take() {
+                    close(&mut bars, i, Span::Attempt(n, Some(s)), Some(start), at);
+                }
                 o.backoff = Some(a.at);
             }
             EventKind::Stage(s) if s.is_final() => {
-                close_attempt(o, s);
-                if let Some(start) = o.backoff.take() {
-                    bars.push(Bar {
-                        stage: i,
-                        span: Span::Backoff,
-                        start,
-                        end: Some(a.at),
-                    });
+                if let Some((n, start)) = o.attempt.take() {
+                    close(&mut bars, i, Span::Attempt(n, Some(s)), Some(start), at);
                 }
+                close(&mut bars, i, Span::Backoff, o.backoff.take(), at);
             }
             EventKind::ApprovalRequested => o.approval = o.approval.or(Some(a.at)),
             EventKind::StageApproved | EventKind::StageRejected => {
-                if let Some(start) = o.approval.take() {
-                    bars.push(Bar {
-                        stage: i,
-                        span: Span::Approval,
-                        start,
-                        end: Some(a.at),
-                    });
-                }
+                close(&mut bars, i, Span::Approval, o.approval.take(), at);
             }
             _ => {}
         }
     }
     // What is still open ends with the run, or goes on.
+    let end = run.finished_at;
     for (i, o) in open.into_iter().enumerate() {
-        let end = run.finished_at;
         if let Some((n, start)) = o.attempt {
-            bars.push(Bar {
-                stage: i,
-                span: Span::Attempt(n, None),
-                start,
-                end,
-            });
+            close(&mut bars, i, Span::Attempt(n, None), Some(start), end);
         }
-        for (span, start) in [(Span::Backoff, o.backoff), (Span::Approval, o.approval)] {
-            if let Some(start) = start {
-                bars.push(Bar {
-                    stage: i,
-                    span,
-                    start,
-                    end,
-                });
-            }
-        }
+        close(&mut bars, i, Span::Backoff, o.backoff, end);
+        close(&mut bars, i, Span::Approval, o.approval, end);
     }
     bars.sort_by_key(|b| (b.stage, b.start));
     bars

@@ -34,10 +34,20 @@ fn workflow(log: &std::path::Path, stages: &[(&str, u32)]) -> String {
 
 impl Cluster {
     pub fn new(brokers: &str, database: &str, stages: &[(&str, u32)]) -> Cluster {
+        Cluster::with_groups(brokers, database, stages, GROUPS)
+    }
+
+    /// A cluster whose groups.yaml is `groups` (its `shop` workflow as `new` makes it).
+    pub fn with_groups(
+        brokers: &str,
+        database: &str,
+        stages: &[(&str, u32)],
+        groups: &str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let wf = workflow(&dir.path().join("ran.log"), stages);
         let workflows =
-            super::write_workflows(dir.path(), &[("shop.yaml", &wf), ("groups.yaml", GROUPS)]);
+            super::write_workflows(dir.path(), &[("shop.yaml", &wf), ("groups.yaml", groups)]);
         let env = vec![
             ("LIFEBOAT_KAFKA_BROKERS", brokers.to_string()),
             // Topics and consumer groups of their own: tests on one broker never share work.

@@ -1,0 +1,94 @@
+//! Scheduled drills (`drills`): each group's scheduled time taken once, by one replica.
+
+use std::str::FromStr;
+
+use sqlx::Row;
+
+use super::Store;
+use crate::clock::Millis;
+use crate::domain::RunId;
+
+/// A scheduled drill as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrillRow {
+    pub slot: Millis,
+    pub run: Option<RunId>,
+    pub skipped: Option<String>,
+}
+
+impl Store {
+    /// Takes the drill of `group` scheduled at `slot`: true for the one caller that gets
+    /// it, false for every other (another replica, or this one again).
+    pub async fn claim_drill(&self, group: &str, slot: Millis) -> anyhow::Result<bool> {
+        let made = sqlx::query(
+            "INSERT INTO drills (group_name, slot) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(slot)
+        .execute(&self.pool)
+        .await?;
+        Ok(made.rows_affected() == 1)
+    }
+
+    /// What became of a drill taken: its run, or why none started.
+    pub async fn drill_done(
+        &self,
+        group: &str,
+        slot: Millis,
+        run: Option<RunId>,
+        skipped: Option<&str>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE drills SET run_id = $1, skipped = $2 WHERE group_name = $3 AND slot = $4",
+        )
+        .bind(run.map(|r| r.to_string()))
+        .bind(skipped)
+        .bind(group)
+        .bind(slot)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A group's latest scheduled drills, newest first.
+    pub async fn drills(&self, group: &str, limit: i64) -> anyhow::Result<Vec<DrillRow>> {
+        let rows = sqlx::query(
+            "SELECT slot, run_id, skipped FROM drills WHERE group_name = $1 \
+             ORDER BY slot DESC LIMIT $2",
+        )
+        .bind(group)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DrillRow {
+                    slot: r.try_get("slot")?,
+                    run: r
+                        .try_get::<Option<String>, _>("run_id")?
+                        .map(|id| RunId::from_str(&id))
+                        .transpose()?,
+                    skipped: r.try_get("skipped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The unfinished runs of `group`: each id, and whether it is a dry run.
+    pub async fn unfinished_of(&self, group: &str) -> anyhow::Result<Vec<(RunId, bool)>> {
+        let rows = sqlx::query(
+            "SELECT id, dry_run FROM runs WHERE group_name = $1 AND finished_at IS NULL",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    RunId::from_str(&r.try_get::<String, _>("id")?)?,
+                    r.try_get::<i64, _>("dry_run")? != 0,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,197 @@
+//! Scheduled drills: a group with `drill: { every: 1s }` is drilled by the service at
+//! each second, as a dry run whose gates pass by themselves, each time once; never while a
+//! real run of the group is going; and a bad schedule is refused where it is written.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{self, TestApp};
+
+const SHOP: &str = r#"
+name: shop
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 3, duration: 10ms }
+  dial:
+    agent: dial
+    approval: required
+    after: [scale]
+    spec: { endpoint: shop.example.com, region: b, duration: 10ms }
+"#;
+
+const HOLD: &str = r#"
+name: hold
+stages:
+  hold:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 3, duration: 60s }
+"#;
+
+const GROUPS: &str = r#"
+groups:
+  shop:
+    workflows: { failover: shop }
+    drill: { every: 1s }
+  held:
+    workflows: { failover: hold, drill: shop }
+    drill: { every: 1s }
+"#;
+
+async fn runs_of(t: &TestApp, group: &str) -> Vec<Value> {
+    let (status, body) = t
+        .get(&format!("/api/v1/runs?group={group}&limit=500"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["runs"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_group_is_drilled_on_its_schedule_once_a_time_and_never_over_a_real_run() {
+    let t = common::spawn(
+        &[
+            ("shop.yaml", SHOP),
+            ("hold.yaml", HOLD),
+            ("groups.yaml", GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    // A real failover of `held` goes on for a minute: its drills are skipped meanwhile.
+    let real = t
+        .create(r#"{"group": "held", "reason": "the real thing"}"#)
+        .await;
+    t.wait_state(&real, "running").await;
+
+    let drills = common::until(
+        "three drills of shop",
+        Duration::from_secs(20),
+        async || {
+            let done: Vec<Value> = runs_of(&t, "shop")
+                .await
+                .into_iter()
+                .filter(|r| r["state"] == "succeeded")
+                .collect();
+            (done.len() >= 3).then_some(done)
+        },
+    )
+    .await;
+    for d in &drills {
+        assert_eq!(d["action"], "drill", "{d}");
+        assert_eq!(d["dry_run"], true);
+        assert_eq!(d["requested_by"], "schedule");
+        assert!(
+            d["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("scheduled drill (every 1s)"))
+        );
+    }
+    // Each time once: one drill a second at most, never two at once.
+    let created: Vec<i64> = runs_of(&t, "shop")
+        .await
+        .iter()
+        .filter_map(|r| r["created_at"].as_str())
+        .filter_map(|c| humantime::parse_rfc3339(c).ok())
+        .filter_map(|c| c.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .collect();
+    let mut seconds: Vec<i64> = created.iter().map(|ms| ms / 1000).collect();
+    seconds.sort();
+    let mut unique = seconds.clone();
+    unique.dedup();
+    assert_eq!(seconds, unique, "two drills in one second: {created:?}");
+
+    let held: Vec<Value> = runs_of(&t, "held").await;
+    assert_eq!(
+        held.len(),
+        1,
+        "no drill while the real run goes on: {held:?}"
+    );
+    let skipped = t.app().store.drills("held", 10).await.expect("the drills");
+    assert!(skipped.len() >= 2, "{skipped:?}");
+    assert!(skipped.iter().all(|d| {
+        d.run.is_none()
+            && d.skipped
+                .as_deref()
+                .is_some_and(|s| s.contains("a real run of the group is going"))
+    }));
+
+    // Once the real run is over, the group is drilled again.
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/runs/{real}/cancel"),
+            r#"{"reason": "done"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    common::until("a drill of held", Duration::from_secs(10), async || {
+        runs_of(&t, "held")
+            .await
+            .iter()
+            .any(|r| r["action"] == "drill")
+            .then_some(())
+    })
+    .await;
+    t.shutdown().await;
+}
+
+/// Two `serve` replicas on one PostgreSQL and one Kafka namespace both follow the group's
+/// schedule: each time is drilled once, by whichever replica took it.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_POSTGRES_URL, LIFEBOAT_TEST_KAFKA_BROKERS"]
+async fn on_two_replicas_each_scheduled_drill_runs_once() {
+    use crate::common::cluster::Cluster;
+    let Some(brokers) = common::kafka_brokers() else {
+        return;
+    };
+    let Some((db, db_name)) = common::fresh_postgres().await else {
+        return;
+    };
+    let groups = "groups:\n  shop:\n    workflows: { failover: shop }\n    drill: { every: 1s }\n";
+    let mut cluster = Cluster::with_groups(&brokers, &db, &[("one", 0), ("two", 0)], groups);
+    let (_a, base_a) = cluster.serve("serve-a").await;
+    let (_b, _base_b) = cluster.serve("serve-b").await;
+    let _agent = cluster.agent("agent-1");
+    let url = format!("{base_a}/api/v1/runs?group=shop&action=drill&state=succeeded&limit=500");
+    let drills = common::until("four drills done", Duration::from_secs(60), async || {
+        let body = common::get_json(&cluster.client, &url, None).await?;
+        let runs = body["runs"].as_array()?.clone();
+        (runs.len() >= 4).then_some(runs)
+    })
+    .await;
+    // Every replica asked for every time; a time drilled twice would show as two runs
+    // created in the same second.
+    let all = common::get_json(
+        &cluster.client,
+        &format!("{base_a}/api/v1/runs?group=shop&limit=500"),
+        None,
+    )
+    .await
+    .expect("the runs");
+    let mut seconds: Vec<String> = all["runs"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r["created_at"].as_str())
+                .map(|c| c.get(..19).unwrap_or(c).to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = seconds.len();
+    seconds.dedup();
+    assert_eq!(
+        seconds.len(),
+        count,
+        "a time drilled twice: {all:#}\n{}",
+        cluster.logs()
+    );
+    assert!(
+        drills
+            .iter()
+            .all(|d| d["requested_by"] == "schedule" && d["dry_run"] == true)
+    );
+    assert!(cluster.ran().is_empty(), "a drill runs no command");
+    drop(cluster);
+    common::drop_postgres(&db_name).await;
+}
