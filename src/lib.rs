@@ -21,7 +21,8 @@
 //! - `orchestrator`: the pure state machine (`machine`) and batch step (`batch`), the
 //!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
-//! - `schedule`: groups' scheduled drills, each time taken once through the store.
+//! - `schedule`: groups' scheduled drills, each time taken once through the store;
+//!   `readiness`: what a group's last drill says of it.
 //! - `alerts`: the alert webhooks, routes, the desk that files every alert with what it
 //!   did, and the offers alerts open (auto, confirm, countdown).
 //! - `chat`: `/dr` in Slack and Discord, and each run's live card (`chat::notifier`).
@@ -41,6 +42,7 @@ pub mod domain;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub mod orchestrator;
+pub mod readiness;
 pub mod references;
 pub mod schedule;
 pub mod secret;

@@ -49,6 +49,11 @@ struct RecoveryLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabel {
     source: String,
     route: String,
@@ -66,6 +71,8 @@ pub struct Metrics {
     recovery_seconds: Family<RecoveryLabel, Histogram, fn() -> Histogram>,
     recovery_point_seconds: Family<RecoveryLabel, Gauge<f64, AtomicU64>>,
     work_refused: Family<RefusedLabel, Counter>,
+    group_ready: Family<GroupLabel, Gauge>,
+    drill_success: Family<GroupLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -112,6 +119,18 @@ impl Metrics {
             "Work requests an agent refused because the store does not hold them as sent",
             work_refused.clone(),
         );
+        let group_ready = Family::<GroupLabel, Gauge>::default();
+        registry.register(
+            "group_ready",
+            "1 when the group's last drill passed every check, 0 when it did not (absent: never drilled)",
+            group_ready.clone(),
+        );
+        let drill_success = Family::<GroupLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "drill_last_success_timestamp_seconds",
+            "When the group's last drill that passed every check ended",
+            drill_success.clone(),
+        );
         registry.register("runs", "Runs by state", runs.clone());
         registry.register("stages", "Stages by state", stages.clone());
         registry.register(
@@ -140,6 +159,23 @@ impl Metrics {
             recovery_seconds,
             recovery_point_seconds,
             work_refused,
+            group_ready,
+            drill_success,
+        }
+    }
+
+    /// A group's readiness, as its drills last told it.
+    pub fn readiness(&self, r: &crate::readiness::Readiness) {
+        let label = GroupLabel {
+            group: r.group.clone(),
+        };
+        if let Some(ready) = r.ready {
+            self.group_ready.get_or_create(&label).set(i64::from(ready));
+        }
+        if let Some(at) = r.last_success {
+            self.drill_success
+                .get_or_create(&label)
+                .set(at as f64 / 1000.0);
         }
     }
 

@@ -622,3 +622,17 @@ pub(super) async fn decide(
         Err(OfferError::Store(e)) => Err(e.into()),
     }
 }
+
+/// `GET /api/v1/readiness`: each group's readiness from its last finished drill, with
+/// the checks it made, and when the next scheduled drill is.
+pub async fn readiness(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.orchestrator.clock().now_ms();
+    let mut groups = Vec::new();
+    for g in state.orchestrator.catalog().groups.values() {
+        groups.push(crate::readiness::of_group(&state.store, g, now).await?);
+    }
+    Ok(Json(json!({ "groups": groups })))
+}

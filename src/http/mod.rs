@@ -88,6 +88,7 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .route("/webhooks/generic/{name}", post(webhooks::generic))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
         .route("/api/v1/events", get(events::events))
+        .route("/api/v1/readiness", get(api::readiness))
         .merge(console::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -35,6 +35,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Readiness is read from the store at each scrape, so that every replica agrees.
+    let now = state.orchestrator.clock().now_ms();
+    for g in state.orchestrator.catalog().groups.values() {
+        match crate::readiness::of_group(&state.store, g, now).await {
+            Ok(r) => state.metrics.readiness(&r),
+            Err(e) => {
+                tracing::warn!(group = %g.name, error = %e, "Could not read a group's readiness for the metrics.")
+            }
+        }
+    }
     let rendered = match state.orchestrator.state_counts().await {
         Ok(counts) => state.metrics.render(counts),
         Err(e) => Err(e),

@@ -195,3 +195,105 @@ async fn on_two_replicas_each_scheduled_drill_runs_once() {
     drop(cluster);
     common::drop_postgres(&db_name).await;
 }
+
+const PROMOTE: &str = r#"
+name: promote
+stages:
+  promote:
+    agent: database
+    retry: { max_attempts: 1 }
+    spec: { cluster: "${db}", role: writer, max_lag: 30s }
+params: { db: shop-db }
+"#;
+
+const TARGETS: &str = r#"
+databases:
+  shop-db: { provider: sim, lag: 45s }
+  fine-db: { provider: sim }
+"#;
+
+const READY_GROUPS: &str = r#"
+groups:
+  shop:
+    workflows: { failover: promote }
+    drill: { every: 1s }
+  fine:
+    workflows: { failover: promote }
+    params: { db: fine-db }
+    drill: { every: 1s }
+  never:
+    workflows: { failover: promote }
+"#;
+
+/// Readiness is what the last drill found: a replica behind its `max_lag` makes the group
+/// not ready, with the check that failed and its value and limit; a group whose drill
+/// passed is ready; a group never drilled is not known to be either.
+#[tokio::test]
+async fn readiness_is_what_the_last_drill_found() {
+    let t = common::spawn(
+        &[
+            ("promote.yaml", PROMOTE),
+            ("targets.yaml", TARGETS),
+            ("groups.yaml", READY_GROUPS),
+        ],
+        &[],
+    )
+    .await;
+    let of = |body: &Value, group: &str| {
+        body["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["group"] == group))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let body = common::until("both drilled", Duration::from_secs(20), async || {
+        let (status, body) = t.get("/api/v1/readiness").await;
+        assert_eq!(status, 200, "{body}");
+        (of(&body, "shop")["ready"].is_boolean() && of(&body, "fine")["ready"].is_boolean())
+            .then_some(body)
+    })
+    .await;
+    let shop = of(&body, "shop");
+    assert_eq!(shop["ready"], false, "{shop:#}");
+    assert_eq!(shop["last_drill"]["ok"], false);
+    assert_eq!(shop["schedule"], "every 1s");
+    assert!(shop["next_drill"].is_string());
+    let failing: Vec<&Value> = shop["checks"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["ok"] == false).collect())
+        .unwrap_or_default();
+    assert!(
+        failing.iter().any(|c| c["stage"] == "promote"
+            && c["name"] == "replica lag"
+            && c["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("45.0s > 30s"))),
+        "the failing check, with its value and limit: {shop:#}"
+    );
+    let fine = of(&body, "fine");
+    assert_eq!(fine["ready"], true, "{fine:#}");
+    assert!(
+        fine["checks"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["ok"] == true))
+    );
+    let never = of(&body, "never");
+    assert!(
+        never["ready"].is_null() && never["last_drill"].is_null(),
+        "{never:#}"
+    );
+
+    let metrics = t.metrics().await;
+    assert!(
+        metrics.contains("lifeboat_group_ready{group=\"shop\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_group_ready{group=\"fine\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("lifeboat_group_ready{group=\"never\"}"));
+    assert!(metrics.contains("lifeboat_drill_last_success_timestamp_seconds{group=\"fine\"}"));
+    assert!(!metrics.contains("lifeboat_drill_last_success_timestamp_seconds{group=\"shop\"}"));
+    t.shutdown().await;
+}

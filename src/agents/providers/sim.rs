@@ -28,7 +28,7 @@ pub const CAPACITY: Provider<dyn Capacity> = Provider {
 
 pub const DATABASE: Provider<dyn Database> = Provider {
     name: "sim",
-    check: plain_target,
+    check: database_target,
     build: |_| Ok(Arc::new(Sim)),
 };
 
@@ -47,6 +47,19 @@ struct PlainTarget {}
 
 fn plain_target(fields: &Value) -> Result<(), SpecError> {
     kinds::parse::<PlainTarget>(fields).map(drop)
+}
+
+/// A simulated database may say how far its replica is behind (`lag: 45s`; 0.2 s when it
+/// does not), which a promote checks against its `max_lag` as a real one would.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DatabaseTarget {
+    #[serde(default, deserialize_with = "opt_duration")]
+    lag: Option<Duration>,
+}
+
+fn database_target(fields: &Value) -> Result<(), SpecError> {
+    kinds::parse::<DatabaseTarget>(fields).map(drop)
 }
 
 /// A simulated endpoint may list its regions' records, as a real one does.
@@ -189,20 +202,33 @@ impl Database for Sim {
             }))
         })
         .await?;
+        let lag = kinds::parse::<DatabaseTarget>(&target.fields)
+            .ok()
+            .and_then(|t| t.lag)
+            .unwrap_or(Duration::from_millis(200));
+        let shown = format!("{:.1}s", lag.as_secs_f64());
+        if let Some(max) = p.max_lag.filter(|max| lag > *max) {
+            let detail = format!("{shown} > {}", humantime::format_duration(max));
+            work.check("replica lag", false, format!("{detail} (simulated)"))
+                .await;
+            return Err(Failure::retryable(format!(
+                "database `{cluster}`: replica lag {detail}: not promoted (simulated)"
+            )));
+        }
         let limit = p
             .max_lag
             .map(|l| format!(" ≤ {}", humantime::format_duration(l)))
             .unwrap_or_default();
         Script {
             steps: vec![
-                format!("replica lag on {cluster} is 0.2s"),
+                format!("replica lag on {cluster} is {shown}"),
                 format!("promoted {cluster} to writer"),
             ],
             total: Duration::from_millis(2000),
-            dry_run: format!("would promote {cluster} to writer (replica lag 0.2s)"),
+            dry_run: format!("would promote {cluster} to writer (replica lag {shown})"),
             checks: vec![
                 ("in recovery".into(), format!("{cluster} is a replica")),
-                ("replica lag".into(), format!("0.2s{limit}")),
+                ("replica lag".into(), format!("{shown}{limit}")),
             ],
             changes: vec![(cluster.clone(), "replica".into(), "writer".into())],
         }

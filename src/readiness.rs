@@ -1,0 +1,120 @@
+//! A group's readiness, from its last finished drill: ready when that drill succeeded and
+//! every check its agents made passed. Each check keeps its stage, its words (value and
+//! limit, as the provider wrote them) and whether it passed; a stage that failed is a check
+//! that failed, saying why.
+
+use serde::Serialize;
+
+use crate::clock::{Millis, rfc3339};
+use crate::domain::{Run, RunId, RunState, StageState};
+use crate::store::{RunFilter, Store};
+use crate::workflow::{Action, Group};
+
+/// How far back a group's runs are read for its last finished drill.
+const LOOK_BACK: i64 = 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Readiness {
+    pub group: String,
+    /// `None`: never drilled, so nobody knows.
+    pub ready: Option<bool>,
+    pub checks: Vec<ReadinessCheck>,
+    pub last_drill: Option<LastDrill>,
+    /// When the last drill that passed every check ended (within the last few drills).
+    #[serde(skip)]
+    pub last_success: Option<Millis>,
+    /// RFC 3339, when the group has a `drill:` schedule.
+    pub next_drill: Option<String>,
+    /// The schedule, in words.
+    pub schedule: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReadinessCheck {
+    pub stage: String,
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LastDrill {
+    pub run: RunId,
+    pub at: String,
+    pub ok: bool,
+}
+
+/// The checks a finished drill makes of the group.
+pub fn checks_of(run: &Run) -> Vec<ReadinessCheck> {
+    let mut out = Vec::new();
+    for (planned, stage) in run.plan.iter().zip(&run.stages) {
+        if let Some(report) = &stage.report {
+            out.extend(report.checks.iter().map(|c| ReadinessCheck {
+                stage: planned.name.clone(),
+                name: c.name.clone(),
+                ok: c.ok,
+                detail: c.detail.clone(),
+            }));
+        }
+        if stage.state == StageState::Failed {
+            out.push(ReadinessCheck {
+                stage: planned.name.clone(),
+                name: "stage".into(),
+                ok: false,
+                detail: stage
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "failed".to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// `group`'s readiness now (`now` places the next scheduled drill).
+pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Result<Readiness> {
+    let drills = store
+        .find_runs(&RunFilter {
+            group: Some(group.name.clone()),
+            action: Some(Action::Drill),
+            limit: LOOK_BACK,
+            ..RunFilter::default()
+        })
+        .await?;
+    let passed = |r: &Run| r.state == RunState::Succeeded && checks_of(r).iter().all(|c| c.ok);
+    let last_success = drills
+        .iter()
+        .find(|r| passed(r))
+        .map(|r| r.finished_at.unwrap_or(r.created_at));
+    let last = drills.into_iter().find(|r| r.state.is_final());
+    let (ready, checks, last_drill) = match &last {
+        None => (None, Vec::new(), None),
+        Some(run) => {
+            let checks = checks_of(run);
+            let ok = passed(run);
+            let at = run.finished_at.unwrap_or(run.created_at);
+            (
+                Some(ok),
+                checks,
+                Some(LastDrill {
+                    run: run.id,
+                    at: rfc3339(at),
+                    ok,
+                }),
+            )
+        }
+    };
+    Ok(Readiness {
+        group: group.name.clone(),
+        ready,
+        checks,
+        last_drill,
+        last_success,
+        next_drill: group
+            .drill
+            .as_ref()
+            .and_then(|d| d.next_after(now))
+            .map(rfc3339),
+        schedule: group.drill.as_ref().map(|d| d.to_string()),
+    })
+}
