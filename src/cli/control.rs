@@ -43,6 +43,8 @@ pub enum Control {
     },
     /// Agent processes heard from in the last hour, and whether each is live.
     Agents,
+    /// Each group's readiness, as its last drill found it (or one group's).
+    Readiness { group: Option<String> },
 }
 
 impl Control {
@@ -70,6 +72,7 @@ impl Control {
                 Some(json!({ "stage": stage })),
             ),
             Control::Agents => (vec!["api", "v1", "agents"], None),
+            Control::Readiness { .. } => (vec!["api", "v1", "readiness"], None),
         }
     }
 }
@@ -93,9 +96,56 @@ pub async fn run(control: Control, server: &str) -> anyhow::Result<ExitCode> {
     }
     match control {
         Control::Agents => print!("{}", agents(&answer)),
+        Control::Readiness { group } => {
+            let shown = readiness(&answer, group.as_deref());
+            if shown.is_empty() {
+                eprintln!("no group `{}`", group.unwrap_or_default());
+                return Ok(ExitCode::from(1));
+            }
+            print!("{shown}");
+        }
         _ => print!("{}", run_summary(&answer)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each group (or only `only`): ready or not, the checks that failed, the last and next
+/// drill.
+fn readiness(answer: &Value, only: Option<&str>) -> String {
+    let mut out = String::new();
+    for g in answer["groups"].as_array().into_iter().flatten() {
+        let name = g["group"].as_str().unwrap_or("?");
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let word = match g["ready"].as_bool() {
+            Some(true) => "ready",
+            Some(false) => "NOT READY",
+            None => "never drilled",
+        };
+        out.push_str(&format!("{name}: {word}"));
+        if let Some(at) = g["last_drill"]["at"].as_str() {
+            out.push_str(&format!(
+                " (last drill {at}, run {})",
+                g["last_drill"]["run"].as_str().unwrap_or("?")
+            ));
+        }
+        out.push('\n');
+        for c in g["checks"].as_array().into_iter().flatten() {
+            if c["ok"] == Value::Bool(false) {
+                out.push_str(&format!(
+                    "  ✗ {}: {}: {}\n",
+                    c["stage"].as_str().unwrap_or("?"),
+                    c["name"].as_str().unwrap_or("?"),
+                    c["detail"].as_str().unwrap_or(""),
+                ));
+            }
+        }
+        if let (Some(next), Some(schedule)) = (g["next_drill"].as_str(), g["schedule"].as_str()) {
+            out.push_str(&format!("  next drill {next} ({schedule})\n"));
+        }
+    }
+    out
 }
 
 fn agents(answer: &Value) -> String {
