@@ -28,6 +28,10 @@ pub enum Command {
     },
     Locks,
     Agents,
+    /// `readiness [GROUP]`: what each group's last drill found.
+    Readiness {
+        group: Option<String>,
+    },
     /// `approve RUN`, `reject RUN [REASON]`, `cancel|abort RUN [REASON]`,
     /// `resume RUN [--force]`, `retry RUN STAGE`, `skip RUN STAGE REASON`.
     Control {
@@ -47,6 +51,7 @@ impl Command {
             Command::Plan { .. } => Some("plan"),
             Command::Locks => Some("locks"),
             Command::Agents => Some("agents"),
+            Command::Readiness { .. } => Some("readiness"),
             Command::Start { .. } | Command::Control { .. } | Command::Help => None,
         }
     }
@@ -54,6 +59,7 @@ impl Command {
 
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] [--force] | \
 reprotect GROUP [--dry-run] | drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
+readiness [GROUP] | \
 resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
 cancel (or abort) RUN [REASON] | help";
 
@@ -84,6 +90,13 @@ pub fn parse(text: &str) -> Result<Command, String> {
         "groups" => none(Command::Groups),
         "locks" => none(Command::Locks),
         "agents" => none(Command::Agents),
+        "readiness" => match rest {
+            [] => Ok(Command::Readiness { group: None }),
+            [group] => Ok(Command::Readiness {
+                group: Some(group.to_string()),
+            }),
+            _ => fail("`readiness` takes one group, or none".into()),
+        },
         "help" => Ok(Command::Help),
         "plan" => match rest {
             [group] => Ok(Command::Plan {
@@ -243,6 +256,14 @@ mod tests {
         assert_eq!(parse("groups"), Ok(Command::Groups));
         assert_eq!(parse("locks"), Ok(Command::Locks));
         assert_eq!(parse("agents"), Ok(Command::Agents));
+        assert_eq!(parse("readiness"), Ok(Command::Readiness { group: None }));
+        assert_eq!(
+            parse("readiness shop"),
+            Ok(Command::Readiness {
+                group: Some("shop".into())
+            })
+        );
+        assert!(parse("readiness a b").is_err());
         assert_eq!(
             parse("reprotect petstore --dry-run"),
             Ok(Command::Start {

@@ -3,7 +3,7 @@
 //! limit, as the provider wrote them) and whether it passed; a stage that failed is a check
 //! that failed, saying why.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{Run, RunId, RunState, StageState};
@@ -13,7 +13,7 @@ use crate::workflow::{Action, Group};
 /// How far back a group's runs are read for its last finished drill.
 const LOOK_BACK: i64 = 20;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Readiness {
     pub group: String,
     /// `None`: never drilled, so nobody knows.
@@ -29,7 +29,7 @@ pub struct Readiness {
     pub schedule: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReadinessCheck {
     pub stage: String,
     pub name: String,
@@ -37,11 +37,35 @@ pub struct ReadinessCheck {
     pub detail: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastDrill {
     pub run: RunId,
     pub at: String,
     pub ok: bool,
+}
+
+impl Readiness {
+    /// In words, for a terminal or a chat: ready or not, the checks that failed with their
+    /// values and limits, the last and the next drill.
+    pub fn summary(&self) -> String {
+        let word = match self.ready {
+            Some(true) => "ready",
+            Some(false) => "NOT READY",
+            None => "never drilled",
+        };
+        let mut out = format!("{}: {word}", self.group);
+        if let Some(last) = &self.last_drill {
+            out.push_str(&format!(" (last drill {}, run {})", last.at, last.run));
+        }
+        out.push('\n');
+        for c in self.checks.iter().filter(|c| !c.ok) {
+            out.push_str(&format!("  ✗ {}: {}: {}\n", c.stage, c.name, c.detail));
+        }
+        if let (Some(next), Some(schedule)) = (&self.next_drill, &self.schedule) {
+            out.push_str(&format!("  next drill {next} ({schedule})\n"));
+        }
+        out
+    }
 }
 
 /// The checks a finished drill makes of the group.

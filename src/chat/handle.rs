@@ -122,6 +122,30 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             let agents = o.agents().await?;
             Reply::ephemeral(text::agents(&agents, cx.clock.now_ms()))
         }
+        Command::Readiness { group } => {
+            let now = cx.clock.now_ms();
+            let groups: Vec<&crate::workflow::Group> = match &group {
+                None => cx.catalog().groups.values().collect(),
+                Some(name) => match cx.catalog().groups.get(name) {
+                    Some(g) => vec![g],
+                    None => {
+                        return Ok(Reply::ephemeral(format!(
+                            "Unknown group `{name}` (groups: {}). {USAGE}",
+                            group_names(cx)
+                        )));
+                    }
+                },
+            };
+            let mut said = String::new();
+            for g in groups {
+                said.push_str(
+                    &crate::readiness::of_group(&cx.store, g, now)
+                        .await?
+                        .summary(),
+                );
+            }
+            Reply::ephemeral(format!("```\n{said}```"))
+        }
         Command::Control { run, control } => decide(cx, who, &run, control).await?,
     })
 }

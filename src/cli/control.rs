@@ -109,43 +109,15 @@ pub async fn run(control: Control, server: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each group (or only `only`): ready or not, the checks that failed, the last and next
-/// drill.
+/// Each group (or only `only`), as the service's readiness answer says.
 fn readiness(answer: &Value, only: Option<&str>) -> String {
-    let mut out = String::new();
-    for g in answer["groups"].as_array().into_iter().flatten() {
-        let name = g["group"].as_str().unwrap_or("?");
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        let word = match g["ready"].as_bool() {
-            Some(true) => "ready",
-            Some(false) => "NOT READY",
-            None => "never drilled",
-        };
-        out.push_str(&format!("{name}: {word}"));
-        if let Some(at) = g["last_drill"]["at"].as_str() {
-            out.push_str(&format!(
-                " (last drill {at}, run {})",
-                g["last_drill"]["run"].as_str().unwrap_or("?")
-            ));
-        }
-        out.push('\n');
-        for c in g["checks"].as_array().into_iter().flatten() {
-            if c["ok"] == Value::Bool(false) {
-                out.push_str(&format!(
-                    "  ✗ {}: {}: {}\n",
-                    c["stage"].as_str().unwrap_or("?"),
-                    c["name"].as_str().unwrap_or("?"),
-                    c["detail"].as_str().unwrap_or(""),
-                ));
-            }
-        }
-        if let (Some(next), Some(schedule)) = (g["next_drill"].as_str(), g["schedule"].as_str()) {
-            out.push_str(&format!("  next drill {next} ({schedule})\n"));
-        }
-    }
-    out
+    let groups: Vec<crate::readiness::Readiness> =
+        serde_json::from_value(answer["groups"].clone()).unwrap_or_default();
+    groups
+        .iter()
+        .filter(|g| only.is_none_or(|o| o == g.group))
+        .map(crate::readiness::Readiness::summary)
+        .collect()
 }
 
 fn agents(answer: &Value) -> String {

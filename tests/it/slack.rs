@@ -888,6 +888,7 @@ stages:
         "groups",
         "plan shop",
         "agents",
+        "readiness",
     ] {
         let (status, reply) = slash(&t, &standin, "U9", read).await;
         assert_eq!(status, 200);
@@ -898,7 +899,18 @@ stages:
         );
     }
     let refusals = t.app().store.refusals(50).await.expect("refusals");
-    assert_eq!(refusals.len(), 8, "{refusals:?}");
+    assert_eq!(refusals.len(), 9, "{refusals:?}");
+    // Readiness, for those a group allows: what the last drill found, here nothing yet.
+    let (_, ready) = slash(&t, &standin, "U1", "readiness shop").await;
+    let said = ready["text"].as_str().unwrap_or("");
+    assert!(said.contains("shop: never drilled"), "{said}");
+    let (_, unknown) = slash(&t, &standin, "U1", "readiness nope").await;
+    assert!(
+        unknown["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Unknown group `nope`")),
+        "{unknown}"
+    );
     assert!(
         refusals.iter().all(|r| r.actor == "slack:U9"),
         "{refusals:?}"
