@@ -21,12 +21,15 @@ use super::text;
 use crate::bus::{RunEvent, Subscription};
 use crate::domain::{Actor, EventKind, Run, RunId, RunState, StageState};
 use crate::store::CardKey;
+use crate::workflow::Action;
 use crate::workflow::Group;
 
 /// How long a batch waits for more events once one has come.
 const GATHER: Duration = Duration::from_millis(100);
 /// Most events in one batch.
 const MOST: usize = 2000;
+/// A group whose readiness flaps is told each way at most once in this long.
+const FLAP_MS: i64 = 3_600_000;
 /// How often a card is tried again after a failure other than a 429, and how long apart.
 const TRIES: u32 = 5;
 const BACKOFF: Duration = Duration::from_millis(500);
@@ -83,8 +86,80 @@ impl Notifier {
                     parsed.iter().filter(|e| e.run_id == id).cloned().collect();
                 self.refresh(id, &of_run).await;
             }
+            // A drill that ended may have changed its group's readiness.
+            let mut drilled: Vec<&str> = Vec::new();
+            for e in parsed
+                .iter()
+                .filter(|e| e.action == Action::Drill && e.kind.ends_run())
+            {
+                if !drilled.contains(&e.group.as_str()) {
+                    drilled.push(&e.group);
+                }
+            }
+            for group in drilled {
+                self.tell_readiness(group).await;
+            }
             if let Err(e) = events.commit().await {
                 tracing::warn!(error = %e, "Could not commit the events offset.");
+            }
+        }
+    }
+
+    /// Tells the group's standing channel when its readiness changed: once, whichever
+    /// replica gets there first, and each way at most once an hour.
+    async fn tell_readiness(&self, name: &str) {
+        let Some(group) = self.cx.catalog().groups.get(name) else {
+            return;
+        };
+        let Some(channel) = self
+            .out
+            .covers(group)
+            .then(|| self.out.offer_channel(group))
+            .flatten()
+        else {
+            return;
+        };
+        let now = self.cx.clock.now_ms();
+        let readiness = match crate::readiness::of_group(&self.cx.store, group, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(group = name, error = %e, "Could not read a group's readiness.");
+                return;
+            }
+        };
+        let Some(ready) = readiness.ready else {
+            return;
+        };
+        let platform = self.out.platform();
+        match self
+            .cx
+            .store
+            .tell_readiness(name, platform.as_str(), ready, now - FLAP_MS)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(group = name, error = %e, "Could not record a readiness change.");
+                return;
+            }
+        }
+        let text = if ready {
+            format!("✓ `{name}` is ready again: its last drill passed every check.")
+        } else {
+            format!(
+                "⚠ `{name}` is not ready for a failover: its last drill failed a check.\n```\n{}```",
+                readiness.summary()
+            )
+        };
+        for attempt in 1..=TRIES {
+            match self.out.announce(&channel, &text).await {
+                Ok(()) => return,
+                Err(SendError::RateLimited(wait)) => tokio::time::sleep(wait).await,
+                Err(SendError::Failed(e)) => {
+                    tracing::warn!(group = name, error = %e, platform = %platform, attempt, "Could not tell a readiness change.");
+                    tokio::time::sleep(BACKOFF * attempt).await;
+                }
             }
         }
     }

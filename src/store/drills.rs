@@ -74,6 +74,43 @@ impl Store {
             .collect()
     }
 
+    /// Whether `platform` should be told that `group` is now `ready` (or not): true for
+    /// the one caller that moves what it was last told, if it was told otherwise and not
+    /// told this way since `quiet_since`. A group first heard of counts as told ready.
+    pub async fn tell_readiness(
+        &self,
+        group: &str,
+        platform: &str,
+        ready: bool,
+        quiet_since: Millis,
+    ) -> anyhow::Result<bool> {
+        sqlx::query(
+            "INSERT INTO readiness_told (group_name, platform, ready, told_ready_at, told_not_ready_at) \
+             VALUES ($1, $2, 1, 0, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(platform)
+        .execute(&self.pool)
+        .await?;
+        let column = if ready {
+            "told_ready_at"
+        } else {
+            "told_not_ready_at"
+        };
+        let moved = sqlx::query(&format!(
+            "UPDATE readiness_told SET ready = $1, {column} = $2 \
+             WHERE group_name = $3 AND platform = $4 AND ready <> $1 AND {column} <= $5"
+        ))
+        .bind(i64::from(ready))
+        .bind(self.clock.now_ms())
+        .bind(group)
+        .bind(platform)
+        .bind(quiet_since)
+        .execute(&self.pool)
+        .await?;
+        Ok(moved.rows_affected() == 1)
+    }
+
     /// The unfinished runs of `group`: each id, and whether it is a dry run.
     pub async fn unfinished_of(&self, group: &str) -> anyhow::Result<Vec<(RunId, bool)>> {
         let rows = sqlx::query(

@@ -1415,3 +1415,103 @@ async fn the_data_loss_gate_says_what_promoting_loses_and_is_passed_from_the_car
     );
     t.shutdown().await;
 }
+
+/// A group drilled every second: its standing channel is told once when it stops being
+/// ready (naming the check), nothing while it stays so, and once when it is ready again.
+/// A scheduled drill opens no incident channel.
+#[tokio::test]
+async fn a_readiness_change_is_told_once_in_the_standing_channel() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let fix = scratch.path().join("fix.sh");
+    let drilled = format!(
+        "\
+name: shop
+params: {{ fix: \"{}\" }}
+stages:
+  fixed:
+    agent: exec
+    retry: {{ max_attempts: 1 }}
+    spec: {{ command: [\"${{fix}}\"] }}
+",
+        fix.display()
+    );
+    let groups = "\
+groups:
+  shop:
+    workflows: { failover: shop }
+    channel: CSTANDING
+    allow: { slack_users: [U1] }
+    drill: { every: 1s }
+";
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = app(
+        &standin,
+        &[("shop.yaml", &drilled), ("groups.yaml", groups)],
+    )
+    .await;
+    let told = |s: &SlackStandIn| -> Vec<String> {
+        s.calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.body["channel"] == "CSTANDING")
+            .map(shown)
+            .collect()
+    };
+    let first = standin
+        .until("not ready, told", |s| {
+            let told = told(s);
+            (!told.is_empty()).then_some(told)
+        })
+        .await;
+    assert!(
+        first[0].contains("`shop` is not ready for a failover"),
+        "{first:?}"
+    );
+    assert!(
+        first[0].contains("✗ fixed: stage:"),
+        "names the check: {first:?}"
+    );
+    // Drills go on failing: nothing more is said.
+    let failed_drills = || async {
+        let (_, body) = t
+            .get("/api/v1/runs?group=shop&state=failed&limit=500")
+            .await;
+        body["runs"].as_array().map_or(0, Vec::len)
+    };
+    let seen = failed_drills().await;
+    common::until(
+        "three more failed drills",
+        Duration::from_secs(20),
+        async || (failed_drills().await >= seen + 3).then_some(()),
+    )
+    .await;
+    assert_eq!(told(&standin).len(), 1, "{:?}", told(&standin));
+
+    // The fix: the next drill passes, and that is told once too.
+    std::fs::write(&fix, "#!/bin/sh\n").expect("write the fix");
+    let both = standin
+        .until("ready again, told", |s| {
+            let told = told(s);
+            (told.len() >= 2).then_some(told)
+        })
+        .await;
+    assert!(both[1].contains("`shop` is ready again"), "{both:?}");
+    let passed = || async {
+        let (_, body) = t
+            .get("/api/v1/runs?group=shop&state=succeeded&limit=500")
+            .await;
+        body["runs"].as_array().map_or(0, Vec::len)
+    };
+    let seen = passed().await;
+    common::until(
+        "three more passing drills",
+        Duration::from_secs(20),
+        async || (passed().await >= seen + 3).then_some(()),
+    )
+    .await;
+    assert_eq!(told(&standin).len(), 2, "{:?}", told(&standin));
+    assert!(
+        standin.calls("conversations.create").is_empty(),
+        "a scheduled drill opens no incident channel"
+    );
+    t.shutdown().await;
+}
