@@ -850,3 +850,78 @@ async fn the_data_loss_gate_is_shown_and_passed_on_discord() {
     assert_eq!(common::stage(&run, "promote")["attempts"], 2);
     t.shutdown().await;
 }
+
+/// A group drilled every second whose drills fail: its Discord channel is told once that
+/// it is not ready, naming the check, and nothing more while it stays so; no incident
+/// thread opens for a scheduled drill.
+#[tokio::test]
+async fn a_readiness_change_is_told_once_in_the_group_channel() {
+    let drilled = "\
+name: shop
+stages:
+  fixed:
+    agent: exec
+    retry: { max_attempts: 1 }
+    spec: { command: [/nonexistent/lifeboat-readiness-fix] }
+";
+    let groups = "\
+groups:
+  shop:
+    workflows: { failover: shop }
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+    drill: { every: 1s }
+";
+    let standin = DiscordStandIn::start().await;
+    let settings = DiscordSettings {
+        token: SecretString::from("discord-test-token"),
+        public_key: Some(public_key()),
+        application_id: Some(APPLICATION_ID.parse().expect("an id")),
+        api_url: Some(standin.base.clone()),
+        guild_ids: Vec::new(),
+    };
+    let t = common::spawn_configured(
+        &[("shop.yaml", drilled), ("groups.yaml", groups)],
+        &[],
+        Options::default(),
+        move |s| s.chat.set(settings),
+    )
+    .await;
+    let told = |s: &DiscordStandIn| -> Vec<String> {
+        s.calls_to("POST", "/channels/5000/messages")
+            .iter()
+            .filter_map(|c| c.body["content"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = standin
+        .until("not ready, told", |s| {
+            let told = told(s);
+            (!told.is_empty()).then_some(told)
+        })
+        .await;
+    assert!(
+        first[0].contains("`shop` is not ready for a failover"),
+        "{first:?}"
+    );
+    assert!(first[0].contains("✗ fixed: stage:"), "{first:?}");
+    let failed = || async {
+        let (_, body) = t
+            .get("/api/v1/runs?group=shop&state=failed&limit=500")
+            .await;
+        body["runs"].as_array().map_or(0, Vec::len)
+    };
+    let seen = failed().await;
+    common::until(
+        "three more failed drills",
+        std::time::Duration::from_secs(20),
+        async || (failed().await >= seen + 3).then_some(()),
+    )
+    .await;
+    assert_eq!(told(&standin).len(), 1, "{:?}", told(&standin));
+    assert!(
+        standin
+            .calls_to("POST", "/channels/5000/threads")
+            .is_empty()
+    );
+    t.shutdown().await;
+}
