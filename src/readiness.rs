@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Millis, rfc3339};
+use crate::clock::{Millis, rfc3339, short_duration};
 use crate::domain::{Run, RunId, RunState, StageState};
 use crate::store::{RunFilter, Store};
 use crate::workflow::{Action, Group};
@@ -27,6 +27,26 @@ pub struct Readiness {
     pub next_drill: Option<String>,
     /// The schedule, in words.
     pub schedule: Option<String>,
+    /// The group's recovery objectives, in seconds, when it sets any.
+    pub objectives: Option<Targets>,
+    pub forecast: Forecast,
+}
+
+/// An RTO and an RPO, in seconds; each may be unknown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    pub rto_s: Option<f64>,
+    pub rpo_s: Option<f64>,
+}
+
+/// What a failover now would take and lose: the RTO from the critical path of the group's
+/// last successful real failover of the workflow it runs now (`rto_from`), the RPO from the
+/// recovery point its last drill measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub rto_s: Option<f64>,
+    pub rto_from: Option<RunId>,
+    pub rpo_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +80,18 @@ impl Readiness {
         out.push('\n');
         for c in self.checks.iter().filter(|c| !c.ok) {
             out.push_str(&format!("  ✗ {}: {}: {}\n", c.stage, c.name, c.detail));
+        }
+        let seconds = |s: Option<f64>| {
+            s.map_or("unknown".to_string(), |s| {
+                short_duration((s * 1000.0) as Millis)
+            })
+        };
+        if self.objectives.is_some() || self.forecast.rto_s.is_some() {
+            out.push_str(&format!(
+                "  forecast: RTO {}, RPO {}\n",
+                seconds(self.forecast.rto_s),
+                seconds(self.forecast.rpo_s)
+            ));
         }
         if let (Some(next), Some(schedule)) = (&self.next_drill, &self.schedule) {
             out.push_str(&format!("  next drill {next} ({schedule})\n"));
@@ -111,23 +143,62 @@ pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Resu
         .find(|r| passed(r))
         .map(|r| r.finished_at.unwrap_or(r.created_at));
     let last = drills.into_iter().find(|r| r.state.is_final());
-    let (ready, checks, last_drill) = match &last {
-        None => (None, Vec::new(), None),
-        Some(run) => {
-            let checks = checks_of(run);
-            let ok = passed(run);
-            let at = run.finished_at.unwrap_or(run.created_at);
-            (
-                Some(ok),
-                checks,
-                Some(LastDrill {
-                    run: run.id,
-                    at: rfc3339(at),
-                    ok,
-                }),
+    let (ready, checks, last_drill): (Option<bool>, Vec<ReadinessCheck>, Option<LastDrill>) =
+        match &last {
+            None => (None, Vec::new(), None),
+            Some(run) => {
+                let checks = checks_of(run);
+                let ok = passed(run);
+                let at = run.finished_at.unwrap_or(run.created_at);
+                (
+                    Some(ok),
+                    checks,
+                    Some(LastDrill {
+                        run: run.id,
+                        at: rfc3339(at),
+                        ok,
+                    }),
+                )
+            }
+        };
+    let forecast = forecast(store, group, last.as_ref()).await?;
+    let mut checks = checks;
+    let mut ready = ready;
+    let objectives = group.objectives;
+    for (name, objective, expected) in [
+        ("rto", objectives.rto, forecast.rto_s),
+        ("rpo", objectives.rpo, forecast.rpo_s),
+    ] {
+        let (Some(objective), Some(expected)) = (objective, expected) else {
+            continue;
+        };
+        let limit = objective.as_secs_f64();
+        let ok = expected <= limit;
+        let words = |s: f64| short_duration((s * 1000.0) as Millis);
+        let detail = if ok {
+            format!(
+                "expected {} ≤ the objective {}",
+                words(expected),
+                words(limit)
             )
+        } else {
+            format!(
+                "expected {}, over the objective {} by {}",
+                words(expected),
+                words(limit),
+                words(expected - limit)
+            )
+        };
+        checks.push(ReadinessCheck {
+            stage: "objectives".into(),
+            name: name.into(),
+            ok,
+            detail,
+        });
+        if !ok {
+            ready = Some(false);
         }
-    };
+    }
     Ok(Readiness {
         group: group.name.clone(),
         ready,
@@ -140,5 +211,52 @@ pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Resu
             .and_then(|d| d.next_after(now))
             .map(rfc3339),
         schedule: group.drill.as_ref().map(|d| d.to_string()),
+        objectives: (objectives.rto.is_some() || objectives.rpo.is_some()).then(|| Targets {
+            rto_s: objectives.rto.map(|d| d.as_secs_f64()),
+            rpo_s: objectives.rpo.map(|d| d.as_secs_f64()),
+        }),
+        forecast,
+    })
+}
+
+async fn forecast(
+    store: &Store,
+    group: &Group,
+    last_drill: Option<&Run>,
+) -> anyhow::Result<Forecast> {
+    let workflow = group.workflow_for(Action::Failover);
+    let failovers = store
+        .find_runs(&RunFilter {
+            group: Some(group.name.clone()),
+            action: Some(Action::Failover),
+            state: Some(RunState::Succeeded),
+            limit: LOOK_BACK,
+            ..RunFilter::default()
+        })
+        .await?;
+    let real = failovers
+        .into_iter()
+        .find(|r| !r.dry_run && Some(r.workflow.as_str()) == workflow);
+    let (rto_s, rto_from) = match real {
+        Some(run) => {
+            let audit = store.audit(run.id).await?;
+            let card = crate::domain::scorecard::score(&run, &audit);
+            (
+                card.map(|c| c.critical_path_ms as f64 / 1000.0),
+                Some(run.id),
+            )
+        }
+        None => (None, None),
+    };
+    let rpo_s = last_drill.and_then(|run| {
+        run.stages
+            .iter()
+            .filter_map(|s| s.report.as_ref()?.rpo.as_ref()?.seconds)
+            .reduce(f64::max)
+    });
+    Ok(Forecast {
+        rto_s,
+        rto_from,
+        rpo_s,
     })
 }

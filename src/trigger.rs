@@ -129,6 +129,7 @@ mod tests {
             approvals: 1,
             people: Default::default(),
             drill: None,
+            objectives: Default::default(),
             chat_keys: Vec::new(),
         }
     }

@@ -46,8 +46,17 @@ pub struct Group {
     pub people: IndexMap<String, Person>,
     /// When the service drills the failover (a dry run through the real agents) by itself.
     pub drill: Option<DrillSchedule>,
+    /// What a failover should take (`rto`) and may lose (`rpo`).
+    pub objectives: Objectives,
     /// Where each key a chat platform should own is written, for `check_chat`.
     pub(crate) chat_keys: Vec<(ChatKey, String, Pos)>,
+}
+
+/// A group's recovery objectives; each is optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Objectives {
+    pub rto: Option<std::time::Duration>,
+    pub rpo: Option<std::time::Duration>,
 }
 
 /// Which kind of key a chat platform owns.
@@ -245,6 +254,10 @@ pub(super) fn check(
         }
         let people = people(file, &name.value, g.people, errors);
         let drill = g.drill.and_then(|d| drill(file, &name.value, d, errors));
+        let objectives = g
+            .objectives
+            .map(|o| objectives(file, &name.value, o.value, errors))
+            .unwrap_or_default();
         let mut channels = IndexMap::new();
         for (key, value) in g.chat {
             match value {
@@ -279,6 +292,7 @@ pub(super) fn check(
                 approvals,
                 people,
                 drill,
+                objectives,
                 chat_keys,
             },
         );
@@ -303,6 +317,33 @@ fn drill(
     parsed
         .map_err(|(at, e)| errors.push(at.diag(file, format!("group `{group}`: drill: {e}"))))
         .ok()
+}
+
+/// A group's `objectives:`, each a duration checked where it is written.
+fn objectives(
+    file: &Path,
+    group: &str,
+    raw: super::raw::RawObjectives,
+    errors: &mut Vec<Diagnostic>,
+) -> Objectives {
+    let mut read = |key: &str, v: Option<Spanned<String>>| {
+        let v = v?;
+        humantime::parse_duration(v.value.trim())
+            .map_err(|e| {
+                errors.push(Pos::of(&v).diag(
+                    file,
+                    format!(
+                        "group `{group}`: objectives: {key} `{}` is not a duration ({e}); write it like 15m or 30s",
+                        v.value
+                    ),
+                ))
+            })
+            .ok()
+    };
+    Objectives {
+        rto: read("rto", raw.rto),
+        rpo: read("rpo", raw.rpo),
+    }
 }
 
 /// A group's people; an id given to two people is an error, since approvals would count

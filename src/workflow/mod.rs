@@ -27,7 +27,7 @@ pub use alert_sources::GenericSource;
 pub use catalog::{Catalog, Plan, PlanError};
 pub use declared::as_text as param_text;
 pub use drill::DrillSchedule;
-pub use groups::{Allow, ChatKeys, Group, Owners, Person};
+pub use groups::{Allow, ChatKeys, Group, Objectives, Owners, Person};
 pub use kinds::{SpecError, StageKinds};
 pub use model::{Action, RetryPolicy};
 pub use params::Params;

@@ -88,6 +88,9 @@ pub struct RawGroup {
     /// `{ every: 6h }` or `{ cron: "0 3 * * *" }`: a dry run of the failover on a schedule.
     #[serde(default)]
     pub drill: Option<Spanned<RawDrill>>,
+    /// `{ rto: 15m, rpo: 30s }`: what a failover of the group should take and may lose.
+    #[serde(default)]
+    pub objectives: Option<Spanned<RawObjectives>>,
     /// Every other key: a platform's channel (`channel`, `discord_channel`, …).
     #[serde(flatten)]
     pub chat: IndexMap<String, Node>,
@@ -100,6 +103,15 @@ pub struct RawDrill {
     pub every: Option<Spanned<String>>,
     #[serde(default)]
     pub cron: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectives {
+    #[serde(default)]
+    pub rto: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rpo: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

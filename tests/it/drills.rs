@@ -297,3 +297,94 @@ async fn readiness_is_what_the_last_drill_found() {
     assert!(!metrics.contains("lifeboat_drill_last_success_timestamp_seconds{group=\"shop\"}"));
     t.shutdown().await;
 }
+
+const SLOW: &str = r#"
+name: slow
+stages:
+  scale:
+    agent: capacity
+    spec: { cluster: k8s, namespace: shop, replicas: 3, duration: 1500ms }
+  promote:
+    agent: database
+    after: [scale]
+    spec: { cluster: shop-db, role: writer, rpo: 3s, duration: 10ms }
+"#;
+
+/// Objectives against the forecast: the last real failover's critical path (1.5 s) and
+/// the recovery point the last drill measured (3 s) are both over a group's objectives of
+/// a second, so the group is not ready, and each check says by how much; the real run's
+/// scorecard is set against the objectives too.
+#[tokio::test]
+async fn a_forecast_over_an_objective_makes_a_group_not_ready() {
+    let groups = "groups:\n  shop:\n    workflows: { failover: slow }\n    objectives: { rto: 1s, rpo: 1s }\n    drill: { every: 1s }\n  easy:\n    workflows: { failover: slow }\n    objectives: { rto: 1h, rpo: 10s }\n";
+    let t = common::spawn(&[("slow.yaml", SLOW), ("groups.yaml", groups)], &[]).await;
+    // The drills are skipped while this real failover goes on.
+    let real = t
+        .create(r#"{"group": "shop", "reason": "the real thing"}"#)
+        .await;
+    t.wait_state(&real, "succeeded").await;
+    let (status, report) = t.get(&format!("/api/v1/runs/{real}/report")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["objectives"]["rto_met"], false, "{report:#}");
+    assert_eq!(report["objectives"]["rpo_met"], false, "{report:#}");
+    assert_eq!(report["objectives"]["rto_s"], 1.0);
+
+    let shop = common::until(
+        "a drill after the failover",
+        Duration::from_secs(20),
+        async || {
+            let (_, body) = t.get("/api/v1/readiness").await;
+            let shop = body["groups"]
+                .as_array()?
+                .iter()
+                .find(|g| g["group"] == "shop")?
+                .clone();
+            shop["forecast"]["rpo_s"].is_number().then_some(shop)
+        },
+    )
+    .await;
+    assert_eq!(shop["ready"], false, "{shop:#}");
+    assert_eq!(shop["forecast"]["rto_from"], real.as_str());
+    assert!(
+        shop["forecast"]["rto_s"].as_f64().is_some_and(|s| s >= 1.5),
+        "{shop:#}"
+    );
+    assert_eq!(shop["forecast"]["rpo_s"], 3.0);
+    assert_eq!(shop["objectives"]["rto_s"], 1.0);
+    let objective = |name: &str| {
+        shop["checks"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["stage"] == "objectives" && c["name"] == name)
+                    .cloned()
+            })
+            .unwrap_or(Value::Null)
+    };
+    let rto = objective("rto");
+    assert_eq!(rto["ok"], false, "{shop:#}");
+    assert!(
+        rto["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("over the objective 1.0s by")),
+        "{rto}"
+    );
+    let rpo = objective("rpo");
+    assert_eq!(
+        rpo["detail"], "expected 3.0s, over the objective 1.0s by 2.0s",
+        "{rpo}"
+    );
+
+    // No real failover yet and no drill: nothing to forecast, nothing over.
+    let (_, body) = t.get("/api/v1/readiness").await;
+    let easy = body["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["group"] == "easy").cloned())
+        .unwrap_or(Value::Null);
+    assert!(
+        easy["ready"].is_null() && easy["forecast"]["rto_s"].is_null(),
+        "{easy:#}"
+    );
+    assert_eq!(easy["objectives"]["rto_s"], 3600.0);
+    t.shutdown().await;
+}

@@ -1378,6 +1378,9 @@ groups:
   both:
     workflows: { failover: petstore-failover }
     drill: { every: 1h, cron: \"0 3 * * *\" }
+  hopeful:
+    workflows: { failover: petstore-failover }
+    objectives: { rto: soon, rpo: 30s }
 ",
         ),
     ]);
@@ -1387,6 +1390,7 @@ groups:
         "groups.yaml:4:21: group `often`: drill: `500ms` is under a second",
         "groups.yaml:7:20: group `cronless`: drill: `61 * * * *` is not a cron schedule",
         "groups.yaml:10:12: group `both`: drill: give `every` or `cron`, not both",
+        "groups.yaml:13:24: group `hopeful`: objectives: rto `soon` is not a duration",
     ] {
         let expected = format!("{}/{expected}", dir.path().display());
         assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
