@@ -11,12 +11,13 @@
 #   bash scripts/local-estate.sh stop     # stop everything and remove it
 #
 # Everything lives in $LIFEBOAT_ESTATE_DIR (default /tmp/lifeboat-local-estate); ports come
-# from $LIFEBOAT_ESTATE_PORT (default 55430: +1 primary, +2 replica, +3 DNS).
+# from $LIFEBOAT_ESTATE_PORT (default 25430: +1 primary, +2 replica, +3 DNS; below the
+# kernel's ephemeral ports, so that no outgoing connection holds one when it starts).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${LIFEBOAT_ESTATE_DIR:-/tmp/lifeboat-local-estate}"
-BASE="${LIFEBOAT_ESTATE_PORT:-55430}"
+BASE="${LIFEBOAT_ESTATE_PORT:-25430}"
 PRIMARY_PORT=$((BASE + 1))
 REPLICA_PORT=$((BASE + 2))
 DNS_PORT=$((BASE + 3))
