@@ -10,8 +10,9 @@ use crate::domain::{Run, RunId, RunState, StageState};
 use crate::store::{RunFilter, Store};
 use crate::workflow::{Action, Group};
 
-/// How far back a group's runs are read for its last finished drill.
-const LOOK_BACK: i64 = 20;
+/// How many of a group's latest drills (and failovers) are read for the last finished one:
+/// readiness is read at every metrics scrape.
+const LOOK_BACK: i64 = 5;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Readiness {

@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Records a refusal with the chat ones, for `GET /api/v1/refusals`.
-async fn refused(
+pub(super) async fn refused(
     state: &AppState,
     actor: &Actor,
     group: Option<&str>,

@@ -74,7 +74,17 @@ async fn writer(state: &AppState, parts: &Parts, fields: &Fields) -> Result<View
         .check_form(fields.get("csrf").unwrap_or(""))
         .and_then(|()| viewer.may_write());
     if let Err(e) = checked {
-        tracing::info!(actor = %viewer.actor, path = %parts.uri.path(), reason = %e.message, "Refused a console form.");
+        // Recorded with the API's and chat's refusals, as the same request through the
+        // API would be.
+        api::refused(
+            state,
+            &viewer.actor,
+            None,
+            None,
+            parts.uri.path(),
+            &e.message,
+        )
+        .await;
         return Err(error_page(Some(&viewer), e));
     }
     Ok(viewer)
