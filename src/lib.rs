@@ -26,7 +26,7 @@
 //! - `alerts`: the alert webhooks, routes, the desk that files every alert with what it
 //!   did, and the offers alerts open (auto, confirm, countdown).
 //! - `chat`: `/dr` in Slack and Discord, and each run's live card (`chat::notifier`).
-//! - `http`: the axum API; `app`: the wiring; `startup`: app plus HTTP listener.
+//! - `http`: the axum API and the console; `app`: the wiring; `startup`: app plus HTTP listener.
 //! - `cli`: the command line, with the demo, the benchmark and terminal progress.
 
 pub mod agents;

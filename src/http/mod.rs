@@ -1,6 +1,7 @@
-//! The HTTP surface (the README's "HTTP API"): the runs and groups API, health, readiness and
-//! metrics, and the alert webhooks. Each chat platform's paths are its own routes, merged
-//! here; every request is verified before it is parsed.
+//! The HTTP surface (the README's "HTTP API" and "Console"): the runs and groups API, the
+//! event stream, health, readiness and metrics, the alert webhooks, and the console's
+//! pages. Each chat platform's paths are its own routes, merged here; every request is
+//! verified before it is parsed.
 
 mod api;
 mod console;
