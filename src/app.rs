@@ -320,8 +320,6 @@ impl App {
             }
         }));
         tasks.push(tokio::spawn(semaphore.clone().sweep_forever()));
-        // Groups with a `drill:` schedule are drilled by whichever replica takes each time.
-        tasks.extend(crate::schedule::spawn(orchestrator.clone(), store.clone()));
 
         Ok(App {
             orchestrator,

@@ -24,6 +24,8 @@ pub struct Service {
     server: JoinHandle<()>,
     /// Reads the events topic for `GET /api/v1/events` and the console.
     feed: JoinHandle<()>,
+    /// Starts the groups' scheduled drills.
+    drills: Option<JoinHandle<()>>,
 }
 
 impl Service {
@@ -53,6 +55,9 @@ impl Service {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
         let feed = state.feed.start(app.bus.clone(), &app.instance);
+        // Groups with a `drill:` schedule are drilled by whichever replica takes each
+        // time; a `lifeboat run` in a terminal drills nothing.
+        let drills = crate::schedule::spawn(app.orchestrator.clone(), app.store.clone());
         let stop = state.closing.clone();
         let router = http::router(state, app.chat_routes.clone());
         let stopped = stop.clone();
@@ -63,6 +68,7 @@ impl Service {
             stop,
             server,
             feed,
+            drills,
         })
     }
 
@@ -83,6 +89,9 @@ impl Service {
             }
             ended = &mut self.server => {
                 self.feed.abort();
+                if let Some(d) = &self.drills {
+                    d.abort();
+                }
                 self.app.shutdown().await;
                 match ended {
                     Ok(()) => anyhow::bail!("the HTTP server stopped by itself"),
@@ -107,6 +116,9 @@ impl Service {
             }
         }
         self.feed.abort();
+        if let Some(d) = &self.drills {
+            d.abort();
+        }
         self.app.shutdown().await;
     }
 }
