@@ -79,7 +79,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let feed = state.feed.clone();
-    let mut live = feed.subscribe();
+    let live = feed.subscribe();
     let (missed, lost): (Vec<Arc<RunEvent>>, bool) = match last {
         None => (
             q.since.map(|at| feed.since_time(at)).unwrap_or_default(),
@@ -90,8 +90,20 @@ pub async fn events(
             Since::Lost => (Vec::new(), true),
         },
     };
-    let closing = state.closing.clone();
-    let stream = async_stream(move |tx| async move {
+    let stream = follow(live, filter, missed, lost, state.closing.clone());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The events a client is sent: what it missed (or a reset), then each live one that
+/// passes its filter, until it goes away or the service stops.
+fn follow(
+    mut live: tokio::sync::broadcast::Receiver<Arc<RunEvent>>,
+    filter: Filter,
+    missed: Vec<Arc<RunEvent>>,
+    lost: bool,
+    closing: tokio_util::sync::CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream(move |tx| async move {
         if lost {
             let why =
                 "the event named in Last-Event-ID is no longer kept here: read the state again";
@@ -107,8 +119,11 @@ pub async fn events(
             }
         }
         loop {
+            // A client that went away ends its stream here, even if no event for it
+            // ever comes again.
             let next = tokio::select! {
                 _ = closing.cancelled() => return,
+                _ = tx.closed() => return,
                 next = live.recv() => next,
             };
             match next {
@@ -130,8 +145,7 @@ pub async fn events(
                 Err(RecvError::Closed) => return,
             }
         }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    })
 }
 
 /// A stream fed by a task: the task ends when the client goes away (the send fails).
@@ -146,4 +160,38 @@ where
         rx,
         |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::feed::Feed;
+
+    /// A client that leaves a stream no event will ever pass (a finished run's page) is
+    /// not followed for ever.
+    #[tokio::test]
+    async fn a_client_that_goes_away_is_not_followed() {
+        let feed = Feed::new();
+        let filter = Filter {
+            run: Some(RunId::new()),
+            group: None,
+        };
+        let stream = follow(
+            feed.subscribe(),
+            filter,
+            Vec::new(),
+            false,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(feed.followers(), 1);
+        drop(stream);
+        for _ in 0..100 {
+            if feed.followers() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the stream's task still follows the feed");
+    }
 }

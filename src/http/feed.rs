@@ -99,6 +99,12 @@ impl Feed {
         recent.iter().filter(|e| e.at >= at).cloned().collect()
     }
 
+    /// How many streams follow the feed now.
+    #[cfg(test)]
+    pub fn followers(&self) -> usize {
+        self.inner.live.receiver_count()
+    }
+
     pub fn since(&self, last: &str) -> Since {
         let Ok(recent) = self.inner.recent.lock() else {
             return Since::Lost;
