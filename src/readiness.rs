@@ -149,7 +149,7 @@ pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Resu
             None => (None, Vec::new(), None),
             Some(run) => {
                 let checks = checks_of(run);
-                let ok = passed(run);
+                let ok = run.state == RunState::Succeeded && checks.iter().all(|c| c.ok);
                 let at = run.finished_at.unwrap_or(run.created_at);
                 (
                     Some(ok),

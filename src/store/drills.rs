@@ -1,4 +1,5 @@
-//! Scheduled drills (`drills`): each group's scheduled time taken once, by one replica.
+//! Scheduled drills (`drills`): each group's scheduled time taken once, by one replica; and
+//! what each chat platform was last told of a group's readiness (`readiness_told`).
 
 use std::str::FromStr;
 
@@ -109,23 +110,5 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(moved.rows_affected() == 1)
-    }
-
-    /// The unfinished runs of `group`: each id, and whether it is a dry run.
-    pub async fn unfinished_of(&self, group: &str) -> anyhow::Result<Vec<(RunId, bool)>> {
-        let rows = sqlx::query(
-            "SELECT id, dry_run FROM runs WHERE group_name = $1 AND finished_at IS NULL",
-        )
-        .bind(group)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    RunId::from_str(&r.try_get::<String, _>("id")?)?,
-                    r.try_get::<i64, _>("dry_run")? != 0,
-                ))
-            })
-            .collect()
     }
 }

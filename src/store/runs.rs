@@ -278,6 +278,24 @@ impl Store {
         self.with_stages(&rows).await
     }
 
+    /// The unfinished runs of `group`: each id, and whether it is a dry run.
+    pub async fn unfinished_of(&self, group: &str) -> anyhow::Result<Vec<(RunId, bool)>> {
+        let rows = sqlx::query(
+            "SELECT id, dry_run FROM runs WHERE group_name = $1 AND finished_at IS NULL",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    RunId::from_str(&r.try_get::<String, _>("id")?)?,
+                    r.try_get::<i64, _>("dry_run")? != 0,
+                ))
+            })
+            .collect()
+    }
+
     /// The most recent runs first, optionally of one group.
     pub async fn list_runs(&self, group: Option<&str>, limit: i64) -> anyhow::Result<Vec<Run>> {
         self.find_runs(&RunFilter {

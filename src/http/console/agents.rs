@@ -6,15 +6,15 @@ use axum::response::Response;
 use maud::html;
 
 use super::text::at;
-use super::{Page, Tab, error_page, respond, viewer};
+use super::{Tab, Visit, error_page};
 use crate::http::AppState;
 
 pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
+    let viewer = &visit.viewer;
     let found = async {
         let agents = s.orchestrator.agents().await?;
         let leases = s.orchestrator.leases().await?;
@@ -22,7 +22,7 @@ pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
     };
     let (agents, leases) = match found.await {
         Ok(found) => found,
-        Err(e) => return error_page(Some(&viewer), e.into()),
+        Err(e) => return error_page(Some(viewer), e.into()),
     };
     let main = html! {
         h2 { "Agents" }
@@ -66,15 +66,10 @@ pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
             }
         }
     };
-    respond(
-        Page {
-            title: "Agents and leases".into(),
-            tab: Some(Tab::Agents),
-            live: Some(String::new()),
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
+    visit.respond(
+        "Agents and leases",
+        Some(Tab::Agents),
+        Some(String::new()),
+        main,
     )
 }

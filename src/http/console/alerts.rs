@@ -7,17 +7,17 @@ use axum::response::Response;
 use maud::html;
 
 use super::text::{at, left, state};
-use super::{Page, Tab, csrf, error_page, may_act, respond, viewer};
+use super::{Tab, Visit, csrf, error_page, may_act};
 use crate::domain::{OfferMode, OfferState};
 use crate::http::AppState;
 use crate::store::AlertFilter;
 
 pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
+    let viewer = &visit.viewer;
     let found = async {
         let offers = s.orchestrator.offers(50).await?;
         let alerts = s
@@ -31,7 +31,7 @@ pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
     };
     let (offers, alerts) = match found.await {
         Ok(found) => found,
-        Err(e) => return error_page(Some(&viewer), e.into()),
+        Err(e) => return error_page(Some(viewer), e.into()),
     };
     let now = s.orchestrator.clock().now_ms();
     let main = html! {
@@ -40,7 +40,7 @@ pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
         ul.offers {
             @for o in &offers {
                 @let base = format!("/console/offers/{}", o.id);
-                @let signed = may_act(&s, &viewer, &o.group).then_some(viewer.session.as_ref()).flatten();
+                @let signed = may_act(&s, viewer, &o.group).then_some(viewer.session.as_ref()).flatten();
                 li.offer data-offer=(o.id) {
                     p {
                         strong { (o.action) " " (o.group) } " (" (o.mode) ") " (state(o.state.as_str()))
@@ -104,15 +104,10 @@ pub async fn page(State(s): State<AppState>, parts: Parts) -> Response {
             }
         }
     };
-    respond(
-        Page {
-            title: "Alerts and offers".into(),
-            tab: Some(Tab::Alerts),
-            live: Some(String::new()),
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
+    visit.respond(
+        "Alerts and offers",
+        Some(Tab::Alerts),
+        Some(String::new()),
+        main,
     )
 }

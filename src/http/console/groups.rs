@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::plan_graph;
 use super::text::{at, segment, state};
-use super::{Page, Tab, csrf, error_page, may_act, respond, viewer};
+use super::{Tab, Visit, csrf, error_page, may_act};
 use crate::http::{ApiError, AppState};
 use crate::workflow::{Action, Group, Params};
 
@@ -28,11 +28,10 @@ fn allowed(group: &Group) -> Markup {
 }
 
 pub async fn list(State(s): State<AppState>, parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
     let groups = &s.orchestrator.catalog().groups;
     let main = html! {
         table.groups {
@@ -52,17 +51,7 @@ pub async fn list(State(s): State<AppState>, parts: Parts) -> Response {
             }
         }
     };
-    respond(
-        Page {
-            title: "Groups".into(),
-            tab: Some(Tab::Groups),
-            live: None,
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
-    )
+    visit.respond("Groups", Some(Tab::Groups), None, main)
 }
 
 #[derive(Deserialize)]
@@ -76,22 +65,22 @@ pub async fn page(
     query: Result<Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
     parts: Parts,
 ) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
+    let viewer = &visit.viewer;
     let catalog = s.orchestrator.catalog();
     let Some(group) = catalog.groups.get(&name) else {
         return error_page(
-            Some(&viewer),
+            Some(viewer),
             ApiError::not_found(format!("no group `{name}`")),
         );
     };
     let chosen = match query.ok().and_then(|Query(q)| q.action) {
         Some(raw) => match raw.parse::<Action>() {
             Ok(a) => a,
-            Err(e) => return error_page(Some(&viewer), ApiError::bad_request(e)),
+            Err(e) => return error_page(Some(viewer), ApiError::bad_request(e)),
         },
         None => group
             .workflows
@@ -105,7 +94,7 @@ pub async fn page(
         .plan_for(&name, chosen, &Params::new(), false)
         .await;
     let recent = s.store.list_runs(Some(&name), 10).await.unwrap_or_default();
-    let form = may_act(&s, &viewer, &name)
+    let form = may_act(&s, viewer, &name)
         .then_some(viewer.session.as_ref())
         .flatten();
     let main = html! {
@@ -170,15 +159,10 @@ pub async fn page(
             }
         }
     };
-    respond(
-        Page {
-            title: format!("Group {name}"),
-            tab: Some(Tab::Groups),
-            live: Some(format!("group={}", segment(&name))),
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
+    visit.respond(
+        format!("Group {name}"),
+        Some(Tab::Groups),
+        Some(format!("group={}", segment(&name))),
+        main,
     )
 }

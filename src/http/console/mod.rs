@@ -158,35 +158,67 @@ pub fn csrf(signed: &Signed) -> Markup {
     html! { input type="hidden" name="csrf" value=(signed.session.csrf); }
 }
 
-/// The viewer of a page, or the way to the sign-in form. With no tokens (loopback only),
-/// every local browser is a viewer, and gets a session of its own for its forms' tokens.
-pub async fn viewer(
-    state: &AppState,
-    parts: &axum::http::request::Parts,
-) -> Result<(Viewer, Option<HeaderValue>), Response> {
-    let found = Viewer::of(parts, state)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    match found {
-        Some(v) if v.session.is_some() || !state.tokens.is_empty() => Ok((v, None)),
-        Some(mut v) => {
-            let (signed, cookie) = sign_in::open(state, "local")
-                .await
-                .map_err(IntoResponse::into_response)?;
-            v.session = Some(signed);
-            Ok((v, Some(cookie)))
-        }
-        None => Err(Redirect::to("/sign-in").into_response()),
-    }
+/// A page being drawn: who looks, the session cookie when one was just opened, and when
+/// the page began to read what it shows.
+pub struct Visit {
+    pub viewer: Viewer,
+    cookie: Option<HeaderValue>,
+    drawn: crate::clock::Millis,
 }
 
-/// A page, with the session cookie when one was just opened.
-pub fn respond(page: Page<'_>, cookie: Option<HeaderValue>) -> Response {
-    let mut response = Html(page.render().into_string()).into_response();
-    if let Some(cookie) = cookie {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
+impl Visit {
+    /// The viewer of a page, or the way to the sign-in form. With no tokens (loopback
+    /// only), every local browser is a viewer, and gets a session of its own for its
+    /// forms' tokens.
+    pub async fn start(
+        state: &AppState,
+        parts: &axum::http::request::Parts,
+    ) -> Result<Visit, Response> {
+        let found = Viewer::of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (viewer, cookie) = match found {
+            Some(v) if v.session.is_some() || !state.tokens.is_empty() => (v, None),
+            Some(mut v) => {
+                let (signed, cookie) = sign_in::open(state, "local")
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                v.session = Some(signed);
+                (v, Some(cookie))
+            }
+            None => return Err(Redirect::to("/sign-in").into_response()),
+        };
+        Ok(Visit {
+            viewer,
+            cookie,
+            drawn: state.orchestrator.clock().now_ms(),
+        })
     }
-    response
+
+    /// The page, with the session cookie when one was just opened.
+    pub fn respond(
+        &self,
+        title: impl Into<String>,
+        tab: Option<Tab>,
+        live: Option<String>,
+        main: Markup,
+    ) -> Response {
+        let page = Page {
+            title: title.into(),
+            tab,
+            live,
+            drawn: self.drawn,
+            viewer: Some(&self.viewer),
+            main,
+        };
+        let mut response = Html(page.render().into_string()).into_response();
+        if let Some(cookie) = &self.cookie {
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, cookie.clone());
+        }
+        response
+    }
 }
 
 /// An error as a page: what went wrong, in words, with its status.

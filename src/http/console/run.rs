@@ -8,7 +8,7 @@ use maud::{Markup, html};
 
 use super::text::{at, maybe_at, segment, state, took};
 use super::timeline;
-use super::{Page, Tab, csrf, error_page, may_act, respond, viewer};
+use super::{Tab, Visit, csrf, error_page, may_act};
 use crate::clock::short_duration;
 use crate::domain::scorecard;
 use crate::domain::{Run, RunState, StageState};
@@ -16,11 +16,11 @@ use crate::http::viewer::Signed;
 use crate::http::{AppState, api};
 
 pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Parts) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
+    let viewer = &visit.viewer;
     let found = async {
         let run = api::stored_run(&s, api::run_id(&id)?).await?;
         let audit = s.orchestrator.events(run.id).await?;
@@ -28,7 +28,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Part
     };
     let (run, audit) = match found.await {
         Ok(found) => found,
-        Err(e) => return error_page(Some(&viewer), e),
+        Err(e) => return error_page(Some(viewer), e),
     };
     let now = s.orchestrator.clock().now_ms();
     let card = scorecard::score(&run, &audit);
@@ -37,7 +37,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Part
         .map(|c| c.critical_path.clone())
         .unwrap_or_default();
     let bars = timeline::bars(&run, &audit);
-    let controls = may_act(&s, &viewer, &run.group)
+    let controls = may_act(&s, viewer, &run.group)
         .then_some(viewer.session.as_ref())
         .flatten();
     let main = html! {
@@ -102,23 +102,18 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Part
             }
         }
     };
-    respond(
-        Page {
-            title: format!(
-                "{} {} {}",
-                run.action,
-                run.group,
-                if run.dry_run { "(dry run)" } else { "" }
-            )
-            .trim()
-            .to_string(),
-            tab: Some(Tab::Runs),
-            live: Some(format!("run={}", run.id)),
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
+    visit.respond(
+        format!(
+            "{} {} {}",
+            run.action,
+            run.group,
+            if run.dry_run { "(dry run)" } else { "" }
+        )
+        .trim()
+        .to_string(),
+        Some(Tab::Runs),
+        Some(format!("run={}", run.id)),
+        main,
     )
 }
 

@@ -6,7 +6,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::text::{at, state, took};
-use super::{Page, Tab, error_page, respond, viewer};
+use super::{Tab, Visit, error_page};
 use crate::domain::RunState;
 use crate::http::AppState;
 use crate::http::api::ListQuery;
@@ -20,27 +20,27 @@ pub async fn page(
     parts: Parts,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (viewer, cookie) = match viewer(&s, &parts).await {
+    let visit = match Visit::start(&s, &parts).await {
         Ok(v) => v,
         Err(to_sign_in) => return to_sign_in,
     };
-    let drawn = s.orchestrator.clock().now_ms();
+    let viewer = &visit.viewer;
     let q = match query {
         Ok(Query(q)) => q,
         Err(e) => {
             return error_page(
-                Some(&viewer),
+                Some(viewer),
                 crate::http::ApiError::bad_request(e.body_text()),
             );
         }
     };
     let filter = match q.filter(PAGE) {
         Ok(f) => f,
-        Err(e) => return error_page(Some(&viewer), e),
+        Err(e) => return error_page(Some(viewer), e),
     };
     let runs = match s.store.find_runs(&filter).await {
         Ok(runs) => runs,
-        Err(e) => return error_page(Some(&viewer), e.into()),
+        Err(e) => return error_page(Some(viewer), e.into()),
     };
     let now = s.orchestrator.clock().now_ms();
     let groups: Vec<&String> = s.orchestrator.catalog().groups.keys().collect();
@@ -124,15 +124,5 @@ pub async fn page(
         Some(g) => format!("group={}", super::text::segment(g)),
         None => String::new(),
     };
-    respond(
-        Page {
-            title: "Runs".into(),
-            tab: Some(Tab::Runs),
-            live: Some(live),
-            drawn,
-            viewer: Some(&viewer),
-            main,
-        },
-        cookie,
-    )
+    visit.respond("Runs", Some(Tab::Runs), Some(live), main)
 }
