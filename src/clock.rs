@@ -120,6 +120,18 @@ pub fn short_duration(ms: Millis) -> String {
     }
 }
 
+/// How long ago, as people say it: "just now", "5 minutes ago", "3 days ago".
+pub fn ago(ms: Millis) -> String {
+    let minutes = ms.max(0) / 60_000;
+    let (n, unit) = match minutes {
+        0 => return "just now".into(),
+        m if m < 60 => (m, "minute"),
+        m if m < 60 * 24 => (m / 60, "hour"),
+        m => (m / (60 * 24), "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 /// The longest any service may make Lifeboat wait before a call is made again.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
@@ -136,6 +148,15 @@ pub fn bounded_wait(secs: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ago_says_the_largest_whole_unit() {
+        assert_eq!(ago(-5), "just now");
+        assert_eq!(ago(59_999), "just now");
+        assert_eq!(ago(60_000), "1 minute ago");
+        assert_eq!(ago(3 * 3_600_000 + 1), "3 hours ago");
+        assert_eq!(ago(3 * 86_400_000), "3 days ago");
+    }
 
     #[test]
     fn any_wait_a_server_asks_for_is_bounded_and_never_panics() {

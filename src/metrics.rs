@@ -54,6 +54,12 @@ struct GroupLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabel {
+    group: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabel {
     source: String,
     route: String,
@@ -73,6 +79,7 @@ pub struct Metrics {
     work_refused: Family<RefusedLabel, Counter>,
     group_ready: Family<GroupLabel, Gauge>,
     drill_success: Family<GroupLabel, Gauge<f64, AtomicU64>>,
+    replica_lag: Family<LagLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -131,6 +138,12 @@ impl Metrics {
             "When the group's last drill that passed every check ended",
             drill_success.clone(),
         );
+        let replica_lag = Family::<LagLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "replica_lag_seconds",
+            "How far each replica a group promotes was behind when its last drill measured it",
+            replica_lag.clone(),
+        );
         registry.register("runs", "Runs by state", runs.clone());
         registry.register("stages", "Stages by state", stages.clone());
         registry.register(
@@ -161,6 +174,7 @@ impl Metrics {
             work_refused,
             group_ready,
             drill_success,
+            replica_lag,
         }
     }
 
@@ -176,6 +190,14 @@ impl Metrics {
             self.drill_success
                 .get_or_create(&label)
                 .set(at as f64 / 1000.0);
+        }
+        for lag in &r.replica_lag {
+            self.replica_lag
+                .get_or_create(&LagLabel {
+                    group: r.group.clone(),
+                    target: lag.target.clone(),
+                })
+                .set(lag.seconds);
         }
     }
 

@@ -5,10 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Millis, rfc3339, short_duration};
+use crate::clock::{Millis, ago, rfc3339, short_duration};
 use crate::domain::{Run, RunId, RunState, StageState};
 use crate::store::{RunFilter, Store};
-use crate::workflow::{Action, Group};
+use crate::workflow::{Action, Catalog, Group, Params, VersionPart, Versions};
 
 /// How many of a group's latest drills (and failovers) are read for the last finished one:
 /// readiness is read at every metrics scrape.
@@ -31,6 +31,62 @@ pub struct Readiness {
     /// The group's recovery objectives, in seconds, when it sets any.
     pub objectives: Option<Targets>,
     pub forecast: Forecast,
+    /// Each replica's lag as the last drill measured it before its promote.
+    #[serde(default)]
+    pub replica_lag: Vec<ReplicaLag>,
+    /// Whether what the group would run is what last recovered it (read by `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    pub stage: String,
+    /// The database the stage names (its `cluster`), or the stage's name.
+    pub target: String,
+    pub seconds: f64,
+}
+
+/// Verified: the group's failover workflow, the templates it uses and the targets it names
+/// hash as they did in its last successful real failover or failback of that workflow. A
+/// drill proves readiness, not recovery, so only a real run counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verified {
+    pub ok: bool,
+    /// Why not, in words: "workflow petstore-failover changed 3 days ago", "never failed
+    /// over".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The real run it is set against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// What hashes differently now, and since when this deployment has seen it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<Changed>,
+}
+
+impl Verified {
+    /// "verified (unchanged since run …)", or "unverified: " and since what.
+    pub fn words(&self) -> String {
+        match (self.ok, &self.since, self.run) {
+            (true, _, Some(run)) => format!("verified (unchanged since run {run})"),
+            (true, _, None) => "verified".into(),
+            (false, Some(since), _) => format!("unverified: {since}"),
+            (false, None, _) => "unverified".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Changed {
+    /// `workflow`, `templates` or `targets`.
+    pub part: String,
+    pub workflow: String,
+    /// RFC 3339, when this deployment first saw it as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// An RTO and an RPO, in seconds; each may be unknown.
@@ -93,6 +149,16 @@ impl Readiness {
                 seconds(self.forecast.rto_s),
                 seconds(self.forecast.rpo_s)
             ));
+        }
+        for lag in &self.replica_lag {
+            out.push_str(&format!(
+                "  replica lag: {} {}\n",
+                lag.target,
+                short_duration((lag.seconds * 1000.0) as Millis)
+            ));
+        }
+        if let Some(v) = &self.verified {
+            out.push_str(&format!("  {}\n", v.words()));
         }
         if let (Some(next), Some(schedule)) = (&self.next_drill, &self.schedule) {
             out.push_str(&format!("  next drill {next} ({schedule})\n"));
@@ -216,7 +282,143 @@ pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Resu
             rto_s: objectives.rto.map(|d| d.as_secs_f64()),
             rpo_s: objectives.rpo.map(|d| d.as_secs_f64()),
         }),
+        replica_lag: last.as_ref().map(replica_lag).unwrap_or_default(),
         forecast,
+        verified: None,
+    })
+}
+
+/// `group`'s readiness with whether it is verified: for people (the API, chat, the
+/// command line); the metrics read `of_group` alone.
+pub async fn full(
+    store: &Store,
+    catalog: &Catalog,
+    group: &Group,
+    now: Millis,
+) -> anyhow::Result<Readiness> {
+    let mut r = of_group(store, group, now).await?;
+    r.verified = Some(verified(store, catalog, group, now).await?);
+    Ok(r)
+}
+
+/// The lag each database stage of a drill measured before it would promote.
+fn replica_lag(run: &Run) -> Vec<ReplicaLag> {
+    run.plan
+        .iter()
+        .zip(&run.stages)
+        .filter_map(|(planned, stage)| {
+            let seconds = stage.report.as_ref()?.rpo.as_ref()?.seconds?;
+            Some(ReplicaLag {
+                stage: planned.name.clone(),
+                target: planned.spec["cluster"]
+                    .as_str()
+                    .unwrap_or(&planned.name)
+                    .to_string(),
+                seconds,
+            })
+        })
+        .collect()
+}
+
+/// The versions a failover of `group` would run with now, and its workflow's name.
+pub fn current_versions(catalog: &Catalog, group: &Group) -> Option<(String, Versions)> {
+    let plan = catalog
+        .plan_for(&group.name, Action::Failover, &Params::new())
+        .ok()?;
+    let versions = catalog.versions(&plan.workflow, &plan.stages);
+    Some((plan.workflow, versions))
+}
+
+/// Notes, for each group's failover, the hashes this deployment runs now, so that a change
+/// is dated from when a replica first ran with it.
+pub async fn note_versions(store: &Store, catalog: &Catalog, now: Millis) -> anyhow::Result<()> {
+    for g in catalog.groups.values() {
+        if let Some((workflow, versions)) = current_versions(catalog, g) {
+            store.saw_versions(&workflow, &versions, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `group` is verified, and since what it is not.
+pub async fn verified(
+    store: &Store,
+    catalog: &Catalog,
+    group: &Group,
+    now: Millis,
+) -> anyhow::Result<Verified> {
+    let unverified = |since: String| Verified {
+        ok: false,
+        since: Some(since),
+        run: None,
+        at: None,
+        changed: Vec::new(),
+    };
+    let Some((workflow, current)) = current_versions(catalog, group) else {
+        return Ok(unverified("no failover workflow plans".into()));
+    };
+    let mut recoveries = Vec::new();
+    for action in [Action::Failover, Action::Failback] {
+        recoveries.extend(
+            store
+                .find_runs(&RunFilter {
+                    group: Some(group.name.clone()),
+                    action: Some(action),
+                    state: Some(RunState::Succeeded),
+                    limit: LOOK_BACK,
+                    ..RunFilter::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|r| !r.dry_run && r.workflow == workflow),
+        );
+    }
+    let Some(last) = recoveries
+        .into_iter()
+        .max_by_key(|r| r.finished_at.unwrap_or(r.created_at))
+    else {
+        return Ok(unverified(format!(
+            "never failed over with workflow {workflow}"
+        )));
+    };
+    let at = last.finished_at.unwrap_or(last.created_at);
+    let Some(then) = store.run_versions(last.id).await? else {
+        return Ok(Verified {
+            run: Some(last.id),
+            at: Some(rfc3339(at)),
+            ..unverified(format!(
+                "run {} recovered it before what runs was recorded",
+                last.id
+            ))
+        });
+    };
+    let mut changed = Vec::new();
+    let mut words = Vec::new();
+    for part in then.differing(&current) {
+        let seen = match current.get(part) {
+            Some(hash) => store.first_seen(&workflow, part, hash).await?,
+            None => None,
+        };
+        let what = match part {
+            VersionPart::Workflow => format!("workflow {workflow}"),
+            other => format!("the {} of workflow {workflow}", other.as_str()),
+        };
+        words.push(match seen {
+            Some(seen) => format!("{what} changed {}", ago(now - seen)),
+            None => format!("{what} changed since run {} ({})", last.id, rfc3339(at)),
+        });
+        changed.push(Changed {
+            part: part.as_str().into(),
+            workflow: workflow.clone(),
+            at: seen.map(rfc3339),
+        });
+    }
+    Ok(Verified {
+        ok: changed.is_empty(),
+        since: (!words.is_empty()).then(|| words.join("; ")),
+        run: Some(last.id),
+        at: Some(rfc3339(at)),
+        changed,
     })
 }
 

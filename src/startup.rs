@@ -49,6 +49,13 @@ impl Service {
             ..options
         };
         let app = App::start(settings, options).await?;
+        // Dates a change to what a group runs from the first replica that ran with it.
+        crate::readiness::note_versions(
+            &app.store,
+            app.orchestrator.catalog(),
+            app.orchestrator.clock().now_ms(),
+        )
+        .await?;
         let mut state = http::AppState::new(&app, settings.api_tokens.clone());
         state.https = settings
             .public_url

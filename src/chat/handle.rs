@@ -87,21 +87,25 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
                     .join("\n")
             })
         }
-        Command::Groups => Reply::ephemeral(
-            cx.catalog()
-                .groups
-                .values()
-                .map(|g| {
-                    let workflows: Vec<String> = g
-                        .workflows
-                        .iter()
-                        .map(|(a, w)| format!("{a}: `{w}`"))
-                        .collect();
-                    format!("`{}` ({})", g.name, workflows.join(", "))
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
+        Command::Groups => {
+            let now = cx.clock.now_ms();
+            let mut lines = Vec::new();
+            for g in cx.catalog().groups.values() {
+                let workflows: Vec<String> = g
+                    .workflows
+                    .iter()
+                    .map(|(a, w)| format!("{a}: `{w}`"))
+                    .collect();
+                let verified = crate::readiness::verified(&cx.store, cx.catalog(), g, now).await?;
+                lines.push(format!(
+                    "`{}` ({}): {}",
+                    g.name,
+                    workflows.join(", "),
+                    verified.words()
+                ));
+            }
+            Reply::ephemeral(lines.join("\n"))
+        }
         Command::Plan { group, action } => {
             match o.plan_for(&group, action, &Params::new(), false).await {
                 Ok((p, _)) => Reply::ephemeral(format!(
@@ -139,7 +143,7 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             let mut said = String::new();
             for g in groups {
                 said.push_str(
-                    &crate::readiness::of_group(&cx.store, g, now)
+                    &crate::readiness::full(&cx.store, cx.catalog(), g, now)
                         .await?
                         .summary(),
                 );

@@ -645,7 +645,9 @@ pub async fn readiness(
     let now = state.orchestrator.clock().now_ms();
     let mut groups = Vec::new();
     for g in state.orchestrator.catalog().groups.values() {
-        groups.push(crate::readiness::of_group(&state.store, g, now).await?);
+        groups.push(
+            crate::readiness::full(&state.store, state.orchestrator.catalog(), g, now).await?,
+        );
     }
     Ok(Json(json!({ "groups": groups })))
 }

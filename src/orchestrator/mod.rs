@@ -251,7 +251,11 @@ impl Orchestrator {
         }
         let stored = self
             .store
-            .insert_run_with(&run, &audit)
+            .insert_run_versioned(
+                &run,
+                &audit,
+                Some(&self.catalog.versions(&run.workflow, &run.plan)),
+            )
             .await
             .map_err(|e| match e {
                 CreateError::Store(e) => CreateRunError::Store(e),

@@ -13,6 +13,7 @@ mod leases;
 mod rows;
 mod runs;
 mod sessions;
+mod versions;
 mod work;
 
 use anyhow::Context;

@@ -9,6 +9,7 @@ use super::{Store, StoreError, leases, rows};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{Audit, Revocation, Run, RunAudit, RunId};
+use crate::workflow::Versions;
 
 /// How often a new run's insert is tried while the run in its way keeps ending just before
 /// it is looked up.
@@ -81,6 +82,16 @@ impl Store {
     /// Inserts a run with its first audit records (its creation, and what was decided
     /// about it before it began).
     pub async fn insert_run_with(&self, run: &Run, audit: &[Audit]) -> Result<(), CreateError> {
+        self.insert_run_versioned(run, audit, None).await
+    }
+
+    /// Inserts a run with its first audit records and what it uses, by hash.
+    pub async fn insert_run_versioned(
+        &self,
+        run: &Run,
+        audit: &[Audit],
+        versions: Option<&Versions>,
+    ) -> Result<(), CreateError> {
         // The run holding the group's slot may end between a refused insert and the look-up
         // of who holds it: the slot is free then, and the insert is tried again.
         for _ in 0..INSERT_TRIES {
@@ -102,7 +113,7 @@ impl Store {
                 }
                 continue;
             };
-            return self.insert_run_rest(tx, run, audit).await;
+            return self.insert_run_rest(tx, run, audit, versions).await;
         }
         Err(CreateError::Store(StoreError::Conflict(format!(
             "run {} could not be inserted: the group's active run kept changing",
@@ -159,9 +170,22 @@ impl Store {
         mut tx: Transaction<'static, Any>,
         run: &Run,
         audit: &[Audit],
+        versions: Option<&Versions>,
     ) -> Result<(), CreateError> {
         for i in 0..run.stages.len() {
             rows::insert_stage(&mut tx, run, i).await?;
+        }
+        if let Some(v) = versions {
+            sqlx::query(
+                "INSERT INTO run_versions (run_id, workflow, templates, targets) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(run.id.to_string())
+            .bind(v.workflow.clone())
+            .bind(&v.templates)
+            .bind(&v.targets)
+            .execute(&mut *tx)
+            .await
+            .map_err(anyhow::Error::from)?;
         }
         let audit: Vec<RunAudit> = audit
             .iter()

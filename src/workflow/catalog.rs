@@ -21,6 +21,7 @@ use super::routes::{self, Route};
 use super::source::{self, Diagnostic, Pos};
 use super::targets::Targets;
 use super::targets_file;
+use super::versions;
 use super::workflows::{self, Context, Workflow};
 
 #[derive(Clone)]
@@ -163,9 +164,10 @@ impl Catalog {
                 }
             };
             let name_pos = Pos::of(&raw.name);
-            let Some(wf) = workflows::check(&f.path, raw, &cx, &mut errors) else {
+            let Some(mut wf) = workflows::check(&f.path, raw, &cx, &mut errors) else {
                 continue;
             };
+            wf.digest = versions::digest(f.text.as_bytes());
             if let Some(first) = catalog.workflows.get(&wf.name) {
                 errors.push(name_pos.diag(
                     &f.path,

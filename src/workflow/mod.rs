@@ -21,6 +21,7 @@ pub(crate) mod source;
 pub(crate) mod targets;
 pub(crate) mod targets_file;
 pub mod templates;
+mod versions;
 mod workflows;
 
 pub use alert_sources::GenericSource;
@@ -35,4 +36,5 @@ pub use plan::PlannedStage;
 pub use routes::{Route, RouteMode, RouteTarget};
 pub use source::{Diagnostic, PathSegment, Pos};
 pub use targets::{Target, TargetKind, Targets};
+pub use versions::{Part as VersionPart, Versions};
 pub use workflows::{Stage, Workflow};

@@ -48,6 +48,10 @@ pub struct Workflow {
     pub declared: Declarations,
     pub stages: Vec<Stage>,
     pub file: PathBuf,
+    /// SHA-256 of the file as read, hex: what `sha256sum` says of it.
+    pub digest: String,
+    /// The templates its stages use (`uses:`), by name, each once.
+    pub templates: Vec<String>,
 }
 
 /// What an approval stage's spec may say.
@@ -260,6 +264,12 @@ pub(super) fn check(
             ),
         ));
     }
+    let mut templates: Vec<String> = entries
+        .iter()
+        .filter_map(|(_, st)| Some(st.value.uses.as_ref()?.value.clone()))
+        .collect();
+    templates.sort();
+    templates.dedup();
     (errors.len() == before).then(|| Workflow {
         name: raw.name.value,
         description: raw.description,
@@ -267,6 +277,8 @@ pub(super) fn check(
         declared,
         stages,
         file: file.to_path_buf(),
+        digest: String::new(),
+        templates,
     })
 }
 

@@ -293,6 +293,13 @@ async fn readiness_is_what_the_last_drill_found() {
         "{metrics}"
     );
     assert!(!metrics.contains("lifeboat_group_ready{group=\"never\"}"));
+    // The lag each drill measured, by group and database.
+    assert!(
+        metrics.contains("lifeboat_replica_lag_seconds{group=\"shop\",target=\"shop-db\"} 45.0"),
+        "{metrics}"
+    );
+    assert_eq!(shop["replica_lag"][0]["target"], "shop-db", "{shop:#}");
+    assert_eq!(shop["replica_lag"][0]["seconds"], 45.0);
     assert!(metrics.contains("lifeboat_drill_last_success_timestamp_seconds{group=\"fine\"}"));
     assert!(!metrics.contains("lifeboat_drill_last_success_timestamp_seconds{group=\"shop\"}"));
     t.shutdown().await;
@@ -386,5 +393,107 @@ async fn a_forecast_over_an_objective_makes_a_group_not_ready() {
         "{easy:#}"
     );
     assert_eq!(easy["objectives"]["rto_s"], 3600.0);
+    t.shutdown().await;
+}
+
+const VERSIONED: &str = r#"
+name: promote
+stages:
+  promote:
+    agent: database
+    spec: { cluster: shop-db, role: writer, duration: 10ms }
+"#;
+
+/// The readiness of `group`, as the API answers it.
+async fn readiness_of(t: &TestApp, group: &str) -> Value {
+    let (status, body) = t.get("/api/v1/readiness").await;
+    assert_eq!(status, 200, "{body}");
+    body["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["group"] == group).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Verified follows what the group would run: unverified before any real failover (a
+/// drill is not one), verified after one, unverified again once its workflow file, or a
+/// target it names, is edited (the service restarted on the same store), saying which and
+/// since when, and verified again by the next real failover.
+#[tokio::test]
+async fn verified_follows_a_workflow_edit_until_the_next_real_failover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let groups = "groups:\n  shop:\n    workflows: { failover: promote }\n";
+    let targets = "databases:\n  shop-db: { provider: sim }\n";
+    let settings = lifeboat::config::Settings::embedded(
+        format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        common::write_workflows(
+            dir.path(),
+            &[
+                ("promote.yaml", VERSIONED),
+                ("groups.yaml", groups),
+                ("targets.yaml", targets),
+            ],
+        ),
+    );
+    let t = common::TestApp::start(&settings).await;
+    let drill = t.create(r#"{"group": "shop", "action": "drill"}"#).await;
+    t.wait_state(&drill, "succeeded").await;
+    let shop = readiness_of(&t, "shop").await;
+    assert_eq!(shop["verified"]["ok"], false, "{shop:#}");
+    assert_eq!(
+        shop["verified"]["since"], "never failed over with workflow promote",
+        "a drill proves readiness, not recovery: {shop:#}"
+    );
+
+    let real = t.create(r#"{"group": "shop", "reason": "tested"}"#).await;
+    t.wait_state(&real, "succeeded").await;
+    let shop = readiness_of(&t, "shop").await;
+    assert_eq!(shop["verified"]["ok"], true, "{shop:#}");
+    assert_eq!(shop["verified"]["run"], real.as_str());
+    let summary: lifeboat::readiness::Readiness =
+        serde_json::from_value(shop.clone()).expect("the CLI reads the answer");
+    assert!(
+        summary
+            .summary()
+            .contains(&format!("verified (unchanged since run {real})")),
+        "{}",
+        summary.summary()
+    );
+    t.shutdown().await;
+
+    // The workflow is edited (a comment is enough: its file hashes differently).
+    let file = dir.path().join("workflows/promote.yaml");
+    std::fs::write(&file, format!("# retried once more\n{VERSIONED}")).expect("edit");
+    let t = common::TestApp::start(&settings).await;
+    let shop = readiness_of(&t, "shop").await;
+    assert_eq!(shop["verified"]["ok"], false, "{shop:#}");
+    assert_eq!(
+        shop["verified"]["since"], "workflow promote changed just now",
+        "{shop:#}"
+    );
+    assert_eq!(shop["verified"]["changed"][0]["part"], "workflow");
+    assert!(shop["verified"]["changed"][0]["at"].is_string());
+    // A drill does not verify it again.
+    let drill = t.create(r#"{"group": "shop", "action": "drill"}"#).await;
+    t.wait_state(&drill, "succeeded").await;
+    assert_eq!(readiness_of(&t, "shop").await["verified"]["ok"], false);
+    let real = t
+        .create(r#"{"group": "shop", "reason": "tested again"}"#)
+        .await;
+    t.wait_state(&real, "succeeded").await;
+    assert_eq!(readiness_of(&t, "shop").await["verified"]["ok"], true);
+    t.shutdown().await;
+
+    // A target it names is changed in targets.yaml: the targets part changed.
+    std::fs::write(
+        dir.path().join("workflows/targets.yaml"),
+        "databases:\n  shop-db: { provider: sim, lag: 1s }\n",
+    )
+    .expect("edit targets");
+    let t = common::TestApp::start(&settings).await;
+    let shop = readiness_of(&t, "shop").await;
+    assert_eq!(
+        shop["verified"]["since"], "the targets of workflow promote changed just now",
+        "{shop:#}"
+    );
     t.shutdown().await;
 }

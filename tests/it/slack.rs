@@ -904,6 +904,13 @@ stages:
     let (_, ready) = slash(&t, &standin, "U1", "readiness shop").await;
     let said = ready["text"].as_str().unwrap_or("");
     assert!(said.contains("shop: never drilled"), "{said}");
+    // `groups` says whether each is verified: this one has never finished a failover.
+    let (_, groups) = slash(&t, &standin, "U1", "groups").await;
+    let said = groups["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains("`shop` (") && said.contains("unverified: never failed over with workflow"),
+        "{said}"
+    );
     let (_, unknown) = slash(&t, &standin, "U1", "readiness nope").await;
     assert!(
         unknown["text"]

@@ -192,7 +192,15 @@ impl Database for Sim {
             .await;
         }
         // A healthy simulated replica loses nothing; `rpo` in the spec says otherwise.
-        let rpo = p.simulated_rpo.unwrap_or(Duration::ZERO).as_secs_f64();
+        let target_lag = kinds::parse::<DatabaseTarget>(&target.fields)
+            .ok()
+            .and_then(|t| t.lag);
+        // Behind by its lag, the replica would lose as much, unless the spec says otherwise.
+        let rpo = p
+            .simulated_rpo
+            .or(target_lag)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
         data_loss::guard(cluster, p, work, || async {
             Ok(Some(RecoveryPoint {
                 seconds: Some(rpo),
@@ -202,10 +210,7 @@ impl Database for Sim {
             }))
         })
         .await?;
-        let lag = kinds::parse::<DatabaseTarget>(&target.fields)
-            .ok()
-            .and_then(|t| t.lag)
-            .unwrap_or(Duration::from_millis(200));
+        let lag = target_lag.unwrap_or(Duration::from_millis(200));
         let shown = format!("{:.1}s", lag.as_secs_f64());
         if let Some(max) = p.max_lag.filter(|max| lag > *max) {
             let detail = format!("{shown} > {}", humantime::format_duration(max));

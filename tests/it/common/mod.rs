@@ -84,6 +84,21 @@ pub async fn spawn_configured(
 }
 
 impl TestApp {
+    /// The service on `settings`, as `lifeboat serve` starts it: to start it again on the
+    /// same store.
+    pub async fn start(settings: &Settings) -> TestApp {
+        let service = Service::start(settings, Options::default())
+            .await
+            .expect("the service starts");
+        TestApp {
+            addr: service.addr,
+            client: reqwest::Client::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            token: None,
+            service: Some(service),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
