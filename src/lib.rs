@@ -22,7 +22,8 @@
 //!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
 //! - `schedule`: groups' scheduled drills, each time taken once through the store;
-//!   `readiness`: what a group's last drill says of it.
+//!   `readiness`: what a group's last drill says of it; `evidence`: a run's report for
+//!   an auditor, and a group's runs over a period.
 //! - `alerts`: the alert webhooks, routes, the desk that files every alert with what it
 //!   did, and the offers alerts open (auto, confirm, countdown).
 //! - `chat`: `/dr` in Slack and Discord, and each run's live card (`chat::notifier`).
@@ -39,6 +40,7 @@ pub mod clock;
 pub(crate) mod commands;
 pub mod config;
 pub mod domain;
+pub mod evidence;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub mod orchestrator;

@@ -30,11 +30,41 @@ impl ApiClient {
         path: &[&str],
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        let response = self.send(path, &[], body).await?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// A GET of `path` with `query`, answered as text (a report); a refusal's JSON error
+    /// as the text of an error.
+    pub async fn text(&self, path: &[&str], query: &[(&str, &str)]) -> anyhow::Result<String> {
+        let response = self.send(path, query, None).await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            let said: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            anyhow::bail!(
+                "refused ({status}): {}",
+                said["error"].as_str().unwrap_or(&text)
+            );
+        }
+        Ok(text)
+    }
+
+    async fn send(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|_| anyhow::anyhow!("`{}` cannot take a path", self.base))?
             .pop_if_empty()
             .extend(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let mut request = match body {
             Some(b) => self.client.post(url).json(b),
             None => self.client.get(url),
@@ -42,13 +72,11 @@ impl ApiClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| {
+        request.send().await.with_context(|| {
             format!(
                 "no answer from {} (is `lifeboat serve` running there?)",
                 self.base
             )
-        })?;
-        let status = response.status();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        })
     }
 }

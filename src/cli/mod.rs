@@ -10,6 +10,7 @@ mod control;
 mod demo;
 mod progress;
 mod remote;
+mod report;
 mod routes;
 
 use std::path::PathBuf;
@@ -112,6 +113,10 @@ enum Command {
     /// Operator controls on a running service: resume, retry, skip, abort, approve, agents.
     #[command(flatten)]
     Control(control::Control),
+    /// Evidence for an auditor from a running service: a run (its stages, decisions,
+    /// timeline, RTO/RPO against the objectives, hashes of what ran), or with --group a
+    /// group's drills and runs over a period.
+    Report(report::Report),
     /// Measure the engine with no-op agents; prints one JSON object (two, in an array,
     /// with --kafka: embedded, then kafka+postgres).
     Bench {
@@ -309,11 +314,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Demo { keep } => demo::run(keep).await,
-        Command::Control(c) => {
-            let server = std::env::var("LIFEBOAT_SERVER")
-                .unwrap_or_else(|_| format!("http://{}", settings.listen));
-            control::run(c, &server).await
-        }
+        Command::Control(c) => control::run(c, &server(&settings)).await,
+        Command::Report(r) => report::run(r, &server(&settings)).await,
         Command::Bench {
             runs,
             stages,
@@ -342,6 +344,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Where a running service answers: `LIFEBOAT_SERVER`, or the configured listen address.
+fn server(settings: &Settings) -> String {
+    std::env::var("LIFEBOAT_SERVER").unwrap_or_else(|_| format!("http://{}", settings.listen))
 }
 
 fn validate(path: &std::path::Path) -> ExitCode {

@@ -190,6 +190,7 @@ impl ListQuery {
                 .transpose()
                 .map_err(ApiError::bad_request)?,
             before: given(&self.before).map(run_id).transpose()?,
+            since: None,
             limit: self.limit.unwrap_or(default_limit).clamp(1, 500),
         })
     }
@@ -248,17 +249,14 @@ pub async fn run_report(
     })?;
     let mut out = serde_json::to_value(&recovery).map_err(anyhow::Error::from)?;
     // Set against the group's objectives, where it has any.
-    if let Some(g) = state.orchestrator.catalog().groups.get(&run.group)
-        && (g.objectives.rto.is_some() || g.objectives.rpo.is_some())
+    if let Some(met) = state
+        .orchestrator
+        .catalog()
+        .groups
+        .get(&run.group)
+        .and_then(|g| crate::evidence::objectives_met(&g.objectives, &recovery.card))
     {
-        let rto_s = recovery.card.total_ms as f64 / 1000.0;
-        let rpo_s = recovery.card.rpo.as_ref().and_then(|r| r.seconds);
-        out["objectives"] = json!({
-            "rto_s": g.objectives.rto.map(|d| d.as_secs_f64()),
-            "rpo_s": g.objectives.rpo.map(|d| d.as_secs_f64()),
-            "rto_met": g.objectives.rto.map(|d| rto_s <= d.as_secs_f64()),
-            "rpo_met": g.objectives.rpo.and_then(|d| rpo_s.map(|r| r <= d.as_secs_f64())),
-        });
+        out["objectives"] = json!(met);
     }
     out["run"] = serde_json::json!(run.id);
     out["state"] = serde_json::json!(run.state);

@@ -10,6 +10,7 @@ mod events;
 pub mod feed;
 mod json;
 mod ops;
+mod reports;
 pub mod serve;
 mod viewer;
 mod webhooks;
@@ -73,7 +74,10 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
         .route("/api/v1/runs/{id}", get(api::get_run))
         .route("/api/v1/runs/{id}/report", get(api::run_report))
-        .route("/api/v1/runs/{id}/{control}", post(api::control_run))
+        .route(
+            "/api/v1/runs/{id}/{control}",
+            get(reports::run_report).post(api::control_run),
+        )
         .route(
             "/api/v1/runs/{id}/stages/{stage}/{control}",
             post(api::control_stage),
@@ -88,6 +92,7 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .route("/webhooks/{source}", post(webhooks::builtin))
         .route("/webhooks/generic/{name}", post(webhooks::generic))
         .route("/api/v1/groups/{name}/plan", get(api::group_plan))
+        .route("/api/v1/groups/{name}/{file}", get(reports::group_report))
         .route("/api/v1/events", get(events::events))
         .route("/api/v1/readiness", get(api::readiness))
         .merge(console::routes())

@@ -24,6 +24,8 @@ pub struct RunFilter {
     pub state: Option<crate::domain::RunState>,
     pub action: Option<crate::workflow::Action>,
     pub before: Option<RunId>,
+    /// Created at or after this time.
+    pub since: Option<Millis>,
     pub limit: i64,
 }
 
@@ -350,6 +352,10 @@ impl Store {
         // Run ids are UUIDv7: in id order is in time order, and the key is the cursor.
         if let Some(before) = filter.before {
             hole("id <", before.to_string());
+        }
+        // A number this process computed, never a caller's text: written into the query.
+        if let Some(since) = filter.since {
+            wheres.push(format!("created_at >= {since}"));
         }
         let clause = if wheres.is_empty() {
             String::new()

@@ -88,6 +88,11 @@ struct File {
 }
 
 impl Catalog {
+    /// What a run of `workflow` that executes `stages` uses, by hash.
+    pub fn versions(&self, workflow: &str, stages: &[PlannedStage]) -> versions::Versions {
+        versions::of(self.workflows.get(workflow), &self.targets, stages)
+    }
+
     /// Loads a directory, or a single file when `path` names one, checking every stage
     /// against `kinds`.
     pub fn load(path: &Path, kinds: Arc<dyn StageKinds>) -> Result<Catalog, Vec<Diagnostic>> {

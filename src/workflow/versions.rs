@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::catalog::Catalog;
 use super::plan::PlannedStage;
-use super::targets::TargetKind;
+use super::targets::{TargetKind, Targets};
 use super::templates;
+use super::workflows::Workflow;
 
 /// SHA-256 of `bytes`, in hex.
 pub fn digest(bytes: &[u8]) -> String {
@@ -66,65 +66,62 @@ impl Versions {
     }
 }
 
-impl Catalog {
-    /// The versions of a run of `workflow` that executes `stages`.
-    pub fn versions(&self, workflow: &str, stages: &[PlannedStage]) -> Versions {
-        let wf = self.workflows.get(workflow);
-        let used: Vec<Value> = wf
-            .map(|w| w.templates.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|name| templates::find(name))
-            .map(|t| {
-                let spec: Vec<Value> = t
-                    .spec
-                    .iter()
-                    .map(|(k, v)| match v {
-                        templates::Value::Str(s) => json!([k, s]),
-                        templates::Value::Bool(b) => json!([k, b]),
-                    })
-                    .collect();
-                json!({
-                    "name": t.name,
-                    "agent": t.agent,
-                    "spec": spec,
-                    "retry": [t.retry.0, t.retry.1, t.retry.2],
-                    "timeout": t.timeout,
+/// The versions of a run of `wf` (none: a plan no file holds) that executes `stages`.
+pub fn of(wf: Option<&Workflow>, targets: &Targets, stages: &[PlannedStage]) -> Versions {
+    let used: Vec<Value> = wf
+        .map(|w| w.templates.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| templates::find(name))
+        .map(|t| {
+            let spec: Vec<Value> = t
+                .spec
+                .iter()
+                .map(|(k, v)| match v {
+                    templates::Value::Str(s) => json!([k, s]),
+                    templates::Value::Bool(b) => json!([k, b]),
                 })
+                .collect();
+            json!({
+                "name": t.name,
+                "agent": t.agent,
+                "spec": spec,
+                "retry": [t.retry.0, t.retry.1, t.retry.2],
+                "timeout": t.timeout,
             })
-            .collect();
-        Versions {
-            workflow: wf.map(|w| w.digest.clone()),
-            templates: digest(Value::Array(used).to_string().as_bytes()),
-            targets: digest(self.named_targets(stages).to_string().as_bytes()),
-        }
+        })
+        .collect();
+    Versions {
+        workflow: wf.map(|w| w.digest.clone()),
+        templates: digest(Value::Array(used).to_string().as_bytes()),
+        targets: digest(named_targets(targets, stages).to_string().as_bytes()),
     }
+}
 
-    /// Every targets.yaml entry a stage's spec names, in a stable order. Names are read
-    /// from every string in a spec, so that any field naming a target (`cluster`, `from`,
-    /// `source`) counts.
-    fn named_targets(&self, stages: &[PlannedStage]) -> Value {
-        let mut names = Vec::new();
-        for stage in stages {
-            strings(&stage.spec, &mut names);
-        }
-        names.sort();
-        names.dedup();
-        let mut named = Vec::new();
-        for kind in TargetKind::ALL {
-            for name in &names {
-                if let Some(t) = self.targets.of(kind).find(|t| &t.name == name) {
-                    named.push(json!({
-                        "kind": kind.to_string(),
-                        "name": t.name,
-                        "provider": t.provider,
-                        "fields": t.fields,
-                    }));
-                }
+/// Every targets.yaml entry a stage's spec names, in a stable order. Names are read
+/// from every string in a spec, so that any field naming a target (`cluster`, `from`,
+/// `source`) counts.
+fn named_targets(targets: &Targets, stages: &[PlannedStage]) -> Value {
+    let mut names = Vec::new();
+    for stage in stages {
+        strings(&stage.spec, &mut names);
+    }
+    names.sort();
+    names.dedup();
+    let mut named = Vec::new();
+    for kind in TargetKind::ALL {
+        for name in &names {
+            if let Some(t) = targets.of(kind).find(|t| &t.name == name) {
+                named.push(json!({
+                    "kind": kind.to_string(),
+                    "name": t.name,
+                    "provider": t.provider,
+                    "fields": t.fields,
+                }));
             }
         }
-        Value::Array(named)
     }
+    Value::Array(named)
 }
 
 fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

@@ -17,7 +17,7 @@ use lifeboat::store::{
     AlertFilter, Batch, CardClaim, CreateError, Filing, Origin, Refusal, Release, RunFilter,
     RunWrite, Session, Store,
 };
-use lifeboat::workflow::{Action, PlannedStage, RetryPolicy};
+use lifeboat::workflow::{Action, PlannedStage, RetryPolicy, VersionPart, Versions};
 
 /// A fresh, empty database; dropped (PostgreSQL) or deleted with its directory (SQLite).
 struct Fresh {
@@ -902,6 +902,7 @@ async fn runs_are_listed_by_filter_and_cursor(s: Store) {
         let mut run = new_run(group);
         run.action = action;
         run.state = state;
+        run.created_at = 1_000 * (ids.len() as i64 + 1);
         s.insert_run(&run, &audit("run.created"))
             .await
             .expect("insert");
@@ -949,11 +950,55 @@ async fn runs_are_listed_by_filter_and_cursor(s: Store) {
         ..all.clone()
     };
     assert_eq!(list(drills).await, [ids[2]]);
+    let since = RunFilter {
+        since: Some(3_000),
+        ..all.clone()
+    };
+    assert_eq!(list(since).await, [ids[3], ids[2]]);
     let reprotects = RunFilter {
         action: Some(Action::Reprotect),
         ..all
     };
     assert!(list(reprotects).await.is_empty());
+}
+
+async fn a_run_keeps_its_versions_and_a_change_is_dated_once(s: Store) {
+    let versions = Versions {
+        workflow: Some("aa".into()),
+        templates: "bb".into(),
+        targets: "cc".into(),
+    };
+    let run = new_run("a");
+    s.insert_run_versioned(&run, &[audit("run.created")], Some(&versions))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.run_versions(run.id).await.expect("read"),
+        Some(versions.clone())
+    );
+    let older = new_run("b");
+    s.insert_run(&older, &audit("run.created"))
+        .await
+        .expect("insert");
+    assert_eq!(s.run_versions(older.id).await.expect("read"), None);
+
+    s.saw_versions("wf", &versions, 10).await.expect("seen");
+    s.saw_versions("wf", &versions, 20)
+        .await
+        .expect("seen again");
+    assert_eq!(
+        s.first_seen("wf", VersionPart::Workflow, "aa")
+            .await
+            .expect("read"),
+        Some(10),
+        "first seen stays the first time"
+    );
+    assert_eq!(
+        s.first_seen("wf", VersionPart::Targets, "aa")
+            .await
+            .expect("read"),
+        None
+    );
 }
 
 macro_rules! suite {
@@ -989,4 +1034,5 @@ suite!(
     a_chat_interaction_is_taken_once,
     console_sessions_expire_and_close,
     runs_are_listed_by_filter_and_cursor,
+    a_run_keeps_its_versions_and_a_change_is_dated_once,
 );

@@ -13,7 +13,6 @@ mod run;
 mod runs;
 mod sign_in;
 mod text;
-mod timeline;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -31,6 +30,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(runs::page))
         .route("/runs/{id}", get(run::page))
+        .route("/runs/{id}/report.html", get(run::report))
         .route("/alerts", get(alerts::page))
         .route("/groups", get(groups::list))
         .route("/groups/{name}", get(groups::page))
@@ -211,7 +211,11 @@ impl Visit {
             viewer: Some(&self.viewer),
             main,
         };
-        let mut response = Html(page.render().into_string()).into_response();
+        self.with_cookie(Html(page.render().into_string()).into_response())
+    }
+
+    /// `response` with the session cookie when one was just opened.
+    pub fn with_cookie(&self, mut response: Response) -> Response {
         if let Some(cookie) = &self.cookie {
             response
                 .headers_mut()

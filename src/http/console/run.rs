@@ -7,13 +7,14 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::text::{at, maybe_at, segment, state, took};
-use super::timeline;
 use super::{Tab, Visit, csrf, error_page, may_act};
 use crate::clock::short_duration;
 use crate::domain::scorecard;
 use crate::domain::{Run, RunState, StageState};
+use crate::evidence::Format;
+use crate::evidence::timeline;
 use crate::http::viewer::Signed;
-use crate::http::{AppState, api};
+use crate::http::{AppState, api, reports};
 
 pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Parts) -> Response {
     let visit = match Visit::start(&s, &parts).await {
@@ -50,6 +51,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Part
             dt { "Created" } dd { (at(run.created_at)) }
             dt { "Took" } dd { (took(Some(run.created_at), run.finished_at, now)) }
             @if let Some(m) = &run.message { dt { "Message" } dd { (m) } }
+            dt { "Evidence" } dd { a href=(format!("/runs/{}/report.html", run.id)) { "Report for an auditor" } }
         }
         @if let Some(signed) = controls { (run_controls(&run, signed)) }
         h2 { "Stages" }
@@ -115,6 +117,24 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, parts: Part
         Some(format!("run={}", run.id)),
         main,
     )
+}
+
+/// The run's evidence report, for a viewer signed in to the console.
+pub async fn report(State(s): State<AppState>, Path(id): Path<String>, parts: Parts) -> Response {
+    let visit = match Visit::start(&s, &parts).await {
+        Ok(v) => v,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let found = async {
+        let run = api::stored_run(&s, api::run_id(&id)?).await?;
+        let now = s.orchestrator.clock().now_ms();
+        let doc = crate::evidence::gather(&s.orchestrator, &s.store, run, now).await?;
+        Ok::<_, crate::http::ApiError>(doc.render(Format::Html)?)
+    };
+    match found.await {
+        Ok(text) => visit.with_cookie(reports::document(Format::Html, text)),
+        Err(e) => error_page(Some(&visit.viewer), e),
+    }
 }
 
 /// What the stage's provider checked and changed, its message, and a gate it holds at.

@@ -129,7 +129,8 @@ pub fn chart(run: &Run, bars: &[Bar], critical: &[String], now: Millis) -> Marku
                     @let t = start + (span as i64) * k / ticks;
                     @let tx = x(t);
                     line.tick x1=(tx) y1=(TOP - 4.0) x2=(tx) y2=(height - 8.0) {}
-                    text.tick x=(tx) y="12" text-anchor="middle" { "+" (short_duration(t - start)) }
+                    // The last label ends at the edge rather than running off it.
+                    text.tick x=(tx) y="12" text-anchor=(if k == ticks { "end" } else { "middle" }) { "+" (short_duration(t - start)) }
                 }
                 @for (i, stage) in run.plan.iter().enumerate() {
                     @let y = TOP + ROW * i as f64;
