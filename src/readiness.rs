@@ -301,13 +301,15 @@ pub async fn full(
     Ok(r)
 }
 
-/// The lag each database stage of a drill measured before it would promote.
+/// The lag each database stage of a drill measured before it would promote (or, where a
+/// provider measures no lag apart, the recovery point).
 fn replica_lag(run: &Run) -> Vec<ReplicaLag> {
     run.plan
         .iter()
         .zip(&run.stages)
         .filter_map(|(planned, stage)| {
-            let seconds = stage.report.as_ref()?.rpo.as_ref()?.seconds?;
+            let report = stage.report.as_ref()?;
+            let seconds = report.lag_s.or_else(|| report.rpo.as_ref()?.seconds)?;
             Some(ReplicaLag {
                 stage: planned.name.clone(),
                 target: planned.spec["cluster"]

@@ -169,6 +169,11 @@ impl Work {
         self.lock_report().changes.push(change);
     }
 
+    /// Records how far the replica was behind, measured before a promote.
+    pub fn replica_lag(&self, seconds: f64) {
+        self.lock_report().lag_s = Some(seconds);
+    }
+
     /// Records the recovery point measured before a promote.
     pub fn recovery_point(&self, rpo: RecoveryPoint) {
         self.lock_report().rpo = Some(rpo);

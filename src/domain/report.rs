@@ -14,6 +14,11 @@ pub struct Report {
     /// What promoting loses: measured before a database stage promotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo: Option<RecoveryPoint>,
+    /// The replica's lag behind its writer, in seconds, as measured for `max_lag`: kept
+    /// apart from the checks' words so that a drill's lag is a number for readiness and
+    /// the metrics, also when the stage failed on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_s: Option<f64>,
 }
 
 /// The recovery point: the writes the promoted side would not have, as time and as WAL
@@ -120,7 +125,10 @@ pub struct Change {
 
 impl Report {
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty() && self.changes.is_empty() && self.rpo.is_none()
+        self.checks.is_empty()
+            && self.changes.is_empty()
+            && self.rpo.is_none()
+            && self.lag_s.is_none()
     }
 }
 

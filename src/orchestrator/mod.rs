@@ -710,7 +710,7 @@ fn unserved_checks(run: &mut Run, unserved: &[(usize, String)], now: clock::Mill
                         detail,
                     }],
                     changes: Vec::new(),
-                    rpo: None,
+                    ..Report::default()
                 }),
                 ..StageRun::default()
             };

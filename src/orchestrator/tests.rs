@@ -434,7 +434,7 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
     let first = Report {
         checks: vec![],
         changes: vec![change("writer")],
-        rpo: None,
+        ..Report::default()
     };
     let failed = Outcome::Failed {
         retryable: true,
@@ -449,7 +449,7 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
             detail: "already the writer".into(),
         }],
         changes: vec![],
-        rpo: None,
+        ..Report::default()
     };
     let done = Outcome::Succeeded { message: None };
     apply(&mut run, outcome(2, done, second), &at(1200)).expect("succeed");

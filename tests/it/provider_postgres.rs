@@ -383,3 +383,95 @@ async fn lifeboat_run_dry_run_prints_what_would_change() {
         "the dry run changed nothing"
     );
 }
+
+/// Readiness from a real replica: drilled every second, the group is ready while the
+/// replica keeps up; with its replay paused and the primary written to, the next drill
+/// finds the lag over `max_lag` and the group is not ready, the check saying by how much
+/// and the lag in readiness and the metrics; replay resumed, it is ready again.
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries"]
+async fn a_replica_with_replay_paused_makes_the_group_not_ready() {
+    let Some((primary, replica)) = pair().await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let t = common::spawn_configured(
+        &[
+            ("pg.yaml", &WORKFLOW.replace("max_lag: 10s", "max_lag: 2s")),
+            (
+                "groups.yaml",
+                &format!("{GROUPS}    drill: {{ every: 1s }}\n"),
+            ),
+            (
+                "targets.yaml",
+                &targets(scratch.path(), &replica.url(), &primary.url()),
+            ),
+        ],
+        &[],
+        Options::default(),
+        |_| {},
+    )
+    .await;
+    let readiness = async || {
+        let (status, body) = t.get("/api/v1/readiness").await;
+        assert_eq!(status, 200, "{body}");
+        body["groups"][0].clone()
+    };
+    let ready = common::until("a drill that passes", Duration::from_secs(30), async || {
+        let pg = readiness().await;
+        (pg["ready"] == true).then_some(pg)
+    })
+    .await;
+    assert_eq!(
+        ready["replica_lag"][0]["target"], "pg-region-a",
+        "{ready:#}"
+    );
+
+    let mut r = connect(&replica.url()).await;
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut r)
+        .await
+        .expect("pause replay");
+    writable(&primary.url())
+        .await
+        .expect("a write to lag behind");
+    let behind = common::until(
+        "a drill that finds the lag",
+        Duration::from_secs(30),
+        async || {
+            let pg = readiness().await;
+            (pg["ready"] == false).then_some(pg)
+        },
+    )
+    .await;
+    let lag = behind["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "replica lag").cloned())
+        .unwrap_or(Value::Null);
+    assert_eq!(lag["ok"], false, "{behind:#}");
+    assert_eq!(lag["stage"], "promote-database");
+    let detail = lag["detail"].as_str().unwrap_or("");
+    assert!(detail.ends_with("s > 2s"), "value and limit: {detail}");
+    let seconds = behind["replica_lag"][0]["seconds"].as_f64().unwrap_or(0.0);
+    assert!(seconds > 2.0, "{behind:#}");
+    let metrics = t.metrics().await;
+    assert!(
+        metrics.contains("lifeboat_replica_lag_seconds{group=\"pg\",target=\"pg-region-a\"}")
+            && metrics.contains("lifeboat_group_ready{group=\"pg\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        in_recovery(&replica.url()).await,
+        "a drill promotes nothing"
+    );
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut r)
+        .await
+        .expect("resume replay");
+    common::until("ready again", Duration::from_secs(30), async || {
+        (readiness().await["ready"] == true).then_some(())
+    })
+    .await;
+    t.shutdown().await;
+}

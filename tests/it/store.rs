@@ -293,6 +293,7 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
             from: "replica".into(),
             to: "writer".into(),
         }],
+        lag_s: Some(0.3),
         rpo: Some(lifeboat::domain::RecoveryPoint {
             seconds: Some(42.5),
             bytes: Some(18_000_000),

@@ -211,6 +211,7 @@ impl Database for Sim {
         })
         .await?;
         let lag = target_lag.unwrap_or(Duration::from_millis(200));
+        work.replica_lag(lag.as_secs_f64());
         let shown = format!("{:.1}s", lag.as_secs_f64());
         if let Some(max) = p.max_lag.filter(|max| lag > *max) {
             let detail = format!("{shown} > {}", humantime::format_duration(max));

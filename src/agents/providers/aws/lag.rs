@@ -61,7 +61,11 @@ pub async fn check(
         return Ok(());
     };
     let limit = humantime::format_duration(max);
-    match read(config, m).await? {
+    let lag = read(config, m).await?;
+    if let Some(seconds) = lag {
+        work.replica_lag(seconds);
+    }
+    match lag {
         Some(lag) if lag <= max.as_secs_f64() => {
             work.check(
                 "replica lag",

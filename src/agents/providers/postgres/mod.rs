@@ -352,6 +352,9 @@ impl Database for Postgres {
             self.fence_and_catch_up(name, from, work).await?;
             c = self.connect(name, work).await?;
         }
+        if let Some(lag) = state.lag {
+            work.replica_lag(lag);
+        }
         let lag = match (state.lag, p.max_lag) {
             (Some(lag), Some(max)) => {
                 let ok = lag <= max.as_secs_f64();
