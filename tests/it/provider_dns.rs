@@ -206,3 +206,52 @@ async fn a_failback_from_the_record_refuses_dns_that_drifted_unless_forced() {
     assert!(overridden, "the override is audited: {run:#}");
     t.shutdown().await;
 }
+
+/// The TTL a real server answers with, against the target's `ttl`: a record served with
+/// 3600 s (raised since the plan was written) makes a drill's check fail and the group not
+/// ready; the failover writes the records with the target's TTL, and the next drill passes.
+#[tokio::test]
+#[ignore = "needs LIFEBOAT_TEST_NAMED"]
+async fn a_ttl_raised_over_the_targets_makes_the_group_not_ready() {
+    let Some(bind) = PrivateBind::start("petstore 3600 IN A 198.51.100.10").await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let t = spawn(scratch.path(), &bind, KEY_SECRET).await;
+    let readiness = async || {
+        let (status, body) = t.get("/api/v1/readiness").await;
+        assert_eq!(status, 200, "{body}");
+        body["groups"][0].clone()
+    };
+
+    let drill = t.create(r#"{"group": "dns", "action": "drill"}"#).await;
+    let run = t.wait_state(&drill, "succeeded").await;
+    assert!(
+        stage(&run, "dial")["report"]["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["name"] == "ttl" && c["ok"] == false)),
+        "{run:#}"
+    );
+    let dns = readiness().await;
+    assert_eq!(dns["ready"], false, "{dns:#}");
+    let ttl = dns["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "ttl").cloned())
+        .unwrap_or_default();
+    assert_eq!(
+        ttl["detail"], "3600s answered, over the ttl of 30s",
+        "{dns:#}"
+    );
+    assert_eq!(bind.dig("petstore.example.com", "A"), ["198.51.100.10"]);
+
+    let id = t.create(r#"{"group": "dns"}"#).await;
+    t.wait_state(&id, "succeeded").await;
+    let drill = t.create(r#"{"group": "dns", "action": "drill"}"#).await;
+    t.wait_state(&drill, "succeeded").await;
+    let dns = readiness().await;
+    assert_eq!(
+        dns["ready"], true,
+        "the failover wrote them with 30 s: {dns:#}"
+    );
+    t.shutdown().await;
+}

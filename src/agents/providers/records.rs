@@ -92,6 +92,30 @@ pub async fn as_expected(
     Ok(())
 }
 
+/// Checks the TTL the endpoint is answered with against the one the target (or the stage)
+/// sets: a resolver keeps an answer that long, so a TTL raised since makes a failover
+/// take that much longer to be seen. Said only where a TTL is set and records answer; a
+/// move sets the records' TTL anew, so it never fails a stage.
+pub async fn ttl_check(
+    served: Option<u32>,
+    declared: Option<u32>,
+    work: &crate::agents::work::Work,
+) {
+    let (Some(served), Some(declared)) = (served, declared) else {
+        return;
+    };
+    let ok = served <= declared;
+    work.check(
+        "ttl",
+        ok,
+        format!(
+            "{served}s answered, {} the ttl of {declared}s",
+            if ok { "within" } else { "over" }
+        ),
+    )
+    .await;
+}
+
 /// What DNS allows a name: one CNAME value, and nothing beside it.
 pub fn check(regions: &Regions) -> Result<(), SpecError> {
     for (region, sets) in regions {

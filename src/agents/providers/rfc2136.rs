@@ -159,6 +159,8 @@ pub struct Rfc2136 {
 struct RecordSet {
     kind: RecordType,
     now: BTreeSet<String>,
+    /// The longest TTL the server answers the set with.
+    ttl: Option<u32>,
     wanted: Vec<RData>,
     wanted_text: BTreeSet<String>,
 }
@@ -225,6 +227,15 @@ impl Rfc2136 {
         name: &Name,
         kind: RecordType,
     ) -> Result<BTreeSet<String>, String> {
+        Ok(Self::answer_with_ttl(client, name, kind).await?.0)
+    }
+
+    /// The answer, and the longest TTL it comes with.
+    async fn answer_with_ttl(
+        client: &mut Client,
+        name: &Name,
+        kind: RecordType,
+    ) -> Result<(BTreeSet<String>, Option<u32>), String> {
         let response = client
             .query(name.clone(), DNSClass::IN, kind)
             .await
@@ -233,12 +244,15 @@ impl Rfc2136 {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             other => return Err(format!("the server answered {other}")),
         }
-        Ok(response
+        let records: Vec<_> = response
             .answers()
             .iter()
             .filter(|r| r.record_type() == kind && r.name() == name)
-            .map(|r| text(r.data()))
-            .collect())
+            .collect();
+        Ok((
+            records.iter().map(|r| text(r.data())).collect(),
+            records.iter().map(|r| r.ttl()).max(),
+        ))
     }
 }
 
@@ -311,7 +325,7 @@ impl Dial for Rfc2136 {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Failure::permanent)?;
             let wanted_text = wanted.iter().map(text).collect();
-            let now = Self::answer(&mut client, &name, record_type(kind))
+            let (now, served) = Self::answer_with_ttl(&mut client, &name, record_type(kind))
                 .await
                 .map_err(|e| {
                     Failure::retryable(format!("endpoint `{endpoint}`: {kind} query: {e}"))
@@ -319,10 +333,17 @@ impl Dial for Rfc2136 {
             sets.push(RecordSet {
                 kind: record_type(kind),
                 now,
+                ttl: served,
                 wanted,
                 wanted_text,
             });
         }
+        records::ttl_check(
+            sets.iter().filter_map(|s| s.ttl).max(),
+            m.ttl.or(t.ttl),
+            work,
+        )
+        .await;
         let changing: Vec<&RecordSet> = sets.iter().filter(|s| s.now != s.wanted_text).collect();
         let answer = sets
             .iter()

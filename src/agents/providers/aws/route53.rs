@@ -243,6 +243,14 @@ impl Dial for Route53 {
         )
         .await;
 
+        records::ttl_check(
+            now.iter()
+                .filter_map(|s| u32::try_from(s.ttl()?).ok())
+                .max(),
+            m.ttl.or(t.ttl),
+            work,
+        )
+        .await;
         let mut plan = Vec::new();
         for kind in records::kinds(&t.regions) {
             let found = |id: Option<&str>| {
