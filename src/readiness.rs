@@ -97,8 +97,9 @@ pub struct Targets {
 }
 
 /// What a failover now would take and lose: the RTO from the critical path of the group's
-/// last successful real failover of the workflow it runs now (`rto_from`), the RPO from the
-/// recovery point its last drill measured.
+/// last successful real failover of the same version of what it runs now (workflow file,
+/// templates and targets, by hash; `rto_from`), the RPO from the recovery point its last
+/// drill measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
     pub rto_s: Option<f64>,
@@ -195,7 +196,12 @@ pub fn checks_of(run: &Run) -> Vec<ReadinessCheck> {
 }
 
 /// `group`'s readiness now (`now` places the next scheduled drill).
-pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Result<Readiness> {
+pub async fn of_group(
+    store: &Store,
+    catalog: &Catalog,
+    group: &Group,
+    now: Millis,
+) -> anyhow::Result<Readiness> {
     let drills = store
         .find_runs(&RunFilter {
             group: Some(group.name.clone()),
@@ -228,7 +234,7 @@ pub async fn of_group(store: &Store, group: &Group, now: Millis) -> anyhow::Resu
                 )
             }
         };
-    let forecast = forecast(store, group, last.as_ref()).await?;
+    let forecast = forecast(store, catalog, group, last.as_ref()).await?;
     let mut checks = checks;
     let mut ready = ready;
     let objectives = group.objectives;
@@ -296,7 +302,7 @@ pub async fn full(
     group: &Group,
     now: Millis,
 ) -> anyhow::Result<Readiness> {
-    let mut r = of_group(store, group, now).await?;
+    let mut r = of_group(store, catalog, group, now).await?;
     r.verified = Some(verified(store, catalog, group, now).await?);
     Ok(r)
 }
@@ -426,10 +432,11 @@ pub async fn verified(
 
 async fn forecast(
     store: &Store,
+    catalog: &Catalog,
     group: &Group,
     last_drill: Option<&Run>,
 ) -> anyhow::Result<Forecast> {
-    let workflow = group.workflow_for(Action::Failover);
+    let current = current_versions(catalog, group);
     let failovers = store
         .find_runs(&RunFilter {
             group: Some(group.name.clone()),
@@ -439,9 +446,20 @@ async fn forecast(
             ..RunFilter::default()
         })
         .await?;
-    let real = failovers
-        .into_iter()
-        .find(|r| !r.dry_run && Some(r.workflow.as_str()) == workflow);
+    // The same version: the same workflow file, templates and targets as it runs now.
+    let mut real = None;
+    for run in failovers {
+        let Some((workflow, versions)) = &current else {
+            break;
+        };
+        if run.dry_run || &run.workflow != workflow {
+            continue;
+        }
+        if store.run_versions(run.id).await?.as_ref() == Some(versions) {
+            real = Some(run);
+            break;
+        }
+    }
     let (rto_s, rto_from) = match real {
         Some(run) => {
             let audit = store.audit(run.id).await?;

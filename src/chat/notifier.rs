@@ -120,13 +120,14 @@ impl Notifier {
             return;
         };
         let now = self.cx.clock.now_ms();
-        let readiness = match crate::readiness::of_group(&self.cx.store, group, now).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(group = name, error = %e, "Could not read a group's readiness.");
-                return;
-            }
-        };
+        let readiness =
+            match crate::readiness::of_group(&self.cx.store, self.cx.catalog(), group, now).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(group = name, error = %e, "Could not read a group's readiness.");
+                    return;
+                }
+            };
         let Some(ready) = readiness.ready else {
             return;
         };

@@ -8,6 +8,7 @@ use super::event::{Audit, EventKind};
 use super::report::RecoveryPoint;
 use super::run::Run;
 use crate::clock::Millis;
+use crate::workflow::Objectives;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scorecard {
@@ -32,12 +33,44 @@ pub struct StageTime {
     pub on_critical_path: bool,
 }
 
-/// A scorecard beside the group's previous run and last drill of the same action.
+/// A scorecard beside the group's previous run and last drill of the same action, and
+/// against the group's objectives.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recovery {
     pub card: Scorecard,
     pub previous: Option<Earlier>,
     pub last_drill: Option<Earlier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<ObjectivesMet>,
+}
+
+/// A run's recovery time and point set against its group's objectives.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ObjectivesMet {
+    pub rto_s: Option<f64>,
+    pub rpo_s: Option<f64>,
+    pub rto_met: Option<bool>,
+    /// `None` also when the run measured no recovery point.
+    pub rpo_met: Option<bool>,
+}
+
+impl Scorecard {
+    /// Set against `objectives`; `None` when the group sets none.
+    pub fn against(&self, objectives: &Objectives) -> Option<ObjectivesMet> {
+        if objectives.rto.is_none() && objectives.rpo.is_none() {
+            return None;
+        }
+        let rto_s = self.total_ms as f64 / 1000.0;
+        let rpo_s = self.rpo.as_ref().and_then(|r| r.seconds);
+        Some(ObjectivesMet {
+            rto_s: objectives.rto.map(|d| d.as_secs_f64()),
+            rpo_s: objectives.rpo.map(|d| d.as_secs_f64()),
+            rto_met: objectives.rto.map(|d| rto_s <= d.as_secs_f64()),
+            rpo_met: objectives
+                .rpo
+                .and_then(|d| rpo_s.map(|r| r <= d.as_secs_f64())),
+        })
+    }
 }
 
 /// An earlier run of the same group and action, and its total recovery time.
@@ -89,6 +122,24 @@ impl Recovery {
         ];
         if let Some(rpo) = &c.rpo {
             out.push(format!("recovery point: {}", rpo.loss()));
+        }
+        if let Some(o) = &self.objectives {
+            let seconds = |s: f64| short_duration((s * 1000.0) as i64);
+            let mark = |met: bool| if met { "✓ met" } else { "✗ missed" };
+            if let (Some(limit), Some(met)) = (o.rto_s, o.rto_met) {
+                out.push(format!(
+                    "RTO objective {}: {} ({})",
+                    seconds(limit),
+                    mark(met),
+                    short_duration(c.total_ms)
+                ));
+            }
+            if let Some(limit) = o.rpo_s {
+                out.push(match o.rpo_met {
+                    Some(met) => format!("RPO objective {}: {}", seconds(limit), mark(met)),
+                    None => format!("RPO objective {}: not measured", seconds(limit)),
+                });
+            }
         }
         for (what, earlier) in [
             ("previous run", &self.previous),
@@ -302,6 +353,34 @@ mod tests {
         assert!(
             score(&running, &audit).is_none(),
             "no scorecard before the end"
+        );
+
+        // Against objectives: 10.5 s within an RTO of 15 s; no recovery point measured.
+        let objectives = Objectives {
+            rto: Some(std::time::Duration::from_secs(15)),
+            rpo: Some(std::time::Duration::from_secs(30)),
+        };
+        let met = card.against(&objectives).expect("objectives set");
+        assert_eq!(met.rto_met, Some(true));
+        assert_eq!(met.rpo_met, None);
+        assert_eq!(card.against(&Objectives::default()), None);
+        let lines = Recovery {
+            card: card.clone(),
+            previous: None,
+            last_drill: None,
+            objectives: card.against(&Objectives {
+                rto: Some(std::time::Duration::from_secs(10)),
+                ..objectives
+            }),
+        }
+        .lines();
+        assert!(
+            lines.contains(&"RTO objective 10.0s: ✗ missed (10.5s)".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"RPO objective 30.0s: not measured".to_string()),
+            "{lines:?}"
         );
     }
 }

@@ -16,11 +16,11 @@ pub use period::{Period, PeriodRow, gather as gather_period};
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::report::{Change, Check};
-use crate::domain::scorecard::Scorecard;
+use crate::domain::scorecard::{ObjectivesMet, Scorecard};
 use crate::domain::{Actor, Audit, EventKind, Run, RunId, RunState, StageState};
 use crate::orchestrator::Orchestrator;
 use crate::store::Store;
-use crate::workflow::{Action, Objectives, Versions};
+use crate::workflow::{Action, Versions};
 
 /// The formats a report is had in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,33 +147,6 @@ pub struct RecoveryEvidence {
     pub rpo: Option<String>,
 }
 
-/// A run's recovery time and point set against its group's objectives.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ObjectivesMet {
-    pub rto_s: Option<f64>,
-    pub rpo_s: Option<f64>,
-    pub rto_met: Option<bool>,
-    /// `None` also when the run measured no recovery point.
-    pub rpo_met: Option<bool>,
-}
-
-/// A scorecard against `objectives`; `None` when the group sets none.
-pub fn objectives_met(objectives: &Objectives, card: &Scorecard) -> Option<ObjectivesMet> {
-    if objectives.rto.is_none() && objectives.rpo.is_none() {
-        return None;
-    }
-    let rto_s = card.total_ms as f64 / 1000.0;
-    let rpo_s = card.rpo.as_ref().and_then(|r| r.seconds);
-    Some(ObjectivesMet {
-        rto_s: objectives.rto.map(|d| d.as_secs_f64()),
-        rpo_s: objectives.rpo.map(|d| d.as_secs_f64()),
-        rto_met: objectives.rto.map(|d| rto_s <= d.as_secs_f64()),
-        rpo_met: objectives
-            .rpo
-            .and_then(|d| rpo_s.map(|r| r <= d.as_secs_f64())),
-    })
-}
-
 /// A run's evidence, with what its timeline is drawn from.
 pub struct Document {
     pub evidence: Evidence,
@@ -207,7 +180,7 @@ pub async fn gather(
         .groups
         .get(&run.group)
         .zip(card.as_ref())
-        .and_then(|(g, card)| objectives_met(&g.objectives, card));
+        .and_then(|(g, card)| card.against(&g.objectives));
     let versions = store.run_versions(run.id).await?;
     let evidence = Evidence {
         run: run.id,

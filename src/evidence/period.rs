@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::objectives_met;
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{RunId, RunState};
 use crate::store::{RunFilter, Store};
@@ -68,7 +67,7 @@ pub async fn gather(
         let card = crate::domain::scorecard::score(run, &audit);
         let met = card
             .as_ref()
-            .and_then(|c| objectives_met(&group.objectives, c))
+            .and_then(|c| c.against(&group.objectives))
             .map(|o| o.rto_met != Some(false) && o.rpo_met != Some(false));
         let checks_failed = crate::readiness::checks_of(run)
             .iter()

@@ -248,16 +248,6 @@ pub async fn run_report(
         )
     })?;
     let mut out = serde_json::to_value(&recovery).map_err(anyhow::Error::from)?;
-    // Set against the group's objectives, where it has any.
-    if let Some(met) = state
-        .orchestrator
-        .catalog()
-        .groups
-        .get(&run.group)
-        .and_then(|g| crate::evidence::objectives_met(&g.objectives, &recovery.card))
-    {
-        out["objectives"] = json!(met);
-    }
     out["run"] = serde_json::json!(run.id);
     out["state"] = serde_json::json!(run.state);
     Ok(Json(out))

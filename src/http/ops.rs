@@ -38,7 +38,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Readiness is read from the store at each scrape, so that every replica agrees.
     let now = state.orchestrator.clock().now_ms();
     for g in state.orchestrator.catalog().groups.values() {
-        match crate::readiness::of_group(&state.store, g, now).await {
+        match crate::readiness::of_group(&state.store, state.orchestrator.catalog(), g, now).await {
             Ok(r) => state.metrics.readiness(&r),
             Err(e) => {
                 tracing::warn!(group = %g.name, error = %e, "Could not read a group's readiness for the metrics.")

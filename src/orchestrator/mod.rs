@@ -578,10 +578,16 @@ impl Orchestrator {
         };
         let history = self.store.list_runs(Some(&run.group), 200).await?;
         let (previous, last_drill) = crate::domain::scorecard::Earlier::of(run, &history);
+        let objectives = self
+            .catalog
+            .groups
+            .get(&run.group)
+            .and_then(|g| card.against(&g.objectives));
         Ok(Some(crate::domain::scorecard::Recovery {
             card,
             previous,
             last_drill,
+            objectives,
         }))
     }
 

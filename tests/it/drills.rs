@@ -417,7 +417,8 @@ async fn readiness_of(t: &TestApp, group: &str) -> Value {
 /// Verified follows what the group would run: unverified before any real failover (a
 /// drill is not one), verified after one, unverified again once its workflow file, or a
 /// target it names, is edited (the service restarted on the same store), saying which and
-/// since when, and verified again by the next real failover.
+/// since when, and verified again by the next real failover. The forecast's RTO comes
+/// only from a failover of the version it runs now.
 #[tokio::test]
 async fn verified_follows_a_workflow_edit_until_the_next_real_failover() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -471,6 +472,8 @@ async fn verified_follows_a_workflow_edit_until_the_next_real_failover() {
         "{shop:#}"
     );
     assert_eq!(shop["verified"]["changed"][0]["part"], "workflow");
+    // Nor is a failover of another version a forecast of this one's RTO.
+    assert!(shop["forecast"]["rto_from"].is_null(), "{shop:#}");
     assert!(shop["verified"]["changed"][0]["at"].is_string());
     // A drill does not verify it again.
     let drill = t.create(r#"{"group": "shop", "action": "drill"}"#).await;
@@ -480,7 +483,9 @@ async fn verified_follows_a_workflow_edit_until_the_next_real_failover() {
         .create(r#"{"group": "shop", "reason": "tested again"}"#)
         .await;
     t.wait_state(&real, "succeeded").await;
-    assert_eq!(readiness_of(&t, "shop").await["verified"]["ok"], true);
+    let shop = readiness_of(&t, "shop").await;
+    assert_eq!(shop["verified"]["ok"], true);
+    assert_eq!(shop["forecast"]["rto_from"], real.as_str());
     t.shutdown().await;
 
     // A target it names is changed in targets.yaml: the targets part changed.
