@@ -6,9 +6,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::timeline;
 use super::{Evidence, Period, short_hash};
 use crate::clock::{Millis, short_duration};
-use crate::domain::{Audit, Run};
+use crate::domain::{Audit, Run, RunState};
 
-const STYLE: &str = include_str!("report.css");
+const STYLE: &str = concat!(include_str!("report.css"), include_str!("timeline.css"));
 
 fn page(title: &str, body: Markup) -> String {
     html! {
@@ -66,7 +66,7 @@ pub fn run(e: &Evidence, run: &Run, audit: &[Audit], now: Millis) -> String {
             dt { "Created" } dd { (e.created) }
             dt { "Started" } dd { (e.started.as_deref().unwrap_or("—")) }
             dt { "Finished" } dd { (e.finished.as_deref().unwrap_or("—")) }
-            dt { "Outcome" } dd #outcome class=(if e.state.to_string() == "succeeded" { "ok" } else { "bad" }) { (e.outcome) }
+            dt { "Outcome" } dd #outcome class=(if e.state == RunState::Succeeded { "ok" } else { "bad" }) { (e.outcome) }
         }
         h2 { "Recovery time and point" }
         @match &e.recovery {

@@ -18,9 +18,8 @@ use crate::clock::{Millis, rfc3339};
 use crate::domain::report::{Change, Check};
 use crate::domain::scorecard::{ObjectivesMet, Scorecard};
 use crate::domain::{Actor, Audit, EventKind, Run, RunId, RunState, StageState};
-use crate::orchestrator::Orchestrator;
 use crate::store::Store;
-use crate::workflow::{Action, Versions};
+use crate::workflow::{Action, Catalog, Versions};
 
 /// The formats a report is had in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +167,14 @@ impl Document {
 
 /// Everything the store holds of `run`, for its report.
 pub async fn gather(
-    orchestrator: &Orchestrator,
+    catalog: &Catalog,
     store: &Store,
     run: Run,
     now: Millis,
 ) -> anyhow::Result<Document> {
     let audit = store.audit(run.id).await?;
     let card = crate::domain::scorecard::score(&run, &audit);
-    let objectives = orchestrator
-        .catalog()
+    let objectives = catalog
         .groups
         .get(&run.group)
         .zip(card.as_ref())

@@ -37,7 +37,7 @@ pub async fn run_report(
     let format = format_of(&file)?;
     let run = api::stored_run(&state, api::run_id(&id)?).await?;
     let now = state.orchestrator.clock().now_ms();
-    let doc = evidence::gather(&state.orchestrator, &state.store, run, now).await?;
+    let doc = evidence::gather(state.orchestrator.catalog(), &state.store, run, now).await?;
     Ok(document(format, doc.render(format)?))
 }
 

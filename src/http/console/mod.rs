@@ -23,7 +23,10 @@ use maud::{DOCTYPE, Markup, html};
 use super::viewer::{Signed, Viewer};
 use super::{ApiError, AppState};
 
-const CSS: &str = include_str!("assets/console.css");
+const CSS: &str = concat!(
+    include_str!("assets/console.css"),
+    include_str!("../../evidence/timeline.css")
+);
 const JS: &str = include_str!("assets/console.js");
 
 pub fn routes() -> Router<AppState> {

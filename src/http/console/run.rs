@@ -128,7 +128,7 @@ pub async fn report(State(s): State<AppState>, Path(id): Path<String>, parts: Pa
     let found = async {
         let run = api::stored_run(&s, api::run_id(&id)?).await?;
         let now = s.orchestrator.clock().now_ms();
-        let doc = crate::evidence::gather(&s.orchestrator, &s.store, run, now).await?;
+        let doc = crate::evidence::gather(s.orchestrator.catalog(), &s.store, run, now).await?;
         Ok::<_, crate::http::ApiError>(doc.render(Format::Html)?)
     };
     match found.await {
