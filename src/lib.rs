@@ -21,6 +21,8 @@
 //! - `orchestrator`: the pure state machine (`machine`) and batch step (`batch`), the
 //!   engine that commits and carries them out, and the handle the rest uses.
 //! - `trigger` and `commands`: who asked for what, and the chat command grammar.
+//! - `evacuation`: many groups moved at once in dependency order, each move taken once
+//!   through the store.
 //! - `schedule`: groups' scheduled drills, each time taken once through the store;
 //!   `readiness`: what a group's last drill says of it; `evidence`: a run's report for
 //!   an auditor, and a group's runs over a period.
@@ -40,6 +42,7 @@ pub mod clock;
 pub(crate) mod commands;
 pub mod config;
 pub mod domain;
+pub mod evacuation;
 pub mod evidence;
 pub(crate) mod http;
 pub(crate) mod metrics;

@@ -26,6 +26,8 @@ pub struct Service {
     feed: JoinHandle<()>,
     /// Starts the groups' scheduled drills.
     drills: Option<JoinHandle<()>>,
+    /// Moves evacuations on.
+    evacuations: JoinHandle<()>,
 }
 
 impl Service {
@@ -65,6 +67,7 @@ impl Service {
         // Groups with a `drill:` schedule are drilled by whichever replica takes each
         // time; a `lifeboat run` in a terminal drills nothing.
         let drills = crate::schedule::spawn(app.orchestrator.clone(), app.store.clone());
+        let evacuations = crate::evacuation::spawn(app.orchestrator.clone(), app.store.clone());
         let stop = state.closing.clone();
         let router = http::router(state, app.chat_routes.clone());
         let stopped = stop.clone();
@@ -76,6 +79,7 @@ impl Service {
             server,
             feed,
             drills,
+            evacuations,
         })
     }
 
@@ -96,6 +100,7 @@ impl Service {
             }
             ended = &mut self.server => {
                 self.feed.abort();
+                self.evacuations.abort();
                 if let Some(d) = &self.drills {
                     d.abort();
                 }
@@ -123,6 +128,7 @@ impl Service {
             }
         }
         self.feed.abort();
+        self.evacuations.abort();
         if let Some(d) = &self.drills {
             d.abort();
         }

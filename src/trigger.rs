@@ -130,6 +130,7 @@ mod tests {
             people: Default::default(),
             drill: None,
             objectives: Default::default(),
+            depends_on: Vec::new(),
             chat_keys: Vec::new(),
         }
     }

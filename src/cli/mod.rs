@@ -8,6 +8,7 @@ mod bench;
 mod bench_alerts;
 mod control;
 mod demo;
+mod evacuate;
 mod progress;
 mod remote;
 mod report;
@@ -117,6 +118,9 @@ enum Command {
     /// timeline, RTO/RPO against the objectives, hashes of what ran), or with --group a
     /// group's drills and runs over a period.
     Report(report::Report),
+    /// Move many groups at once on a running service, in dependency order (groups.yaml's
+    /// `depends_on`), and follow it to its end: exit 0 when every group succeeded.
+    Evacuate(evacuate::Evacuate),
     /// Measure the engine with no-op agents; prints one JSON object (two, in an array,
     /// with --kafka: embedded, then kafka+postgres).
     Bench {
@@ -316,6 +320,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { keep } => demo::run(keep).await,
         Command::Control(c) => control::run(c, &server(&settings)).await,
         Command::Report(r) => report::run(r, &server(&settings)).await,
+        Command::Evacuate(e) => evacuate::run(e, &server(&settings)).await,
         Command::Bench {
             runs,
             stages,

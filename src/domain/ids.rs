@@ -35,6 +35,36 @@ impl FromStr for RunId {
     }
 }
 
+/// An evacuation's id: a UUIDv7, as a run's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EvacuationId(uuid::Uuid);
+
+impl EvacuationId {
+    pub fn new() -> Self {
+        EvacuationId(uuid::Uuid::now_v7())
+    }
+}
+
+impl Default for EvacuationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EvacuationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for EvacuationId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(EvacuationId)
+    }
+}
+
 /// `run/stage/attempt`: the same request delivered twice does the work once.
 pub fn request_id(run: RunId, stage: &str, attempt: u32) -> String {
     format!("{run}/{stage}/{attempt}")

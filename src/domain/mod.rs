@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod alert;
 pub mod control;
+pub mod evacuation;
 pub mod event;
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -19,7 +20,7 @@ pub use actor::{Actor, Platform};
 pub use alert::{Alert, AlertBrief, AlertDecision, AlertTally, Source, Status};
 pub use control::Control;
 pub use event::{Audit, EventKind, RunAudit};
-pub use ids::{RunId, request_id};
+pub use ids::{EvacuationId, RunId, request_id};
 pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
 pub use offer::{Offer, OfferMode, OfferState};
 pub use report::{Basis, Change, Check, RecoveryPoint, Report};

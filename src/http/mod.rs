@@ -6,6 +6,7 @@
 mod api;
 mod console;
 mod error;
+mod evacuations;
 mod events;
 pub mod feed;
 mod json;
@@ -95,6 +96,13 @@ pub fn router(state: AppState, chat: Router) -> Router {
         .route("/api/v1/groups/{name}/{file}", get(reports::group_report))
         .route("/api/v1/events", get(events::events))
         .route("/api/v1/readiness", get(api::readiness))
+        .route("/api/v1/evacuations", post(evacuations::create))
+        .route("/api/v1/evacuations/{id}", get(evacuations::get))
+        .route("/api/v1/evacuations/{id}/abort", post(evacuations::abort))
+        .route(
+            "/api/v1/evacuations/{id}/groups/{group}/{control}",
+            post(evacuations::control_group),
+        )
         .merge(console::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

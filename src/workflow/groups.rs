@@ -48,6 +48,9 @@ pub struct Group {
     pub drill: Option<DrillSchedule>,
     /// What a failover should take (`rto`) and may lose (`rpo`).
     pub objectives: Objectives,
+    /// Groups that finish the same action first when groups move together (an
+    /// evacuation): a shared database before the apps that use it.
+    pub depends_on: Vec<String>,
     /// Where each key a chat platform should own is written, for `check_chat`.
     pub(crate) chat_keys: Vec<(ChatKey, String, Pos)>,
 }
@@ -130,8 +133,16 @@ pub(super) fn check(
     errors: &mut Vec<Diagnostic>,
 ) -> IndexMap<String, Group> {
     let mut out = IndexMap::new();
+    let mut edges: Vec<(String, Vec<(String, Pos)>)> = Vec::new();
     for (name, g) in raw.groups.0 {
         let g = g.value;
+        edges.push((
+            name.value.clone(),
+            g.depends_on
+                .iter()
+                .map(|d| (d.value.clone(), Pos::of(d)))
+                .collect(),
+        ));
         let mut map = IndexMap::new();
         for (action, wf) in g.workflows.value.iter() {
             match action.value.parse::<Action>() {
@@ -293,10 +304,12 @@ pub(super) fn check(
                 people,
                 drill,
                 objectives,
+                depends_on: g.depends_on.into_iter().map(|d| d.value).collect(),
                 chat_keys,
             },
         );
     }
+    dependencies(file, &edges, errors);
     out
 }
 
@@ -376,6 +389,85 @@ fn people(
 }
 
 /// Checks the keys each group gives chat platforms against the platforms there are.
+/// Every `depends_on` names another group, and no group depends on itself through others:
+/// each problem where the dependency is written.
+fn dependencies(file: &Path, edges: &[(String, Vec<(String, Pos)>)], errors: &mut Vec<Diagnostic>) {
+    let index: IndexMap<&str, usize> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, (g, _))| (g.as_str(), i))
+        .collect();
+    for (group, deps) in edges {
+        for (dep, pos) in deps {
+            if dep == group {
+                errors.push(pos.diag(file, format!("group `{group}` depends on itself")));
+            } else if !index.contains_key(dep.as_str()) {
+                errors.push(pos.diag(
+                    file,
+                    format!(
+                        "group `{group}` depends on `{dep}`, which is no group (groups: {})",
+                        index.keys().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // Depth first; a dependency met again while its own walk is open closes a cycle.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn walk(
+        i: usize,
+        edges: &[(String, Vec<(String, Pos)>)],
+        index: &IndexMap<&str, usize>,
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        found: &mut Vec<(Vec<usize>, Pos)>,
+    ) {
+        marks[i] = Mark::Open;
+        path.push(i);
+        for (dep, pos) in &edges[i].1 {
+            let Some(&j) = index.get(dep.as_str()) else {
+                continue;
+            };
+            if j == i {
+                continue;
+            }
+            match marks[j] {
+                Mark::New => walk(j, edges, index, marks, path, found),
+                Mark::Open => {
+                    let from = path.iter().position(|&k| k == j).unwrap_or(0);
+                    found.push((path[from..].to_vec(), *pos));
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[i] = Mark::Done;
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    let mut found = Vec::new();
+    for i in 0..edges.len() {
+        if marks[i] == Mark::New {
+            walk(i, edges, &index, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    for (cycle, pos) in found {
+        let names: Vec<&str> = cycle.iter().map(|&k| edges[k].0.as_str()).collect();
+        errors.push(pos.diag(
+            file,
+            format!(
+                "groups depend on each other in a cycle: {} → {}",
+                names.join(" → "),
+                names[0]
+            ),
+        ));
+    }
+}
+
 pub(super) fn check_chat(
     file: &Path,
     groups: &IndexMap<String, Group>,

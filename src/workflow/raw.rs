@@ -91,6 +91,9 @@ pub struct RawGroup {
     /// `{ rto: 15m, rpo: 30s }`: what a failover of the group should take and may lose.
     #[serde(default)]
     pub objectives: Option<Spanned<RawObjectives>>,
+    /// Groups that must have finished the same action first when they move together.
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
     /// Every other key: a platform's channel (`channel`, `discord_channel`, …).
     #[serde(flatten)]
     pub chat: IndexMap<String, Node>,

@@ -19,6 +19,7 @@ mod data_loss;
 mod data_loss_postgres;
 mod discord;
 mod drills;
+mod evacuations;
 mod evidence;
 mod exec;
 mod failback;

@@ -1002,6 +1002,86 @@ async fn a_run_keeps_its_versions_and_a_change_is_dated_once(s: Store) {
     );
 }
 
+async fn an_evacuation_group_moves_once(s: Store) {
+    use lifeboat::domain::EvacuationId;
+    use lifeboat::domain::evacuation::{Evacuation, EvacuationGroup, EvacuationState, GroupState};
+    use lifeboat::store::GroupMove;
+    let group = |name: &str| EvacuationGroup {
+        group: name.into(),
+        state: GroupState::Waiting,
+        run: None,
+        note: None,
+        updated_at: 1,
+    };
+    let e = Evacuation {
+        id: EvacuationId::new(),
+        action: Action::Failover,
+        dry_run: false,
+        reason: Some("region a".into()),
+        requested_by: Actor::Api("ops".into()),
+        state: EvacuationState::Going,
+        created_at: 1,
+        finished_at: None,
+        groups: vec![group("db"), group("app")],
+    };
+    s.insert_evacuation(&e).await.expect("insert");
+    assert_eq!(s.evacuation(e.id).await.expect("read"), Some(e.clone()));
+    assert_eq!(s.going_evacuations().await.expect("going"), [e.id]);
+
+    let run = new_run("db");
+    let start = GroupMove {
+        evacuation: e.id,
+        group: "db",
+        from: GroupState::Waiting,
+        to: GroupState::Started,
+        run: Some(run.id),
+        note: None,
+        at: 2,
+    };
+    assert!(s.move_evacuation_group(&start).await.expect("move"));
+    assert!(
+        !s.move_evacuation_group(&start).await.expect("move"),
+        "a second replica's same move finds it moved"
+    );
+    // Chosen, not stored yet; then stored.
+    assert_eq!(
+        s.evacuation_runs(e.id).await.expect("runs"),
+        [("db".to_string(), run.id, None)]
+    );
+    s.insert_run(&run, &audit("run.created"))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.evacuation_runs(e.id).await.expect("runs"),
+        [("db".to_string(), run.id, Some(run.state))]
+    );
+    assert!(
+        s.settle_evacuation(
+            e.id,
+            EvacuationState::Going,
+            EvacuationState::Failed,
+            Some(3)
+        )
+        .await
+        .expect("settle")
+    );
+    assert!(
+        !s.settle_evacuation(
+            e.id,
+            EvacuationState::Going,
+            EvacuationState::Succeeded,
+            Some(3)
+        )
+        .await
+        .expect("settle")
+    );
+    let read = s.evacuation(e.id).await.expect("read").expect("stored");
+    assert_eq!(read.state, EvacuationState::Failed);
+    assert_eq!(read.finished_at, Some(3));
+    assert_eq!(read.groups[0].run, Some(run.id));
+    assert!(s.going_evacuations().await.expect("going").is_empty());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1036,4 +1116,5 @@ suite!(
     console_sessions_expire_and_close,
     runs_are_listed_by_filter_and_cursor,
     a_run_keeps_its_versions_and_a_change_is_dated_once,
+    an_evacuation_group_moves_once,
 );

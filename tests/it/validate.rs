@@ -1547,3 +1547,35 @@ fn a_spec_nested_too_deep_is_refused_where_it_goes_too_deep() {
     assert_eq!(d.line, 5, "{d}");
     assert!(d.message.contains("limits breached"), "{d}");
 }
+
+#[test]
+fn dependencies_between_groups_are_refused_where_they_are_wrong() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+groups:
+  db:
+    workflows: { failover: petstore-failover }
+    depends_on: [app]
+  auth:
+    workflows: { failover: petstore-failover }
+    depends_on: [db]
+  app:
+    workflows: { failover: petstore-failover }
+    depends_on: [auth, cache, app]
+",
+        ),
+    ]);
+    let text = out.dump();
+    assert_eq!(out.code, Some(1), "{text}");
+    for expected in [
+        "groups.yaml:10:24: group `app` depends on `cache`, which is no group (groups: db, auth, app)",
+        "groups.yaml:10:31: group `app` depends on itself",
+        "groups.yaml:7:18: groups depend on each other in a cycle: db → app → auth → db",
+    ] {
+        let expected = format!("{}/{expected}", dir.path().display());
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}

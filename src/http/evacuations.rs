@@ -1,0 +1,272 @@
+//! `POST /api/v1/evacuations` (many groups moved at once, in dependency order),
+//! `GET /api/v1/evacuations/{id}` (the groups and their states, with counts), and a
+//! person's word on it: resume or skip a group, abort the rest.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::Caller;
+use super::json as body;
+use super::{ApiError, AppState};
+use crate::domain::evacuation::{Evacuation, EvacuationGroup, EvacuationState, GroupState};
+use crate::domain::{Actor, EvacuationId};
+use crate::evacuation::{self, ControlError, GroupControl};
+use crate::workflow::Action;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Groups {
+    /// `"all"`.
+    Word(String),
+    List(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEvacuation {
+    groups: Groups,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    reason: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn evacuation_id(id: &str) -> Result<EvacuationId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request(format!("`{id}` is not an evacuation id")))
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(_) | ControlError::NoGroup(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            ControlError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            ControlError::Run(e) => e.into(),
+            ControlError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The evacuation as the API shows it: each group with what it depends on in it.
+fn shown(state: &AppState, e: &Evacuation) -> Value {
+    let catalog = state.orchestrator.catalog();
+    let moving: Vec<&str> = e.groups.iter().map(|g| g.group.as_str()).collect();
+    let group = |g: &EvacuationGroup| {
+        let depends_on: Vec<&String> = catalog
+            .groups
+            .get(&g.group)
+            .map(|c| {
+                c.depends_on
+                    .iter()
+                    .filter(|d| moving.contains(&d.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "group": g.group,
+            "state": g.state,
+            "run": g.run,
+            "note": g.note,
+            "depends_on": depends_on,
+        })
+    };
+    json!({
+        "id": e.id,
+        "action": e.action,
+        "dry_run": e.dry_run,
+        "reason": e.reason,
+        "requested_by": e.requested_by.to_string(),
+        "state": e.state,
+        "created_at": crate::clock::rfc3339(e.created_at),
+        "finished_at": e.finished_at.map(crate::clock::rfc3339),
+        "counts": e.counts(),
+        "groups": e.groups.iter().map(group).collect::<Vec<_>>(),
+    })
+}
+
+/// `POST /api/v1/evacuations`: `{"groups": [...] | "all", "action", "dry_run", "reason"}`.
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: CreateEvacuation = body::body(&bytes, false)?;
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::bad_request(
+            "`reason` is empty: an evacuation says why",
+        ));
+    }
+    let action: Action = match req.action.as_deref() {
+        None => Action::Failover,
+        Some(a) => a.parse().map_err(ApiError::bad_request)?,
+    };
+    let catalog = state.orchestrator.catalog();
+    let mut names: Vec<String> = match req.groups {
+        Groups::Word(w) if w == "all" => catalog.groups.keys().cloned().collect(),
+        Groups::Word(w) => {
+            return Err(ApiError::bad_request(format!(
+                "`groups` is \"all\" or a list of groups, not \"{w}\""
+            )));
+        }
+        Groups::List(list) => list,
+    };
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    if names.is_empty() {
+        return Err(ApiError::bad_request("`groups` names no group"));
+    }
+    let mut refused = Vec::new();
+    for name in &names {
+        let Some(g) = catalog.groups.get(name) else {
+            return Err(ApiError::not_found(format!(
+                "unknown group `{name}` (groups: {})",
+                catalog
+                    .groups
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if g.workflow_for(action).is_none() && action != Action::Failback {
+            return Err(ApiError::bad_request(format!(
+                "group `{name}` has no {action} workflow"
+            )));
+        }
+        if let Err(why) = crate::trigger::authorize(g, &actor, &[]) {
+            refused.push(why);
+        }
+    }
+    if !refused.is_empty() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, refused.join("; ")));
+    }
+    let now = state.orchestrator.clock().now_ms();
+    let e = Evacuation {
+        id: EvacuationId::new(),
+        action,
+        dry_run: req.dry_run,
+        reason: Some(reason.to_string()),
+        requested_by: actor.clone(),
+        state: EvacuationState::Going,
+        created_at: now,
+        finished_at: None,
+        groups: names
+            .into_iter()
+            .map(|group| EvacuationGroup {
+                group,
+                state: GroupState::Waiting,
+                run: None,
+                note: None,
+                updated_at: now,
+            })
+            .collect(),
+    };
+    state.store.insert_evacuation(&e).await?;
+    tracing::info!(evacuation = %e.id, groups = e.groups.len(), by = %actor, %action, "Evacuation started.");
+    Ok((StatusCode::CREATED, Json(shown(&state, &e))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = evacuation_id(&id)?;
+    let e = state
+        .store
+        .evacuation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no evacuation {id}")))?;
+    Ok(Json(shown(&state, &e)))
+}
+
+/// Whether `actor` may act on `group`, as for starting its runs.
+fn allowed(state: &AppState, actor: &Actor, group: &str) -> Result<(), ApiError> {
+    match state.orchestrator.catalog().groups.get(group) {
+        Some(g) => crate::trigger::authorize(g, actor, &[])
+            .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why)),
+        None => Ok(()),
+    }
+}
+
+/// `POST /api/v1/evacuations/{id}/groups/{group}/{resume|skip}`.
+pub async fn control_group(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((id, group, word)): Path<(String, String, String)>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = evacuation_id(&id)?;
+    let said: Reason = body::body(&bytes, true)?;
+    let control = match word.as_str() {
+        "resume" => GroupControl::Resume,
+        "skip" => GroupControl::Skip {
+            reason: said
+                .reason
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| {
+                    ApiError::bad_request("`reason` is required: a skipped group says why")
+                })?,
+        },
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no evacuation control `{other}` (a group's: resume, skip)"
+            )));
+        }
+    };
+    allowed(&state, &actor, &group)?;
+    let e = evacuation::control_group(
+        &state.orchestrator,
+        &state.store,
+        id,
+        &group,
+        control,
+        &actor,
+    )
+    .await?;
+    Ok(Json(shown(&state, &e)))
+}
+
+/// `POST /api/v1/evacuations/{id}/abort`: what has not started never will.
+pub async fn abort(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = evacuation_id(&id)?;
+    let said: Reason = body::body(&bytes, true)?;
+    let e = state
+        .store
+        .evacuation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no evacuation {id}")))?;
+    for g in &e.groups {
+        allowed(&state, &actor, &g.group)?;
+    }
+    let e = evacuation::abort(
+        &state.orchestrator,
+        &state.store,
+        id,
+        &actor,
+        said.reason.as_deref(),
+    )
+    .await?;
+    Ok(Json(shown(&state, &e)))
+}
