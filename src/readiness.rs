@@ -337,6 +337,13 @@ pub fn current_versions(catalog: &Catalog, group: &Group) -> Option<(String, Ver
     Some((plan.workflow, versions))
 }
 
+/// What `run` would use if asked again today, as it was asked (its action and params).
+fn versions_now(catalog: &Catalog, run: &Run) -> Option<Versions> {
+    let asked = run.overrides.as_ref().unwrap_or(&run.params);
+    let plan = catalog.plan_for(&run.group, run.action, asked).ok()?;
+    (plan.workflow == run.workflow).then(|| catalog.versions(&plan.workflow, &plan.stages))
+}
+
 /// Notes, for each group's failover, the hashes this deployment runs now, so that a change
 /// is dated from when a replica first ran with it.
 pub async fn note_versions(store: &Store, catalog: &Catalog, now: Millis) -> anyhow::Result<()> {
@@ -362,7 +369,7 @@ pub async fn verified(
         at: None,
         changed: Vec::new(),
     };
-    let Some((workflow, current)) = current_versions(catalog, group) else {
+    let Some((workflow, _)) = current_versions(catalog, group) else {
         return Ok(unverified("no failover workflow plans".into()));
     };
     let mut recoveries = Vec::new();
@@ -396,6 +403,18 @@ pub async fn verified(
             at: Some(rfc3339(at)),
             ..unverified(format!(
                 "run {} recovered it before what runs was recorded",
+                last.id
+            ))
+        });
+    };
+    // Set against what that same run (its action, with the params it was asked with)
+    // would use today.
+    let Some(current) = versions_now(catalog, &last) else {
+        return Ok(Verified {
+            run: Some(last.id),
+            at: Some(rfc3339(at)),
+            ..unverified(format!(
+                "workflow {workflow} no longer plans as run {} asked it",
                 last.id
             ))
         });
@@ -436,7 +455,7 @@ async fn forecast(
     group: &Group,
     last_drill: Option<&Run>,
 ) -> anyhow::Result<Forecast> {
-    let current = current_versions(catalog, group);
+    let current = current_versions(catalog, group).map(|(w, _)| w);
     let failovers = store
         .find_runs(&RunFilter {
             group: Some(group.name.clone()),
@@ -449,13 +468,14 @@ async fn forecast(
     // The same version: the same workflow file, templates and targets as it runs now.
     let mut real = None;
     for run in failovers {
-        let Some((workflow, versions)) = &current else {
+        let Some(workflow) = &current else {
             break;
         };
         if run.dry_run || &run.workflow != workflow {
             continue;
         }
-        if store.run_versions(run.id).await?.as_ref() == Some(versions) {
+        let then = store.run_versions(run.id).await?;
+        if then.is_some() && then == versions_now(catalog, &run) {
             real = Some(run);
             break;
         }
