@@ -185,6 +185,115 @@ pub fn steps(
     out
 }
 
+/// When a group's run was made and when it ended (`None`: still going).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunTimes {
+    pub group: String,
+    pub created_at: Millis,
+    pub finished_at: Option<Millis>,
+}
+
+/// An evacuation's scorecard: its time so far (or in all), the critical path through the
+/// group dependency graph (the longest chain of groups each waiting on the one before,
+/// by its runs' times), what the rest of the time went on (dispatch between tiers, groups
+/// held for a person), and the slowest groups.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scorecard {
+    pub total_ms: i64,
+    pub critical_path: Vec<String>,
+    pub critical_path_ms: i64,
+    pub overhead_ms: i64,
+    /// The slowest groups' runs, slowest first (at most `SLOWEST`).
+    pub slowest: Vec<Slow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Slow {
+    pub group: String,
+    pub ms: i64,
+}
+
+/// How many of the slowest groups a scorecard names.
+pub const SLOWEST: usize = 5;
+
+/// The scorecard of `e` from its groups' run times (`now` ends what is still going).
+pub fn score(
+    e: &Evacuation,
+    times: &[RunTimes],
+    depends_on: &dyn Fn(&str) -> Vec<String>,
+    now: Millis,
+) -> Scorecard {
+    let took: IndexMap<&str, i64> = times
+        .iter()
+        .map(|t| {
+            (
+                t.group.as_str(),
+                (t.finished_at.unwrap_or(now) - t.created_at).max(0),
+            )
+        })
+        .collect();
+    // Longest chain ending at each group, in its dependencies' order; a dependency not
+    // in the evacuation, or without a run, adds nothing.
+    let mut longest: IndexMap<&str, (i64, Vec<String>)> = IndexMap::new();
+    fn chain<'a>(
+        g: &'a str,
+        took: &IndexMap<&'a str, i64>,
+        depends_on: &dyn Fn(&str) -> Vec<String>,
+        longest: &mut IndexMap<&'a str, (i64, Vec<String>)>,
+        open: &mut Vec<String>,
+    ) -> (i64, Vec<String>) {
+        if let Some(known) = longest.get(g) {
+            return known.clone();
+        }
+        // A cycle is refused when groups are read; were one here, it would end the chain.
+        if open.iter().any(|o| o == g) {
+            return (0, Vec::new());
+        }
+        open.push(g.to_string());
+        let mut best = (0, Vec::new());
+        for dep in depends_on(g) {
+            let Some((key, _)) = took.get_key_value(dep.as_str()) else {
+                continue;
+            };
+            let c = chain(key, took, depends_on, longest, open);
+            if c.0 > best.0 {
+                best = c;
+            }
+        }
+        open.pop();
+        let mine = took.get(g).copied().unwrap_or(0);
+        let mut path = best.1;
+        path.push(g.to_string());
+        let out = (best.0 + mine, path);
+        longest.insert(g, out.clone());
+        out
+    }
+    let mut critical = (0, Vec::new());
+    for g in took.keys() {
+        let c = chain(g, &took, depends_on, &mut longest, &mut Vec::new());
+        if c.0 > critical.0 {
+            critical = c;
+        }
+    }
+    let total_ms = (e.finished_at.unwrap_or(now) - e.created_at).max(0);
+    let mut slowest: Vec<Slow> = took
+        .iter()
+        .map(|(g, ms)| Slow {
+            group: g.to_string(),
+            ms: *ms,
+        })
+        .collect();
+    slowest.sort_by(|a, b| b.ms.cmp(&a.ms).then_with(|| a.group.cmp(&b.group)));
+    slowest.truncate(SLOWEST);
+    Scorecard {
+        total_ms,
+        critical_path: critical.1,
+        critical_path_ms: critical.0,
+        overhead_ms: (total_ms - critical.0).max(0),
+        slowest,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +422,69 @@ mod tests {
             Some(EvacuationState::Aborted)
         );
         assert_eq!(evac(&[Succeeded, Failed]).counts()["failed"], 1);
+    }
+
+    #[test]
+    fn the_critical_path_runs_through_the_dependency_graph() {
+        use GroupState::*;
+        let mut e = Evacuation {
+            id: EvacuationId::new(),
+            action: Action::Failover,
+            dry_run: false,
+            reason: None,
+            requested_by: Actor::System,
+            state: EvacuationState::Succeeded,
+            created_at: 1_000,
+            finished_at: Some(9_000),
+            groups: ["db", "auth", "app", "edge"]
+                .iter()
+                .map(|g| group(g, Succeeded))
+                .collect(),
+        };
+        let times = |g: &str, from: Millis, to: Millis| RunTimes {
+            group: g.into(),
+            created_at: from,
+            finished_at: Some(to),
+        };
+        // db 3 s, then auth 1 s, then app 2 s (app also on db); edge 5 s on nothing.
+        let runs = [
+            times("db", 1_000, 4_000),
+            times("auth", 4_200, 5_200),
+            times("app", 5_400, 7_400),
+            times("edge", 1_000, 6_000),
+        ];
+        let card = score(&e, &runs, &deps, 0);
+        assert_eq!(card.total_ms, 8_000);
+        assert_eq!(card.critical_path, ["db", "auth", "app"]);
+        assert_eq!(card.critical_path_ms, 6_000);
+        assert_eq!(card.overhead_ms, 2_000);
+        let slowest: Vec<(&str, i64)> = card
+            .slowest
+            .iter()
+            .map(|s| (s.group.as_str(), s.ms))
+            .collect();
+        assert_eq!(
+            slowest,
+            [
+                ("edge", 5_000),
+                ("db", 3_000),
+                ("app", 2_000),
+                ("auth", 1_000)
+            ]
+        );
+        // Still going: counted to now.
+        e.finished_at = None;
+        let going = [
+            times("db", 1_000, 4_000),
+            RunTimes {
+                group: "auth".into(),
+                created_at: 4_200,
+                finished_at: None,
+            },
+        ];
+        let card = score(&e, &going, &deps, 5_000);
+        assert_eq!(card.total_ms, 4_000);
+        assert_eq!(card.critical_path, ["db", "auth"]);
+        assert_eq!(card.critical_path_ms, 3_800);
     }
 }

@@ -61,30 +61,37 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// The evacuation as the API shows it: each group with what it depends on in it.
-fn shown(state: &AppState, e: &Evacuation) -> Value {
+/// The evacuation as the API shows it: each group with what it depends on in it, and
+/// the scorecard so far.
+async fn shown(state: &AppState, e: &Evacuation) -> Result<Value, ApiError> {
     let catalog = state.orchestrator.catalog();
     let moving: Vec<&str> = e.groups.iter().map(|g| g.group.as_str()).collect();
-    let group = |g: &EvacuationGroup| {
-        let depends_on: Vec<&String> = catalog
+    let depends_on = |g: &str| -> Vec<String> {
+        catalog
             .groups
-            .get(&g.group)
+            .get(g)
             .map(|c| {
                 c.depends_on
                     .iter()
                     .filter(|d| moving.contains(&d.as_str()))
+                    .cloned()
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    let group = |g: &EvacuationGroup| {
         json!({
             "group": g.group,
             "state": g.state,
             "run": g.run,
             "note": g.note,
-            "depends_on": depends_on,
+            "depends_on": depends_on(&g.group),
         })
     };
-    json!({
+    let times = state.store.evacuation_run_times(e.id).await?;
+    let now = state.orchestrator.clock().now_ms();
+    let card = crate::domain::evacuation::score(e, &times, &depends_on, now);
+    Ok(json!({
         "id": e.id,
         "action": e.action,
         "dry_run": e.dry_run,
@@ -95,7 +102,8 @@ fn shown(state: &AppState, e: &Evacuation) -> Value {
         "finished_at": e.finished_at.map(crate::clock::rfc3339),
         "counts": e.counts(),
         "groups": e.groups.iter().map(group).collect::<Vec<_>>(),
-    })
+        "scorecard": card,
+    }))
 }
 
 /// `POST /api/v1/evacuations`: `{"groups": [...] | "all", "action", "dry_run", "reason"}`.
@@ -178,7 +186,7 @@ pub async fn create(
     };
     state.store.insert_evacuation(&e).await?;
     tracing::info!(evacuation = %e.id, groups = e.groups.len(), by = %actor, %action, "Evacuation started.");
-    Ok((StatusCode::CREATED, Json(shown(&state, &e))))
+    Ok((StatusCode::CREATED, Json(shown(&state, &e).await?)))
 }
 
 pub async fn get(
@@ -192,7 +200,7 @@ pub async fn get(
         .evacuation(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no evacuation {id}")))?;
-    Ok(Json(shown(&state, &e)))
+    Ok(Json(shown(&state, &e).await?))
 }
 
 /// Whether `actor` may act on `group`, as for starting its runs.
@@ -240,7 +248,7 @@ pub async fn control_group(
         &actor,
     )
     .await?;
-    Ok(Json(shown(&state, &e)))
+    Ok(Json(shown(&state, &e).await?))
 }
 
 /// `POST /api/v1/evacuations/{id}/abort`: what has not started never will.
@@ -268,5 +276,5 @@ pub async fn abort(
         said.reason.as_deref(),
     )
     .await?;
-    Ok(Json(shown(&state, &e)))
+    Ok(Json(shown(&state, &e).await?))
 }

@@ -10,7 +10,9 @@ use sqlx::any::AnyRow;
 
 use super::{Store, rows};
 use crate::clock::Millis;
-use crate::domain::evacuation::{Evacuation, EvacuationGroup, EvacuationState, GroupState};
+use crate::domain::evacuation::{
+    Evacuation, EvacuationGroup, EvacuationState, GroupState, RunTimes,
+};
 use crate::domain::{EvacuationId, RunId};
 
 /// A group's move: from the state it was read in to `to`, with its run and note.
@@ -128,6 +130,26 @@ impl Store {
                         .transpose()
                         .map_err(anyhow::Error::msg)?,
                 ))
+            })
+            .collect()
+    }
+
+    /// When each group's run was made and ended, for the evacuation's scorecard.
+    pub async fn evacuation_run_times(&self, id: EvacuationId) -> anyhow::Result<Vec<RunTimes>> {
+        let rows = sqlx::query(
+            "SELECT g.group_name, r.created_at, r.finished_at FROM evacuation_groups g \
+             JOIN runs r ON r.id = g.run_id WHERE g.evacuation_id = $1 ORDER BY g.position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunTimes {
+                    group: r.try_get("group_name")?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
             })
             .collect()
     }

@@ -160,6 +160,21 @@ async fn groups_move_in_dependency_order_and_a_failure_holds_its_dependents() {
         "skipped by api:ops: bad moved by hand"
     );
     assert!(e["finished_at"].is_string());
+    // The scorecard: the chain db → auth → app is the critical path (300 ms + 200 ms +
+    // 50 ms of work at least), and db is the slowest run.
+    let card = &e["scorecard"];
+    assert_eq!(
+        card["critical_path"],
+        json!(["db", "auth", "app"]),
+        "{card:#}"
+    );
+    assert!(
+        card["critical_path_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms >= 550)
+    );
+    assert!(card["total_ms"].as_i64() >= card["critical_path_ms"].as_i64());
+    assert_eq!(card["slowest"][0]["group"], "db", "{card:#}");
     t.shutdown().await;
 }
 
