@@ -16,7 +16,16 @@ pub enum Command {
         /// Past the agents' preflight and a worked-out failback's drift check (audited).
         force: bool,
     },
-    /// `status [RUN|GROUP]`: a run, a group's latest run, or the runs in progress.
+    /// `evacuate all|GROUP... [--dry-run] --reason TEXT`: many groups' failovers at once,
+    /// in dependency order.
+    Evacuate {
+        /// Empty: every group.
+        groups: Vec<String>,
+        dry_run: bool,
+        reason: String,
+    },
+    /// `status [RUN|EVACUATION|GROUP]`: a run, an evacuation, a group's latest run, or the
+    /// runs in progress.
     Status {
         target: Option<String>,
     },
@@ -52,13 +61,17 @@ impl Command {
             Command::Locks => Some("locks"),
             Command::Agents => Some("agents"),
             Command::Readiness { .. } => Some("readiness"),
-            Command::Start { .. } | Command::Control { .. } | Command::Help => None,
+            Command::Start { .. }
+            | Command::Evacuate { .. }
+            | Command::Control { .. }
+            | Command::Help => None,
         }
     }
 }
 
 pub const USAGE: &str = "usage: /dr failover GROUP [--dry-run] [--reason TEXT] | failback GROUP [--dry-run] [--force] | \
-reprotect GROUP [--dry-run] | drill GROUP | status [RUN|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
+reprotect GROUP [--dry-run] | drill GROUP | evacuate all|GROUP... [--dry-run] --reason TEXT | \
+status [RUN|EVACUATION|GROUP] | runs | groups | plan GROUP [ACTION] | locks | agents | \
 readiness [GROUP] | \
 resume RUN [--force] | retry RUN STAGE | skip RUN STAGE REASON | approve RUN | reject RUN [REASON] | \
 cancel (or abort) RUN [REASON] | help";
@@ -79,12 +92,13 @@ pub fn parse(text: &str) -> Result<Command, String> {
     let reason = |words: &[&str]| (!words.is_empty()).then(|| words.join(" "));
     match verb {
         "failover" | "failback" | "drill" | "reprotect" => start(verb, rest),
+        "evacuate" => evacuate(rest),
         "status" => match rest {
             [] => Ok(Command::Status { target: None }),
             [target] => Ok(Command::Status {
                 target: Some(target.to_string()),
             }),
-            _ => fail("`status` takes one run id or group".into()),
+            _ => fail("`status` takes one run id, evacuation id or group".into()),
         },
         "runs" => none(Command::Runs),
         "groups" => none(Command::Groups),
@@ -161,6 +175,44 @@ pub fn parse(text: &str) -> Result<Command, String> {
     }
 }
 
+fn evacuate(rest: &[&str]) -> Result<Command, String> {
+    let mut groups = Vec::new();
+    let mut all = false;
+    let mut dry_run = false;
+    let mut reason = None;
+    for (i, word) in rest.iter().enumerate() {
+        match *word {
+            "--dry-run" => dry_run = true,
+            "--reason" => {
+                let text = rest[i + 1..].join(" ");
+                reason = Some(text.trim_matches('"').trim().to_string());
+                break;
+            }
+            "all" => all = true,
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option `{flag}`. {USAGE}"));
+            }
+            group => groups.push(group.to_string()),
+        }
+    }
+    if all && !groups.is_empty() {
+        return Err(format!(
+            "`evacuate` takes `all` or groups, not both. {USAGE}"
+        ));
+    }
+    if !all && groups.is_empty() {
+        return Err(format!("`evacuate` needs `all` or groups. {USAGE}"));
+    }
+    let reason = reason
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| format!("`evacuate` needs --reason and why. {USAGE}"))?;
+    Ok(Command::Evacuate {
+        groups,
+        dry_run,
+        reason,
+    })
+}
+
 fn control(run: &str, control: Control) -> Result<Command, String> {
     Ok(Command::Control {
         run: run.to_string(),
@@ -212,6 +264,35 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_evacuate() {
+        assert_eq!(
+            parse("evacuate all --dry-run --reason region a is gone"),
+            Ok(Command::Evacuate {
+                groups: vec![],
+                dry_run: true,
+                reason: "region a is gone".into(),
+            })
+        );
+        assert_eq!(
+            parse("evacuate db app --reason \"game day\""),
+            Ok(Command::Evacuate {
+                groups: vec!["db".into(), "app".into()],
+                dry_run: false,
+                reason: "game day".into(),
+            })
+        );
+        for bad in [
+            "evacuate all",
+            "evacuate --reason x",
+            "evacuate all db --reason x",
+            "evacuate db --reason",
+            "evacuate db --now --reason x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_the_start_commands() {

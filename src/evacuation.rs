@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::domain::evacuation::{Evacuation, EvacuationState, GroupState, Step, steps};
+use crate::domain::evacuation::{
+    Evacuation, EvacuationGroup, EvacuationState, GroupState, Step, steps,
+};
 use crate::domain::{Actor, Control, EvacuationId, RunId, RunState};
 use crate::orchestrator::{NewRun, Orchestrator};
 use crate::store::{GroupMove, Store};
-use crate::workflow::Params;
+use crate::workflow::{Action, Params};
 
 /// How often the evacuations going are read: a group starts within this of its
 /// dependencies finishing.
@@ -177,6 +179,132 @@ async fn start_run(
             .await?;
     }
     Ok(())
+}
+
+/// Why an evacuation was not started; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("an evacuation says why: the reason is empty")]
+    NoReason,
+    #[error("an evacuation names at least one group")]
+    NoGroups,
+    #[error("unknown group `{group}` (groups: {known})")]
+    UnknownGroup { group: String, known: String },
+    #[error("group `{0}` has no {1} workflow")]
+    NoWorkflow(String, Action),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// What an evacuation moves: every group, or these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Which {
+    All,
+    Groups(Vec<String>),
+}
+
+/// The groups `which` names, each once, in the order given, checked against the catalog:
+/// each exists and has a workflow for `action`.
+pub fn groups_of(
+    catalog: &crate::workflow::Catalog,
+    which: Which,
+    action: Action,
+) -> Result<Vec<String>, StartError> {
+    let mut names: Vec<String> = match which {
+        Which::All => catalog.groups.keys().cloned().collect(),
+        Which::Groups(list) => list,
+    };
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    if names.is_empty() {
+        return Err(StartError::NoGroups);
+    }
+    for name in &names {
+        let Some(g) = catalog.groups.get(name) else {
+            return Err(StartError::UnknownGroup {
+                group: name.clone(),
+                known: catalog
+                    .groups
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        // A failback without a workflow is worked out from the record.
+        if g.workflow_for(action).is_none() && action != Action::Failback {
+            return Err(StartError::NoWorkflow(name.clone(), action));
+        }
+    }
+    Ok(names)
+}
+
+/// Stores a new evacuation of `groups` (checked by `groups_of`, and the caller allowed on
+/// each), every group waiting; the coordinator starts them.
+pub async fn start(
+    o: &Orchestrator,
+    store: &Store,
+    groups: Vec<String>,
+    action: Action,
+    dry_run: bool,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Evacuation, StartError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(StartError::NoReason);
+    }
+    let now = o.clock().now_ms();
+    let e = Evacuation {
+        id: EvacuationId::new(),
+        action,
+        dry_run,
+        reason: Some(reason.to_string()),
+        requested_by: actor.clone(),
+        state: EvacuationState::Going,
+        created_at: now,
+        finished_at: None,
+        groups: groups
+            .into_iter()
+            .map(|group| EvacuationGroup {
+                group,
+                state: GroupState::Waiting,
+                run: None,
+                note: None,
+                updated_at: now,
+            })
+            .collect(),
+    };
+    store.insert_evacuation(&e).await?;
+    tracing::info!(evacuation = %e.id, groups = e.groups.len(), by = %actor, %action, "Evacuation started.");
+    Ok(e)
+}
+
+/// An evacuation in a few lines, for a terminal or a chat: its state and counts, and each
+/// group not (yet) succeeded with its state and note.
+pub fn summary(e: &Evacuation) -> String {
+    let counts: Vec<String> = e
+        .counts()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let mut out = format!(
+        "evacuation {} ({}{}): {}; {}\n",
+        e.id,
+        e.action,
+        if e.dry_run { ", dry run" } else { "" },
+        e.state,
+        counts.join(", ")
+    );
+    for g in e.groups.iter().filter(|g| g.state != GroupState::Succeeded) {
+        out.push_str(&format!("  {}: {}", g.group, g.state));
+        if let Some(note) = &g.note {
+            out.push_str(&format!(" ({note})"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]

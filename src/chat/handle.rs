@@ -44,6 +44,11 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
             reason,
             force,
         } => start(cx, who, action, &group, dry_run, reason, force).await?,
+        Command::Evacuate {
+            groups,
+            dry_run,
+            reason,
+        } => evacuate(cx, who, groups, dry_run, &reason).await?,
         Command::Status { target: None } => {
             let active: Vec<String> = o
                 .runs(None, 50)
@@ -63,7 +68,13 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
         } => match RunId::from_str(&target) {
             Ok(id) => match o.run(id).await? {
                 Some(run) => Reply::ephemeral(status(cx, &run).await?),
-                None => Reply::ephemeral(format!("Run `{id}` not found.")),
+                // Run ids and evacuation ids look alike.
+                None => match cx.store.evacuation(id.to_string().parse()?).await? {
+                    Some(e) => {
+                        Reply::ephemeral(format!("```\n{}```", crate::evacuation::summary(&e)))
+                    }
+                    None => Reply::ephemeral(format!("No run or evacuation `{id}`.")),
+                },
             },
             Err(_) if cx.catalog().groups.contains_key(&target) => {
                 match o.runs(Some(&target), 1).await?.first() {
@@ -152,6 +163,54 @@ async fn run(cx: &ChatContext, who: &Requester, command: Command) -> anyhow::Res
         }
         Command::Control { run, control } => decide(cx, who, &run, control).await?,
     })
+}
+
+/// `/dr evacuate`: every group named must allow the person, as for starting its runs.
+async fn evacuate(
+    cx: &ChatContext,
+    who: &Requester,
+    groups: Vec<String>,
+    dry_run: bool,
+    reason: &str,
+) -> anyhow::Result<Reply> {
+    let which = if groups.is_empty() {
+        crate::evacuation::Which::All
+    } else {
+        crate::evacuation::Which::Groups(groups)
+    };
+    let names = match crate::evacuation::groups_of(cx.catalog(), which, Action::Failover) {
+        Ok(names) => names,
+        Err(e) => return Ok(Reply::ephemeral(format!("{e}. {USAGE}"))),
+    };
+    let mut refused = Vec::new();
+    for name in &names {
+        if let Some(g) = cx.catalog().groups.get(name)
+            && let Err(refusal) = access::check(cx, who, g, "evacuate", None).await
+        {
+            refused.push(refusal);
+        }
+    }
+    if !refused.is_empty() {
+        return Ok(Reply::ephemeral(refused.join("\n")));
+    }
+    let e = crate::evacuation::start(
+        &cx.orchestrator,
+        &cx.store,
+        names,
+        Action::Failover,
+        dry_run,
+        reason,
+        &who.actor(),
+    )
+    .await?;
+    Ok(Reply::channel(format!(
+        "{} started an evacuation of {} groups{}: `{}`. `/dr status {}` shows how it stands.",
+        mention(&who.actor(), who.platform),
+        e.groups.len(),
+        if dry_run { " (dry run)" } else { "" },
+        e.id,
+        e.id
+    )))
 }
 
 async fn start(

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use super::api::Caller;
 use super::json as body;
 use super::{ApiError, AppState};
-use crate::domain::evacuation::{Evacuation, EvacuationGroup, EvacuationState, GroupState};
+use crate::domain::evacuation::{Evacuation, EvacuationGroup};
 use crate::domain::{Actor, EvacuationId};
-use crate::evacuation::{self, ControlError, GroupControl};
+use crate::evacuation::{self, ControlError, GroupControl, StartError, Which};
 use crate::workflow::Action;
 
 #[derive(Deserialize)]
@@ -46,6 +46,16 @@ struct Reason {
 fn evacuation_id(id: &str) -> Result<EvacuationId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::bad_request(format!("`{id}` is not an evacuation id")))
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::UnknownGroup { .. } => ApiError::not_found(e.to_string()),
+            StartError::Store(e) => e.into(),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
 }
 
 impl From<ControlError> for ApiError {
@@ -113,79 +123,41 @@ pub async fn create(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: CreateEvacuation = body::body(&bytes, false)?;
-    let reason = req.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::bad_request(
-            "`reason` is empty: an evacuation says why",
-        ));
-    }
     let action: Action = match req.action.as_deref() {
         None => Action::Failover,
         Some(a) => a.parse().map_err(ApiError::bad_request)?,
     };
-    let catalog = state.orchestrator.catalog();
-    let mut names: Vec<String> = match req.groups {
-        Groups::Word(w) if w == "all" => catalog.groups.keys().cloned().collect(),
+    let which = match req.groups {
+        Groups::Word(w) if w == "all" => Which::All,
         Groups::Word(w) => {
             return Err(ApiError::bad_request(format!(
                 "`groups` is \"all\" or a list of groups, not \"{w}\""
             )));
         }
-        Groups::List(list) => list,
+        Groups::List(list) => Which::Groups(list),
     };
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    if names.is_empty() {
-        return Err(ApiError::bad_request("`groups` names no group"));
-    }
-    let mut refused = Vec::new();
-    for name in &names {
-        let Some(g) = catalog.groups.get(name) else {
-            return Err(ApiError::not_found(format!(
-                "unknown group `{name}` (groups: {})",
-                catalog
-                    .groups
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-        if g.workflow_for(action).is_none() && action != Action::Failback {
-            return Err(ApiError::bad_request(format!(
-                "group `{name}` has no {action} workflow"
-            )));
-        }
-        if let Err(why) = crate::trigger::authorize(g, &actor, &[]) {
-            refused.push(why);
-        }
-    }
+    let catalog = state.orchestrator.catalog();
+    let names = evacuation::groups_of(catalog, which, action)?;
+    let refused: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            let g = catalog.groups.get(n)?;
+            crate::trigger::authorize(g, &actor, &[]).err()
+        })
+        .collect();
     if !refused.is_empty() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, refused.join("; ")));
     }
-    let now = state.orchestrator.clock().now_ms();
-    let e = Evacuation {
-        id: EvacuationId::new(),
+    let e = evacuation::start(
+        &state.orchestrator,
+        &state.store,
+        names,
         action,
-        dry_run: req.dry_run,
-        reason: Some(reason.to_string()),
-        requested_by: actor.clone(),
-        state: EvacuationState::Going,
-        created_at: now,
-        finished_at: None,
-        groups: names
-            .into_iter()
-            .map(|group| EvacuationGroup {
-                group,
-                state: GroupState::Waiting,
-                run: None,
-                note: None,
-                updated_at: now,
-            })
-            .collect(),
-    };
-    state.store.insert_evacuation(&e).await?;
-    tracing::info!(evacuation = %e.id, groups = e.groups.len(), by = %actor, %action, "Evacuation started.");
+        req.dry_run,
+        &req.reason,
+        &actor,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(shown(&state, &e).await?)))
 }
 

@@ -248,14 +248,18 @@ async fn an_evacuation_asked_wrongly_is_refused_and_starts_nothing() {
         (
             json!({"groups": ["db"], "reason": " "}),
             400,
-            "`reason` is empty",
+            "the reason is empty",
         ),
         (
             json!({"groups": "some", "reason": "x"}),
             400,
             "\"all\" or a list",
         ),
-        (json!({"groups": [], "reason": "x"}), 400, "names no group"),
+        (
+            json!({"groups": [], "reason": "x"}),
+            400,
+            "at least one group",
+        ),
         (
             json!({"groups": ["db"], "reason": "x", "action": "explode"}),
             400,

@@ -1522,3 +1522,53 @@ groups:
     );
     t.shutdown().await;
 }
+
+/// `/dr evacuate`: a person every group named allows starts an evacuation, said in the
+/// channel; `/dr status EVACUATION` shows how it stands; a group that does not allow the
+/// person refuses the whole evacuation, and nothing starts.
+#[tokio::test]
+async fn dr_evacuate_starts_an_evacuation_that_status_shows() {
+    let standin = SlackStandIn::start(Script::default()).await;
+    let t = shop(&standin).await;
+    let (_, refused) = slash(&t, &standin, "U1", "evacuate all --reason region a").await;
+    let said = refused["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains("Group `open` cannot be run from Slack"),
+        "{said}"
+    );
+    let (_, refused) = slash(&t, &standin, "U9", "evacuate shop --reason region a").await;
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("may not")),
+        "{refused}"
+    );
+    let (_, usage) = slash(&t, &standin, "U1", "evacuate shop").await;
+    assert!(
+        usage["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("needs --reason")),
+        "{usage}"
+    );
+    let (_, runs) = t.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], serde_json::json!([]), "nothing started");
+
+    let (status, started) = slash(&t, &standin, "U1", "evacuate shop --reason region a").await;
+    assert_eq!(status, 200);
+    let said = started["text"].as_str().unwrap_or("");
+    assert_eq!(started["response_type"], "in_channel", "{started}");
+    assert!(said.contains("started an evacuation of 1 groups"), "{said}");
+    let id = said.split('`').nth(1).unwrap_or_default().to_string();
+    // The group's run waits at its gate: the evacuation is going, the group started.
+    let shown = common::until("the group to start", Duration::from_secs(20), async || {
+        let (_, status) = slash(&t, &standin, "U1", &format!("status {id}")).await;
+        let said = status["text"].as_str().unwrap_or("").to_string();
+        said.contains("shop: started").then_some(said)
+    })
+    .await;
+    assert!(
+        shown.contains(&format!("evacuation {id} (failover): going; 1 started")),
+        "{shown}"
+    );
+    t.shutdown().await;
+}

@@ -179,9 +179,32 @@ const SUBCOMMANDS: &[(&str, &str, &[Option_])] = &[
         &[GROUP],
     ),
     (
+        "evacuate",
+        "Fail many groups over at once, in dependency order",
+        &[
+            word("groups", "all, or the groups, separated by spaces"),
+            DRY_RUN,
+            Option_ {
+                name: "reason",
+                description: "Why, for the audit log",
+                kind: Kind::Flagged,
+                required: true,
+            },
+        ],
+    ),
+    (
         "status",
-        "A run, a group's latest run, or every run in progress",
-        &[maybe("target", "A run id or a group", Kind::Word)],
+        "A run, an evacuation, a group's latest run, or every run in progress",
+        &[maybe(
+            "target",
+            "A run id, an evacuation id or a group",
+            Kind::Word,
+        )],
+    ),
+    (
+        "readiness",
+        "What each group's last drill found",
+        &[maybe("group", "One group", Kind::Word)],
     ),
     ("runs", "Recent runs", &[]),
     ("groups", "The service groups", &[]),
@@ -369,6 +392,19 @@ mod tests {
             ]}]
         }));
         assert_eq!(words(&skip).expect("words"), "skip R dial DNS is fine");
+        let evacuate = data(json!({
+            "name": "dr",
+            "options": [{ "name": "evacuate", "type": 1, "options": [
+                { "name": "reason", "type": 3, "value": "region a is gone" },
+                { "name": "groups", "type": 3, "value": "db app" }
+            ]}]
+        }));
+        let said = words(&evacuate).expect("words");
+        assert_eq!(said, "evacuate db app --reason region a is gone");
+        assert!(matches!(
+            crate::commands::parse(&said),
+            Ok(crate::commands::Command::Evacuate { .. })
+        ));
         assert_eq!(words(&data(json!({ "name": "dr" }))).expect("help"), "help");
         assert!(words(&data(json!({ "name": "other" }))).is_err());
         let defined = definition();
