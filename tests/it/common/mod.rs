@@ -269,10 +269,15 @@ pub async fn fresh_postgres() -> Option<(String, String)> {
 
 pub async fn drop_postgres(name: &str) {
     let Some(admin) = postgres_url() else { return };
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    // Clean-up only: a session the server will not end for this role (another role's
+    // backend still attached) leaves the database for the next run's drop, and fails no
+    // test that passed.
+    if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut postgres_admin(&admin).await)
         .await
-        .expect("drop database");
+    {
+        eprintln!("could not drop test database {name}: {e}");
+    }
 }
 
 /// `first` logs a line; `fixed` runs `./fix.sh`, which is missing until a person puts it
