@@ -195,6 +195,11 @@ pub fn checks_of(run: &Run) -> Vec<ReadinessCheck> {
     out
 }
 
+/// A finished drill passed: it succeeded and every check it made (`checks_of`) held.
+pub fn passed(run: &Run, checks: &[ReadinessCheck]) -> bool {
+    run.state == RunState::Succeeded && checks.iter().all(|c| c.ok)
+}
+
 /// `group`'s readiness now (`now` places the next scheduled drill).
 pub async fn of_group(
     store: &Store,
@@ -210,10 +215,9 @@ pub async fn of_group(
             ..RunFilter::default()
         })
         .await?;
-    let passed = |r: &Run| r.state == RunState::Succeeded && checks_of(r).iter().all(|c| c.ok);
     let last_success = drills
         .iter()
-        .find(|r| passed(r))
+        .find(|r| passed(r, &checks_of(r)))
         .map(|r| r.finished_at.unwrap_or(r.created_at));
     let last = drills.into_iter().find(|r| r.state.is_final());
     let (ready, checks, last_drill): (Option<bool>, Vec<ReadinessCheck>, Option<LastDrill>) =
@@ -221,7 +225,7 @@ pub async fn of_group(
             None => (None, Vec::new(), None),
             Some(run) => {
                 let checks = checks_of(run);
-                let ok = run.state == RunState::Succeeded && checks.iter().all(|c| c.ok);
+                let ok = passed(run, &checks);
                 let at = run.finished_at.unwrap_or(run.created_at);
                 (
                     Some(ok),

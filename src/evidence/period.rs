@@ -62,6 +62,7 @@ pub async fn gather(
     let truncated = runs.len() as i64 > MOST;
     let runs = &runs[..runs.len().min(MOST as usize)];
     let mut rows = Vec::with_capacity(runs.len());
+    let (mut drills, mut drills_passed) = (0, 0);
     for run in runs {
         let audit = store.audit(run.id).await?;
         let card = crate::domain::scorecard::score(run, &audit);
@@ -69,10 +70,12 @@ pub async fn gather(
             .as_ref()
             .and_then(|c| c.against(&group.objectives))
             .map(|o| o.rto_met != Some(false) && o.rpo_met != Some(false));
-        let checks_failed = crate::readiness::checks_of(run)
-            .iter()
-            .filter(|c| !c.ok && c.name != "stage")
-            .count();
+        let checks = crate::readiness::checks_of(run);
+        if run.action == crate::workflow::Action::Drill {
+            drills += 1;
+            drills_passed += usize::from(crate::readiness::passed(run, &checks));
+        }
+        let checks_failed = checks.iter().filter(|c| !c.ok && c.name != "stage").count();
         let mut state = run.state.to_string();
         if checks_failed > 0 {
             state.push_str(&format!(
@@ -95,16 +98,12 @@ pub async fn gather(
             workflow_hash: store.run_versions(run.id).await?.and_then(|v| v.workflow),
         });
     }
-    let drill = |r: &&crate::domain::Run| r.action == crate::workflow::Action::Drill;
-    let passed = |r: &&crate::domain::Run| {
-        r.state == RunState::Succeeded && crate::readiness::checks_of(r).iter().all(|c| c.ok)
-    };
     Ok(Period {
         group: group.name.clone(),
         since: rfc3339(since),
         generated: rfc3339(now),
-        drills: runs.iter().filter(drill).count(),
-        drills_passed: runs.iter().filter(drill).filter(passed).count(),
+        drills,
+        drills_passed,
         real: runs.iter().filter(|r| !r.dry_run).count(),
         real_succeeded: runs
             .iter()
