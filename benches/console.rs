@@ -30,6 +30,7 @@ fn run(n: usize) -> Run {
             timeout: Duration::from_secs(60),
             approval: false,
             approvals: 1,
+            budgets: Vec::new(),
         })
         .collect();
     // One run in ten failed; the oldest was cancelled, so a filter for it reads them all.

@@ -7,11 +7,14 @@
 //! work request a no-op and lets a restarted orchestrator find outcomes it missed. This
 //! module holds the policy: how long a lease lives, how often it is renewed and swept.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::clock::Clock;
-use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind};
+use crate::domain::{Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind};
 use crate::store::{Expiring, Release, Store};
 
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -28,11 +31,37 @@ pub type OutcomeSink = Arc<dyn Fn(LeaseOutcome) + Send + Sync>;
 pub struct Semaphore {
     store: Store,
     sink: Option<OutcomeSink>,
+    /// Rung when this process gives back a budget's slot, so that a stage of this process
+    /// waiting for one tries at once rather than at its next poll.
+    freed: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
 
 impl Semaphore {
     pub fn new(store: Store, sink: Option<OutcomeSink>) -> Self {
-        Semaphore { store, sink }
+        Semaphore {
+            store,
+            sink,
+            freed: Arc::default(),
+        }
+    }
+
+    /// What rings when a slot of `budget` is given back in this process.
+    pub fn freed_signal(&self, budget: &str) -> Arc<Notify> {
+        let mut freed = self.freed.lock().unwrap_or_else(|e| e.into_inner());
+        freed.entry(budget.to_string()).or_default().clone()
+    }
+
+    /// Wakes one waiter of each budget: a slot of each is free.
+    pub fn freed(&self, budgets: &[Budget]) {
+        if budgets.is_empty() {
+            return;
+        }
+        let freed = self.freed.lock().unwrap_or_else(|e| e.into_inner());
+        for b in budgets {
+            if let Some(signal) = freed.get(&b.key) {
+                signal.notify_one();
+            }
+        }
     }
 
     /// The store the leases live in, which also holds the work they are for.

@@ -157,7 +157,7 @@ pub fn judge(claimed: &WorkRequest, kind: &str, stored: StoredWork) -> Verdict {
     };
     Verdict::Admit(WorkRequest {
         deadline,
-        ..current
+        ..*current
     })
 }
 
@@ -181,10 +181,12 @@ mod tests {
             deadline: 1_000,
             dry_run: true,
             accept_data_loss: false,
+            budgets: Vec::new(),
+            timeout_ms: 0,
         };
         let s = StoredWork::Stage {
             state,
-            current: current.clone(),
+            current: Box::new(current.clone()),
             ended,
         };
         (current, s)

@@ -32,6 +32,11 @@ pub trait Agent: Send + Sync + Sized + 'static {
         None
     }
 
+    /// The target the work acts on, whose provider's and own `limits:` it counts against.
+    fn target(_spec: &Self::Spec) -> Option<(crate::workflow::TargetKind, String)> {
+        None
+    }
+
     /// Builds the agent once for the process that runs it.
     fn build(env: &Env) -> anyhow::Result<Self>;
 

@@ -67,6 +67,11 @@ impl Agent for Capacity {
         Ok(())
     }
 
+    fn target(spec: &CapacitySpec) -> Option<(TargetKind, String)> {
+        use crate::agents::spec_fields::OnTarget;
+        Some((CapacitySpec::KIND, spec.target().to_string()))
+    }
+
     fn resource(spec: &CapacitySpec) -> Option<String> {
         Some(match &spec.namespace {
             Some(ns) => format!("capacity:{}/{ns}", spec.cluster),

@@ -174,6 +174,11 @@ impl Agent for Database {
         Ok(())
     }
 
+    fn target(spec: &DatabaseSpec) -> Option<(TargetKind, String)> {
+        use crate::agents::spec_fields::OnTarget;
+        Some((DatabaseSpec::KIND, spec.target().to_string()))
+    }
+
     fn resource(spec: &DatabaseSpec) -> Option<String> {
         Some(format!("database:{}", spec.cluster))
     }

@@ -69,6 +69,11 @@ impl Agent for Dial {
         Ok(())
     }
 
+    fn target(spec: &DialSpec) -> Option<(TargetKind, String)> {
+        use crate::agents::spec_fields::OnTarget;
+        Some((DialSpec::KIND, spec.target().to_string()))
+    }
+
     fn resource(spec: &DialSpec) -> Option<String> {
         Some(format!("dial:{}", spec.endpoint))
     }

@@ -19,6 +19,7 @@ pub struct Registration {
     pub kind: &'static str,
     check: fn(&Value, &Targets) -> Result<(), SpecError>,
     resource: fn(&Value) -> Option<String>,
+    target: fn(&Value) -> Option<(TargetKind, String)>,
     build: fn(&Env) -> anyhow::Result<Arc<dyn Runner>>,
 }
 
@@ -28,6 +29,7 @@ impl Registration {
             kind: A::KIND,
             check: check::<A>,
             resource: resource::<A>,
+            target: target::<A>,
             build: build::<A>,
         }
     }
@@ -45,6 +47,12 @@ fn resource<A: Agent>(spec: &Value) -> Option<String> {
     kinds::parse::<A::Spec>(spec)
         .ok()
         .and_then(|s| A::resource(&s))
+}
+
+fn target<A: Agent>(spec: &Value) -> Option<(TargetKind, String)> {
+    kinds::parse::<A::Spec>(spec)
+        .ok()
+        .and_then(|s| A::target(&s))
 }
 
 fn build<A: Agent>(env: &Env) -> anyhow::Result<Arc<dyn Runner>> {
@@ -172,6 +180,10 @@ impl StageKinds for Registry {
 
     fn resource(&self, agent: &str, spec: &Value) -> Option<String> {
         self.get(agent).and_then(|r| (r.resource)(spec))
+    }
+
+    fn target(&self, agent: &str, spec: &Value) -> Option<(TargetKind, String)> {
+        self.get(agent).and_then(|r| (r.target)(spec))
     }
 
     fn providers(&self, kind: TargetKind) -> Vec<&'static str> {

@@ -19,12 +19,19 @@ use crate::bus::{self, Bus, ProgressKind, WorkRequest};
 use crate::clock::Clock;
 use crate::domain::{
     Acquire, Actor, Audit, EventKind, LeaseOutcome, LeaseRequest, OutcomeKind, Report, RunId,
+    WAITING_FOR_BUDGET,
 };
 use crate::metrics::Metrics;
 use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
 use crate::store::Release;
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// How often a stage waiting for a budget tries again when no slot is given back in this
+/// process (a slot freed by another process, or by an expiry, is seen this late at most).
+const BUDGET_RETRY: Duration = Duration::from_secs(1);
+/// How often a stage waiting for a budget tells the orchestrator it still waits: well
+/// within `WAITING_HOLDS`, so that a wait never looks like a dead agent.
+const WAITING_TOLD_EVERY: Duration = Duration::from_secs(5);
 /// How long before its lease could expire an agent stops work it cannot renew the lease of.
 const RENEWAL_MARGIN: Duration = Duration::from_secs(3);
 /// How soon a failed heartbeat is tried again, and how long one may wait for an answer.
@@ -201,6 +208,7 @@ impl Runtime {
             stage: req.stage.clone(),
             attempt: req.attempt,
             holder: self.instance.clone(),
+            budgets: req.budgets.clone(),
         }
     }
 
@@ -401,8 +409,11 @@ impl Runtime {
                 tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
                 return None;
             }
-            // Busy, or held under this process's name by a try whose answer was lost.
-            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Claim::Waiting,
+            // Busy, over a budget, or held under this process's name by a try whose
+            // answer was lost.
+            Ok(Acquire::Busy { .. } | Acquire::OverBudget { .. } | Acquire::InProgress { .. }) => {
+                Claim::Waiting
+            }
             Err(e) => {
                 tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
                 Claim::Waiting
@@ -430,19 +441,37 @@ impl Runtime {
         }
     }
 
-    /// Waits while another request holds the resource; returns when the lease was taken.
-    /// `None`: give up (deadline, shutdown, or the request ended meanwhile).
-    async fn wait_for_lease(&self, work: &Work, lease: &LeaseRequest) -> Option<Instant> {
+    /// Waits while another request holds the resource, or a budget has no slot free;
+    /// returns when the lease was taken. `None`: give up (deadline, shutdown, or the
+    /// request ended meanwhile). A wait for a budget is not held to the attempt's deadline:
+    /// the agent tells the orchestrator it waits, which holds the deadline off, and the
+    /// work gets the stage's whole timeout once it begins.
+    async fn wait_for_lease(&self, work: &mut Work, lease: &LeaseRequest) -> Option<Instant> {
         let mut said_waiting = false;
+        let mut budget: Option<BudgetWait> = None;
         loop {
-            tokio::time::sleep(BUSY_RETRY).await;
-            if self.clock.now_ms() >= work.request.deadline || self.shutdown.is_cancelled() {
+            match &budget {
+                None => tokio::time::sleep(BUSY_RETRY).await,
+                Some(wait) => {
+                    let freed = self.semaphore.freed_signal(&wait.key);
+                    tokio::select! {
+                        _ = freed.notified() => {}
+                        _ = tokio::time::sleep(BUDGET_RETRY) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                }
+            }
+            let late = budget.is_none() && self.clock.now_ms() >= work.request.deadline;
+            if late || self.shutdown.is_cancelled() {
                 return None; // the orchestrator times the attempt out
             }
             let asked = Instant::now();
             match self.acquire(lease).await {
                 Ok(Acquire::Acquired) => {
                     self.hold(&lease.request_id);
+                    if let Some(wait) = &budget {
+                        work.waited_for_budget(wait.since.elapsed());
+                    }
                     return Some(asked);
                 }
                 // Taken by an earlier try whose answer was lost (and run by no attempt
@@ -452,6 +481,9 @@ impl Runtime {
                 {
                     let asked = Instant::now();
                     if let Ok(true) = self.semaphore.heartbeat(&lease.request_id, &holder).await {
+                        if let Some(wait) = &budget {
+                            work.waited_for_budget(wait.since.elapsed());
+                        }
                         return Some(asked);
                     }
                     self.let_go(&lease.request_id);
@@ -465,6 +497,32 @@ impl Runtime {
                             lease.resource
                         ))
                         .await;
+                    }
+                }
+                Ok(Acquire::OverBudget {
+                    budget: name,
+                    held,
+                    limit,
+                }) => {
+                    let key = lease
+                        .budgets
+                        .iter()
+                        .find(|b| b.name() == name)
+                        .map_or_else(|| name.clone(), |b| b.key.clone());
+                    let now = Instant::now();
+                    let wait = budget.get_or_insert_with(|| BudgetWait {
+                        key: key.clone(),
+                        since: now,
+                        told: None,
+                    });
+                    wait.key = key;
+                    if wait.told.is_none_or(|t| now >= t + WAITING_TOLD_EVERY) {
+                        wait.told = Some(now);
+                        work.publish(
+                            ProgressKind::Waiting,
+                            format!("{WAITING_FOR_BUDGET} ({name} {held}/{limit})"),
+                            None,
+                        );
                     }
                 }
                 Err(e) => {
@@ -483,29 +541,38 @@ impl Runtime {
             claim => (req, claim),
         };
         let cancel = CancellationToken::new();
-        let work = Work::new(
+        let mut work = Work::new(
             req,
             cancel.clone(),
             self.bus.clone(),
             self.instance.clone(),
             self.clock.clone(),
         );
-        self.attempt(agent, &work, claim).await;
+        let lease = self.lease_for(&work.request);
+        let since = match claim {
+            Claim::Held(since) => Some(since),
+            Claim::Waiting | Claim::Unchecked => self.wait_for_lease(&mut work, &lease).await,
+        };
+        if let Some(since) = since {
+            let budgets = lease.budgets.clone();
+            self.attempt(agent, &work, lease, since).await;
+            // Whatever ended the attempt gave its slots back (or will, by expiry): a stage
+            // of this process waiting for one of them tries now.
+            self.semaphore.freed(&budgets);
+        }
         cancel.cancel();
         // What the attempt had to say leaves before its task ends; a broker that is away
         // does not hold a stop up for long (the outcome is in the store already).
         work.flush(FLUSH_WAIT).await;
     }
 
-    async fn attempt(&self, agent: Arc<dyn Runner>, work: &Work, claim: Claim) {
-        let lease = self.lease_for(&work.request);
-        let since = match claim {
-            Claim::Held(since) => since,
-            Claim::Waiting | Claim::Unchecked => match self.wait_for_lease(work, &lease).await {
-                Some(since) => since,
-                None => return,
-            },
-        };
+    async fn attempt(
+        &self,
+        agent: Arc<dyn Runner>,
+        work: &Work,
+        lease: LeaseRequest,
+        since: Instant,
+    ) {
         let _holding = Holding(self, &lease.request_id);
         if self.shutdown.is_cancelled() {
             // Claimed as the stop came: hand it straight back rather than start.
@@ -658,6 +725,13 @@ impl Drop for Holding<'_> {
     fn drop(&mut self) {
         self.0.let_go(self.1);
     }
+}
+
+/// A stage's wait for a budget: which, since when, and when the orchestrator was last told.
+struct BudgetWait {
+    key: String,
+    since: Instant,
+    told: Option<Instant>,
 }
 
 /// How a first try for a lease ended, when there is work to do.

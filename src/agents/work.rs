@@ -174,6 +174,16 @@ impl Work {
         self.lock_report().lag_s = Some(seconds);
     }
 
+    /// The attempt waited `waited` for a budget: that goes in its report, and its work
+    /// gets the stage's whole timeout from now.
+    pub fn waited_for_budget(&mut self, waited: Duration) {
+        self.lock_report().budget_wait_s = Some(waited.as_secs_f64());
+        if self.request.timeout_ms > 0 {
+            let timeout = Duration::from_millis(self.request.timeout_ms);
+            self.request.deadline = crate::clock::add(self.clock.now_ms(), timeout);
+        }
+    }
+
     /// Records the recovery point measured before a promote.
     pub fn recovery_point(&self, rpo: RecoveryPoint) {
         self.lock_report().rpo = Some(rpo);
@@ -307,6 +317,8 @@ mod tests {
             deadline: i64::MAX,
             dry_run: false,
             accept_data_loss: false,
+            budgets: Vec::new(),
+            timeout_ms: 0,
         };
         Work::new(
             request,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::{self, Millis};
-use crate::domain::{Actor, Audit, EventKind, Run, RunId, request_id};
+use crate::domain::{Actor, Audit, Budget, EventKind, Run, RunId, budgets_of, request_id};
 use crate::workflow::Action;
 
 pub const VERSION: u32 = 1;
@@ -32,6 +32,16 @@ pub struct WorkRequest {
     /// A person approved the stage's data-loss gate: promote although writes are lost.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_data_loss: bool,
+    /// The `limits:` the work counts against, taken with its lease.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
+    /// The stage's timeout, in ms: after waiting for a budget, the work gets all of it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl WorkRequest {
@@ -52,6 +62,8 @@ impl WorkRequest {
             deadline: s.deadline.unwrap_or_else(|| clock::add(now, p.timeout)),
             dry_run: run.dry_run,
             accept_data_loss: s.hold.is_some() && s.approved_by.is_some(),
+            budgets: budgets_of(p, run.dry_run),
+            timeout_ms: u64::try_from(p.timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -65,6 +77,9 @@ pub enum ProgressKind {
     Failed,
     /// Stopped for a person to decide: a data-loss gate.
     Held,
+    /// Not started yet: waiting for a budget (`limits:`). Said again every few seconds
+    /// while it lasts.
+    Waiting,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

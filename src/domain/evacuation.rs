@@ -191,6 +191,8 @@ pub struct RunTimes {
     pub group: String,
     pub created_at: Millis,
     pub finished_at: Option<Millis>,
+    /// Time the run's stages waited for budgets (`limits:`).
+    pub budget_wait_ms: i64,
 }
 
 /// An evacuation's scorecard: its time so far (or in all), the critical path through the
@@ -203,6 +205,8 @@ pub struct Scorecard {
     pub critical_path: Vec<String>,
     pub critical_path_ms: i64,
     pub overhead_ms: i64,
+    /// Time the groups' stages waited for budgets (`limits:`), summed.
+    pub budget_wait_ms: i64,
     /// The slowest groups' runs, slowest first (at most `SLOWEST`).
     pub slowest: Vec<Slow>,
 }
@@ -290,6 +294,7 @@ pub fn score(
         critical_path: critical.1,
         critical_path_ms: critical.0,
         overhead_ms: (total_ms - critical.0).max(0),
+        budget_wait_ms: times.iter().map(|t| t.budget_wait_ms).sum(),
         slowest,
     }
 }
@@ -445,6 +450,7 @@ mod tests {
             group: g.into(),
             created_at: from,
             finished_at: Some(to),
+            budget_wait_ms: 0,
         };
         // db 3 s, then auth 1 s, then app 2 s (app also on db); edge 5 s on nothing.
         let runs = [
@@ -480,6 +486,7 @@ mod tests {
                 group: "auth".into(),
                 created_at: 4_200,
                 finished_at: None,
+                budget_wait_ms: 0,
             },
         ];
         let card = score(&e, &going, &deps, 5_000);

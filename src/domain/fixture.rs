@@ -18,6 +18,7 @@ fn stage(name: &str, agent: &str, after: Vec<usize>, approval: bool) -> PlannedS
         timeout: Duration::from_secs(60),
         approval,
         approvals: 1,
+        budgets: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::ids::RunId;
 use super::report::Report;
+pub use crate::workflow::Budget;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeKind {
@@ -48,7 +49,13 @@ pub struct LeaseRequest {
     pub stage: String,
     pub attempt: u32,
     pub holder: String,
+    /// The budgets the work counts against, each taken with the lease and given back with it.
+    pub budgets: Vec<Budget>,
 }
+
+/// What a stage's agent says while it waits for a budget; the orchestrator holds the
+/// attempt's deadline off on it.
+pub const WAITING_FOR_BUDGET: &str = "waiting for budget";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Acquire {
@@ -62,6 +69,12 @@ pub enum Acquire {
     /// Another request holds the resource.
     Busy {
         request_id: String,
+    },
+    /// Every slot of a budget is taken: `held` of `limit`.
+    OverBudget {
+        budget: String,
+        held: u32,
+        limit: u32,
     },
 }
 

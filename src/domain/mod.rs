@@ -21,7 +21,9 @@ pub use alert::{Alert, AlertBrief, AlertDecision, AlertTally, Source, Status};
 pub use control::Control;
 pub use event::{Audit, EventKind, RunAudit};
 pub use ids::{EvacuationId, RunId, request_id};
-pub use lease::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation};
+pub use lease::{
+    Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind, Revocation, WAITING_FOR_BUDGET,
+};
 pub use offer::{Offer, OfferMode, OfferState};
 pub use report::{Basis, Change, Check, RecoveryPoint, Report};
-pub use run::{Approval, Hold, Run, RunState, StageRun, StageState, active_key};
+pub use run::{Approval, Hold, Run, RunState, StageRun, StageState, active_key, budgets_of};

@@ -19,6 +19,9 @@ pub struct Report {
     /// the metrics, also when the stage failed on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_s: Option<f64>,
+    /// How long the attempt waited for a budget (`limits:`) before its work began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_wait_s: Option<f64>,
 }
 
 /// The recovery point: the writes the promoted side would not have, as time and as WAL
@@ -129,6 +132,7 @@ impl Report {
             && self.changes.is_empty()
             && self.rpo.is_none()
             && self.lag_s.is_none()
+            && self.budget_wait_s.is_none()
     }
 }
 

@@ -18,10 +18,17 @@ pub struct Scorecard {
     /// Total minus the critical path: dispatch, retries' backoff, Lifeboat's own work.
     pub overhead_ms: i64,
     pub waiting_on_people_ms: i64,
+    /// Time stages waited for a budget (`limits:`) before their work began, summed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting_for_budget_ms: i64,
     pub stages: Vec<StageTime>,
     /// The writes the run's promotes lost (the largest, when it promoted several).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpo: Option<RecoveryPoint>,
+}
+
+fn is_zero(ms: &i64) -> bool {
+    *ms == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,6 +127,12 @@ impl Recovery {
                 short_duration(c.waiting_on_people_ms)
             ),
         ];
+        if c.waiting_for_budget_ms > 0 {
+            out.push(format!(
+                "waiting for budget: {}",
+                short_duration(c.waiting_for_budget_ms)
+            ));
+        }
         if let Some(rpo) = &c.rpo {
             out.push(format!("recovery point: {}", rpo.loss()));
         }
@@ -238,6 +251,12 @@ pub fn score(run: &Run, audit: &[Audit]) -> Option<Scorecard> {
         critical_path_ms,
         overhead_ms: (total_ms - critical_path_ms).max(0),
         waiting_on_people_ms: people.iter().sum(),
+        waiting_for_budget_ms: run
+            .stages
+            .iter()
+            .filter_map(|s| s.report.as_ref()?.budget_wait_s)
+            .map(|s| (s * 1000.0) as i64)
+            .sum(),
         stages: (0..n)
             .map(|i| StageTime {
                 name: run.plan[i].name.clone(),
@@ -278,6 +297,7 @@ mod tests {
             timeout: Duration::from_secs(60),
             approval,
             approvals: 1,
+            budgets: Vec::new(),
         }
     }
 

@@ -40,7 +40,7 @@ pub async fn work_out(
     let failover =
         last_failover(&runs).ok_or_else(|| Unreversible::NoFailover(group.to_string()))?;
     let approvals = catalog.groups.get(group).map_or(1, |g| g.approvals);
-    let stages = reverse(
+    let mut stages = reverse(
         failover,
         &runs,
         &catalog.targets,
@@ -48,6 +48,9 @@ pub async fn work_out(
         approvals,
         force,
     )?;
+    for s in stages.iter_mut().filter(|s| s.has_work()) {
+        s.budgets = catalog.budgets_of(&s.agent, &s.spec);
+    }
     let plan = Plan {
         workflow: workflow_name(failover.id),
         params: failover.params.clone(),
@@ -397,6 +400,7 @@ fn place(
                 timeout: was.timeout,
                 approval: was.approval,
                 approvals,
+                budgets: Vec::new(),
             }
         })
         .collect()

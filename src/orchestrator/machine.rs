@@ -6,7 +6,13 @@
 use std::time::Duration;
 
 use crate::clock::{self, Millis};
-use crate::domain::{Actor, Approval, Audit, EventKind, Hold, Report, Run, RunState, StageState};
+use crate::domain::{
+    Actor, Approval, Audit, EventKind, Hold, Report, Run, RunState, StageState, WAITING_FOR_BUDGET,
+};
+
+/// How long an agent's word that it waits for a budget holds off a dispatched attempt's
+/// deadline: agents say it again every few seconds, so only a dead one lets this pass.
+pub const WAITING_HOLDS: Duration = Duration::from_secs(20);
 
 /// What happened to a run, as the engine feeds it in.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +24,13 @@ pub enum Input {
         stage: usize,
         attempt: u32,
         agent: Actor,
+    },
+    /// An agent waits for a budget (`limits:`) before it can take the attempt's lease:
+    /// not a failure, so the attempt's deadline is held off while the agent keeps saying so.
+    Waiting {
+        stage: usize,
+        attempt: u32,
+        message: String,
     },
     /// The attempt's lease ended: released by its agent, expired, or revoked.
     Outcome {
@@ -511,9 +524,37 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             attempt,
             agent,
         } => {
-            let s = &step.run.stages[stage];
+            let timeout = step.run.plan[stage].timeout;
+            let now = step.now;
+            let s = &mut step.run.stages[stage];
             if s.attempts == attempt && s.state == StageState::Dispatched {
+                let waited = s
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(WAITING_FOR_BUDGET));
+                if waited {
+                    // The work's time starts now: the wait for a budget was not the work's.
+                    s.deadline = Some(clock::add(now, timeout));
+                    s.message = None;
+                }
                 step.set_stage(stage, StageState::Running, &agent, None);
+            }
+        }
+        Input::Waiting {
+            stage,
+            attempt,
+            message,
+        } => {
+            let timeout = step.run.plan[stage].timeout.max(WAITING_HOLDS);
+            let now = step.now;
+            let s = &mut step.run.stages[stage];
+            if s.attempts == attempt
+                && s.state == StageState::Dispatched
+                && message.starts_with(WAITING_FOR_BUDGET)
+            {
+                s.deadline = Some(clock::add(now, timeout));
+                s.message = Some(message);
+                step.touch(stage);
             }
         }
         Input::Outcome {

@@ -89,6 +89,7 @@ fn run(shape: &Shape) -> Run {
             timeout: Duration::from_secs(60),
             approval: !matches!(s.gate, Gate::None),
             approvals: s.approvals,
+            budgets: Vec::new(),
         })
         .collect();
     let mut run = run_of(plan);

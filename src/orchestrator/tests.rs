@@ -29,6 +29,7 @@ pub(super) fn stage(name: &str, agent: &str, after: &[usize]) -> PlannedStage {
         timeout: Duration::from_secs(60),
         approval: agent == "approval",
         approvals: 1,
+        budgets: Vec::new(),
     }
 }
 
@@ -317,6 +318,69 @@ fn a_timed_out_attempt_is_revoked_and_retried() {
             .unwrap_or("")
             .contains("timed out after 1m")
     );
+}
+
+#[test]
+fn a_wait_for_budget_holds_the_deadline_off_and_the_work_gets_its_whole_timeout() {
+    let mut run = run_of(vec![stage("a", "exec", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    let waiting = |message: &str| Input::Waiting {
+        stage: 0,
+        attempt: 1,
+        message: message.into(),
+    };
+    // Said at 50 s, and again at 100 s: the 60 s timeout has not run out at 110 s.
+    apply(
+        &mut run,
+        waiting("waiting for budget (rds 5/5)"),
+        &at(50_000),
+    )
+    .expect("wait");
+    assert_eq!(run.stages[0].deadline, Some(110_000));
+    apply(
+        &mut run,
+        waiting("waiting for budget (rds 5/5)"),
+        &at(100_000),
+    )
+    .expect("wait");
+    apply(&mut run, Input::Tick, &at(110_000)).expect("tick");
+    assert_eq!(run.stages[0].state, StageState::Dispatched);
+    assert_eq!(
+        run.stages[0].message.as_deref(),
+        Some("waiting for budget (rds 5/5)")
+    );
+    // Anything else an agent says holds nothing off.
+    apply(&mut run, waiting("almost done"), &at(150_000)).expect("not a wait");
+    assert_eq!(run.stages[0].deadline, Some(160_000));
+    // Taken at 155 s: the work has its whole minute from then.
+    let accepted = Input::Accepted {
+        stage: 0,
+        attempt: 1,
+        agent: agent(),
+    };
+    apply(&mut run, accepted, &at(155_000)).expect("accepted");
+    assert_eq!(run.stages[0].state, StageState::Running);
+    assert_eq!(run.stages[0].deadline, Some(215_000));
+    assert_eq!(run.stages[0].message, None);
+    // A wait said for a running attempt changes nothing.
+    apply(
+        &mut run,
+        waiting("waiting for budget (rds 5/5)"),
+        &at(160_000),
+    )
+    .expect("late");
+    assert_eq!(run.stages[0].deadline, Some(215_000));
+    // And an agent that stops saying it waits is timed out like any.
+    let mut run = run_of(vec![stage("a", "exec", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    apply(
+        &mut run,
+        waiting("waiting for budget (rds 5/5)"),
+        &at(10_000),
+    )
+    .expect("wait");
+    apply(&mut run, Input::Tick, &at(70_000)).expect("deadline");
+    assert_eq!(run.stages[0].state, StageState::Retrying);
 }
 
 #[test]

@@ -136,22 +136,34 @@ impl Store {
 
     /// When each group's run was made and ended, for the evacuation's scorecard.
     pub async fn evacuation_run_times(&self, id: EvacuationId) -> anyhow::Result<Vec<RunTimes>> {
+        // One row per stage with a report: the waits for budgets are in the reports.
         let rows = sqlx::query(
-            "SELECT g.group_name, r.created_at, r.finished_at FROM evacuation_groups g \
-             JOIN runs r ON r.id = g.run_id WHERE g.evacuation_id = $1 ORDER BY g.position",
+            "SELECT g.group_name, r.created_at, r.finished_at, s.report FROM evacuation_groups g \
+             JOIN runs r ON r.id = g.run_id \
+             LEFT JOIN stages s ON s.run_id = r.id AND s.report IS NOT NULL \
+             WHERE g.evacuation_id = $1 ORDER BY g.position",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunTimes {
-                    group: r.try_get("group_name")?,
+        let mut out: Vec<RunTimes> = Vec::new();
+        for r in &rows {
+            let group: String = r.try_get("group_name")?;
+            if out.last().is_none_or(|t| t.group != group) {
+                out.push(RunTimes {
+                    group,
                     created_at: r.try_get("created_at")?,
                     finished_at: r.try_get("finished_at")?,
-                })
-            })
-            .collect()
+                    budget_wait_ms: 0,
+                });
+            }
+            let waited = super::leases::report_from(r.try_get("report")?)?
+                .and_then(|report| report.budget_wait_s);
+            if let (Some(s), Some(t)) = (waited, out.last_mut()) {
+                t.budget_wait_ms += (s * 1000.0) as i64;
+            }
+        }
+        Ok(out)
     }
 
     /// Moves a group if it is still in the state it was read in: true for the caller that

@@ -2,6 +2,7 @@
 //! (`leases`), and how every request's lease ended (`lease_outcomes`). The rules around
 //! them (the TTL, heartbeats, when an expired lease is swept) belong to the semaphore.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use std::time::Duration;
@@ -11,7 +12,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{CHUNK, Store, holes};
 use crate::clock;
-use crate::domain::{Acquire, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId};
+use crate::domain::{
+    Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId,
+};
 
 const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us \
      FROM lease_outcomes";
@@ -70,6 +73,20 @@ impl Store {
             return Ok(Acquire::Ended(outcome_kind(&row)?));
         }
         if inserted.rows_affected() == 1 {
+            for budget in &req.budgets {
+                if let Some(over) = take_slot(&mut tx, budget, &req.request_id).await? {
+                    // Rolling back gives up the lease and the slots taken so far.
+                    tx.rollback().await?;
+                    self.note_budget_wait(req, budget).await?;
+                    return Ok(over);
+                }
+            }
+            if !req.budgets.is_empty() {
+                sqlx::query("DELETE FROM budget_waits WHERE request_id = $1")
+                    .bind(&req.request_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             return Ok(Acquire::Acquired);
         }
@@ -138,6 +155,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
+        free_slots(&mut tx, request_id).await?;
         let outcome = LeaseOutcome {
             request_id: request_id.to_string(),
             run_id: RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
@@ -159,7 +177,7 @@ impl Store {
     /// Ends the leases `which` names as expired, recording each end.
     pub async fn expire_leases(&self, which: Expiring<'_>) -> anyhow::Result<Vec<LeaseOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let rows = match which {
+        let rows = match &which {
             Expiring::Due => sqlx::query(
                 "DELETE FROM leases WHERE expires_at <= $1 RETURNING request_id, run_id, stage, attempt, holder",
             )
@@ -188,7 +206,15 @@ impl Store {
                 released_us: self.clock.now_us(),
             };
             record(&mut tx, &outcome).await?;
+            free_slots(&mut tx, &outcome.request_id).await?;
             out.push(outcome);
+        }
+        if matches!(which, Expiring::Due) {
+            // A waiter that stopped asking (its process died) is forgotten.
+            sqlx::query("DELETE FROM budget_waits WHERE seen_at <= $1")
+                .bind(self.clock.now_ms() - WAIT_FORGOTTEN_MS)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(out)
@@ -235,6 +261,114 @@ impl Store {
             .await?;
         rows.iter().map(outcome_from_row).collect()
     }
+}
+
+/// How long a waiter's word that it waits for a budget holds without being said again.
+pub const WAIT_FORGOTTEN_MS: i64 = 15_000;
+
+impl Store {
+    /// Notes that `req.holder` waits for `budget` for the request: what lets the
+    /// orchestrator keep the stage's deadline off while it waits.
+    async fn note_budget_wait(&self, req: &LeaseRequest, budget: &Budget) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        sqlx::query(
+            "INSERT INTO budget_waits (request_id, holder, budget, since, seen_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (request_id, holder) DO UPDATE SET budget = excluded.budget, seen_at = excluded.seen_at",
+        )
+        .bind(&req.request_id)
+        .bind(&req.holder)
+        .bind(&budget.key)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Which of these requests each holder says, lately, it waits for a budget for.
+    pub async fn budget_waiters(
+        &self,
+        request_ids: &[&str],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let since = self.clock.now_ms() - WAIT_FORGOTTEN_MS;
+        let mut found = Vec::new();
+        for chunk in request_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT request_id, holder FROM budget_waits WHERE seen_at > $1 AND request_id IN ({})",
+                holes(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(since);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.push((row.try_get("request_id")?, row.try_get("holder")?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// How many slots of each budget are held now, by budget key.
+    pub async fn budgets_held(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        let rows = sqlx::query(
+            "SELECT budget, COUNT(*) AS held FROM budget_slots GROUP BY budget ORDER BY budget",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("budget")?,
+                    u32::try_from(r.try_get::<i64, _>("held")?).unwrap_or(u32::MAX),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Takes a free slot of `budget` for the request. `Some`: none is free.
+async fn take_slot(
+    tx: &mut Transaction<'_, Any>,
+    budget: &Budget,
+    request_id: &str,
+) -> anyhow::Result<Option<Acquire>> {
+    let taken: HashSet<i64> = sqlx::query("SELECT slot FROM budget_slots WHERE budget = $1")
+        .bind(&budget.key)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("slot"))
+        .collect::<Result<_, _>>()?;
+    for slot in (0..i64::from(budget.limit)).filter(|s| !taken.contains(s)) {
+        // Another taker may have the same slot in hand: the key decides, and the loser
+        // tries the next.
+        let took = sqlx::query(
+            "INSERT INTO budget_slots (budget, slot, request_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&budget.key)
+        .bind(slot)
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await?;
+        if took.rows_affected() == 1 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Acquire::OverBudget {
+        budget: budget.name(),
+        held: u32::try_from(taken.len())
+            .unwrap_or(u32::MAX)
+            .max(budget.limit),
+        limit: budget.limit,
+    }))
+}
+
+/// Gives back the budget slots a request's lease held.
+async fn free_slots(tx: &mut Transaction<'_, Any>, request_id: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM budget_slots WHERE request_id = $1")
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn outcome_kind(row: &AnyRow) -> anyhow::Result<OutcomeKind> {
@@ -284,6 +418,11 @@ pub(super) async fn revoke_in(
     released_us: i64,
 ) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM leases WHERE request_id = $1")
+        .bind(&r.request_id)
+        .execute(&mut **tx)
+        .await?;
+    free_slots(tx, &r.request_id).await?;
+    sqlx::query("DELETE FROM budget_waits WHERE request_id = $1")
         .bind(&r.request_id)
         .execute(&mut **tx)
         .await?;

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::{CHUNK, Store, holes};
 use crate::bus::{VERSION, WorkRequest};
-use crate::domain::run::resource_key;
+use crate::domain::run::{budgets_of, resource_key};
 use crate::domain::{Audit, EventKind, RunAudit, RunId, StageState, request_id};
 use crate::workflow::PlannedStage;
 
@@ -23,7 +23,7 @@ pub enum StoredWork {
     Stage {
         state: StageState,
         /// The stage's current attempt, as the orchestrator would send it now.
-        current: WorkRequest,
+        current: Box<WorkRequest>,
         /// The claimed request has ended (an outcome is recorded under its id).
         ended: bool,
     },
@@ -68,11 +68,13 @@ impl Store {
             .map_err(anyhow::Error::msg)?;
         Ok(StoredWork::Stage {
             state,
-            current: WorkRequest {
+            current: Box::new(WorkRequest {
                 v: VERSION,
                 id: request_id(run, &planned.name, attempts),
                 run_id: run,
                 resource: resource_key(run, &planned, dry_run),
+                budgets: budgets_of(&planned, dry_run),
+                timeout_ms: u64::try_from(planned.timeout.as_millis()).unwrap_or(u64::MAX),
                 stage: planned.name,
                 agent: planned.agent,
                 attempt: attempts,
@@ -80,7 +82,7 @@ impl Store {
                 deadline: row.try_get::<Option<i64>, _>("deadline")?.unwrap_or(0),
                 dry_run,
                 accept_data_loss: row.try_get::<i64, _>("accept_data_loss")? != 0,
-            },
+            }),
             ended: row.try_get::<i64, _>("ended")? > 0,
         })
     }

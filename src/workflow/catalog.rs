@@ -318,6 +318,15 @@ impl Catalog {
         )
     }
 
+    /// The budgets a stage of `agent` with `spec` counts against.
+    pub fn budgets_of(&self, agent: &str, spec: &serde_json::Value) -> Vec<super::limits::Budget> {
+        let cx = Context {
+            kinds: self.kinds.as_ref(),
+            targets: &self.targets,
+        };
+        plan::budgets(&cx, agent, spec)
+    }
+
     /// The lease key of a stage of `agent` with `spec`, when the stage names none.
     pub fn resource_of(&self, agent: &str, spec: &serde_json::Value) -> Option<String> {
         self.kinds.resource(agent, spec)

@@ -92,6 +92,11 @@ pub trait StageKinds: Send + Sync {
     /// run at once.
     fn resource(&self, agent: &str, spec: &Value) -> Option<String>;
 
+    /// The target a spec works on, for the budgets of its provider and its own.
+    fn target(&self, _agent: &str, _spec: &Value) -> Option<(TargetKind, String)> {
+        None
+    }
+
     /// The providers that can drive targets of this kind.
     fn providers(&self, kind: TargetKind) -> Vec<&'static str>;
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::limits::Budget;
 use super::model::{RetryPolicy, millis};
 use super::params::{self, Params};
 use super::source::Diagnostic;
@@ -28,6 +29,9 @@ pub struct PlannedStage {
     /// Different people needed to pass the gate: the group's `approvals`.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub approvals: u8,
+    /// The `limits:` the work counts against, as they were when the run was planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
 }
 
 fn one() -> u8 {
@@ -60,6 +64,8 @@ struct StoredStage {
     approval: bool,
     #[serde(default = "one")]
     approvals: u8,
+    #[serde(default)]
+    budgets: Vec<Budget>,
 }
 
 impl From<StoredStage> for PlannedStage {
@@ -74,6 +80,7 @@ impl From<StoredStage> for PlannedStage {
             retry: s.retry,
             timeout: s.timeout,
             approvals: s.approvals,
+            budgets: s.budgets,
         }
     }
 }
@@ -135,6 +142,7 @@ pub fn plan(
             None if stage.agent == APPROVAL => None,
             None => cx.kinds.resource(&stage.agent, &spec),
         };
+        let budgets = budgets(cx, &stage.agent, &spec);
         out.push(PlannedStage {
             name: stage.name.clone(),
             agent: stage.agent.clone(),
@@ -145,6 +153,7 @@ pub fn plan(
             timeout: stage.timeout,
             approval: stage.approval,
             approvals: 1,
+            budgets,
         });
     }
     if errors.is_empty() {
@@ -152,6 +161,16 @@ pub fn plan(
     } else {
         Err(errors)
     }
+}
+
+/// The budgets a stage of `agent` with `spec` counts against; none for an approval.
+pub fn budgets(cx: &Context<'_>, agent: &str, spec: &Value) -> Vec<Budget> {
+    if agent == APPROVAL {
+        return Vec::new();
+    }
+    let target = cx.kinds.target(agent, spec);
+    cx.targets
+        .budgets(agent, target.as_ref().map(|(k, n)| (*k, n.as_str())))
 }
 
 /// Stages grouped by depth: every stage of a wave can run at once once the waves before it

@@ -163,4 +163,5 @@ pub struct RawTargets {
     pub clusters: OrderedMap<Spanned<Node>>,
     #[serde(default)]
     pub endpoints: OrderedMap<Spanned<Node>>,
+    pub limits: Option<Spanned<Node>>,
 }

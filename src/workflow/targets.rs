@@ -70,6 +70,8 @@ pub struct Targets {
     /// The file they came from; `None`: there is none, and every target is simulated.
     pub file: Option<PathBuf>,
     by_kind: IndexMap<(TargetKind, String), Target>,
+    /// How many stages may run at once against a provider, a target, an agent kind.
+    pub limits: super::limits::Limits,
 }
 
 impl Targets {
@@ -124,6 +126,7 @@ impl Targets {
         Targets {
             file: Some(file),
             by_kind: IndexMap::new(),
+            limits: Default::default(),
         }
     }
 

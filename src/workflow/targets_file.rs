@@ -26,6 +26,9 @@ pub(super) fn check(
     for (kind, entries) in sections {
         section(file, kind, entries, kinds, &mut targets, errors);
     }
+    if let Some(limits) = &raw.limits {
+        targets.limits = super::limits::check(file, limits, &targets, kinds, errors);
+    }
     targets
 }
 

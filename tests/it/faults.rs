@@ -152,6 +152,7 @@ async fn a_run_completes_after_postgres_is_restarted() {
         stage: "bystander".into(),
         attempt: 1,
         holder: "test".into(),
+        budgets: Vec::new(),
     };
     assert_eq!(
         bystander.acquire(&lease).await.expect("acquire"),

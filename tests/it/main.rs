@@ -10,6 +10,7 @@ mod alertmanager;
 mod alerts;
 mod api;
 mod bench;
+mod budgets;
 mod cli;
 mod console;
 mod console_browser;

@@ -72,6 +72,7 @@ fn plan() -> Vec<PlannedStage> {
             timeout: Duration::from_secs(60),
             approval: i == 1,
             approvals: 1,
+            budgets: Vec::new(),
         })
         .collect()
 }
@@ -272,6 +273,7 @@ fn lease(run: RunId, stage: &str, attempt: u32, resource: &str, holder: &str) ->
         stage: stage.into(),
         attempt,
         holder: holder.into(),
+        budgets: Vec::new(),
     }
 }
 
@@ -294,6 +296,7 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
             to: "writer".into(),
         }],
         lag_s: Some(0.3),
+        budget_wait_s: None,
         rpo: Some(lifeboat::domain::RecoveryPoint {
             seconds: Some(42.5),
             bytes: Some(18_000_000),
@@ -1082,6 +1085,91 @@ async fn an_evacuation_group_moves_once(s: Store) {
     assert!(s.going_evacuations().await.expect("going").is_empty());
 }
 
+/// A budget of 2 admits two leases at once across takers, and a release or an expiry
+/// gives a slot back. Twenty takers at once (separate connections on PostgreSQL)
+/// get two slots between them.
+async fn a_budget_admits_its_limit_and_gets_its_slots_back(s: Store) {
+    use lifeboat::domain::Budget;
+    let budget = Budget {
+        key: "provider:rds".into(),
+        limit: 2,
+    };
+    let run = RunId::new();
+    let take = |stage: &str, holder: &str| {
+        let mut l = lease(run, stage, 1, &format!("database:{stage}"), holder);
+        l.budgets = vec![budget.clone()];
+        l
+    };
+    let sem = Semaphore::new(s.clone(), None);
+    let (a, b, c) = (take("a", "x"), take("b", "x"), take("c", "y"));
+    assert_eq!(sem.acquire(&a).await.expect("a"), Acquire::Acquired);
+    assert_eq!(sem.acquire(&b).await.expect("b"), Acquire::Acquired);
+    assert_eq!(
+        sem.acquire(&c).await.expect("c"),
+        Acquire::OverBudget {
+            budget: "rds".into(),
+            held: 2,
+            limit: 2
+        }
+    );
+    // Refused for budget, `c` holds neither its lease nor a slot, and is seen waiting.
+    assert!(!sem.heartbeat(&c.request_id, "y").await.expect("renew"));
+    assert_eq!(
+        s.budgets_held().await.expect("held"),
+        [("provider:rds".to_string(), 2)]
+    );
+    assert_eq!(
+        s.budget_waiters(&[c.request_id.as_str()])
+            .await
+            .expect("waiters"),
+        [(c.request_id.clone(), "y".to_string())]
+    );
+    // A release gives a slot back.
+    sem.release(Release {
+        request_id: &a.request_id,
+        holder: "x",
+        kind: OutcomeKind::Succeeded,
+        retryable: false,
+        message: None,
+        report: None,
+    })
+    .await
+    .expect("release")
+    .expect("held");
+    assert_eq!(sem.acquire(&c).await.expect("c again"), Acquire::Acquired);
+    assert!(
+        s.budget_waiters(&[c.request_id.as_str()])
+            .await
+            .expect("waiters")
+            .is_empty(),
+        "taking the lease ends the wait"
+    );
+    // An expiry gives slots back: every lease of holder `x` (b) and `y` (c).
+    sem.expire(Some("x")).await.expect("expire x");
+    sem.expire(Some("y")).await.expect("expire y");
+    assert!(s.budgets_held().await.expect("held").is_empty());
+
+    // Twenty at once: two get in.
+    let many: Vec<LeaseRequest> = (0..20).map(|i| take(&format!("m{i}"), "z")).collect();
+    let tries = many.iter().map(|l| {
+        let sem = sem.clone();
+        let l = l.clone();
+        async move { sem.acquire(&l).await.expect("acquire") }
+    });
+    let got = futures_util::future::join_all(tries).await;
+    let admitted = got.iter().filter(|a| **a == Acquire::Acquired).count();
+    assert_eq!(admitted, 2, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|a| matches!(a, Acquire::Acquired | Acquire::OverBudget { .. })),
+        "{got:?}"
+    );
+    assert_eq!(
+        s.budgets_held().await.expect("held"),
+        [("provider:rds".to_string(), 2)]
+    );
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1117,4 +1205,5 @@ suite!(
     runs_are_listed_by_filter_and_cursor,
     a_run_keeps_its_versions_and_a_change_is_dated_once,
     an_evacuation_group_moves_once,
+    a_budget_admits_its_limit_and_gets_its_slots_back,
 );

@@ -1579,3 +1579,43 @@ groups:
         assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn limits_name_what_exists_and_cap_at_a_whole_number() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "targets.yaml",
+            "\
+databases:
+  petstore-region-a: { provider: sim }
+  petstore-region-b: { provider: sim }
+clusters:
+  my-k8s-cluster-region-a: { provider: sim }
+  my-k8s-cluster-region-b: { provider: sim }
+endpoints:
+  petstore.example.com:
+    provider: sim
+    regions: { region-a: { A: [192.0.2.10] }, region-b: { A: [198.51.100.10] } }
+limits:
+  providers: { sim: 2, rdss: 5 }
+  targets: { petstore-region-a: 0, nowhere: 1 }
+  agents: { database: 1.5, teleport: 3 }
+  regions: {}
+",
+        ),
+    ]);
+    let text = out.dump();
+    assert_eq!(out.code, Some(1), "{text}");
+    for expected in [
+        "targets.yaml:12:24: limits.providers.rdss: no such provider (aurora, aurora-global, autoscaling, kubernetes, postgres, rds, rfc2136, route53, sim)",
+        "targets.yaml:13:33: limits.targets.petstore-region-a: a limit is a whole number from 1 to 10000, not 0",
+        "targets.yaml:13:36: limits.targets.nowhere: no such target (petstore-region-a, petstore-region-b, my-k8s-cluster-region-a, my-k8s-cluster-region-b, petstore.example.com)",
+        "targets.yaml:14:23: limits.agents.database: a limit is a whole number from 1 to 10000, not 1.5",
+        "targets.yaml:14:28: limits.agents.teleport: no such agent kind",
+        "targets.yaml:15:3: limits: unknown section `regions` (providers, targets, agents)",
+    ] {
+        let expected = format!("{}/{expected}", dir.path().display());
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -2,7 +2,7 @@
 //! of the next batch, each resolved against the run it concerns.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Engine, Pending};
 use crate::bus::{Progress, ProgressKind};
@@ -17,7 +17,18 @@ impl Engine {
         let mut items = self.due_ticks();
         let mut released = self.released_outcomes(&commands).await;
         let holders = self.lease_holders(&commands).await;
+        let waiters = self.budget_waiters(&commands).await;
         for c in commands {
+            if let Command::Progress(p) = &c
+                && p.kind == ProgressKind::Waiting
+                && self.remote_agents
+                && !waiters.contains(&(p.request_id.clone(), p.agent_instance.clone()))
+            {
+                // A stage's deadline is held off only on the word of an agent the store
+                // shows waiting for that request.
+                tracing::warn!(request = %p.request_id, agent = %p.agent_instance, "Ignoring a wait the store does not show.");
+                continue;
+            }
             if let Command::Progress(p) = &c
                 && p.kind == ProgressKind::Accepted
                 && self.remote_agents
@@ -59,6 +70,33 @@ impl Engine {
                 // The start is dropped; the outcome still moves the stage when it comes.
                 tracing::warn!(error = %e, count = ids.len(), "Could not read lease holders.");
                 HashMap::new()
+            }
+        }
+    }
+
+    /// With remote agents, which of the requests agents say they wait for a budget for
+    /// the store shows them waiting for.
+    async fn budget_waiters(&self, commands: &[Command]) -> HashSet<(String, String)> {
+        if !self.remote_agents {
+            return HashSet::new();
+        }
+        let ids: Vec<&str> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Progress(p) if p.kind == ProgressKind::Waiting => {
+                    Some(p.request_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return HashSet::new();
+        }
+        match self.store.budget_waiters(&ids).await {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, count = ids.len(), "Could not read budget waiters.");
+                HashSet::new()
             }
         }
     }
@@ -231,6 +269,22 @@ impl Engine {
                             stage,
                             attempt: p.attempt,
                             agent: Actor::Agent(p.agent_instance),
+                        },
+                        released_us: None,
+                    },
+                    None,
+                ))
+            }
+            ProgressKind::Waiting => {
+                let run = self.current(p.run_id, &p.stage, p.attempt).await?;
+                let stage = run.stage_index(&p.stage)?;
+                Some(Pending::new(
+                    Item {
+                        run: p.run_id,
+                        input: Input::Waiting {
+                            stage,
+                            attempt: p.attempt,
+                            message: p.message,
                         },
                         released_us: None,
                     },

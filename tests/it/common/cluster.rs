@@ -46,8 +46,22 @@ impl Cluster {
     ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let wf = workflow(&dir.path().join("ran.log"), stages);
-        let workflows =
-            super::write_workflows(dir.path(), &[("shop.yaml", &wf), ("groups.yaml", groups)]);
+        Cluster::in_dir(
+            dir,
+            brokers,
+            database,
+            &[("shop.yaml", &wf), ("groups.yaml", groups)],
+        )
+    }
+
+    /// A cluster on workflow files of its own, in `dir`.
+    pub fn in_dir(
+        dir: tempfile::TempDir,
+        brokers: &str,
+        database: &str,
+        files: &[(&str, &str)],
+    ) -> Cluster {
+        let workflows = super::write_workflows(dir.path(), files);
         let env = vec![
             ("LIFEBOAT_KAFKA_BROKERS", brokers.to_string()),
             // Topics and consumer groups of their own: tests on one broker never share work.

@@ -19,6 +19,8 @@ pub fn forged(run: RunId, stage: &str, attempt: u32, command: &[&str]) -> Vec<u8
         deadline: i64::MAX,
         dry_run: false,
         accept_data_loss: false,
+        budgets: Vec::new(),
+        timeout_ms: 0,
     };
     serde_json::to_vec(&req).expect("json")
 }
