@@ -18,8 +18,8 @@ use super::work::{Failure, Work};
 use crate::bus::{self, Bus, ProgressKind, WorkRequest};
 use crate::clock::Clock;
 use crate::domain::{
-    Acquire, Actor, Audit, EventKind, LeaseOutcome, LeaseRequest, OutcomeKind, Report, RunId,
-    WAITING_FOR_BUDGET,
+    Acquire, Actor, Audit, Budget, EventKind, LeaseOutcome, LeaseRequest, OutcomeKind, Report,
+    RunId, WAITING_FOR_BUDGET,
 };
 use crate::metrics::Metrics;
 use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
@@ -409,14 +409,14 @@ impl Runtime {
                 tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
                 return None;
             }
-            // Busy, over a budget, or held under this process's name by a try whose
-            // answer was lost.
-            Ok(Acquire::Busy { .. } | Acquire::OverBudget { .. } | Acquire::InProgress { .. }) => {
-                Claim::Waiting
+            Ok(Acquire::OverBudget { budget, .. }) => {
+                Claim::Waiting(Some(BudgetWait::new(&req.budgets, &budget, asked)))
             }
+            // Busy, or held under this process's name by a try whose answer was lost.
+            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Claim::Waiting(None),
             Err(e) => {
                 tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
-                Claim::Waiting
+                Claim::Waiting(None)
             }
         };
         Some((req, claim))
@@ -446,9 +446,13 @@ impl Runtime {
     /// request ended meanwhile). A wait for a budget is not held to the attempt's deadline:
     /// the agent tells the orchestrator it waits, which holds the deadline off, and the
     /// work gets the stage's whole timeout once it begins.
-    async fn wait_for_lease(&self, work: &mut Work, lease: &LeaseRequest) -> Option<Instant> {
+    async fn wait_for_lease(
+        &self,
+        work: &mut Work,
+        lease: &LeaseRequest,
+        mut budget: Option<BudgetWait>,
+    ) -> Option<Instant> {
         let mut said_waiting = false;
-        let mut budget: Option<BudgetWait> = None;
         loop {
             match &budget {
                 None => tokio::time::sleep(BUSY_RETRY).await,
@@ -464,6 +468,11 @@ impl Runtime {
             let late = budget.is_none() && self.clock.now_ms() >= work.request.deadline;
             if late || self.shutdown.is_cancelled() {
                 return None; // the orchestrator times the attempt out
+            }
+            if let Some(wait) = &mut budget
+                && self.still_full(work, lease, wait).await
+            {
+                continue;
             }
             let asked = Instant::now();
             match self.acquire(lease).await {
@@ -504,18 +513,11 @@ impl Runtime {
                     held,
                     limit,
                 }) => {
-                    let key = lease
-                        .budgets
-                        .iter()
-                        .find(|b| b.name() == name)
-                        .map_or_else(|| name.clone(), |b| b.key.clone());
                     let now = Instant::now();
-                    let wait = budget.get_or_insert_with(|| BudgetWait {
-                        key: key.clone(),
-                        since: now,
-                        told: None,
-                    });
-                    wait.key = key;
+                    let wait =
+                        budget.get_or_insert_with(|| BudgetWait::new(&lease.budgets, &name, now));
+                    // Another of the stage's budgets may be the one full now.
+                    wait.key = BudgetWait::new(&lease.budgets, &name, now).key;
                     if wait.told.is_none_or(|t| now >= t + WAITING_TOLD_EVERY) {
                         wait.told = Some(now);
                         work.publish(
@@ -532,10 +534,41 @@ impl Runtime {
         }
     }
 
+    /// Whether the budgets of a stage waiting for one are still full, by a read: most
+    /// looks find them full, and a try for the lease is a write. While full, the wait is
+    /// told again as often as the orchestrator needs to hear it, and noted again in the
+    /// store, which is what makes it believed. A store that does not answer is asked by
+    /// the try itself.
+    async fn still_full(&self, work: &Work, lease: &LeaseRequest, wait: &mut BudgetWait) -> bool {
+        let store = self.semaphore.store();
+        let full = tokio::time::timeout(STORE_CALL_LIMIT, store.budget_full(&lease.budgets)).await;
+        let Ok(Ok(Some((budget, held)))) = full else {
+            return false;
+        };
+        let now = Instant::now();
+        wait.key = budget.key.clone();
+        if wait.told.is_none_or(|t| now >= t + WAITING_TOLD_EVERY) {
+            wait.told = Some(now);
+            if let Err(e) = store.still_waiting(lease, budget).await {
+                tracing::warn!(error = %e, request = %lease.request_id, "Could not note a wait for a budget.");
+            }
+            work.publish(
+                ProgressKind::Waiting,
+                format!(
+                    "{WAITING_FOR_BUDGET} ({} {held}/{})",
+                    budget.name(),
+                    budget.limit
+                ),
+                None,
+            );
+        }
+        true
+    }
+
     async fn handle(&self, agent: Arc<dyn Runner>, req: WorkRequest, claim: Claim) {
         let (req, claim) = match claim {
             Claim::Unchecked => match self.check_later(agent.kind(), req).await {
-                Some(req) => (req, Claim::Waiting),
+                Some(req) => (req, Claim::Waiting(None)),
                 None => return,
             },
             claim => (req, claim),
@@ -551,7 +584,8 @@ impl Runtime {
         let lease = self.lease_for(&work.request);
         let since = match claim {
             Claim::Held(since) => Some(since),
-            Claim::Waiting | Claim::Unchecked => self.wait_for_lease(&mut work, &lease).await,
+            Claim::Waiting(budget) => self.wait_for_lease(&mut work, &lease, budget).await,
+            Claim::Unchecked => self.wait_for_lease(&mut work, &lease, None).await,
         };
         if let Some(since) = since {
             let budgets = lease.budgets.clone();
@@ -734,12 +768,28 @@ struct BudgetWait {
     told: Option<Instant>,
 }
 
+impl BudgetWait {
+    /// A wait, since `since`, for the budget of `budgets` that the store called `name`.
+    fn new(budgets: &[Budget], name: &str, since: Instant) -> BudgetWait {
+        let key = budgets
+            .iter()
+            .find(|b| b.name() == name)
+            .map_or_else(|| name.to_string(), |b| b.key.clone());
+        BudgetWait {
+            key,
+            since,
+            told: None,
+        }
+    }
+}
+
 /// How a first try for a lease ended, when there is work to do.
 enum Claim {
     /// Held; the lease was taken no earlier than this.
     Held(Instant),
-    /// Another request holds the resource, or the store did not answer: wait and see.
-    Waiting,
+    /// Another request holds the resource, a budget is full (the wait for it, begun), or
+    /// the store did not answer: wait and see.
+    Waiting(Option<BudgetWait>),
     /// The store could not be asked whether the request is one it holds: ask again before
     /// anything else.
     Unchecked,

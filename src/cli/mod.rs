@@ -6,6 +6,7 @@
 mod api_client;
 mod bench;
 mod bench_alerts;
+mod bench_evacuation;
 mod control;
 mod demo;
 mod evacuate;
@@ -136,6 +137,10 @@ enum Command {
         /// ...and this PostgreSQL database.
         #[arg(long, requires = "kafka")]
         database: Option<String>,
+        /// Instead, evacuate this many groups at once (three dependency tiers) on the
+        /// embedded deployment.
+        #[arg(long, conflicts_with_all = ["kafka", "database"])]
+        evacuation: Option<usize>,
     },
 }
 
@@ -322,10 +327,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(r) => report::run(r, &server(&settings)).await,
         Command::Evacuate(e) => evacuate::run(e, &server(&settings)).await,
         Command::Bench {
+            evacuation: Some(groups),
+            ..
+        } => {
+            let report = bench_evacuation::run(groups).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
             runs,
             stages,
             kafka,
             database,
+            evacuation: None,
         } => {
             use bench::Deployment;
             let embedded = bench::run(runs, stages, Deployment::Embedded).await?;

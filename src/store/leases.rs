@@ -284,6 +284,33 @@ impl Store {
         Ok(())
     }
 
+    /// The first of `budgets` with no slot free now, as `(held, limit)`: a read, so that a
+    /// stage waiting for a budget can look without taking the store's write lock.
+    pub async fn budget_full<'b>(
+        &self,
+        budgets: &'b [Budget],
+    ) -> anyhow::Result<Option<(&'b Budget, u32)>> {
+        for b in budgets {
+            let held: i64 = sqlx::query(
+                "SELECT COUNT(*) AS held FROM budget_slots WHERE budget = $1 AND slot < $2",
+            )
+            .bind(&b.key)
+            .bind(i64::from(b.limit))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("held")?;
+            if held >= i64::from(b.limit) {
+                return Ok(Some((b, u32::try_from(held).unwrap_or(u32::MAX))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Says again that `holder` waits for `budget` for the request.
+    pub async fn still_waiting(&self, req: &LeaseRequest, budget: &Budget) -> anyhow::Result<()> {
+        self.note_budget_wait(req, budget).await
+    }
+
     /// Which of these requests each holder says, lately, it waits for a budget for.
     pub async fn budget_waiters(
         &self,
