@@ -19,3 +19,6 @@ CREATE TABLE budget_waits (
     seen_at    INTEGER NOT NULL,
     PRIMARY KEY (request_id, holder)
 );
+-- The evacuation a run was made for: asked for every run card, to keep a group's
+-- card out of chat while it goes well.
+CREATE INDEX evacuation_groups_by_run ON evacuation_groups (run_id);

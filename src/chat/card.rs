@@ -153,10 +153,17 @@ pub enum Button {
     RetryNow,
     /// Gives up on a failed stage, once confirmed with a reason.
     Skip,
+    /// On an evacuation's card: resumes a failed group.
+    EvacuationResume,
+    /// On an evacuation's card: gives up on a failed or held group, once confirmed with a
+    /// reason.
+    EvacuationSkip,
+    /// On an evacuation's card: starts none of the groups not yet started.
+    EvacuationAbort,
 }
 
 impl Button {
-    const ALL: [Button; 10] = [
+    const ALL: [Button; 13] = [
         Button::Approve,
         Button::Reject,
         Button::Cancel,
@@ -167,6 +174,9 @@ impl Button {
         Button::Resume,
         Button::RetryNow,
         Button::Skip,
+        Button::EvacuationResume,
+        Button::EvacuationSkip,
+        Button::EvacuationAbort,
     ];
 
     pub fn label(self) -> &'static str {
@@ -176,9 +186,10 @@ impl Button {
             Button::Cancel => "Cancel",
             Button::Veto => "Veto",
             Button::StartNow => "Start now",
-            Button::Resume => "Resume",
+            Button::Resume | Button::EvacuationResume => "Resume",
             Button::RetryNow => "Retry now",
-            Button::Skip => "Skip",
+            Button::Skip | Button::EvacuationSkip => "Skip",
+            Button::EvacuationAbort => "Abort the rest",
         }
     }
 
@@ -187,6 +198,14 @@ impl Button {
         matches!(
             self,
             Button::OfferApprove | Button::OfferReject | Button::Veto | Button::StartNow
+        )
+    }
+
+    /// Whether it acts on an evacuation (or one of its groups) rather than a run.
+    pub fn for_evacuation(self) -> bool {
+        matches!(
+            self,
+            Button::EvacuationResume | Button::EvacuationSkip | Button::EvacuationAbort
         )
     }
 
@@ -208,6 +227,9 @@ impl Button {
             Button::Resume => "resume",
             Button::RetryNow => "retry_now",
             Button::Skip => "skip",
+            Button::EvacuationResume => "evacuation_resume",
+            Button::EvacuationSkip => "evacuation_skip",
+            Button::EvacuationAbort => "evacuation_abort",
         }
     }
 
@@ -222,10 +244,15 @@ impl Button {
             | Button::OfferApprove
             | Button::StartNow
             | Button::Resume
-            | Button::RetryNow => Tone::Go,
-            Button::Reject | Button::OfferReject | Button::Cancel | Button::Veto | Button::Skip => {
-                Tone::Stop
-            }
+            | Button::RetryNow
+            | Button::EvacuationResume => Tone::Go,
+            Button::Reject
+            | Button::OfferReject
+            | Button::Cancel
+            | Button::Veto
+            | Button::Skip
+            | Button::EvacuationSkip
+            | Button::EvacuationAbort => Tone::Stop,
         }
     }
 }

@@ -276,7 +276,50 @@ async fn decide(
             "`{run}` is not a run id. {USAGE}"
         )));
     };
+    // `/dr skip EVACUATION GROUP --reason …`: run ids and evacuation ids look alike.
+    if let Control::Skip { stage, reason } = &control
+        && cx.orchestrator.run(id).await?.is_none()
+    {
+        let evacuation: crate::domain::EvacuationId = id.to_string().parse()?;
+        if cx.store.evacuation(evacuation).await?.is_some() {
+            return skip_group(cx, who, evacuation, stage, reason).await;
+        }
+    }
     decide_on(cx, who, id, control).await
+}
+
+/// Gives up on a group of an evacuation, saying why, if the group allows `who`.
+async fn skip_group(
+    cx: &ChatContext,
+    who: &Requester,
+    id: crate::domain::EvacuationId,
+    group: &str,
+    reason: &str,
+) -> anyhow::Result<Reply> {
+    use crate::evacuation::{self, ControlError, GroupControl};
+    let Some(g) = cx.catalog().groups.get(group) else {
+        return Ok(Reply::ephemeral(format!("No group `{group}`.")));
+    };
+    let actor = match access::check(cx, who, g, &format!("skip {id} {group}"), None).await {
+        Ok(allowed) => allowed.actor,
+        Err(refusal) => return Ok(Reply::ephemeral(refusal)),
+    };
+    let control = GroupControl::Skip {
+        reason: reason.to_string(),
+    };
+    Ok(
+        match evacuation::control_group(&cx.orchestrator, &cx.store, id, group, control, &actor)
+            .await
+        {
+            Ok(_) => Reply::channel(format!(
+                "{} skipped `{group}` in evacuation `{id}`: {}",
+                mention(&actor, who.platform),
+                who.platform.escape(reason)
+            )),
+            Err(ControlError::Store(e)) => return Err(e),
+            Err(e) => Reply::ephemeral(format!("Cannot skip `{group}` in evacuation `{id}`: {e}.")),
+        },
+    )
 }
 
 /// A person's control over a run, if the run's group allows them: from a command or a
@@ -322,6 +365,15 @@ pub async fn press(
     target: super::card::Target,
 ) -> Reply {
     use super::card::Button;
+    if button.for_evacuation() {
+        return match on_evacuation(cx, who, button, &target).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "A button press failed.");
+                Reply::ephemeral(format!("Lifeboat could not do that: {e}"))
+            }
+        };
+    }
     let id = target.run;
     let stage = || target.stage.clone().ok_or("That button names no stage.");
     let control = match button {
@@ -341,6 +393,9 @@ pub async fn press(
         Button::OfferReject => Control::Reject { reason: None },
         Button::Veto => Control::Veto,
         Button::StartNow => Control::StartNow,
+        Button::EvacuationResume | Button::EvacuationSkip | Button::EvacuationAbort => {
+            return Reply::ephemeral("That button is an evacuation's.");
+        }
     };
     if button.for_offer() {
         return on_offer(cx, who, id, control).await;
@@ -352,6 +407,75 @@ pub async fn press(
             Reply::ephemeral(format!("Lifeboat could not do that: {e}"))
         }
     }
+}
+
+/// A press on an evacuation's card: resume a failed group, ask why before skipping one,
+/// or abort what has not started. Each needs the person allowed on the groups it touches:
+/// the group pressed on, or for an abort, every group of the evacuation.
+async fn on_evacuation(
+    cx: &ChatContext,
+    who: &Requester,
+    button: super::card::Button,
+    target: &super::card::Target,
+) -> anyhow::Result<Reply> {
+    use super::card::Button;
+    use crate::evacuation::{self, ControlError, GroupControl};
+    // The button carries the evacuation's id where a run's would be: the same form.
+    let id: crate::domain::EvacuationId = target.run.to_string().parse()?;
+    let Some(e) = cx.store.evacuation(id).await? else {
+        return Ok(Reply::ephemeral(format!("No evacuation `{id}`.")));
+    };
+    let touched: Vec<String> = match (&target.stage, button) {
+        (_, Button::EvacuationAbort) => e.groups.iter().map(|g| g.group.clone()).collect(),
+        (Some(group), _) => vec![group.clone()],
+        (None, _) => return Ok(Reply::ephemeral("That button names no group.")),
+    };
+    let word = match button {
+        Button::EvacuationResume => "resume",
+        Button::EvacuationSkip => "skip",
+        _ => "abort",
+    };
+    let mut actor = who.actor();
+    for name in &touched {
+        let Some(group) = cx.catalog().groups.get(name) else {
+            return Ok(Reply::ephemeral(format!(
+                "Group `{name}` of evacuation `{id}` is no longer defined."
+            )));
+        };
+        match access::check(cx, who, group, &format!("{word} {id} {name}"), None).await {
+            Ok(allowed) => actor = allowed.actor,
+            Err(refusal) => return Ok(Reply::ephemeral(refusal)),
+        }
+    }
+    let group = touched.first().cloned().unwrap_or_default();
+    let done = match button {
+        Button::EvacuationSkip => {
+            return Ok(Reply::ephemeral(format!(
+                "Skipping `{group}` lets the groups that depend on it go on without it. Say why: `/dr skip {id} {group} --reason …`"
+            )));
+        }
+        Button::EvacuationResume => {
+            evacuation::control_group(
+                &cx.orchestrator,
+                &cx.store,
+                id,
+                &group,
+                GroupControl::Resume,
+                &actor,
+            )
+            .await
+        }
+        _ => evacuation::abort(&cx.orchestrator, &cx.store, id, &actor, None).await,
+    };
+    let by = mention(&actor, who.platform);
+    Ok(match done {
+        Ok(_) if word == "abort" => Reply::channel(format!(
+            "{by} aborted evacuation `{id}`: groups not yet started will not start."
+        )),
+        Ok(_) => Reply::channel(format!("{by} resumed `{group}` in evacuation `{id}`.")),
+        Err(ControlError::Store(e)) => return Err(e),
+        Err(e) => Reply::ephemeral(format!("Cannot {word} evacuation `{id}`: {e}.")),
+    })
 }
 
 /// Run `id`, once its group allows `who` to make `request` of it; or the answer saying

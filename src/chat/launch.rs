@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::context::ChatContext;
+use super::evacuation_notifier::EvacuationNotifier;
 use super::notifier::Notifier;
 use super::offer_notifier::OfferNotifier;
 use super::outbound::Outbound;
@@ -47,10 +48,12 @@ impl Launch<'_> {
         let group = format!("notifier.{}", out.platform());
         let events = self.bus.subscribe(bus::EVENTS_TOPIC, &group).await?;
         let notifier = Notifier::new(self.chat.clone(), out.clone(), self.instance.clone());
-        let offers = OfferNotifier::new(self.chat.clone(), out, self.instance.clone());
+        let offers = OfferNotifier::new(self.chat.clone(), out.clone(), self.instance.clone());
+        let evacuations = EvacuationNotifier::new(self.chat.clone(), out, self.instance.clone());
         Ok(vec![
             tokio::spawn(notifier.run(events)),
             tokio::spawn(offers.run()),
+            tokio::spawn(evacuations.run()),
         ])
     }
 }

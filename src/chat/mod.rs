@@ -15,6 +15,8 @@ pub mod card;
 pub mod card_slot;
 pub mod context;
 pub mod discord;
+pub mod evacuation_card;
+pub mod evacuation_notifier;
 pub mod handle;
 pub mod launch;
 pub mod markup;

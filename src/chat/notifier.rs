@@ -206,6 +206,17 @@ impl Notifier {
         if !self.out.covers(group) {
             return Ok(());
         }
+        // A group moving in an evacuation is followed on the evacuation's one card: its
+        // own incident opens only once it fails or waits for a person, and then stays.
+        let wants_person = run.state == RunState::Failed
+            || !run.open_gates().is_empty()
+            || run.stages.iter().any(|s| s.hold.is_some());
+        if !wants_person
+            && store.card(platform, id).await.map_err(failed)?.is_none()
+            && store.evacuation_of_run(id).await.map_err(failed)?.is_some()
+        {
+            return Ok(());
+        }
         let audit = self.cx.orchestrator.events(id).await.map_err(failed)?;
         let alerts = store.alert_tally(id).await.map_err(failed)?;
         let recovery = if run.state.is_final() {

@@ -6,15 +6,22 @@ use super::capitalised;
 use super::card::Button;
 use super::markup::{Markup, link, mention};
 use crate::clock::Millis;
-use crate::domain::{Offer, OfferMode, OfferState, RunId};
+use crate::domain::{Offer, OfferMode, OfferState};
 
+/// A card in a group's standing channel, as every platform draws it: an offer's, or an
+/// evacuation's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferCard {
-    pub offer: RunId,
+    /// What the card is of (`offer`, `evacuation`): its footer, and its Slack block ids.
+    pub about: &'static str,
+    /// The id of what it is of, which its buttons carry.
+    pub id: String,
     /// `⏳ Failover of petstore starts in 1:45`.
     pub title: String,
     pub lines: Vec<String>,
     pub buttons: Vec<Button>,
+    /// Buttons about one part each (an evacuation's failed group), carrying `ID/PART`.
+    pub rows: Vec<(String, Vec<Button>)>,
     /// Nothing more will change on it.
     pub settled: bool,
 }
@@ -101,7 +108,9 @@ impl OfferCard {
             lines.push(on.escape(message));
         }
         OfferCard {
-            offer: offer.id,
+            about: "offer",
+            id: offer.id.to_string(),
+            rows: Vec::new(),
             title,
             lines,
             buttons,
@@ -117,7 +126,7 @@ impl OfferCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Actor, AlertBrief};
+    use crate::domain::{Actor, AlertBrief, RunId};
     use crate::workflow::Action;
 
     fn offer(state: OfferState, mode: OfferMode) -> Offer {

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use super::Store;
 use crate::clock::Millis;
-use crate::domain::{Actor, Platform, RunId};
+use crate::domain::{Actor, EvacuationId, Platform, RunId};
 
 /// Which card: a run's, in its incident, or an offer's, in the group's standing channel.
 /// Both are named by a run id (an offer's id is the id of the run it would start), so the
@@ -18,6 +18,8 @@ use crate::domain::{Actor, Platform, RunId};
 pub enum CardKey {
     Run(RunId),
     Offer(RunId),
+    /// An evacuation's one card, in a standing channel.
+    Evacuation(EvacuationId),
 }
 
 impl From<RunId> for CardKey {
@@ -31,6 +33,7 @@ impl std::fmt::Display for CardKey {
         match self {
             CardKey::Run(id) => write!(f, "{id}"),
             CardKey::Offer(id) => write!(f, "offer:{id}"),
+            CardKey::Evacuation(id) => write!(f, "evacuation:{id}"),
         }
     }
 }
@@ -284,7 +287,7 @@ impl Store {
             .into_iter()
             .filter_map(|k| match k {
                 CardKey::Run(id) => Some(id),
-                CardKey::Offer(_) => None,
+                CardKey::Offer(_) | CardKey::Evacuation(_) => None,
             })
             .collect())
     }
@@ -297,7 +300,23 @@ impl Store {
             .into_iter()
             .filter_map(|k| match k {
                 CardKey::Offer(id) => Some(id),
-                CardKey::Run(_) => None,
+                CardKey::Run(_) | CardKey::Evacuation(_) => None,
+            })
+            .collect())
+    }
+
+    /// Evacuations whose card on `platform` may still change.
+    pub async fn unsettled_evacuation_cards(
+        &self,
+        platform: Platform,
+    ) -> anyhow::Result<Vec<EvacuationId>> {
+        Ok(self
+            .unsettled(platform)
+            .await?
+            .into_iter()
+            .filter_map(|k| match k {
+                CardKey::Evacuation(id) => Some(id),
+                CardKey::Run(_) | CardKey::Offer(_) => None,
             })
             .collect())
     }
@@ -310,9 +329,12 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let key: String = r.try_get("run_id")?;
-                Ok(match key.strip_prefix("offer:") {
-                    Some(id) => CardKey::Offer(RunId::from_str(id)?),
-                    None => CardKey::Run(RunId::from_str(&key)?),
+                Ok(if let Some(id) = key.strip_prefix("offer:") {
+                    CardKey::Offer(RunId::from_str(id)?)
+                } else if let Some(id) = key.strip_prefix("evacuation:") {
+                    CardKey::Evacuation(EvacuationId::from_str(id)?)
+                } else {
+                    CardKey::Run(RunId::from_str(&key)?)
                 })
             })
             .collect()

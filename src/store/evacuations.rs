@@ -166,6 +166,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The evacuation a run was made for, if any.
+    pub async fn evacuation_of_run(&self, run: RunId) -> anyhow::Result<Option<EvacuationId>> {
+        let row = sqlx::query("SELECT evacuation_id FROM evacuation_groups WHERE run_id = $1")
+            .bind(run.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(EvacuationId::from_str(
+            &row.try_get::<String, _>("evacuation_id")?,
+        )?))
+    }
+
     /// Moves a group if it is still in the state it was read in: true for the caller that
     /// moved it.
     pub async fn move_evacuation_group(&self, m: &GroupMove<'_>) -> anyhow::Result<bool> {

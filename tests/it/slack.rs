@@ -1530,13 +1530,19 @@ groups:
 async fn dr_evacuate_starts_an_evacuation_that_status_shows() {
     let standin = SlackStandIn::start(Script::default()).await;
     let t = shop(&standin).await;
-    let (_, refused) = slash(&t, &standin, "U1", "evacuate all --reason region a").await;
+    // Starting is acknowledged at once, and what it did follows.
+    let evacuate = async |user: &str, text: &str| {
+        let (_, ack, hook) = slash_with_hook(&t, &standin, user, text).await;
+        assert_eq!(ack["text"], "Starting the evacuation…");
+        standin.answer_at(&hook).await
+    };
+    let refused = evacuate("U1", "evacuate all --reason region a").await;
     let said = refused["text"].as_str().unwrap_or("");
     assert!(
         said.contains("Group `open` cannot be run from Slack"),
         "{said}"
     );
-    let (_, refused) = slash(&t, &standin, "U9", "evacuate shop --reason region a").await;
+    let refused = evacuate("U9", "evacuate shop --reason region a").await;
     assert!(
         refused["text"]
             .as_str()
@@ -1553,8 +1559,7 @@ async fn dr_evacuate_starts_an_evacuation_that_status_shows() {
     let (_, runs) = t.get("/api/v1/runs").await;
     assert_eq!(runs["runs"], serde_json::json!([]), "nothing started");
 
-    let (status, started) = slash(&t, &standin, "U1", "evacuate shop --reason region a").await;
-    assert_eq!(status, 200);
+    let started = evacuate("U1", "evacuate shop --reason region a").await;
     let said = started["text"].as_str().unwrap_or("");
     assert_eq!(started["response_type"], "in_channel", "{started}");
     assert!(said.contains("started an evacuation of 1 groups"), "{said}");
@@ -1569,6 +1574,198 @@ async fn dr_evacuate_starts_an_evacuation_that_status_shows() {
     assert!(
         shown.contains(&format!("evacuation {id} (failover): going; 1 started")),
         "{shown}"
+    );
+    t.shutdown().await;
+}
+
+/// 200 groups evacuated with Slack connected: one card in the first group's standing
+/// channel, posted once and edited in place within the tiers; no incident for a group
+/// that went well; each failed group gets its incident, is named on the card with its
+/// buttons, and is resumed from it, or skipped by `/dr skip EVACUATION GROUP --reason`.
+#[tokio::test]
+async fn an_evacuation_of_200_groups_keeps_one_card_and_failures_are_handled_from_it() {
+    const SCALE: f64 = 20.0;
+    let standin = SlackStandIn::start(Script::default()).await;
+    let stage = |extra: &str| {
+        format!(
+            "stages:\n  move:\n    agent: capacity\n    retry: {{ max_attempts: 1 }}\n    spec: {{ cluster: k8s, namespace: shop, replicas: 2, duration: 50ms{extra} }}\n"
+        )
+    };
+    let mover = format!("name: mover\n{}", stage(""));
+    let flaky = format!("name: flaky\n{}", stage(", fail_attempts: 1"));
+    let broken = format!("name: broken\n{}", stage(", fail_permanently: true"));
+    let allow = "    allow: { slack_users: [U1] }\n";
+    let mut groups = String::from("groups:\n");
+    for i in 0..197 {
+        groups.push_str(&format!(
+            "  g{i:03}:\n    workflows: {{ failover: mover }}\n{allow}"
+        ));
+        if i == 0 {
+            groups.push_str("    channel: CSTANDING\n");
+        }
+    }
+    groups.push_str(&format!(
+        "  flaky:\n    workflows: {{ failover: flaky }}\n{allow}"
+    ));
+    groups.push_str(&format!(
+        "  broken:\n    workflows: {{ failover: broken }}\n{allow}"
+    ));
+    groups.push_str(&format!(
+        "  after-broken:\n    workflows: {{ failover: mover }}\n    depends_on: [broken]\n{allow}"
+    ));
+    let t = app(
+        &standin,
+        &[
+            ("mover.yaml", mover.as_str()),
+            ("flaky.yaml", flaky.as_str()),
+            ("broken.yaml", broken.as_str()),
+            ("groups.yaml", groups.as_str()),
+        ],
+    )
+    .await;
+    let (_, mut started, hook) =
+        slash_with_hook(&t, &standin, "U1", "evacuate all --reason region a is gone").await;
+    // Starting is acknowledged at once, and what it did follows.
+    assert_eq!(started["text"], "Starting the evacuation…");
+    started = standin.answer_at(&hook).await;
+    let said = started["text"].as_str().unwrap_or("");
+    assert!(
+        said.contains("started an evacuation of 200 groups"),
+        "{said}"
+    );
+    let id = said.split('`').nth(1).unwrap_or_default().to_string();
+
+    // The card comes to show the two failures and the group they hold, with buttons.
+    let card = |s: &SlackStandIn| -> Vec<Call> {
+        let mut calls: Vec<Call> = s
+            .all_calls()
+            .into_iter()
+            .filter(|c| {
+                matches!(c.method.as_str(), "chat.postMessage" | "chat.update")
+                    && c.body["channel"] == "CSTANDING"
+                    && shown(c).contains(&format!("evacuation `{id}`"))
+            })
+            .collect();
+        calls.sort_by_key(|c| c.at);
+        calls
+    };
+    let failing = standin
+        .until("the card to show two failures", |s| {
+            let last = card(s).last().map(shown)?;
+            (last.contains("197 succeeded") && last.contains("2 failed") && last.contains("1 held"))
+                .then_some(last)
+        })
+        .await;
+    assert!(failing.contains("Why: region a is gone"), "{failing}");
+    assert!(failing.contains("❌ `flaky` failed (run `"), "{failing}");
+    assert!(failing.contains("evacuation_resume"), "{failing}");
+    assert!(failing.contains(&format!("{id}/broken")), "{failing}");
+    assert!(failing.contains("Abort the rest"), "{failing}");
+    // Only the failed groups opened an incident.
+    let incidents: Vec<String> = standin
+        .calls("conversations.create")
+        .iter()
+        .map(|c| c.body["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+    assert!(
+        incidents.iter().any(|n| n.contains("flaky"))
+            && incidents.iter().any(|n| n.contains("broken")),
+        "{incidents:?}"
+    );
+
+    // Resumed from the card, by someone the group does not allow: refused.
+    let (status, hook) = press(
+        &t,
+        &standin,
+        "U9",
+        "evacuation_resume",
+        &format!("{id}/flaky"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let refused = standin.answer_at(&hook).await;
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("may not")),
+        "{refused}"
+    );
+    let (_, hook) = press(
+        &t,
+        &standin,
+        "U1",
+        "evacuation_resume",
+        &format!("{id}/flaky"),
+    )
+    .await;
+    let resumed = standin.answer_at(&hook).await;
+    assert!(
+        resumed["text"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("resumed `flaky` in evacuation `{id}`"))),
+        "{resumed}"
+    );
+    // Skip asks why first; the command skips, and what depended on it goes on.
+    let (_, hook) = press(
+        &t,
+        &standin,
+        "U1",
+        "evacuation_skip",
+        &format!("{id}/broken"),
+    )
+    .await;
+    let asked = standin.answer_at(&hook).await;
+    assert!(
+        asked["text"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("/dr skip {id} broken --reason"))),
+        "{asked}"
+    );
+    let (_, _, hook) = slash_with_hook(
+        &t,
+        &standin,
+        "U1",
+        &format!("skip {id} broken --reason not needed in region b"),
+    )
+    .await;
+    let skipped = standin.answer_at(&hook).await;
+    assert!(
+        skipped["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("skipped `broken`")),
+        "{skipped}"
+    );
+    let done = standin
+        .until("the card to show the evacuation done", |s| {
+            let last = card(s).last().map(shown)?;
+            last.contains("Evacuation: failover of 200 groups: done in")
+                .then_some(last)
+        })
+        .await;
+    assert!(done.contains("199 succeeded · 1 skipped"), "{done}");
+    assert!(!done.contains("evacuation_resume"), "{done}");
+
+    // One post, then edits in place: no more than one a tick, and within the tier.
+    let calls = card(&standin);
+    let posts = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .count();
+    assert_eq!(posts, 1, "the card is posted once");
+    let edits: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "chat.update")
+        .map(|c| c.at)
+        .collect();
+    let least = Duration::from_secs_f64(60.0 / (50.0 * SCALE) * 0.9);
+    for pair in edits.windows(2) {
+        assert!(pair[1].duration_since(pair[0]) >= least, "edits too close");
+    }
+    assert_eq!(
+        standin.calls("conversations.create").len(),
+        2,
+        "no incident for the groups that went well, nor for the resumed one again"
     );
     t.shutdown().await;
 }

@@ -70,11 +70,23 @@ pub fn offer(card: &OfferCard) -> Value {
             "title": card.title,
             "description": card.lines.join("\n"),
             "color": colour,
-            "footer": { "text": format!("offer {}", card.offer) },
+            "footer": { "text": format!("{} {}", card.about, card.id) },
         }],
-        "components": row(&card.buttons, None, &card.offer.to_string()),
+        "components": offer_rows(card),
         "allowed_mentions": { "parse": [] },
     })
+}
+
+/// A standing card's buttons: its own row, then a row for each part (Discord allows five).
+fn offer_rows(card: &OfferCard) -> Vec<Value> {
+    let mut rows = row(&card.buttons, None, &card.id);
+    for (part, buttons) in &card.rows {
+        if rows.len() >= 5 {
+            break;
+        }
+        rows.extend(row(buttons, Some(part), &format!("{}/{part}", card.id)));
+    }
+    rows
 }
 
 /// Buttons in one action row (none if there are no buttons); custom ids `ACTION:TARGET`.

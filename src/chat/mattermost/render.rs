@@ -145,6 +145,15 @@ pub fn card(card: &Card, actions: Option<&Actions>) -> Value {
 
 pub fn offer(card: &OfferCard, actions: Option<&Actions>) -> Value {
     let colour = if card.settled { "#95a5a6" } else { "#f39c12" };
+    let mut all = buttons(actions, &card.buttons, None, &card.id);
+    for (part, part_buttons) in &card.rows {
+        all.extend(buttons(
+            actions,
+            part_buttons,
+            Some(part),
+            &format!("{}/{part}", card.id),
+        ));
+    }
     json!({
         "message": "",
         "props": { "attachments": [{
@@ -152,8 +161,8 @@ pub fn offer(card: &OfferCard, actions: Option<&Actions>) -> Value {
             "color": colour,
             "title": card.title,
             "text": card.lines.join("\n"),
-            "footer": format!("offer {}", card.offer),
-            "actions": buttons(actions, &card.buttons, None, &card.offer.to_string()),
+            "footer": format!("{} {}", card.about, card.id),
+            "actions": all,
         }]},
     })
 }

@@ -69,13 +69,20 @@ pub fn offer(card: &OfferCard) -> SlackMessageContent {
         SlackSectionBlock::new()
             .with_text(md!(card.lines.join("\n")))
             .into(),
-        context(format!("offer `{}`", card.offer)),
+        context(format!("{} `{}`", card.about, card.id)),
     ];
     if !card.buttons.is_empty() {
         blocks.push(actions(
             &labelled(&card.buttons, None),
-            format!("offer:{}", card.offer),
-            &card.offer.to_string(),
+            format!("{}:{}", card.about, card.id),
+            &card.id,
+        ));
+    }
+    for (i, (part, buttons)) in card.rows.iter().take(MAX_STAGE_BLOCKS).enumerate() {
+        blocks.push(actions(
+            &labelled(buttons, Some(part)),
+            format!("{}:{}:{i}", card.about, card.id),
+            &format!("{}/{part}", card.id),
         ));
     }
     SlackMessageContent::new()

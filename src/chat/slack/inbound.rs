@@ -160,7 +160,10 @@ impl SlackBot {
             Ok(command) => command,
             Err(usage) => return Reply::ephemeral(usage),
         };
-        let acts = matches!(command, Command::Start { .. } | Command::Control { .. });
+        let acts = matches!(
+            command,
+            Command::Start { .. } | Command::Control { .. } | Command::Evacuate { .. }
+        );
         if acts {
             // A replayed command is answered as before, and does nothing again.
             match self.first_sight(c.trigger_id.as_deref()).await {
@@ -260,6 +263,7 @@ impl SlackBot {
 fn acknowledgement(command: &Command) -> String {
     match command {
         Command::Start { action, group, .. } => format!("Starting {action} of `{group}`…"),
+        Command::Evacuate { .. } => "Starting the evacuation…".into(),
         _ => "On it…".into(),
     }
 }
