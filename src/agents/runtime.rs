@@ -26,6 +26,8 @@ use crate::semaphore::{HEARTBEAT_EVERY, LEASE_TTL, Semaphore};
 use crate::store::Release;
 
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// Most work messages whose leases are claimed together before their offsets are committed.
+const CLAIM_BATCH: usize = 64;
 /// How often a stage waiting for a budget tries again when no slot is given back in this
 /// process (a slot freed by another process, or by an expiry, is seen this late at most).
 const BUDGET_RETRY: Duration = Duration::from_secs(1);
@@ -165,33 +167,42 @@ impl Runtime {
         // starts, rather than leaving a fresh lease to expire.
         Ok(self.tracker.spawn(async move {
             loop {
-                let msg = tokio::select! {
+                let first = tokio::select! {
                     biased;
                     _ = rt.shutdown.cancelled() => break,
                     m = sub.next() => match m { Some(m) => m, None => break },
                 };
                 let kind = agent.kind();
-                match rt.read(kind, &msg) {
-                    // On a bus that keeps offsets, the lease is claimed before the message
-                    // is committed; otherwise claiming in the task keeps consumption parallel.
-                    Some(claimed) if rt.bus.keeps_offsets() => {
-                        if let Some((req, claim)) = rt.claim(kind, &msg.topic, claimed).await {
-                            let (rt2, agent) = (rt.clone(), agent.clone());
-                            rt.tracker
-                                .spawn(async move { rt2.handle(agent, req, claim).await });
+                if rt.bus.keeps_offsets() {
+                    // Every lease of what was fetched is claimed before the offsets are
+                    // committed: the messages at hand, claimed together.
+                    let mut batch = vec![first];
+                    while batch.len() < CLAIM_BATCH {
+                        match sub.next().now_or_never() {
+                            Some(Some(m)) => batch.push(m),
+                            _ => break,
                         }
                     }
-                    Some(claimed) => {
+                    let claims = batch
+                        .iter()
+                        .filter_map(|m| rt.read(kind, m).map(|claimed| (m.topic.as_str(), claimed)))
+                        .map(|(topic, claimed)| rt.claim(kind, topic, claimed));
+                    let claimed = futures_util::future::join_all(claims).await;
+                    for (req, claim) in claimed.into_iter().flatten() {
                         let (rt2, agent) = (rt.clone(), agent.clone());
-                        let topic = msg.topic.clone();
-                        rt.tracker.spawn(async move {
-                            let kind = agent.kind();
-                            if let Some((req, claim)) = rt2.claim(kind, &topic, claimed).await {
-                                rt2.handle(agent, req, claim).await;
-                            }
-                        });
+                        rt.tracker
+                            .spawn(async move { rt2.handle(agent, req, claim).await });
                     }
-                    None => {}
+                } else if let Some(claimed) = rt.read(kind, &first) {
+                    // Claiming in the task keeps consumption parallel.
+                    let (rt2, agent) = (rt.clone(), agent.clone());
+                    let topic = first.topic.clone();
+                    rt.tracker.spawn(async move {
+                        let kind = agent.kind();
+                        if let Some((req, claim)) = rt2.claim(kind, &topic, claimed).await {
+                            rt2.handle(agent, req, claim).await;
+                        }
+                    });
                 }
                 if let Err(e) = sub.commit().await {
                     tracing::warn!(error = %e, "Could not commit the work topic offset.");
