@@ -559,6 +559,15 @@ impl Runtime {
         let now = Instant::now();
         wait.key = budget.key.clone();
         if wait.told.is_none_or(|t| now >= t + WAITING_TOLD_EVERY) {
+            // A request that ended meanwhile (revoked: the run cancelled, the attempt timed
+            // out) is let go by the try, which finds it ended.
+            let ids = [lease.request_id.as_str()];
+            let ended = self.semaphore.outcomes(&ids);
+            if let Ok(Ok(found)) = tokio::time::timeout(STORE_CALL_LIMIT, ended).await
+                && !found.is_empty()
+            {
+                return false;
+            }
             wait.told = Some(now);
             if let Err(e) = store.still_waiting(lease, budget).await {
                 tracing::warn!(error = %e, request = %lease.request_id, "Could not note a wait for a budget.");

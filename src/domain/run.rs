@@ -217,23 +217,6 @@ impl Run {
     }
 
     /// One run per group, action and dry-run-ness may be active at a time.
-    /// The budgets a stage's work takes: a dry run's are kept apart, so that a drill never
-    /// slows a real failover, while still sparing the APIs they cap.
-    pub fn budgets_of(stage: &PlannedStage, dry_run: bool) -> Vec<super::Budget> {
-        stage
-            .budgets
-            .iter()
-            .map(|b| super::Budget {
-                key: if dry_run {
-                    format!("dry-run:{}", b.key)
-                } else {
-                    b.key.clone()
-                },
-                limit: b.limit,
-            })
-            .collect()
-    }
-
     pub fn active_key(&self) -> String {
         active_key(&self.group, self.action, self.dry_run)
     }

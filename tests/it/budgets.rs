@@ -271,3 +271,56 @@ async fn two_agent_processes_on_kafka_keep_to_one_budget() {
     drop(cluster);
     common::drop_postgres(&db_name).await;
 }
+
+/// A run cancelled while its stage waits for a budget: its agent lets the wait go, rather
+/// than keep saying it waits (and noting so in the store) until a slot comes back.
+#[tokio::test]
+async fn a_cancelled_run_waiting_for_a_budget_lets_the_wait_go() {
+    let wf =
+        "name: shop\nstages:\n  move:\n    agent: exec\n    spec: { command: [sleep, '15'] }\n";
+    let groups = "groups:\n  a:\n    workflows: { failover: shop }\n  b:\n    workflows: { failover: shop }\n";
+    let t = common::spawn(
+        &[
+            ("shop.yaml", wf),
+            ("groups.yaml", groups),
+            ("targets.yaml", "limits:\n  agents: { exec: 1 }\n"),
+        ],
+        &[],
+    )
+    .await;
+    let a = t.create(r#"{"group": "a"}"#).await;
+    t.wait_for(&a, "a's stage to run", |r| {
+        r["stages"][0]["state"] == "running"
+    })
+    .await;
+    let b = t.create(r#"{"group": "b"}"#).await;
+    t.wait_for(&b, "b to wait for the budget", |r| {
+        r["stages"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("waiting for budget"))
+    })
+    .await;
+    let request = format!("{b}/move/1");
+    let store = &t.app().store;
+    assert_eq!(
+        store
+            .budget_waiters(&[request.as_str()])
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    let (status, body) = t.post(&format!("/api/v1/runs/{b}/cancel"), "{}").await;
+    assert_eq!(status, 200, "{body}");
+    // Past the next time the agent would have said it waits again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        store
+            .budget_waiters(&[request.as_str()])
+            .await
+            .expect("read")
+            .is_empty(),
+        "the cancelled request is no longer waited for"
+    );
+    t.shutdown().await;
+}
