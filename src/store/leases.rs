@@ -284,8 +284,9 @@ impl Store {
         Ok(())
     }
 
-    /// The first of `budgets` with no slot free now, as `(held, limit)`: a read, so that a
-    /// stage waiting for a budget can look without taking the store's write lock.
+    /// The first of `budgets` with no slot free now, with how many of its slots are held:
+    /// a read, so that a stage waiting for a budget can look without taking the store's
+    /// write lock.
     pub async fn budget_full<'b>(
         &self,
         budgets: &'b [Budget],
