@@ -1,5 +1,5 @@
-//! Keeps each evacuation's one card on one platform, in the standing channel of the first
-//! of its groups that has one. It looks every few seconds, which is also how the card's
+//! Keeps each evacuation's one card on one platform, in groups.yaml's `evacuation_channel`
+//! for the platform, or else the standing channel of the first of its groups that has one. It looks every few seconds, which is also how the card's
 //! time so far moves on; the card's place is stored and its post claimed first
 //! (`chat_cards`, keyed `evacuation:ID`), so a restarted or another replica edits the
 //! same message, and an edit is made only when the card changed.
@@ -79,12 +79,18 @@ impl EvacuationNotifier {
             return Ok(());
         };
         let catalog = self.cx.catalog();
-        let Some(channel) = e.groups.iter().find_map(|g| {
-            let group = catalog.groups.get(&g.group)?;
-            self.out
-                .covers(group)
-                .then(|| self.out.offer_channel(group))
-                .flatten()
+        let named = catalog
+            .evacuation_channel
+            .get(self.out.platform().as_str())
+            .cloned();
+        let Some(channel) = named.or_else(|| {
+            e.groups.iter().find_map(|g| {
+                let group = catalog.groups.get(&g.group)?;
+                self.out
+                    .covers(group)
+                    .then(|| self.out.offer_channel(group))
+                    .flatten()
+            })
         }) else {
             return Ok(());
         };

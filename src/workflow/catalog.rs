@@ -34,6 +34,10 @@ pub struct Catalog {
     routes_file: Option<PathBuf>,
     groups_file: Option<PathBuf>,
     pub targets: Targets,
+    /// Where an evacuation's one card goes, by chat platform (`slack`, `discord`,
+    /// `mattermost`): groups.yaml's `evacuation_channel`. Without one, the first group of
+    /// the evacuation with a standing channel there has it.
+    pub evacuation_channel: IndexMap<String, String>,
     pub files: usize,
     /// The agent kinds the catalog was checked against, which planning consults again.
     kinds: Arc<dyn StageKinds>,
@@ -119,6 +123,7 @@ impl Catalog {
             routes_file: None,
             groups_file: None,
             targets: Targets::default(),
+            evacuation_channel: IndexMap::new(),
             files: files.len(),
             kinds,
         };
@@ -190,7 +195,12 @@ impl Catalog {
         let whole = path.is_dir();
         if let Some(f) = groups_file {
             match source::parse::<RawGroups>(&f.path, &f.text) {
-                Ok(raw) => {
+                Ok(mut raw) => {
+                    catalog.evacuation_channel = groups::evacuation_channel(
+                        &f.path,
+                        std::mem::take(&mut raw.evacuation_channel),
+                        &mut errors,
+                    );
                     catalog.groups = groups::check(
                         &f.path,
                         raw,

@@ -123,6 +123,41 @@ impl Group {
     }
 }
 
+/// The chat platforms `evacuation_channel` may name.
+const CHAT_PLATFORMS: [&str; 3] = ["slack", "discord", "mattermost"];
+
+/// Reads `evacuation_channel`: a channel for each chat platform named.
+pub(super) fn evacuation_channel(
+    file: &Path,
+    raw: OrderedMap<Spanned<String>>,
+    errors: &mut Vec<Diagnostic>,
+) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for (platform, channel) in raw.0 {
+        if !CHAT_PLATFORMS.contains(&platform.value.as_str()) {
+            errors.push(Pos::of(&platform).diag(
+                file,
+                format!(
+                    "evacuation_channel: unknown chat platform `{}` ({})",
+                    platform.value,
+                    CHAT_PLATFORMS.join(", ")
+                ),
+            ));
+        } else if channel.value.trim().is_empty() {
+            errors.push(Pos::of(&channel).diag(
+                file,
+                format!(
+                    "evacuation_channel.{}: the channel is empty",
+                    platform.value
+                ),
+            ));
+        } else {
+            out.insert(platform.value, channel.value);
+        }
+    }
+    out
+}
+
 /// Checks every group; `workflows` (when the whole directory is read) are the workflows
 /// the groups may name.
 pub(super) fn check(

@@ -58,6 +58,9 @@ pub struct RawRetry {
 #[serde(deny_unknown_fields)]
 pub struct RawGroups {
     pub groups: OrderedMap<Spanned<RawGroup>>,
+    /// Where an evacuation's one card goes on each chat platform: `{ slack: C0DR, … }`.
+    #[serde(default)]
+    pub evacuation_channel: OrderedMap<Spanned<String>>,
 }
 
 /// A group. Each chat platform owns some of its keys (`channel` and `slack_…` are

@@ -1578,8 +1578,8 @@ async fn dr_evacuate_starts_an_evacuation_that_status_shows() {
     t.shutdown().await;
 }
 
-/// 200 groups evacuated with Slack connected: one card in the first group's standing
-/// channel, posted once and edited in place within the tiers; no incident for a group
+/// 200 groups evacuated with Slack connected: one card in the channel groups.yaml names
+/// for evacuations, posted once and edited in place within the tiers; no incident for a group
 /// that went well; each failed group gets its incident, is named on the card with its
 /// buttons, and is resumed from it, or skipped by `/dr skip EVACUATION GROUP --reason`.
 #[tokio::test]
@@ -1595,7 +1595,8 @@ async fn an_evacuation_of_200_groups_keeps_one_card_and_failures_are_handled_fro
     let flaky = format!("name: flaky\n{}", stage(", fail_attempts: 1"));
     let broken = format!("name: broken\n{}", stage(", fail_permanently: true"));
     let allow = "    allow: { slack_users: [U1] }\n";
-    let mut groups = String::from("groups:\n");
+    // The card goes to the channel named for evacuations, not the first group's.
+    let mut groups = String::from("evacuation_channel: { slack: CDR }\ngroups:\n");
     for i in 0..197 {
         groups.push_str(&format!(
             "  g{i:03}:\n    workflows: {{ failover: mover }}\n{allow}"
@@ -1642,7 +1643,7 @@ async fn an_evacuation_of_200_groups_keeps_one_card_and_failures_are_handled_fro
             .into_iter()
             .filter(|c| {
                 matches!(c.method.as_str(), "chat.postMessage" | "chat.update")
-                    && c.body["channel"] == "CSTANDING"
+                    && c.body["channel"] == "CDR"
                     && shown(c).contains(&format!("evacuation `{id}`"))
             })
             .collect();

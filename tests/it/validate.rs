@@ -1619,3 +1619,28 @@ limits:
         assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn an_evacuation_channel_names_a_chat_platform() {
+    let (dir, out) = validate(&[
+        ("petstore.yaml", PETSTORE),
+        (
+            "groups.yaml",
+            "\
+evacuation_channel: { slack: C0DR, teams: x, discord: '' }
+groups:
+  db:
+    workflows: { failover: petstore-failover }
+",
+        ),
+    ]);
+    let text = out.dump();
+    assert_eq!(out.code, Some(1), "{text}");
+    for expected in [
+        "groups.yaml:1:36: evacuation_channel: unknown chat platform `teams` (slack, discord, mattermost)",
+        "groups.yaml:1:55: evacuation_channel.discord: the channel is empty",
+    ] {
+        let expected = format!("{}/{expected}", dir.path().display());
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}
