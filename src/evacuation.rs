@@ -16,7 +16,7 @@ use crate::domain::evacuation::{
 use crate::domain::{Actor, Control, EvacuationId, RunId, RunState};
 use crate::orchestrator::{NewRun, Orchestrator};
 use crate::store::{GroupMove, Store};
-use crate::workflow::{Action, Params};
+use crate::workflow::{Action, Catalog, Params};
 
 /// How often the evacuations going are read: a group starts within this of its
 /// dependencies finishing.
@@ -280,15 +280,21 @@ pub async fn start(
     Ok(e)
 }
 
+/// The groups `group` depends on that move in `e` too: what it waits for there.
+pub fn depends_within(catalog: &Catalog, e: &Evacuation, group: &str) -> Vec<String> {
+    catalog.groups.get(group).map_or_else(Vec::new, |c| {
+        c.depends_on
+            .iter()
+            .filter(|d| e.groups.iter().any(|g| &g.group == *d))
+            .cloned()
+            .collect()
+    })
+}
+
 /// An evacuation in a few lines, for a terminal or a chat: its state and counts, and each
 /// group not (yet) succeeded with its state and note.
 pub fn summary(e: &Evacuation) -> String {
-    let counts: Vec<String> = e
-        .counts()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(state, n)| format!("{n} {state}"))
-        .collect();
+    let counts = e.counted();
     let mut out = format!(
         "evacuation {} ({}{}): {}; {}\n",
         e.id,

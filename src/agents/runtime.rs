@@ -528,7 +528,7 @@ impl Runtime {
                     let wait =
                         budget.get_or_insert_with(|| BudgetWait::new(&lease.budgets, &name, now));
                     // Another of the stage's budgets may be the one full now.
-                    wait.key = BudgetWait::new(&lease.budgets, &name, now).key;
+                    wait.key = budget_key(&lease.budgets, &name);
                     if wait.told.is_none_or(|t| now >= t + WAITING_TOLD_EVERY) {
                         wait.told = Some(now);
                         work.publish(
@@ -791,16 +791,20 @@ struct BudgetWait {
 impl BudgetWait {
     /// A wait, since `since`, for the budget of `budgets` that the store called `name`.
     fn new(budgets: &[Budget], name: &str, since: Instant) -> BudgetWait {
-        let key = budgets
-            .iter()
-            .find(|b| b.name() == name)
-            .map_or_else(|| name.to_string(), |b| b.key.clone());
         BudgetWait {
-            key,
+            key: budget_key(budgets, name),
             since,
             told: None,
         }
     }
+}
+
+/// The key of the budget of `budgets` that the store called `name`.
+fn budget_key(budgets: &[Budget], name: &str) -> String {
+    budgets
+        .iter()
+        .find(|b| b.name() == name)
+        .map_or_else(|| name.to_string(), |b| b.key.clone())
 }
 
 /// How a first try for a lease ended, when there is work to do.

@@ -35,13 +35,7 @@ pub fn of(e: &Evacuation, score: &Scorecard, on: &dyn Markup, now: Millis) -> Of
             mention(&e.requested_by, on)
         ));
     }
-    let counts: Vec<String> = e
-        .counts()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(state, n)| format!("{n} {state}"))
-        .collect();
-    lines.push(format!("Groups: {}", counts.join(" · ")));
+    lines.push(format!("Groups: {}", e.counted().join(" · ")));
     if !score.slowest.is_empty() {
         let slowest: Vec<String> = score
             .slowest

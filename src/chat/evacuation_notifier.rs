@@ -94,16 +94,7 @@ impl EvacuationNotifier {
         }) else {
             return Ok(());
         };
-        let moving: Vec<&str> = e.groups.iter().map(|g| g.group.as_str()).collect();
-        let depends_on = |g: &str| -> Vec<String> {
-            catalog.groups.get(g).map_or_else(Vec::new, |c| {
-                c.depends_on
-                    .iter()
-                    .filter(|d| moving.contains(&d.as_str()))
-                    .cloned()
-                    .collect()
-            })
-        };
+        let depends_on = |g: &str| crate::evacuation::depends_within(catalog, &e, g);
         let times = store.evacuation_run_times(id).await.map_err(failed)?;
         let now = self.cx.clock.now_ms();
         let score = crate::domain::evacuation::score(&e, &times, &depends_on, now);

@@ -109,6 +109,15 @@ pub struct EvacuationGroup {
 
 impl Evacuation {
     /// How many groups are in each state, every state named.
+    /// The counts that are not zero, as people read them: `197 succeeded`, `2 failed`.
+    pub fn counted(&self) -> Vec<String> {
+        self.counts()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect()
+    }
+
     pub fn counts(&self) -> IndexMap<&'static str, usize> {
         GroupState::ALL
             .iter()

@@ -75,20 +75,7 @@ impl From<ControlError> for ApiError {
 /// the scorecard so far.
 async fn shown(state: &AppState, e: &Evacuation) -> Result<Value, ApiError> {
     let catalog = state.orchestrator.catalog();
-    let moving: Vec<&str> = e.groups.iter().map(|g| g.group.as_str()).collect();
-    let depends_on = |g: &str| -> Vec<String> {
-        catalog
-            .groups
-            .get(g)
-            .map(|c| {
-                c.depends_on
-                    .iter()
-                    .filter(|d| moving.contains(&d.as_str()))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let depends_on = |g: &str| crate::evacuation::depends_within(catalog, e, g);
     let group = |g: &EvacuationGroup| {
         json!({
             "group": g.group,
