@@ -8,13 +8,13 @@
 //! module holds the policy: how long a lease lives, how often it is renewed and swept.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::domain::{Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind};
+use crate::domain::{Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind, Report};
 use crate::store::{Expiring, Release, Store};
 
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -34,6 +34,23 @@ pub struct Semaphore {
     /// Rung when this process gives back a budget's slot, so that a stage of this process
     /// waiting for one tries at once rather than at its next poll.
     freed: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// Where releases wait for the task that writes them, together with those that came
+    /// while the one before was written: started with the first release.
+    releases: Arc<OnceLock<mpsc::UnboundedSender<Queued>>>,
+}
+
+/// Most releases written in one transaction.
+const MOST_RELEASED_AT_ONCE: usize = 256;
+
+/// A release waiting to be written, and who waits for its answer.
+struct Queued {
+    request_id: String,
+    holder: String,
+    kind: OutcomeKind,
+    retryable: bool,
+    message: Option<String>,
+    report: Option<Report>,
+    answer: oneshot::Sender<Result<Option<LeaseOutcome>, String>>,
 }
 
 impl Semaphore {
@@ -42,6 +59,7 @@ impl Semaphore {
             store,
             sink,
             freed: Arc::default(),
+            releases: Arc::default(),
         }
     }
 
@@ -102,6 +120,31 @@ impl Semaphore {
         self.store.acquire_lease(req, LEASE_TTL).await
     }
 
+    /// `acquire` for each of `reqs`, in that order: those that count against no budget
+    /// together, in one transaction; the others one by one, as their slots are counted.
+    pub async fn acquire_all(&self, reqs: &[LeaseRequest]) -> Vec<anyhow::Result<Acquire>> {
+        let plain: Vec<&LeaseRequest> = reqs.iter().filter(|r| r.budgets.is_empty()).collect();
+        let mut plain = match self.store.acquire_leases(&plain, LEASE_TTL).await {
+            Ok(answers) => answers.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => plain
+                .iter()
+                .map(|_| Err(anyhow::anyhow!("{e:#}")))
+                .collect(),
+        }
+        .into_iter();
+        let mut answers = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            answers.push(if req.budgets.is_empty() {
+                plain
+                    .next()
+                    .unwrap_or_else(|| Err(anyhow::anyhow!("no answer for {}", req.request_id)))
+            } else {
+                self.acquire(req).await
+            });
+        }
+        answers
+    }
+
     /// Extends the lease; `false` when it is no longer this holder's (expired or revoked).
     pub async fn heartbeat(&self, request_id: &str, holder: &str) -> anyhow::Result<bool> {
         self.store.renew_lease(request_id, holder, LEASE_TTL).await
@@ -109,12 +152,75 @@ impl Semaphore {
 
     /// Ends the lease with the work's outcome. `None` when the lease was no longer held
     /// (expired or revoked meanwhile): the outcome is then not this holder's to give.
+    ///
+    /// Releases that come while others are written go together in the next transaction:
+    /// every stage's end is a release, and a busy agent's would otherwise queue for the
+    /// store one by one.
     pub async fn release(&self, release: Release<'_>) -> anyhow::Result<Option<LeaseOutcome>> {
-        let released = self.store.release_lease(release).await?;
-        if let Some(o) = &released {
-            self.notify(std::slice::from_ref(o));
-        }
-        Ok(released)
+        let (answer, answered) = oneshot::channel();
+        let queue = self.releases.get_or_init(|| self.start_releasing());
+        queue
+            .send(Queued {
+                request_id: release.request_id.to_string(),
+                holder: release.holder.to_string(),
+                kind: release.kind,
+                retryable: release.retryable,
+                message: release.message,
+                report: release.report,
+                answer,
+            })
+            .map_err(|_| anyhow::anyhow!("the semaphore has stopped"))?;
+        answered
+            .await
+            .map_err(|_| anyhow::anyhow!("the semaphore has stopped"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// The task that writes queued releases; it ends with the last handle on this
+    /// semaphore.
+    fn start_releasing(&self) -> mpsc::UnboundedSender<Queued> {
+        let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
+        let writer = Semaphore {
+            releases: Arc::default(),
+            ..self.clone()
+        };
+        tokio::spawn(async move {
+            while let Some(first) = queued.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MOST_RELEASED_AT_ONCE
+                    && let Ok(more) = queued.try_recv()
+                {
+                    batch.push(more);
+                }
+                let releases: Vec<Release<'_>> = batch
+                    .iter()
+                    .map(|q| Release {
+                        request_id: &q.request_id,
+                        holder: &q.holder,
+                        kind: q.kind,
+                        retryable: q.retryable,
+                        message: q.message.clone(),
+                        report: q.report.clone(),
+                    })
+                    .collect();
+                match writer.store.release_leases(&releases).await {
+                    Ok(outcomes) => {
+                        let ended: Vec<LeaseOutcome> = outcomes.iter().flatten().cloned().collect();
+                        writer.notify(&ended);
+                        for (q, outcome) in batch.into_iter().zip(outcomes) {
+                            let _ = q.answer.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        for q in batch {
+                            let _ = q.answer.send(Err(why.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        queue
     }
 
     /// Expires every lease past its time, or (with `holder_prefix`) every lease of those

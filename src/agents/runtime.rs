@@ -183,12 +183,12 @@ impl Runtime {
                             _ => break,
                         }
                     }
-                    let claims = batch
+                    let claimed = batch
                         .iter()
                         .filter_map(|m| rt.read(kind, m).map(|claimed| (m.topic.as_str(), claimed)))
-                        .map(|(topic, claimed)| rt.claim(kind, topic, claimed));
-                    let claimed = futures_util::future::join_all(claims).await;
-                    for (req, claim) in claimed.into_iter().flatten() {
+                        .collect();
+                    let claimed = rt.claim(kind, claimed).await;
+                    for (req, claim) in claimed {
                         let (rt2, agent) = (rt.clone(), agent.clone());
                         rt.tracker
                             .spawn(async move { rt2.handle(agent, req, claim).await });
@@ -199,7 +199,9 @@ impl Runtime {
                     let topic = first.topic.clone();
                     rt.tracker.spawn(async move {
                         let kind = agent.kind();
-                        if let Some((req, claim)) = rt2.claim(kind, &topic, claimed).await {
+                        if let Some((req, claim)) =
+                            rt2.claim(kind, vec![(&topic, claimed)]).await.pop()
+                        {
                             rt2.handle(agent, req, claim).await;
                         }
                     });
@@ -249,6 +251,17 @@ impl Runtime {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))
     }
 
+    /// `acquire` for requests claimed together, within the same bound.
+    async fn acquire_all(&self, leases: &[LeaseRequest]) -> Vec<anyhow::Result<Acquire>> {
+        match tokio::time::timeout(STORE_CALL_LIMIT, self.semaphore.acquire_all(leases)).await {
+            Ok(answers) => answers,
+            Err(_) => leases
+                .iter()
+                .map(|_| Err(anyhow::anyhow!("the store did not answer in time")))
+                .collect(),
+        }
+    }
+
     /// The request in a message, unless it is too large or not a work request: those are
     /// refused unread.
     fn read(&self, kind: &str, msg: &bus::Message) -> Option<WorkRequest> {
@@ -273,42 +286,47 @@ impl Runtime {
         }
     }
 
-    /// Checks a request against the store. `Ok(None)`: nothing to run (it ended, or it was
-    /// refused and that is told); `Ok(Some)`: the attempt as stored, which is what runs.
+    /// Checks requests (each with the topic it came from) against the store, in one
+    /// query. For each, `None`: nothing to run (it ended, or it was refused and that is
+    /// told); `Some`: the attempt as stored, which is what runs.
     async fn admit(
         &self,
         kind: &str,
-        topic: &str,
-        claimed: &WorkRequest,
-    ) -> anyhow::Result<Option<WorkRequest>> {
+        claimed: &[(&str, WorkRequest)],
+    ) -> anyhow::Result<Vec<Option<WorkRequest>>> {
         let asked = Instant::now();
-        let stored = tokio::time::timeout(
-            STORE_CALL_LIMIT,
-            self.semaphore
-                .store()
-                .stored_work(claimed.run_id, &claimed.stage, &claimed.id),
-        )
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))?;
-        let verdict = admission::judge(claimed, kind, stored);
+        let keys: Vec<(RunId, &str, &str)> = claimed
+            .iter()
+            .map(|(_, c)| (c.run_id, c.stage.as_str(), c.id.as_str()))
+            .collect();
+        let stored =
+            tokio::time::timeout(STORE_CALL_LIMIT, self.semaphore.store().stored_works(&keys))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")))?;
         if let Some(log) = &self.check_log {
             let took = u32::try_from(asked.elapsed().as_micros()).unwrap_or(u32::MAX);
-            log.lock().unwrap_or_else(|e| e.into_inner()).push(took);
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(std::iter::repeat_n(took, claimed.len()));
         }
-        Ok(match verdict {
-            Verdict::Admit(req) => Some(req),
-            Verdict::Ended => {
-                tracing::debug!(request = %claimed.id, "Skipping work: it has ended.");
-                None
-            }
-            Verdict::Refuse(why) => {
-                self.refused(kind, topic, Some(claimed), &why);
-                if why.reason != Reason::UnknownRun {
-                    self.note_refusal(kind, topic, claimed, &why).await;
+        let mut admitted = Vec::with_capacity(claimed.len());
+        for ((topic, claimed), stored) in claimed.iter().zip(stored) {
+            admitted.push(match admission::judge(claimed, kind, stored) {
+                Verdict::Admit(req) => Some(req),
+                Verdict::Ended => {
+                    tracing::debug!(request = %claimed.id, "Skipping work: it has ended.");
+                    None
                 }
-                None
-            }
-        })
+                Verdict::Refuse(why) => {
+                    self.refused(kind, topic, Some(claimed), &why);
+                    if why.reason != Reason::UnknownRun {
+                        self.note_refusal(kind, topic, claimed, &why).await;
+                    }
+                    None
+                }
+            });
+        }
+        Ok(admitted)
     }
 
     /// Says that a request was refused: in the log and in the metric.
@@ -377,60 +395,89 @@ impl Runtime {
         }
     }
 
-    /// The first try for the lease, made before the message is committed: once it returns,
-    /// the request is either held in the store, known to be done, or waiting on another
-    /// holder. `None`: nothing to do.
+    /// The first try for the leases of requests fetched together (each with the topic it
+    /// came from), made before their messages are committed: once it returns, each request
+    /// is either held in the store, known to be done, or waiting on another holder. Those
+    /// with nothing to do are left out.
     async fn claim(
         &self,
         kind: &str,
-        topic: &str,
-        claimed: WorkRequest,
-    ) -> Option<(WorkRequest, Claim)> {
-        if self.clock.now_ms() >= claimed.deadline {
-            // How a replay of old requests ends, without a store read each; a request that
-            // says it is late runs nothing, whoever sent it.
-            tracing::debug!(request = %claimed.id, "Skipping work: past its deadline.");
-            return None;
+        claimed: Vec<(&str, WorkRequest)>,
+    ) -> Vec<(WorkRequest, Claim)> {
+        let now = self.clock.now_ms();
+        let claimed: Vec<(&str, WorkRequest)> = claimed
+            .into_iter()
+            .filter(|(_, c)| {
+                // How a replay of old requests ends, without a store read each; a request
+                // that says it is late runs nothing, whoever sent it.
+                let late = now >= c.deadline;
+                if late {
+                    tracing::debug!(request = %c.id, "Skipping work: past its deadline.");
+                }
+                !late
+            })
+            .collect();
+        if claimed.is_empty() {
+            return Vec::new();
         }
-        let req = match self.admit(kind, topic, &claimed).await {
-            Ok(Some(req)) => req,
-            Ok(None) => return None,
+        let admitted = match self.admit(kind, &claimed).await {
+            Ok(admitted) => admitted,
             Err(e) => {
-                tracing::warn!(error = %e, request = %claimed.id, "Could not check a work request against the store; trying again.");
-                return Some((claimed, Claim::Unchecked));
+                tracing::warn!(error = %e, count = claimed.len(), "Could not check work requests against the store; trying again.");
+                return claimed
+                    .into_iter()
+                    .map(|(_, c)| (c, Claim::Unchecked))
+                    .collect();
             }
         };
-        if self.clock.now_ms() >= req.deadline {
-            tracing::debug!(request = %req.id, "Skipping work: past its stored deadline.");
-            return None;
-        }
+        let now = self.clock.now_ms();
+        let reqs: Vec<WorkRequest> = admitted
+            .into_iter()
+            .flatten()
+            .filter(|req| {
+                let late = now >= req.deadline;
+                if late {
+                    tracing::debug!(request = %req.id, "Skipping work: past its stored deadline.");
+                }
+                !late
+            })
+            .collect();
+        let leases: Vec<LeaseRequest> = reqs.iter().map(|r| self.lease_for(r)).collect();
         let asked = Instant::now();
-        let claim = match self.acquire(&self.lease_for(&req)).await {
-            Ok(Acquire::Acquired) => {
-                self.hold(&req.id);
-                Claim::Held(asked)
-            }
-            Ok(Acquire::Ended(kind)) => {
-                tracing::debug!(request = %req.id, outcome = kind.as_str(), "Skipping work: it has ended.");
-                return None;
-            }
-            Ok(Acquire::InProgress { holder })
-                if holder != self.instance || self.is_held(&req.id) =>
-            {
-                tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
-                return None;
-            }
-            Ok(Acquire::OverBudget { budget, .. }) => {
-                Claim::Waiting(Some(BudgetWait::new(&req.budgets, &budget, asked)))
-            }
-            // Busy, or held under this process's name by a try whose answer was lost.
-            Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Claim::Waiting(None),
-            Err(e) => {
-                tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
-                Claim::Waiting(None)
-            }
-        };
-        Some((req, claim))
+        let answers = self.acquire_all(&leases).await;
+        // In order: of a request fetched twice, the first copy holds it and the second
+        // finds it held.
+        reqs.into_iter()
+            .zip(answers)
+            .filter_map(|(req, answer)| {
+                let claim = match answer {
+                    Ok(Acquire::Acquired) => {
+                        self.hold(&req.id);
+                        Claim::Held(asked)
+                    }
+                    Ok(Acquire::Ended(kind)) => {
+                        tracing::debug!(request = %req.id, outcome = kind.as_str(), "Skipping work: it has ended.");
+                        return None;
+                    }
+                    Ok(Acquire::InProgress { holder })
+                        if holder != self.instance || self.is_held(&req.id) =>
+                    {
+                        tracing::debug!(request = %req.id, %holder, "Skipping work: it is in hand.");
+                        return None;
+                    }
+                    Ok(Acquire::OverBudget { budget, .. }) => {
+                        Claim::Waiting(Some(BudgetWait::new(&req.budgets, &budget, asked)))
+                    }
+                    // Busy, or held under this process's name by a try whose answer was lost.
+                    Ok(Acquire::Busy { .. } | Acquire::InProgress { .. }) => Claim::Waiting(None),
+                    Err(e) => {
+                        tracing::warn!(error = %e, request = %req.id, "Lease acquisition failed; retrying.");
+                        Claim::Waiting(None)
+                    }
+                };
+                Some((req, claim))
+            })
+            .collect()
     }
 
     /// Checks again, until the store answers, a request that could not be checked when it
@@ -443,8 +490,13 @@ impl Runtime {
             if self.clock.now_ms() >= claimed.deadline || self.shutdown.is_cancelled() {
                 return None;
             }
-            match self.admit(kind, &topic, &claimed).await {
-                Ok(found) => return found.filter(|req| self.clock.now_ms() < req.deadline),
+            match self.admit(kind, &[(&topic, claimed.clone())]).await {
+                Ok(mut found) => {
+                    return found
+                        .pop()
+                        .flatten()
+                        .filter(|req| self.clock.now_ms() < req.deadline);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, request = %claimed.id, "Could not check a work request against the store; trying again.")
                 }

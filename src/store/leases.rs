@@ -38,6 +38,144 @@ pub struct Release<'a> {
 }
 
 impl Store {
+    /// Takes the leases of requests that count against no budget, in one transaction of a
+    /// few statements however many there are: what an agent claims for the messages it
+    /// fetched together. Each answer is what `acquire_lease` would give for that request.
+    pub async fn acquire_leases(
+        &self,
+        reqs: &[&LeaseRequest],
+        ttl: Duration,
+    ) -> anyhow::Result<Vec<Acquire>> {
+        anyhow::ensure!(
+            reqs.iter().all(|r| r.budgets.is_empty()),
+            "a lease counted against a budget is taken on its own"
+        );
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Inserted in resource order, so that two agents claiming overlapping requests
+        // wait on each other's rows in one order rather than deadlock.
+        let mut order: Vec<&LeaseRequest> = reqs.to_vec();
+        order.sort_by(|a, b| a.resource.cmp(&b.resource));
+        let mut tx = self.pool.begin().await?;
+        let now = self.clock.now_ms();
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in order.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO leases (resource, request_id, run_id, stage, attempt, holder, acquired_at, expires_at) \
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING request_id",
+                super::values(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for req in chunk {
+                q = q
+                    .bind(&req.resource)
+                    .bind(&req.request_id)
+                    .bind(req.run_id.to_string())
+                    .bind(&req.stage)
+                    .bind(req.attempt as i64)
+                    .bind(&req.holder)
+                    .bind(now)
+                    .bind(clock::add(now, ttl));
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get("request_id")?);
+            }
+        }
+        // After the inserts, as in `acquire_lease`: a release that committed while an
+        // insert waited on its row is seen here.
+        let ids: Vec<&str> = reqs.iter().map(|r| r.request_id.as_str()).collect();
+        let mut ended: std::collections::HashMap<String, OutcomeKind> =
+            std::collections::HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT request_id, outcome FROM lease_outcomes WHERE request_id IN ({})",
+                holes(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                ended.insert(row.try_get("request_id")?, outcome_kind(&row)?);
+            }
+        }
+        // Leases just taken for requests that turn out to have ended are given back.
+        let taken_back: Vec<&String> = inserted
+            .iter()
+            .filter(|id| ended.contains_key(*id))
+            .collect();
+        for chunk in taken_back.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM leases WHERE request_id IN ({})",
+                holes(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // Who holds what the others asked for.
+        let refused: Vec<&LeaseRequest> = reqs
+            .iter()
+            .copied()
+            .filter(|r| !inserted.contains(&r.request_id) && !ended.contains_key(&r.request_id))
+            .collect();
+        let mut by_request: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
+        let mut by_resource: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
+        for chunk in refused.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT resource, request_id, holder FROM leases WHERE resource IN ({}) OR request_id IN ({})",
+                holes(1, chunk.len()),
+                holes(chunk.len() + 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q.bind(&r.resource);
+            }
+            for r in chunk {
+                q = q.bind(&r.request_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let request_id: String = row.try_get("request_id")?;
+                by_resource.insert(row.try_get("resource")?, request_id.clone());
+                by_request.insert(request_id, row.try_get("holder")?);
+            }
+        }
+        tx.commit().await?;
+        // A request named twice is taken once: its second copy finds it held.
+        let mut given: HashSet<&str> = HashSet::new();
+        Ok(reqs
+            .iter()
+            .map(|r| {
+                if let Some(kind) = ended.get(&r.request_id) {
+                    Acquire::Ended(*kind)
+                } else if inserted.contains(&r.request_id) {
+                    if given.insert(r.request_id.as_str()) {
+                        Acquire::Acquired
+                    } else {
+                        Acquire::InProgress {
+                            holder: r.holder.clone(),
+                        }
+                    }
+                } else if let Some(holder) = by_request.get(&r.request_id) {
+                    Acquire::InProgress {
+                        holder: holder.clone(),
+                    }
+                } else {
+                    // Released between the statements when nothing holds it now: the
+                    // caller tries again.
+                    Acquire::Busy {
+                        request_id: by_resource.get(&r.resource).cloned().unwrap_or_default(),
+                    }
+                }
+            })
+            .collect())
+    }
+
     /// Takes the lease of `req` for `ttl`, unless the request has ended or the resource
     /// is held.
     pub async fn acquire_lease(
@@ -136,42 +274,70 @@ impl Store {
     /// Ends the holder's lease with its outcome, recorded in the same transaction. `None`
     /// when the lease is no longer the holder's.
     pub async fn release_lease(&self, r: Release<'_>) -> anyhow::Result<Option<LeaseOutcome>> {
-        let Release {
-            request_id,
-            holder,
-            kind,
-            retryable,
-            message,
-            report,
-        } = r;
+        Ok(self
+            .release_leases(std::slice::from_ref(&r))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// `release_lease` for each of `releases`, in one transaction of a few statements
+    /// however many there are: the outcome of each, in order.
+    pub async fn release_leases(
+        &self,
+        releases: &[Release<'_>],
+    ) -> anyhow::Result<Vec<Option<LeaseOutcome>>> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "DELETE FROM leases WHERE request_id = $1 AND holder = $2 RETURNING run_id, stage, attempt",
-        )
-        .bind(request_id)
-        .bind(holder)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        free_slots(&mut tx, request_id).await?;
-        let outcome = LeaseOutcome {
-            request_id: request_id.to_string(),
-            run_id: RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
-            stage: row.try_get("stage")?,
-            attempt: row.try_get::<i64, _>("attempt")? as u32,
-            kind,
-            retryable,
-            message,
-            report,
-            holder: Some(holder.to_string()),
-            // Read once the lease is gone: the start of the orchestration overhead.
-            released_us: self.clock.now_us(),
-        };
-        record(&mut tx, &outcome).await?;
+        // What each holder gave back, by request and holder.
+        let mut held: std::collections::HashMap<(String, String), (RunId, String, u32)> =
+            std::collections::HashMap::new();
+        for chunk in releases.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM leases WHERE (request_id, holder) IN (VALUES {}) \
+                 RETURNING request_id, holder, run_id, stage, attempt",
+                super::values(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q.bind(r.request_id).bind(r.holder);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                held.insert(
+                    (row.try_get("request_id")?, row.try_get("holder")?),
+                    (
+                        RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
+                        row.try_get("stage")?,
+                        row.try_get::<i64, _>("attempt")? as u32,
+                    ),
+                );
+            }
+        }
+        // Read once the leases are gone: the start of the orchestration overhead.
+        let released_us = self.clock.now_us();
+        let outcomes: Vec<Option<LeaseOutcome>> = releases
+            .iter()
+            .map(|r| {
+                // A lease named twice ends once.
+                held.remove(&(r.request_id.to_string(), r.holder.to_string()))
+                    .map(|(run_id, stage, attempt)| LeaseOutcome {
+                        request_id: r.request_id.to_string(),
+                        run_id,
+                        stage,
+                        attempt,
+                        kind: r.kind,
+                        retryable: r.retryable,
+                        message: r.message.clone(),
+                        report: r.report.clone(),
+                        holder: Some(r.holder.to_string()),
+                        released_us,
+                    })
+            })
+            .collect();
+        let ended: Vec<&LeaseOutcome> = outcomes.iter().flatten().collect();
+        free_slots(&mut tx, &ended).await?;
+        record(&mut tx, &ended).await?;
         tx.commit().await?;
-        Ok(Some(outcome))
+        Ok(outcomes)
     }
 
     /// Ends the leases `which` names as expired, recording each end.
@@ -205,10 +371,11 @@ impl Store {
                 holder: row.try_get("holder")?,
                 released_us: self.clock.now_us(),
             };
-            record(&mut tx, &outcome).await?;
-            free_slots(&mut tx, &outcome.request_id).await?;
             out.push(outcome);
         }
+        let ended: Vec<&LeaseOutcome> = out.iter().collect();
+        record(&mut tx, &ended).await?;
+        free_slots(&mut tx, &ended).await?;
         if matches!(which, Expiring::Due) {
             // A waiter that stopped asking (its process died) is forgotten.
             sqlx::query("DELETE FROM budget_waits WHERE seen_at <= $1")
@@ -391,11 +558,19 @@ async fn take_slot(
 }
 
 /// Gives back the budget slots a request's lease held.
-async fn free_slots(tx: &mut Transaction<'_, Any>, request_id: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM budget_slots WHERE request_id = $1")
-        .bind(request_id)
-        .execute(&mut **tx)
-        .await?;
+/// Gives back the budget slots the leases of these outcomes held.
+async fn free_slots(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyhow::Result<()> {
+    for chunk in ended.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM budget_slots WHERE request_id IN ({})",
+            holes(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for o in chunk {
+            q = q.bind(&o.request_id);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -418,23 +593,30 @@ fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
     })
 }
 
-async fn record(tx: &mut Transaction<'_, Any>, o: &LeaseOutcome) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    )
-    .bind(&o.request_id)
-    .bind(o.run_id.to_string())
-    .bind(&o.stage)
-    .bind(o.attempt as i64)
-    .bind(o.kind.as_str())
-    .bind(o.retryable as i64)
-    .bind(o.message.clone())
-    .bind(report_json(o.report.as_ref())?)
-    .bind(o.holder.clone())
-    .bind(o.released_us)
-    .execute(&mut **tx)
-    .await?;
+/// Records how these leases ended; an end recorded already stays as it was.
+async fn record(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyhow::Result<()> {
+    for chunk in ended.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us) \
+             VALUES {} ON CONFLICT DO NOTHING",
+            super::values(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(&sql);
+        for o in chunk {
+            q = q
+                .bind(&o.request_id)
+                .bind(o.run_id.to_string())
+                .bind(&o.stage)
+                .bind(o.attempt as i64)
+                .bind(o.kind.as_str())
+                .bind(o.retryable as i64)
+                .bind(o.message.clone())
+                .bind(report_json(o.report.as_ref())?)
+                .bind(o.holder.clone())
+                .bind(o.released_us);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -449,27 +631,24 @@ pub(super) async fn revoke_in(
         .bind(&r.request_id)
         .execute(&mut **tx)
         .await?;
-    free_slots(tx, &r.request_id).await?;
+    let ended = LeaseOutcome {
+        request_id: r.request_id.clone(),
+        run_id: r.run_id,
+        stage: r.stage.clone(),
+        attempt: r.attempt,
+        kind: OutcomeKind::Revoked,
+        retryable: false,
+        message: Some(r.reason.clone()),
+        report: None,
+        holder: None,
+        released_us,
+    };
+    free_slots(tx, &[&ended]).await?;
     sqlx::query("DELETE FROM budget_waits WHERE request_id = $1")
         .bind(&r.request_id)
         .execute(&mut **tx)
         .await?;
-    record(
-        tx,
-        &LeaseOutcome {
-            request_id: r.request_id.clone(),
-            run_id: r.run_id,
-            stage: r.stage.clone(),
-            attempt: r.attempt,
-            kind: OutcomeKind::Revoked,
-            retryable: false,
-            message: Some(r.reason.clone()),
-            report: None,
-            holder: None,
-            released_us,
-        },
-    )
-    .await
+    record(tx, &[&ended]).await
 }
 
 /// A report as stored: JSON, or NULL when there is none.

@@ -6,7 +6,7 @@ use anyhow::Context;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{CHUNK, holes};
+use super::{CHUNK, Column, RunWrite, holes, typed_values, values};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{
@@ -99,23 +99,27 @@ pub async fn load_stages(pool: &AnyPool, run: &mut Run) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn insert_stage(
-    tx: &mut Transaction<'_, Any>,
-    run: &Run,
-    i: usize,
-) -> anyhow::Result<()> {
-    let query = sqlx::query(
-        "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
-         message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from, hold) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(run.id.to_string())
-    .bind(i as i64)
-    .bind(&run.plan[i].name)
-    .bind(&run.plan[i].agent);
-    bind_stage(query, &run.stages[i])?
-        .execute(&mut **tx)
-        .await?;
+/// Every stage row of a new run, in one statement per chunk.
+pub async fn insert_stages(tx: &mut Transaction<'_, Any>, run: &Run) -> anyhow::Result<()> {
+    let positions: Vec<usize> = (0..run.stages.len()).collect();
+    for chunk in positions.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO stages (run_id, position, name, agent, state, attempts, started_at, finished_at, \
+             message, retry_at, deadline, approved_by, report, approvals, skipped_by, budget_from, hold) \
+             VALUES {}",
+            values(chunk.len(), 17)
+        );
+        let mut query = sqlx::query(&sql);
+        for &i in chunk {
+            query = query
+                .bind(run.id.to_string())
+                .bind(i as i64)
+                .bind(&run.plan[i].name)
+                .bind(&run.plan[i].agent);
+            query = bind_stage(query, &run.stages[i])?;
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -140,46 +144,69 @@ fn bind_stage<'q>(query: AnyQuery<'q>, s: &'q StageRun) -> anyhow::Result<AnyQue
         .bind(s.hold.as_ref().map(serde_json::to_string).transpose()?))
 }
 
-/// Writes a run and its changed `stages`, unless its row moved on from `expected_version`.
-pub async fn update_run(
+/// Writes runs and their changed stages: one statement per chunk of runs and one per chunk
+/// of stages, not one per row, since the engine writes every batch this way. Refused as a
+/// whole if any run's row moved on from the version its change was computed from.
+pub async fn update_runs(
     tx: &mut Transaction<'_, Any>,
-    run: &Run,
-    expected_version: i64,
-    stages: &[usize],
+    writes: &[RunWrite<'_>],
 ) -> anyhow::Result<()> {
-    let active_key = (!run.state.is_final()).then(|| run.active_key());
-    let done = sqlx::query(
-        "UPDATE runs SET state = $1, active_key = $2, started_at = $3, finished_at = $4, message = $5, \
-         version = $6 WHERE id = $7 AND version = $8",
-    )
-    .bind(run.state.as_str())
-    .bind(active_key)
-    .bind(run.started_at)
-    .bind(run.finished_at)
-    .bind(run.message.clone())
-    .bind(run.version)
-    .bind(run.id.to_string())
-    .bind(expected_version)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(super::StoreError::Conflict(format!(
-            "run {} changed underneath this writer (expected version {})",
-            run.id, expected_version
-        ))
-        .into());
-    }
-    for &i in stages {
-        let query = sqlx::query(
-            "UPDATE stages SET state = $1, attempts = $2, started_at = $3, finished_at = $4, message = $5, \
-             retry_at = $6, deadline = $7, approved_by = $8, report = $9, approvals = $10, skipped_by = $11, \
-             budget_from = $12, hold = $13 WHERE run_id = $14 AND position = $15",
+    use Column::{Int, Text};
+    for chunk in writes.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE runs SET state = v.column2, active_key = v.column3, started_at = v.column4, \
+             finished_at = v.column5, message = v.column6, version = v.column7 \
+             FROM (VALUES {}) AS v WHERE runs.id = v.column1 AND runs.version = v.column8",
+            typed_values(chunk.len(), &[Text, Text, Text, Int, Int, Text, Int, Int])
         );
-        bind_stage(query, &run.stages[i])?
-            .bind(run.id.to_string())
-            .bind(i as i64)
-            .execute(&mut **tx)
-            .await?;
+        let mut q = sqlx::query(&sql);
+        for w in chunk {
+            let run = w.run;
+            q = q
+                .bind(run.id.to_string())
+                .bind(run.state.as_str())
+                .bind((!run.state.is_final()).then(|| run.active_key()))
+                .bind(run.started_at)
+                .bind(run.finished_at)
+                .bind(run.message.clone())
+                .bind(run.version)
+                .bind(w.expected_version);
+        }
+        let done = q.execute(&mut **tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            let runs: Vec<String> = chunk.iter().map(|w| w.run.id.to_string()).collect();
+            return Err(super::StoreError::Conflict(format!(
+                "{} of runs {} changed underneath this writer",
+                chunk.len() as u64 - done.rows_affected(),
+                runs.join(", ")
+            ))
+            .into());
+        }
+    }
+    let stages: Vec<(&Run, usize)> = writes
+        .iter()
+        .flat_map(|w| w.stages.iter().map(move |&i| (w.run, i)))
+        .collect();
+    for chunk in stages.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE stages SET state = v.column3, attempts = v.column4, started_at = v.column5, \
+             finished_at = v.column6, message = v.column7, retry_at = v.column8, deadline = v.column9, \
+             approved_by = v.column10, report = v.column11, approvals = v.column12, \
+             skipped_by = v.column13, budget_from = v.column14, hold = v.column15 \
+             FROM (VALUES {}) AS v WHERE stages.run_id = v.column1 AND stages.position = v.column2",
+            typed_values(
+                chunk.len(),
+                &[
+                    Text, Int, Text, Int, Int, Int, Text, Int, Int, Text, Text, Text, Text, Int,
+                    Text
+                ]
+            )
+        );
+        let mut q = sqlx::query(&sql);
+        for &(run, i) in chunk {
+            q = bind_stage(q.bind(run.id.to_string()).bind(i as i64), &run.stages[i])?;
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -191,22 +218,6 @@ fn approvals_json(s: &StageRun) -> anyhow::Result<Option<String>> {
     } else {
         Some(serde_json::to_string(&s.approvals)?)
     })
-}
-
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", r * cols + c + 1));
-        }
-        out.push(')');
-    }
-    out
 }
 
 pub async fn insert_audit(tx: &mut Transaction<'_, Any>, audit: &[RunAudit]) -> anyhow::Result<()> {

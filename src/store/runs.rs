@@ -174,9 +174,7 @@ impl Store {
         audit: &[Audit],
         versions: Option<&Versions>,
     ) -> Result<(), CreateError> {
-        for i in 0..run.stages.len() {
-            rows::insert_stage(&mut tx, run, i).await?;
-        }
+        rows::insert_stages(&mut tx, run).await?;
         if let Some(v) = versions {
             sqlx::query(
                 "INSERT INTO run_versions (run_id, workflow, templates, targets) VALUES ($1, $2, $3, $4)",
@@ -218,9 +216,7 @@ impl Store {
     pub async fn commit(&self, batch: &Batch<'_>) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         rows::delete_outbox(&mut tx, batch.delivered).await?;
-        for w in &batch.runs {
-            rows::update_run(&mut tx, w.run, w.expected_version, w.stages).await?;
-        }
+        rows::update_runs(&mut tx, &batch.runs).await?;
         rows::insert_audit(&mut tx, &batch.audit).await?;
         for r in &batch.revocations {
             leases::revoke_in(&mut tx, r, self.clock.now_us()).await?;
@@ -235,12 +231,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        rows::delete_outbox(&mut tx, ids).await?;
         tx.commit().await?;
         Ok(())
     }

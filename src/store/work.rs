@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{CHUNK, Store, holes};
 use crate::bus::{VERSION, WorkRequest};
@@ -38,53 +39,53 @@ impl Store {
         stage: &str,
         claimed_id: &str,
     ) -> anyhow::Result<StoredWork> {
-        let row = sqlx::query(
-            "SELECT r.plan, r.dry_run, s.position, s.state, s.attempts, s.deadline, \
-             CASE WHEN s.hold IS NOT NULL AND s.approved_by IS NOT NULL THEN 1 ELSE 0 END \
-             AS accept_data_loss, \
-             (SELECT COUNT(*) FROM lease_outcomes o WHERE o.request_id = $3) AS ended \
-             FROM runs r LEFT JOIN stages s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1",
-        )
-        .bind(run.to_string())
-        .bind(stage)
-        .bind(claimed_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(StoredWork::NoRun);
-        };
-        let Some(position) = row.try_get::<Option<i64>, _>("position")? else {
-            return Ok(StoredWork::NoStage);
-        };
-        let plan: Vec<PlannedStage> =
-            serde_json::from_str(&row.try_get::<String, _>("plan")?).context("stored plan")?;
-        let planned = usize::try_from(position)
-            .ok()
-            .and_then(|i| plan.into_iter().nth(i))
-            .ok_or_else(|| anyhow::anyhow!("stage {stage} of run {run} is not in its plan"))?;
-        let dry_run = row.try_get::<i64, _>("dry_run")? != 0;
-        let attempts = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
-        let state = StageState::from_str(&row.try_get::<String, _>("state")?)
-            .map_err(anyhow::Error::msg)?;
-        Ok(StoredWork::Stage {
-            state,
-            current: Box::new(WorkRequest {
-                v: VERSION,
-                id: request_id(run, &planned.name, attempts),
-                run_id: run,
-                resource: resource_key(run, &planned, dry_run),
-                budgets: budgets_of(&planned, dry_run),
-                timeout_ms: u64::try_from(planned.timeout.as_millis()).unwrap_or(u64::MAX),
-                stage: planned.name,
-                agent: planned.agent,
-                attempt: attempts,
-                spec: planned.spec,
-                deadline: row.try_get::<Option<i64>, _>("deadline")?.unwrap_or(0),
-                dry_run,
-                accept_data_loss: row.try_get::<i64, _>("accept_data_loss")? != 0,
-            }),
-            ended: row.try_get::<i64, _>("ended")? > 0,
-        })
+        let mut found = self.stored_works(&[(run, stage, claimed_id)]).await?;
+        found
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("the store gave no answer for run {run}"))
+    }
+
+    /// `stored_work` for each of `asked` (run, stage, claimed request id), in that order:
+    /// one query per chunk, for the messages an agent fetched together.
+    pub async fn stored_works(
+        &self,
+        asked: &[(RunId, &str, &str)],
+    ) -> anyhow::Result<Vec<StoredWork>> {
+        use super::Column::{Int, Text};
+        let mut found: Vec<Option<StoredWork>> = (0..asked.len()).map(|_| None).collect();
+        for (c, chunk) in asked.chunks(CHUNK).enumerate() {
+            let sql = format!(
+                "SELECT v.column1 AS n, r.plan, r.dry_run, s.position, s.state, s.attempts, s.deadline, \
+                 CASE WHEN s.hold IS NOT NULL AND s.approved_by IS NOT NULL THEN 1 ELSE 0 END \
+                 AS accept_data_loss, \
+                 (SELECT COUNT(*) FROM lease_outcomes o WHERE o.request_id = v.column4) AS ended \
+                 FROM (VALUES {}) AS v LEFT JOIN runs r ON r.id = v.column2 \
+                 LEFT JOIN stages s ON s.run_id = r.id AND s.name = v.column3",
+                super::typed_values(chunk.len(), &[Int, Text, Text, Text])
+            );
+            let mut query = sqlx::query(&sql);
+            for (i, (run, stage, claimed_id)) in chunk.iter().enumerate() {
+                query = query
+                    .bind((c * CHUNK + i) as i64)
+                    .bind(run.to_string())
+                    .bind(*stage)
+                    .bind(*claimed_id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let n = usize::try_from(row.try_get::<i64, _>("n")?)?;
+                let Some(&(run, stage, _)) = asked.get(n) else {
+                    anyhow::bail!("the store answered for request {n} of {}", asked.len());
+                };
+                found[n] = Some(stored_from_row(run, stage, &row)?);
+            }
+        }
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(n, f)| {
+                f.ok_or_else(|| anyhow::anyhow!("the store gave no answer for request {n}"))
+            })
+            .collect()
     }
 
     /// Notes on a run that an agent refused a request for it. Not a change of state: the
@@ -121,4 +122,42 @@ impl Store {
         }
         Ok(found)
     }
+}
+
+/// A row of `stored_works`: the run's plan and the stage's stored attempt.
+fn stored_from_row(run: RunId, stage: &str, row: &AnyRow) -> anyhow::Result<StoredWork> {
+    let Some(plan) = row.try_get::<Option<String>, _>("plan")? else {
+        return Ok(StoredWork::NoRun);
+    };
+    let Some(position) = row.try_get::<Option<i64>, _>("position")? else {
+        return Ok(StoredWork::NoStage);
+    };
+    let plan: Vec<PlannedStage> = serde_json::from_str(&plan).context("stored plan")?;
+    let planned = usize::try_from(position)
+        .ok()
+        .and_then(|i| plan.into_iter().nth(i))
+        .ok_or_else(|| anyhow::anyhow!("stage {stage} of run {run} is not in its plan"))?;
+    let dry_run = row.try_get::<i64, _>("dry_run")? != 0;
+    let attempts = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+    let state =
+        StageState::from_str(&row.try_get::<String, _>("state")?).map_err(anyhow::Error::msg)?;
+    Ok(StoredWork::Stage {
+        state,
+        current: Box::new(WorkRequest {
+            v: VERSION,
+            id: request_id(run, &planned.name, attempts),
+            run_id: run,
+            resource: resource_key(run, &planned, dry_run),
+            budgets: budgets_of(&planned, dry_run),
+            timeout_ms: u64::try_from(planned.timeout.as_millis()).unwrap_or(u64::MAX),
+            stage: planned.name,
+            agent: planned.agent,
+            attempt: attempts,
+            spec: planned.spec,
+            deadline: row.try_get::<Option<i64>, _>("deadline")?.unwrap_or(0),
+            dry_run,
+            accept_data_loss: row.try_get::<i64, _>("accept_data_loss")? != 0,
+        }),
+        ended: row.try_get::<i64, _>("ended")? > 0,
+    })
 }

@@ -277,6 +277,102 @@ fn lease(run: RunId, stage: &str, attempt: u32, resource: &str, holder: &str) ->
     }
 }
 
+/// Leases claimed and released many at once answer each request as one at a time would.
+async fn leases_taken_and_given_back_together_answer_each_request(s: Store) {
+    let sem = Semaphore::new(s.clone(), None);
+    let (done, held, fresh) = (RunId::new(), RunId::new(), RunId::new());
+    let ended = lease(done, "a", 1, "database:ended", "agent:1");
+    assert_eq!(
+        sem.acquire(&ended).await.expect("acquire"),
+        Acquire::Acquired
+    );
+    let released = |request_id, holder| Release {
+        request_id,
+        holder,
+        kind: OutcomeKind::Succeeded,
+        retryable: false,
+        message: None,
+        report: None,
+    };
+    assert!(
+        sem.release(released(&ended.request_id, "agent:1"))
+            .await
+            .expect("release")
+            .is_some()
+    );
+    let elsewhere = lease(held, "a", 1, "database:held", "agent:2");
+    assert_eq!(
+        sem.acquire(&elsewhere).await.expect("acquire"),
+        Acquire::Acquired
+    );
+
+    let new = lease(fresh, "a", 1, "database:new", "agent:1");
+    let rival = lease(RunId::new(), "a", 1, "database:held", "agent:1");
+    let asked = [
+        new.clone(),
+        ended.clone(),
+        lease(held, "a", 1, "database:held", "agent:1"),
+        rival.clone(),
+        new.clone(),
+    ];
+    let answers: Vec<Acquire> = sem
+        .acquire_all(&asked)
+        .await
+        .into_iter()
+        .map(|a| a.expect("answer"))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            Acquire::Acquired,
+            Acquire::Ended(OutcomeKind::Succeeded),
+            Acquire::InProgress {
+                holder: "agent:2".into()
+            },
+            Acquire::Busy {
+                request_id: elsewhere.request_id.clone()
+            },
+            // The same request named twice is taken once.
+            Acquire::InProgress {
+                holder: "agent:1".into()
+            },
+        ]
+    );
+    // Nothing stays held for the request that had ended: its resource is free.
+    let next = lease(RunId::new(), "a", 1, "database:ended", "agent:3");
+    assert_eq!(sem.acquire(&next).await.expect("next"), Acquire::Acquired);
+
+    // Released together: each lease by its own holder only, and once.
+    let out = s
+        .release_leases(&[
+            released(&new.request_id, "agent:1"),
+            released(&elsewhere.request_id, "agent:1"),
+            released(&new.request_id, "agent:1"),
+            released(&elsewhere.request_id, "agent:2"),
+        ])
+        .await
+        .expect("release together");
+    let ended_ids: Vec<Option<&str>> = out
+        .iter()
+        .map(|o| o.as_ref().map(|o| o.request_id.as_str()))
+        .collect();
+    assert_eq!(
+        ended_ids,
+        vec![
+            Some(new.request_id.as_str()),
+            None,
+            None,
+            Some(elsewhere.request_id.as_str()),
+        ]
+    );
+    let outcomes = sem
+        .outcomes(&[new.request_id.as_str(), elsewhere.request_id.as_str()])
+        .await
+        .expect("outcomes");
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|o| o.kind == OutcomeKind::Succeeded));
+}
+
 async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let sem = Semaphore::new(
@@ -1195,6 +1291,7 @@ suite!(
     a_stale_write_is_refused_whole,
     outbox_keeps_order_until_deleted,
     leases_are_exclusive_and_remember_how_they_ended,
+    leases_taken_and_given_back_together_answer_each_request,
     counts_by_state,
     a_card_is_posted_by_one_claimer,
     a_post_is_made_once_unless_given_back,
