@@ -64,6 +64,15 @@ impl KafkaSettings {
         format!("{} ({})", self.brokers, self.security)
     }
 
+    /// The fetch wait of a consumer of `topic` (its name before the namespace).
+    fn fetch_wait_for(&self, topic: &str) -> u32 {
+        if topic == EVENTS_TOPIC {
+            self.fetch_wait_ms.max(EVENTS_FETCH_WAIT_MS)
+        } else {
+            self.fetch_wait_ms
+        }
+    }
+
     /// A topic or group name inside the namespace.
     pub fn name(&self, base: &str) -> String {
         match &self.namespace {
@@ -72,6 +81,13 @@ impl KafkaSettings {
         }
     }
 }
+
+/// The fetch wait of a consumer of lifecycle events. Events are read by people and
+/// notifiers, to whom a tenth of a second is nothing; a broker that holds every fetch for
+/// the whole wait (tansu does) is then asked twenty times less often by each of them, and
+/// has that time for the work and progress that move stages. A broker that answers as soon
+/// as data arrives (Apache Kafka) delivers them no later for it.
+const EVENTS_FETCH_WAIT_MS: u32 = 100;
 
 pub struct KafkaBus {
     settings: KafkaSettings,
@@ -198,13 +214,14 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
+        let fetch_wait_ms = self.settings.fetch_wait_for(topic);
         let consumer: StreamConsumer<Watch> = self
             .settings
             .client()
             .set("group.id", self.settings.name(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
+            .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .create_with_context(Watch::default())
@@ -279,5 +296,21 @@ impl Subscription for KafkaSubscription {
         self.consumer.commit(&tpl, CommitMode::Async)?;
         self.pending.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_consumers_of_events_wait_longer() {
+        let mut settings = KafkaSettings::new("127.0.0.1:9092");
+        settings.fetch_wait_ms = 1;
+        assert_eq!(settings.fetch_wait_for(&work_topic("database")), 1);
+        assert_eq!(settings.fetch_wait_for(PROGRESS_TOPIC), 1);
+        assert_eq!(settings.fetch_wait_for(EVENTS_TOPIC), EVENTS_FETCH_WAIT_MS);
+        settings.fetch_wait_ms = 500;
+        assert_eq!(settings.fetch_wait_for(EVENTS_TOPIC), 500);
     }
 }

@@ -33,21 +33,24 @@ impl Store {
         versions: &Versions,
         now: Millis,
     ) -> anyhow::Result<()> {
-        for part in crate::workflow::VersionPart::ALL {
-            let Some(hash) = versions.get(part) else {
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO versions_seen (workflow, part, hash, first_seen) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(workflow)
-            .bind(part.as_str())
-            .bind(hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let seen: Vec<(&str, &str)> = crate::workflow::VersionPart::ALL
+            .into_iter()
+            .filter_map(|part| versions.get(part).map(|hash| (part.as_str(), hash)))
+            .collect();
+        if seen.is_empty() {
+            return Ok(());
         }
+        // One statement: every run notes its versions as it starts.
+        let sql = format!(
+            "INSERT INTO versions_seen (workflow, part, hash, first_seen) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            super::values(seen.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (part, hash) in seen {
+            query = query.bind(workflow).bind(part).bind(hash).bind(now);
+        }
+        query.execute(&self.pool).await?;
         Ok(())
     }
 
