@@ -2,7 +2,7 @@
 //! (`leases`), and how every request's lease ended (`lease_outcomes`). The rules around
 //! them (the TTL, heartbeats, when an expired lease is swept) belong to the semaphore.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use std::time::Duration;
@@ -68,15 +68,7 @@ impl Store {
             );
             let mut q = sqlx::query(&sql);
             for req in chunk {
-                q = q
-                    .bind(&req.resource)
-                    .bind(&req.request_id)
-                    .bind(req.run_id.to_string())
-                    .bind(&req.stage)
-                    .bind(req.attempt as i64)
-                    .bind(&req.holder)
-                    .bind(now)
-                    .bind(clock::add(now, ttl));
+                q = bind_lease(q, req, now, ttl);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get("request_id")?);
@@ -85,47 +77,31 @@ impl Store {
         // After the inserts, as in `acquire_lease`: a release that committed while an
         // insert waited on its row is seen here.
         let ids: Vec<&str> = reqs.iter().map(|r| r.request_id.as_str()).collect();
-        let mut ended: std::collections::HashMap<String, OutcomeKind> =
-            std::collections::HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT request_id, outcome FROM lease_outcomes WHERE request_id IN ({})",
-                holes(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                ended.insert(row.try_get("request_id")?, outcome_kind(&row)?);
-            }
+        let mut ended: HashMap<String, OutcomeKind> = HashMap::new();
+        let sql = "SELECT request_id, outcome FROM lease_outcomes WHERE request_id IN ({})";
+        for row in rows_in(&mut tx, sql, &ids).await? {
+            ended.insert(row.try_get("request_id")?, outcome_kind(&row)?);
         }
         // Leases just taken for requests that turn out to have ended are given back.
-        let taken_back: Vec<&String> = inserted
+        let taken_back: Vec<&str> = inserted
             .iter()
             .filter(|id| ended.contains_key(*id))
+            .map(String::as_str)
             .collect();
-        for chunk in taken_back.chunks(CHUNK) {
-            let sql = format!(
-                "DELETE FROM leases WHERE request_id IN ({})",
-                holes(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        rows_in(
+            &mut tx,
+            "DELETE FROM leases WHERE request_id IN ({})",
+            &taken_back,
+        )
+        .await?;
         // Who holds what the others asked for.
         let refused: Vec<&LeaseRequest> = reqs
             .iter()
             .copied()
             .filter(|r| !inserted.contains(&r.request_id) && !ended.contains_key(&r.request_id))
             .collect();
-        let mut by_request: std::collections::HashMap<String, String> =
-            std::collections::HashMap::new();
-        let mut by_resource: std::collections::HashMap<String, String> =
-            std::collections::HashMap::new();
+        let mut by_request: HashMap<String, String> = HashMap::new();
+        let mut by_resource: HashMap<String, String> = HashMap::new();
         for chunk in refused.chunks(CHUNK) {
             let sql = format!(
                 "SELECT resource, request_id, holder FROM leases WHERE resource IN ({}) OR request_id IN ({})",
@@ -188,18 +164,15 @@ impl Store {
         // Insert first, then look for an outcome. A release that committed while this insert
         // waited on its row is then seen by the look-up (PostgreSQL's READ COMMITTED gives each
         // statement a fresh snapshot); the other order would take a lease for work just done.
-        let inserted = sqlx::query(
-            "INSERT INTO leases (resource, request_id, run_id, stage, attempt, holder, acquired_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        let inserted = bind_lease(
+            sqlx::query(
+                "INSERT INTO leases (resource, request_id, run_id, stage, attempt, holder, acquired_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            ),
+            req,
+            now,
+            ttl,
         )
-        .bind(&req.resource)
-        .bind(&req.request_id)
-        .bind(req.run_id.to_string())
-        .bind(&req.stage)
-        .bind(req.attempt as i64)
-        .bind(&req.holder)
-        .bind(now)
-        .bind(clock::add(now, ttl))
         .execute(&mut *tx)
         .await?;
         let ended = sqlx::query("SELECT outcome FROM lease_outcomes WHERE request_id = $1")
@@ -289,8 +262,7 @@ impl Store {
     ) -> anyhow::Result<Vec<Option<LeaseOutcome>>> {
         let mut tx = self.pool.begin().await?;
         // What each holder gave back, by request and holder.
-        let mut held: std::collections::HashMap<(String, String), (RunId, String, u32)> =
-            std::collections::HashMap::new();
+        let mut held: HashMap<(String, String), (RunId, String, u32)> = HashMap::new();
         for chunk in releases.chunks(CHUNK) {
             let sql = format!(
                 "DELETE FROM leases WHERE (request_id, holder) IN (VALUES {}) \
@@ -557,21 +529,54 @@ async fn take_slot(
     }))
 }
 
-/// Gives back the budget slots a request's lease held.
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds a lease row's eight columns, `resource` to `expires_at`, as the inserts name them.
+fn bind_lease<'q>(
+    q: AnyQuery<'q>,
+    req: &'q LeaseRequest,
+    now: clock::Millis,
+    ttl: Duration,
+) -> AnyQuery<'q> {
+    q.bind(&req.resource)
+        .bind(&req.request_id)
+        .bind(req.run_id.to_string())
+        .bind(&req.stage)
+        .bind(req.attempt as i64)
+        .bind(&req.holder)
+        .bind(now)
+        .bind(clock::add(now, ttl))
+}
+
 /// Gives back the budget slots the leases of these outcomes held.
 async fn free_slots(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyhow::Result<()> {
-    for chunk in ended.chunks(CHUNK) {
-        let sql = format!(
-            "DELETE FROM budget_slots WHERE request_id IN ({})",
-            holes(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for o in chunk {
-            q = q.bind(&o.request_id);
-        }
-        q.execute(&mut **tx).await?;
-    }
+    let ids: Vec<&str> = ended.iter().map(|o| o.request_id.as_str()).collect();
+    rows_in(
+        tx,
+        "DELETE FROM budget_slots WHERE request_id IN ({})",
+        &ids,
+    )
+    .await?;
     Ok(())
+}
+
+/// `sql`, whose `{}` stands for an `IN (…)` list, run in `tx` over `ids` a chunk at a time:
+/// every row it gave.
+async fn rows_in(
+    tx: &mut Transaction<'_, Any>,
+    sql: &str,
+    ids: &[&str],
+) -> anyhow::Result<Vec<AnyRow>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = sql.replace("{}", &holes(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(rows)
 }
 
 fn outcome_kind(row: &AnyRow) -> anyhow::Result<OutcomeKind> {
