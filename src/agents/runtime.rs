@@ -41,6 +41,9 @@ const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
 const HEARTBEAT_CALL_LIMIT: Duration = Duration::from_secs(2);
 /// The longest one store call may take before it counts as failed.
 const STORE_CALL_LIMIT: Duration = Duration::from_secs(10);
+/// How long an attempt runs before its agent tells that it started. Work that ends sooner
+/// (a no-op, a check that answers at once) is shown started by its end.
+const START_TOLD_AFTER: Duration = Duration::from_millis(20);
 /// How long a finished attempt waits for its progress messages to reach the bus.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between tries to record an outcome in an unreachable store.
@@ -697,11 +700,16 @@ impl Runtime {
             self.instance.clone(),
             since,
         ));
-        work.publish(
-            ProgressKind::Accepted,
-            format!("{} started attempt {}", agent.kind(), work.request.attempt),
-            None,
-        );
+        work.begin(format!(
+            "{} started attempt {}",
+            agent.kind(),
+            work.request.attempt
+        ));
+        let tell_start = async {
+            tokio::time::sleep(START_TOLD_AFTER).await;
+            work.tell_start();
+            std::future::pending::<std::convert::Infallible>().await
+        };
 
         let until_deadline = work.time_left();
         // A panic in an agent ends its attempt like any failure: the lease is released and
@@ -712,6 +720,7 @@ impl Runtime {
             lost = &mut heartbeat => Err(lost.unwrap_or(Lost::TakenBack)),
             _ = tokio::time::sleep(until_deadline) => Ok(Err(Failure::retryable("deadline passed"))),
             _ = self.grace_over() => Ok(Err(Failure::retryable("the agent was stopped; another agent will retry"))),
+            never = tell_start => match never {},
         };
         heartbeat.abort();
         let result = match result {

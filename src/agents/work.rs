@@ -106,6 +106,10 @@ pub struct Work {
     /// Progress is queued in order and never waited for while the work runs, so that a
     /// slow or absent broker does not hold the work up; `flush` waits for it at the end.
     sent: Mutex<Vec<Delivery>>,
+    /// The attempt's start, not told yet: it goes once the work lasts or has something to
+    /// say first. Work that ends at once never tells it; its end does, and the lease shows
+    /// when it began: one message, and one orchestrator commit, fewer for each such stage.
+    untold_start: Mutex<Option<Progress>>,
     report: Mutex<Report>,
     /// Values the spec's `${env:…}` and `${file:…}` were read into: what the agent says
     /// and reports has them blanked out, so a secret reaches neither the bus nor the store.
@@ -127,6 +131,7 @@ impl Work {
             instance,
             clock,
             sent: Mutex::new(Vec::new()),
+            untold_start: Mutex::new(None),
             report: Mutex::new(Report::default()),
             secrets: Mutex::new(Vec::new()),
         }
@@ -243,10 +248,40 @@ impl Work {
         out
     }
 
-    /// Queues a progress message; `flush` waits until the bus has them all.
+    /// The attempt began: said by `tell_start`, or by whatever the work says first.
+    pub(crate) fn begin(&self, message: String) {
+        let start = self.progress(ProgressKind::Accepted, message, None);
+        *self.lock_start() = Some(start);
+    }
+
+    /// Tells the attempt's start, unless it was told already.
+    pub(crate) fn tell_start(&self) {
+        let start = self.lock_start().take();
+        if let Some(start) = start {
+            self.send(&start);
+        }
+    }
+
+    fn lock_start(&self) -> std::sync::MutexGuard<'_, Option<Progress>> {
+        self.untold_start.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a progress message; `flush` waits until the bus has them all. A start not
+    /// told yet goes before anything else the work says, and not at all once it ends.
     pub(crate) fn publish(&self, kind: ProgressKind, message: String, retryable: Option<bool>) {
+        match kind {
+            ProgressKind::Succeeded | ProgressKind::Failed | ProgressKind::Held => {
+                self.lock_start().take();
+            }
+            _ => self.tell_start(),
+        }
+        let progress = self.progress(kind, message, retryable);
+        self.send(&progress);
+    }
+
+    fn progress(&self, kind: ProgressKind, message: String, retryable: Option<bool>) -> Progress {
         let r = &self.request;
-        let progress = Progress {
+        Progress {
             v: bus::VERSION,
             request_id: r.id.clone(),
             run_id: r.run_id,
@@ -257,8 +292,11 @@ impl Work {
             retryable,
             at: self.clock.now_ms(),
             agent_instance: self.instance.clone(),
-        };
-        match bus::Envelope::progress(&progress) {
+        }
+    }
+
+    fn send(&self, progress: &Progress) {
+        match bus::Envelope::progress(progress) {
             Ok(envelope) => {
                 let delivery = self.bus.enqueue(
                     &envelope.topic,
@@ -305,6 +343,10 @@ mod tests {
     use crate::domain::RunId;
 
     fn work_on(spec: Value) -> Work {
+        work_on_bus(spec, Arc::new(MemoryBus::new()))
+    }
+
+    fn work_on_bus(spec: Value, bus: Arc<MemoryBus>) -> Work {
         let request = WorkRequest {
             v: bus::VERSION,
             id: "run/stage/1".into(),
@@ -323,10 +365,46 @@ mod tests {
         Work::new(
             request,
             CancellationToken::new(),
-            Arc::new(MemoryBus::new()),
+            bus,
             "test".into(),
             Clock::system(),
         )
+    }
+
+    /// Work that ends at once says only how it ended; work that says something, or lasts
+    /// until its start is told, tells the start first, and once.
+    #[tokio::test]
+    async fn a_start_goes_before_anything_else_the_work_says_and_not_after_its_end() {
+        let bus = Arc::new(MemoryBus::new());
+        let mut heard = bus
+            .subscribe(bus::PROGRESS_TOPIC, "t")
+            .await
+            .expect("subscribe");
+        let at_once = work_on_bus(Value::Null, bus.clone());
+        at_once.begin("started".into());
+        at_once.publish(ProgressKind::Succeeded, "done".into(), None);
+        at_once.tell_start();
+        let talker = work_on_bus(Value::Null, bus.clone());
+        talker.begin("started".into());
+        talker.say("checking").await;
+        talker.say("still checking").await;
+        talker.publish(ProgressKind::Succeeded, "done".into(), None);
+        let slow = work_on_bus(Value::Null, bus.clone());
+        slow.begin("started".into());
+        slow.tell_start();
+        slow.tell_start();
+        slow.publish(ProgressKind::Failed, "boom".into(), Some(true));
+        let mut kinds = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), heard.next()).await
+        {
+            let p: Progress = serde_json::from_slice(&m.payload).expect("progress");
+            kinds.push(p.kind);
+        }
+        use ProgressKind::{Accepted, Failed, Progress as Said, Succeeded};
+        assert_eq!(
+            kinds,
+            [Succeeded, Accepted, Said, Said, Succeeded, Accepted, Failed]
+        );
     }
 
     /// A library that prints a URL encodes the password in it partly, a JSON error escapes

@@ -2,6 +2,7 @@
 
 use super::ids::RunId;
 use super::report::Report;
+use crate::clock::Millis;
 pub use crate::workflow::Budget;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub struct LeaseOutcome {
     pub holder: Option<String>,
     /// Wall-clock microseconds of the release: the start of the orchestration overhead.
     pub released_us: i64,
+    /// When the holder took the lease: its attempt's start. Work that ends at once never
+    /// says it started, and the orchestrator records the start from here.
+    pub acquired_at: Option<Millis>,
 }
 
 #[derive(Clone, Debug)]

@@ -40,6 +40,9 @@ pub enum Input {
         actor: Actor,
         /// What the agent checked and changed, kept with the stage.
         report: Option<Report>,
+        /// When `actor` took the lease, for an attempt its agent ended before saying it
+        /// had started: the start goes on record with the end.
+        started: Option<Millis>,
     },
     /// Time passed: backoffs and deadlines may be due.
     Tick,
@@ -176,6 +179,17 @@ impl Step<'_, '_> {
         stage: Option<usize>,
         message: Option<String>,
     ) {
+        self.audit_at(self.now, actor, kind, stage, message);
+    }
+
+    fn audit_at(
+        &mut self,
+        at: Millis,
+        actor: &Actor,
+        kind: EventKind,
+        stage: Option<usize>,
+        message: Option<String>,
+    ) {
         let (name, attempt) = match stage {
             Some(i) => (
                 Some(self.run.plan[i].name.clone()),
@@ -184,7 +198,7 @@ impl Step<'_, '_> {
             None => (None, None),
         };
         self.t.audit.push(Audit {
-            at: self.now,
+            at,
             actor: actor.clone(),
             kind,
             stage: name,
@@ -200,6 +214,17 @@ impl Step<'_, '_> {
     }
 
     fn set_stage(&mut self, i: usize, state: StageState, actor: &Actor, message: Option<String>) {
+        self.set_stage_at(self.now, i, state, actor, message);
+    }
+
+    fn set_stage_at(
+        &mut self,
+        at: Millis,
+        i: usize,
+        state: StageState,
+        actor: &Actor,
+        message: Option<String>,
+    ) {
         let now = self.now;
         let s = &mut self.run.stages[i];
         s.state = state;
@@ -212,7 +237,27 @@ impl Step<'_, '_> {
             s.message = message.clone();
         }
         self.touch(i);
-        self.audit(actor, EventKind::Stage(state), Some(i), message);
+        self.audit_at(at, actor, EventKind::Stage(state), Some(i), message);
+    }
+
+    /// The attempt's agent began it at `at` (no later than now).
+    fn running(&mut self, i: usize, attempt: u32, agent: &Actor, at: Millis) {
+        let timeout = self.run.plan[i].timeout;
+        let now = self.now;
+        let s = &mut self.run.stages[i];
+        if s.attempts != attempt || s.state != StageState::Dispatched {
+            return;
+        }
+        let waited = s
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(WAITING_FOR_BUDGET));
+        if waited {
+            // The work's time starts now: the wait for a budget was not the work's.
+            s.deadline = Some(clock::add(now, timeout));
+            s.message = None;
+        }
+        self.set_stage_at(at.min(now), i, StageState::Running, agent, None);
     }
 
     fn set_run(&mut self, state: RunState, actor: &Actor, message: Option<String>) {
@@ -524,21 +569,8 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             attempt,
             agent,
         } => {
-            let timeout = step.run.plan[stage].timeout;
             let now = step.now;
-            let s = &mut step.run.stages[stage];
-            if s.attempts == attempt && s.state == StageState::Dispatched {
-                let waited = s
-                    .message
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with(WAITING_FOR_BUDGET));
-                if waited {
-                    // The work's time starts now: the wait for a budget was not the work's.
-                    s.deadline = Some(clock::add(now, timeout));
-                    s.message = None;
-                }
-                step.set_stage(stage, StageState::Running, &agent, None);
-            }
+            step.running(stage, attempt, &agent, now);
         }
         Input::Waiting {
             stage,
@@ -563,7 +595,11 @@ pub fn apply(run: &mut Run, input: Input, ctx: &Ctx) -> Result<Transition, Refus
             outcome,
             actor,
             report,
+            started,
         } => {
+            if let Some(at) = started {
+                step.running(stage, attempt, &actor, at);
+            }
             step.outcome(stage, attempt, outcome, report, &actor);
         }
         Input::Tick => tick(&mut step),

@@ -284,6 +284,8 @@ fn input(op: &Op, run: &Run, now: &mut i64, delivered: &[Input]) -> Option<Input
                 outcome,
                 actor: Actor::Agent("agent-1".into()),
                 report,
+                // Outcomes of work that ended before its agent said it started.
+                started: (!matches!(lease, Lease::Expired | Lease::Revoked)).then_some(*now),
             }
         }
         Op::Tick(ms) => {

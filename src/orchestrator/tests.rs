@@ -99,6 +99,7 @@ pub(super) fn ok(stage: usize, attempt: u32) -> Input {
         outcome: Outcome::Succeeded { message: None },
         actor: agent(),
         report: None,
+        started: None,
     }
 }
 
@@ -112,6 +113,7 @@ pub(super) fn fail(stage: usize, attempt: u32, retryable: bool) -> Input {
         },
         actor: agent(),
         report: None,
+        started: None,
     }
 }
 
@@ -159,6 +161,62 @@ fn independent_stages_start_together_and_dependents_wait() {
         t.audit
             .iter()
             .any(|a| a.kind == EventKind::ApprovalRequested)
+    );
+}
+
+#[test]
+fn work_that_ended_before_it_said_it_started_has_its_start_recorded_with_its_end() {
+    let mut run = run_of(vec![stage("a", "exec", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    let ended = Input::Outcome {
+        stage: 0,
+        attempt: 1,
+        outcome: Outcome::Succeeded { message: None },
+        actor: agent(),
+        report: None,
+        started: Some(7),
+    };
+    let t = apply(&mut run, ended, &at(9)).expect("ended");
+    let seen: Vec<(EventKind, i64, &Actor)> =
+        t.audit.iter().map(|a| (a.kind, a.at, &a.actor)).collect();
+    assert_eq!(
+        &seen[..2],
+        &[
+            (EventKind::Stage(StageState::Running), 7, &agent()),
+            (EventKind::Stage(StageState::Succeeded), 9, &agent()),
+        ]
+    );
+    assert_eq!(run.state, RunState::Succeeded);
+    // A start said already is not said again, and a start from a clock ahead of the
+    // orchestrator's is recorded as now.
+    let mut run = run_of(vec![stage("a", "exec", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    let accepted = Input::Accepted {
+        stage: 0,
+        attempt: 1,
+        agent: agent(),
+    };
+    apply(&mut run, accepted, &at(3)).expect("accepted");
+    let t = apply(&mut run, ok(0, 1), &at(9)).expect("ended");
+    assert!(
+        !t.audit
+            .iter()
+            .any(|a| a.kind == EventKind::Stage(StageState::Running))
+    );
+    let mut run = run_of(vec![stage("a", "exec", &[])]);
+    apply(&mut run, Input::Start, &at(0)).expect("start");
+    let ended = Input::Outcome {
+        stage: 0,
+        attempt: 1,
+        outcome: Outcome::Succeeded { message: None },
+        actor: agent(),
+        report: None,
+        started: Some(50),
+    };
+    let t = apply(&mut run, ended, &at(9)).expect("ended");
+    assert_eq!(
+        (t.audit[0].kind, t.audit[0].at),
+        (EventKind::Stage(StageState::Running), 9)
     );
 }
 
@@ -282,6 +340,7 @@ fn expired_lease_is_a_retryable_failure() {
             outcome: Outcome::Expired,
             actor: Actor::System,
             report: None,
+            started: None,
         },
         &at(5),
     )
@@ -492,6 +551,7 @@ fn a_retry_keeps_the_changes_an_earlier_attempt_made() {
         outcome,
         actor: agent(),
         report: Some(report),
+        started: None,
     };
     let mut run = run_of(vec![stage("only", "database", &[])]);
     apply(&mut run, Input::Start, &at(0)).expect("start");
@@ -829,6 +889,7 @@ fn held(stage: usize, attempt: u32, limit: f64) -> Input {
             }),
             ..Default::default()
         }),
+        started: None,
     }
 }
 

@@ -16,8 +16,8 @@ use crate::domain::{
     Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId,
 };
 
-const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us \
-     FROM lease_outcomes";
+const OUTCOME_SELECT: &str = "SELECT request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us, \
+     acquired_at FROM lease_outcomes";
 
 /// Which leases an expiry takes.
 pub enum Expiring<'a> {
@@ -262,11 +262,11 @@ impl Store {
     ) -> anyhow::Result<Vec<Option<LeaseOutcome>>> {
         let mut tx = self.pool.begin().await?;
         // What each holder gave back, by request and holder.
-        let mut held: HashMap<(String, String), (RunId, String, u32)> = HashMap::new();
+        let mut held: HashMap<(String, String), (RunId, String, u32, i64)> = HashMap::new();
         for chunk in releases.chunks(CHUNK) {
             let sql = format!(
                 "DELETE FROM leases WHERE (request_id, holder) IN (VALUES {}) \
-                 RETURNING request_id, holder, run_id, stage, attempt",
+                 RETURNING request_id, holder, run_id, stage, attempt, acquired_at",
                 super::values(chunk.len(), 2)
             );
             let mut q = sqlx::query(&sql);
@@ -280,6 +280,7 @@ impl Store {
                         RunId::from_str(&row.try_get::<String, _>("run_id")?)?,
                         row.try_get("stage")?,
                         row.try_get::<i64, _>("attempt")? as u32,
+                        row.try_get("acquired_at")?,
                     ),
                 );
             }
@@ -291,7 +292,7 @@ impl Store {
             .map(|r| {
                 // A lease named twice ends once.
                 held.remove(&(r.request_id.to_string(), r.holder.to_string()))
-                    .map(|(run_id, stage, attempt)| LeaseOutcome {
+                    .map(|(run_id, stage, attempt, acquired_at)| LeaseOutcome {
                         request_id: r.request_id.to_string(),
                         run_id,
                         stage,
@@ -302,6 +303,7 @@ impl Store {
                         report: r.report.clone(),
                         holder: Some(r.holder.to_string()),
                         released_us,
+                        acquired_at: Some(acquired_at),
                     })
             })
             .collect();
@@ -317,13 +319,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let rows = match &which {
             Expiring::Due => sqlx::query(
-                "DELETE FROM leases WHERE expires_at <= $1 RETURNING request_id, run_id, stage, attempt, holder",
+                "DELETE FROM leases WHERE expires_at <= $1 RETURNING request_id, run_id, stage, attempt, holder, acquired_at",
             )
             .bind(self.clock.now_ms())
             .fetch_all(&mut *tx)
             .await?,
             Expiring::HeldBy { prefix } => sqlx::query(
-                "DELETE FROM leases WHERE holder LIKE $1 RETURNING request_id, run_id, stage, attempt, holder",
+                "DELETE FROM leases WHERE holder LIKE $1 RETURNING request_id, run_id, stage, attempt, holder, acquired_at",
             )
             .bind(format!("{prefix}%"))
             .fetch_all(&mut *tx)
@@ -342,6 +344,7 @@ impl Store {
                 report: None,
                 holder: row.try_get("holder")?,
                 released_us: self.clock.now_us(),
+                acquired_at: row.try_get("acquired_at")?,
             };
             out.push(outcome);
         }
@@ -383,7 +386,7 @@ impl Store {
     pub async fn pending_lease_outcomes(&self) -> anyhow::Result<Vec<LeaseOutcome>> {
         let rows = sqlx::query(
             "SELECT o.request_id, o.run_id, o.stage, o.attempt, o.outcome, o.retryable, o.message, o.report, o.holder, \
-             o.released_us FROM stages s JOIN lease_outcomes o \
+             o.released_us, o.acquired_at FROM stages s JOIN lease_outcomes o \
              ON o.run_id = s.run_id AND o.stage = s.name AND o.attempt = s.attempts \
              WHERE s.state IN ('dispatched', 'running')",
         )
@@ -595,6 +598,7 @@ fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
         report: report_from(r.try_get("report")?)?,
         holder: r.try_get("holder")?,
         released_us: r.try_get("released_us")?,
+        acquired_at: r.try_get("acquired_at")?,
     })
 }
 
@@ -602,9 +606,9 @@ fn outcome_from_row(r: &AnyRow) -> anyhow::Result<LeaseOutcome> {
 async fn record(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyhow::Result<()> {
     for chunk in ended.chunks(CHUNK) {
         let sql = format!(
-            "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us) \
-             VALUES {} ON CONFLICT DO NOTHING",
-            super::values(chunk.len(), 10)
+            "INSERT INTO lease_outcomes (request_id, run_id, stage, attempt, outcome, retryable, message, report, holder, released_us, \
+             acquired_at) VALUES {} ON CONFLICT DO NOTHING",
+            super::values(chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql);
         for o in chunk {
@@ -618,7 +622,8 @@ async fn record(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyho
                 .bind(o.message.clone())
                 .bind(report_json(o.report.as_ref())?)
                 .bind(o.holder.clone())
-                .bind(o.released_us);
+                .bind(o.released_us)
+                .bind(o.acquired_at);
         }
         q.execute(&mut **tx).await?;
     }
@@ -647,6 +652,7 @@ pub(super) async fn revoke_in(
         report: None,
         holder: None,
         released_us,
+        acquired_at: None,
     };
     free_slots(tx, &[&ended]).await?;
     sqlx::query("DELETE FROM budget_waits WHERE request_id = $1")

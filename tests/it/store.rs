@@ -401,7 +401,9 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
         }),
     };
     let a1 = lease(run, "a", 1, "database:x", "agent:1");
+    let before = lifeboat::clock::Clock::system().now_ms();
     assert_eq!(sem.acquire(&a1).await.expect("acquire"), Acquire::Acquired);
+    let after = lifeboat::clock::Clock::system().now_ms();
     assert!(
         matches!(sem.acquire(&a1).await.expect("again"), Acquire::InProgress { holder } if holder == "agent:1")
     );
@@ -454,6 +456,14 @@ async fn leases_are_exclusive_and_remember_how_they_ended(s: Store) {
         Some(&report),
         "the report is kept with the outcome"
     );
+    // When the holder took the lease: the start of a stage its agent never said began.
+    for o in [out.as_ref(), stored.first()] {
+        let taken = o.and_then(|o| o.acquired_at).expect("when it was taken");
+        assert!(
+            (before..=after).contains(&taken),
+            "{taken} in {before}..={after}"
+        );
+    }
     assert_eq!(
         rx.recv().await.map(|o| o.request_id),
         Some(a1.request_id.clone()),

@@ -362,11 +362,11 @@ pub(super) fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Pending> {
         OutcomeKind::Expired => Outcome::Expired,
         OutcomeKind::Revoked => Outcome::Revoked,
     };
-    let actor = match (o.kind, o.holder) {
+    let (actor, started) = match (o.kind, o.holder) {
         (OutcomeKind::Succeeded | OutcomeKind::Failed | OutcomeKind::Held, Some(holder)) => {
-            Actor::Agent(holder)
+            (Actor::Agent(holder), o.acquired_at)
         }
-        _ => Actor::System,
+        _ => (Actor::System, None),
     };
     Some(Pending::new(
         Item {
@@ -377,6 +377,7 @@ pub(super) fn outcome_item(run: &Run, o: LeaseOutcome) -> Option<Pending> {
                 outcome,
                 actor,
                 report: o.report,
+                started,
             },
             released_us: Some(o.released_us),
         },

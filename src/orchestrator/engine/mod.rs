@@ -30,9 +30,6 @@ use crate::store::Store;
 /// Most inputs folded into one transaction.
 const BATCH: usize = 512;
 
-/// The longest a commit holding only `accepted` progress waits for company.
-const PROGRESS_COALESCE: Duration = Duration::from_millis(2);
-
 /// How long the engine stays idle before trimming the outbox and letting the store do its
 /// housekeeping.
 const QUIET_AFTER: Duration = Duration::from_millis(250);
@@ -156,14 +153,6 @@ impl Engine {
                 }
             }
             drain(&mut rx, &mut commands);
-            // `accepted` only marks a stage running. A short wait lets the outcome that often
-            // follows at once share its commit, instead of queueing behind it.
-            if commands.iter().all(|c| matches!(c, Command::Progress(_)))
-                && let Ok(Some(c)) = tokio::time::timeout(PROGRESS_COALESCE, rx.recv()).await
-            {
-                commands.push(c);
-                drain(&mut rx, &mut commands);
-            }
             let items = self.intake(commands).await;
             if !items.is_empty() {
                 self.process(items).await;
