@@ -140,11 +140,11 @@ pub fn parse(text: &str) -> Result<Command, String> {
             _ => fail("`retry` takes a run id and a stage".into()),
         },
         "skip" => match rest {
-            [run, stage, why @ ..] if !why.is_empty() => control(
+            [run, stage, why @ ..] if !said(why).is_empty() => control(
                 run,
                 Control::Skip {
                     stage: stage.to_string(),
-                    reason: why.join(" "),
+                    reason: said(why).join(" "),
                 },
             ),
             _ => fail("`skip` takes a run id, a stage and a reason".into()),
@@ -157,7 +157,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
             [run, why @ ..] => control(
                 run,
                 Control::Reject {
-                    reason: reason(why),
+                    reason: reason(said(why)),
                 },
             ),
             [] => fail("`reject` takes a run id".into()),
@@ -166,12 +166,21 @@ pub fn parse(text: &str) -> Result<Command, String> {
             [run, why @ ..] => control(
                 run,
                 Control::Cancel {
-                    reason: reason(why),
+                    reason: reason(said(why)),
                 },
             ),
             [] => fail("`cancel` takes a run id".into()),
         },
         other => fail(format!("unknown command `{other}`")),
+    }
+}
+
+/// A reason as given: starting commands take `--reason TEXT`, and a person who says it to
+/// `skip`, `reject` or `cancel` too means the same.
+fn said<'a>(words: &'a [&'a str]) -> &'a [&'a str] {
+    match words {
+        ["--reason", why @ ..] => why,
+        why => why,
     }
 }
 
@@ -398,11 +407,20 @@ mod tests {
                 control: Control::Reject { reason: None }
             })
         );
+        assert_eq!(
+            parse("skip R dial --reason the DNS is fine already"),
+            parse("skip R dial the DNS is fine already"),
+        );
+        assert_eq!(
+            parse("cancel R --reason false alarm"),
+            parse("cancel R false alarm"),
+        );
         for bad in [
             "runs now",
             "plan",
             "plan petstore sideways",
             "skip R dial",
+            "skip R dial --reason",
             "approve",
             "retry R",
         ] {

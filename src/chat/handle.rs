@@ -451,7 +451,7 @@ async fn on_evacuation(
     let done = match button {
         Button::EvacuationSkip => {
             return Ok(Reply::ephemeral(format!(
-                "Skipping `{group}` lets the groups that depend on it go on without it. Say why: `/dr skip {id} {group} --reason …`"
+                "Skipping `{group}` lets the groups that depend on it go on without it. Say why: `/dr skip {id} {group} REASON`"
             )));
         }
         Button::EvacuationResume => {

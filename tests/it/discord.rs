@@ -38,6 +38,11 @@ async fn app(standin: &DiscordStandIn) -> TestApp {
 }
 
 async fn app_with(standin: &DiscordStandIn, workflow: &str) -> TestApp {
+    app_on(standin, &[("shop.yaml", workflow), ("groups.yaml", GROUPS)]).await
+}
+
+/// The app on these workflow files, with Discord's interactions over HTTP.
+async fn app_on(standin: &DiscordStandIn, files: &[(&str, &str)]) -> TestApp {
     let settings = DiscordSettings {
         token: SecretString::from("discord-test-token"),
         public_key: Some(public_key()),
@@ -45,12 +50,9 @@ async fn app_with(standin: &DiscordStandIn, workflow: &str) -> TestApp {
         api_url: Some(standin.base.clone()),
         guild_ids: Vec::new(),
     };
-    common::spawn_configured(
-        &[("shop.yaml", workflow), ("groups.yaml", GROUPS)],
-        &[],
-        Options::default(),
-        move |s| s.chat.set(settings),
-    )
+    common::spawn_configured(files, &[], Options::default(), move |s| {
+        s.chat.set(settings)
+    })
     .await
 }
 
@@ -922,6 +924,329 @@ groups:
         standin
             .calls_to("POST", "/channels/5000/threads")
             .is_empty()
+    );
+    t.shutdown().await;
+}
+
+/// Workflows of one capacity stage tried once, for evacuations: one that moves, one whose
+/// first attempt fails (so that its run, resumed, succeeds), and one that always fails.
+pub(crate) fn evacuated_workflows() -> Vec<(&'static str, String)> {
+    let workflow = |name: &str, extra: &str| {
+        format!(
+            "name: {name}\nstages:\n  move:\n    agent: capacity\n    retry: {{ max_attempts: 1 }}\n    spec: {{ cluster: k8s, namespace: shop, replicas: 2, duration: 50ms{extra} }}\n"
+        )
+    };
+    vec![
+        ("mover.yaml", workflow("mover", "")),
+        ("flaky.yaml", workflow("flaky", ", fail_attempts: 1")),
+        (
+            "broken.yaml",
+            workflow("broken", ", fail_permanently: true"),
+        ),
+    ]
+}
+
+/// Five groups whose incidents open in channel 5000, the role 123 allowed on each, and the
+/// evacuation card in channel 7000.
+const EVACUATED: &str = "\
+evacuation_channel: { discord: \"7000\" }
+groups:
+  east:
+    workflows: { failover: mover }
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+  west:
+    workflows: { failover: mover }
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+  flaky:
+    workflows: { failover: flaky }
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+  broken:
+    workflows: { failover: broken }
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+  after-broken:
+    workflows: { failover: mover }
+    depends_on: [broken]
+    discord_channel: \"5000\"
+    allow: { discord_roles: [\"123\"] }
+";
+
+/// `/dr SUBCOMMAND` with these string options, as Discord sends the invocation.
+fn dr(subcommand: &str, options: &[(&str, &str)]) -> Value {
+    let options: Vec<Value> = options
+        .iter()
+        .map(|(name, value)| json!({ "name": name, "type": 3, "value": value }))
+        .collect();
+    json!({ "id": "77", "name": "dr", "type": 1, "options": [
+        { "name": subcommand, "type": 1, "options": options }
+    ]})
+}
+
+/// A press of the button whose custom id this is.
+fn button(custom_id: &str) -> Value {
+    json!({ "custom_id": custom_id, "component_type": 2 })
+}
+
+/// The custom ids of a message's buttons, row by row.
+fn custom_ids(call: &Call) -> Vec<String> {
+    call.body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().into_iter().flatten())
+        .filter_map(|b| b["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The evacuation's card in channel 7000: its post and its edits, in order.
+fn evacuation_cards(standin: &DiscordStandIn, id: &str) -> Vec<Call> {
+    card_calls(standin, "7000")
+        .into_iter()
+        .filter(|c| c.body["embeds"][0]["footer"]["text"] == format!("evacuation {id}"))
+        .collect()
+}
+
+/// A group of the evacuation as the API shows it.
+async fn evacuated(t: &TestApp, id: &str, group: &str) -> Value {
+    let (status, e) = t.get(&format!("/api/v1/evacuations/{id}")).await;
+    assert_eq!(status, 200, "{e}");
+    e["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["group"] == group).cloned())
+        .unwrap_or_else(|| panic!("no group {group} in {e:#}"))
+}
+
+/// An evacuation started with `/dr evacuate` keeps one card in the channel groups.yaml
+/// names for evacuations on Discord. Its buttons are Lifeboat's own custom ids and act as
+/// the person who pressed them: Resume is refused to someone without the role and changes
+/// nothing, and resumes the failed group's run for someone with it; Abort is refused
+/// likewise; Skip asks for `/dr skip` with a reason, which lets the group held behind the
+/// skipped one go on; the card ends done, with no buttons, and a button it no longer
+/// shows does nothing.
+#[tokio::test]
+async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
+    let standin = DiscordStandIn::start().await;
+    let mut files = evacuated_workflows();
+    files.push(("groups.yaml", EVACUATED.to_string()));
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let t = app_on(&standin, &files).await;
+
+    let evacuate = dr(
+        "evacuate",
+        &[("groups", "all"), ("reason", "region a is gone")],
+    );
+    let (status, _) = interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok-evacuate", evacuate),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let started = answer(&standin, "tok-evacuate").await;
+    assert!(
+        started.contains("<@77> started an evacuation of 5 groups"),
+        "{started}"
+    );
+    let id = started.split('`').nth(1).unwrap_or_default().to_string();
+    assert_eq!(id.len(), 36, "{started}");
+
+    // The card comes to show the two failures and the group they hold, with buttons.
+    let failing = standin
+        .until("the card to show two failures", |s| {
+            let last = evacuation_cards(s, &id).last().cloned()?;
+            let said = shown(&last);
+            (said.contains("2 succeeded") && said.contains("2 failed") && said.contains("1 held"))
+                .then_some(last)
+        })
+        .await;
+    let said = shown(&failing);
+    assert!(
+        said.contains("Why: region a is gone (asked by <@77>)"),
+        "{said}"
+    );
+    assert!(said.contains("❌ `flaky` failed (run `"), "{said}");
+    assert!(said.contains("❌ `broken` failed (run `"), "{said}");
+    let buttons = custom_ids(&failing);
+    let [abort, resume_flaky, skip_broken] = [
+        format!("evacuation_abort:{id}"),
+        format!("evacuation_resume:{id}/flaky"),
+        format!("evacuation_skip:{id}/broken"),
+    ];
+    for expected in [&abort, &resume_flaky, &skip_broken] {
+        assert!(buttons.contains(expected), "{expected} in {buttons:?}");
+    }
+    // Only the failed groups opened an incident thread.
+    let threads = standin
+        .until("the failed groups' incident threads", |s| {
+            let threads = s.calls_to("POST", "/channels/5000/threads");
+            (threads.len() >= 2).then_some(threads)
+        })
+        .await;
+    let mut named: Vec<String> = threads
+        .iter()
+        .filter_map(|c| c.body["name"].as_str())
+        .filter_map(|n| n.split(' ').nth(1).map(str::to_string))
+        .collect();
+    named.sort();
+    assert_eq!(named, ["broken", "flaky"], "{threads:?}");
+    let flaky = evacuated(&t, &id, "flaky").await;
+    assert_eq!(flaky["state"], "failed", "{flaky}");
+    let run = flaky["run"].as_str().expect("flaky's run").to_string();
+    t.wait_state(&run, "failed").await;
+
+    // Resume, from someone without the role: refused and recorded, and nothing moves.
+    let (status, _) = interact(
+        &t,
+        &interaction(3, "88", &["999"], "tok-resume-no", button(&resume_flaky)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let refused = answer(&standin, "tok-resume-no").await;
+    assert!(refused.contains("<@88> may not do that"), "{refused}");
+    assert_eq!(evacuated(&t, &id, "flaky").await["state"], "failed");
+    let (_, still) = t.get(&format!("/api/v1/runs/{run}")).await;
+    assert_eq!(still["state"], "failed", "{still}");
+    let (_, refusals) = t.get("/api/v1/refusals").await;
+    assert!(
+        refusals["refusals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["actor"] == "discord:88" && r["request"] == format!("resume {id} flaky")),
+        "{refusals}"
+    );
+    // Abort, likewise: the held group stays held.
+    interact(
+        &t,
+        &interaction(3, "88", &["999"], "tok-abort-no", button(&abort)),
+        None,
+    )
+    .await;
+    let refused = answer(&standin, "tok-abort-no").await;
+    assert!(refused.contains("<@88> may not do that"), "{refused}");
+    assert_eq!(evacuated(&t, &id, "after-broken").await["state"], "held");
+
+    // Resume, from someone with it: the same run goes on, and its second attempt passes.
+    interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-resume", button(&resume_flaky)),
+        None,
+    )
+    .await;
+    let resumed = answer(&standin, "tok-resume").await;
+    assert!(
+        resumed.contains(&format!("<@77> resumed `flaky` in evacuation `{id}`")),
+        "{resumed}"
+    );
+    let done = t.wait_state(&run, "succeeded").await;
+    assert_eq!(common::stage(&done, "move")["attempts"], 2, "{done:#}");
+    let resume = done["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "run.resumed").cloned())
+        .unwrap_or_default();
+    assert_eq!(resume["actor"], "discord:77", "{done:#}");
+    let flaky = common::until(
+        "flaky to succeed in the evacuation",
+        std::time::Duration::from_secs(30),
+        async || {
+            let g = evacuated(&t, &id, "flaky").await;
+            (g["state"] == "succeeded").then_some(g)
+        },
+    )
+    .await;
+    assert_eq!(flaky["run"], run.as_str(), "the same run, resumed");
+
+    // Skip asks why first, and skips nothing yet.
+    interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-skip", button(&skip_broken)),
+        None,
+    )
+    .await;
+    let asked = answer(&standin, "tok-skip").await;
+    assert!(
+        asked.contains(&format!("/dr skip {id} broken REASON")),
+        "{asked}"
+    );
+    assert_eq!(evacuated(&t, &id, "broken").await["state"], "failed");
+    assert_eq!(evacuated(&t, &id, "after-broken").await["state"], "held");
+    let skip = dr(
+        "skip",
+        &[
+            ("run", id.as_str()),
+            ("stage", "broken"),
+            ("reason", "not needed in region b"),
+        ],
+    );
+    interact(
+        &t,
+        &interaction(2, "77", &["123"], "tok-skip-command", skip),
+        None,
+    )
+    .await;
+    let skipped = answer(&standin, "tok-skip-command").await;
+    assert!(
+        skipped.contains(&format!(
+            "<@77> skipped `broken` in evacuation `{id}`: not needed in region b"
+        )),
+        "{skipped}"
+    );
+    let broken = evacuated(&t, &id, "broken").await;
+    assert_eq!(broken["state"], "skipped", "{broken}");
+    assert_eq!(
+        broken["note"], "skipped by discord:77: not needed in region b",
+        "{broken}"
+    );
+
+    // What was held goes on, and the card ends done, with no buttons left.
+    let last = standin
+        .until("the card to show the evacuation done", |s| {
+            let last = evacuation_cards(s, &id).last().cloned()?;
+            shown(&last)
+                .contains("Evacuation: failover of 5 groups: done in")
+                .then_some(last)
+        })
+        .await;
+    let said = shown(&last);
+    assert!(said.contains("4 succeeded · 1 skipped"), "{said}");
+    assert!(custom_ids(&last).is_empty(), "{said}");
+    let (_, e) = t.get(&format!("/api/v1/evacuations/{id}")).await;
+    assert_eq!(e["state"], "succeeded", "{e}");
+    let cards = evacuation_cards(&standin, &id);
+    assert_eq!(
+        cards.iter().filter(|c| c.method == "POST").count(),
+        1,
+        "the card is posted once, then edited: {cards:?}"
+    );
+    assert_eq!(
+        standin.calls_to("POST", "/channels/5000/threads").len(),
+        2,
+        "no incident for the groups that went well, nor another for the resumed one"
+    );
+
+    // A button the card no longer shows does nothing.
+    interact(
+        &t,
+        &interaction(3, "77", &["123"], "tok-resume-again", button(&resume_flaky)),
+        None,
+    )
+    .await;
+    let again = answer(&standin, "tok-resume-again").await;
+    assert!(
+        again.contains(&format!("Cannot resume evacuation `{id}`")),
+        "{again}"
+    );
+    let (_, again) = t.get(&format!("/api/v1/runs/{run}")).await;
+    assert_eq!(
+        again["events"]
+            .as_array()
+            .map(|e| e.iter().filter(|e| e["kind"] == "run.resumed").count()),
+        Some(1),
+        "{again:#}"
     );
     t.shutdown().await;
 }

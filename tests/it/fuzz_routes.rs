@@ -268,8 +268,12 @@ fn the_unbroken_requests_are_taken() {
     for way in 0..WAYS {
         let sent = request(way, 0, &[], &[]);
         let (status, body) = served.runtime.block_on(send(&served.app, &sent));
+        // The cases above share the service and start runs of the same group: a start
+        // that finds one of theirs still going was read and answered all the same.
+        let busy = status == 409
+            && serde_json::from_str::<Value>(&body).is_ok_and(|b| b["active_run"].is_string());
         assert!(
-            (200..300).contains(&status) || (sent.path.contains(RUN) && status == 404),
+            (200..300).contains(&status) || (sent.path.contains(RUN) && status == 404) || busy,
             "{}: {} {}",
             sent.path,
             status,
