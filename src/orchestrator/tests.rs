@@ -164,19 +164,27 @@ fn independent_stages_start_together_and_dependents_wait() {
     );
 }
 
-#[test]
-fn work_that_ended_before_it_said_it_started_has_its_start_recorded_with_its_end() {
-    let mut run = run_of(vec![stage("a", "exec", &[])]);
-    apply(&mut run, Input::Start, &at(0)).expect("start");
-    let ended = Input::Outcome {
+/// Attempt 1 of stage 0 succeeded; its holder took the lease at `started`.
+fn ended_after(started: i64) -> Input {
+    Input::Outcome {
         stage: 0,
         attempt: 1,
         outcome: Outcome::Succeeded { message: None },
         actor: agent(),
         report: None,
-        started: Some(7),
+        started: Some(started),
+    }
+}
+
+#[test]
+fn work_that_ended_before_it_said_it_started_has_its_start_recorded_with_its_end() {
+    let started = || {
+        let mut run = run_of(vec![stage("a", "exec", &[])]);
+        apply(&mut run, Input::Start, &at(0)).expect("start");
+        run
     };
-    let t = apply(&mut run, ended, &at(9)).expect("ended");
+    let mut run = started();
+    let t = apply(&mut run, ended_after(7), &at(9)).expect("ended");
     let seen: Vec<(EventKind, i64, &Actor)> =
         t.audit.iter().map(|a| (a.kind, a.at, &a.actor)).collect();
     assert_eq!(
@@ -187,33 +195,27 @@ fn work_that_ended_before_it_said_it_started_has_its_start_recorded_with_its_end
         ]
     );
     assert_eq!(run.state, RunState::Succeeded);
-    // A start said already is not said again, and a start from a clock ahead of the
-    // orchestrator's is recorded as now.
-    let mut run = run_of(vec![stage("a", "exec", &[])]);
-    apply(&mut run, Input::Start, &at(0)).expect("start");
+    // A start said already is not recorded again.
+    let mut run = started();
     let accepted = Input::Accepted {
         stage: 0,
         attempt: 1,
         agent: agent(),
     };
     apply(&mut run, accepted, &at(3)).expect("accepted");
-    let t = apply(&mut run, ok(0, 1), &at(9)).expect("ended");
-    assert!(
-        !t.audit
+    let t = apply(&mut run, ended_after(2), &at(9)).expect("ended");
+    let running = |t: &super::machine::Transition| {
+        t.audit
             .iter()
-            .any(|a| a.kind == EventKind::Stage(StageState::Running))
-    );
-    let mut run = run_of(vec![stage("a", "exec", &[])]);
-    apply(&mut run, Input::Start, &at(0)).expect("start");
-    let ended = Input::Outcome {
-        stage: 0,
-        attempt: 1,
-        outcome: Outcome::Succeeded { message: None },
-        actor: agent(),
-        report: None,
-        started: Some(50),
+            .filter(|a| a.kind == EventKind::Stage(StageState::Running))
+            .count()
     };
-    let t = apply(&mut run, ended, &at(9)).expect("ended");
+    assert_eq!(running(&t), 0);
+    assert_eq!(run.state, RunState::Succeeded);
+    // A start by a clock ahead of the orchestrator's is recorded as now.
+    let mut run = started();
+    let t = apply(&mut run, ended_after(50), &at(9)).expect("ended");
+    assert_eq!(running(&t), 1);
     assert_eq!(
         (t.audit[0].kind, t.audit[0].at),
         (EventKind::Stage(StageState::Running), 9)

@@ -7,6 +7,7 @@ use crate::common;
 use common::TestApp;
 use common::crash::{CrashAfter, Victim, died};
 use common::discord::{APPLICATION_ID, Call, DiscordStandIn, public_key, sign};
+use common::evacuation;
 use lifeboat::app::Options;
 use lifeboat::chat::discord::DiscordSettings;
 use lifeboat::secret::SecretString;
@@ -928,24 +929,6 @@ groups:
     t.shutdown().await;
 }
 
-/// Workflows of one capacity stage tried once, for evacuations: one that moves, one whose
-/// first attempt fails (so that its run, resumed, succeeds), and one that always fails.
-pub(crate) fn evacuated_workflows() -> Vec<(&'static str, String)> {
-    let workflow = |name: &str, extra: &str| {
-        format!(
-            "name: {name}\nstages:\n  move:\n    agent: capacity\n    retry: {{ max_attempts: 1 }}\n    spec: {{ cluster: k8s, namespace: shop, replicas: 2, duration: 50ms{extra} }}\n"
-        )
-    };
-    vec![
-        ("mover.yaml", workflow("mover", "")),
-        ("flaky.yaml", workflow("flaky", ", fail_attempts: 1")),
-        (
-            "broken.yaml",
-            workflow("broken", ", fail_permanently: true"),
-        ),
-    ]
-}
-
 /// Five groups whose incidents open in channel 5000, the role 123 allowed on each, and the
 /// evacuation card in channel 7000.
 const EVACUATED: &str = "\
@@ -1009,16 +992,6 @@ fn evacuation_cards(standin: &DiscordStandIn, id: &str) -> Vec<Call> {
         .collect()
 }
 
-/// A group of the evacuation as the API shows it.
-async fn evacuated(t: &TestApp, id: &str, group: &str) -> Value {
-    let (status, e) = t.get(&format!("/api/v1/evacuations/{id}")).await;
-    assert_eq!(status, 200, "{e}");
-    e["groups"]
-        .as_array()
-        .and_then(|g| g.iter().find(|g| g["group"] == group).cloned())
-        .unwrap_or_else(|| panic!("no group {group} in {e:#}"))
-}
-
 /// An evacuation started with `/dr evacuate` keeps one card in the channel groups.yaml
 /// names for evacuations on Discord. Its buttons are Lifeboat's own custom ids and act as
 /// the person who pressed them: Resume is refused to someone without the role and changes
@@ -1029,7 +1002,7 @@ async fn evacuated(t: &TestApp, id: &str, group: &str) -> Value {
 #[tokio::test]
 async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
     let standin = DiscordStandIn::start().await;
-    let mut files = evacuated_workflows();
+    let mut files = evacuation::workflows();
     files.push(("groups.yaml", EVACUATED.to_string()));
     let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let t = app_on(&standin, &files).await;
@@ -1092,7 +1065,7 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
         .collect();
     named.sort();
     assert_eq!(named, ["broken", "flaky"], "{threads:?}");
-    let flaky = evacuated(&t, &id, "flaky").await;
+    let flaky = evacuation::group(&t, &id, "flaky").await;
     assert_eq!(flaky["state"], "failed", "{flaky}");
     let run = flaky["run"].as_str().expect("flaky's run").to_string();
     t.wait_state(&run, "failed").await;
@@ -1107,7 +1080,7 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
     assert_eq!(status, 200);
     let refused = answer(&standin, "tok-resume-no").await;
     assert!(refused.contains("<@88> may not do that"), "{refused}");
-    assert_eq!(evacuated(&t, &id, "flaky").await["state"], "failed");
+    assert_eq!(evacuation::group(&t, &id, "flaky").await["state"], "failed");
     let (_, still) = t.get(&format!("/api/v1/runs/{run}")).await;
     assert_eq!(still["state"], "failed", "{still}");
     let (_, refusals) = t.get("/api/v1/refusals").await;
@@ -1128,7 +1101,10 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
     .await;
     let refused = answer(&standin, "tok-abort-no").await;
     assert!(refused.contains("<@88> may not do that"), "{refused}");
-    assert_eq!(evacuated(&t, &id, "after-broken").await["state"], "held");
+    assert_eq!(
+        evacuation::group(&t, &id, "after-broken").await["state"],
+        "held"
+    );
 
     // Resume, from someone with it: the same run goes on, and its second attempt passes.
     interact(
@@ -1142,23 +1118,7 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
         resumed.contains(&format!("<@77> resumed `flaky` in evacuation `{id}`")),
         "{resumed}"
     );
-    let done = t.wait_state(&run, "succeeded").await;
-    assert_eq!(common::stage(&done, "move")["attempts"], 2, "{done:#}");
-    let resume = done["events"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["kind"] == "run.resumed").cloned())
-        .unwrap_or_default();
-    assert_eq!(resume["actor"], "discord:77", "{done:#}");
-    let flaky = common::until(
-        "flaky to succeed in the evacuation",
-        std::time::Duration::from_secs(30),
-        async || {
-            let g = evacuated(&t, &id, "flaky").await;
-            (g["state"] == "succeeded").then_some(g)
-        },
-    )
-    .await;
-    assert_eq!(flaky["run"], run.as_str(), "the same run, resumed");
+    evacuation::resumed(&t, &id, "flaky", &run, "discord:77").await;
 
     // Skip asks why first, and skips nothing yet.
     interact(
@@ -1172,8 +1132,14 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
         asked.contains(&format!("/dr skip {id} broken REASON")),
         "{asked}"
     );
-    assert_eq!(evacuated(&t, &id, "broken").await["state"], "failed");
-    assert_eq!(evacuated(&t, &id, "after-broken").await["state"], "held");
+    assert_eq!(
+        evacuation::group(&t, &id, "broken").await["state"],
+        "failed"
+    );
+    assert_eq!(
+        evacuation::group(&t, &id, "after-broken").await["state"],
+        "held"
+    );
     let skip = dr(
         "skip",
         &[
@@ -1195,7 +1161,7 @@ async fn an_evacuations_card_on_discord_resumes_and_skips_its_failed_groups() {
         )),
         "{skipped}"
     );
-    let broken = evacuated(&t, &id, "broken").await;
+    let broken = evacuation::group(&t, &id, "broken").await;
     assert_eq!(broken["state"], "skipped", "{broken}");
     assert_eq!(
         broken["note"], "skipped by discord:77: not needed in region b",

@@ -6,6 +6,7 @@ use crate::common;
 
 use common::TestApp;
 use common::crash::{CrashAfter, Victim, died};
+use common::evacuation;
 use common::mattermost::{BOT_TOKEN, MattermostStandIn, buttons, shown};
 use lifeboat::app::Options;
 use lifeboat::chat::mattermost::MattermostSettings;
@@ -389,16 +390,6 @@ fn context_of(post: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no button {name} in {post}"))
 }
 
-/// A group of the evacuation as the API shows it.
-async fn evacuated(t: &TestApp, id: &str, group: &str) -> Value {
-    let (status, e) = t.get(&format!("/api/v1/evacuations/{id}")).await;
-    assert_eq!(status, 200, "{e}");
-    e["groups"]
-        .as_array()
-        .and_then(|g| g.iter().find(|g| g["group"] == group).cloned())
-        .unwrap_or_else(|| panic!("no group {group} in {e:#}"))
-}
-
 /// What a press's answer says to the person who pressed.
 fn ephemeral(answer: &Value) -> &str {
     answer["ephemeral_text"].as_str().unwrap_or_default()
@@ -424,7 +415,7 @@ fn incidents(standin: &MattermostStandIn) -> Vec<String> {
 #[tokio::test]
 async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups() {
     let standin = MattermostStandIn::start(0).await;
-    let mut files = crate::discord::evacuated_workflows();
+    let mut files = evacuation::workflows();
     files.push(("groups.yaml", EVACUATED.to_string()));
     let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let t = app_on(&standin, &files).await;
@@ -494,7 +485,7 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
             "{opened:?}"
         );
     }
-    let flaky = evacuated(&t, &id, "flaky").await;
+    let flaky = evacuation::group(&t, &id, "flaky").await;
     assert_eq!(flaky["state"], "failed", "{flaky}");
     let run = flaky["run"].as_str().expect("flaky's run").to_string();
     t.wait_state(&run, "failed").await;
@@ -507,7 +498,10 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
     });
     let (status, body) = press_as(&t, "u-alice", "alice", "team-sre", &forged).await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(evacuated(&t, &id, "broken").await["state"], "failed");
+    assert_eq!(
+        evacuation::group(&t, &id, "broken").await["state"],
+        "failed"
+    );
 
     // Resume, from someone outside the team: refused and recorded, and nothing moves.
     let (status, refused) = press_as(&t, "u-mallory", "mallory", "team-dev", &resume).await;
@@ -516,7 +510,7 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
         ephemeral(&refused).contains(&format!("@mallory may not do that: `resume {id} flaky`")),
         "{refused}"
     );
-    assert_eq!(evacuated(&t, &id, "flaky").await["state"], "failed");
+    assert_eq!(evacuation::group(&t, &id, "flaky").await["state"], "failed");
     let (_, still) = t.get(&format!("/api/v1/runs/{run}")).await;
     assert_eq!(still["state"], "failed", "{still}");
     let (_, refusals) = t.get("/api/v1/refusals").await;
@@ -536,23 +530,7 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
         ephemeral(&resumed).contains(&format!("@alice resumed `flaky` in evacuation `{id}`")),
         "{resumed}"
     );
-    let done = t.wait_state(&run, "succeeded").await;
-    assert_eq!(common::stage(&done, "move")["attempts"], 2, "{done:#}");
-    let resumed_by = done["events"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["kind"] == "run.resumed").cloned())
-        .unwrap_or_default();
-    assert_eq!(resumed_by["actor"], "mattermost:u-alice", "{done:#}");
-    let flaky = common::until(
-        "flaky to succeed in the evacuation",
-        std::time::Duration::from_secs(30),
-        async || {
-            let g = evacuated(&t, &id, "flaky").await;
-            (g["state"] == "succeeded").then_some(g)
-        },
-    )
-    .await;
-    assert_eq!(flaky["run"], run.as_str(), "the same run, resumed");
+    evacuation::resumed(&t, &id, "flaky", &run, "mattermost:u-alice").await;
 
     // Skip asks why first, and skips nothing yet.
     let (_, asked) = press_as(&t, "u-alice", "alice", "team-sre", &skip).await;
@@ -560,8 +538,14 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
         ephemeral(&asked).contains(&format!("`/dr skip {id} broken REASON`")),
         "{asked}"
     );
-    assert_eq!(evacuated(&t, &id, "broken").await["state"], "failed");
-    assert_eq!(evacuated(&t, &id, "after-broken").await["state"], "held");
+    assert_eq!(
+        evacuation::group(&t, &id, "broken").await["state"],
+        "failed"
+    );
+    assert_eq!(
+        evacuation::group(&t, &id, "after-broken").await["state"],
+        "held"
+    );
     // The command as the answer gives it.
     let reason = "not needed in region b";
     let said = format!("skip {id} broken {reason}");
@@ -573,7 +557,10 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
         skipped.contains(&format!("@alice skipped `broken` in evacuation `{id}`: ")),
         "{skipped}"
     );
-    assert_eq!(evacuated(&t, &id, "broken").await["state"], "skipped");
+    assert_eq!(
+        evacuation::group(&t, &id, "broken").await["state"],
+        "skipped"
+    );
 
     // What was held goes on, and the card ends done, with no buttons left.
     let last = standin
@@ -613,7 +600,7 @@ async fn an_evacuations_card_on_mattermost_resumes_and_skips_its_failed_groups()
     assert_eq!(e["state"], "succeeded", "{e}");
 
     // The reason is recorded and said as the person gave it, not with the answer's flag.
-    let broken = evacuated(&t, &id, "broken").await;
+    let broken = evacuation::group(&t, &id, "broken").await;
     assert_eq!(
         broken["note"],
         format!("skipped by mattermost:u-alice: {reason}"),

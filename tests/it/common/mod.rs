@@ -8,6 +8,7 @@ pub mod console;
 pub mod crash;
 pub mod discord;
 pub mod dns;
+pub mod evacuation;
 pub mod forgery;
 pub mod kafka_secure;
 pub mod mattermost;
