@@ -9,7 +9,7 @@ use std::str::FromStr;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, holes, rows};
+use super::{Backend, Store, holes, rows};
 use crate::clock::Millis;
 use crate::domain::{
     Actor, Alert, AlertBrief, AlertDecision, AlertTally, Offer, OfferMode, OfferState, RunId,
@@ -359,42 +359,16 @@ impl AlertTx {
         &mut self,
         filings: &[Filing<'_>],
     ) -> anyhow::Result<Vec<(String, String)>> {
-        const COLUMNS: usize = 17;
         let mut filed = Vec::with_capacity(filings.len());
         for chunk in filings.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO alerts (source, dedupe_key, fingerprint, status, name, labels, \
                  summary, link, incident, received_at, last_seen_at, repeats, route, group_name, \
-                 action, decision, detail, offer_id, run_id) VALUES ",
+                 action, decision, detail, offer_id, run_id) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING source, dedupe_key",
+                super::values(chunk.len(), 19)
             );
-            for i in 0..chunk.len() {
-                let p = |n: usize| format!("${}", i * COLUMNS + n);
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {}, {}, {})",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(9),
-                    p(10),
-                    p(10),
-                    p(11),
-                    p(12),
-                    p(13),
-                    p(14),
-                    p(15),
-                    p(16),
-                    p(17)
-                ));
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING RETURNING source, dedupe_key");
+            let sql = Backend::of(&self.tx).bulk(sql);
             let mut q = sqlx::query(&sql);
             for f in chunk {
                 let a = f.alert;
@@ -408,7 +382,9 @@ impl AlertTx {
                     .bind(a.summary.clone())
                     .bind(a.link.clone())
                     .bind(a.incident.clone())
-                    .bind(self.now);
+                    .bind(self.now)
+                    .bind(self.now)
+                    .bind(0i64);
                 q = bind_decision(q, f);
             }
             for r in q.fetch_all(&mut *self.tx).await? {
@@ -429,6 +405,7 @@ impl AlertTx {
                 "SELECT id, source, dedupe_key, decision FROM alerts WHERE dedupe_key IN ({})",
                 holes(1, chunk.len())
             );
+            let sql = Backend::of(&self.tx).bulk(sql);
             let mut q = sqlx::query(&sql);
             for a in chunk {
                 q = q.bind(a.dedupe_key.clone());
@@ -463,6 +440,7 @@ impl AlertTx {
                 "UPDATE alerts SET repeats = repeats + 1, last_seen_at = $1 WHERE id IN ({})",
                 holes(2, chunk.len())
             );
+            let sql = Backend::of(&self.tx).bulk(sql);
             let mut q = sqlx::query(&sql).bind(self.now);
             for id in chunk {
                 q = q.bind(*id);

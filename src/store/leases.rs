@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{CHUNK, Store, holes};
+use super::{Backend, CHUNK, Store, holes};
 use crate::clock;
 use crate::domain::{
     Acquire, Budget, LeaseOutcome, LeaseRequest, OutcomeKind, Report, Revocation, RunId,
@@ -66,6 +66,7 @@ impl Store {
                  VALUES {} ON CONFLICT DO NOTHING RETURNING request_id",
                 super::values(chunk.len(), 8)
             );
+            let sql = Backend::of(&tx).bulk(sql);
             let mut q = sqlx::query(&sql);
             for req in chunk {
                 q = bind_lease(q, req, now, ttl);
@@ -108,6 +109,7 @@ impl Store {
                 holes(1, chunk.len()),
                 holes(chunk.len() + 1, chunk.len())
             );
+            let sql = Backend::of(&tx).bulk(sql);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q.bind(&r.resource);
@@ -269,6 +271,7 @@ impl Store {
                  RETURNING request_id, holder, run_id, stage, attempt, acquired_at",
                 super::values(chunk.len(), 2)
             );
+            let sql = Backend::of(&tx).bulk(sql);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q.bind(r.request_id).bind(r.holder);
@@ -370,6 +373,7 @@ impl Store {
                 "{OUTCOME_SELECT} WHERE request_id IN ({})",
                 holes(1, chunk.len())
             );
+            let sql = self.backend.bulk(sql);
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
@@ -466,6 +470,7 @@ impl Store {
                 "SELECT request_id, holder FROM budget_waits WHERE seen_at > $1 AND request_id IN ({})",
                 holes(2, chunk.len())
             );
+            let sql = self.backend.bulk(sql);
             let mut query = sqlx::query(&sql).bind(since);
             for id in chunk {
                 query = query.bind(*id);
@@ -573,6 +578,7 @@ async fn rows_in(
     let mut rows = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let sql = sql.replace("{}", &holes(1, chunk.len()));
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);
@@ -610,6 +616,7 @@ async fn record(tx: &mut Transaction<'_, Any>, ended: &[&LeaseOutcome]) -> anyho
              acquired_at) VALUES {} ON CONFLICT DO NOTHING",
             super::values(chunk.len(), 11)
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for o in chunk {
             q = q

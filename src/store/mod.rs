@@ -11,6 +11,7 @@ mod error;
 mod evacuations;
 mod exclusive;
 mod leases;
+mod placeholders;
 mod rows;
 mod runs;
 mod sessions;
@@ -39,56 +40,7 @@ pub use work::StoredWork;
 /// Rows (or ids) per statement: well inside both databases' parameter limits.
 const CHUNK: usize = 500;
 
-/// `$first, $first+1, …` for `n` parameters: an `IN (…)` list.
-fn holes(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", r * cols + c + 1));
-        }
-        out.push(')');
-    }
-    out
-}
-
-#[derive(Clone, Copy)]
-enum Column {
-    Text,
-    Int,
-}
-
-/// `(CAST($1 AS TEXT), CAST($2 AS BIGINT)), (…)`: rows of parameters typed, since a
-/// `VALUES` list in a `FROM` has no column of a table to take its types from.
-fn typed_values(rows: usize, columns: &[Column]) -> String {
-    let mut out = String::with_capacity(rows * columns.len() * 20);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for (c, column) in columns.iter().enumerate() {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            let ty = match column {
-                Column::Text => "TEXT",
-                Column::Int => "BIGINT",
-            };
-            out.push_str(&format!("CAST(${} AS {ty})", r * columns.len() + c + 1));
-        }
-        out.push(')');
-    }
-    out
-}
+use placeholders::{Column, holes, typed_values, values};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

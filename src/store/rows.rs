@@ -6,7 +6,7 @@ use anyhow::Context;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{CHUNK, Column, RunWrite, holes, typed_values, values};
+use super::{Backend, CHUNK, Column, RunWrite, holes, typed_values, values};
 use crate::bus::Envelope;
 use crate::clock::Millis;
 use crate::domain::{
@@ -109,6 +109,7 @@ pub async fn insert_stages(tx: &mut Transaction<'_, Any>, run: &Run) -> anyhow::
              VALUES {}",
             values(chunk.len(), 17)
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut query = sqlx::query(&sql);
         for &i in chunk {
             query = query
@@ -159,6 +160,7 @@ pub async fn update_runs(
              FROM (VALUES {}) AS v WHERE runs.id = v.column1 AND runs.version = v.column8",
             typed_values(chunk.len(), &[Text, Text, Text, Int, Int, Text, Int, Int])
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for w in chunk {
             let run = w.run;
@@ -202,6 +204,7 @@ pub async fn update_runs(
                 ]
             )
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for &(run, i) in chunk {
             q = bind_stage(q.bind(run.id.to_string()).bind(i as i64), &run.stages[i])?;
@@ -226,6 +229,7 @@ pub async fn insert_audit(tx: &mut Transaction<'_, Any>, audit: &[RunAudit]) -> 
             "INSERT INTO audit (run_id, at, actor, kind, stage, attempt, message) VALUES {}",
             values(chunk.len(), 7)
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for RunAudit { run, audit: a } in chunk {
             q = q
@@ -253,6 +257,7 @@ pub async fn insert_outbox(
             "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES {} RETURNING id",
             values(chunk.len(), 4)
         );
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for m in chunk {
             q = q
@@ -271,6 +276,7 @@ pub async fn insert_outbox(
 pub async fn delete_outbox(tx: &mut Transaction<'_, Any>, ids: &[i64]) -> anyhow::Result<()> {
     for chunk in ids.chunks(CHUNK) {
         let sql = format!("DELETE FROM outbox WHERE id IN ({})", holes(1, chunk.len()));
+        let sql = Backend::of(tx).bulk(sql);
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);

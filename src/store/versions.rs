@@ -46,6 +46,7 @@ impl Store {
              ON CONFLICT DO NOTHING",
             super::values(seen.len(), 4)
         );
+        let sql = self.backend.bulk(sql);
         let mut query = sqlx::query(&sql);
         for (part, hash) in seen {
             query = query.bind(workflow).bind(part).bind(hash).bind(now);

@@ -63,6 +63,7 @@ impl Store {
                  LEFT JOIN stages s ON s.run_id = r.id AND s.name = v.column3",
                 super::typed_values(chunk.len(), &[Int, Text, Text, Text])
             );
+            let sql = self.backend.bulk(sql);
             let mut query = sqlx::query(&sql);
             for (i, (run, stage, claimed_id)) in chunk.iter().enumerate() {
                 query = query
@@ -112,6 +113,7 @@ impl Store {
                 holes(1, chunk.len()),
                 holes(chunk.len() + 1, chunk.len())
             );
+            let sql = self.backend.bulk(sql);
             let mut query = sqlx::query(&sql);
             for id in chunk.iter().chain(chunk) {
                 query = query.bind(*id);
