@@ -97,6 +97,30 @@ pub(super) fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The host's CPU time so far, from `/proc/stat`: (ticks the hypervisor gave to other
+/// guests, all ticks); `None` where there is no such file.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    // user, nice, system, idle, iowait, irq, softirq, steal; guest time is inside user's.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((*ticks.get(7)?, ticks.iter().sum()))
+}
+
+/// The share of the host's CPU time taken by its hypervisor between two readings, in
+/// percent: a phase run while it was high measured the machine, not the engine.
+fn steal_pct(from: Option<(u64, u64)>, to: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (from?, to?);
+    let total = t1.checked_sub(t0).filter(|&t| t > 0)?;
+    let stolen = s1.saturating_sub(s0);
+    Some((stolen as f64 * 1000.0 / total as f64).round() / 10.0)
+}
+
 /// Starts a failover of each of these groups, `at_once` asked for at a time; the runs
 /// started.
 async fn start_runs(
@@ -271,6 +295,7 @@ pub async fn run(
     checks.lock().map_err(|_| anyhow::anyhow!("lock"))?.clear();
 
     // Phase one: one run at a time, so the overhead is the engine's, not a queue's.
+    let phase_one_from = cpu_ticks();
     for i in 0..LATENCY_RUNS {
         let run = start_runs(app, &prefix, i..i + 1, 1).await?;
         wait_finished(&mut events, run).await?;
@@ -280,14 +305,17 @@ pub async fn run(
         .map_err(|_| anyhow::anyhow!("lock"))?
         .clone();
     samples.sort_unstable();
+    let phase_one_steal = steal_pct(phase_one_from, cpu_ticks());
     let mut checked = checks.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
     checked.sort_unstable();
 
     // Phase two: everything at once.
     let started = Instant::now();
+    let phase_two_from = cpu_ticks();
     let runs = start_runs(app, &prefix, 0..concurrent, STARTS_AT_ONCE).await?;
     let failed = wait_finished(&mut events, runs).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let phase_two_steal = steal_pct(phase_two_from, cpu_ticks());
     // The engine's memory, before the alert phases hold their request bodies.
     let peak_rss = peak_rss_mb();
 
@@ -335,6 +363,10 @@ pub async fn run(
         "alert_ingest_per_s": ingest_per_s,
         "storm_alerts": storm_alerts,
         "peak_rss_mb": (peak_rss * 10.0).round() / 10.0,
+        "host_steal_pct": {
+            "phase_one": phase_one_steal,
+            "phase_two": phase_two_steal,
+        },
     });
     if let Some((consumer, heartbeat, runtime)) = agents {
         runtime.stop().await;
@@ -344,4 +376,22 @@ pub async fn run(
     service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_share_of_the_ticks_between_two_readings() {
+        assert_eq!(steal_pct(Some((10, 1_000)), Some((60, 2_000))), Some(5.0));
+        assert_eq!(steal_pct(Some((10, 1_000)), Some((10, 1_000))), None);
+        assert_eq!(steal_pct(None, Some((10, 1_000))), None);
+        // Counters read out of order say nothing, rather than a share below zero.
+        assert_eq!(steal_pct(Some((10, 2_000)), Some((5, 1_000))), None);
+        if cfg!(target_os = "linux") {
+            let (steal, total) = cpu_ticks().expect("/proc/stat on Linux");
+            assert!(steal <= total && total > 0);
+        }
+    }
 }

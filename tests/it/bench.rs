@@ -45,6 +45,14 @@ async fn bench_runs_twice_on_one_database() {
         for deployment in [&report[0], production] {
             let checks = deployment["work_check_ms"]["samples"].as_u64().unwrap_or(0);
             assert!(checks >= 200, "round {round}: {report:#}");
+            // What the host's hypervisor took while each measured phase ran.
+            for phase in ["phase_one", "phase_two"] {
+                let steal = &deployment["host_steal_pct"][phase];
+                assert!(
+                    steal.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)),
+                    "round {round}: {phase}: {report:#}"
+                );
+            }
         }
     }
     common::drop_postgres(&name).await;
