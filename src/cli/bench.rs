@@ -3,8 +3,8 @@
 //! Phase one runs chains one at a time and records, for every stage after the first, the
 //! time from its predecessor's successful lease release to its own dispatch: the
 //! orchestration overhead. Phase two starts many runs at once, `STARTS_AT_ONCE` asked for
-//! together, and measures throughput and peak memory. Phases three and four send alerts to the service's webhook
-//! (`bench_alerts`): alert to dispatch, and ingestion during a storm.
+//! together, and measures throughput and peak memory. Phases three and four send alerts to
+//! the service's webhook (`bench_alerts`): alert to dispatch, and ingestion during a storm.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -45,14 +45,18 @@ async fn bench_runs_twice_on_one_database() {
         for deployment in [&report[0], production] {
             let checks = deployment["work_check_ms"]["samples"].as_u64().unwrap_or(0);
             assert!(checks >= 200, "round {round}: {report:#}");
-            // What the host's hypervisor took while each measured phase ran.
-            for phase in ["phase_one", "phase_two"] {
-                let steal = &deployment["host_steal_pct"][phase];
-                assert!(
-                    steal.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)),
-                    "round {round}: {phase}: {report:#}"
-                );
-            }
+            // What the host's hypervisor took while each measured phase ran. Three runs
+            // can end within one clock tick, and then nothing was measured.
+            let steal = &deployment["host_steal_pct"];
+            let share = |v: &serde_json::Value| v.as_f64().filter(|p| (0.0..=100.0).contains(p));
+            assert!(
+                share(&steal["phase_one"]).is_some(),
+                "round {round}: {report:#}"
+            );
+            assert!(
+                steal["phase_two"].is_null() || share(&steal["phase_two"]).is_some(),
+                "round {round}: {report:#}"
+            );
         }
     }
     common::drop_postgres(&name).await;
