@@ -1738,13 +1738,26 @@ async fn an_evacuation_of_200_groups_keeps_one_card_and_failures_are_handled_fro
         ),
         "{skipped}"
     );
-    let done = standin
-        .until("the card to show the evacuation done", |s| {
-            let last = card(s).last().map(shown)?;
-            last.contains("Evacuation: failover of 200 groups: done in")
-                .then_some(last)
-        })
-        .await;
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(last) = card(&standin).last().map(shown)
+                && last.contains("Evacuation: failover of 200 groups: done in")
+            {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    // What was left going, if it never ended: the card and the groups as stored.
+    let done = match finished {
+        Ok(done) => done,
+        Err(_) => panic!(
+            "the card never showed the evacuation done; it last showed:\n{}\nand the store has:\n{:#}",
+            card(&standin).last().map(shown).unwrap_or_default(),
+            t.get(&format!("/api/v1/evacuations/{id}")).await.1
+        ),
+    };
     assert!(done.contains("199 succeeded · 1 skipped"), "{done}");
     assert!(!done.contains("evacuation_resume"), "{done}");
 
